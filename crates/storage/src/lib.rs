@@ -1,0 +1,290 @@
+//! The storage backend: what an export is served from.
+//!
+//! # Design
+//! * The [`Backend`] trait is **synchronous and blocking**: the server runs every call on its bounded
+//!   file-system worker pool, never on a reactor thread. A backend never sees sockets or clocks.
+//! * Every call carries the caller's [`Identity`] *after* export squashing. The local backend performs
+//!   each call with that identity as the thread's fsuid/fsgid/supplementary groups, so the kernel's own
+//!   permission checks apply (RFC 1813 §4.4: the server enforces permissions).
+//! * File handles are opaque to the server except for the common prefix defined in [`handle`], which
+//!   names the export so a request can be routed before its handle is verified. Handles carry a keyed
+//!   MAC (see [`handle`]): a forged or corrupted handle is [`Error::BadHandle`], one for an object that
+//!   no longer exists is [`Error::Stale`].
+//! * Errors are a closed set of NFS-meaningful kinds ([`Error`]); the server maps them to `nfsstat3`.
+
+pub mod handle;
+pub mod local;
+
+use bytes::Bytes;
+
+pub use handle::FileHandle;
+
+/// Who performs a call, after root/all squashing (RFC 1813 §4.4, AUTH_SYS of RFC 5531 appendix A).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups, at most 16 with AUTH_SYS.
+    pub groups: Vec<u32>,
+}
+
+impl Identity {
+    pub fn root() -> Self {
+        Identity { uid: 0, gid: 0, groups: Vec::new() }
+    }
+}
+
+/// The type of a file system object (`ftype3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileType {
+    Regular,
+    Directory,
+    BlockDevice,
+    CharDevice,
+    Symlink,
+    Socket,
+    Fifo,
+}
+
+/// Seconds and nanoseconds since the Unix epoch (`nfstime3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct Timestamp {
+    pub seconds: u32,
+    pub nanoseconds: u32,
+}
+
+/// File attributes (`fattr3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    pub file_type: FileType,
+    /// Permission bits including setuid/setgid/sticky (`mode & 0o7777`).
+    pub mode: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size_bytes: u64,
+    pub used_bytes: u64,
+    /// Device major and minor numbers for block and character devices.
+    pub rdev: (u32, u32),
+    pub fsid: u64,
+    pub fileid: u64,
+    pub atime: Timestamp,
+    pub mtime: Timestamp,
+    pub ctime: Timestamp,
+}
+
+/// The attributes a client uses to detect change around an operation (`wcc_attr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WccAttr {
+    pub size_bytes: u64,
+    pub mtime: Timestamp,
+    pub ctime: Timestamp,
+}
+
+impl From<&Attr> for WccAttr {
+    fn from(a: &Attr) -> Self {
+        WccAttr { size_bytes: a.size_bytes, mtime: a.mtime, ctime: a.ctime }
+    }
+}
+
+/// The ACCESS3 bits (RFC 1813 §3.3.4).
+pub mod access {
+    pub const READ: u32 = 0x0001;
+    pub const LOOKUP: u32 = 0x0002;
+    pub const MODIFY: u32 = 0x0004;
+    pub const EXTEND: u32 = 0x0008;
+    pub const DELETE: u32 = 0x0010;
+    pub const EXECUTE: u32 = 0x0020;
+    pub const ALL: u32 = 0x003f;
+}
+
+/// One directory entry as READDIR/READDIRPLUS return it.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub fileid: u64,
+    pub name: Bytes,
+    /// Where the *next* READDIR continues after this entry. Stable while the directory is unchanged.
+    pub cookie: u64,
+    /// Filled for READDIRPLUS only (and only when they could be read).
+    pub attr: Option<Attr>,
+    pub handle: Option<FileHandle>,
+}
+
+/// The outcome of one READDIR pass.
+#[derive(Debug, Clone)]
+pub struct DirListing {
+    /// True when the sink accepted every remaining entry of the directory.
+    pub eof: bool,
+    pub verifier: [u8; 8],
+    pub dir_attr: Attr,
+}
+
+/// Data returned by READ.
+#[derive(Debug, Clone)]
+pub struct ReadData {
+    pub data: Bytes,
+    /// True when the read reached the end of the file.
+    pub eof: bool,
+    /// Post-operation attributes of the file.
+    pub attr: Attr,
+}
+
+/// File system totals (`FSSTAT3resok`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsStat {
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    pub avail_bytes: u64,
+    pub total_files: u64,
+    pub free_files: u64,
+    pub avail_files: u64,
+}
+
+/// POSIX limits (`PATHCONF3resok`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathConf {
+    pub link_max: u32,
+    pub name_max: u32,
+    pub no_trunc: bool,
+    pub chown_restricted: bool,
+    pub case_insensitive: bool,
+    pub case_preserving: bool,
+}
+
+/// A storage error, in the terms NFSv3 can report (`nfsstat3`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("operation not permitted")]
+    Perm,
+    #[error("no such file or directory")]
+    NoEnt,
+    #[error("I/O error")]
+    Io,
+    #[error("no such device")]
+    NxIo,
+    #[error("permission denied")]
+    Access,
+    #[error("file exists")]
+    Exist,
+    #[error("cross-device link")]
+    XDev,
+    #[error("no such device")]
+    NoDev,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("invalid argument")]
+    Inval,
+    #[error("file too large")]
+    FBig,
+    #[error("no space left on device")]
+    NoSpc,
+    #[error("read-only file system")]
+    RoFs,
+    #[error("too many links")]
+    MLink,
+    #[error("name too long")]
+    NameTooLong,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("quota exceeded")]
+    DQuot,
+    #[error("stale file handle")]
+    Stale,
+    #[error("malformed or forged file handle")]
+    BadHandle,
+    #[error("stale READDIR cookie")]
+    BadCookie,
+    #[error("operation not supported")]
+    NotSupp,
+    #[error("object of a type the server does not support")]
+    BadType,
+    #[error("server fault (errno {0})")]
+    ServerFault(i32),
+}
+
+impl Error {
+    /// Maps an errno from a system call to the closest NFS error.
+    pub fn from_errno(errno: i32) -> Self {
+        match errno {
+            libc::EPERM => Error::Perm,
+            libc::ENOENT => Error::NoEnt,
+            libc::EIO => Error::Io,
+            libc::ENXIO => Error::NxIo,
+            libc::EACCES => Error::Access,
+            libc::EEXIST => Error::Exist,
+            libc::EXDEV => Error::XDev,
+            libc::ENODEV => Error::NoDev,
+            libc::ENOTDIR => Error::NotDir,
+            libc::EISDIR => Error::IsDir,
+            libc::EINVAL => Error::Inval,
+            libc::EFBIG => Error::FBig,
+            libc::ENOSPC => Error::NoSpc,
+            libc::EROFS => Error::RoFs,
+            libc::EMLINK => Error::MLink,
+            libc::ENAMETOOLONG => Error::NameTooLong,
+            libc::ENOTEMPTY => Error::NotEmpty,
+            libc::EDQUOT => Error::DQuot,
+            libc::ESTALE => Error::Stale,
+            libc::EOPNOTSUPP => Error::NotSupp,
+            // A symlink met where a directory was needed (O_NOFOLLOW) is "not a directory" to NFS.
+            libc::ELOOP => Error::NotDir,
+            other => Error::ServerFault(other),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        e.raw_os_error().map_or(Error::Io, Error::from_errno)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One export's storage. All methods block; call them from a worker thread.
+///
+/// `who` is always the squashed caller identity. Names are single path components: the backend
+/// refuses `/`, NUL and empty names, and never lets `..` leave the export root.
+pub trait Backend: Send + Sync + 'static {
+    /// The export's root handle.
+    fn root(&self) -> FileHandle;
+
+    /// Attributes of `fh` (GETATTR). Needs no permission on the object itself.
+    fn getattr(&self, who: &Identity, fh: &FileHandle) -> Result<Attr>;
+
+    /// Looks `name` up in directory `dir` (LOOKUP), with `.` and `..` handled and `..` of the root
+    /// being the root. Returns the object's handle and attributes.
+    fn lookup(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<(FileHandle, Attr)>;
+
+    /// Which of the `requested` ACCESS3 bits `who` holds on `fh`, and its attributes.
+    fn access(&self, who: &Identity, fh: &FileHandle, requested: u32) -> Result<(u32, Attr)>;
+
+    /// The target of symbolic link `fh` and its attributes.
+    fn readlink(&self, who: &Identity, fh: &FileHandle) -> Result<(Bytes, Attr)>;
+
+    /// Up to `count` bytes of `fh` from `offset`.
+    fn read(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<ReadData>;
+
+    /// Lists `dir` from `cookie` (0 = start), feeding entries to `sink` in order until it returns
+    /// false (that entry is then *not* taken) or the directory ends. With `plus`, entries carry
+    /// attributes and handles (READDIRPLUS). Holds no lock between calls: a huge directory is read
+    /// one reply at a time.
+    fn readdir(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        cookie: u64,
+        verifier: [u8; 8],
+        plus: bool,
+        sink: &mut dyn FnMut(DirEntry) -> bool,
+    ) -> Result<DirListing>;
+
+    /// File system totals for the file system holding `fh`, and `fh`'s attributes.
+    fn fsstat(&self, who: &Identity, fh: &FileHandle) -> Result<(FsStat, Attr)>;
+
+    /// POSIX limits for `fh`, and its attributes.
+    fn pathconf(&self, who: &Identity, fh: &FileHandle) -> Result<(PathConf, Attr)>;
+}
