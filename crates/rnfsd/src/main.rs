@@ -1,1 +1,157 @@
-fn main() {}
+//! `rnfsd`: serve local directories to NFSv3 clients.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use rnfs_server::config::Config;
+use rnfs_server::{PortmapMode, ServeOptions};
+
+/// A user-space NFSv3 server (RFC 1813) with MOUNT v3 and a portmapper, over TCP and UDP.
+#[derive(Parser, Debug)]
+#[command(name = "rnfsd", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve DIR (or the exports of --config) over NFSv3.
+    ///
+    /// With only DIR: exports DIR read-write to loopback clients (127.0.0.0/8 and ::1) with root
+    /// squash, on 127.0.0.1:2049, TCP and UDP; NFS, MOUNT and the portmapper all answer on that
+    /// port. Clients mount DIR's absolute path, e.g.
+    /// `mount -t nfs -o vers=3,port=2049,mountport=2049,nolock 127.0.0.1:/srv/data /mnt`.
+    #[command(verbatim_doc_comment)]
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Directory to export (omit when --config lists exports).
+    dir: Option<PathBuf>,
+
+    /// TOML configuration file: listeners, exports with per-client rules, limits.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Address to listen on, TCP and UDP (repeatable; port 0 picks a free port).
+    /// [default: 127.0.0.1:2049]
+    #[arg(long, short = 'l', value_name = "ADDR:PORT")]
+    listen: Vec<std::net::SocketAddr>,
+
+    /// Where persistent state lives (the file-handle key that keeps handles valid across restarts).
+    /// [default: /var/lib/rnfsd as root, else $XDG_STATE_HOME/rnfsd or ~/.local/state/rnfsd]
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+
+    /// Portmapper (port 111): `auto` registers with a running rpcbind, or serves port 111 itself
+    /// when run as root and none runs; `on` always serves port 111; `off` does neither.
+    #[arg(long, value_enum, default_value_t = PortmapArg::Auto)]
+    portmap: PortmapArg,
+
+    /// Once listening, write the bound addresses here (`tcp ADDR` / `udp ADDR` lines).
+    #[arg(long, value_name = "FILE")]
+    ready_file: Option<PathBuf>,
+
+    /// Log filter (tracing-subscriber syntax, e.g. `debug` or `rnfs_server=debug`); RUST_LOG also works.
+    #[arg(long, default_value = "info")]
+    log: String,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum PortmapArg {
+    Auto,
+    On,
+    Off,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| args.log.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log filter")?,
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let mut config = match (&args.config, &args.dir) {
+        (Some(path), None) => Config::load(path)?,
+        (None, Some(dir)) => Config::single_export(dir.clone()),
+        (Some(_), Some(_)) => bail!("give either DIR or --config, not both"),
+        (None, None) => bail!("nothing to export: give a DIR or --config FILE (see --help)"),
+    };
+    if !args.listen.is_empty() {
+        config.listen = args.listen.clone();
+    }
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or_else(|| config.state_dir.clone())
+        .unwrap_or_else(default_state_dir);
+    let opts = ServeOptions {
+        config,
+        state_dir,
+        ready_file: args.ready_file.clone(),
+        portmap: match args.portmap {
+            PortmapArg::Auto => PortmapMode::Auto,
+            PortmapArg::On => PortmapMode::Serve,
+            PortmapArg::Off => PortmapMode::Off,
+        },
+    };
+
+    let workers = opts.config.limits.fs_workers_max;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rnfsd")
+        // The worker semaphore admits `workers` file-system calls; a little slack for the rest.
+        .max_blocking_threads(workers + 8)
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        rnfs_server::serve(opts, shutdown_signal())
+            .await
+            .map_err(anyhow::Error::from)
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    if rnfs_server::running_as_root() {
+        return PathBuf::from("/var/lib/rnfsd");
+    }
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(x).join("rnfsd");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/rnfsd"),
+        None => PathBuf::from(".rnfsd-state"),
+    }
+}

@@ -1,1 +1,287 @@
-//! placeholder
+//! The rnfsd server: exports, the RPC service (portmapper, MOUNT, NFSv3), and the tokio glue.
+//!
+//! # Layers
+//! * [`config`] and [`exports`]: what is served to whom.
+//! * [`service`]: one RPC record in, one reply out — synchronous, no sockets, no clocks.
+//! * [`nfs`]: the NFSv3 procedures (RFC 1813 §3.3), one module per group of procedures.
+//! * [`transport`]: TCP (record marking) and UDP listeners.
+//! * [`rpcbind`]: registration with a system portmapper.
+//!
+//! # Liveness rules
+//! These hold everywhere in this crate and are what keeps one stuck client or file from stopping
+//! the server:
+//! 1. No lock is held across `.await` (`clippy::await_holding_lock` is denied workspace-wide); the
+//!    service's locks are leaf locks held for a few field accesses (see [`service`]).
+//! 2. File-system calls run only on the blocking worker pool, gated by a semaphore, never on a
+//!    reactor thread.
+//! 3. One task owns each connection's writes; closing a connection never waits for its sends.
+//! 4. Every queue between tasks is bounded.
+
+pub mod config;
+pub mod exports;
+pub mod nfs;
+pub mod rpcbind;
+pub mod service;
+pub mod transport;
+
+use std::future::Future;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::exports::ExportTable;
+use crate::service::{OwnPorts, Service};
+use crate::transport::Shared;
+
+/// The address served when none is configured: loopback only, the standard NFS port.
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:2049";
+
+/// How rnfsd deals with the portmapper (port 111).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortmapMode {
+    /// Register with a running rpcbind; if none runs and we are root, serve port 111 ourselves.
+    Auto,
+    /// Serve port 111 ourselves (fail if it is taken).
+    Serve,
+    /// Neither register nor serve port 111 (clients must be told our port).
+    Off,
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config: Config,
+    pub state_dir: PathBuf,
+    pub ready_file: Option<PathBuf>,
+    pub portmap: PortmapMode,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("state directory {path}: {source}")]
+    State {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write ready file {path}: {source}")]
+    ReadyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no exports configured")]
+    NoExports,
+}
+
+/// Runs the server until `shutdown` completes.
+pub async fn serve(
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let key =
+        rnfs_storage::handle::HandleKey::load_or_create(&opts.state_dir).map_err(|source| {
+            ServeError::State {
+                path: opts.state_dir.clone(),
+                source,
+            }
+        })?;
+    let table = ExportTable::build(&opts.config, &key)?;
+    if table.is_empty() {
+        return Err(ServeError::NoExports);
+    }
+    let verifier = random_verifier();
+    let service = Arc::new(Service::new(table, opts.config.limits.clone(), verifier));
+    let limits = opts.config.limits.clone();
+    let shared = Arc::new(Shared {
+        service: service.clone(),
+        workers: Arc::new(Semaphore::new(limits.fs_workers_max)),
+        connections: Arc::new(Semaphore::new(limits.connections_max)),
+    });
+
+    let mut listen = opts.config.listen.clone();
+    if listen.is_empty() {
+        listen.push(LISTEN_DEFAULT.parse().map_err(|_| ServeError::NoExports)?);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ready_lines = Vec::new();
+    let mut own = OwnPorts::default();
+    for addr in &listen {
+        let (tcp, udp) =
+            transport::bind_pair(*addr)
+                .await
+                .map_err(|source| ServeError::Listen {
+                    addr: *addr,
+                    source,
+                })?;
+        let bound = tcp.local_addr().map_err(|source| ServeError::Listen {
+            addr: *addr,
+            source,
+        })?;
+        if own.tcp == 0 {
+            own = OwnPorts {
+                tcp: bound.port(),
+                udp: bound.port(),
+            };
+        }
+        ready_lines.push(format!("tcp {bound}"));
+        ready_lines.push(format!("udp {bound}"));
+        tasks.spawn(transport::serve_tcp(tcp, shared.clone()));
+        tasks.spawn(transport::serve_udp(udp, shared.clone()));
+    }
+    service.set_own_ports(own);
+
+    let registered = start_portmap(opts.portmap, &listen, own, &shared, &mut tasks).await;
+    announce(&service, own, &listen);
+
+    if let Some(path) = &opts.ready_file {
+        write_ready_file(path, &ready_lines).map_err(|source| ServeError::ReadyFile {
+            path: path.clone(),
+            source,
+        })?;
+    }
+
+    shutdown.await;
+    info!("shutting down");
+    tasks.abort_all();
+    if registered {
+        tokio::task::spawn_blocking(move || rpcbind::unregister_all(own))
+            .await
+            .ok();
+    }
+    Ok(())
+}
+
+/// Registers with a system portmapper, or serves port 111. Returns whether we registered.
+async fn start_portmap(
+    mode: PortmapMode,
+    listen: &[SocketAddr],
+    own: OwnPorts,
+    shared: &Arc<Shared>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> bool {
+    if mode == PortmapMode::Off {
+        return false;
+    }
+    if mode == PortmapMode::Auto {
+        let registered = tokio::task::spawn_blocking(move || rpcbind::register_all(own))
+            .await
+            .unwrap_or(false);
+        if registered {
+            info!("registered NFS and MOUNT with the system portmapper on port 111");
+            return true;
+        }
+        // Port 111 is privileged: only root can serve it.
+        if !running_as_root() {
+            return false;
+        }
+    }
+    for addr in listen {
+        let pm = SocketAddr::new(addr.ip(), rnfs_portmap::PMAP_PORT);
+        if addr.port() == rnfs_portmap::PMAP_PORT {
+            continue;
+        }
+        match transport::bind_pair(pm).await {
+            Ok((tcp, udp)) => {
+                info!(addr = %pm, "serving the portmapper");
+                tasks.spawn(transport::serve_tcp(tcp, shared.clone()));
+                tasks.spawn(transport::serve_udp(udp, shared.clone()));
+            }
+            Err(e) if mode == PortmapMode::Auto => {
+                info!(addr = %pm, error = %e, "not serving the portmapper");
+            }
+            Err(e) => warn!(addr = %pm, error = %e, "cannot serve the portmapper"),
+        }
+    }
+    false
+}
+
+/// Whether this process runs with effective uid 0.
+pub fn running_as_root() -> bool {
+    // /proc/self/status names the effective uid; avoids an unsafe libc call here.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Logs what is exported to whom and how to reach it.
+fn announce(service: &Service, own: OwnPorts, listen: &[SocketAddr]) {
+    let host = listen.first().map_or_else(
+        || "127.0.0.1".to_owned(),
+        |a| match a.ip() {
+            ip if ip.is_unspecified() => "SERVER".to_owned(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            ip => ip.to_string(),
+        },
+    );
+    for e in service.exports().iter() {
+        let rules: Vec<String> = e
+            .rules
+            .iter()
+            .map(|r| {
+                let mut s = format!("{} ({:?}", r.matches, r.access).to_lowercase();
+                if r.all_squash {
+                    s.push_str(", all_squash");
+                } else if r.root_squash {
+                    s.push_str(", root_squash");
+                }
+                if r.secure {
+                    s.push_str(", secure");
+                }
+                s.push(')');
+                s
+            })
+            .collect();
+        info!(
+            "exporting {} as {} to {}",
+            e.local_path.display(),
+            e.mount_path,
+            rules.join(", ")
+        );
+        info!(
+            "mount with: mount -t nfs -o vers=3,proto=tcp,port={p},mountport={p},nolock {host}:{m} /mnt   \
+             or libnfs: nfs://{host}{m}?version=3&nfsport={p}&mountport={p}",
+            p = own.tcp,
+            m = e.mount_path,
+        );
+    }
+}
+
+fn write_ready_file(path: &Path, lines: &[String]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, lines.join("\n") + "\n")?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A fresh write verifier for this server instance (RFC 1813 §3.3.7).
+fn random_verifier() -> [u8; 8] {
+    let mut v = [0u8; 8];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut v))
+        .is_ok();
+    if !ok {
+        // Still unique per start: the time in nanoseconds.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        v = t.to_be_bytes();
+    }
+    v
+}

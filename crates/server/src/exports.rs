@@ -1,0 +1,218 @@
+//! The export table: which directories are served, under which mount paths, to whom.
+//!
+//! Every NFS request names its export through the prefix of its file handle
+//! ([`rnfs_storage::handle::export_id`]); the table maps that id to the export's backend and client
+//! rules. The table is immutable once built; reloading builds a new one and swaps the `Arc`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rnfs_storage::handle::HandleKey;
+use rnfs_storage::local::LocalFs;
+use rnfs_storage::Backend;
+
+use crate::config::{ClientRule, Config, ConfigError};
+
+/// One served directory.
+pub struct Export {
+    pub id: u32,
+    /// What clients name in MNT (e.g. `/srv/data`).
+    pub mount_path: String,
+    pub local_path: PathBuf,
+    pub backend: Arc<dyn Backend>,
+    pub rules: Vec<ClientRule>,
+}
+
+impl std::fmt::Debug for Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Export")
+            .field("id", &self.id)
+            .field("mount_path", &self.mount_path)
+            .field("local_path", &self.local_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Export {
+    /// The first rule covering `ip`, or `None` when this client may not use the export.
+    pub fn rule_for(&self, ip: IpAddr) -> Option<&ClientRule> {
+        self.rules.iter().find(|r| r.matches.covers(ip))
+    }
+}
+
+/// All exports.
+#[derive(Debug, Default)]
+pub struct ExportTable {
+    exports: Vec<Arc<Export>>,
+}
+
+impl ExportTable {
+    /// Opens every export of `config` with the local file-system backend.
+    pub fn build(config: &Config, key: &HandleKey) -> Result<ExportTable, ConfigError> {
+        let mut exports: Vec<Arc<Export>> = Vec::new();
+        for e in &config.exports {
+            let name = e.path.display().to_string();
+            let err = |msg: String| ConfigError::Export(name.clone(), msg);
+            let local_path = std::fs::canonicalize(&e.path).map_err(|io| err(io.to_string()))?;
+            if !local_path.is_dir() {
+                return Err(err("not a directory".into()));
+            }
+            let mount_path = normalize_mount_path(
+                e.mount_path
+                    .as_deref()
+                    .unwrap_or(&local_path.to_string_lossy()),
+            );
+            let id = e.id.unwrap_or_else(|| derived_export_id(&local_path));
+            if exports.iter().any(|x| x.id == id) {
+                return Err(err(format!(
+                    "export id {id} is used twice; set distinct `id`s"
+                )));
+            }
+            if exports.iter().any(|x| x.mount_path == mount_path) {
+                return Err(err(format!("mount path {mount_path} is used twice")));
+            }
+            let rules = e
+                .clients
+                .iter()
+                .map(ClientRule::from_config)
+                .collect::<Result<Vec<_>, _>>()?;
+            if rules.is_empty() {
+                return Err(err(
+                    "no [[export.client]] rule: nobody could mount it".into()
+                ));
+            }
+            let backend =
+                LocalFs::new(id, &local_path, key.clone()).map_err(|io| err(io.to_string()))?;
+            exports.push(Arc::new(Export {
+                id,
+                mount_path,
+                local_path,
+                backend: Arc::new(backend),
+                rules,
+            }));
+        }
+        Ok(ExportTable { exports })
+    }
+
+    /// A table of already-built exports (tests, other backends).
+    pub fn from_exports(exports: Vec<Arc<Export>>) -> ExportTable {
+        ExportTable { exports }
+    }
+
+    pub fn by_id(&self, id: u32) -> Option<&Arc<Export>> {
+        self.exports.iter().find(|e| e.id == id)
+    }
+
+    /// The export holding MNT path `path` and the components below its mount path (empty when
+    /// `path` is the export itself). The longest matching mount path wins, on component bounds.
+    pub fn for_path(&self, path: &str) -> Option<(&Arc<Export>, Vec<String>)> {
+        let path = normalize_mount_path(path);
+        let below = |e: &Arc<Export>| -> Option<Vec<String>> {
+            let rest = if e.mount_path == "/" {
+                path.as_str()
+            } else {
+                path.strip_prefix(e.mount_path.as_str())?
+            };
+            if !(rest.is_empty() || rest.starts_with('/')) {
+                return None;
+            }
+            Some(
+                rest.split('/')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )
+        };
+        self.exports
+            .iter()
+            .filter_map(|e| below(e).map(|rest| (e, rest)))
+            .max_by_key(|(e, _)| e.mount_path.len())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Export>> {
+        self.exports.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.exports.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exports.is_empty()
+    }
+}
+
+/// `//a//b/` → `/a/b`; the root stays `/`.
+pub fn normalize_mount_path(p: &str) -> String {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// A stable export id from the canonical path (FNV-1a), so handles survive restarts without an
+/// explicit `id`. Moving the export to another path changes it; set `id` to avoid that.
+fn derived_export_id(path: &Path) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in path.as_os_str().as_encoded_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_paths_normalize() {
+        assert_eq!(normalize_mount_path("//srv//data/"), "/srv/data");
+        assert_eq!(normalize_mount_path("/"), "/");
+        assert_eq!(normalize_mount_path("/a/./b"), "/a/b");
+    }
+
+    #[test]
+    fn mount_paths_match_on_component_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = HandleKey::random().unwrap();
+        let export = |id: u32, mount_path: &str| {
+            Arc::new(Export {
+                id,
+                mount_path: mount_path.to_owned(),
+                local_path: dir.path().to_owned(),
+                backend: Arc::new(LocalFs::new(id, dir.path(), key.clone()).unwrap()),
+                rules: Vec::new(),
+            })
+        };
+        let t = ExportTable::from_exports(vec![export(1, "/srv"), export(2, "/srv/data")]);
+        let hit = |p: &str| t.for_path(p).map(|(e, rest)| (e.id, rest));
+        assert_eq!(hit("/srv"), Some((1, vec![])));
+        assert_eq!(
+            hit("/srv/other/x"),
+            Some((1, vec!["other".to_owned(), "x".to_owned()]))
+        );
+        assert_eq!(
+            hit("/srv/data/"),
+            Some((2, vec![])),
+            "longest mount path wins"
+        );
+        assert_eq!(hit("/srv/database"), Some((1, vec!["database".to_owned()])));
+        assert_eq!(hit("/srvx"), None, "prefix only on component bounds");
+        assert_eq!(hit("/"), None);
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_distinct() {
+        assert_eq!(
+            derived_export_id(Path::new("/a")),
+            derived_export_id(Path::new("/a"))
+        );
+        assert_ne!(
+            derived_export_id(Path::new("/a")),
+            derived_export_id(Path::new("/b"))
+        );
+    }
+}

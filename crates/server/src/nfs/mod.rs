@@ -1,0 +1,194 @@
+//! NFS version 3 (RFC 1813 §3.3): dispatch and the procedures.
+//!
+//! Every procedure that names a file handle first passes [`Service::authorize`]: the handle's
+//! export must exist (else NFS3ERR_STALE; a handle too short to name one is NFS3ERR_BADHANDLE),
+//! the client must be covered by one of its rules (else NFS3ERR_ACCES; an insecure source port
+//! on a `secure` export is an RPC AUTH_TOOWEAK), and the caller's credential is squashed by that
+//! rule before the backend sees it. The backend then verifies the handle's MAC.
+//!
+//! Handlers return `Err(AuthStat)` only for an RPC-level rejection; NFS errors are `XXX3res::Fail`
+//! values with the post-operation attributes the RFC asks for.
+
+mod attrs;
+mod read;
+mod readdir;
+mod write;
+
+use bytes::BytesMut;
+use rnfs_nfs3::{self as nfs3, nfsstat3, Args, Res};
+use rnfs_oncrpc::{AuthStat, ReplyHeader};
+use rnfs_storage as storage;
+use tracing::debug;
+
+use crate::service::{reply_header, reply_success, Authorized, Call, Denied, Outcome, Service};
+
+pub const NFS_PROGRAM: u32 = nfs3::NFS_PROGRAM;
+pub const NFS_VERSION: u32 = nfs3::NFS_V3;
+
+/// Serves one NFS call.
+pub fn dispatch(svc: &Service, call: &Call, out: &mut BytesMut) -> Outcome {
+    let xid = call.header.xid;
+    if call.header.vers != NFS_VERSION {
+        // Linux tries v4 first and falls back to v3 on this answer.
+        return reply_header(
+            out,
+            xid,
+            ReplyHeader::ProgMismatch {
+                low: NFS_VERSION,
+                high: NFS_VERSION,
+            },
+        );
+    }
+    let args = match Args::decode(call.header.proc_num, call.args.clone()) {
+        Ok(a) => a,
+        Err(nfs3::ArgsError::ProcUnavail(_)) => {
+            return reply_header(out, xid, ReplyHeader::ProcUnavail)
+        }
+        Err(nfs3::ArgsError::GarbageArgs(e)) => {
+            debug!(peer = %call.peer, proc = call.header.proc_num, error = %e, "garbage NFS arguments");
+            return reply_header(out, xid, ReplyHeader::GarbageArgs);
+        }
+    };
+    match run(svc, call, args) {
+        Ok(res) => reply_success(out, xid, &res),
+        Err(stat) => reply_header(out, xid, ReplyHeader::AuthError(stat)),
+    }
+}
+
+fn run(svc: &Service, call: &Call, args: Args) -> Result<Res, AuthStat> {
+    Ok(match args {
+        Args::Null => Res::Null,
+        Args::Getattr(a) => Res::Getattr(attrs::getattr(svc, call, a)?),
+        Args::Lookup(a) => Res::Lookup(attrs::lookup(svc, call, a)?),
+        Args::Access(a) => Res::Access(attrs::access(svc, call, a)?),
+        Args::Readlink(a) => Res::Readlink(read::readlink(svc, call, a)?),
+        Args::Read(a) => Res::Read(read::read(svc, call, a)?),
+        Args::Readdir(a) => Res::Readdir(readdir::readdir(svc, call, a)?),
+        Args::Readdirplus(a) => Res::Readdirplus(readdir::readdirplus(svc, call, a)?),
+        Args::Fsstat(a) => Res::Fsstat(attrs::fsstat(svc, call, a)?),
+        Args::Fsinfo(a) => Res::Fsinfo(attrs::fsinfo(svc, call, a)?),
+        Args::Pathconf(a) => Res::Pathconf(attrs::pathconf(svc, call, a)?),
+        Args::Setattr(a) => Res::Setattr(write::setattr(svc, call, a)?),
+        Args::Write(a) => Res::Write(write::write(svc, call, a)?),
+        Args::Create(a) => Res::Create(write::create(svc, call, a)?),
+        Args::Mkdir(a) => Res::Mkdir(write::mkdir(svc, call, a)?),
+        Args::Symlink(a) => Res::Symlink(write::symlink(svc, call, a)?),
+        Args::Mknod(a) => Res::Mknod(write::mknod(svc, call, a)?),
+        Args::Remove(a) => Res::Remove(write::remove(svc, call, a)?),
+        Args::Rmdir(a) => Res::Rmdir(write::rmdir(svc, call, a)?),
+        Args::Rename(a) => Res::Rename(write::rename(svc, call, a)?),
+        Args::Link(a) => Res::Link(write::link(svc, call, a)?),
+        Args::Commit(a) => Res::Commit(write::commit(svc, call, a)?),
+    })
+}
+
+/// Authorizes `fh` for `call`, or returns from the enclosing handler: with `Err(AuthStat)` for an
+/// RPC-level rejection, else with `$res::Fail(status, Default::default())`.
+macro_rules! authorize {
+    ($svc:expr, $call:expr, $fh:expr, $res:ident) => {
+        match $svc.authorize($call, $fh.as_bytes()) {
+            Ok(a) => a,
+            Err(crate::service::Denied::Auth(stat)) => return Err(stat),
+            Err(d) => return Ok($res::Fail(crate::nfs::denied_status(d), Default::default())),
+        }
+    };
+}
+pub(crate) use authorize;
+
+/// The NFS status for a refusal that is not an RPC-level one.
+pub(crate) fn denied_status(d: Denied) -> nfsstat3 {
+    match d {
+        Denied::BadHandle => nfsstat3::NFS3ERR_BADHANDLE,
+        Denied::Stale => nfsstat3::NFS3ERR_STALE,
+        Denied::Access | Denied::Auth(_) => nfsstat3::NFS3ERR_ACCES,
+    }
+}
+
+/// Maps a storage error to its NFS status (RFC 1813 §2.6).
+pub(crate) fn status(e: &storage::Error) -> nfsstat3 {
+    use storage::Error as E;
+    match e {
+        E::Perm => nfsstat3::NFS3ERR_PERM,
+        E::NoEnt => nfsstat3::NFS3ERR_NOENT,
+        E::Io => nfsstat3::NFS3ERR_IO,
+        E::NxIo => nfsstat3::NFS3ERR_NXIO,
+        E::Access => nfsstat3::NFS3ERR_ACCES,
+        E::Exist => nfsstat3::NFS3ERR_EXIST,
+        E::XDev => nfsstat3::NFS3ERR_XDEV,
+        E::NoDev => nfsstat3::NFS3ERR_NODEV,
+        E::NotDir => nfsstat3::NFS3ERR_NOTDIR,
+        E::IsDir => nfsstat3::NFS3ERR_ISDIR,
+        E::Inval => nfsstat3::NFS3ERR_INVAL,
+        E::FBig => nfsstat3::NFS3ERR_FBIG,
+        E::NoSpc => nfsstat3::NFS3ERR_NOSPC,
+        E::RoFs => nfsstat3::NFS3ERR_ROFS,
+        E::MLink => nfsstat3::NFS3ERR_MLINK,
+        E::NameTooLong => nfsstat3::NFS3ERR_NAMETOOLONG,
+        E::NotEmpty => nfsstat3::NFS3ERR_NOTEMPTY,
+        E::DQuot => nfsstat3::NFS3ERR_DQUOT,
+        E::Stale => nfsstat3::NFS3ERR_STALE,
+        E::BadHandle => nfsstat3::NFS3ERR_BADHANDLE,
+        E::BadCookie => nfsstat3::NFS3ERR_BAD_COOKIE,
+        E::NotSupp => nfsstat3::NFS3ERR_NOTSUPP,
+        E::BadType => nfsstat3::NFS3ERR_BADTYPE,
+        E::ServerFault(_) => nfsstat3::NFS3ERR_SERVERFAULT,
+        _ => nfsstat3::NFS3ERR_SERVERFAULT,
+    }
+}
+
+pub(crate) fn time(t: storage::Timestamp) -> nfs3::nfstime3 {
+    nfs3::nfstime3 {
+        seconds: t.seconds,
+        nseconds: t.nanoseconds,
+    }
+}
+
+/// `fattr3` from backend attributes.
+pub(crate) fn fattr(a: &storage::Attr) -> nfs3::fattr3 {
+    use storage::FileType as T;
+    nfs3::fattr3 {
+        r#type: match a.file_type {
+            T::Regular => nfs3::ftype3::NF3REG,
+            T::Directory => nfs3::ftype3::NF3DIR,
+            T::BlockDevice => nfs3::ftype3::NF3BLK,
+            T::CharDevice => nfs3::ftype3::NF3CHR,
+            T::Symlink => nfs3::ftype3::NF3LNK,
+            T::Socket => nfs3::ftype3::NF3SOCK,
+            T::Fifo => nfs3::ftype3::NF3FIFO,
+        },
+        mode: a.mode & 0o7777,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        size: a.size_bytes,
+        used: a.used_bytes,
+        rdev: nfs3::specdata3 {
+            specdata1: a.rdev.0,
+            specdata2: a.rdev.1,
+        },
+        fsid: a.fsid,
+        fileid: a.fileid,
+        atime: time(a.atime),
+        mtime: time(a.mtime),
+        ctime: time(a.ctime),
+    }
+}
+
+/// The storage handle inside an NFS handle.
+pub(crate) fn handle(fh: &nfs3::nfs_fh3) -> storage::FileHandle {
+    storage::FileHandle(fh.data.0.clone())
+}
+
+/// The NFS handle for a storage handle (`None` only if a backend broke the 64-byte rule).
+pub(crate) fn nfs_fh(h: &storage::FileHandle) -> Option<nfs3::nfs_fh3> {
+    nfs3::nfs_fh3::new(h.0.clone())
+}
+
+/// Post-operation attributes, best effort: used on error paths where the RFC asks for them.
+pub(crate) fn post_op(auth: &Authorized, fh: &nfs3::nfs_fh3) -> nfs3::post_op_attr {
+    auth.export
+        .backend
+        .getattr(&auth.who, &handle(fh))
+        .ok()
+        .map(|a| fattr(&a))
+}

@@ -1,0 +1,509 @@
+//! The RPC service: one record in, one reply out, with no sockets and no clocks.
+//!
+//! [`Service::handle_record`] parses the call header (RFC 5531 §9), routes by program and version,
+//! decodes the arguments, applies the export's client rules, runs the procedure and encodes the
+//! reply. It is synchronous and may block in the storage backend, so the transports run it on the
+//! worker pool.
+//!
+//! Programs served on every listener: portmapper v2 (100000), MOUNT v1–v3 (100005) and NFS v3
+//! (100003). A version we do not serve gets PROG_MISMATCH with the range we do, which is how Linux
+//! clients fall back from NFSv4 to NFSv3.
+//!
+//! # Locks
+//! `exports`, `mounts` and `portmap` are leaf locks: each is taken for a few field reads or writes,
+//! never while another is held, never across a call into the backend, and never in async code.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tracing::{debug, warn};
+
+use rnfs_mount as mount;
+use rnfs_oncrpc::{decode_call, AuthStat, CallError, CallHeader, Credential, ReplyHeader};
+use rnfs_portmap as pmap;
+use rnfs_xdr::{Opaque, XdrEncode};
+
+use crate::config::{ClientRule, Limits};
+use crate::exports::{normalize_mount_path, Export, ExportTable};
+
+/// Which transport a request came over; it bounds the reply size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    /// Largest READ/READDIR payload that fits this transport's replies.
+    pub fn payload_bytes_max(self, limits: &Limits) -> u32 {
+        match self {
+            Transport::Tcp => limits.transfer_bytes_max,
+            // A UDP reply is one datagram: keep room for RPC and NFS headers.
+            Transport::Udp => limits.transfer_bytes_max.min(32 << 10),
+        }
+    }
+}
+
+/// Whether a message gets a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Reply,
+    Drop,
+}
+
+/// One call being served.
+pub struct Call {
+    pub header: CallHeader,
+    pub args: Bytes,
+    pub peer: SocketAddr,
+    pub transport: Transport,
+}
+
+/// The ports our own programs are reachable on, for portmapper GETPORT.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OwnPorts {
+    pub tcp: u16,
+    pub udp: u16,
+}
+
+/// Mount entries kept for MOUNT DUMP; a bound keeps a client that mounts in a loop from growing it.
+const MOUNT_LIST_ENTRIES_MAX: usize = 4096;
+/// Registrations kept by our portmapper.
+const PORTMAP_ENTRIES_MAX: usize = 1024;
+
+/// The whole RPC service.
+pub struct Service {
+    exports: RwLock<Arc<ExportTable>>,
+    mounts: Mutex<Vec<(String, String)>>,
+    portmap: Mutex<Vec<pmap::mapping>>,
+    own_ports: RwLock<OwnPorts>,
+    limits: Limits,
+    /// Changes on every start (and on write-back errors): see WRITE/COMMIT in RFC 1813 §3.3.7.
+    write_verifier: [u8; 8],
+}
+
+impl Service {
+    pub fn new(exports: ExportTable, limits: Limits, write_verifier: [u8; 8]) -> Service {
+        Service {
+            exports: RwLock::new(Arc::new(exports)),
+            mounts: Mutex::new(Vec::new()),
+            portmap: Mutex::new(Vec::new()),
+            own_ports: RwLock::new(OwnPorts::default()),
+            limits,
+            write_verifier,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn write_verifier(&self) -> [u8; 8] {
+        self.write_verifier
+    }
+
+    /// The current export table (a cheap `Arc` clone; the lock is held only for the clone).
+    pub fn exports(&self) -> Arc<ExportTable> {
+        self.exports
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the export table; requests already running keep the table they started with.
+    pub fn set_exports(&self, table: ExportTable) {
+        *self.exports.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
+    }
+
+    pub fn set_own_ports(&self, ports: OwnPorts) {
+        *self
+            .own_ports
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = ports;
+    }
+
+    fn own_ports(&self) -> OwnPorts {
+        *self
+            .own_ports
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Serves one RPC message. The reply is appended to `out`.
+    pub fn handle_record(
+        &self,
+        record: Bytes,
+        peer: SocketAddr,
+        transport: Transport,
+        out: &mut BytesMut,
+    ) -> Outcome {
+        let (header, args) = match decode_call(record) {
+            Ok(x) => x,
+            Err(err) => {
+                debug!(%peer, error = %err, "refused RPC message");
+                return match err.reply() {
+                    Some((xid, reply)) => {
+                        reply.encode(xid, out);
+                        Outcome::Reply
+                    }
+                    None => Outcome::Drop,
+                };
+            }
+        };
+        let call = Call {
+            header,
+            args,
+            peer,
+            transport,
+        };
+        match call.header.prog {
+            pmap::PMAP_PROG => self.portmap(&call, out),
+            mount::MOUNT_PROG => self.mount(&call, out),
+            crate::nfs::NFS_PROGRAM => crate::nfs::dispatch(self, &call, out),
+            _ => {
+                ReplyHeader::ProgUnavail.encode(call.header.xid, out);
+                Outcome::Reply
+            }
+        }
+    }
+
+    // ---- portmapper v2 (RFC 1833 §3) ----
+
+    fn portmap(&self, call: &Call, out: &mut BytesMut) -> Outcome {
+        let xid = call.header.xid;
+        if call.header.vers != pmap::PMAP_VERS {
+            return reply_header(out, xid, ReplyHeader::ProgMismatch { low: 2, high: 2 });
+        }
+        let args = match pmap::Args::decode(call.header.proc_num, call.args.clone()) {
+            Ok(a) => a,
+            Err(pmap::ArgsError::ProcUnavail(_)) => {
+                return reply_header(out, xid, ReplyHeader::ProcUnavail)
+            }
+            Err(pmap::ArgsError::GarbageArgs(_)) => {
+                return reply_header(out, xid, ReplyHeader::GarbageArgs)
+            }
+        };
+        let res = match args {
+            pmap::Args::Null => pmap::Res::Null,
+            pmap::Args::Getport(m) => pmap::Res::Getport(u32::from(self.getport(&m))),
+            pmap::Args::Dump => pmap::Res::Dump(pmap::pmaplist(self.portmap_dump())),
+            // Only local processes may change registrations (what rpcbind enforces too).
+            pmap::Args::Set(m) => {
+                pmap::Res::Set(call.peer.ip().is_loopback() && self.portmap_set(m))
+            }
+            pmap::Args::Unset(m) => {
+                pmap::Res::Unset(call.peer.ip().is_loopback() && self.portmap_unset(m))
+            }
+            // CALLIT would let anyone bounce traffic off us (an amplifier); we do not forward.
+            pmap::Args::Callit(_) => return reply_header(out, xid, ReplyHeader::ProcUnavail),
+        };
+        reply_success(out, xid, &res)
+    }
+
+    fn own_mappings(&self) -> Vec<pmap::mapping> {
+        let ports = self.own_ports();
+        let mut v = Vec::new();
+        for (prot, port) in [
+            (pmap::IPPROTO_TCP, ports.tcp),
+            (pmap::IPPROTO_UDP, ports.udp),
+        ] {
+            if port == 0 {
+                continue;
+            }
+            let port = u32::from(port);
+            v.push(pmap::mapping {
+                prog: pmap::PMAP_PROG,
+                vers: pmap::PMAP_VERS,
+                prot,
+                port,
+            });
+            v.push(pmap::mapping {
+                prog: crate::nfs::NFS_PROGRAM,
+                vers: 3,
+                prot,
+                port,
+            });
+            for vers in 1..=3 {
+                v.push(pmap::mapping {
+                    prog: mount::MOUNT_PROG,
+                    vers,
+                    prot,
+                    port,
+                });
+            }
+        }
+        v
+    }
+
+    fn getport(&self, m: &pmap::mapping) -> u16 {
+        let matches = |x: &pmap::mapping| x.prog == m.prog && x.vers == m.vers && x.prot == m.prot;
+        if let Some(x) = self.own_mappings().iter().find(|x| matches(x)) {
+            return x.port as u16;
+        }
+        let reg = self.portmap.lock().unwrap_or_else(PoisonError::into_inner);
+        reg.iter().find(|x| matches(x)).map_or(0, |x| x.port as u16)
+    }
+
+    fn portmap_dump(&self) -> Vec<pmap::mapping> {
+        let mut v = self.own_mappings();
+        v.extend(
+            self.portmap
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .copied(),
+        );
+        v
+    }
+
+    fn portmap_set(&self, m: pmap::mapping) -> bool {
+        if self
+            .own_mappings()
+            .iter()
+            .any(|x| x.prog == m.prog && x.vers == m.vers && x.prot == m.prot)
+        {
+            return false;
+        }
+        let mut reg = self.portmap.lock().unwrap_or_else(PoisonError::into_inner);
+        // RFC 1833: SET fails if the (prog, vers, prot) is already registered.
+        if reg.len() >= PORTMAP_ENTRIES_MAX
+            || reg
+                .iter()
+                .any(|x| x.prog == m.prog && x.vers == m.vers && x.prot == m.prot)
+        {
+            return false;
+        }
+        reg.push(m);
+        true
+    }
+
+    fn portmap_unset(&self, m: pmap::mapping) -> bool {
+        let mut reg = self.portmap.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = reg.len();
+        // UNSET ignores prot and port (RFC 1833 §3.2).
+        reg.retain(|x| !(x.prog == m.prog && x.vers == m.vers));
+        reg.len() != before
+    }
+
+    // ---- MOUNT v1/v3 (RFC 1813 appendix I; v1 per RFC 1094 appendix A) ----
+
+    fn mount(&self, call: &Call, out: &mut BytesMut) -> Outcome {
+        let xid = call.header.xid;
+        let vers = call.header.vers;
+        if !(1..=3).contains(&vers) {
+            return reply_header(out, xid, ReplyHeader::ProgMismatch { low: 1, high: 3 });
+        }
+        let args = match mount::Args::decode(call.header.proc_num, call.args.clone()) {
+            Ok(a) => a,
+            Err(mount::ArgsError::ProcUnavail(_)) => {
+                return reply_header(out, xid, ReplyHeader::ProcUnavail)
+            }
+            Err(mount::ArgsError::GarbageArgs(_)) => {
+                return reply_header(out, xid, ReplyHeader::GarbageArgs)
+            }
+        };
+        let host = call.peer.ip().to_string();
+        let res = match args {
+            mount::Args::Null => mount::Res::Null,
+            mount::Args::Mnt(path) => {
+                let res = self.mnt(call, &path);
+                if vers < 3 {
+                    // NFSv2 handles are 32 bytes and we serve only NFSv3: a v1/v2 client learns
+                    // why from the log, and gets EACCES.
+                    let status = match res {
+                        mount::mountres3::Ok(_) => {
+                            warn!(peer = %call.peer, "MOUNT v{vers} MNT refused: rnfsd serves NFSv3 only (use MOUNT v3)");
+                            13
+                        }
+                        mount::mountres3::Fail(s) => s as u32,
+                    };
+                    return reply_success(out, xid, &mount::fhstatus::Fail(status));
+                }
+                mount::Res::Mnt(res)
+            }
+            mount::Args::Dump => mount::Res::Dump(mount::mountlist(
+                self.mounts
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .filter_map(|(h, d)| {
+                        Some(mount::mountbody {
+                            ml_hostname: Opaque::new(h.clone().into_bytes())?,
+                            ml_directory: Opaque::new(d.clone().into_bytes())?,
+                        })
+                    })
+                    .collect(),
+            )),
+            mount::Args::Umnt(path) => {
+                let dir = String::from_utf8_lossy(path.as_bytes()).into_owned();
+                let mut mounts = self.mounts.lock().unwrap_or_else(PoisonError::into_inner);
+                mounts.retain(|(h, d)| !(h == &host && d == &dir));
+                mount::Res::Umnt
+            }
+            mount::Args::Umntall => {
+                let mut mounts = self.mounts.lock().unwrap_or_else(PoisonError::into_inner);
+                mounts.retain(|(h, _)| h != &host);
+                mount::Res::Umntall
+            }
+            mount::Args::Export => mount::Res::Export(self.export_list()),
+        };
+        reply_success(out, xid, &res)
+    }
+
+    fn mnt(&self, call: &Call, path: &mount::dirpath) -> mount::mountres3 {
+        use mount::mountstat3::*;
+        let Ok(path) = std::str::from_utf8(path.as_bytes()) else {
+            return mount::mountres3::Fail(MNT3ERR_NOENT);
+        };
+        let table = self.exports();
+        let Some((export, below)) = table.for_path(path) else {
+            debug!(peer = %call.peer, path, "MNT of a path that is not exported");
+            return mount::mountres3::Fail(MNT3ERR_NOENT);
+        };
+        let Some(rule) = export.rule_for(call.peer.ip()) else {
+            warn!(peer = %call.peer, export = %export.mount_path, "MNT refused: no client rule matches");
+            return mount::mountres3::Fail(MNT3ERR_ACCES);
+        };
+        if !rule.port_allowed(call.peer) {
+            warn!(peer = %call.peer, export = %export.mount_path, "MNT refused: export requires a source port below 1024");
+            return mount::mountres3::Fail(MNT3ERR_ACCES);
+        }
+        // A directory below the export may be mounted too (libnfs mounts a file's parent). The
+        // walk is done as the caller, one component at a time, and never follows symlinks.
+        let who = match &call.header.credential {
+            Credential::Sys(sys) => rule.squash(sys.uid, sys.gid, &sys.gids),
+            Credential::None => rule.anonymous(),
+        };
+        let mut fh = export.backend.root();
+        for name in &below {
+            match export.backend.lookup(&who, &fh, name.as_bytes()) {
+                Ok((next, attr)) if attr.file_type == rnfs_storage::FileType::Directory => {
+                    fh = next
+                }
+                Ok(_) => return mount::mountres3::Fail(MNT3ERR_NOTDIR),
+                Err(rnfs_storage::Error::NoEnt) => return mount::mountres3::Fail(MNT3ERR_NOENT),
+                Err(rnfs_storage::Error::Access) => return mount::mountres3::Fail(MNT3ERR_ACCES),
+                Err(rnfs_storage::Error::NotDir) => return mount::mountres3::Fail(MNT3ERR_NOTDIR),
+                Err(rnfs_storage::Error::NameTooLong) => {
+                    return mount::mountres3::Fail(MNT3ERR_NAMETOOLONG)
+                }
+                Err(e) => {
+                    warn!(peer = %call.peer, path, error = %e, "MNT failed");
+                    return mount::mountres3::Fail(MNT3ERR_IO);
+                }
+            }
+        }
+        let Some(fhandle) = Opaque::new(fh.0.clone()) else {
+            return mount::mountres3::Fail(MNT3ERR_SERVERFAULT);
+        };
+        {
+            let mut mounts = self.mounts.lock().unwrap_or_else(PoisonError::into_inner);
+            let entry = (call.peer.ip().to_string(), normalize_mount_path(path));
+            if !mounts.contains(&entry) && mounts.len() < MOUNT_LIST_ENTRIES_MAX {
+                mounts.push(entry);
+            }
+        }
+        debug!(peer = %call.peer, path, "mounted");
+        mount::mountres3::Ok(mount::mountres3_ok {
+            fhandle,
+            auth_flavors: rnfs_xdr::Array(vec![
+                rnfs_oncrpc::auth::AUTH_SYS as i32,
+                rnfs_oncrpc::auth::AUTH_NONE as i32,
+            ]),
+        })
+    }
+
+    fn export_list(&self) -> mount::exports {
+        let table = self.exports();
+        mount::exports(
+            table
+                .iter()
+                .filter_map(|e| {
+                    let groups = e
+                        .rules
+                        .iter()
+                        .filter_map(|r| Opaque::new(r.matches.to_string().into_bytes()))
+                        .collect();
+                    Some(mount::exportnode {
+                        ex_dir: Opaque::new(e.mount_path.clone().into_bytes())?,
+                        ex_groups: mount::groups(groups),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// The export a file handle belongs to and the caller's rule and identity for it, or why the
+    /// call must fail. Applied to every NFS procedure, not only at MOUNT.
+    pub fn authorize(&self, call: &Call, handle: &[u8]) -> Result<Authorized, Denied> {
+        let Some(id) = rnfs_storage::handle::export_id(handle) else {
+            return Err(Denied::BadHandle);
+        };
+        let table = self.exports();
+        let Some(export) = table.by_id(id) else {
+            // An export that was removed (or never existed): its handles are stale.
+            return Err(Denied::Stale);
+        };
+        let Some(rule) = export.rule_for(call.peer.ip()) else {
+            debug!(peer = %call.peer, export = %export.mount_path, "NFS call refused: no client rule matches");
+            return Err(Denied::Access);
+        };
+        if !rule.port_allowed(call.peer) {
+            return Err(Denied::Auth(AuthStat::TooWeak));
+        }
+        let who = match &call.header.credential {
+            Credential::Sys(sys) => rule.squash(sys.uid, sys.gid, &sys.gids),
+            Credential::None => rule.anonymous(),
+        };
+        Ok(Authorized {
+            export: export.clone(),
+            rule: rule.clone(),
+            who,
+        })
+    }
+}
+
+/// What [`Service::authorize`] grants.
+pub struct Authorized {
+    pub export: Arc<Export>,
+    pub rule: ClientRule,
+    pub who: rnfs_storage::Identity,
+}
+
+/// Why [`Service::authorize`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    BadHandle,
+    Stale,
+    Access,
+    /// Refused at the RPC level (AUTH_ERROR), e.g. an insecure port on a `secure` export.
+    Auth(AuthStat),
+}
+
+/// Writes a reply that is only a header.
+pub fn reply_header(out: &mut BytesMut, xid: u32, header: ReplyHeader) -> Outcome {
+    header.encode(xid, out);
+    Outcome::Reply
+}
+
+/// Writes a successful reply with `res` as its results.
+pub fn reply_success<T: XdrEncode>(out: &mut BytesMut, xid: u32, res: &T) -> Outcome {
+    out.reserve(ReplyHeader::Success.encoded_len() + res.encoded_len());
+    ReplyHeader::Success.encode(xid, out);
+    res.encode(out);
+    Outcome::Reply
+}
+
+/// Writes raw pre-encoded results after a success header.
+pub fn reply_success_raw(out: &mut BytesMut, xid: u32, results: &[u8]) -> Outcome {
+    ReplyHeader::Success.encode(xid, out);
+    out.put_slice(results);
+    Outcome::Reply
+}
+
+impl From<CallError> for Outcome {
+    fn from(_: CallError) -> Self {
+        Outcome::Drop
+    }
+}

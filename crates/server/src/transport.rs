@@ -1,0 +1,205 @@
+//! TCP and UDP transports: the only place sockets meet the service.
+//!
+//! # Liveness rules (see also the crate docs)
+//! * One task owns each connection's write half (the *writer*); request tasks hand it finished
+//!   replies over a bounded channel. Nobody else writes, so no lock guards the socket.
+//! * The *reader* stops reading when the connection's in-flight limit is reached (backpressure),
+//!   instead of queueing requests without bound.
+//! * Request handling (decode, file-system calls, encode) runs on the blocking worker pool, gated by
+//!   a global semaphore, never on a reactor thread.
+//! * Closing a connection never waits for its sends: the reader just returns; the writer ends when
+//!   its channel closes or the socket fails, and dropping a queued reply is O(1).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, Semaphore};
+use tracing::{debug, info, warn};
+
+use rnfs_oncrpc::record::RecordReader;
+
+use crate::service::{Outcome, Service, Transport};
+
+/// Read buffer growth step for TCP connections.
+const READ_CHUNK_BYTES: usize = 64 << 10;
+/// Largest UDP datagram we accept (the IPv4 maximum payload).
+pub const UDP_DATAGRAM_BYTES_MAX: usize = 65_507;
+
+/// State shared by every transport task.
+pub struct Shared {
+    pub service: Arc<Service>,
+    /// Gates the blocking worker pool: one permit per request being processed.
+    pub workers: Arc<Semaphore>,
+    /// One permit per open TCP connection.
+    pub connections: Arc<Semaphore>,
+}
+
+/// Runs `service.handle_record` on the worker pool. Returns the reply (with 4 bytes reserved at the
+/// front for a TCP record marker) or `None` when the message gets no reply.
+async fn process(
+    shared: &Shared,
+    record: Bytes,
+    peer: SocketAddr,
+    transport: Transport,
+) -> Option<BytesMut> {
+    // Closed only at shutdown, when dropping the request is right.
+    let _permit = shared.workers.clone().acquire_owned().await.ok()?;
+    let service = shared.service.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let mut out = BytesMut::with_capacity(256);
+        out.extend_from_slice(&[0; 4]);
+        match service.handle_record(record, peer, transport, &mut out) {
+            Outcome::Reply => Some(out),
+            Outcome::Drop => None,
+        }
+    });
+    match job.await {
+        Ok(reply) => reply,
+        Err(e) => {
+            // A panic in a handler is a bug; the connection survives and the client retransmits.
+            warn!(%peer, error = %e, "request handler failed");
+            None
+        }
+    }
+}
+
+/// Accepts TCP connections until the listener fails or the task is cancelled.
+pub async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
+    let local = listener.local_addr().ok();
+    loop {
+        // Past the connection limit we stop accepting; the kernel backlog holds the rest.
+        let Ok(permit) = shared.connections.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    connection(stream, peer, shared).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off briefly rather than spin.
+                warn!(?local, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    debug!(%peer, "connection opened");
+    let limits = shared.service.limits().clone();
+    let (mut rd, mut wr) = stream.into_split();
+    let (reply_tx, mut reply_rx) = mpsc::channel::<BytesMut>(limits.connection_requests_max);
+    let in_flight = Arc::new(Semaphore::new(limits.connection_requests_max));
+
+    // The writer: the only task that writes to this socket.
+    tokio::spawn(async move {
+        while let Some(mut reply) = reply_rx.recv().await {
+            let len = reply.len() - 4;
+            reply[..4].copy_from_slice(&rnfs_oncrpc::record::single_fragment_marker(len));
+            if let Err(e) = wr.write_all(&reply).await {
+                debug!(%peer, error = %e, "write failed; dropping queued replies");
+                return;
+            }
+        }
+    });
+
+    let mut reader = RecordReader::new(limits.record_bytes_max, limits.record_fragments_max);
+    let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    loop {
+        loop {
+            match reader.next_record(&mut input) {
+                Ok(Some(record)) => {
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let shared = shared.clone();
+                    let tx = reply_tx.clone();
+                    tokio::spawn(async move {
+                        if let Some(reply) = process(&shared, record, peer, Transport::Tcp).await {
+                            // Fails only when the writer is gone: the connection is closing.
+                            let _ = tx.send(reply).await;
+                        }
+                        drop(permit);
+                    });
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(%peer, error = %e, "closing connection: bad record");
+                    return;
+                }
+            }
+        }
+        if input.capacity() - input.len() < 4096 {
+            input.reserve(READ_CHUNK_BYTES);
+        }
+        match rd.read_buf(&mut input).await {
+            Ok(0) => {
+                debug!(%peer, "connection closed by peer");
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                debug!(%peer, error = %e, "read failed; closing");
+                return;
+            }
+        }
+    }
+}
+
+/// Serves RPC over one UDP socket until the task is cancelled.
+pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
+    let socket = Arc::new(socket);
+    let mut buf = vec![0u8; UDP_DATAGRAM_BYTES_MAX + 1];
+    loop {
+        let (len, peer) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "UDP receive failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if len > UDP_DATAGRAM_BYTES_MAX {
+            debug!(%peer, "dropping oversized datagram");
+            continue;
+        }
+        let record = Bytes::copy_from_slice(&buf[..len]);
+        let shared = shared.clone();
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            if let Some(reply) = process(&shared, record, peer, Transport::Udp).await {
+                if let Err(e) = socket.send_to(&reply[4..], peer).await {
+                    debug!(%peer, error = %e, "UDP send failed");
+                }
+            }
+        });
+    }
+}
+
+/// Binds TCP and UDP on `addr`. With port 0, one free port is chosen for both.
+pub async fn bind_pair(addr: SocketAddr) -> std::io::Result<(TcpListener, UdpSocket)> {
+    let mut last_err = None;
+    for _ in 0..16 {
+        let tcp = TcpListener::bind(addr).await?;
+        let bound = tcp.local_addr()?;
+        match UdpSocket::bind(bound).await {
+            Ok(udp) => {
+                info!(tcp = %bound, "listening");
+                return Ok((tcp, udp));
+            }
+            // Another socket owns that UDP port: with a fixed port that is final, with port 0 we
+            // try another pair.
+            Err(e) if addr.port() == 0 => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| std::io::Error::other("no free port pair")))
+}
