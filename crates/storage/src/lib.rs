@@ -30,7 +30,11 @@ pub struct Identity {
 
 impl Identity {
     pub fn root() -> Self {
-        Identity { uid: 0, gid: 0, groups: Vec::new() }
+        Identity {
+            uid: 0,
+            gid: 0,
+            groups: Vec::new(),
+        }
     }
 }
 
@@ -83,7 +87,11 @@ pub struct WccAttr {
 
 impl From<&Attr> for WccAttr {
     fn from(a: &Attr) -> Self {
-        WccAttr { size_bytes: a.size_bytes, mtime: a.mtime, ctime: a.ctime }
+        WccAttr {
+            size_bytes: a.size_bytes,
+            mtime: a.mtime,
+            ctime: a.ctime,
+        }
     }
 }
 
@@ -272,6 +280,11 @@ pub trait Backend: Send + Sync + 'static {
     /// false (that entry is then *not* taken) or the directory ends. With `plus`, entries carry
     /// attributes and handles (READDIRPLUS). Holds no lock between calls: a huge directory is read
     /// one reply at a time.
+    ///
+    /// Whether `.` and `..` are listed is the backend's choice (RFC 1813 §3.3.16); [`local::LocalFs`]
+    /// lists both. The sink may run while the worker thread acts as `who` (see [`local`]): it must only
+    /// collect or encode entries, not touch the file system or start threads (a thread inherits the
+    /// identity of the thread that creates it).
     fn readdir(
         &self,
         who: &Identity,

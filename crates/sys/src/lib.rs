@@ -1,1 +1,644 @@
-//! placeholder
+//! The only home of `unsafe` system-call code in rnfsd: thin, safe wrappers over the Linux calls the
+//! local storage backend needs.
+//!
+//! # Design
+//! * Every wrapper takes [`BorrowedFd`]s, returns [`OwnedFd`]s for new descriptors (always opened with
+//!   `O_CLOEXEC`) and reports failures as [`std::io::Error`] carrying the errno, so callers map errors
+//!   to NFS status codes with `raw_os_error()`. `EINTR` is retried where a call can see it.
+//! * Wrappers do no policy: which flags to pass, which identity to run as and how to interpret results
+//!   is the caller's business (see `rnfs-storage`'s `local` module).
+//! * Objects are addressed by **kernel file handles** ([`name_to_handle_at`], [`open_by_handle_at`])
+//!   and `O_PATH` descriptors, which need no permission on the object itself. An `O_PATH` descriptor is
+//!   upgraded to a readable one with [`reopen`] through `/proc/self/fd/N`, which is a real `open(2)`
+//!   of the inode: the kernel checks the thread's *current* credentials, exactly as for a path open.
+//! * **Per-thread identity** ([`identity`]): the thread's fsuid/fsgid/supplementary groups are switched
+//!   with raw system calls, which on Linux change the calling thread only (glibc's wrappers broadcast
+//!   the change to every thread of the process, which would let one request's identity leak into
+//!   another's).
+//!
+//! Only 64-bit Linux is supported: `struct stat` and the `setfs*id` system calls are used in their
+//! 64-bit/32-bit-id forms.
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+compile_error!("rnfs-sys supports 64-bit Linux only");
+
+pub mod identity;
+
+pub use identity::{set_thread_identity, IdentityGuard};
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// The kernel's limit on the size of a file handle's opaque part (`MAX_HANDLE_SZ`).
+pub const MAX_HANDLE_SZ: usize = 128;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_long(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn is_eintr(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINTR)
+}
+
+/// Wraps a descriptor number just returned by a successful system call.
+fn owned(fd: libc::c_int) -> OwnedFd {
+    // SAFETY: `fd` was returned by a successful open-like system call and is owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// File handles
+
+/// A kernel file handle: the file system's own type tag and opaque bytes (at most [`MAX_HANDLE_SZ`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KernelHandle {
+    pub handle_type: i32,
+    pub bytes: Vec<u8>,
+}
+
+/// `struct file_handle` with inline storage for the largest handle the kernel produces.
+#[repr(C)]
+struct RawFileHandle {
+    handle_bytes: libc::c_uint,
+    handle_type: libc::c_int,
+    f_handle: [u8; MAX_HANDLE_SZ],
+}
+
+/// `name_to_handle_at(2)`: the kernel handle of `name` relative to `dirfd`, and the id of the mount
+/// holding it. `flags` may contain `AT_EMPTY_PATH` (with `name` = `""`: the object `dirfd` refers to)
+/// and `AT_SYMLINK_FOLLOW`; without the latter a trailing symlink is not followed.
+pub fn name_to_handle_at(
+    dirfd: BorrowedFd<'_>,
+    name: &CStr,
+    flags: libc::c_int,
+) -> io::Result<(KernelHandle, i32)> {
+    let mut raw = RawFileHandle {
+        handle_bytes: MAX_HANDLE_SZ as libc::c_uint,
+        handle_type: 0,
+        f_handle: [0; MAX_HANDLE_SZ],
+    };
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: `name` is NUL-terminated; `raw` is a `struct file_handle` header followed by
+    // `handle_bytes` writable bytes, as the call requires; `mount_id` is a valid out-pointer. All of
+    // them outlive the call.
+    cvt(unsafe {
+        libc::name_to_handle_at(
+            dirfd.as_raw_fd(),
+            name.as_ptr(),
+            (&raw mut raw).cast::<libc::file_handle>(),
+            &mut mount_id,
+            flags,
+        )
+    })?;
+    let len = (raw.handle_bytes as usize).min(MAX_HANDLE_SZ);
+    Ok((
+        KernelHandle {
+            handle_type: raw.handle_type,
+            bytes: raw.f_handle[..len].to_vec(),
+        },
+        mount_id,
+    ))
+}
+
+/// [`name_to_handle_at`] of the object `fd` itself (`AT_EMPTY_PATH`).
+pub fn fd_to_handle(fd: BorrowedFd<'_>) -> io::Result<(KernelHandle, i32)> {
+    name_to_handle_at(fd, c"", libc::AT_EMPTY_PATH)
+}
+
+/// `open_by_handle_at(2)`: opens the object `handle` names on the file system of `mount_fd`.
+/// `mount_fd` must be a real (not `O_PATH`) descriptor, e.g. the export root opened `O_RDONLY`;
+/// the kernel answers `EBADF` for an `O_PATH` one.
+///
+/// Needs `CAP_DAC_READ_SEARCH` in the calling thread's *effective* set, which the kernel clears while
+/// the thread's fsuid is not 0: call it before switching to a caller's identity.
+pub fn open_by_handle_at(
+    mount_fd: BorrowedFd<'_>,
+    handle: &KernelHandle,
+    flags: libc::c_int,
+) -> io::Result<OwnedFd> {
+    if handle.bytes.len() > MAX_HANDLE_SZ {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut raw = RawFileHandle {
+        handle_bytes: handle.bytes.len() as libc::c_uint,
+        handle_type: handle.handle_type,
+        f_handle: [0; MAX_HANDLE_SZ],
+    };
+    raw.f_handle[..handle.bytes.len()].copy_from_slice(&handle.bytes);
+    // SAFETY: `raw` is a valid `struct file_handle` whose `handle_bytes` do not exceed its storage;
+    // the kernel only reads it during the call.
+    let fd = cvt(unsafe {
+        libc::open_by_handle_at(
+            mount_fd.as_raw_fd(),
+            (&raw mut raw).cast::<libc::file_handle>(),
+            flags | libc::O_CLOEXEC,
+        )
+    })?;
+    Ok(owned(fd))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Opening
+
+/// `openat(2)` with `O_CLOEXEC` added. `mode` is used only when creating.
+pub fn openat(
+    dirfd: BorrowedFd<'_>,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
+    loop {
+        // SAFETY: `name` is NUL-terminated and outlives the call; `mode` is passed as the variadic
+        // `mode_t` argument the call expects.
+        let r = unsafe {
+            libc::openat(
+                dirfd.as_raw_fd(),
+                name.as_ptr(),
+                flags | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        };
+        match cvt(r) {
+            Ok(fd) => return Ok(owned(fd)),
+            Err(e) if is_eintr(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Opens the object an (`O_PATH`) descriptor refers to anew with `flags`, through
+/// `/proc/self/fd/N`. This is a full `open(2)` of the inode: permissions are checked against the
+/// calling thread's current fsuid/fsgid/groups. Never pass `O_NOFOLLOW` (the `/proc` entry is a
+/// link) or `O_CREAT`.
+pub fn reopen(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    loop {
+        // SAFETY: `path` is NUL-terminated and outlives the call; no mode argument is needed without
+        // O_CREAT.
+        let r = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) };
+        match cvt(r) {
+            Ok(fd) => return Ok(owned(fd)),
+            Err(e) if is_eintr(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Attributes
+
+/// Seconds and nanoseconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimeSpec {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+/// The fields of `struct stat` rnfsd uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    /// File type and permission bits (`st_mode`).
+    pub mode: u32,
+    pub nlink: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: u64,
+    /// Allocated 512-byte blocks.
+    pub blocks: u64,
+    pub blksize: u64,
+    pub atime: TimeSpec,
+    pub mtime: TimeSpec,
+    pub ctime: TimeSpec,
+}
+
+impl Stat {
+    /// The `S_IFMT` part of `mode`.
+    pub fn file_type(&self) -> u32 {
+        self.mode & libc::S_IFMT
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.file_type() == libc::S_IFDIR
+    }
+
+    fn from_raw(s: &libc::stat) -> Stat {
+        let ts = |sec: i64, nsec: i64| TimeSpec {
+            sec,
+            nsec: u32::try_from(nsec).unwrap_or(0),
+        };
+        Stat {
+            dev: s.st_dev,
+            ino: s.st_ino,
+            mode: s.st_mode,
+            nlink: s.st_nlink,
+            uid: s.st_uid,
+            gid: s.st_gid,
+            rdev: s.st_rdev,
+            size: u64::try_from(s.st_size).unwrap_or(0),
+            blocks: u64::try_from(s.st_blocks).unwrap_or(0),
+            blksize: u64::try_from(s.st_blksize).unwrap_or(0),
+            atime: ts(s.st_atime, s.st_atime_nsec),
+            mtime: ts(s.st_mtime, s.st_mtime_nsec),
+            ctime: ts(s.st_ctime, s.st_ctime_nsec),
+        }
+    }
+}
+
+/// `fstat(2)`; works on `O_PATH` descriptors and needs no permission on the object.
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Stat> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is writable storage for one `struct stat`.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so the kernel filled `st` completely.
+    Ok(Stat::from_raw(unsafe { st.assume_init_ref() }))
+}
+
+/// `fstatat(2)` of `name` relative to `dirfd` (pass `AT_SYMLINK_NOFOLLOW` not to follow a trailing
+/// symlink).
+pub fn fstatat(dirfd: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<Stat> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `name` is NUL-terminated; `st` is writable storage for one `struct stat`.
+    cvt(unsafe { libc::fstatat(dirfd.as_raw_fd(), name.as_ptr(), st.as_mut_ptr(), flags) })?;
+    // SAFETY: fstatat succeeded, so the kernel filled `st` completely.
+    Ok(Stat::from_raw(unsafe { st.assume_init_ref() }))
+}
+
+/// The fields of `struct statvfs` rnfsd uses. Block counts are in units of `frsize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatVfs {
+    pub bsize: u64,
+    pub frsize: u64,
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub favail: u64,
+    pub namemax: u64,
+}
+
+/// `fstatvfs(3)`; works on `O_PATH` descriptors.
+pub fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<StatVfs> {
+    let mut st = MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `st` is writable storage for one `struct statvfs`.
+    cvt(unsafe { libc::fstatvfs(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstatvfs succeeded, so `st` is filled.
+    let s = unsafe { st.assume_init_ref() };
+    Ok(StatVfs {
+        bsize: s.f_bsize,
+        frsize: s.f_frsize,
+        blocks: s.f_blocks,
+        bfree: s.f_bfree,
+        bavail: s.f_bavail,
+        files: s.f_files,
+        ffree: s.f_ffree,
+        favail: s.f_favail,
+        namemax: s.f_namemax,
+    })
+}
+
+/// `fpathconf(3)`: `Ok(None)` when the limit is indeterminate.
+pub fn fpathconf(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<Option<i64>> {
+    // SAFETY: __errno_location returns this thread's errno slot; clearing it lets us tell "no
+    // limit" (-1, errno untouched) from failure (-1, errno set).
+    unsafe { *libc::__errno_location() = 0 };
+    // SAFETY: plain call with a descriptor and an integer.
+    let r = unsafe { libc::fpathconf(fd.as_raw_fd(), name) };
+    if r == -1 {
+        let e = io::Error::last_os_error();
+        return if e.raw_os_error() == Some(0) {
+            Ok(None)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(Some(r))
+}
+
+/// `readlinkat(2)`: the target of symlink `name` relative to `dirfd`; with `name` = `""` that of the
+/// `O_PATH` symlink descriptor `dirfd` itself.
+pub fn readlinkat(dirfd: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    loop {
+        // SAFETY: `name` is NUL-terminated; `buf` is writable for `buf.len()` bytes.
+        let n = unsafe {
+            libc::readlinkat(
+                dirfd.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        if n < buf.len() {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+        // Possibly truncated: retry with room to spare (targets are bounded by the file system).
+        if buf.len() >= 1 << 20 {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+}
+
+/// `faccessat2(2)`: whether the object passes an access check for `mode` (`R_OK`/`W_OK`/`X_OK`).
+/// With `AT_EACCESS` the check uses the thread's fsuid/fsgid and groups (without it, the *real* ids,
+/// which for rnfsd are root's). With `AT_EMPTY_PATH` and `name` = `""` it checks `dirfd` itself.
+pub fn faccessat2(
+    dirfd: BorrowedFd<'_>,
+    name: &CStr,
+    mode: libc::c_int,
+    flags: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: raw system call with a descriptor, a NUL-terminated path that outlives the call and two
+    // integers, matching the kernel's faccessat2 signature.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_faccessat2,
+            dirfd.as_raw_fd(),
+            name.as_ptr(),
+            mode,
+            flags,
+        )
+    })?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Data
+
+/// `pread(2)` once into `buf` (may return fewer bytes; 0 at end of file). Retries `EINTR`.
+pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let off = i64::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    loop {
+        // SAFETY: `buf` is writable for `buf.len()` bytes for the duration of the call.
+        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) };
+        match usize::try_from(n) {
+            Ok(n) => return Ok(n),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if !is_eintr(&e) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// `pread(2)` once into the spare capacity of `buf` (without zero-filling it first), at most `max`
+/// bytes, appending what was read. Reads nothing when `buf` has no spare capacity. Retries `EINTR`.
+pub fn pread_append(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+    offset: u64,
+) -> io::Result<usize> {
+    let off = i64::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let spare = buf.spare_capacity_mut();
+    let want = spare.len().min(max);
+    if want == 0 {
+        return Ok(0);
+    }
+    let n = loop {
+        // SAFETY: `spare` is writable for `want <= spare.len()` bytes; the kernel only writes there.
+        let n = unsafe { libc::pread(fd.as_raw_fd(), spare.as_mut_ptr().cast(), want, off) };
+        match usize::try_from(n) {
+            Ok(n) => break n.min(want),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if !is_eintr(&e) {
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let len = buf.len() + n;
+    // SAFETY: the kernel initialised the first `n` spare bytes, and `len` is within the capacity.
+    unsafe { buf.set_len(len) };
+    Ok(n)
+}
+
+/// `lseek(2)`.
+pub fn lseek(fd: BorrowedFd<'_>, offset: i64, whence: libc::c_int) -> io::Result<i64> {
+    // SAFETY: plain call with a descriptor and integers.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), offset, whence) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Directories
+
+/// `getdents64(2)`: fills `buf` with `linux_dirent64` records from the directory's current position
+/// (parse them with [`dirents`]); 0 at the end of the directory.
+pub fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is writable for `buf.len()` bytes; the kernel writes whole records only.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        match cvt_long(r) {
+            Ok(n) => return Ok(usize::try_from(n).unwrap_or(0).min(buf.len())),
+            Err(e) if is_eintr(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One `linux_dirent64` record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dirent<'a> {
+    pub ino: u64,
+    /// The position just after this entry: `lseek` to it to continue with the next one.
+    pub off: i64,
+    /// `DT_*`, or `DT_UNKNOWN`.
+    pub d_type: u8,
+    /// The name, without its NUL terminator.
+    pub name: &'a [u8],
+}
+
+/// Iterator over the records [`getdents64`] wrote. Stops at the first malformed record.
+#[derive(Debug, Clone)]
+pub struct Dirents<'a> {
+    buf: &'a [u8],
+}
+
+/// Parses records from `buf`, which must be exactly the bytes [`getdents64`] reported.
+pub fn dirents(buf: &[u8]) -> Dirents<'_> {
+    Dirents { buf }
+}
+
+impl<'a> Iterator for Dirents<'a> {
+    type Item = Dirent<'a>;
+
+    fn next(&mut self) -> Option<Dirent<'a>> {
+        // Layout: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[] (NUL-terminated, padded).
+        const HEADER: usize = 19;
+        let b = self.buf;
+        if b.len() < HEADER {
+            return None;
+        }
+        let ino = u64::from_ne_bytes(b[0..8].try_into().ok()?);
+        let off = i64::from_ne_bytes(b[8..16].try_into().ok()?);
+        let reclen = usize::from(u16::from_ne_bytes(b[16..18].try_into().ok()?));
+        if reclen <= HEADER || reclen > b.len() {
+            self.buf = &[];
+            return None;
+        }
+        let raw_name = &b[HEADER..reclen];
+        let name_len = raw_name
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(raw_name.len());
+        self.buf = &b[reclen..];
+        Some(Dirent {
+            ino,
+            off,
+            d_type: b[18],
+            name: &raw_name[..name_len],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn open_path(p: &std::path::Path) -> OwnedFd {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(p)
+            .unwrap()
+            .into()
+    }
+
+    #[test]
+    fn handle_round_trip_and_stat() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"hello").unwrap();
+        let d = open_path(dir.path());
+        let f = openat(d.as_fd(), c"f", libc::O_PATH | libc::O_NOFOLLOW, 0).unwrap();
+        let (h, mnt) = fd_to_handle(f.as_fd()).unwrap();
+        let (h2, mnt2) = name_to_handle_at(d.as_fd(), c"f", 0).unwrap();
+        assert_eq!((h.clone(), mnt), (h2, mnt2));
+        assert_eq!(
+            open_by_handle_at(d.as_fd(), &h, libc::O_PATH)
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::EBADF)
+        );
+        let m = reopen(d.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
+        let g = open_by_handle_at(m.as_fd(), &h, libc::O_PATH).unwrap();
+        let (a, b) = (fstat(f.as_fd()).unwrap(), fstat(g.as_fd()).unwrap());
+        assert_eq!((a.dev, a.ino, a.size), (b.dev, b.ino, 5));
+        assert_eq!(
+            fstatat(d.as_fd(), c"f", libc::AT_SYMLINK_NOFOLLOW)
+                .unwrap()
+                .ino,
+            a.ino
+        );
+
+        let r = reopen(g.as_fd(), libc::O_RDONLY).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(pread(r.as_fd(), &mut buf, 1).unwrap(), 4);
+        assert_eq!(&buf[..4], b"ello");
+        let mut v = Vec::with_capacity(4);
+        assert_eq!(pread_append(r.as_fd(), &mut v, 3, 0).unwrap(), 3);
+        assert_eq!(v, b"hel");
+        assert_eq!(pread_append(r.as_fd(), &mut v, 9, 3).unwrap(), 1);
+        assert_eq!(v, b"hell");
+        faccessat2(
+            g.as_fd(),
+            c"",
+            libc::R_OK,
+            libc::AT_EACCESS | libc::AT_EMPTY_PATH,
+        )
+        .unwrap();
+        assert!(fstatvfs(d.as_fd()).unwrap().blocks > 0);
+    }
+
+    #[test]
+    fn readlink_on_o_path_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("some/where", dir.path().join("l")).unwrap();
+        let d = open_path(dir.path());
+        let l = openat(d.as_fd(), c"l", libc::O_PATH | libc::O_NOFOLLOW, 0).unwrap();
+        assert_eq!(readlinkat(l.as_fd(), c"").unwrap(), b"some/where");
+        assert_eq!(readlinkat(d.as_fd(), c"l").unwrap(), b"some/where");
+    }
+
+    #[test]
+    fn getdents_resumes_at_d_off() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..300 {
+            std::fs::write(dir.path().join(format!("file-{i}")), b"").unwrap();
+        }
+        let d = reopen(
+            open_path(dir.path()).as_fd(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        )
+        .unwrap();
+        let mut buf = vec![0u8; 1024];
+        let mut names = Vec::new();
+        let mut cookie = 0i64;
+        loop {
+            lseek(d.as_fd(), cookie, libc::SEEK_SET).unwrap();
+            let n = getdents64(d.as_fd(), &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            // Take only the first entry of each batch, to exercise resuming.
+            let e = dirents(&buf[..n]).next().unwrap();
+            names.push(String::from_utf8(e.name.to_vec()).unwrap());
+            cookie = e.off;
+        }
+        names.sort();
+        let mut want: Vec<String> = (0..300).map(|i| format!("file-{i}")).collect();
+        want.push(".".into());
+        want.push("..".into());
+        want.sort();
+        assert_eq!(names, want);
+    }
+
+    #[test]
+    fn pathconf_link_max() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = open_path(dir.path());
+        assert!(
+            fpathconf(d.as_fd(), libc::_PC_LINK_MAX)
+                .unwrap()
+                .unwrap_or(1)
+                > 0
+        );
+    }
+}

@@ -1,0 +1,587 @@
+//! [`LocalFs`]: one export served from a directory of a local Linux file system.
+//!
+//! # Objects are addressed by kernel file handles
+//! A [`FileHandle`]'s body (see [`crate::handle`]) is the kernel's own handle for the object, from
+//! `name_to_handle_at(2)`: the file system's handle type (i32, big-endian) followed by its opaque
+//! bytes, at most [`MAX_KERNEL_HANDLE`] = 39 of them so the sealed handle fits `NFS3_FHSIZE` (ext4 and
+//! xfs use 8 to 20; a file system whose root handle does not fit is refused by [`LocalFs::new`]).
+//! Such handles survive server restarts and renames and go stale when the object is deleted, which is
+//! what RFC 1813 §2.3.3 and §4.1 ask of NFS handles. No path strings and no handle→path table exist:
+//! memory does not grow with the number of files clients have seen.
+//!
+//! # Every call: resolve as root, operate as the caller
+//! 1. The handle is verified (MAC → [`Error::BadHandle`]) and opened with `open_by_handle_at(2)` as
+//!    an `O_PATH` descriptor. This needs `CAP_DAC_READ_SEARCH`, so it runs as root; `ESTALE`/`ENOENT`
+//!    become [`Error::Stale`].
+//! 2. The operation itself runs with the caller's fsuid/fsgid/groups ([`rnfs_sys::identity`]), so
+//!    the kernel's own permission checks decide (RFC 1813 §4.4): `openat` for LOOKUP needs search
+//!    permission on the directory, READ re-opens the object `O_RDONLY`, READDIR re-opens the directory
+//!    `O_RDONLY`, ACCESS asks `faccessat2(AT_EACCESS)`. GETATTR, READLINK, FSSTAT and PATHCONF need no
+//!    permission on the object (as for `stat(2)`/`readlink(2)` once the path is resolved) and run as
+//!    root on the `O_PATH` descriptor, which saves the identity switches.
+//!
+//! Presenting a valid handle skips the search permissions of the directories above the object, as in
+//! every NFS server: the MAC is what keeps clients from minting handles they were not given.
+//!
+//! # Staying inside the export
+//! * `..` of the export root is the root itself (LOOKUP and READDIR alike); the parent is never
+//!   exposed.
+//! * Mounts are not crossed: a LOOKUP whose result is on another device or mount (a mount point inside
+//!   the export) is refused with [`Error::Access`] and logged; READDIRPLUS lists such an entry without
+//!   attributes or handle.
+//! * Limitation: if the export root is not the root of its file system, an object that a local user
+//!   moves out of the exported subtree stays reachable through handles already issued (like knfsd's
+//!   `no_subtree_check`). Export whole file systems where that matters.
+//!
+//! # READDIR (RFC 1813 §3.3.16, §3.3.17)
+//! * The directory is re-opened per call and positioned with `lseek` to the cookie; entries come from
+//!   `getdents64` one 32 KiB buffer at a time, so memory stays bounded for any directory size and no
+//!   state or lock is kept between calls. An entry's cookie is its `d_off`: the position just after it.
+//! * `.` and `..` **are listed**, as knfsd does and as NFSv3 clients expect (the Linux client does not
+//!   synthesise them for v3). `.` carries the directory's own fileid/attributes/handle; `..` of the
+//!   export root carries the root's.
+//! * Cookie verifier: the directory's mtime (seconds, nanoseconds; big-endian u32 each). It is
+//!   returned as a change hint but **never checked**: ext4's cookies are hash positions that remain
+//!   meaningful after the directory changes (entries added or removed are simply seen or not), so
+//!   refusing an old verifier with NFS3ERR_BAD_COOKIE would only force clients to restart listings.
+//!   A cookie `lseek` rejects is [`Error::BadCookie`].
+//! * With `plus`, attributes and a handle are computed only for entries offered to the sink (never
+//!   for read-ahead entries), from one `O_PATH` open of the name so the two always describe the same
+//!   object. The work runs as the caller: without search permission on the directory the entries come
+//!   without attributes or handle, as knfsd does.
+
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use bytes::Bytes;
+use rnfs_sys::{identity, IdentityGuard, KernelHandle, Stat, TimeSpec};
+
+use crate::handle::{self, HandleKey, MAX_BODY};
+use crate::{
+    access, Attr, Backend, DirEntry, DirListing, Error, FileHandle, FileType, FsStat, Identity,
+    PathConf, ReadData, Result, Timestamp,
+};
+
+/// The largest kernel handle (opaque bytes, without its type) that fits a sealed [`FileHandle`].
+pub const MAX_KERNEL_HANDLE: usize = MAX_BODY - 4;
+
+/// Longest name a LOOKUP accepts (`NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
+/// `getdents64` buffer per READDIR call.
+const DIRENT_BUF: usize = 32 * 1024;
+
+/// One export backed by a local directory. Cheap to share: all state is immutable.
+#[derive(Debug)]
+pub struct LocalFs {
+    export_id: u32,
+    key: HandleKey,
+    /// The export root opened `O_RDONLY|O_DIRECTORY`: the `mount_fd` of `open_by_handle_at` (which
+    /// refuses `O_PATH` descriptors) and the anchor of the file system.
+    root_fd: OwnedFd,
+    root_dev: u64,
+    root_ino: u64,
+    root_mount_id: i32,
+    root_handle: FileHandle,
+    fsid: u64,
+}
+
+impl LocalFs {
+    /// Serves the directory `root` as export `export_id`, with handles sealed by `key`.
+    ///
+    /// Fails if `root` is not a directory, if its file system has no file handles or handles too
+    /// large for NFSv3, or if handles cannot be opened (the process lacks `CAP_DAC_READ_SEARCH`).
+    /// Must be called by a thread acting as root.
+    pub fn new(export_id: u32, root: &Path, key: HandleKey) -> io::Result<LocalFs> {
+        let context = |e: io::Error, what: &str| {
+            io::Error::new(e.kind(), format!("export {}: {what}: {e}", root.display()))
+        };
+        let root_fd: OwnedFd = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(root)
+            .map_err(|e| context(e, "cannot open the export root directory"))?
+            .into();
+        let st = rnfs_sys::fstat(root_fd.as_fd())?;
+        let (kh, mount_id) = rnfs_sys::fd_to_handle(root_fd.as_fd()).map_err(|e| {
+            context(
+                e,
+                "the file system does not support file handles (name_to_handle_at)",
+            )
+        })?;
+        if kh.bytes.len() > MAX_KERNEL_HANDLE {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "export {}: the file system's handles are {} bytes, at most {MAX_KERNEL_HANDLE} fit \
+                     an NFSv3 file handle",
+                    root.display(),
+                    kh.bytes.len()
+                ),
+            ));
+        }
+        // Prove now that handles can be opened (needs CAP_DAC_READ_SEARCH) and lead back here.
+        let back = rnfs_sys::open_by_handle_at(root_fd.as_fd(), &kh, libc::O_PATH)
+            .map_err(|e| context(e, "cannot open file handles (open_by_handle_at)"))?;
+        let back = rnfs_sys::fstat(back.as_fd())?;
+        if (back.dev, back.ino) != (st.dev, st.ino) {
+            return Err(io::Error::other(format!(
+                "export {}: the root's file handle resolves to another object",
+                root.display()
+            )));
+        }
+        // READ and READDIR re-open objects through /proc/self/fd.
+        rnfs_sys::reopen(root_fd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| {
+            context(
+                e,
+                "cannot re-open through /proc/self/fd (is /proc mounted?)",
+            )
+        })?;
+        let root_handle = handle::seal(&key, export_id, &encode_body(&kh));
+        Ok(LocalFs {
+            export_id,
+            key,
+            root_fd,
+            root_dev: st.dev,
+            root_ino: st.ino,
+            root_mount_id: mount_id,
+            root_handle,
+            fsid: st.dev,
+        })
+    }
+
+    /// Reports `fsid` in attributes instead of the root's device number (e.g. from configuration,
+    /// so it stays the same if the device is renumbered).
+    pub fn with_fsid(mut self, fsid: u64) -> LocalFs {
+        self.fsid = fsid;
+        self
+    }
+
+    pub fn export_id(&self) -> u32 {
+        self.export_id
+    }
+
+    /// Verifies `fh` and opens its object as an `O_PATH` descriptor, as root.
+    fn resolve(&self, fh: &FileHandle) -> Result<(OwnedFd, Stat)> {
+        let body = handle::open(&self.key, self.export_id, &fh.0)?;
+        let kh = decode_body(body)?;
+        debug_assert!(!identity::is_switched(), "handles must be resolved as root");
+        let fd =
+            rnfs_sys::open_by_handle_at(self.root_fd.as_fd(), &kh, libc::O_PATH).map_err(|e| {
+                match e.raw_os_error() {
+                    Some(libc::ESTALE | libc::ENOENT) => Error::Stale,
+                    _ => Error::from(e),
+                }
+            })?;
+        let st = rnfs_sys::fstat(fd.as_fd())?;
+        Ok((fd, st))
+    }
+
+    fn seal(&self, kh: &KernelHandle) -> Result<FileHandle> {
+        if kh.bytes.len() > MAX_KERNEL_HANDLE {
+            tracing::error!(
+                len = kh.bytes.len(),
+                "kernel file handle too large to serve"
+            );
+            return Err(Error::ServerFault(libc::EOVERFLOW));
+        }
+        Ok(handle::seal(&self.key, self.export_id, &encode_body(kh)))
+    }
+
+    fn is_root(&self, st: &Stat) -> bool {
+        (st.dev, st.ino) == (self.root_dev, self.root_ino)
+    }
+
+    fn attr(&self, st: &Stat) -> Attr {
+        let file_type = match st.file_type() {
+            libc::S_IFDIR => FileType::Directory,
+            libc::S_IFLNK => FileType::Symlink,
+            libc::S_IFBLK => FileType::BlockDevice,
+            libc::S_IFCHR => FileType::CharDevice,
+            libc::S_IFSOCK => FileType::Socket,
+            libc::S_IFIFO => FileType::Fifo,
+            _ => FileType::Regular,
+        };
+        Attr {
+            file_type,
+            mode: st.mode & 0o7777,
+            nlink: u32::try_from(st.nlink).unwrap_or(u32::MAX),
+            uid: st.uid,
+            gid: st.gid,
+            size_bytes: st.size,
+            used_bytes: st.blocks.saturating_mul(512),
+            rdev: (libc::major(st.rdev), libc::minor(st.rdev)),
+            fsid: self.fsid,
+            fileid: st.ino,
+            atime: timestamp(st.atime),
+            mtime: timestamp(st.mtime),
+            ctime: timestamp(st.ctime),
+        }
+    }
+
+    /// Opens `name` in `dir` as an `O_PATH` descriptor (the caller's identity must be in effect)
+    /// without following a trailing symlink.
+    fn open_child(dir: BorrowedFd<'_>, name: &CString) -> Result<OwnedFd> {
+        Ok(rnfs_sys::openat(
+            dir,
+            name,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+        )?)
+    }
+
+    /// Stat and handle of an object reached from a directory, refusing other mounts.
+    fn describe(&self, fd: BorrowedFd<'_>) -> Result<(FileHandle, Stat)> {
+        let st = rnfs_sys::fstat(fd)?;
+        let (kh, mount_id) = rnfs_sys::fd_to_handle(fd)?;
+        if st.dev != self.root_dev || mount_id != self.root_mount_id {
+            return Err(Error::XDev);
+        }
+        Ok((self.seal(&kh)?, st))
+    }
+
+    /// READDIRPLUS extras for `name` in the directory `dir` (read as the caller); `None` when they
+    /// cannot be had (no search permission, entry vanished, mount point).
+    fn plus_extras(&self, dir: BorrowedFd<'_>, name: &[u8]) -> Option<(Attr, FileHandle)> {
+        let cname = CString::new(name).ok()?;
+        let fd = Self::open_child(dir, &cname).ok()?;
+        let (fh, st) = self.describe(fd.as_fd()).ok()?;
+        Some((self.attr(&st), fh))
+    }
+}
+
+fn as_caller(who: &Identity) -> Result<IdentityGuard> {
+    rnfs_sys::set_thread_identity(who.uid, who.gid, &who.groups).map_err(|e| {
+        match e.raw_os_error() {
+            // An id the kernel cannot represent ((uid_t)-1): such a caller may do nothing.
+            Some(libc::EINVAL) => Error::Access,
+            errno => {
+                tracing::error!(error = %e, uid = who.uid, "cannot take on the caller's identity");
+                Error::ServerFault(errno.unwrap_or(0))
+            }
+        }
+    })
+}
+
+fn encode_body(kh: &KernelHandle) -> Vec<u8> {
+    let mut b = Vec::with_capacity(4 + kh.bytes.len());
+    b.extend_from_slice(&kh.handle_type.to_be_bytes());
+    b.extend_from_slice(&kh.bytes);
+    b
+}
+
+fn decode_body(body: &[u8]) -> Result<KernelHandle> {
+    // A verified body was made by `encode_body`, but check anyway rather than trust a key.
+    if body.len() < 4 || body.len() > 4 + MAX_KERNEL_HANDLE {
+        return Err(Error::BadHandle);
+    }
+    let (t, bytes) = body.split_at(4);
+    Ok(KernelHandle {
+        handle_type: i32::from_be_bytes([t[0], t[1], t[2], t[3]]),
+        bytes: bytes.to_vec(),
+    })
+}
+
+/// `nfstime3` has unsigned 32-bit seconds: clamp times outside 1970..2106.
+fn timestamp(t: TimeSpec) -> Timestamp {
+    let seconds = u32::try_from(t.sec.max(0)).unwrap_or(u32::MAX);
+    Timestamp {
+        seconds,
+        nanoseconds: t.nsec.min(999_999_999),
+    }
+}
+
+fn verifier(st: &Stat) -> [u8; 8] {
+    let t = timestamp(st.mtime);
+    let mut v = [0u8; 8];
+    v[..4].copy_from_slice(&t.seconds.to_be_bytes());
+    v[4..].copy_from_slice(&t.nanoseconds.to_be_bytes());
+    v
+}
+
+/// A single path component: non-empty, no `/` or NUL (refused with ACCES, as Linux's
+/// `lookup_one_len` does), at most [`NAME_MAX`] bytes.
+fn component(name: &[u8]) -> Result<CString> {
+    if name.is_empty() || name.contains(&b'/') {
+        return Err(Error::Access);
+    }
+    if name.len() > NAME_MAX {
+        return Err(Error::NameTooLong);
+    }
+    CString::new(name).map_err(|_| Error::Access)
+}
+
+/// Whether an `faccessat2` failure means "not granted" rather than a failure of the call.
+fn denied(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY)
+    )
+}
+
+impl Backend for LocalFs {
+    fn root(&self) -> FileHandle {
+        self.root_handle.clone()
+    }
+
+    fn getattr(&self, _who: &Identity, fh: &FileHandle) -> Result<Attr> {
+        let (_fd, st) = self.resolve(fh)?;
+        Ok(self.attr(&st))
+    }
+
+    fn lookup(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<(FileHandle, Attr)> {
+        let (dfd, dst) = self.resolve(dir)?;
+        if !dst.is_dir() {
+            return Err(Error::NotDir);
+        }
+        let cname = component(name)?;
+        let dot = name == b".";
+        let dotdot_of_root = name == b".." && self.is_root(&dst);
+        let child = {
+            let _as = as_caller(who)?;
+            if dot || dotdot_of_root {
+                // No open needed, but the caller still needs search permission, as for any lookup.
+                rnfs_sys::faccessat2(
+                    dfd.as_fd(),
+                    c"",
+                    libc::X_OK,
+                    libc::AT_EACCESS | libc::AT_EMPTY_PATH,
+                )?;
+                None
+            } else {
+                Some(Self::open_child(dfd.as_fd(), &cname)?)
+            }
+        };
+        let Some(child) = child else {
+            let fh = if dot {
+                dir.clone()
+            } else {
+                self.root_handle.clone()
+            };
+            return Ok((fh, self.attr(&dst)));
+        };
+        match self.describe(child.as_fd()) {
+            Ok((fh, st)) => Ok((fh, self.attr(&st))),
+            Err(Error::XDev) => {
+                tracing::warn!(
+                    export = self.export_id,
+                    name = %String::from_utf8_lossy(name),
+                    "lookup refused: the name is a mount point inside the export (mounts are not crossed)"
+                );
+                Err(Error::Access)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn access(&self, who: &Identity, fh: &FileHandle, requested: u32) -> Result<(u32, Attr)> {
+        let (fd, st) = self.resolve(fh)?;
+        let is_dir = st.is_dir();
+        // Creating, removing or renaming in a directory needs write *and* search permission on it
+        // (as knfsd maps MODIFY/EXTEND/DELETE for directories).
+        let write_mode = if is_dir {
+            libc::W_OK | libc::X_OK
+        } else {
+            libc::W_OK
+        };
+        // (bit, which check, applies to this type); checks: 0 read, 1 search/execute, 2 write.
+        let wanted: [(u32, usize, bool); 6] = [
+            (access::READ, 0, true),
+            (access::LOOKUP, 1, is_dir),
+            (access::EXECUTE, 1, !is_dir),
+            (access::MODIFY, 2, true),
+            (access::EXTEND, 2, true),
+            (access::DELETE, 2, is_dir),
+        ];
+        let modes = [libc::R_OK, libc::X_OK, write_mode];
+        let mut answers: [Option<bool>; 3] = [None; 3];
+        let mut granted = 0;
+        {
+            let _as = as_caller(who)?;
+            for (bit, check, applies) in wanted {
+                if requested & bit == 0 || !applies {
+                    continue;
+                }
+                let ok = match answers[check] {
+                    Some(ok) => ok,
+                    None => {
+                        let flags = libc::AT_EACCESS | libc::AT_EMPTY_PATH;
+                        let ok = match rnfs_sys::faccessat2(fd.as_fd(), c"", modes[check], flags) {
+                            Ok(()) => true,
+                            Err(e) if denied(&e) => false,
+                            Err(e) => return Err(e.into()),
+                        };
+                        answers[check] = Some(ok);
+                        ok
+                    }
+                };
+                if ok {
+                    granted |= bit;
+                }
+            }
+        }
+        Ok((granted, self.attr(&st)))
+    }
+
+    fn readlink(&self, _who: &Identity, fh: &FileHandle) -> Result<(Bytes, Attr)> {
+        let (fd, st) = self.resolve(fh)?;
+        if st.file_type() != libc::S_IFLNK {
+            return Err(Error::Inval);
+        }
+        let target = rnfs_sys::readlinkat(fd.as_fd(), c"")?;
+        Ok((Bytes::from(target), self.attr(&st)))
+    }
+
+    fn read(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<ReadData> {
+        let (fd, st) = self.resolve(fh)?;
+        match st.file_type() {
+            libc::S_IFREG => {}
+            libc::S_IFDIR => return Err(Error::IsDir),
+            // Devices and FIFOs are not read through NFS (and opening a FIFO would block).
+            _ => return Err(Error::Inval),
+        }
+        let file = {
+            let _as = as_caller(who)?;
+            rnfs_sys::reopen(fd.as_fd(), libc::O_RDONLY | libc::O_NOCTTY)?
+        };
+        let want = count as usize;
+        // Allocate for what the file holds now, not for `count`: a small file's read stays small.
+        let initial = usize::try_from(st.size.saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(want);
+        let mut data = Vec::with_capacity(initial);
+        loop {
+            while data.len() < want && data.len() < data.capacity() {
+                let at = offset.saturating_add(data.len() as u64);
+                let max = want - data.len();
+                if rnfs_sys::pread_append(file.as_fd(), &mut data, max, at)? == 0 {
+                    break;
+                }
+            }
+            let post = rnfs_sys::fstat(file.as_fd())?;
+            let end = offset.saturating_add(data.len() as u64);
+            if data.len() < want && data.len() == data.capacity() && end < post.size {
+                // The file grew while we read: read on (an empty non-EOF reply makes clients fail).
+                let more = usize::try_from(post.size - end)
+                    .unwrap_or(usize::MAX)
+                    .min(want - data.len());
+                data.reserve_exact(more);
+                continue;
+            }
+            return Ok(ReadData {
+                data: Bytes::from(data),
+                eof: end >= post.size,
+                attr: self.attr(&post),
+            });
+        }
+    }
+
+    fn readdir(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        cookie: u64,
+        _verifier: [u8; 8],
+        plus: bool,
+        sink: &mut dyn FnMut(DirEntry) -> bool,
+    ) -> Result<DirListing> {
+        let (dfd, dst) = self.resolve(dir)?;
+        if !dst.is_dir() {
+            return Err(Error::NotDir);
+        }
+        let is_root = self.is_root(&dst);
+        let dir_attr = self.attr(&dst);
+        let listing = |eof| DirListing {
+            eof,
+            verifier: verifier(&dst),
+            dir_attr: dir_attr.clone(),
+        };
+        // Cookies are `d_off` values reinterpreted as u64 (below); undo that bit for bit.
+        let pos = cookie as i64;
+
+        // Everything below runs as the caller: the open needs read permission, the READDIRPLUS
+        // lookups search permission. The sink is our own encoder and touches no file system.
+        let _as = as_caller(who)?;
+        let rd = rnfs_sys::reopen(dfd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY)?;
+        rnfs_sys::lseek(rd.as_fd(), pos, libc::SEEK_SET).map_err(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) => Error::BadCookie,
+            _ => Error::from(e),
+        })?;
+        let mut buf = vec![0u8; DIRENT_BUF];
+        loop {
+            let n = rnfs_sys::getdents64(rd.as_fd(), &mut buf)?;
+            if n == 0 {
+                return Ok(listing(true));
+            }
+            for d in rnfs_sys::dirents(&buf[..n]) {
+                if d.ino == 0 {
+                    continue; // a deleted slot, on file systems that report them
+                }
+                let (fileid, extras) = match d.name {
+                    b"." => (dst.ino, plus.then(|| (dir_attr.clone(), dir.clone()))),
+                    b".." if is_root => (
+                        dst.ino,
+                        plus.then(|| (dir_attr.clone(), self.root_handle.clone())),
+                    ),
+                    name => (
+                        d.ino,
+                        if plus {
+                            self.plus_extras(rd.as_fd(), name)
+                        } else {
+                            None
+                        },
+                    ),
+                };
+                let (attr, handle) = extras.map_or((None, None), |(a, h)| (Some(a), Some(h)));
+                let entry = DirEntry {
+                    fileid,
+                    name: Bytes::copy_from_slice(d.name),
+                    cookie: d.off as u64,
+                    attr,
+                    handle,
+                };
+                if !sink(entry) {
+                    return Ok(listing(false));
+                }
+            }
+        }
+    }
+
+    fn fsstat(&self, _who: &Identity, fh: &FileHandle) -> Result<(FsStat, Attr)> {
+        let (fd, st) = self.resolve(fh)?;
+        let v = rnfs_sys::fstatvfs(fd.as_fd())?;
+        let bytes = |blocks: u64| blocks.saturating_mul(v.frsize);
+        let fs = FsStat {
+            total_bytes: bytes(v.blocks),
+            free_bytes: bytes(v.bfree),
+            avail_bytes: bytes(v.bavail),
+            total_files: v.files,
+            free_files: v.ffree,
+            avail_files: v.favail,
+        };
+        Ok((fs, self.attr(&st)))
+    }
+
+    fn pathconf(&self, _who: &Identity, fh: &FileHandle) -> Result<(PathConf, Attr)> {
+        let (fd, st) = self.resolve(fh)?;
+        // glibc answers from the file system type (65000 for ext4); an unknown limit is reported as
+        // ext4's rather than as "none", which NFSv3 cannot express.
+        let link_max = match rnfs_sys::fpathconf(fd.as_fd(), libc::_PC_LINK_MAX) {
+            Ok(Some(n)) => u32::try_from(n).unwrap_or(u32::MAX),
+            _ => 65000,
+        };
+        let pc = PathConf {
+            link_max,
+            name_max: NAME_MAX as u32,
+            no_trunc: true,
+            chown_restricted: true,
+            case_insensitive: false,
+            case_preserving: true,
+        };
+        Ok((pc, self.attr(&st)))
+    }
+}

@@ -1,0 +1,670 @@
+//! The local backend against a real ext4 directory. Runs as root (handles need CAP_DAC_READ_SEARCH);
+//! every test works in its own tempdir and switches identity on its own thread only.
+
+// Test code: panicking on an unexpected error is the point (helpers are not `#[test]` functions,
+// so clippy's allow-unwrap-in-tests does not cover them).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use rnfs_storage::handle::{self, HandleKey};
+use rnfs_storage::local::LocalFs;
+use rnfs_storage::{access, Backend, DirEntry, Error, FileHandle, FileType, Identity};
+
+const NOBODY: u32 = 65534;
+
+fn nobody() -> Identity {
+    Identity {
+        uid: NOBODY,
+        gid: NOBODY,
+        groups: vec![],
+    }
+}
+
+fn root() -> Identity {
+    Identity::root()
+}
+
+/// A tempdir export, world-searchable so non-root identities can be tested.
+fn setup() -> (tempfile::TempDir, LocalFs, HandleKey) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let key = HandleKey::random().unwrap();
+    let fs = LocalFs::new(1, dir.path(), key.clone()).unwrap();
+    (dir, fs, key)
+}
+
+fn write(path: &Path, data: &[u8], mode: u32) {
+    fs::write(path, data).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn lookup(fs: &LocalFs, dir: &FileHandle, name: &str) -> FileHandle {
+    fs.lookup(&root(), dir, name.as_bytes()).unwrap().0
+}
+
+/// Lists a directory with a sink that takes at most `budget` entries per call, resuming from the
+/// last cookie each time, as a client would.
+fn list(
+    fs: &LocalFs,
+    who: &Identity,
+    dir: &FileHandle,
+    plus: bool,
+    budget: usize,
+) -> Vec<DirEntry> {
+    let mut out = Vec::new();
+    let mut cookie = 0;
+    let mut verifier = [0u8; 8];
+    loop {
+        let mut taken = 0;
+        let listing = fs
+            .readdir(who, dir, cookie, verifier, plus, &mut |e| {
+                if taken == budget {
+                    return false;
+                }
+                taken += 1;
+                cookie = e.cookie;
+                out.push(e);
+                true
+            })
+            .unwrap();
+        verifier = listing.verifier;
+        if listing.eof {
+            return out;
+        }
+        assert!(taken > 0, "no progress");
+    }
+}
+
+#[test]
+fn handle_round_trip_and_getattr() {
+    let (dir, fs, _) = setup();
+    write(&dir.path().join("f"), b"hello", 0o644);
+    let fh = lookup(&fs, &fs.root(), "f");
+    assert!(fh.0.len() <= 64);
+    assert_eq!(handle::export_id(&fh.0), Some(1));
+    let a = fs.getattr(&nobody(), &fh).unwrap();
+    let m = fs::metadata(dir.path().join("f")).unwrap();
+    assert_eq!(a.file_type, FileType::Regular);
+    assert_eq!(
+        (a.fileid, a.size_bytes, a.mode, a.nlink),
+        (m.ino(), 5, 0o644, 1)
+    );
+    assert_eq!(a.fsid, m.dev());
+    assert_eq!(a.mtime.seconds as i64, m.mtime());
+    assert_eq!(a.used_bytes, m.blocks() * 512);
+    // The same object always gets the same handle.
+    assert_eq!(lookup(&fs, &fs.root(), "f"), fh);
+    let r = fs.getattr(&root(), &fs.root()).unwrap();
+    assert_eq!(
+        (r.file_type, r.fileid),
+        (FileType::Directory, fs::metadata(dir.path()).unwrap().ino())
+    );
+}
+
+#[test]
+fn forged_or_foreign_handles_are_bad() {
+    let (dir, fs, key) = setup();
+    write(&dir.path().join("f"), b"x", 0o644);
+    let fh = lookup(&fs, &fs.root(), "f");
+    for i in 0..fh.0.len() {
+        let mut raw = fh.0.to_vec();
+        raw[i] ^= 0x40;
+        assert_eq!(
+            fs.getattr(&root(), &FileHandle(raw.into())),
+            Err(Error::BadHandle),
+            "byte {i}"
+        );
+    }
+    assert_eq!(
+        fs.getattr(&root(), &FileHandle(fh.0.slice(..10))),
+        Err(Error::BadHandle)
+    );
+    assert_eq!(
+        fs.getattr(&root(), &FileHandle(Default::default())),
+        Err(Error::BadHandle)
+    );
+    // Same directory and key, another export id: the handle does not belong there.
+    let other = LocalFs::new(2, dir.path(), key).unwrap();
+    assert_eq!(other.getattr(&root(), &fh), Err(Error::BadHandle));
+    // Another key (a different server): bad too.
+    let stranger = LocalFs::new(1, dir.path(), HandleKey::random().unwrap()).unwrap();
+    assert_eq!(stranger.getattr(&root(), &fh), Err(Error::BadHandle));
+}
+
+#[test]
+fn removed_file_is_stale() {
+    let (dir, fs, _) = setup();
+    write(&dir.path().join("f"), b"x", 0o644);
+    fs::create_dir(dir.path().join("d")).unwrap();
+    let f = lookup(&fs, &fs.root(), "f");
+    let d = lookup(&fs, &fs.root(), "d");
+    fs::remove_file(dir.path().join("f")).unwrap();
+    fs::remove_dir(dir.path().join("d")).unwrap();
+    assert_eq!(fs.getattr(&root(), &f), Err(Error::Stale));
+    assert_eq!(fs.read(&root(), &f, 0, 1).unwrap_err(), Error::Stale);
+    assert_eq!(fs.lookup(&root(), &d, b"x").unwrap_err(), Error::Stale);
+    // A new file under the old name is a different object.
+    write(&dir.path().join("f"), b"y", 0o644);
+    assert_ne!(lookup(&fs, &fs.root(), "f"), f);
+    assert_eq!(fs.getattr(&root(), &f), Err(Error::Stale));
+}
+
+#[test]
+fn handles_survive_restart_with_persisted_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let export = dir.path().join("export");
+    fs::create_dir(&export).unwrap();
+    write(&export.join("f"), b"x", 0o644);
+    let fh = {
+        let fs = LocalFs::new(7, &export, HandleKey::load_or_create(&state).unwrap()).unwrap();
+        lookup(&fs, &fs.root(), "f")
+    };
+    let fs = LocalFs::new(7, &export, HandleKey::load_or_create(&state).unwrap()).unwrap();
+    assert_eq!(
+        fs.getattr(&root(), &fh).unwrap().fileid,
+        fs::metadata(export.join("f")).unwrap().ino()
+    );
+    assert_eq!(fs.read(&root(), &fh, 0, 10).unwrap().data.as_ref(), b"x");
+}
+
+#[test]
+fn dot_and_dotdot_never_escape() {
+    let (dir, fs, _) = setup();
+    fs::create_dir_all(dir.path().join("a/b")).unwrap();
+    let root_fh = fs.root();
+    let root_ino = fs::metadata(dir.path()).unwrap().ino();
+    let (fh, attr) = fs.lookup(&root(), &root_fh, b".").unwrap();
+    assert_eq!((fh, attr.fileid), (root_fh.clone(), root_ino));
+    let (fh, attr) = fs.lookup(&nobody(), &root_fh, b"..").unwrap();
+    assert_eq!((fh, attr.fileid), (root_fh.clone(), root_ino));
+    let a = lookup(&fs, &root_fh, "a");
+    let b = lookup(&fs, &a, "b");
+    assert_eq!(lookup(&fs, &b, ".."), a);
+    assert_eq!(lookup(&fs, &a, ".."), root_fh);
+    // Climbing further stays at the root.
+    let mut fh = b;
+    for _ in 0..5 {
+        fh = lookup(&fs, &fh, "..");
+    }
+    assert_eq!(fh, root_fh);
+    assert_eq!(
+        lookup(&fs, &lookup(&fs, &root_fh, "a"), "."),
+        lookup(&fs, &root_fh, "a")
+    );
+}
+
+#[test]
+fn bad_names_refused() {
+    let (dir, fs, _) = setup();
+    fs::create_dir(dir.path().join("a")).unwrap();
+    write(&dir.path().join("a/f"), b"", 0o644);
+    let r = fs.root();
+    assert_eq!(fs.lookup(&root(), &r, b"a/f").unwrap_err(), Error::Access);
+    assert_eq!(fs.lookup(&root(), &r, b"/etc").unwrap_err(), Error::Access);
+    assert_eq!(fs.lookup(&root(), &r, b"../..").unwrap_err(), Error::Access);
+    assert_eq!(fs.lookup(&root(), &r, b"a\0").unwrap_err(), Error::Access);
+    assert_eq!(fs.lookup(&root(), &r, b"").unwrap_err(), Error::Access);
+    assert_eq!(
+        fs.lookup(&root(), &r, &[b'x'; 256]).unwrap_err(),
+        Error::NameTooLong
+    );
+    assert_eq!(
+        fs.lookup(&root(), &r, &[b'x'; 255]).unwrap_err(),
+        Error::NoEnt
+    );
+    assert_eq!(
+        fs.lookup(&root(), &r, b"missing").unwrap_err(),
+        Error::NoEnt
+    );
+    let f = lookup(&fs, &lookup(&fs, &r, "a"), "f");
+    assert_eq!(fs.lookup(&root(), &f, b"x").unwrap_err(), Error::NotDir);
+    assert_eq!(
+        fs.readdir(&root(), &f, 0, [0; 8], false, &mut |_| true)
+            .unwrap_err(),
+        Error::NotDir
+    );
+}
+
+#[test]
+fn symlinks_are_not_followed() {
+    let (dir, fs, _) = setup();
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("l")).unwrap();
+    std::os::unix::fs::symlink("/", dir.path().join("up")).unwrap();
+    let r = fs.root();
+    let (l, attr) = fs.lookup(&root(), &r, b"l").unwrap();
+    assert_eq!(attr.file_type, FileType::Symlink);
+    let (target, _) = fs.readlink(&nobody(), &l).unwrap();
+    assert_eq!(target.as_ref(), b"/etc/passwd");
+    // Reading or listing through a symlink does not reach its target.
+    assert_eq!(fs.read(&root(), &l, 0, 10).unwrap_err(), Error::Inval);
+    let up = lookup(&fs, &r, "up");
+    assert_eq!(fs.lookup(&root(), &up, b"etc").unwrap_err(), Error::NotDir);
+    // READLINK of something else is INVAL.
+    assert_eq!(fs.readlink(&root(), &r).unwrap_err(), Error::Inval);
+}
+
+#[test]
+fn permissions_are_the_callers() {
+    let (dir, fs, _) = setup();
+    write(&dir.path().join("secret"), b"top secret", 0o600);
+    write(&dir.path().join("public"), b"hello", 0o644);
+    write(&dir.path().join("group"), b"members", 0o640);
+    std::os::unix::fs::chown(dir.path().join("group"), Some(0), Some(4242)).unwrap();
+    fs::create_dir(dir.path().join("private")).unwrap();
+    fs::set_permissions(
+        dir.path().join("private"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    write(&dir.path().join("private/inner"), b"x", 0o644);
+    let r = fs.root();
+    let secret = lookup(&fs, &r, "secret");
+    let public = lookup(&fs, &r, "public");
+    let group = lookup(&fs, &r, "group");
+    let private = lookup(&fs, &r, "private");
+
+    let (granted, attr) = fs.access(&nobody(), &secret, access::ALL).unwrap();
+    assert_eq!(
+        granted & (access::READ | access::MODIFY | access::EXTEND | access::EXECUTE),
+        0
+    );
+    assert_eq!(attr.mode, 0o600);
+    assert_eq!(
+        fs.read(&nobody(), &secret, 0, 100).unwrap_err(),
+        Error::Access
+    );
+    // Root (unsquashed) reads it.
+    assert_eq!(
+        fs.read(&root(), &secret, 0, 100).unwrap().data.as_ref(),
+        b"top secret"
+    );
+    let (granted, _) = fs.access(&root(), &secret, access::ALL).unwrap();
+    assert_eq!(granted, access::READ | access::MODIFY | access::EXTEND);
+
+    let (granted, _) = fs.access(&nobody(), &public, access::ALL).unwrap();
+    assert_eq!(granted, access::READ);
+    assert_eq!(
+        fs.read(&nobody(), &public, 0, 100).unwrap().data.as_ref(),
+        b"hello"
+    );
+
+    // Supplementary groups count.
+    let member = Identity {
+        uid: 1000,
+        gid: 1000,
+        groups: vec![4242],
+    };
+    assert_eq!(
+        fs.access(&member, &group, access::READ).unwrap().0,
+        access::READ
+    );
+    assert_eq!(
+        fs.read(&member, &group, 0, 100).unwrap().data.as_ref(),
+        b"members"
+    );
+    assert_eq!(
+        fs.read(&nobody(), &group, 0, 100).unwrap_err(),
+        Error::Access
+    );
+
+    // Directory bits: the root tempdir is 0755 root-owned.
+    let (granted, _) = fs.access(&nobody(), &r, access::ALL).unwrap();
+    assert_eq!(granted, access::READ | access::LOOKUP);
+    let (granted, _) = fs.access(&root(), &r, access::ALL).unwrap();
+    assert_eq!(
+        granted,
+        access::READ | access::LOOKUP | access::MODIFY | access::EXTEND | access::DELETE
+    );
+    // A 0700 directory cannot be searched or listed by others, even with a valid handle.
+    assert_eq!(fs.access(&nobody(), &private, access::ALL).unwrap().0, 0);
+    assert_eq!(
+        fs.lookup(&nobody(), &private, b"inner").unwrap_err(),
+        Error::Access
+    );
+    assert_eq!(
+        fs.lookup(&nobody(), &private, b".").unwrap_err(),
+        Error::Access
+    );
+    assert_eq!(
+        fs.readdir(&nobody(), &private, 0, [0; 8], false, &mut |_| true)
+            .unwrap_err(),
+        Error::Access
+    );
+    // Metadata needs no permission on the object.
+    assert_eq!(fs.getattr(&nobody(), &private).unwrap().mode, 0o700);
+    // The thread is root again afterwards.
+    assert!(!rnfs_sys::identity::is_switched());
+    assert_eq!(
+        fs.read(&root(), &secret, 0, 3).unwrap().data.as_ref(),
+        b"top"
+    );
+}
+
+#[test]
+fn read_eof_is_exact() {
+    let (dir, fs, _) = setup();
+    write(&dir.path().join("f"), b"0123456789", 0o644);
+    write(&dir.path().join("empty"), b"", 0o644);
+    fs::create_dir(dir.path().join("d")).unwrap();
+    let r = fs.root();
+    let f = lookup(&fs, &r, "f");
+    let read = |off, count| {
+        let d = fs.read(&root(), &f, off, count).unwrap();
+        (String::from_utf8(d.data.to_vec()).unwrap(), d.eof)
+    };
+    assert_eq!(read(0, 4), ("0123".into(), false));
+    assert_eq!(read(6, 4), ("6789".into(), true)); // ends exactly at EOF
+    assert_eq!(read(6, 100), ("6789".into(), true)); // short read at the end
+    assert_eq!(read(0, 10), ("0123456789".into(), true));
+    assert_eq!(read(0, 9), ("012345678".into(), false));
+    assert_eq!(read(10, 5), ("".into(), true)); // at EOF
+    assert_eq!(read(1000, 5), ("".into(), true)); // past EOF
+    assert_eq!(read(u64::MAX, 5), ("".into(), true));
+    assert_eq!(read(3, 0), ("".into(), false));
+    let d = fs.read(&root(), &f, 0, 4).unwrap();
+    assert_eq!(d.attr.size_bytes, 10);
+    let e = lookup(&fs, &r, "empty");
+    assert!(fs.read(&root(), &e, 0, 100).unwrap().eof);
+    assert_eq!(
+        fs.read(&root(), &lookup(&fs, &r, "d"), 0, 1).unwrap_err(),
+        Error::IsDir
+    );
+
+    // A large read returns everything.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(dir.path().join("big"), &big).unwrap();
+    let b = lookup(&fs, &r, "big");
+    let mut got = Vec::new();
+    loop {
+        let d = fs.read(&root(), &b, got.len() as u64, 1 << 20).unwrap();
+        got.extend_from_slice(&d.data);
+        if d.eof {
+            break;
+        }
+    }
+    assert_eq!(got, big);
+}
+
+#[test]
+fn readdir_large_directory_resumes_exactly() {
+    let (dir, fs, _) = setup();
+    fs::create_dir(dir.path().join("big")).unwrap();
+    let mut want: HashSet<Vec<u8>> = HashSet::new();
+    for i in 0..10_000 {
+        let name = format!("entry-{i:05}-{}", "x".repeat(i % 40));
+        fs::write(dir.path().join("big").join(&name), b"").unwrap();
+        want.insert(name.into_bytes());
+    }
+    let big = lookup(&fs, &fs.root(), "big");
+    for budget in [1, 7, 1000] {
+        let entries = list(&fs, &root(), &big, false, budget);
+        let names: Vec<Vec<u8>> = entries.iter().map(|e| e.name.to_vec()).collect();
+        let unique: HashSet<Vec<u8>> = names.iter().cloned().collect();
+        assert_eq!(unique.len(), names.len(), "duplicates with budget {budget}");
+        let mut expected = want.clone();
+        expected.insert(b".".to_vec());
+        expected.insert(b"..".to_vec());
+        assert_eq!(unique, expected, "budget {budget}");
+        assert!(entries
+            .iter()
+            .all(|e| e.attr.is_none() && e.handle.is_none()));
+        // The listing agrees with the local one (which omits . and ..).
+        let local: HashSet<Vec<u8>> = fs::read_dir(dir.path().join("big"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_encoded_bytes())
+            .collect();
+        assert_eq!(local, want);
+        for e in &entries {
+            if e.name.as_ref() != b"." && e.name.as_ref() != b".." {
+                let ino = fs::symlink_metadata(
+                    dir.path()
+                        .join("big")
+                        .join(std::str::from_utf8(&e.name).unwrap()),
+                )
+                .unwrap()
+                .ino();
+                assert_eq!(e.fileid, ino);
+            }
+        }
+    }
+}
+
+#[test]
+fn readdir_root_dotdot_is_the_root() {
+    let (dir, fs, _) = setup();
+    fs::create_dir(dir.path().join("sub")).unwrap();
+    let root_ino = fs::metadata(dir.path()).unwrap().ino();
+    let entries = list(&fs, &nobody(), &fs.root(), true, 2);
+    let dotdot = entries.iter().find(|e| e.name.as_ref() == b"..").unwrap();
+    assert_eq!(dotdot.fileid, root_ino);
+    assert_eq!(dotdot.attr.as_ref().unwrap().fileid, root_ino);
+    assert_eq!(dotdot.handle.as_ref().unwrap(), &fs.root());
+    let dot = entries.iter().find(|e| e.name.as_ref() == b".").unwrap();
+    assert_eq!(
+        (dot.fileid, dot.handle.as_ref().unwrap()),
+        (root_ino, &fs.root())
+    );
+    // In a subdirectory, .. is the real parent (the root).
+    let sub = lookup(&fs, &fs.root(), "sub");
+    let entries = list(&fs, &root(), &sub, true, 100);
+    let dotdot = entries.iter().find(|e| e.name.as_ref() == b"..").unwrap();
+    assert_eq!(
+        (dotdot.fileid, dotdot.handle.as_ref().unwrap()),
+        (root_ino, &fs.root())
+    );
+}
+
+#[test]
+fn readdirplus_attrs_and_handles_resolve() {
+    let (dir, fs, _) = setup();
+    for i in 0..50 {
+        write(&dir.path().join(format!("f{i}")), &vec![b'a'; i], 0o644);
+    }
+    fs::create_dir(dir.path().join("d")).unwrap();
+    std::os::unix::fs::symlink("f1", dir.path().join("link")).unwrap();
+    let entries = list(&fs, &nobody(), &fs.root(), true, 5);
+    assert_eq!(entries.len(), 50 + 2 + 2); // files, d, link, . and ..
+    for e in &entries {
+        let attr = e.attr.as_ref().unwrap();
+        let fh = e.handle.as_ref().unwrap();
+        assert_eq!(&fs.getattr(&root(), fh).unwrap(), attr, "{:?}", e.name);
+        assert_eq!(attr.fileid, e.fileid);
+        let name = std::str::from_utf8(&e.name).unwrap();
+        if name != "." && name != ".." {
+            assert_eq!(&lookup(&fs, &fs.root(), name), fh);
+            let m = fs::symlink_metadata(dir.path().join(name)).unwrap();
+            assert_eq!(attr.size_bytes, m.len());
+        }
+        if name == "link" {
+            assert_eq!(attr.file_type, FileType::Symlink);
+        }
+    }
+    // Without search permission, entries come without extras.
+    let private = dir.path().join("d");
+    write(&private.join("inner"), b"", 0o644);
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o744)).unwrap();
+    let d = lookup(&fs, &fs.root(), "d");
+    let entries = list(&fs, &nobody(), &d, true, 100);
+    let inner = entries
+        .iter()
+        .find(|e| e.name.as_ref() == b"inner")
+        .unwrap();
+    assert!(inner.attr.is_none() && inner.handle.is_none());
+}
+
+#[test]
+fn sink_refusal_does_not_consume_the_entry() {
+    let (dir, fs, _) = setup();
+    for i in 0..20 {
+        fs::write(dir.path().join(format!("n{i}")), b"").unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cookie = 0;
+    let mut refused = None;
+    let listing = fs
+        .readdir(&root(), &fs.root(), 0, [0; 8], false, &mut |e| {
+            if seen.len() == 3 {
+                refused = Some(e.name.clone());
+                return false;
+            }
+            cookie = e.cookie;
+            seen.push(e.name.clone());
+            true
+        })
+        .unwrap();
+    assert!(!listing.eof);
+    let mut next = None;
+    fs.readdir(
+        &root(),
+        &fs.root(),
+        cookie,
+        listing.verifier,
+        false,
+        &mut |e| {
+            next = Some(e.name.clone());
+            false
+        },
+    )
+    .unwrap();
+    assert_eq!(next, refused);
+    // A cookie the directory cannot seek to is BAD_COOKIE.
+    assert_eq!(
+        fs.readdir(&root(), &fs.root(), u64::MAX, [0; 8], false, &mut |_| true)
+            .unwrap_err(),
+        Error::BadCookie
+    );
+    // An old verifier is not refused (see the module documentation).
+    fs::write(dir.path().join("late"), b"").unwrap();
+    assert!(
+        fs.readdir(&root(), &fs.root(), cookie, [9; 8], false, &mut |_| true)
+            .unwrap()
+            .eof
+    );
+}
+
+#[test]
+fn fsstat_and_pathconf() {
+    let (_dir, fs, _) = setup();
+    let (st, attr) = fs.fsstat(&nobody(), &fs.root()).unwrap();
+    assert!(
+        st.total_bytes > 0 && st.total_bytes >= st.free_bytes && st.free_bytes >= st.avail_bytes
+    );
+    assert!(st.total_files >= st.free_files);
+    assert_eq!(attr.file_type, FileType::Directory);
+    let (pc, _) = fs.pathconf(&nobody(), &fs.root()).unwrap();
+    assert_eq!(pc.name_max, 255);
+    assert!(pc.link_max >= 1);
+    assert!(pc.no_trunc && pc.chown_restricted && pc.case_preserving && !pc.case_insensitive);
+}
+
+#[test]
+fn new_refuses_non_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("f"), b"", 0o644);
+    assert!(LocalFs::new(1, &dir.path().join("f"), HandleKey::random().unwrap()).is_err());
+    assert!(LocalFs::new(1, &dir.path().join("missing"), HandleKey::random().unwrap()).is_err());
+}
+
+#[test]
+fn concurrent_identities_do_not_leak() {
+    // Many threads alternating root and nobody on the same backend: each sees its own identity.
+    let (dir, fs, _) = setup();
+    write(&dir.path().join("secret"), b"s", 0o600);
+    let fs = std::sync::Arc::new(fs);
+    let secret = lookup(&fs, &fs.root(), "secret");
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (fs, secret) = (fs.clone(), secret.clone());
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    if (t + i) % 2 == 0 {
+                        assert_eq!(fs.read(&root(), &secret, 0, 1).unwrap().data.as_ref(), b"s");
+                    } else {
+                        assert_eq!(
+                            fs.read(&nobody(), &secret, 0, 1).unwrap_err(),
+                            Error::Access
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// Runs itself again in a private mount namespace (`unshare`), where it may mount freely; the
+/// tempdir is made and removed out here, where the mounts are invisible.
+#[test]
+fn mount_points_are_not_crossed() {
+    const ENV: &str = "RNFS_TEST_MOUNT_DIR";
+    if let Some(dir) = std::env::var_os(ENV) {
+        return mount_points_inner(Path::new(&dir));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "mount_points_are_not_crossed",
+            "--test-threads=1",
+        ])
+        .env(ENV, dir.path())
+        .output();
+    match out {
+        Ok(o) => assert!(
+            o.status.success(),
+            "failed inside its mount namespace:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => eprintln!("skipped: cannot run unshare: {e}"),
+    }
+}
+
+fn mount_points_inner(dir: &Path) {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |args: &[&str]| {
+        assert!(std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .unwrap()
+            .success());
+    };
+    fs::create_dir(dir.join("tmpfs")).unwrap();
+    run(&["-t", "tmpfs", "none", dir.join("tmpfs").to_str().unwrap()]);
+    fs::write(dir.join("tmpfs/inside"), b"x").unwrap();
+    // A bind mount of the same file system: same device, another mount.
+    fs::create_dir_all(dir.join("real/sub")).unwrap();
+    fs::create_dir(dir.join("bind")).unwrap();
+    run(&[
+        "--bind",
+        dir.join("real").to_str().unwrap(),
+        dir.join("bind").to_str().unwrap(),
+    ]);
+
+    let fs = LocalFs::new(1, dir, HandleKey::random().unwrap()).unwrap();
+    let r = fs.root();
+    assert_eq!(fs.lookup(&root(), &r, b"tmpfs").unwrap_err(), Error::Access);
+    assert_eq!(fs.lookup(&root(), &r, b"bind").unwrap_err(), Error::Access);
+    let real = lookup(&fs, &r, "real");
+    assert!(fs.lookup(&root(), &real, b"sub").is_ok());
+    let entries = list(&fs, &root(), &r, true, 100);
+    for name in [&b"tmpfs"[..], b"bind"] {
+        let e = entries.iter().find(|e| e.name.as_ref() == name).unwrap();
+        assert!(e.attr.is_none() && e.handle.is_none(), "{name:?}");
+    }
+    assert!(entries
+        .iter()
+        .find(|e| e.name.as_ref() == b"real")
+        .unwrap()
+        .handle
+        .is_some());
+}
