@@ -79,8 +79,11 @@ pub struct Service {
     portmap: Mutex<Vec<pmap::mapping>>,
     own_ports: RwLock<OwnPorts>,
     limits: Limits,
-    /// Changes on every start (and on write-back errors): see WRITE/COMMIT in RFC 1813 §3.3.7.
-    write_verifier: [u8; 8],
+    /// Random per start; see [`Service::write_verifier`].
+    write_verifier_base: u64,
+    /// Bumped when the export table is replaced, so a backend's error count restarting at zero
+    /// cannot bring an old verifier back.
+    export_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Service {
@@ -91,7 +94,8 @@ impl Service {
             portmap: Mutex::new(Vec::new()),
             own_ports: RwLock::new(OwnPorts::default()),
             limits,
-            write_verifier,
+            write_verifier_base: u64::from_be_bytes(write_verifier),
+            export_generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -99,8 +103,22 @@ impl Service {
         &self.limits
     }
 
+    /// The write verifier (RFC 1813 §3.3.7): random per start, and different again after any
+    /// write-back error a backend reports, so clients re-send data they have not seen committed.
+    /// It is derived from monotonic counters, so reading it takes no lock.
     pub fn write_verifier(&self) -> [u8; 8] {
-        self.write_verifier
+        let errors: u64 = self
+            .exports()
+            .iter()
+            .map(|e| e.backend.writeback_errors())
+            .sum();
+        let generation = self
+            .export_generation
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.write_verifier_base
+            .wrapping_add(errors)
+            .wrapping_add(generation << 32)
+            .to_be_bytes()
     }
 
     /// The current export table (a cheap `Arc` clone; the lock is held only for the clone).
@@ -114,6 +132,8 @@ impl Service {
     /// Replaces the export table; requests already running keep the table they started with.
     pub fn set_exports(&self, table: ExportTable) {
         *self.exports.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
+        self.export_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn set_own_ports(&self, ports: OwnPorts) {

@@ -159,6 +159,82 @@ pub struct PathConf {
     pub case_preserving: bool,
 }
 
+/// How SETATTR, CREATE, MKDIR, SYMLINK and MKNOD set a time (`set_atime`/`set_mtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetTime {
+    #[default]
+    DontChange,
+    ServerTime,
+    ClientTime(Timestamp),
+}
+
+/// Attributes to change (`sattr3`); `None` leaves a field alone.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SetAttrs {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size_bytes: Option<u64>,
+    pub atime: SetTime,
+    pub mtime: SetTime,
+}
+
+/// How durable a write is (`stable_how`), asked for and achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stability {
+    /// In the page cache only; made durable by COMMIT.
+    Unstable,
+    /// Data (and the metadata needed to read it back) on stable storage.
+    DataSync,
+    /// Data and all metadata on stable storage.
+    FileSync,
+}
+
+/// How CREATE treats an existing name (`createhow3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateMode {
+    /// Create or truncate-and-reuse.
+    Unchecked(SetAttrs),
+    /// Fail with `Exist` if the name exists.
+    Guarded(SetAttrs),
+    /// Create once: a retransmission with the same verifier succeeds and returns the same file,
+    /// another verifier fails with `Exist` (RFC 1813 §3.3.8).
+    Exclusive([u8; 8]),
+}
+
+/// A special file MKNOD makes (`mknoddata3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    Fifo,
+    Socket,
+    CharDevice { major: u32, minor: u32 },
+    BlockDevice { major: u32, minor: u32 },
+}
+
+/// Weak cache consistency data (`wcc_data`): attributes before and after a change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Wcc {
+    pub before: Option<WccAttr>,
+    pub after: Option<Attr>,
+}
+
+/// A new object, and the change to its directory.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub handle: FileHandle,
+    pub attr: Attr,
+    pub dir: Wcc,
+}
+
+/// The outcome of WRITE.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub count: u32,
+    /// Never less durable than what was asked.
+    pub committed: Stability,
+    pub file: Wcc,
+}
+
 /// A storage error, in the terms NFSv3 can report (`nfsstat3`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -205,6 +281,8 @@ pub enum Error {
     BadHandle,
     #[error("stale READDIR cookie")]
     BadCookie,
+    #[error("SETATTR guard mismatch: the object's ctime changed")]
+    NotSync,
     #[error("operation not supported")]
     NotSupp,
     #[error("object of a type the server does not support")]
@@ -300,4 +378,133 @@ pub trait Backend: Send + Sync + 'static {
 
     /// POSIX limits for `fh`, and its attributes.
     fn pathconf(&self, who: &Identity, fh: &FileHandle) -> Result<(PathConf, Attr)>;
+    // ---- The modifying procedures. Defaults refuse (a read-only backend needs nothing more). ----
+
+    /// Changes attributes (SETATTR). With `guard`, the change happens only if the object's ctime
+    /// equals it, else `NotSync`. A size change needs write permission; the kernel decides.
+    fn setattr(
+        &self,
+        who: &Identity,
+        fh: &FileHandle,
+        attrs: &SetAttrs,
+        guard: Option<Timestamp>,
+    ) -> Result<Wcc> {
+        let _ = (who, fh, attrs, guard);
+        Err(Error::RoFs)
+    }
+
+    /// Writes `data` at `offset` (WRITE) at least as durably as `stable` asks.
+    fn write(
+        &self,
+        who: &Identity,
+        fh: &FileHandle,
+        offset: u64,
+        data: &[u8],
+        stable: Stability,
+    ) -> Result<Written> {
+        let _ = (who, fh, offset, data, stable);
+        Err(Error::RoFs)
+    }
+
+    /// Makes earlier unstable writes to `fh` durable (COMMIT). A write-back error is `Io` and is
+    /// also counted in [`Backend::writeback_errors`].
+    fn commit(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<Wcc> {
+        let _ = (who, fh, offset, count);
+        Err(Error::RoFs)
+    }
+
+    /// Creates a regular file (CREATE).
+    fn create(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        how: &CreateMode,
+    ) -> Result<Created> {
+        let _ = (who, dir, name, how);
+        Err(Error::RoFs)
+    }
+
+    /// Creates a directory (MKDIR).
+    fn mkdir(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        attrs: &SetAttrs,
+    ) -> Result<Created> {
+        let _ = (who, dir, name, attrs);
+        Err(Error::RoFs)
+    }
+
+    /// Creates a symbolic link to `target`, which is stored as given and never resolved here.
+    fn symlink(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        target: &[u8],
+        attrs: &SetAttrs,
+    ) -> Result<Created> {
+        let _ = (who, dir, name, target, attrs);
+        Err(Error::RoFs)
+    }
+
+    /// Creates a special file (MKNOD).
+    fn mknod(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        kind: NodeKind,
+        attrs: &SetAttrs,
+    ) -> Result<Created> {
+        let _ = (who, dir, name, kind, attrs);
+        Err(Error::RoFs)
+    }
+
+    /// Removes a non-directory (REMOVE).
+    fn remove(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
+        let _ = (who, dir, name);
+        Err(Error::RoFs)
+    }
+
+    /// Removes an empty directory (RMDIR).
+    fn rmdir(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
+        let _ = (who, dir, name);
+        Err(Error::RoFs)
+    }
+
+    /// Renames atomically, replacing an existing target (RENAME). Returns the source and target
+    /// directories' wcc data.
+    fn rename(
+        &self,
+        who: &Identity,
+        from_dir: &FileHandle,
+        from_name: &[u8],
+        to_dir: &FileHandle,
+        to_name: &[u8],
+    ) -> Result<(Wcc, Wcc)> {
+        let _ = (who, from_dir, from_name, to_dir, to_name);
+        Err(Error::RoFs)
+    }
+
+    /// Makes a hard link to `fh` named `name` in `dir` (LINK). Returns the file's new attributes
+    /// and the directory's wcc data.
+    fn link(
+        &self,
+        who: &Identity,
+        fh: &FileHandle,
+        dir: &FileHandle,
+        name: &[u8],
+    ) -> Result<(Option<Attr>, Wcc)> {
+        let _ = (who, fh, dir, name);
+        Err(Error::RoFs)
+    }
+
+    /// How many write-back errors this backend has seen so far (monotonic). The server changes its
+    /// write verifier whenever this grows, so clients re-send what may have been lost.
+    fn writeback_errors(&self) -> u64 {
+        0
+    }
 }

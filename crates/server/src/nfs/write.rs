@@ -1,137 +1,510 @@
 //! The modifying procedures (RFC 1813 §3.3.2, 3.3.7–3.3.15, 3.3.21).
 //!
-//! This release serves the read side only: every modifying procedure is authorized like any other
-//! (so a stranger still gets NFS3ERR_ACCES and a bad handle NFS3ERR_BADHANDLE) and then answers
-//! NFS3ERR_ROFS with the weak-cache-consistency data the RFC asks for, so clients keep their caches
-//! right. The write path replaces these handlers.
+//! Each is authorized like any other procedure (so a stranger gets NFS3ERR_ACCES, a bad handle
+//! NFS3ERR_BADHANDLE), then refused with NFS3ERR_ROFS on a read-only rule, then run by the backend
+//! as the squashed caller. Every reply carries the wcc data the backend measured around the change;
+//! on failure, the current attributes (`before` unknown) so clients still refresh their caches.
+//!
+//! Durability (§3.3.7, §3.3.21): WRITE returns the stability the backend achieved (never less than
+//! asked) and the server's write verifier; COMMIT makes unstable data durable. The verifier changes
+//! whenever a backend reports a write-back error (see [`Service::write_verifier`]), which tells
+//! clients to re-send everything they have not seen committed.
 
 use rnfs_nfs3::*;
 use rnfs_oncrpc::AuthStat;
+use rnfs_storage as storage;
 
-use super::{authorize, post_op};
-use crate::service::{Call, Service};
+use super::{authorize, fattr, handle, nfs_fh, post_op, status, time};
+use crate::config::Access;
+use crate::service::{Authorized, Call, Service};
 
-const ROFS: nfsstat3 = nfsstat3::NFS3ERR_ROFS;
+fn wcc(w: &storage::Wcc) -> wcc_data {
+    wcc_data {
+        before: w.before.map(|b| wcc_attr {
+            size: b.size_bytes,
+            mtime: time(b.mtime),
+            ctime: time(b.ctime),
+        }),
+        after: w.after.as_ref().map(fattr),
+    }
+}
 
-/// wcc_data after a refused change: nothing happened, so only the current attributes.
-fn unchanged(auth: &crate::service::Authorized, fh: &nfs_fh3) -> wcc_data {
+/// wcc data after a refused change: nothing happened, so only the current attributes.
+fn unchanged(auth: &Authorized, fh: &nfs_fh3) -> wcc_data {
     wcc_data {
         before: None,
         after: post_op(auth, fh),
     }
 }
 
+fn set_time(t: SetTimeArg) -> storage::SetTime {
+    match t {
+        SetTimeArg::DontChange => storage::SetTime::DontChange,
+        SetTimeArg::Server => storage::SetTime::ServerTime,
+        SetTimeArg::Client(t) => storage::SetTime::ClientTime(storage::Timestamp {
+            seconds: t.seconds,
+            nanoseconds: t.nseconds,
+        }),
+    }
+}
+
+/// `set_atime` and `set_mtime` are two wire types with one meaning.
+enum SetTimeArg {
+    DontChange,
+    Server,
+    Client(nfstime3),
+}
+
+fn set_attrs(a: &sattr3) -> storage::SetAttrs {
+    let atime = match a.atime {
+        set_atime::DontChange => SetTimeArg::DontChange,
+        set_atime::SetToServerTime => SetTimeArg::Server,
+        set_atime::SetToClientTime(t) => SetTimeArg::Client(t),
+    };
+    let mtime = match a.mtime {
+        set_mtime::DontChange => SetTimeArg::DontChange,
+        set_mtime::SetToServerTime => SetTimeArg::Server,
+        set_mtime::SetToClientTime(t) => SetTimeArg::Client(t),
+    };
+    storage::SetAttrs {
+        mode: a.mode.map(|m| m & 0o7777),
+        uid: a.uid,
+        gid: a.gid,
+        size_bytes: a.size,
+        atime: set_time(atime),
+        mtime: set_time(mtime),
+    }
+}
+
+fn stability(s: stable_how) -> storage::Stability {
+    match s {
+        stable_how::UNSTABLE => storage::Stability::Unstable,
+        stable_how::DATA_SYNC => storage::Stability::DataSync,
+        stable_how::FILE_SYNC => storage::Stability::FileSync,
+    }
+}
+
+fn stable(s: storage::Stability) -> stable_how {
+    match s {
+        storage::Stability::Unstable => stable_how::UNSTABLE,
+        storage::Stability::DataSync => stable_how::DATA_SYNC,
+        storage::Stability::FileSync => stable_how::FILE_SYNC,
+    }
+}
+
+/// Whether the rule lets this caller change anything.
+fn read_only(auth: &Authorized) -> bool {
+    auth.rule.access == Access::Ro
+}
+
 pub fn setattr(svc: &Service, call: &Call, a: SETATTR3args) -> Result<SETATTR3res, AuthStat> {
     let auth = authorize!(svc, call, a.object, SETATTR3res);
-    Ok(SETATTR3res::Fail(
-        ROFS,
-        SETATTR3resfail {
-            obj_wcc: unchanged(&auth, &a.object),
+    if read_only(&auth) {
+        return Ok(SETATTR3res::Fail(
+            nfsstat3::NFS3ERR_ROFS,
+            SETATTR3resfail {
+                obj_wcc: unchanged(&auth, &a.object),
+            },
+        ));
+    }
+    let guard = a.guard.map(|t| storage::Timestamp {
+        seconds: t.seconds,
+        nanoseconds: t.nseconds,
+    });
+    Ok(
+        match auth.export.backend.setattr(
+            &auth.who,
+            &handle(&a.object),
+            &set_attrs(&a.new_attributes),
+            guard,
+        ) {
+            Ok(w) => SETATTR3res::Ok(SETATTR3resok { obj_wcc: wcc(&w) }),
+            Err(e) => SETATTR3res::Fail(
+                status(&e),
+                SETATTR3resfail {
+                    obj_wcc: unchanged(&auth, &a.object),
+                },
+            ),
         },
-    ))
+    )
 }
 
 pub fn write(svc: &Service, call: &Call, a: WRITE3args) -> Result<WRITE3res, AuthStat> {
     let auth = authorize!(svc, call, a.file, WRITE3res);
-    Ok(WRITE3res::Fail(
-        ROFS,
-        WRITE3resfail {
-            file_wcc: unchanged(&auth, &a.file),
-        },
-    ))
-}
-
-pub fn create(svc: &Service, call: &Call, a: CREATE3args) -> Result<CREATE3res, AuthStat> {
-    let auth = authorize!(svc, call, a.r#where.dir, CREATE3res);
-    Ok(CREATE3res::Fail(
-        ROFS,
-        CREATE3resfail {
-            dir_wcc: unchanged(&auth, &a.r#where.dir),
-        },
-    ))
-}
-
-pub fn mkdir(svc: &Service, call: &Call, a: MKDIR3args) -> Result<MKDIR3res, AuthStat> {
-    let auth = authorize!(svc, call, a.r#where.dir, MKDIR3res);
-    Ok(MKDIR3res::Fail(
-        ROFS,
-        MKDIR3resfail {
-            dir_wcc: unchanged(&auth, &a.r#where.dir),
-        },
-    ))
-}
-
-pub fn symlink(svc: &Service, call: &Call, a: SYMLINK3args) -> Result<SYMLINK3res, AuthStat> {
-    let auth = authorize!(svc, call, a.r#where.dir, SYMLINK3res);
-    Ok(SYMLINK3res::Fail(
-        ROFS,
-        SYMLINK3resfail {
-            dir_wcc: unchanged(&auth, &a.r#where.dir),
-        },
-    ))
-}
-
-pub fn mknod(svc: &Service, call: &Call, a: MKNOD3args) -> Result<MKNOD3res, AuthStat> {
-    let auth = authorize!(svc, call, a.r#where.dir, MKNOD3res);
-    Ok(MKNOD3res::Fail(
-        ROFS,
-        MKNOD3resfail {
-            dir_wcc: unchanged(&auth, &a.r#where.dir),
-        },
-    ))
-}
-
-pub fn remove(svc: &Service, call: &Call, a: REMOVE3args) -> Result<REMOVE3res, AuthStat> {
-    let auth = authorize!(svc, call, a.object.dir, REMOVE3res);
-    Ok(REMOVE3res::Fail(
-        ROFS,
-        REMOVE3resfail {
-            dir_wcc: unchanged(&auth, &a.object.dir),
-        },
-    ))
-}
-
-pub fn rmdir(svc: &Service, call: &Call, a: RMDIR3args) -> Result<RMDIR3res, AuthStat> {
-    let auth = authorize!(svc, call, a.object.dir, RMDIR3res);
-    Ok(RMDIR3res::Fail(
-        ROFS,
-        RMDIR3resfail {
-            dir_wcc: unchanged(&auth, &a.object.dir),
-        },
-    ))
-}
-
-pub fn rename(svc: &Service, call: &Call, a: RENAME3args) -> Result<RENAME3res, AuthStat> {
-    let auth = authorize!(svc, call, a.from.dir, RENAME3res);
-    // The target directory must be authorized too: it may be on another export.
-    let _ = authorize!(svc, call, a.to.dir, RENAME3res);
-    Ok(RENAME3res::Fail(
-        ROFS,
-        RENAME3resfail {
-            fromdir_wcc: unchanged(&auth, &a.from.dir),
-            todir_wcc: unchanged(&auth, &a.to.dir),
-        },
-    ))
-}
-
-pub fn link(svc: &Service, call: &Call, a: LINK3args) -> Result<LINK3res, AuthStat> {
-    let auth = authorize!(svc, call, a.file, LINK3res);
-    let _ = authorize!(svc, call, a.link.dir, LINK3res);
-    Ok(LINK3res::Fail(
-        ROFS,
-        LINK3resfail {
-            file_attributes: post_op(&auth, &a.file),
-            linkdir_wcc: unchanged(&auth, &a.link.dir),
-        },
-    ))
+    let fail = |s: nfsstat3| {
+        WRITE3res::Fail(
+            s,
+            WRITE3resfail {
+                file_wcc: unchanged(&auth, &a.file),
+            },
+        )
+    };
+    if read_only(&auth) {
+        return Ok(fail(nfsstat3::NFS3ERR_ROFS));
+    }
+    // `count` must describe the data sent (§3.3.7); a mismatch is a broken client.
+    if a.count as usize != a.data.len() {
+        return Ok(fail(nfsstat3::NFS3ERR_INVAL));
+    }
+    let result = auth.export.backend.write(
+        &auth.who,
+        &handle(&a.file),
+        a.offset,
+        a.data.as_bytes(),
+        stability(a.stable),
+    );
+    Ok(match result {
+        Ok(w) => WRITE3res::Ok(WRITE3resok {
+            file_wcc: wcc(&w.file),
+            count: w.count,
+            committed: stable(w.committed),
+            verf: svc.write_verifier(),
+        }),
+        Err(e) => fail(status(&e)),
+    })
 }
 
 pub fn commit(svc: &Service, call: &Call, a: COMMIT3args) -> Result<COMMIT3res, AuthStat> {
     let auth = authorize!(svc, call, a.file, COMMIT3res);
-    Ok(COMMIT3res::Fail(
-        ROFS,
-        COMMIT3resfail {
-            file_wcc: unchanged(&auth, &a.file),
+    if read_only(&auth) {
+        return Ok(COMMIT3res::Fail(
+            nfsstat3::NFS3ERR_ROFS,
+            COMMIT3resfail {
+                file_wcc: unchanged(&auth, &a.file),
+            },
+        ));
+    }
+    Ok(
+        match auth
+            .export
+            .backend
+            .commit(&auth.who, &handle(&a.file), a.offset, a.count)
+        {
+            // The verifier is read after the flush, so a write-back error it met is already in it.
+            Ok(w) => COMMIT3res::Ok(COMMIT3resok {
+                file_wcc: wcc(&w),
+                verf: svc.write_verifier(),
+            }),
+            Err(e) => COMMIT3res::Fail(
+                status(&e),
+                COMMIT3resfail {
+                    file_wcc: unchanged(&auth, &a.file),
+                },
+            ),
         },
-    ))
+    )
+}
+
+/// The reply pieces shared by CREATE, MKDIR, SYMLINK and MKNOD.
+struct Made {
+    obj: post_op_fh3,
+    obj_attributes: post_op_attr,
+    dir_wcc: wcc_data,
+}
+
+fn made(
+    r: storage::Result<storage::Created>,
+    auth: &Authorized,
+    dir: &nfs_fh3,
+) -> Result<Made, (nfsstat3, wcc_data)> {
+    match r {
+        Ok(c) => Ok(Made {
+            obj: nfs_fh(&c.handle),
+            obj_attributes: Some(fattr(&c.attr)),
+            dir_wcc: wcc(&c.dir),
+        }),
+        Err(e) => Err((status(&e), unchanged(auth, dir))),
+    }
+}
+
+/// Checks a new name before the backend sees it.
+fn new_name_status(name: &filename3) -> Option<nfsstat3> {
+    (name.len() > NAME_MAX).then_some(nfsstat3::NFS3ERR_NAMETOOLONG)
+}
+
+pub fn create(svc: &Service, call: &Call, a: CREATE3args) -> Result<CREATE3res, AuthStat> {
+    let dir = &a.r#where.dir;
+    let auth = authorize!(svc, call, dir, CREATE3res);
+    let refuse = |s| {
+        Ok(CREATE3res::Fail(
+            s,
+            CREATE3resfail {
+                dir_wcc: unchanged(&auth, dir),
+            },
+        ))
+    };
+    if read_only(&auth) {
+        return refuse(nfsstat3::NFS3ERR_ROFS);
+    }
+    if let Some(s) = new_name_status(&a.r#where.name) {
+        return refuse(s);
+    }
+    let how = match &a.how {
+        createhow3::Unchecked(s) => storage::CreateMode::Unchecked(set_attrs(s)),
+        createhow3::Guarded(s) => storage::CreateMode::Guarded(set_attrs(s)),
+        createhow3::Exclusive(v) => storage::CreateMode::Exclusive(*v),
+    };
+    let r = auth
+        .export
+        .backend
+        .create(&auth.who, &handle(dir), a.r#where.name.as_bytes(), &how);
+    Ok(match made(r, &auth, dir) {
+        Ok(m) => CREATE3res::Ok(CREATE3resok {
+            obj: m.obj,
+            obj_attributes: m.obj_attributes,
+            dir_wcc: m.dir_wcc,
+        }),
+        Err((s, dir_wcc)) => CREATE3res::Fail(s, CREATE3resfail { dir_wcc }),
+    })
+}
+
+pub fn mkdir(svc: &Service, call: &Call, a: MKDIR3args) -> Result<MKDIR3res, AuthStat> {
+    let dir = &a.r#where.dir;
+    let auth = authorize!(svc, call, dir, MKDIR3res);
+    let refuse = |s| {
+        Ok(MKDIR3res::Fail(
+            s,
+            MKDIR3resfail {
+                dir_wcc: unchanged(&auth, dir),
+            },
+        ))
+    };
+    if read_only(&auth) {
+        return refuse(nfsstat3::NFS3ERR_ROFS);
+    }
+    if let Some(s) = new_name_status(&a.r#where.name) {
+        return refuse(s);
+    }
+    let r = auth.export.backend.mkdir(
+        &auth.who,
+        &handle(dir),
+        a.r#where.name.as_bytes(),
+        &set_attrs(&a.attributes),
+    );
+    Ok(match made(r, &auth, dir) {
+        Ok(m) => MKDIR3res::Ok(MKDIR3resok {
+            obj: m.obj,
+            obj_attributes: m.obj_attributes,
+            dir_wcc: m.dir_wcc,
+        }),
+        Err((s, dir_wcc)) => MKDIR3res::Fail(s, MKDIR3resfail { dir_wcc }),
+    })
+}
+
+pub fn symlink(svc: &Service, call: &Call, a: SYMLINK3args) -> Result<SYMLINK3res, AuthStat> {
+    let dir = &a.r#where.dir;
+    let auth = authorize!(svc, call, dir, SYMLINK3res);
+    let refuse = |s| {
+        Ok(SYMLINK3res::Fail(
+            s,
+            SYMLINK3resfail {
+                dir_wcc: unchanged(&auth, dir),
+            },
+        ))
+    };
+    if read_only(&auth) {
+        return refuse(nfsstat3::NFS3ERR_ROFS);
+    }
+    if let Some(s) = new_name_status(&a.r#where.name) {
+        return refuse(s);
+    }
+    let r = auth.export.backend.symlink(
+        &auth.who,
+        &handle(dir),
+        a.r#where.name.as_bytes(),
+        a.symlink.symlink_data.as_bytes(),
+        &set_attrs(&a.symlink.symlink_attributes),
+    );
+    Ok(match made(r, &auth, dir) {
+        Ok(m) => SYMLINK3res::Ok(SYMLINK3resok {
+            obj: m.obj,
+            obj_attributes: m.obj_attributes,
+            dir_wcc: m.dir_wcc,
+        }),
+        Err((s, dir_wcc)) => SYMLINK3res::Fail(s, SYMLINK3resfail { dir_wcc }),
+    })
+}
+
+pub fn mknod(svc: &Service, call: &Call, a: MKNOD3args) -> Result<MKNOD3res, AuthStat> {
+    let dir = &a.r#where.dir;
+    let auth = authorize!(svc, call, dir, MKNOD3res);
+    let refuse = |s| {
+        Ok(MKNOD3res::Fail(
+            s,
+            MKNOD3resfail {
+                dir_wcc: unchanged(&auth, dir),
+            },
+        ))
+    };
+    if read_only(&auth) {
+        return refuse(nfsstat3::NFS3ERR_ROFS);
+    }
+    if let Some(s) = new_name_status(&a.r#where.name) {
+        return refuse(s);
+    }
+    let (kind, attrs) = match &a.what {
+        mknoddata3::Chr(d) => (
+            storage::NodeKind::CharDevice {
+                major: d.spec.specdata1,
+                minor: d.spec.specdata2,
+            },
+            &d.dev_attributes,
+        ),
+        mknoddata3::Blk(d) => (
+            storage::NodeKind::BlockDevice {
+                major: d.spec.specdata1,
+                minor: d.spec.specdata2,
+            },
+            &d.dev_attributes,
+        ),
+        mknoddata3::Sock(s) => (storage::NodeKind::Socket, s),
+        mknoddata3::Fifo(s) => (storage::NodeKind::Fifo, s),
+        // Regular files, directories and links have their own procedures (§3.3.11).
+        _ => return refuse(nfsstat3::NFS3ERR_BADTYPE),
+    };
+    let r = auth.export.backend.mknod(
+        &auth.who,
+        &handle(dir),
+        a.r#where.name.as_bytes(),
+        kind,
+        &set_attrs(attrs),
+    );
+    Ok(match made(r, &auth, dir) {
+        Ok(m) => MKNOD3res::Ok(MKNOD3resok {
+            obj: m.obj,
+            obj_attributes: m.obj_attributes,
+            dir_wcc: m.dir_wcc,
+        }),
+        Err((s, dir_wcc)) => MKNOD3res::Fail(s, MKNOD3resfail { dir_wcc }),
+    })
+}
+
+pub fn remove(svc: &Service, call: &Call, a: REMOVE3args) -> Result<REMOVE3res, AuthStat> {
+    let dir = &a.object.dir;
+    let auth = authorize!(svc, call, dir, REMOVE3res);
+    if read_only(&auth) {
+        return Ok(REMOVE3res::Fail(
+            nfsstat3::NFS3ERR_ROFS,
+            REMOVE3resfail {
+                dir_wcc: unchanged(&auth, dir),
+            },
+        ));
+    }
+    Ok(
+        match auth
+            .export
+            .backend
+            .remove(&auth.who, &handle(dir), a.object.name.as_bytes())
+        {
+            Ok(w) => REMOVE3res::Ok(REMOVE3resok { dir_wcc: wcc(&w) }),
+            Err(e) => REMOVE3res::Fail(
+                status(&e),
+                REMOVE3resfail {
+                    dir_wcc: unchanged(&auth, dir),
+                },
+            ),
+        },
+    )
+}
+
+pub fn rmdir(svc: &Service, call: &Call, a: RMDIR3args) -> Result<RMDIR3res, AuthStat> {
+    let dir = &a.object.dir;
+    let auth = authorize!(svc, call, dir, RMDIR3res);
+    if read_only(&auth) {
+        return Ok(RMDIR3res::Fail(
+            nfsstat3::NFS3ERR_ROFS,
+            RMDIR3resfail {
+                dir_wcc: unchanged(&auth, dir),
+            },
+        ));
+    }
+    Ok(
+        match auth
+            .export
+            .backend
+            .rmdir(&auth.who, &handle(dir), a.object.name.as_bytes())
+        {
+            Ok(w) => RMDIR3res::Ok(RMDIR3resok { dir_wcc: wcc(&w) }),
+            Err(e) => RMDIR3res::Fail(
+                status(&e),
+                RMDIR3resfail {
+                    dir_wcc: unchanged(&auth, dir),
+                },
+            ),
+        },
+    )
+}
+
+pub fn rename(svc: &Service, call: &Call, a: RENAME3args) -> Result<RENAME3res, AuthStat> {
+    let auth = authorize!(svc, call, a.from.dir, RENAME3res);
+    let to = authorize!(svc, call, a.to.dir, RENAME3res);
+    let fail = |s| {
+        RENAME3res::Fail(
+            s,
+            RENAME3resfail {
+                fromdir_wcc: unchanged(&auth, &a.from.dir),
+                todir_wcc: unchanged(&to, &a.to.dir),
+            },
+        )
+    };
+    if read_only(&auth) || read_only(&to) {
+        return Ok(fail(nfsstat3::NFS3ERR_ROFS));
+    }
+    if to.export.id != auth.export.id {
+        return Ok(fail(nfsstat3::NFS3ERR_XDEV));
+    }
+    if let Some(s) = new_name_status(&a.to.name) {
+        return Ok(fail(s));
+    }
+    let r = auth.export.backend.rename(
+        &auth.who,
+        &handle(&a.from.dir),
+        a.from.name.as_bytes(),
+        &handle(&a.to.dir),
+        a.to.name.as_bytes(),
+    );
+    Ok(match r {
+        Ok((from, to)) => RENAME3res::Ok(RENAME3resok {
+            fromdir_wcc: wcc(&from),
+            todir_wcc: wcc(&to),
+        }),
+        Err(e) => fail(status(&e)),
+    })
+}
+
+pub fn link(svc: &Service, call: &Call, a: LINK3args) -> Result<LINK3res, AuthStat> {
+    let auth = authorize!(svc, call, a.file, LINK3res);
+    let dir = authorize!(svc, call, a.link.dir, LINK3res);
+    let fail = |s| {
+        LINK3res::Fail(
+            s,
+            LINK3resfail {
+                file_attributes: post_op(&auth, &a.file),
+                linkdir_wcc: unchanged(&dir, &a.link.dir),
+            },
+        )
+    };
+    if read_only(&auth) || read_only(&dir) {
+        return Ok(fail(nfsstat3::NFS3ERR_ROFS));
+    }
+    if dir.export.id != auth.export.id {
+        return Ok(fail(nfsstat3::NFS3ERR_XDEV));
+    }
+    if let Some(s) = new_name_status(&a.link.name) {
+        return Ok(fail(s));
+    }
+    Ok(
+        match auth.export.backend.link(
+            &auth.who,
+            &handle(&a.file),
+            &handle(&a.link.dir),
+            a.link.name.as_bytes(),
+        ) {
+            Ok((attr, w)) => LINK3res::Ok(LINK3resok {
+                file_attributes: attr.as_ref().map(fattr),
+                linkdir_wcc: wcc(&w),
+            }),
+            Err(e) => fail(status(&e)),
+        },
+    )
 }
