@@ -248,13 +248,18 @@ pub fn create(svc: &Service, call: &Call, a: CREATE3args) -> Result<CREATE3res, 
         .export
         .backend
         .create(&auth.who, &handle(dir), a.r#where.name.as_bytes(), &how);
-    Ok(match made(r, &auth, dir) {
+    Ok(match made(r) {
         Ok(m) => CREATE3res::Ok(CREATE3resok {
             obj: m.obj,
             obj_attributes: m.obj_attributes,
             dir_wcc: m.dir_wcc,
         }),
-        Err((s, dir_wcc)) => CREATE3res::Fail(s, CREATE3resfail { dir_wcc }),
+        Err(s) => CREATE3res::Fail(
+            s,
+            CREATE3resfail {
+                dir_wcc: unchanged(&auth, dir),
+            },
+        ),
     })
 }
 
@@ -281,13 +286,18 @@ pub fn mkdir(svc: &Service, call: &Call, a: MKDIR3args) -> Result<MKDIR3res, Aut
         a.r#where.name.as_bytes(),
         &set_attrs(&a.attributes),
     );
-    Ok(match made(r, &auth, dir) {
+    Ok(match made(r) {
         Ok(m) => MKDIR3res::Ok(MKDIR3resok {
             obj: m.obj,
             obj_attributes: m.obj_attributes,
             dir_wcc: m.dir_wcc,
         }),
-        Err((s, dir_wcc)) => MKDIR3res::Fail(s, MKDIR3resfail { dir_wcc }),
+        Err(s) => MKDIR3res::Fail(
+            s,
+            MKDIR3resfail {
+                dir_wcc: unchanged(&auth, dir),
+            },
+        ),
     })
 }
 
@@ -315,13 +325,18 @@ pub fn symlink(svc: &Service, call: &Call, a: SYMLINK3args) -> Result<SYMLINK3re
         a.symlink.symlink_data.as_bytes(),
         &set_attrs(&a.symlink.symlink_attributes),
     );
-    Ok(match made(r, &auth, dir) {
+    Ok(match made(r) {
         Ok(m) => SYMLINK3res::Ok(SYMLINK3resok {
             obj: m.obj,
             obj_attributes: m.obj_attributes,
             dir_wcc: m.dir_wcc,
         }),
-        Err((s, dir_wcc)) => SYMLINK3res::Fail(s, SYMLINK3resfail { dir_wcc }),
+        Err(s) => SYMLINK3res::Fail(
+            s,
+            SYMLINK3resfail {
+                dir_wcc: unchanged(&auth, dir),
+            },
+        ),
     })
 }
 
@@ -369,13 +384,18 @@ pub fn mknod(svc: &Service, call: &Call, a: MKNOD3args) -> Result<MKNOD3res, Aut
         kind,
         &set_attrs(attrs),
     );
-    Ok(match made(r, &auth, dir) {
+    Ok(match made(r) {
         Ok(m) => MKNOD3res::Ok(MKNOD3resok {
             obj: m.obj,
             obj_attributes: m.obj_attributes,
             dir_wcc: m.dir_wcc,
         }),
-        Err((s, dir_wcc)) => MKNOD3res::Fail(s, MKNOD3resfail { dir_wcc }),
+        Err(s) => MKNOD3res::Fail(
+            s,
+            MKNOD3resfail {
+                dir_wcc: unchanged(&auth, dir),
+            },
+        ),
     })
 }
 
