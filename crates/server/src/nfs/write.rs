@@ -202,18 +202,14 @@ struct Made {
     dir_wcc: wcc_data,
 }
 
-fn made(
-    r: storage::Result<storage::Created>,
-    auth: &Authorized,
-    dir: &nfs_fh3,
-) -> Result<Made, (nfsstat3, wcc_data)> {
+fn made(r: storage::Result<storage::Created>) -> Result<Made, nfsstat3> {
     match r {
         Ok(c) => Ok(Made {
             obj: nfs_fh(&c.handle),
             obj_attributes: Some(fattr(&c.attr)),
             dir_wcc: wcc(&c.dir),
         }),
-        Err(e) => Err((status(&e), unchanged(auth, dir))),
+        Err(e) => Err(status(&e)),
     }
 }
 
