@@ -126,6 +126,13 @@ pub struct Limits {
     pub fs_workers_max: usize,
     /// Largest READ/WRITE transfer and preferred size advertised in FSINFO.
     pub transfer_bytes_max: u32,
+    /// READ replies in flight at once, all connections together (each holds a loan slot; a
+    /// spliced one also a pipe of up to `transfer_bytes_max`). Past it, READs are served from a
+    /// plain buffer without a slot, and counted as `exhausted`.
+    pub loans_max: usize,
+    /// READs of at least this many bytes over TCP are sent zero-copy (spliced); smaller ones are
+    /// copied once through a buffer, which is cheaper for them. 0 disables zero-copy.
+    pub zero_copy_min_bytes: u32,
 }
 
 impl Default for Limits {
@@ -137,6 +144,8 @@ impl Default for Limits {
             connection_requests_max: 32,
             fs_workers_max: 32,
             transfer_bytes_max: 1 << 20,
+            loans_max: 256,
+            zero_copy_min_bytes: 32 << 10,
         }
     }
 }

@@ -52,12 +52,92 @@ pub enum Outcome {
     Drop,
 }
 
+/// Where a message came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    pub peer: SocketAddr,
+    pub transport: Transport,
+    /// The connection (TCP) or socket (UDP) it arrived on: the owner of its loans.
+    pub conn_id: u64,
+}
+
 /// One call being served.
 pub struct Call {
     pub header: CallHeader,
     pub args: Bytes,
     pub peer: SocketAddr,
     pub transport: Transport,
+    pub conn_id: u64,
+    /// Milliseconds on the server's clock when the call was taken (the service reads no clock).
+    pub now_ms: u64,
+}
+
+/// A pipe that holds loaned file pages between a READ and its send.
+pub type LoanedPipe = rnfs_loan::Loan<PipeResource>;
+
+/// The pipe a loan slot keeps between loans.
+pub struct PipeResource(pub rnfs_sys::pipe::Pipe);
+
+impl rnfs_loan::Resource for PipeResource {
+    fn clean(&mut self) -> bool {
+        // An aborted send leaves pages in the pipe: drop them before the next loan.
+        self.0.clear().is_ok() && self.0.len_bytes().is_ok_and(|n| n == 0)
+    }
+}
+
+/// What follows a reply's encoded head: nothing, READ data in a buffer, or READ data on loan.
+pub enum Tail {
+    None,
+    /// Bytes sent after the head, then XDR padding.
+    Bytes(Bytes),
+    /// `len` bytes spliced from the loaned pipe after the head, then XDR padding.
+    Spliced {
+        loan: LoanedPipe,
+        len: usize,
+    },
+}
+
+/// A reply being built: the head (with 4 bytes reserved for a TCP record marker) and a tail.
+pub struct Reply {
+    pub head: BytesMut,
+    pub tail: Tail,
+    /// READ replies hold a loan for as long as they are in flight, whatever their path.
+    pub loan: Option<rnfs_loan::Loan<PipeResource>>,
+}
+
+impl Default for Reply {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reply {
+    pub const MARKER_BYTES: usize = 4;
+
+    pub fn new() -> Reply {
+        let mut head = BytesMut::with_capacity(256);
+        head.extend_from_slice(&[0; Self::MARKER_BYTES]);
+        Reply {
+            head,
+            tail: Tail::None,
+            loan: None,
+        }
+    }
+
+    /// Bytes of the tail, before padding.
+    pub fn tail_len(&self) -> usize {
+        match &self.tail {
+            Tail::None => 0,
+            Tail::Bytes(b) => b.len(),
+            Tail::Spliced { len, .. } => *len,
+        }
+    }
+
+    /// The RPC message's length: what the record marker announces.
+    pub fn message_len(&self) -> usize {
+        let tail = self.tail_len();
+        self.head.len() - Self::MARKER_BYTES + tail + rnfs_xdr::pad_len(tail)
+    }
 }
 
 /// The ports our own programs are reachable on, for portmapper GETPORT.
@@ -84,6 +164,17 @@ pub struct Service {
     /// Bumped when the export table is replaced, so a backend's error count restarting at zero
     /// cannot bring an old verifier back.
     export_generation: std::sync::atomic::AtomicU64,
+    loans: rnfs_loan::LoanTable<PipeResource>,
+    pub counters: Counters,
+}
+
+/// Monotonic counters the service keeps (metrics and benchmarks read them).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// READ bytes sent from loaned pages, never copied through user space.
+    pub read_bytes_spliced: std::sync::atomic::AtomicU64,
+    /// READ bytes read into a user-space buffer (one copy) and sent from it.
+    pub read_bytes_buffered: std::sync::atomic::AtomicU64,
 }
 
 impl Service {
@@ -93,10 +184,17 @@ impl Service {
             mounts: Mutex::new(Vec::new()),
             portmap: Mutex::new(Vec::new()),
             own_ports: RwLock::new(OwnPorts::default()),
-            limits,
+            limits: limits.clone(),
             write_verifier_base: u64::from_be_bytes(write_verifier),
             export_generation: std::sync::atomic::AtomicU64::new(0),
+            loans: rnfs_loan::LoanTable::new(limits.loans_max),
+            counters: Counters::default(),
         }
+    }
+
+    /// The table of READ data on loan.
+    pub fn loans(&self) -> &rnfs_loan::LoanTable<PipeResource> {
+        &self.loans
     }
 
     pub fn limits(&self) -> &Limits {
@@ -150,23 +248,21 @@ impl Service {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Serves one RPC message. The reply is appended to `out`.
+    /// Serves one RPC message, building its reply in `reply`.
     pub fn handle_record(
         &self,
         record: Bytes,
-        peer: SocketAddr,
-        transport: Transport,
-        out: &mut BytesMut,
+        origin: Origin,
+        now_ms: u64,
+        reply: &mut Reply,
     ) -> Outcome {
+        let peer = origin.peer;
         let (header, args) = match decode_call(record) {
             Ok(x) => x,
             Err(err) => {
                 debug!(%peer, error = %err, "refused RPC message");
                 return match err.reply() {
-                    Some((xid, reply)) => {
-                        reply.encode(xid, out);
-                        Outcome::Reply
-                    }
+                    Some((xid, header)) => reply_header(&mut reply.head, xid, header),
                     None => Outcome::Drop,
                 };
             }
@@ -175,16 +271,15 @@ impl Service {
             header,
             args,
             peer,
-            transport,
+            transport: origin.transport,
+            conn_id: origin.conn_id,
+            now_ms,
         };
         match call.header.prog {
-            pmap::PMAP_PROG => self.portmap(&call, out),
-            mount::MOUNT_PROG => self.mount(&call, out),
-            crate::nfs::NFS_PROGRAM => crate::nfs::dispatch(self, &call, out),
-            _ => {
-                ReplyHeader::ProgUnavail.encode(call.header.xid, out);
-                Outcome::Reply
-            }
+            pmap::PMAP_PROG => self.portmap(&call, &mut reply.head),
+            mount::MOUNT_PROG => self.mount(&call, &mut reply.head),
+            crate::nfs::NFS_PROGRAM => crate::nfs::dispatch(self, &call, reply),
+            _ => reply_header(&mut reply.head, call.header.xid, ReplyHeader::ProgUnavail),
         }
     }
 

@@ -13,15 +13,35 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, info, warn};
 
 use rnfs_oncrpc::record::RecordReader;
 
-use crate::service::{Outcome, Service, Transport};
+use crate::service::{Origin, Outcome, Reply, Service, Tail, Transport};
+
+/// Identifies connections and UDP sockets (the owners of loans) for the life of the process.
+static NEXT_CONN_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_conn_id() -> u64 {
+    NEXT_CONN_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Milliseconds since the process's first call: the one clock the transports read and hand to the
+/// service.
+pub fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
+const ZERO_PAD: [u8; 3] = [0; 3];
 
 /// Read buffer growth step for TCP connections.
 const READ_CHUNK_BYTES: usize = 64 << 10;
@@ -37,22 +57,17 @@ pub struct Shared {
     pub connections: Arc<Semaphore>,
 }
 
-/// Runs `service.handle_record` on the worker pool. Returns the reply (with 4 bytes reserved at the
-/// front for a TCP record marker) or `None` when the message gets no reply.
-async fn process(
-    shared: &Shared,
-    record: Bytes,
-    peer: SocketAddr,
-    transport: Transport,
-) -> Option<BytesMut> {
+/// Runs `service.handle_record` on the worker pool. Returns the reply, or `None` when the message
+/// gets no reply.
+async fn process(shared: &Shared, record: Bytes, origin: Origin) -> Option<Reply> {
     // Closed only at shutdown, when dropping the request is right.
     let _permit = shared.workers.clone().acquire_owned().await.ok()?;
     let service = shared.service.clone();
+    let now = now_ms();
     let job = tokio::task::spawn_blocking(move || {
-        let mut out = BytesMut::with_capacity(256);
-        out.extend_from_slice(&[0; 4]);
-        match service.handle_record(record, peer, transport, &mut out) {
-            Outcome::Reply => Some(out),
+        let mut reply = Reply::new();
+        match service.handle_record(record, origin, now, &mut reply) {
+            Outcome::Reply => Some(reply),
             Outcome::Drop => None,
         }
     });
@@ -60,8 +75,44 @@ async fn process(
         Ok(reply) => reply,
         Err(e) => {
             // A panic in a handler is a bug; the connection survives and the client retransmits.
-            warn!(%peer, error = %e, "request handler failed");
+            warn!(peer = %origin.peer, error = %e, "request handler failed");
             None
+        }
+    }
+}
+
+/// Sends one reply as one record: head, then the tail (from a buffer or spliced from its loan),
+/// then XDR padding. The loan, if any, is returned (dropped) when this returns, sent or not.
+async fn send_reply(wr: &mut OwnedWriteHalf, mut reply: Reply) -> std::io::Result<()> {
+    let marker = rnfs_oncrpc::record::single_fragment_marker(reply.message_len());
+    reply.head[..Reply::MARKER_BYTES].copy_from_slice(&marker);
+    let pad = rnfs_xdr::pad_len(reply.tail_len());
+    match std::mem::replace(&mut reply.tail, Tail::None) {
+        Tail::None => wr.write_all(&reply.head).await,
+        Tail::Bytes(data) => {
+            let mut all = reply.head.chain(data).chain(&ZERO_PAD[..pad]);
+            wr.write_all_buf(&mut all).await
+        }
+        Tail::Spliced { mut loan, len } => {
+            wr.write_all(&reply.head).await?;
+            let stream: &TcpStream = wr.as_ref();
+            let mut left = len;
+            while left > 0 {
+                stream.writable().await?;
+                let moved = stream.try_io(Interest::WRITABLE, || {
+                    loan.with_resource(|pipe| match pipe {
+                        Some(p) => p.0.drain_to(std::os::fd::AsFd::as_fd(stream), left),
+                        None => Err(std::io::Error::other("loan without a pipe")),
+                    })
+                });
+                match moved {
+                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => left -= n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            wr.write_all(&ZERO_PAD[..pad]).await
         }
     }
 }
@@ -96,15 +147,18 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     debug!(%peer, "connection opened");
     let limits = shared.service.limits().clone();
     let (mut rd, mut wr) = stream.into_split();
-    let (reply_tx, mut reply_rx) = mpsc::channel::<BytesMut>(limits.connection_requests_max);
+    let origin = Origin {
+        peer,
+        transport: Transport::Tcp,
+        conn_id: next_conn_id(),
+    };
+    let (reply_tx, mut reply_rx) = mpsc::channel::<Reply>(limits.connection_requests_max);
     let in_flight = Arc::new(Semaphore::new(limits.connection_requests_max));
 
     // The writer: the only task that writes to this socket.
     tokio::spawn(async move {
-        while let Some(mut reply) = reply_rx.recv().await {
-            let len = reply.len() - 4;
-            reply[..4].copy_from_slice(&rnfs_oncrpc::record::single_fragment_marker(len));
-            if let Err(e) = wr.write_all(&reply).await {
+        while let Some(reply) = reply_rx.recv().await {
+            if let Err(e) = send_reply(&mut wr, reply).await {
                 debug!(%peer, error = %e, "write failed; dropping queued replies");
                 return;
             }
@@ -123,7 +177,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                     let shared = shared.clone();
                     let tx = reply_tx.clone();
                     tokio::spawn(async move {
-                        if let Some(reply) = process(&shared, record, peer, Transport::Tcp).await {
+                        if let Some(reply) = process(&shared, record, origin).await {
                             // Fails only when the writer is gone: the connection is closing.
                             let _ = tx.send(reply).await;
                         }
@@ -157,6 +211,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 /// Serves RPC over one UDP socket until the task is cancelled.
 pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
     let socket = Arc::new(socket);
+    let conn_id = next_conn_id();
     let mut buf = vec![0u8; UDP_DATAGRAM_BYTES_MAX + 1];
     loop {
         let (len, peer) = match socket.recv_from(&mut buf).await {
@@ -175,8 +230,19 @@ pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
         let shared = shared.clone();
         let socket = socket.clone();
         tokio::spawn(async move {
-            if let Some(reply) = process(&shared, record, peer, Transport::Udp).await {
-                if let Err(e) = socket.send_to(&reply[4..], peer).await {
+            let origin = Origin {
+                peer,
+                transport: Transport::Udp,
+                conn_id,
+            };
+            if let Some(reply) = process(&shared, record, origin).await {
+                // One datagram: the tail (never spliced over UDP) is joined to the head.
+                let mut datagram = BytesMut::from(&reply.head[Reply::MARKER_BYTES..]);
+                if let Tail::Bytes(data) = &reply.tail {
+                    datagram.extend_from_slice(data);
+                    datagram.extend_from_slice(&ZERO_PAD[..rnfs_xdr::pad_len(data.len())]);
+                }
+                if let Err(e) = socket.send_to(&datagram, peer).await {
                     debug!(%peer, error = %e, "UDP send failed");
                 }
             }

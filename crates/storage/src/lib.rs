@@ -137,6 +137,15 @@ pub struct ReadData {
     pub attr: Attr,
 }
 
+/// The outcome of [`Backend::read_spliced`].
+#[derive(Debug, Clone)]
+pub struct SplicedRead {
+    /// Bytes now in the pipe.
+    pub bytes: u32,
+    pub eof: bool,
+    pub attr: Attr,
+}
+
 /// File system totals (`FSSTAT3resok`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsStat {
@@ -353,6 +362,23 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Up to `count` bytes of `fh` from `offset`.
     fn read(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<ReadData>;
+
+    /// Like [`Backend::read`], but moves the data into `pipe` by `splice(2)` instead of copying it
+    /// to user space: the pipe then holds references to the file's pages (the loan the server sends
+    /// from). Returns `Ok(None)` when this backend cannot splice (the caller then uses `read`).
+    /// `data` in the result is empty; `eof` and `attr` are as for `read`, and the number of bytes
+    /// in the pipe is in [`SplicedRead::bytes`].
+    fn read_spliced(
+        &self,
+        who: &Identity,
+        fh: &FileHandle,
+        offset: u64,
+        count: u32,
+        pipe: &rnfs_sys::pipe::Pipe,
+    ) -> Result<Option<SplicedRead>> {
+        let _ = (who, fh, offset, count, pipe);
+        Ok(None)
+    }
 
     /// Lists `dir` from `cookie` (0 = start), feeding entries to `sink` in order until it returns
     /// false (that entry is then *not* taken) or the directory ends. With `plus`, entries carry

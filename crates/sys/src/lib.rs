@@ -23,6 +23,7 @@
 compile_error!("rnfs-sys supports 64-bit Linux only");
 
 pub mod identity;
+pub mod pipe;
 
 pub use identity::{set_thread_identity, IdentityGuard};
 
@@ -185,8 +186,7 @@ pub fn openat(
 /// calling thread's current fsuid/fsgid/groups. Never pass `O_NOFOLLOW` (the `/proc` entry is a
 /// link) or `O_CREAT`.
 pub fn reopen(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<OwnedFd> {
-    let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let path = proc_fd_path(fd);
     loop {
         // SAFETY: `path` is NUL-terminated and outlives the call; no mode argument is needed without
         // O_CREAT.
@@ -197,6 +197,207 @@ pub fn reopen(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<OwnedFd> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// `/proc/self/fd/N`: a "magic link" whose resolution lands on the very object `fd` refers to, as a
+/// path the kernel resolves with the calling thread's *current* credentials. When `fd` is an
+/// `O_PATH` descriptor of a symlink, resolution stops at the symlink itself (the magic link is
+/// followed, the symlink it lands on is not).
+fn proc_fd_path(fd: BorrowedFd<'_>) -> CString {
+    let mut path = format!("/proc/self/fd/{}", fd.as_raw_fd()).into_bytes();
+    path.push(0);
+    // The formatted string holds digits and ASCII only, and exactly one trailing NUL.
+    CString::from_vec_with_nul(path).unwrap_or_default()
+}
+
+/// Runs a system call returning `-1`/errno on failure, retrying `EINTR`.
+fn retry(mut call: impl FnMut() -> libc::c_int) -> io::Result<libc::c_int> {
+    loop {
+        match cvt(call()) {
+            Err(e) if is_eintr(&e) => continue,
+            other => return other,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Making and removing names. All of them act on one name in a directory descriptor; the kernel checks
+// the calling thread's current credentials (write and search permission on the directory, sticky
+// bit, `CAP_MKNOD` for devices, `protected_hardlinks`, ...).
+
+/// `mkdirat(2)`. `mode` is reduced by the thread's umask (see [`umask`]).
+pub fn mkdirat(dirfd: BorrowedFd<'_>, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    retry(|| unsafe { libc::mkdirat(dirfd.as_raw_fd(), name.as_ptr(), mode) })?;
+    Ok(())
+}
+
+/// `symlinkat(2)`: creates `name` in `dirfd` holding `target`, which is stored as given and not
+/// resolved.
+pub fn symlinkat(target: &CStr, dirfd: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated and outlive the call.
+    retry(|| unsafe { libc::symlinkat(target.as_ptr(), dirfd.as_raw_fd(), name.as_ptr()) })?;
+    Ok(())
+}
+
+/// `mknodat(2)`: `mode` holds the type (`S_IFIFO`, `S_IFSOCK`, `S_IFCHR`, `S_IFBLK`, `S_IFREG`) and
+/// the permission bits (reduced by the umask); `dev` is used for devices only (see
+/// [`libc::makedev`]). Devices need `CAP_MKNOD`.
+pub fn mknodat(
+    dirfd: BorrowedFd<'_>,
+    name: &CStr,
+    mode: libc::mode_t,
+    dev: libc::dev_t,
+) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    retry(|| unsafe { libc::mknodat(dirfd.as_raw_fd(), name.as_ptr(), mode, dev) })?;
+    Ok(())
+}
+
+/// `unlinkat(2)`: removes a non-directory, or with `AT_REMOVEDIR` an empty directory.
+pub fn unlinkat(dirfd: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    retry(|| unsafe { libc::unlinkat(dirfd.as_raw_fd(), name.as_ptr(), flags) })?;
+    Ok(())
+}
+
+/// `renameat2(2)` (flags 0 is a plain atomic `renameat`, replacing an existing target). Issued as a
+/// raw system call, so it does not depend on the C library's version.
+pub fn renameat2(
+    olddirfd: BorrowedFd<'_>,
+    oldname: &CStr,
+    newdirfd: BorrowedFd<'_>,
+    newname: &CStr,
+    flags: libc::c_uint,
+) -> io::Result<()> {
+    loop {
+        // SAFETY: raw system call with two descriptors, two NUL-terminated strings that outlive the
+        // call and an integer, matching the kernel's renameat2 signature.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                olddirfd.as_raw_fd(),
+                oldname.as_ptr(),
+                newdirfd.as_raw_fd(),
+                newname.as_ptr(),
+                flags,
+            )
+        };
+        match cvt_long(r) {
+            Err(e) if is_eintr(&e) => continue,
+            other => return other.map(drop),
+        }
+    }
+}
+
+/// `linkat(2)`. Linking an `O_PATH` descriptor itself (`AT_EMPTY_PATH`) needs
+/// `CAP_DAC_READ_SEARCH`; [`link_fd`] does it without.
+pub fn linkat(
+    olddirfd: BorrowedFd<'_>,
+    oldname: &CStr,
+    newdirfd: BorrowedFd<'_>,
+    newname: &CStr,
+    flags: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated and outlive the call.
+    retry(|| unsafe {
+        libc::linkat(
+            olddirfd.as_raw_fd(),
+            oldname.as_ptr(),
+            newdirfd.as_raw_fd(),
+            newname.as_ptr(),
+            flags,
+        )
+    })?;
+    Ok(())
+}
+
+/// Makes a new hard link `newname` in `newdirfd` to the object `fd` refers to (any descriptor,
+/// `O_PATH` included; a symlink is linked itself, not its target): `linkat` of `/proc/self/fd/N`
+/// with `AT_SYMLINK_FOLLOW`, which the linkat(2) manual documents for this purpose. Unlike
+/// `AT_EMPTY_PATH` it needs no capability, so every check (directory permissions,
+/// `fs.protected_hardlinks`, same mount) is made against the calling thread's credentials.
+/// An object whose last link is gone cannot be linked again (`ENOENT`).
+pub fn link_fd(fd: BorrowedFd<'_>, newdirfd: BorrowedFd<'_>, newname: &CStr) -> io::Result<()> {
+    let path = proc_fd_path(fd);
+    // SAFETY: both paths are NUL-terminated and outlive the call; AT_FDCWD is ignored for the
+    // absolute /proc path.
+    retry(|| unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            newdirfd.as_raw_fd(),
+            newname.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Changing attributes
+
+/// `fchownat(2)`; `None` leaves the id unchanged. With `AT_EMPTY_PATH` and `name` = `""` it changes
+/// `dirfd` itself, `O_PATH` descriptors (and symlinks: the link, not its target) included.
+pub fn fchownat(
+    dirfd: BorrowedFd<'_>,
+    name: &CStr,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    flags: libc::c_int,
+) -> io::Result<()> {
+    // (uid_t)-1 / (gid_t)-1 mean "no change" to the kernel.
+    let uid = uid.unwrap_or(u32::MAX);
+    let gid = gid.unwrap_or(u32::MAX);
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    retry(|| unsafe { libc::fchownat(dirfd.as_raw_fd(), name.as_ptr(), uid, gid, flags) })?;
+    Ok(())
+}
+
+/// `chmod(2)` of the object `fd` refers to (any descriptor, `O_PATH` included), through
+/// `/proc/self/fd/N` as glibc's `fchmodat(AT_SYMLINK_NOFOLLOW)` does: `fchmod` refuses `O_PATH`
+/// descriptors. Do not pass a symlink: Linux has no symlink modes, and some file systems would
+/// store one anyway.
+pub fn chmod_fd(fd: BorrowedFd<'_>, mode: libc::mode_t) -> io::Result<()> {
+    let path = proc_fd_path(fd);
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    retry(|| unsafe { libc::fchmodat(libc::AT_FDCWD, path.as_ptr(), mode, 0) })?;
+    Ok(())
+}
+
+/// One time argument of [`set_times_fd`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeArg {
+    /// Leave it (`UTIME_OMIT`).
+    Omit,
+    /// The current time (`UTIME_NOW`).
+    Now,
+    /// This time; `nsec` must be below 10^9.
+    At(TimeSpec),
+}
+
+impl TimeArg {
+    fn timespec(self) -> libc::timespec {
+        let (tv_sec, tv_nsec) = match self {
+            TimeArg::Omit => (0, libc::UTIME_OMIT),
+            TimeArg::Now => (0, libc::UTIME_NOW),
+            TimeArg::At(t) => (t.sec, libc::c_long::from(t.nsec)),
+        };
+        libc::timespec { tv_sec, tv_nsec }
+    }
+}
+
+/// `utimensat(2)` of the object `fd` refers to (any descriptor, `O_PATH` included), through
+/// `/proc/self/fd/N`: for an `O_PATH` descriptor of a symlink it sets the times of the link itself,
+/// never of its target. The kernel's rules apply to the calling thread: setting both times to
+/// [`TimeArg::Now`] needs write permission or ownership, anything else needs ownership.
+pub fn set_times_fd(fd: BorrowedFd<'_>, atime: TimeArg, mtime: TimeArg) -> io::Result<()> {
+    let path = proc_fd_path(fd);
+    let times = [atime.timespec(), mtime.timespec()];
+    // SAFETY: `path` is NUL-terminated; `times` is an array of two timespecs, as required; both
+    // outlive the call.
+    retry(|| unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) })?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -437,6 +638,67 @@ pub fn pread_append(
     Ok(n)
 }
 
+/// `pwrite(2)` once from `buf` (may write fewer bytes). Retries `EINTR`.
+pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<usize> {
+    let off = i64::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    loop {
+        // SAFETY: `buf` is readable for `buf.len()` bytes for the duration of the call.
+        let n = unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off) };
+        match usize::try_from(n) {
+            Ok(n) => return Ok(n.min(buf.len())),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if !is_eintr(&e) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Writes all of `buf` at `offset` with as many `pwrite(2)` calls as it takes. Returns the number
+/// written: all of `buf`, or fewer when an error struck after some bytes were written (the error
+/// then repeats on the next call, e.g. `ENOSPC`). An error before any byte was written is returned.
+pub fn pwrite_all(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let at = offset
+            .checked_add(done as u64)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EFBIG))?;
+        match pwrite(fd, &buf[done..], at) {
+            Ok(0) => return Err(io::Error::from_raw_os_error(libc::EIO)),
+            Ok(n) => done += n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+/// `ftruncate(2)`: the descriptor must be open for writing; no permission check is made on the
+/// object (the kernel does clear set-user-id bits as for a write by the calling thread).
+pub fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+    let len = i64::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: plain call with a descriptor and an integer.
+    retry(|| unsafe { libc::ftruncate(fd.as_raw_fd(), len) })?;
+    Ok(())
+}
+
+/// `fsync(2)`: data and metadata to stable storage. Reports write-back errors that happened since
+/// this *open file description* was opened (and were not yet reported through it), not earlier ones.
+pub fn fsync(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain call with a descriptor.
+    retry(|| unsafe { libc::fsync(fd.as_raw_fd()) })?;
+    Ok(())
+}
+
+/// `fdatasync(2)`: data and the metadata needed to read it back; same error reporting as [`fsync`].
+pub fn fdatasync(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain call with a descriptor.
+    retry(|| unsafe { libc::fdatasync(fd.as_raw_fd()) })?;
+    Ok(())
+}
+
 /// `lseek(2)`.
 pub fn lseek(fd: BorrowedFd<'_>, offset: i64, whence: libc::c_int) -> io::Result<i64> {
     // SAFETY: plain call with a descriptor and integers.
@@ -525,6 +787,25 @@ impl<'a> Iterator for Dirents<'a> {
             name: &raw_name[..name_len],
         })
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Thread file-system context
+
+/// `unshare(CLONE_FS)`: gives the calling thread its own copy of the root directory, current
+/// directory and umask, so that [`umask`] afterwards affects this thread only. Threads it creates
+/// later inherit the copy.
+pub fn unshare_fs() -> io::Result<()> {
+    // SAFETY: plain call with a flag; CLONE_FS only copies the thread's fs_struct.
+    cvt(unsafe { libc::unshare(libc::CLONE_FS) })?;
+    Ok(())
+}
+
+/// `umask(2)`: sets the file mode creation mask of the calling thread's fs context (shared with the
+/// whole process unless [`unshare_fs`] was called) and returns the previous one.
+pub fn umask(mask: libc::mode_t) -> libc::mode_t {
+    // SAFETY: plain call with an integer; it cannot fail.
+    unsafe { libc::umask(mask) }
 }
 
 #[cfg(test)]
@@ -628,6 +909,144 @@ mod tests {
         want.push("..".into());
         want.sort();
         assert_eq!(names, want);
+    }
+
+    #[test]
+    fn names_made_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = open_path(dir.path());
+        mkdirat(d.as_fd(), c"sub", 0o755).unwrap();
+        assert_eq!(
+            mkdirat(d.as_fd(), c"sub", 0o755).unwrap_err().raw_os_error(),
+            Some(libc::EEXIST)
+        );
+        symlinkat(c"../../nowhere", d.as_fd(), c"l").unwrap();
+        assert_eq!(readlinkat(d.as_fd(), c"l").unwrap(), b"../../nowhere");
+        mknodat(d.as_fd(), c"fifo", libc::S_IFIFO | 0o600, 0).unwrap();
+        assert_eq!(
+            fstatat(d.as_fd(), c"fifo", 0).unwrap().file_type(),
+            libc::S_IFIFO
+        );
+        std::fs::write(dir.path().join("a"), b"a").unwrap();
+        std::fs::write(dir.path().join("b"), b"b").unwrap();
+        // Plain rename replaces the target.
+        renameat2(d.as_fd(), c"a", d.as_fd(), c"b", 0).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"a");
+        assert!(!dir.path().join("a").exists());
+        linkat(d.as_fd(), c"b", d.as_fd(), c"b2", 0).unwrap();
+        assert_eq!(fstatat(d.as_fd(), c"b", 0).unwrap().nlink, 2);
+        // Linking an O_PATH descriptor through /proc, without CAP_DAC_READ_SEARCH's AT_EMPTY_PATH.
+        let f = openat(d.as_fd(), c"b", libc::O_PATH, 0).unwrap();
+        link_fd(f.as_fd(), d.as_fd(), c"b3").unwrap();
+        assert_eq!(fstat(f.as_fd()).unwrap().nlink, 3);
+        // A symlink is linked itself, not followed.
+        let l = openat(d.as_fd(), c"l", libc::O_PATH | libc::O_NOFOLLOW, 0).unwrap();
+        link_fd(l.as_fd(), d.as_fd(), c"l2").unwrap();
+        assert_eq!(readlinkat(d.as_fd(), c"l2").unwrap(), b"../../nowhere");
+        unlinkat(d.as_fd(), c"b2", 0).unwrap();
+        assert_eq!(
+            unlinkat(d.as_fd(), c"sub", 0).unwrap_err().raw_os_error(),
+            Some(libc::EISDIR)
+        );
+        unlinkat(d.as_fd(), c"sub", libc::AT_REMOVEDIR).unwrap();
+        // An object without links cannot be linked back.
+        unlinkat(d.as_fd(), c"b", 0).unwrap();
+        unlinkat(d.as_fd(), c"b3", 0).unwrap();
+        assert_eq!(
+            link_fd(f.as_fd(), d.as_fd(), c"back").unwrap_err().raw_os_error(),
+            Some(libc::ENOENT)
+        );
+    }
+
+    #[test]
+    fn attributes_through_o_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = open_path(dir.path());
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink("f", dir.path().join("l")).unwrap();
+        let f = openat(d.as_fd(), c"f", libc::O_PATH, 0).unwrap();
+        let l = openat(d.as_fd(), c"l", libc::O_PATH | libc::O_NOFOLLOW, 0).unwrap();
+        chmod_fd(f.as_fd(), 0o4711).unwrap();
+        assert_eq!(fstat(f.as_fd()).unwrap().mode & 0o7777, 0o4711);
+        fchownat(f.as_fd(), c"", Some(1234), None, libc::AT_EMPTY_PATH).unwrap();
+        let st = fstat(f.as_fd()).unwrap();
+        assert_eq!((st.uid, st.gid), (1234, 0));
+        fchownat(l.as_fd(), c"", None, Some(99), libc::AT_EMPTY_PATH).unwrap();
+        assert_eq!(fstat(l.as_fd()).unwrap().gid, 99);
+        assert_eq!(fstat(f.as_fd()).unwrap().gid, 0, "the target is untouched");
+
+        let t = |sec| TimeArg::At(TimeSpec { sec, nsec: 5 });
+        set_times_fd(f.as_fd(), t(1000), t(2000)).unwrap();
+        let st = fstat(f.as_fd()).unwrap();
+        assert_eq!((st.atime.sec, st.mtime.sec, st.mtime.nsec), (1000, 2000, 5));
+        // On a symlink's O_PATH descriptor: the link's times change, the target's do not.
+        set_times_fd(l.as_fd(), TimeArg::Omit, t(3000)).unwrap();
+        assert_eq!(fstat(l.as_fd()).unwrap().mtime.sec, 3000);
+        let st = fstat(f.as_fd()).unwrap();
+        assert_eq!((st.atime.sec, st.mtime.sec), (1000, 2000));
+        set_times_fd(f.as_fd(), TimeArg::Now, TimeArg::Omit).unwrap();
+        let st = fstat(f.as_fd()).unwrap();
+        assert!(st.atime.sec > 1_600_000_000 && st.mtime.sec == 2000);
+    }
+
+    #[test]
+    fn write_truncate_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = open_path(dir.path());
+        let f = openat(
+            d.as_fd(),
+            c"f",
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+        )
+        .unwrap();
+        assert_eq!(pwrite_all(f.as_fd(), b"hello", 1 << 20).unwrap(), 5);
+        fdatasync(f.as_fd()).unwrap();
+        let st = fstat(f.as_fd()).unwrap();
+        assert_eq!(st.size, (1 << 20) + 5);
+        assert!(st.blocks * 512 < 1 << 20, "a hole, not zeros");
+        let mut buf = [1u8; 4];
+        assert_eq!(pread(f.as_fd(), &mut buf, 0).unwrap(), 4);
+        assert_eq!(buf, [0; 4]);
+        ftruncate(f.as_fd(), 3).unwrap();
+        fsync(f.as_fd()).unwrap();
+        assert_eq!(fstat(f.as_fd()).unwrap().size, 3);
+        assert_eq!(pwrite(f.as_fd(), b"", 0).unwrap(), 0);
+        assert_eq!(
+            pwrite_all(f.as_fd(), b"x", u64::MAX).unwrap_err().raw_os_error(),
+            Some(libc::EFBIG)
+        );
+        // Not open for writing.
+        let r = reopen(f.as_fd(), libc::O_RDONLY).unwrap();
+        assert_eq!(
+            pwrite_all(r.as_fd(), b"x", 0).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
+        assert!(ftruncate(r.as_fd(), 0).is_err());
+    }
+
+    #[test]
+    fn umask_is_per_thread_after_unshare() {
+        fn thread_umask() -> u32 {
+            let s = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+            let line = s.lines().find(|l| l.starts_with("Umask:")).unwrap();
+            u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+        }
+        let before = thread_umask();
+        std::thread::spawn(move || {
+            unshare_fs().unwrap();
+            let old = umask(0o077 ^ before);
+            assert_eq!(old, before);
+            assert_eq!(thread_umask(), 0o077 ^ before);
+            let dir = tempfile::tempdir().unwrap();
+            let d = open_path(dir.path());
+            umask(0);
+            mkdirat(d.as_fd(), c"open", 0o777).unwrap();
+            assert_eq!(fstatat(d.as_fd(), c"open", 0).unwrap().mode & 0o777, 0o777);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(thread_umask(), before, "other threads keep the process umask");
     }
 
     #[test]

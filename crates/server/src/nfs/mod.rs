@@ -14,20 +14,22 @@ mod read;
 mod readdir;
 mod write;
 
-use bytes::BytesMut;
 use rnfs_nfs3::{self as nfs3, nfsstat3, Args, Res};
 use rnfs_oncrpc::{AuthStat, ReplyHeader};
 use rnfs_storage as storage;
 use tracing::debug;
 
-use crate::service::{reply_header, reply_success, Authorized, Call, Denied, Outcome, Service};
+use crate::service::{
+    reply_header, reply_success, Authorized, Call, Denied, Outcome, Reply, Service,
+};
 
 pub const NFS_PROGRAM: u32 = nfs3::NFS_PROGRAM;
 pub const NFS_VERSION: u32 = nfs3::NFS_V3;
 
 /// Serves one NFS call.
-pub fn dispatch(svc: &Service, call: &Call, out: &mut BytesMut) -> Outcome {
+pub fn dispatch(svc: &Service, call: &Call, reply: &mut Reply) -> Outcome {
     let xid = call.header.xid;
+    let out = &mut reply.head;
     if call.header.vers != NFS_VERSION {
         // Linux tries v4 first and falls back to v3 on this answer.
         return reply_header(
@@ -49,6 +51,16 @@ pub fn dispatch(svc: &Service, call: &Call, out: &mut BytesMut) -> Outcome {
             return reply_header(out, xid, ReplyHeader::GarbageArgs);
         }
     };
+    // READ builds its own reply: its data travels as the reply's tail, on loan.
+    let args = match args {
+        Args::Read(a) => {
+            return match read::read(svc, call, a, reply) {
+                Ok(outcome) => outcome,
+                Err(stat) => reply_header(&mut reply.head, xid, ReplyHeader::AuthError(stat)),
+            }
+        }
+        other => other,
+    };
     match run(svc, call, args) {
         Ok(res) => reply_success(out, xid, &res),
         Err(stat) => reply_header(out, xid, ReplyHeader::AuthError(stat)),
@@ -62,7 +74,7 @@ fn run(svc: &Service, call: &Call, args: Args) -> Result<Res, AuthStat> {
         Args::Lookup(a) => Res::Lookup(attrs::lookup(svc, call, a)?),
         Args::Access(a) => Res::Access(attrs::access(svc, call, a)?),
         Args::Readlink(a) => Res::Readlink(read::readlink(svc, call, a)?),
-        Args::Read(a) => Res::Read(read::read(svc, call, a)?),
+        Args::Read(a) => Res::Read(read::read_res(svc, call, a)?),
         Args::Readdir(a) => Res::Readdir(readdir::readdir(svc, call, a)?),
         Args::Readdirplus(a) => Res::Readdirplus(readdir::readdirplus(svc, call, a)?),
         Args::Fsstat(a) => Res::Fsstat(attrs::fsstat(svc, call, a)?),
@@ -90,6 +102,21 @@ macro_rules! authorize {
             Ok(a) => a,
             Err(crate::service::Denied::Auth(stat)) => return Err(stat),
             Err(d) => return Ok($res::Fail(crate::nfs::denied_status(d), Default::default())),
+        }
+    };
+    // For handlers that encode into a `Reply` themselves: the failure is written there.
+    ($svc:expr, $call:expr, $fh:expr, $res:ident, $reply:expr) => {
+        match $svc.authorize($call, $fh.as_bytes()) {
+            Ok(a) => a,
+            Err(crate::service::Denied::Auth(stat)) => return Err(stat),
+            Err(d) => {
+                let fail = $res::Fail(crate::nfs::denied_status(d), Default::default());
+                return Ok(crate::service::reply_success(
+                    &mut $reply.head,
+                    $call.header.xid,
+                    &fail,
+                ));
+            }
         }
     };
 }

@@ -2,15 +2,161 @@
 //!
 //! READ returns at most the transport's payload limit (1 MiB over TCP, 32 KiB over UDP) whatever
 //! the client asks, and reports `eof` exactly: true when the data returned reaches the end of the
-//! file as it was when read. This is the buffered path; the zero-copy path builds on it.
+//! file as it was when read.
+//!
+//! # Two paths, one loan
+//! * **Zero-copy** (TCP, `count >= zero_copy_min_bytes`): the file's pages are spliced into the
+//!   pipe of a loan slot *before* the header is written, so the byte count in the header (and in
+//!   the record marker) is what the pipe holds: a file truncated meanwhile cannot make the record
+//!   shorter than announced (pages cut by the truncate may read as zeros, never go missing). The
+//!   writer task then splices the pipe into the socket. No byte passes through user space.
+//! * **Buffered** (small reads, UDP, or no pipe available): one `pread` into a buffer that is sent
+//!   as the reply's tail, not copied again into the head.
+//!
+//! Either way the reply holds a loan slot while in flight, so `rnfsd ctl loans` and the watchdog
+//! see every READ being sent, with its owner, file, range and age.
 
+use rnfs_loan::LoanKind;
 use rnfs_nfs3::*;
-use rnfs_oncrpc::AuthStat;
+use rnfs_oncrpc::{AuthStat, ReplyHeader};
+use std::sync::atomic::Ordering;
 
 use super::{authorize, fattr, handle, post_op, status};
-use crate::service::{Call, Service};
+use crate::service::{
+    reply_success, Authorized, Call, Outcome, PipeResource, Reply, Service, Tail, Transport,
+};
 
-pub fn read(svc: &Service, call: &Call, a: READ3args) -> Result<READ3res, AuthStat> {
+/// READ with its data as the reply's tail (the path every READ over the network takes).
+pub fn read(
+    svc: &Service,
+    call: &Call,
+    a: READ3args,
+    reply: &mut Reply,
+) -> Result<Outcome, AuthStat> {
+    let auth = authorize!(svc, call, a.file, READ3res, reply);
+    let count = a.count.min(call.transport.payload_bytes_max(svc.limits()));
+    let min = svc.limits().zero_copy_min_bytes;
+    // No free slot: serve from a buffer without one (the loan table counts it as exhausted).
+    let mut claim = svc.loans().claim();
+    if let (Some(c), Transport::Tcp) = (claim.as_mut(), call.transport) {
+        if min > 0 && count >= min {
+            let pipe_bytes = svc.limits().transfer_bytes_max as usize;
+            if let Ok(pipe) =
+                c.resource_or_try_init(|| rnfs_sys::pipe::Pipe::new(pipe_bytes).map(PipeResource))
+            {
+                match auth.export.backend.read_spliced(
+                    &auth.who,
+                    &handle(&a.file),
+                    a.offset,
+                    count,
+                    &pipe.0,
+                ) {
+                    Ok(Some(r)) => {
+                        let Some(c) = claim.take() else {
+                            return Ok(Outcome::Drop);
+                        };
+                        let bytes = u64::from(r.bytes);
+                        let loan = c.lend(
+                            LoanKind::Spliced,
+                            call.conn_id,
+                            r.attr.fileid,
+                            a.offset,
+                            bytes,
+                            call.now_ms,
+                        );
+                        ReplyHeader::Success.encode(call.header.xid, &mut reply.head);
+                        encode_read3resok_header(
+                            &Some(fattr(&r.attr)),
+                            r.bytes,
+                            r.eof,
+                            r.bytes as usize,
+                            &mut reply.head,
+                        );
+                        reply.tail = Tail::Spliced {
+                            loan,
+                            len: r.bytes as usize,
+                        };
+                        svc.counters
+                            .read_bytes_spliced
+                            .fetch_add(bytes, Ordering::Relaxed);
+                        return Ok(Outcome::Reply);
+                    }
+                    // This backend cannot splice: buffered below.
+                    Ok(None) => {}
+                    Err(e) => {
+                        // The claim goes back through the reaper, which empties its pipe.
+                        drop(claim);
+                        let fail = READ3res::Fail(
+                            status(&e),
+                            READ3resfail {
+                                file_attributes: post_op(&auth, &a.file),
+                            },
+                        );
+                        return Ok(reply_success(&mut reply.head, call.header.xid, &fail));
+                    }
+                }
+            }
+        }
+    }
+    Ok(buffered(svc, call, &auth, &a, count, reply, claim))
+}
+
+/// The buffered path: one copy, into the buffer sent as the tail.
+fn buffered(
+    svc: &Service,
+    call: &Call,
+    auth: &Authorized,
+    a: &READ3args,
+    count: u32,
+    reply: &mut Reply,
+    claim: Option<rnfs_loan::Claim<PipeResource>>,
+) -> Outcome {
+    let xid = call.header.xid;
+    match auth
+        .export
+        .backend
+        .read(&auth.who, &handle(&a.file), a.offset, count)
+    {
+        Ok(r) if r.data.len() <= count as usize => {
+            let n = r.data.len();
+            ReplyHeader::Success.encode(xid, &mut reply.head);
+            encode_read3resok_header(&Some(fattr(&r.attr)), n as u32, r.eof, n, &mut reply.head);
+            svc.counters
+                .read_bytes_buffered
+                .fetch_add(n as u64, Ordering::Relaxed);
+            reply.loan = claim.map(|c| {
+                c.lend(
+                    LoanKind::Buffered,
+                    call.conn_id,
+                    r.attr.fileid,
+                    a.offset,
+                    n as u64,
+                    call.now_ms,
+                )
+            });
+            reply.tail = Tail::Bytes(r.data);
+            Outcome::Reply
+        }
+        // More than asked: a backend bug, not the client's fault.
+        Ok(_) => reply_success(
+            &mut reply.head,
+            xid,
+            &READ3res::Fail(nfsstat3::NFS3ERR_SERVERFAULT, Default::default()),
+        ),
+        Err(e) => {
+            let fail = READ3res::Fail(
+                status(&e),
+                READ3resfail {
+                    file_attributes: post_op(auth, &a.file),
+                },
+            );
+            reply_success(&mut reply.head, xid, &fail)
+        }
+    }
+}
+
+/// READ as a plain result, data inside (for callers that need a `READ3res` value).
+pub fn read_res(svc: &Service, call: &Call, a: READ3args) -> Result<READ3res, AuthStat> {
     let auth = authorize!(svc, call, a.file, READ3res);
     let count = a.count.min(call.transport.payload_bytes_max(svc.limits()));
     Ok(
@@ -26,7 +172,6 @@ pub fn read(svc: &Service, call: &Call, a: READ3args) -> Result<READ3res, AuthSt
                     eof: r.eof,
                     data,
                 }),
-                // The backend returned more than asked: a bug, not the client's fault.
                 None => READ3res::Fail(nfsstat3::NFS3ERR_SERVERFAULT, Default::default()),
             },
             Err(e) => READ3res::Fail(
