@@ -133,6 +133,9 @@ pub struct Limits {
     /// READs of at least this many bytes over TCP are sent zero-copy (spliced); smaller ones are
     /// copied once through a buffer, which is cheaper for them. 0 disables zero-copy.
     pub zero_copy_min_bytes: u32,
+    /// How long a request, a loan or the runtime's heartbeat may stall before the watchdog
+    /// reports it.
+    pub stall_bound_ms: u64,
 }
 
 impl Default for Limits {
@@ -146,6 +149,7 @@ impl Default for Limits {
             transfer_bytes_max: 1 << 20,
             loans_max: 256,
             zero_copy_min_bytes: 32 << 10,
+            stall_bound_ms: 5000,
         }
     }
 }

@@ -19,10 +19,13 @@
 
 pub mod config;
 pub mod exports;
+pub mod lockdep;
 pub mod nfs;
+pub mod registry;
 pub mod rpcbind;
 pub mod service;
 pub mod transport;
+pub mod watchdog;
 
 use std::future::Future;
 use std::io::Read;
@@ -40,6 +43,9 @@ use crate::transport::Shared;
 
 /// The address served when none is configured: loopback only, the standard NFS port.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:2049";
+
+/// The loan reaper runs at least this often even when nothing wakes it.
+const LOAN_REAPER_IDLE_MS: u64 = 1000;
 
 /// How rnfsd deals with the portmapper (port 111).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +90,8 @@ pub enum ServeError {
     },
     #[error("no exports configured")]
     NoExports,
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
 }
 
 /// Runs the server until `shutdown` completes.
@@ -109,13 +117,37 @@ pub async fn serve(
         service: service.clone(),
         workers: Arc::new(Semaphore::new(limits.fs_workers_max)),
         connections: Arc::new(Semaphore::new(limits.connections_max)),
+        registry: Arc::new(registry::Registry::default()),
     });
+    let watch_state = Arc::new(watchdog::WatchState::default());
+    let _watchdog = watchdog::Watchdog::start(
+        limits.stall_bound_ms,
+        watch_state.clone(),
+        service.clone(),
+        shared.registry.clone(),
+    )
+    .map_err(|e| ServeError::Thread("watchdog", e))?;
+    let _reaper = rnfs_loan::Reaper::start(service.loans().clone(), LOAN_REAPER_IDLE_MS)
+        .map_err(|e| ServeError::Thread("loan reaper", e))?;
 
     let mut listen = opts.config.listen.clone();
     if listen.is_empty() {
         listen.push(LISTEN_DEFAULT.parse().map_err(|_| ServeError::NoExports)?);
     }
     let mut tasks = tokio::task::JoinSet::new();
+    {
+        let st = watch_state.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(
+                watchdog::HEARTBEAT_INTERVAL_MS,
+            ));
+            loop {
+                tick.tick().await;
+                st.heartbeat_ms
+                    .store(transport::now_ms(), std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
     let mut ready_lines = Vec::new();
     let mut own = OwnPorts::default();
     for addr in &listen {

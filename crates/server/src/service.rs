@@ -14,7 +14,7 @@
 //! never while another is held, never across a call into the backend, and never in async code.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tracing::{debug, warn};
@@ -26,6 +26,7 @@ use rnfs_xdr::{Opaque, XdrEncode};
 
 use crate::config::{ClientRule, Limits};
 use crate::exports::{normalize_mount_path, Export, ExportTable};
+use crate::lockdep::TrackedMutex;
 
 /// Which transport a request came over; it bounds the reply size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,10 +155,11 @@ const PORTMAP_ENTRIES_MAX: usize = 1024;
 
 /// The whole RPC service.
 pub struct Service {
-    exports: RwLock<Arc<ExportTable>>,
-    mounts: Mutex<Vec<(String, String)>>,
-    portmap: Mutex<Vec<pmap::mapping>>,
-    own_ports: RwLock<OwnPorts>,
+    exports: TrackedMutex<Arc<ExportTable>>,
+    mounts: TrackedMutex<Vec<(String, String)>>,
+    portmap: TrackedMutex<Vec<pmap::mapping>>,
+    /// TCP port in the high 16 bits, UDP port in the low 16.
+    own_ports: std::sync::atomic::AtomicU32,
     limits: Limits,
     /// Random per start; see [`Service::write_verifier`].
     write_verifier_base: u64,
@@ -180,16 +182,21 @@ pub struct Counters {
 impl Service {
     pub fn new(exports: ExportTable, limits: Limits, write_verifier: [u8; 8]) -> Service {
         Service {
-            exports: RwLock::new(Arc::new(exports)),
-            mounts: Mutex::new(Vec::new()),
-            portmap: Mutex::new(Vec::new()),
-            own_ports: RwLock::new(OwnPorts::default()),
+            exports: TrackedMutex::new("service.exports", Arc::new(exports)),
+            mounts: TrackedMutex::new("service.mounts", Vec::new()),
+            portmap: TrackedMutex::new("service.portmap", Vec::new()),
+            own_ports: std::sync::atomic::AtomicU32::new(0),
             limits: limits.clone(),
             write_verifier_base: u64::from_be_bytes(write_verifier),
             export_generation: std::sync::atomic::AtomicU64::new(0),
             loans: rnfs_loan::LoanTable::new(limits.loans_max),
             counters: Counters::default(),
         }
+    }
+
+    /// The state of the service's locks (for stall reports and `rnfsd ctl locks`).
+    pub fn lock_infos(&self) -> Vec<crate::lockdep::LockInfo> {
+        vec![self.exports.info(), self.mounts.info(), self.portmap.info()]
     }
 
     /// The table of READ data on loan.
@@ -221,31 +228,28 @@ impl Service {
 
     /// The current export table (a cheap `Arc` clone; the lock is held only for the clone).
     pub fn exports(&self) -> Arc<ExportTable> {
-        self.exports
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.exports.lock().clone()
     }
 
     /// Replaces the export table; requests already running keep the table they started with.
     pub fn set_exports(&self, table: ExportTable) {
-        *self.exports.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
+        *self.exports.lock() = Arc::new(table);
         self.export_generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn set_own_ports(&self, ports: OwnPorts) {
-        *self
-            .own_ports
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = ports;
+        let packed = (u32::from(ports.tcp) << 16) | u32::from(ports.udp);
+        self.own_ports
+            .store(packed, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn own_ports(&self) -> OwnPorts {
-        *self
-            .own_ports
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        let packed = self.own_ports.load(std::sync::atomic::Ordering::Relaxed);
+        OwnPorts {
+            tcp: (packed >> 16) as u16,
+            udp: packed as u16,
+        }
     }
 
     /// Serves one RPC message, building its reply in `reply`.
@@ -356,19 +360,13 @@ impl Service {
         if let Some(x) = self.own_mappings().iter().find(|x| matches(x)) {
             return x.port as u16;
         }
-        let reg = self.portmap.lock().unwrap_or_else(PoisonError::into_inner);
+        let reg = self.portmap.lock();
         reg.iter().find(|x| matches(x)).map_or(0, |x| x.port as u16)
     }
 
     fn portmap_dump(&self) -> Vec<pmap::mapping> {
         let mut v = self.own_mappings();
-        v.extend(
-            self.portmap
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .copied(),
-        );
+        v.extend(self.portmap.lock().iter().copied());
         v
     }
 
@@ -380,7 +378,7 @@ impl Service {
         {
             return false;
         }
-        let mut reg = self.portmap.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut reg = self.portmap.lock();
         // RFC 1833: SET fails if the (prog, vers, prot) is already registered.
         if reg.len() >= PORTMAP_ENTRIES_MAX
             || reg
@@ -394,7 +392,7 @@ impl Service {
     }
 
     fn portmap_unset(&self, m: pmap::mapping) -> bool {
-        let mut reg = self.portmap.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut reg = self.portmap.lock();
         let before = reg.len();
         // UNSET ignores prot and port (RFC 1833 §3.2).
         reg.retain(|x| !(x.prog == m.prog && x.vers == m.vers));
@@ -440,7 +438,6 @@ impl Service {
             mount::Args::Dump => mount::Res::Dump(mount::mountlist(
                 self.mounts
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
                     .iter()
                     .filter_map(|(h, d)| {
                         Some(mount::mountbody {
@@ -452,12 +449,12 @@ impl Service {
             )),
             mount::Args::Umnt(path) => {
                 let dir = String::from_utf8_lossy(path.as_bytes()).into_owned();
-                let mut mounts = self.mounts.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut mounts = self.mounts.lock();
                 mounts.retain(|(h, d)| !(h == &host && d == &dir));
                 mount::Res::Umnt
             }
             mount::Args::Umntall => {
-                let mut mounts = self.mounts.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut mounts = self.mounts.lock();
                 mounts.retain(|(h, _)| h != &host);
                 mount::Res::Umntall
             }
@@ -513,7 +510,7 @@ impl Service {
             return mount::mountres3::Fail(MNT3ERR_SERVERFAULT);
         };
         {
-            let mut mounts = self.mounts.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut mounts = self.mounts.lock();
             let entry = (call.peer.ip().to_string(), normalize_mount_path(path));
             if !mounts.contains(&entry) && mounts.len() < MOUNT_LIST_ENTRIES_MAX {
                 mounts.push(entry);

@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use rnfs_oncrpc::record::RecordReader;
 
+use crate::registry::{Stage, Tracked};
 use crate::service::{Origin, Outcome, Reply, Service, Tail, Transport};
 
 /// Identifies connections and UDP sockets (the owners of loans) for the life of the process.
@@ -55,13 +56,23 @@ pub struct Shared {
     pub workers: Arc<Semaphore>,
     /// One permit per open TCP connection.
     pub connections: Arc<Semaphore>,
+    /// Live connections and their requests in flight.
+    pub registry: Arc<crate::registry::Registry>,
 }
 
 /// Runs `service.handle_record` on the worker pool. Returns the reply, or `None` when the message
 /// gets no reply.
-async fn process(shared: &Shared, record: Bytes, origin: Origin) -> Option<Reply> {
+async fn process(
+    shared: &Shared,
+    record: Bytes,
+    origin: Origin,
+    tracked: Option<&Tracked>,
+) -> Option<Reply> {
     // Closed only at shutdown, when dropping the request is right.
     let _permit = shared.workers.clone().acquire_owned().await.ok()?;
+    if let Some(t) = tracked {
+        t.set_stage(Stage::Fs);
+    }
     let service = shared.service.clone();
     let now = now_ms();
     let job = tokio::task::spawn_blocking(move || {
@@ -72,7 +83,12 @@ async fn process(shared: &Shared, record: Bytes, origin: Origin) -> Option<Reply
         }
     });
     match job.await {
-        Ok(reply) => reply,
+        Ok(reply) => {
+            if let Some(t) = tracked {
+                t.set_stage(Stage::Sending);
+            }
+            reply
+        }
         Err(e) => {
             // A panic in a handler is a bug; the connection survives and the client retransmits.
             warn!(peer = %origin.peer, error = %e, "request handler failed");
@@ -152,13 +168,29 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         transport: Transport::Tcp,
         conn_id: next_conn_id(),
     };
-    let (reply_tx, mut reply_rx) = mpsc::channel::<Reply>(limits.connection_requests_max);
+    let conn = shared.registry.open(
+        origin.conn_id,
+        peer,
+        Transport::Tcp,
+        limits.connection_requests_max,
+        now_ms(),
+    );
+    let (reply_tx, mut reply_rx) =
+        mpsc::channel::<(Reply, Option<Tracked>)>(limits.connection_requests_max);
     let in_flight = Arc::new(Semaphore::new(limits.connection_requests_max));
 
     // The writer: the only task that writes to this socket.
     tokio::spawn(async move {
-        while let Some(reply) = reply_rx.recv().await {
-            if let Err(e) = send_reply(&mut wr, reply).await {
+        while let Some((reply, tracked)) = reply_rx.recv().await {
+            let bytes = (Reply::MARKER_BYTES + reply.message_len()) as u64;
+            let sent = send_reply(&mut wr, reply).await;
+            if let Some(t) = &tracked {
+                t.connection()
+                    .bytes_out
+                    .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+            }
+            drop(tracked);
+            if let Err(e) = sent {
                 debug!(%peer, error = %e, "write failed; dropping queued replies");
                 return;
             }
@@ -174,12 +206,17 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                     let Ok(permit) = in_flight.clone().acquire_owned().await else {
                         return;
                     };
+                    let record_bytes = (record.len() + 4) as u64;
+                    conn.bytes_in
+                        .fetch_add(record_bytes, std::sync::atomic::Ordering::Relaxed);
+                    let tracked = conn.track(&record, now_ms());
                     let shared = shared.clone();
                     let tx = reply_tx.clone();
                     tokio::spawn(async move {
-                        if let Some(reply) = process(&shared, record, origin).await {
+                        let reply = process(&shared, record, origin, tracked.as_ref()).await;
+                        if let Some(reply) = reply {
                             // Fails only when the writer is gone: the connection is closing.
-                            let _ = tx.send(reply).await;
+                            let _ = tx.send((reply, tracked)).await;
                         }
                         drop(permit);
                     });
@@ -212,6 +249,18 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
     let socket = Arc::new(socket);
     let conn_id = next_conn_id();
+    let local = socket
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    // UDP requests in flight are bounded by the worker pool; twice that leaves room for replies
+    // being sent.
+    let conn = shared.registry.open(
+        conn_id,
+        local,
+        Transport::Udp,
+        shared.service.limits().fs_workers_max * 2,
+        now_ms(),
+    );
     let mut buf = vec![0u8; UDP_DATAGRAM_BYTES_MAX + 1];
     loop {
         let (len, peer) = match socket.recv_from(&mut buf).await {
@@ -227,6 +276,9 @@ pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
             continue;
         }
         let record = Bytes::copy_from_slice(&buf[..len]);
+        conn.bytes_in
+            .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+        let tracked = conn.track(&record, now_ms());
         let shared = shared.clone();
         let socket = socket.clone();
         tokio::spawn(async move {
@@ -235,7 +287,8 @@ pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
                 transport: Transport::Udp,
                 conn_id,
             };
-            if let Some(reply) = process(&shared, record, origin).await {
+            let reply = process(&shared, record, origin, tracked.as_ref()).await;
+            if let Some(reply) = reply {
                 // One datagram: the tail (never spliced over UDP) is joined to the head.
                 let mut datagram = BytesMut::from(&reply.head[Reply::MARKER_BYTES..]);
                 if let Tail::Bytes(data) = &reply.tail {

@@ -1,0 +1,244 @@
+//! The watchdog: a plain OS thread, outside the async runtime, that notices stalls and says what
+//! is stuck.
+//!
+//! Every tick it checks three things against the stall bound (default 5 s):
+//! * the runtime heartbeat — a task that stamps the time every 100 ms; if the stamp goes stale, the
+//!   reactor is blocked (which the liveness rules should make impossible);
+//! * the age of every request in flight ([`crate::registry`]), with the stage it waits in;
+//! * the age of every loan ([`rnfs_loan`]).
+//!
+//! Each stall is reported once (logged at ERROR and kept for `rnfsd ctl stalls`), with the
+//! requests in flight, the loans outstanding and every tracked lock's holder and call site — what
+//! a kernel debugger's lock dump would show. Because the watchdog runs on its own thread and reads
+//! only atomics (plus brief leaf locks never held across waits), it keeps working when the runtime
+//! does not.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::lockdep::TrackedMutex;
+use crate::registry::Registry;
+use crate::service::Service;
+use crate::transport::now_ms;
+
+/// How many reports are kept for the admin interface.
+const REPORTS_KEPT: usize = 32;
+/// How often the runtime task stamps its heartbeat.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
+
+/// One stall, as reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StallReport {
+    pub at_ms: u64,
+    /// One line: what stalled and for how long.
+    pub summary: String,
+    /// The full report: summary, requests, loans, locks.
+    pub text: String,
+}
+
+/// State shared between the watchdog thread, the heartbeat task and readers.
+pub struct WatchState {
+    pub heartbeat_ms: AtomicU64,
+    pub stalls_total: AtomicU64,
+    reports: TrackedMutex<VecDeque<StallReport>>,
+}
+
+impl Default for WatchState {
+    fn default() -> Self {
+        WatchState {
+            heartbeat_ms: AtomicU64::new(now_ms()),
+            stalls_total: AtomicU64::new(0),
+            reports: TrackedMutex::new("watchdog.reports", VecDeque::new()),
+        }
+    }
+}
+
+impl WatchState {
+    /// The most recent reports, oldest first.
+    pub fn reports(&self) -> Vec<StallReport> {
+        self.reports.lock().iter().cloned().collect()
+    }
+}
+
+/// The running watchdog thread; stops when dropped.
+pub struct Watchdog {
+    pub state: Arc<WatchState>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    /// Starts watching. `stall_bound_ms` is how long anything may wait before it is a stall.
+    pub fn start(
+        stall_bound_ms: u64,
+        state: Arc<WatchState>,
+        service: Arc<Service>,
+        registry: Arc<Registry>,
+    ) -> std::io::Result<Watchdog> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tick = Duration::from_millis((stall_bound_ms / 4).clamp(10, 1000));
+        let (st, stop2) = (state.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("rnfsd-watchdog".into())
+            .spawn(move || {
+                let mut seen = Seen::default();
+                while !stop2.load(Ordering::Acquire) {
+                    std::thread::park_timeout(tick);
+                    check(stall_bound_ms, &st, &service, &registry, &mut seen);
+                }
+            })?;
+        Ok(Watchdog {
+            state,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// What has been reported already, so each stall is reported once.
+#[derive(Default)]
+struct Seen {
+    runtime: bool,
+    requests: HashSet<(u64, u32, u64)>,
+    loans: HashSet<(usize, u64)>,
+}
+
+fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry, seen: &mut Seen) {
+    let now = now_ms();
+    let heartbeat_age = now.saturating_sub(st.heartbeat_ms.load(Ordering::Relaxed));
+    let mut stalls = Vec::new();
+    if heartbeat_age > bound_ms {
+        if !seen.runtime {
+            seen.runtime = true;
+            stalls.push(format!(
+                "async runtime heartbeat stalled for {heartbeat_age} ms"
+            ));
+        }
+    } else {
+        seen.runtime = false;
+    }
+
+    let requests = registry.requests();
+    seen.requests.retain(|k| {
+        requests
+            .iter()
+            .any(|r| (r.conn_id, r.xid, r.started_ms) == *k)
+    });
+    for r in &requests {
+        let age = now.saturating_sub(r.started_ms);
+        if age > bound_ms && seen.requests.insert((r.conn_id, r.xid, r.started_ms)) {
+            stalls.push(format!(
+                "{} xid {:#x} from {} (connection {}) in flight for {age} ms, waiting on: {}",
+                r.procedure_name(),
+                r.xid,
+                r.peer,
+                r.conn_id,
+                r.stage.as_str()
+            ));
+        }
+    }
+
+    let loans = service.loans().snapshot();
+    seen.loans
+        .retain(|k| loans.iter().any(|l| (l.slot, l.started_ms) == *k));
+    for l in &loans {
+        let age = now.saturating_sub(l.started_ms);
+        if age > bound_ms && seen.loans.insert((l.slot, l.started_ms)) {
+            stalls.push(format!(
+                "loan in slot {} ({:?}, {} bytes of file {} at {}) held by connection {} for {age} ms{}",
+                l.slot,
+                l.kind,
+                l.bytes,
+                l.fileid,
+                l.offset,
+                l.owner,
+                if l.lent { "" } else { " (returned, awaiting the reaper)" }
+            ));
+        }
+    }
+
+    if stalls.is_empty() {
+        return;
+    }
+    let mut text = String::new();
+    for s in &stalls {
+        let _ = writeln!(text, "STALL: {s}");
+    }
+    let _ = writeln!(text, "requests in flight ({}):", requests.len());
+    for r in &requests {
+        let _ = writeln!(
+            text,
+            "  conn {} {} xid {:#x} {} age {} ms stage {}",
+            r.conn_id,
+            r.peer,
+            r.xid,
+            r.procedure_name(),
+            now.saturating_sub(r.started_ms),
+            r.stage.as_str()
+        );
+    }
+    let _ = writeln!(text, "loans outstanding ({}):", loans.len());
+    for l in &loans {
+        let _ = writeln!(
+            text,
+            "  slot {} {:?} owner conn {} file {} offset {} bytes {} age {} ms{}",
+            l.slot,
+            l.kind,
+            l.owner,
+            l.fileid,
+            l.offset,
+            l.bytes,
+            now.saturating_sub(l.started_ms),
+            if l.lent { "" } else { " returned" }
+        );
+    }
+    let _ = writeln!(text, "locks:");
+    for lock in service
+        .lock_infos()
+        .into_iter()
+        .chain([registry.lock_info()])
+    {
+        match lock.holder {
+            Some(h) => {
+                let _ = writeln!(
+                    text,
+                    "  {} held by thread #{} since {} ms at {}, {} waiting",
+                    lock.name,
+                    h,
+                    now.saturating_sub(lock.held_since_ms.unwrap_or(now)),
+                    lock.site.as_deref().unwrap_or("?"),
+                    lock.waiters
+                );
+            }
+            None => {
+                let _ = writeln!(text, "  {} free, {} waiting", lock.name, lock.waiters);
+            }
+        }
+    }
+    tracing::error!("watchdog: {}", text.trim_end());
+    st.stalls_total
+        .fetch_add(stalls.len() as u64, Ordering::Relaxed);
+    let report = StallReport {
+        at_ms: now,
+        summary: stalls.join("; "),
+        text,
+    };
+    let mut reports = st.reports.lock();
+    if reports.len() >= REPORTS_KEPT {
+        reports.pop_front();
+    }
+    reports.push_back(report);
+}
