@@ -138,6 +138,39 @@ impl Client {
         })))
     }
 
+    /// Connects over TCP from `local` (an address, and a port or 0): lets tests appear as another
+    /// loopback address (e.g. `127.0.0.2:0`) or use a privileged source port (as root).
+    pub fn connect_tcp_from(local: SocketAddr, server: impl ToSocketAddrs) -> Result<Self> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let a = resolve(server)?[0];
+        let socket = Socket::new(Domain::for_address(a), Type::STREAM, Some(Protocol::TCP))?;
+        socket.bind(&local.into())?;
+        socket.connect_timeout(&a.into(), DEFAULT_TIMEOUT)?;
+        let s: TcpStream = socket.into();
+        s.set_nodelay(true)?;
+        let mut c = Client::new(Transport::Tcp(s), a);
+        c.set_timeout(DEFAULT_TIMEOUT)?;
+        Ok(c)
+    }
+
+    /// Like [`Client::connect_udp`], with the socket bound to `local` first.
+    pub fn connect_udp_from(local: SocketAddr, server: impl ToSocketAddrs) -> Result<Self> {
+        let a = resolve(server)?[0];
+        let s = UdpSocket::bind(local)?;
+        s.connect(a)?;
+        let mut c = Client::new(Transport::Udp(s), a);
+        c.set_timeout(DEFAULT_TIMEOUT)?;
+        Ok(c)
+    }
+
+    /// The local address of this client's socket (what the server sees as the peer).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(match &self.transport {
+            Transport::Tcp(s) => s.local_addr()?,
+            Transport::Udp(s) => s.local_addr()?,
+        })
+    }
+
     /// "Connects" a UDP socket to the server's address (replies from elsewhere are ignored).
     pub fn connect_udp(addr: impl ToSocketAddrs) -> Result<Self> {
         let a = resolve(addr)?[0];
@@ -574,6 +607,29 @@ impl Client {
             },
         };
         let r: SYMLINK3res = self.nfs_call(NFSPROC3_SYMLINK, &args)?;
+        r.into_result().map_err(Error::Nfs)
+    }
+
+    /// CREATE with `createhow3::Exclusive(verf)` (RFC 1813 §3.3.8).
+    pub fn create_exclusive(
+        &mut self,
+        dir: &nfs_fh3,
+        name: &[u8],
+        verf: createverf3,
+    ) -> Result<CREATE3resok> {
+        self.create(dir, name, createhow3::Exclusive(verf))
+    }
+
+    /// MKNOD: a device, socket or FIFO (`what` names the type and its attributes).
+    pub fn mknod(&mut self, dir: &nfs_fh3, name: &[u8], what: mknoddata3) -> Result<MKNOD3resok> {
+        let args = MKNOD3args {
+            r#where: diropargs3 {
+                dir: dir.clone(),
+                name: name_of(name),
+            },
+            what,
+        };
+        let r: MKNOD3res = self.nfs_call(NFSPROC3_MKNOD, &args)?;
         r.into_result().map_err(Error::Nfs)
     }
 

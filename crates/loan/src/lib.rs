@@ -100,8 +100,18 @@ pub struct LoanInfo {
     pub offset: u64,
     pub bytes: u64,
     pub started_ms: u64,
-    /// False once the holder returned it and it waits for the reaper.
-    pub lent: bool,
+    pub state: LoanState,
+}
+
+/// Where a slot is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoanState {
+    /// Claimed by a request that is filling it (e.g. splicing file pages in).
+    Claimed,
+    /// On loan: the reply is queued or being sent.
+    Lent,
+    /// Returned, waiting for the reaper.
+    Returned,
 }
 
 struct Slot<R> {
@@ -125,6 +135,8 @@ struct Counters {
     returned_by_reaper: AtomicU64,
     exhausted: AtomicU64,
     resources_discarded: AtomicU64,
+    claims_abandoned: AtomicU64,
+    resources_live: AtomicUsize,
 }
 
 /// A snapshot of the counters.
@@ -137,6 +149,10 @@ pub struct LoanStats {
     /// Times no slot was free and the caller had to do without a loan.
     pub exhausted: u64,
     pub resources_discarded: u64,
+    /// Claims given up before lending (e.g. the READ failed); they are reaped like loans.
+    pub claims_abandoned: u64,
+    /// Resources (pipes) the slots keep for reuse right now.
+    pub resources_live: usize,
 }
 
 /// The fixed table of loan slots: a cheap handle, clone it freely.
@@ -193,10 +209,16 @@ impl<R: Resource> LoanTable<R> {
         self.shared.slots.len()
     }
 
-    /// Claims a free slot. `None` when all are in use (counted): the caller must then serve the
-    /// request without a loan. Never blocks.
-    pub fn claim(&self) -> Option<Claim<R>> {
+    /// Claims a free slot for `owner`. `None` when all are in use (counted): the caller must then
+    /// serve the request without a loan. Never blocks.
+    pub fn claim(&self, owner: u64, now_ms: u64) -> Option<Claim<R>> {
         let idx = self.shared.claim_index()?;
+        let slot = &self.shared.slots[idx];
+        slot.owner.store(owner, Ordering::Relaxed);
+        slot.started_ms.store(now_ms, Ordering::Relaxed);
+        for f in [&slot.fileid, &slot.offset, &slot.bytes] {
+            f.store(0, Ordering::Relaxed);
+        }
         Some(Claim {
             table: Some(self.shared.clone()),
             idx,
@@ -209,7 +231,7 @@ impl<R: Resource> LoanTable<R> {
         self.shared.reap()
     }
 
-    /// Loans outstanding (lent or awaiting the reaper), read without locking.
+    /// Slots in use (claimed, lent or awaiting the reaper), read without locking.
     pub fn snapshot(&self) -> Vec<LoanInfo> {
         self.shared.snapshot()
     }
@@ -306,10 +328,12 @@ impl<R: Resource> Shared<R> {
     fn snapshot(&self) -> Vec<LoanInfo> {
         let mut out = Vec::new();
         for (i, s) in self.slots.iter().enumerate() {
-            let state = s.state.load(Ordering::Acquire);
-            if state != LENT && state != RETURNED {
-                continue;
-            }
+            let state = match s.state.load(Ordering::Acquire) {
+                CLAIMED => LoanState::Claimed,
+                LENT => LoanState::Lent,
+                RETURNED => LoanState::Returned,
+                _ => continue,
+            };
             let kind = if s.kind.load(Ordering::Relaxed) == LoanKind::Spliced as u8 {
                 LoanKind::Spliced
             } else {
@@ -323,7 +347,7 @@ impl<R: Resource> Shared<R> {
                 offset: s.offset.load(Ordering::Relaxed),
                 bytes: s.bytes.load(Ordering::Relaxed),
                 started_ms: s.started_ms.load(Ordering::Relaxed),
-                lent: state == LENT,
+                state,
             });
         }
         out
@@ -338,6 +362,8 @@ impl<R: Resource> Shared<R> {
             returned_by_reaper: c.returned_by_reaper.load(Ordering::Relaxed),
             exhausted: c.exhausted.load(Ordering::Relaxed),
             resources_discarded: c.resources_discarded.load(Ordering::Relaxed),
+            claims_abandoned: c.claims_abandoned.load(Ordering::Relaxed),
+            resources_live: c.resources_live.load(Ordering::Relaxed),
         }
     }
 
@@ -355,18 +381,15 @@ pub struct Claim<R: Resource> {
 }
 
 impl<R: Resource> Claim<R> {
-    fn slot(&self) -> Option<&Slot<R>> {
-        self.table.as_ref().map(|t| &t.slots[self.idx])
-    }
-
     /// The slot's resource, created with `make` if it has none yet.
     pub fn resource_or_try_init<E>(
         &mut self,
         make: impl FnOnce() -> Result<R, E>,
     ) -> Result<&mut R, E> {
-        let Some(slot) = self.slot() else {
+        let Some(table) = self.table.as_ref() else {
             unreachable_claim()
         };
+        let (slot, counters) = (&table.slots[self.idx], &table.counters);
         slot.resource.with_mut(|r| {
             // SAFETY: state CLAIMED gives the claim's holder exclusive access; the returned
             // reference is tied to `&mut self`, which is consumed or dropped before the state
@@ -374,6 +397,7 @@ impl<R: Resource> Claim<R> {
             let r = unsafe { &mut *r };
             if r.is_none() {
                 *r = Some(make()?);
+                counters.resources_live.fetch_add(1, Ordering::Relaxed);
             }
             match r.as_mut() {
                 Some(res) => Ok(res),
@@ -423,6 +447,10 @@ impl<R: Resource> Drop for Claim<R> {
     /// half-filled).
     fn drop(&mut self) {
         if let Some(table) = self.table.take() {
+            table
+                .counters
+                .claims_abandoned
+                .fetch_add(1, Ordering::Relaxed);
             table.slots[self.idx]
                 .state
                 .store(RETURNED, Ordering::Release);
@@ -555,7 +583,7 @@ mod tests {
     #[test]
     fn lend_return_reap_reuse() {
         let table = LoanTable::<Res>::new(2);
-        let mut c = table.claim().unwrap();
+        let mut c = table.claim(1, 0).unwrap();
         c.resource_or_try_init(|| {
             Ok::<_, ()>(Res {
                 cleaned: 0,
@@ -567,16 +595,17 @@ mod tests {
         let snap = table.snapshot();
         assert_eq!(snap.len(), 1);
         assert_eq!(
-            (snap[0].owner, snap[0].fileid, snap[0].bytes, snap[0].lent),
-            (7, 42, 1000, true)
+            (snap[0].owner, snap[0].fileid, snap[0].bytes, snap[0].state),
+            (7, 42, 1000, LoanState::Lent)
         );
         assert_eq!(table.stats().bytes_outstanding, 1000);
         assert_eq!(table.oldest_age_ms(25), Some(20));
         drop(loan);
         assert_eq!(table.stats().outstanding, 0);
-        assert!(
-            !table.snapshot()[0].lent,
-            "returned, waiting for the reaper"
+        assert_eq!(
+            table.snapshot()[0].state,
+            LoanState::Returned,
+            "waiting for the reaper"
         );
         assert_eq!(table.reap(), 1);
         assert!(table.snapshot().is_empty());
@@ -584,7 +613,7 @@ mod tests {
         // The resource survives for the next loan of that slot.
         let mut seen = Vec::new();
         for _ in 0..2 {
-            let mut c = table.claim().unwrap();
+            let mut c = table.claim(1, 0).unwrap();
             let r = c
                 .resource_or_try_init(|| {
                     Ok::<_, ()>(Res {
@@ -605,20 +634,20 @@ mod tests {
     #[test]
     fn exhaustion_is_counted_not_blocking() {
         let table = LoanTable::<Res>::new(1);
-        let c = table.claim().unwrap();
+        let c = table.claim(1, 0).unwrap();
         let l = c.lend(LoanKind::Buffered, 1, 1, 0, 10, 0);
-        assert!(table.claim().is_none());
+        assert!(table.claim(1, 0).is_none());
         assert_eq!(table.stats().exhausted, 1);
         drop(l);
-        assert!(table.claim().is_none(), "not free until reaped");
+        assert!(table.claim(1, 0).is_none(), "not free until reaped");
         table.reap();
-        assert!(table.claim().is_some());
+        assert!(table.claim(1, 0).is_some());
     }
 
     #[test]
     fn failed_clean_discards_resource() {
         let table = LoanTable::<Res>::new(1);
-        let mut c = table.claim().unwrap();
+        let mut c = table.claim(1, 0).unwrap();
         c.resource_or_try_init(|| {
             Ok::<_, ()>(Res {
                 cleaned: 0,
@@ -629,7 +658,7 @@ mod tests {
         drop(c.lend(LoanKind::Spliced, 1, 1, 0, 10, 0));
         table.reap();
         assert_eq!(table.stats().resources_discarded, 1);
-        let mut c = table.claim().unwrap();
+        let mut c = table.claim(1, 0).unwrap();
         let r = c
             .resource_or_try_init(|| {
                 Ok::<_, ()>(Res {
@@ -647,9 +676,11 @@ mod tests {
     #[test]
     fn abandoned_claim_is_reaped() {
         let table = LoanTable::<Res>::new(1);
-        drop(table.claim().unwrap());
+        assert_eq!(table.stats().claims_abandoned, 0);
+        drop(table.claim(1, 0).unwrap());
         assert_eq!(table.reap(), 1);
-        assert!(table.claim().is_some());
+        assert_eq!(table.stats().claims_abandoned, 1);
+        assert!(table.claim(1, 0).is_some());
     }
 
     #[test]
@@ -658,7 +689,7 @@ mod tests {
         let reaper = Reaper::start(table.clone(), 1000).unwrap();
         for _ in 0..100 {
             let c = loop {
-                if let Some(c) = table.claim() {
+                if let Some(c) = table.claim(1, 0) {
                     break c;
                 }
                 std::thread::yield_now();

@@ -32,7 +32,7 @@ fn scenario(table: LoanTable<Pages>, with_reaper: bool) {
     // Two loans on one connection: one whose send completes, one cut off by the close.
     let mut loans = Vec::new();
     for owner_req in 0..2u64 {
-        let mut claim = table.claim().expect("a free slot");
+        let mut claim = table.claim(1, 0).expect("a free slot");
         let fl = file_lock.clone();
         claim
             .resource_or_try_init(|| Ok::<_, ()>(Pages { file_lock: fl }))

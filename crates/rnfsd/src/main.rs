@@ -109,6 +109,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     };
 
+    match rnfs_sys::raise_open_files_limit() {
+        Ok(n) => tracing::debug!(open_files_max = n, "raised the open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let workers = opts.config.limits.fs_workers_max;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -44,6 +44,9 @@ use crate::transport::Shared;
 /// The address served when none is configured: loopback only, the standard NFS port.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:2049";
 
+/// How often idle open files are closed.
+const HOUSEKEEPING_INTERVAL_MS: u64 = 2000;
+
 /// The loan reaper runs at least this often even when nothing wakes it.
 const LOAN_REAPER_IDLE_MS: u64 = 1000;
 
@@ -107,6 +110,27 @@ pub async fn serve(
             }
         })?;
     let table = ExportTable::build(&opts.config, &key)?;
+    serve_with(opts, table, None, shutdown).await
+}
+
+/// What a running server exposes to its embedder (tests, the admin interface).
+#[derive(Clone)]
+pub struct Running {
+    pub service: Arc<Service>,
+    pub registry: Arc<registry::Registry>,
+    pub watch: Arc<watchdog::WatchState>,
+    /// The bound TCP (and UDP) addresses, one per listener.
+    pub listening: Vec<SocketAddr>,
+}
+
+/// Runs the server on an export table built by the caller (any backend) until `shutdown`
+/// completes; `ready` receives the server's handles once it listens.
+pub async fn serve_with(
+    opts: ServeOptions,
+    table: ExportTable,
+    ready: Option<tokio::sync::oneshot::Sender<Running>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     if table.is_empty() {
         return Err(ServeError::NoExports);
     }
@@ -183,6 +207,38 @@ pub async fn serve(
             path: path.clone(),
             source,
         })?;
+    }
+
+    {
+        // Housekeeping timer: closes idle open files. It runs the backends on the blocking pool
+        // and touches no connection state.
+        let service = service.clone();
+        tasks.spawn(async move {
+            let mut tick =
+                tokio::time::interval(std::time::Duration::from_millis(HOUSEKEEPING_INTERVAL_MS));
+            loop {
+                tick.tick().await;
+                let service = service.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    for e in service.exports().iter() {
+                        e.backend.close_idle_files();
+                    }
+                })
+                .await;
+            }
+        });
+    }
+    if let Some(tx) = ready {
+        let listening = ready_lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("tcp ").and_then(|a| a.parse().ok()))
+            .collect();
+        let _ = tx.send(Running {
+            service: service.clone(),
+            registry: shared.registry.clone(),
+            watch: watch_state.clone(),
+            listening,
+        });
     }
 
     shutdown.await;

@@ -165,7 +165,11 @@ fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry,
                 l.fileid,
                 l.offset,
                 l.owner,
-                if l.lent { "" } else { " (returned, awaiting the reaper)" }
+                match l.state {
+                    rnfs_loan::LoanState::Claimed => " (claimed, being filled)",
+                    rnfs_loan::LoanState::Lent => "",
+                    rnfs_loan::LoanState::Returned => " (returned, awaiting the reaper)",
+                }
             ));
         }
     }
@@ -202,7 +206,11 @@ fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry,
             l.offset,
             l.bytes,
             now.saturating_sub(l.started_ms),
-            if l.lent { "" } else { " returned" }
+            match l.state {
+                rnfs_loan::LoanState::Claimed => " claimed",
+                rnfs_loan::LoanState::Lent => " lent",
+                rnfs_loan::LoanState::Returned => " returned",
+            }
         );
     }
     let _ = writeln!(text, "locks:");

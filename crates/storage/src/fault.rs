@@ -80,12 +80,18 @@ impl FaultBackend {
 
     /// Adds a rule (after the existing ones).
     pub fn add_rule(&self, rule: Rule) {
-        self.rules.lock().unwrap_or_else(PoisonError::into_inner).push(rule);
+        self.rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(rule);
     }
 
     /// Removes every rule.
     pub fn clear(&self) {
-        self.rules.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// How many times a rule fired.
@@ -95,7 +101,9 @@ impl FaultBackend {
 
     fn pick(&self, op: Op) -> Option<Action> {
         let mut rules = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
-        let i = rules.iter().position(|r| r.op == op && r.times != Some(0))?;
+        let i = rules
+            .iter()
+            .position(|r| r.op == op && r.times != Some(0))?;
         if let Some(t) = rules[i].times.as_mut() {
             *t -= 1;
         }
@@ -114,7 +122,8 @@ impl FaultBackend {
             }
             Some(Action::FailAfter(e)) => {
                 let _ = call()?;
-                self.injected_writeback_errors.fetch_add(1, Ordering::Relaxed);
+                self.injected_writeback_errors
+                    .fetch_add(1, Ordering::Relaxed);
                 Err(e)
             }
         }
@@ -148,7 +157,9 @@ impl Backend for FaultBackend {
         count: u32,
         pipe: &rnfs_sys::pipe::Pipe,
     ) -> Result<Option<SplicedRead>> {
-        self.run(Op::Read, || self.inner.read_spliced(who, fh, offset, count, pipe))
+        self.run(Op::Read, || {
+            self.inner.read_spliced(who, fh, offset, count, pipe)
+        })
     }
     fn readdir(
         &self,
@@ -159,7 +170,9 @@ impl Backend for FaultBackend {
         plus: bool,
         sink: &mut dyn FnMut(DirEntry) -> bool,
     ) -> Result<DirListing> {
-        self.run(Op::Readdir, || self.inner.readdir(who, dir, cookie, verifier, plus, sink))
+        self.run(Op::Readdir, || {
+            self.inner.readdir(who, dir, cookie, verifier, plus, sink)
+        })
     }
     fn fsstat(&self, who: &Identity, fh: &FileHandle) -> Result<(FsStat, Attr)> {
         self.run(Op::Fsstat, || self.inner.fsstat(who, fh))
@@ -167,25 +180,68 @@ impl Backend for FaultBackend {
     fn pathconf(&self, who: &Identity, fh: &FileHandle) -> Result<(PathConf, Attr)> {
         self.run(Op::Pathconf, || self.inner.pathconf(who, fh))
     }
-    fn setattr(&self, who: &Identity, fh: &FileHandle, attrs: &SetAttrs, guard: Option<Timestamp>) -> Result<Wcc> {
+    fn setattr(
+        &self,
+        who: &Identity,
+        fh: &FileHandle,
+        attrs: &SetAttrs,
+        guard: Option<Timestamp>,
+    ) -> Result<Wcc> {
         self.run(Op::Setattr, || self.inner.setattr(who, fh, attrs, guard))
     }
-    fn write(&self, who: &Identity, fh: &FileHandle, offset: u64, data: &[u8], stable: Stability) -> Result<Written> {
-        self.run(Op::Write, || self.inner.write(who, fh, offset, data, stable))
+    fn write(
+        &self,
+        who: &Identity,
+        fh: &FileHandle,
+        offset: u64,
+        data: &[u8],
+        stable: Stability,
+    ) -> Result<Written> {
+        self.run(Op::Write, || {
+            self.inner.write(who, fh, offset, data, stable)
+        })
     }
     fn commit(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<Wcc> {
         self.run(Op::Commit, || self.inner.commit(who, fh, offset, count))
     }
-    fn create(&self, who: &Identity, dir: &FileHandle, name: &[u8], how: &CreateMode) -> Result<Created> {
+    fn create(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        how: &CreateMode,
+    ) -> Result<Created> {
         self.run(Op::Create, || self.inner.create(who, dir, name, how))
     }
-    fn mkdir(&self, who: &Identity, dir: &FileHandle, name: &[u8], attrs: &SetAttrs) -> Result<Created> {
+    fn mkdir(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        attrs: &SetAttrs,
+    ) -> Result<Created> {
         self.run(Op::Mkdir, || self.inner.mkdir(who, dir, name, attrs))
     }
-    fn symlink(&self, who: &Identity, dir: &FileHandle, name: &[u8], target: &[u8], attrs: &SetAttrs) -> Result<Created> {
-        self.run(Op::Symlink, || self.inner.symlink(who, dir, name, target, attrs))
+    fn symlink(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        target: &[u8],
+        attrs: &SetAttrs,
+    ) -> Result<Created> {
+        self.run(Op::Symlink, || {
+            self.inner.symlink(who, dir, name, target, attrs)
+        })
     }
-    fn mknod(&self, who: &Identity, dir: &FileHandle, name: &[u8], kind: NodeKind, attrs: &SetAttrs) -> Result<Created> {
+    fn mknod(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        kind: NodeKind,
+        attrs: &SetAttrs,
+    ) -> Result<Created> {
         self.run(Op::Mknod, || self.inner.mknod(who, dir, name, kind, attrs))
     }
     fn remove(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
@@ -202,10 +258,21 @@ impl Backend for FaultBackend {
         to_dir: &FileHandle,
         to_name: &[u8],
     ) -> Result<(Wcc, Wcc)> {
-        self.run(Op::Rename, || self.inner.rename(who, from_dir, from_name, to_dir, to_name))
+        self.run(Op::Rename, || {
+            self.inner.rename(who, from_dir, from_name, to_dir, to_name)
+        })
     }
-    fn link(&self, who: &Identity, fh: &FileHandle, dir: &FileHandle, name: &[u8]) -> Result<(Option<Attr>, Wcc)> {
+    fn link(
+        &self,
+        who: &Identity,
+        fh: &FileHandle,
+        dir: &FileHandle,
+        name: &[u8],
+    ) -> Result<(Option<Attr>, Wcc)> {
         self.run(Op::Link, || self.inner.link(who, fh, dir, name))
+    }
+    fn close_idle_files(&self) {
+        self.inner.close_idle_files()
     }
     fn writeback_errors(&self) -> u64 {
         self.inner.writeback_errors() + self.injected_writeback_errors.load(Ordering::Relaxed)

@@ -12,6 +12,7 @@
 //!   no longer exists is [`Error::Stale`].
 //! * Errors are a closed set of NFS-meaningful kinds ([`Error`]); the server maps them to `nfsstat3`.
 
+pub mod fault;
 pub mod handle;
 pub mod local;
 
@@ -533,4 +534,9 @@ pub trait Backend: Send + Sync + 'static {
     fn writeback_errors(&self) -> u64 {
         0
     }
+
+    /// Housekeeping: releases resources (open files) not used since the previous call. The server
+    /// calls it periodically (every second or two) on a thread that may block: it may `fsync`
+    /// files with UNSTABLE writes (a failure counts in [`Backend::writeback_errors`]).
+    fn close_idle_files(&self) {}
 }

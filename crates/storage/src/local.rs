@@ -15,10 +15,19 @@
 //!    become [`Error::Stale`].
 //! 2. The operation itself runs with the caller's fsuid/fsgid/groups ([`rnfs_sys::identity`]), so
 //!    the kernel's own permission checks decide (RFC 1813 §4.4): `openat` for LOOKUP needs search
-//!    permission on the directory, READ re-opens the object `O_RDONLY`, READDIR re-opens the directory
-//!    `O_RDONLY`, ACCESS asks `faccessat2(AT_EACCESS)`. GETATTR, READLINK, FSSTAT and PATHCONF need no
+//!    permission on the directory, READDIR re-opens the directory `O_RDONLY`, ACCESS asks
+//!    `faccessat2(AT_EACCESS)`. READ (like WRITE) uses a descriptor from the open-file cache
+//!    ([`cache`]) and asks `faccessat2` for the caller first, with RFC 1813 §4.4's two allowances
+//!    (see [`write`](mod@write): the owner may read and write its file whatever the mode bits, and an
+//!    executable file may be read). GETATTR, READLINK, FSSTAT and PATHCONF need no
 //!    permission on the object (as for `stat(2)`/`readlink(2)` once the path is resolved) and run as
 //!    root on the `O_PATH` descriptor, which saves the identity switches.
+//!
+//! An object whose last link is gone (`st_nlink == 0`, e.g. a file still held open by a local
+//! process or by the open-file cache) is [`Error::Stale`]: it is no longer part of the export.
+//!
+//! The modifying procedures, durability and the open-file cache are described in
+//! [`write`](mod@write) and [`cache`].
 //!
 //! Presenting a valid handle skips the search permissions of the directories above the object, as in
 //! every NFS server: the MAC is what keeps clients from minting handles they were not given.
@@ -50,21 +59,30 @@
 //!   object. The work runs as the caller: without search permission on the directory the entries come
 //!   without attributes or handle, as knfsd does.
 
+pub mod cache;
+pub mod write;
+
+pub use cache::DEFAULT_OPEN_FILES;
+
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use rnfs_sys::{identity, IdentityGuard, KernelHandle, Stat, TimeSpec};
 
 use crate::handle::{self, HandleKey, MAX_BODY};
 use crate::{
-    access, Attr, Backend, DirEntry, DirListing, Error, FileHandle, FileType, FsStat, Identity,
-    PathConf, ReadData, Result, Timestamp,
+    access, Attr, Backend, CreateMode, Created, DirEntry, DirListing, Error, FileHandle, FileType,
+    FsStat, Identity, NodeKind, PathConf, ReadData, Result, SetAttrs, Stability, Timestamp, Wcc,
+    Written,
 };
+use cache::OpenFiles;
 
 /// The largest kernel handle (opaque bytes, without its type) that fits a sealed [`FileHandle`].
 pub const MAX_KERNEL_HANDLE: usize = MAX_BODY - 4;
@@ -75,7 +93,8 @@ pub const NAME_MAX: usize = 255;
 /// `getdents64` buffer per READDIR call.
 const DIRENT_BUF: usize = 32 * 1024;
 
-/// One export backed by a local directory. Cheap to share: all state is immutable.
+/// One export backed by a local directory. Share it (`Arc`): its only mutable state is the
+/// open-file cache and the write-back error counter, both safe to use from many threads.
 #[derive(Debug)]
 pub struct LocalFs {
     export_id: u32,
@@ -88,6 +107,11 @@ pub struct LocalFs {
     root_mount_id: i32,
     root_handle: FileHandle,
     fsid: u64,
+    /// Regular files kept open for READ/WRITE/COMMIT (see [`cache`]).
+    files: OpenFiles,
+    /// Write-back errors seen so far ([`Backend::writeback_errors`]); shared with every
+    /// [`cache::OpenFile`], whose last `fsync` may happen when it leaves the cache.
+    writeback_errors: Arc<AtomicU64>,
 }
 
 impl LocalFs {
@@ -151,7 +175,27 @@ impl LocalFs {
             root_mount_id: mount_id,
             root_handle,
             fsid: st.dev,
+            files: OpenFiles::new(DEFAULT_OPEN_FILES),
+            writeback_errors: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Keeps at most `limit` regular files open (at least 1; default [`DEFAULT_OPEN_FILES`]). Each
+    /// is one descriptor of the process: keep the sum over all exports well below
+    /// `RLIMIT_NOFILE`.
+    pub fn with_open_files(mut self, limit: usize) -> LocalFs {
+        self.files = OpenFiles::new(limit);
+        self
+    }
+
+    /// How many regular files are open in the cache now (at most [`LocalFs::open_file_limit`]).
+    pub fn open_files(&self) -> usize {
+        self.files.len()
+    }
+
+    /// The bound on [`LocalFs::open_files`].
+    pub fn open_file_limit(&self) -> usize {
+        self.files.limit()
     }
 
     /// Reports `fsid` in attributes instead of the root's device number (e.g. from configuration,
@@ -168,6 +212,12 @@ impl LocalFs {
     /// Verifies `fh` and opens its object as an `O_PATH` descriptor, as root.
     fn resolve(&self, fh: &FileHandle) -> Result<(OwnedFd, Stat)> {
         let body = handle::open(&self.key, self.export_id, &fh.0)?;
+        self.resolve_body(body)
+    }
+
+    /// Opens the object of a verified handle body as an `O_PATH` descriptor, as root. An object
+    /// without links is stale (and leaves the open-file cache).
+    fn resolve_body(&self, body: &[u8]) -> Result<(OwnedFd, Stat)> {
         let kh = decode_body(body)?;
         debug_assert!(!identity::is_switched(), "handles must be resolved as root");
         let fd =
@@ -178,6 +228,10 @@ impl LocalFs {
                 }
             })?;
         let st = rnfs_sys::fstat(fd.as_fd())?;
+        if st.nlink == 0 {
+            self.evict(body);
+            return Err(Error::Stale);
+        }
         Ok((fd, st))
     }
 
@@ -437,17 +491,9 @@ impl Backend for LocalFs {
     }
 
     fn read(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<ReadData> {
-        let (fd, st) = self.resolve(fh)?;
-        match st.file_type() {
-            libc::S_IFREG => {}
-            libc::S_IFDIR => return Err(Error::IsDir),
-            // Devices and FIFOs are not read through NFS (and opening a FIFO would block).
-            _ => return Err(Error::Inval),
-        }
-        let file = {
-            let _as = as_caller(who)?;
-            rnfs_sys::reopen(fd.as_fd(), libc::O_RDONLY | libc::O_NOCTTY)?
-        };
+        // Regular files only: devices and FIFOs are not read through NFS.
+        let (open, st) = self.open_for_read(who, fh)?;
+        let file = open.fd();
         let want = count as usize;
         // Allocate for what the file holds now, not for `count`: a small file's read stays small.
         let initial = usize::try_from(st.size.saturating_sub(offset))
@@ -478,6 +524,30 @@ impl Backend for LocalFs {
                 attr: self.attr(&post),
             });
         }
+    }
+
+    /// The zero-copy READ: the cached descriptor (permission checked for `who`) is spliced into
+    /// the loan's pipe, so the pages go from the page cache to the socket without a user-space
+    /// copy. The byte count is what the pipe holds, fixed before the reply header is written.
+    fn read_spliced(
+        &self,
+        who: &Identity,
+        fh: &FileHandle,
+        offset: u64,
+        count: u32,
+        pipe: &rnfs_sys::pipe::Pipe,
+    ) -> Result<Option<crate::SplicedRead>> {
+        let (open, _) = self.open_for_read(who, fh)?;
+        let file = open.fd();
+        let want = (count as usize).min(pipe.capacity_bytes());
+        let moved = pipe.fill_from_file(file.as_fd(), offset, want)?;
+        let post = rnfs_sys::fstat(file.as_fd())?;
+        let end = offset.saturating_add(moved as u64);
+        Ok(Some(crate::SplicedRead {
+            bytes: moved as u32,
+            eof: end >= post.size,
+            attr: self.attr(&post),
+        }))
     }
 
     fn readdir(
@@ -583,5 +653,113 @@ impl Backend for LocalFs {
             case_preserving: true,
         };
         Ok((pc, self.attr(&st)))
+    }
+
+    // The modifying procedures live in `write`.
+
+    fn setattr(
+        &self,
+        who: &Identity,
+        fh: &FileHandle,
+        attrs: &SetAttrs,
+        guard: Option<Timestamp>,
+    ) -> Result<Wcc> {
+        self.do_setattr(who, fh, attrs, guard)
+    }
+
+    fn write(
+        &self,
+        who: &Identity,
+        fh: &FileHandle,
+        offset: u64,
+        data: &[u8],
+        stable: Stability,
+    ) -> Result<Written> {
+        self.do_write(who, fh, offset, data, stable)
+    }
+
+    fn commit(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<Wcc> {
+        self.do_commit(who, fh, offset, count)
+    }
+
+    fn create(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        how: &CreateMode,
+    ) -> Result<Created> {
+        self.do_create(who, dir, name, how)
+    }
+
+    fn mkdir(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        attrs: &SetAttrs,
+    ) -> Result<Created> {
+        self.do_mkdir(who, dir, name, attrs)
+    }
+
+    fn symlink(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        target: &[u8],
+        attrs: &SetAttrs,
+    ) -> Result<Created> {
+        self.do_symlink(who, dir, name, target, attrs)
+    }
+
+    fn mknod(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        kind: NodeKind,
+        attrs: &SetAttrs,
+    ) -> Result<Created> {
+        self.do_mknod(who, dir, name, kind, attrs)
+    }
+
+    fn remove(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
+        self.do_remove(who, dir, name)
+    }
+
+    fn rmdir(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
+        self.do_rmdir(who, dir, name)
+    }
+
+    fn rename(
+        &self,
+        who: &Identity,
+        from_dir: &FileHandle,
+        from_name: &[u8],
+        to_dir: &FileHandle,
+        to_name: &[u8],
+    ) -> Result<(Wcc, Wcc)> {
+        self.do_rename(who, from_dir, from_name, to_dir, to_name)
+    }
+
+    fn link(
+        &self,
+        who: &Identity,
+        fh: &FileHandle,
+        dir: &FileHandle,
+        name: &[u8],
+    ) -> Result<(Option<Attr>, Wcc)> {
+        self.do_link(who, fh, dir, name)
+    }
+
+    fn writeback_errors(&self) -> u64 {
+        self.writeback_errors.load(Ordering::Acquire)
+    }
+
+    /// Closes the cached files not used since the previous call (see [`cache`]).
+    fn close_idle_files(&self) {
+        let idle = self.files.close_idle();
+        drop(idle); // outside the cache's lock: may fsync
     }
 }

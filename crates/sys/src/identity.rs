@@ -14,6 +14,11 @@
 //!   effective set, so the kernel's permission checks apply to the caller as to any local user; they
 //!   come back from the permitted set when the fsuid returns to 0. `CAP_SETUID`/`CAP_SETGID` are not
 //!   affected, which is what lets the guard switch back.
+//! * **`CAP_SYS_RESOURCE` too.** It is not among the capabilities the kernel drops with the fsuid, yet
+//!   it lets writes exceed disk quotas and use the blocks a file system reserves for root. So a
+//!   switch to a non-zero uid also clears it from the thread's effective set (`capset(2)` acts on the
+//!   calling thread only), and the switch back raises it again, as knfsd does for its threads. A
+//!   process that does not hold it has nothing to drop.
 //! * **Cache.** The thread's current ids are remembered in a thread-local, so a component that already
 //!   has the wanted value is not set again (a root caller costs no system call at all). The cache
 //!   starts "unknown", so the first switch on a thread sets everything. It assumes nothing else in the
@@ -32,13 +37,22 @@ struct Creds {
     fsuid: Option<u32>,
     fsgid: Option<u32>,
     groups: Option<Vec<u32>>,
+    /// `CAP_SYS_RESOURCE` is off in the effective set (or not held at all).
+    resource_off: Option<bool>,
     /// A guard is alive on this thread.
     active: bool,
 }
 
 thread_local! {
-    static CURRENT: RefCell<Creds> =
-        const { RefCell::new(Creds { fsuid: None, fsgid: None, groups: None, active: false }) };
+    static CURRENT: RefCell<Creds> = const {
+        RefCell::new(Creds {
+            fsuid: None,
+            fsgid: None,
+            groups: None,
+            resource_off: None,
+            active: false,
+        })
+    };
 }
 
 /// Restores root's fs identity on the current thread when dropped. Not `Send`: it belongs to the
@@ -99,6 +113,7 @@ fn forget(c: &mut Creds) {
     c.fsuid = None;
     c.fsgid = None;
     c.groups = None;
+    c.resource_off = None;
 }
 
 fn apply(c: &mut Creds, uid: u32, gid: u32, groups: &[u32], uid_first: bool) -> io::Result<()> {
@@ -121,6 +136,64 @@ fn apply(c: &mut Creds, uid: u32, gid: u32, groups: &[u32], uid_first: bool) -> 
         c.fsuid = None;
         setfsuid(uid)?;
         c.fsuid = Some(uid);
+    }
+    let off = uid != 0;
+    if c.resource_off != Some(off) {
+        c.resource_off = None;
+        set_effective_cap(CAP_SYS_RESOURCE, !off)?;
+        c.resource_off = Some(off);
+    }
+    Ok(())
+}
+
+/// `CAP_SYS_RESOURCE` (linux/capability.h).
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit capability sets as two 32-bit halves.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Raises (`on`) or clears capability `cap` in the calling thread's effective set. Nothing to do
+/// when the thread's permitted set lacks it (it can be neither raised nor used).
+fn set_effective_cap(cap: u32, on: bool) -> io::Result<()> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0, // the calling thread
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: with version 3, capget reads `header` and writes two capability data structs to
+    // `data`; both are valid, correctly laid out (repr(C)) and outlive the call.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let (word, bit) = ((cap / 32) as usize, 1u32 << (cap % 32));
+    let Some(d) = data.get_mut(word) else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    if d.permitted & bit == 0 || (d.effective & bit != 0) == on {
+        return Ok(());
+    }
+    d.effective ^= bit;
+    // SAFETY: as above; capset only reads `header` and `data`. With pid 0 it changes the calling
+    // thread's credentials only, and lowering or raising an effective capability within the
+    // permitted set needs no privilege.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &raw const header, data.as_ptr()) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -209,6 +282,66 @@ mod tests {
             }
             let _g = set_thread_identity(0, 0, &[]).unwrap();
             assert_eq!(thread_creds(), (0, 0, vec![]));
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Bit `cap` of the calling thread's effective and permitted capability sets, from /proc.
+    fn thread_cap(cap: u32) -> (bool, bool) {
+        let s = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let set = |name: &str| {
+            let line = s.lines().find(|l| l.starts_with(name)).unwrap();
+            u64::from_str_radix(line[name.len()..].trim(), 16).unwrap() >> cap & 1 == 1
+        };
+        (set("CapEff:"), set("CapPrm:"))
+    }
+
+    #[test]
+    fn effective_capabilities_per_thread() {
+        // The capget/capset plumbing, on a capability this process holds and no switch touches.
+        const CAP_NET_BIND_SERVICE: u32 = 10;
+        std::thread::spawn(|| {
+            if thread_cap(CAP_NET_BIND_SERVICE) != (true, true) {
+                return eprintln!("skipped: CAP_NET_BIND_SERVICE not held");
+            }
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let bystander = std::thread::spawn(move || {
+                go_rx.recv().unwrap();
+                thread_cap(CAP_NET_BIND_SERVICE)
+            });
+            set_effective_cap(CAP_NET_BIND_SERVICE, false).unwrap();
+            assert_eq!(thread_cap(CAP_NET_BIND_SERVICE), (false, true));
+            set_effective_cap(CAP_NET_BIND_SERVICE, false).unwrap();
+            go_tx.send(()).unwrap();
+            assert_eq!(
+                bystander.join().unwrap(),
+                (true, true),
+                "other threads keep it"
+            );
+            set_effective_cap(CAP_NET_BIND_SERVICE, true).unwrap();
+            assert_eq!(thread_cap(CAP_NET_BIND_SERVICE), (true, true));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn sys_resource_is_root_only() {
+        std::thread::spawn(|| {
+            let held = thread_cap(CAP_SYS_RESOURCE).1;
+            {
+                let _g = set_thread_identity(1234, 1234, &[]).unwrap();
+                assert!(!thread_cap(CAP_SYS_RESOURCE).0, "no quota bypass for users");
+            }
+            assert_eq!(thread_cap(CAP_SYS_RESOURCE), (held, held));
+            {
+                let _g = set_thread_identity(0, 0, &[5]).unwrap();
+                assert_eq!(thread_cap(CAP_SYS_RESOURCE), (held, held));
+            }
+            if !held {
+                eprintln!("CAP_SYS_RESOURCE not held by this process: nothing was dropped");
+            }
         })
         .join()
         .unwrap();

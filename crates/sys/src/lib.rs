@@ -808,6 +808,23 @@ pub fn umask(mask: libc::mode_t) -> libc::mode_t {
     unsafe { libc::umask(mask) }
 }
 
+/// Raises this process's soft limit on open files to its hard limit (the open-file cache and the
+/// loan pipes need more than the usual 1024). Returns the new soft limit.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for getrlimit to fill.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid rlimit; raising the soft limit up to the hard one needs no privilege.
+        cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+    }
+    Ok(lim.rlim_cur)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -917,7 +934,9 @@ mod tests {
         let d = open_path(dir.path());
         mkdirat(d.as_fd(), c"sub", 0o755).unwrap();
         assert_eq!(
-            mkdirat(d.as_fd(), c"sub", 0o755).unwrap_err().raw_os_error(),
+            mkdirat(d.as_fd(), c"sub", 0o755)
+                .unwrap_err()
+                .raw_os_error(),
             Some(libc::EEXIST)
         );
         symlinkat(c"../../nowhere", d.as_fd(), c"l").unwrap();
@@ -953,7 +972,9 @@ mod tests {
         unlinkat(d.as_fd(), c"b", 0).unwrap();
         unlinkat(d.as_fd(), c"b3", 0).unwrap();
         assert_eq!(
-            link_fd(f.as_fd(), d.as_fd(), c"back").unwrap_err().raw_os_error(),
+            link_fd(f.as_fd(), d.as_fd(), c"back")
+                .unwrap_err()
+                .raw_os_error(),
             Some(libc::ENOENT)
         );
     }
@@ -1013,7 +1034,9 @@ mod tests {
         assert_eq!(fstat(f.as_fd()).unwrap().size, 3);
         assert_eq!(pwrite(f.as_fd(), b"", 0).unwrap(), 0);
         assert_eq!(
-            pwrite_all(f.as_fd(), b"x", u64::MAX).unwrap_err().raw_os_error(),
+            pwrite_all(f.as_fd(), b"x", u64::MAX)
+                .unwrap_err()
+                .raw_os_error(),
             Some(libc::EFBIG)
         );
         // Not open for writing.
@@ -1046,7 +1069,11 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert_eq!(thread_umask(), before, "other threads keep the process umask");
+        assert_eq!(
+            thread_umask(),
+            before,
+            "other threads keep the process umask"
+        );
     }
 
     #[test]

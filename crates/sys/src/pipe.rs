@@ -31,19 +31,26 @@ impl Pipe {
         let mut want = capacity_bytes.max(4096);
         let capacity_bytes = loop {
             // SAFETY: F_SETPIPE_SZ takes an int argument; the fd is a pipe we own.
-            let r = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, want as libc::c_int) };
+            let r =
+                unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, want as libc::c_int) };
             if r >= 0 {
                 break r as usize;
             }
             let err = io::Error::last_os_error();
-            if want <= 64 << 10 || !matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EBUSY)) {
+            if want <= 64 << 10
+                || !matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EBUSY))
+            {
                 // SAFETY: F_GETPIPE_SZ takes no argument; the fd is a pipe we own.
                 let cur = cvt(unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) })?;
                 break cur as usize;
             }
             want /= 2;
         };
-        Ok(Pipe { read, write, capacity_bytes })
+        Ok(Pipe {
+            read,
+            write,
+            capacity_bytes,
+        })
     }
 
     /// How many bytes the pipe can hold.
@@ -66,7 +73,12 @@ impl Pipe {
     /// Splices up to `len` bytes of `file` at `offset` into the pipe, looping until `len` bytes
     /// are in, the file ends, or the pipe is full. Returns the bytes moved. May block on disk I/O:
     /// call it from a worker thread.
-    pub fn fill_from_file(&self, file: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<usize> {
+    pub fn fill_from_file(
+        &self,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<usize> {
         let mut moved = 0usize;
         let mut off = offset as libc::loff_t;
         while moved < len {
@@ -123,7 +135,13 @@ impl Pipe {
         let mut scratch = [0u8; 16 << 10];
         loop {
             // SAFETY: `scratch` is a valid writable buffer of the given length.
-            let r = unsafe { libc::read(self.read.as_raw_fd(), scratch.as_mut_ptr().cast(), scratch.len()) };
+            let r = unsafe {
+                libc::read(
+                    self.read.as_raw_fd(),
+                    scratch.as_mut_ptr().cast(),
+                    scratch.len(),
+                )
+            };
             match cvt_long(r as libc::c_long) {
                 Ok(0) => return Ok(()),
                 Ok(_) => continue,
@@ -177,7 +195,11 @@ mod tests {
         f.write_all(b"short").unwrap();
         let pipe = Pipe::new(64 << 10).unwrap();
         assert_eq!(pipe.fill_from_file(f.as_fd(), 2, 100).unwrap(), 3);
-        assert_eq!(pipe.fill_from_file(f.as_fd(), 5, 100).unwrap(), 0, "at EOF nothing moves");
+        assert_eq!(
+            pipe.fill_from_file(f.as_fd(), 5, 100).unwrap(),
+            0,
+            "at EOF nothing moves"
+        );
         pipe.clear().unwrap();
         assert_eq!(pipe.len_bytes().unwrap(), 0);
     }

@@ -86,6 +86,8 @@ pub struct TestServer {
     /// a restart keeps the ports).
     listen: Vec<String>,
     extra_args: Vec<OsString>,
+    /// When set, the server runs `serve --config FILE` instead of `serve DIR`.
+    config: Option<PathBuf>,
     child: Option<Child>,
     listeners: Vec<Listener>,
     starts: u32,
@@ -117,6 +119,7 @@ impl TestServer {
             dir,
             listen: vec!["127.0.0.1:0".into()],
             extra_args: Vec::new(),
+            config: None,
             child: None,
             listeners: Vec::new(),
             starts: 0,
@@ -146,6 +149,17 @@ impl TestServer {
         self.extra_args
             .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
+    }
+
+    /// Serves with this TOML configuration (written to `rnfsd.toml` in the scratch directory) from
+    /// the next start on: `serve --config FILE` instead of `serve DIR`. `--state-dir`,
+    /// `--ready-file`, `--portmap off` and `--listen` are still passed, so the file's own `listen`
+    /// and `state_dir` do not matter. Use [`TestServer::export`] as an export `path` (without a
+    /// `mount_path`) to keep [`TestServer::mount_path`] and [`TestServer::url`] right.
+    pub fn set_config(&mut self, toml: &str) {
+        let path = self.dir.path().join("rnfsd.toml");
+        std::fs::write(&path, toml).unwrap();
+        self.config = Some(path);
     }
 
     /// The scratch directory holding `export/`, `state/`, the ready file and the log.
@@ -237,9 +251,12 @@ impl TestServer {
             writeln!(log, "===== test harness: start #{} =====", self.starts).unwrap();
         }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rnfsd"));
-        cmd.arg("serve")
-            .arg(&self.export)
-            .arg("--state-dir")
+        cmd.arg("serve");
+        match &self.config {
+            Some(config) => cmd.arg("--config").arg(config),
+            None => cmd.arg(&self.export),
+        };
+        cmd.arg("--state-dir")
             .arg(&self.state_dir)
             .arg("--ready-file")
             .arg(&self.ready_file)
@@ -315,6 +332,18 @@ impl TestServer {
                 }
             }
         }
+    }
+
+    /// SIGKILL (a crash: no shutdown code runs) and reap; returns the exit status.
+    pub fn kill_hard(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// The server's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGTERM, bounded; returns the exit status (`None` = had to SIGKILL).

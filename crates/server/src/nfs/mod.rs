@@ -156,6 +156,7 @@ pub(crate) fn status(e: &storage::Error) -> nfsstat3 {
         E::Stale => nfsstat3::NFS3ERR_STALE,
         E::BadHandle => nfsstat3::NFS3ERR_BADHANDLE,
         E::BadCookie => nfsstat3::NFS3ERR_BAD_COOKIE,
+        E::NotSync => nfsstat3::NFS3ERR_NOT_SYNC,
         E::NotSupp => nfsstat3::NFS3ERR_NOTSUPP,
         E::BadType => nfsstat3::NFS3ERR_BADTYPE,
         E::ServerFault(_) => nfsstat3::NFS3ERR_SERVERFAULT,

@@ -37,7 +37,7 @@ pub fn read(
     let count = a.count.min(call.transport.payload_bytes_max(svc.limits()));
     let min = svc.limits().zero_copy_min_bytes;
     // No free slot: serve from a buffer without one (the loan table counts it as exhausted).
-    let mut claim = svc.loans().claim();
+    let mut claim = svc.loans().claim(call.conn_id, call.now_ms);
     if let (Some(c), Transport::Tcp) = (claim.as_mut(), call.transport) {
         if min > 0 && count >= min {
             let pipe_bytes = svc.limits().transfer_bytes_max as usize;

@@ -1,0 +1,825 @@
+//! Identity and export security of the `rnfsd` binary:
+//!
+//! * callers act as themselves: a non-root caller cannot read or change another user's private
+//!   file, and the kernel's checks (groups, directory permissions, sticky bit) apply;
+//! * root is squashed (to 65534, or the rule's `anonuid`/`anongid`), `root_squash = false` keeps
+//!   root, `all_squash` maps everybody, AUTH_NONE callers act as the anonymous identity;
+//! * a read-only rule refuses every modifying procedure with NFS3ERR_ROFS and ACCESS grants no
+//!   MODIFY/EXTEND/DELETE there; rules are tried in order;
+//! * a client no rule covers (by source address: clients bind to 127.0.0.2 etc.) is refused at MOUNT
+//!   with MNT3ERR_ACCES and on every NFS procedure with NFS3ERR_ACCES, even with valid handles
+//!   obtained by an allowed client;
+//! * a `secure` rule refuses calls from source ports ≥ 1024 with AUTH_ERROR/AUTH_TOOWEAK, and
+//!   serves a client bound to a privileged port (the tests run as root).
+//!
+//! Every refusal is also checked to have changed nothing on disk.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod nfsutil;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use bytes::Bytes;
+use common::*;
+use nfsutil::*;
+use rnfs_client::nfs3::*;
+use rnfs_client::rpc::auth_stat::AUTH_TOOWEAK;
+use rnfs_client::{mount, Auth, Client, ReplyStatus};
+use rnfs_xdr::{to_bytes, Opaque};
+
+const OWNER: u32 = 2000;
+const NOBODY: u32 = 65534;
+
+fn require_root() {
+    assert!(
+        running_as_root(),
+        "needs root (rnfsd; files owned by others)"
+    );
+}
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+}
+
+/// A TCP client from 127.0.0.`last` (any port), claiming `uid`/`gid`.
+fn client_from(srv: &TestServer, last: u8, uid: u32, gid: u32) -> Client {
+    Client::connect_tcp_from(SocketAddr::new(ip(last), 0), srv.tcp_addr())
+        .unwrap_or_else(|e| panic!("connect from 127.0.0.{last}: {e}"))
+        .with_auth_sys(uid, gid, &[gid])
+}
+
+fn udp_from(srv: &TestServer, last: u8, uid: u32, gid: u32) -> Client {
+    Client::connect_udp_from(SocketAddr::new(ip(last), 0), srv.udp_addr())
+        .unwrap()
+        .with_auth_sys(uid, gid, &[gid])
+}
+
+/// Root's AUTH_SYS credential.
+fn root_auth() -> Auth {
+    Auth::Sys {
+        stamp: 0,
+        machinename: Bytes::from_static(b"security-test"),
+        uid: 0,
+        gid: 0,
+        gids: vec![0],
+    }
+}
+
+/// A configuration with one export (the test server's directory) and these client rules.
+fn config(srv: &TestServer, rules: &[&str]) -> String {
+    let mut s = format!(
+        "[[export]]\npath = \"{}\"\nid = 7\n",
+        srv.export().display()
+    );
+    for r in rules {
+        s.push_str("\n[[export.client]]\n");
+        s.push_str(r);
+        s.push('\n');
+    }
+    s
+}
+
+/// Owner, group, mtime (s, ns) and ctime (s, ns) of each entry.
+type Stamps = BTreeMap<String, (u32, u32, i64, i64, i64, i64)>;
+
+/// Everything that can change on disk, per entry: tree shape and content, owners and times.
+fn disk_state(root: &Path) -> (Tree, Stamps) {
+    let tree = local_tree(root);
+    let mut meta = BTreeMap::new();
+    for path in tree.keys() {
+        let m = std::fs::symlink_metadata(if path.is_empty() {
+            root.to_owned()
+        } else {
+            root.join(path)
+        })
+        .unwrap();
+        meta.insert(
+            path.clone(),
+            (
+                m.uid(),
+                m.gid(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+            ),
+        );
+    }
+    (tree, meta)
+}
+
+#[track_caller]
+fn assert_unchanged(what: &str, root: &Path, before: &(Tree, Stamps)) {
+    let now = disk_state(root);
+    assert_same_tree(what, &before.0, &now.0);
+    for (path, m) in &before.1 {
+        assert_eq!(
+            now.1.get(path),
+            Some(m),
+            "{what}: owner or times of {path:?} changed"
+        );
+    }
+}
+
+/// Handles of the objects every procedure is tried on.
+struct Handles {
+    root: nfs_fh3,
+    /// A regular file "f".
+    file: nfs_fh3,
+    /// A symbolic link "l".
+    link: nfs_fh3,
+}
+
+/// Lays out the export: "f" (0666, owned by `uid`), "l" -> "f", empty directory "e" (0777), the
+/// export itself 0777.
+fn populate(export: &Path, uid: u32) {
+    std::fs::write(export.join("f"), b"file content").unwrap();
+    set_mode(&export.join("f"), 0o666);
+    chown(&export.join("f"), uid, uid);
+    std::os::unix::fs::symlink("f", export.join("l")).unwrap();
+    std::fs::create_dir(export.join("e")).unwrap();
+    set_mode(&export.join("e"), 0o777);
+    set_mode(export, 0o777);
+}
+
+fn handles(c: &mut Client, srv: &TestServer) -> Handles {
+    let root = mount_root(c, srv);
+    Handles {
+        file: fh_of(c, &root, "f"),
+        link: fh_of(c, &root, "l"),
+        root,
+    }
+}
+
+/// What a call got: an NFS status, or an RPC-level refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Nfs(nfsstat3),
+    Rpc(ReplyStatus),
+}
+
+fn name(s: &str) -> filename3 {
+    Opaque(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+fn dirop(dir: &nfs_fh3, n: &str) -> diropargs3 {
+    diropargs3 {
+        dir: dir.clone(),
+        name: name(n),
+    }
+}
+
+/// Every NFSv3 procedure but NULL, with arguments on `h`: (procedure name, number, whether it
+/// modifies, encoded arguments).
+fn every_procedure(h: &Handles) -> Vec<(&'static str, u32, bool, Bytes)> {
+    let f = &h.file;
+    let r = &h.root;
+    vec![
+        (
+            "GETATTR",
+            NFSPROC3_GETATTR,
+            false,
+            to_bytes(&GETATTR3args { object: f.clone() }),
+        ),
+        (
+            "SETATTR",
+            NFSPROC3_SETATTR,
+            true,
+            to_bytes(&SETATTR3args {
+                object: f.clone(),
+                new_attributes: mode_attr(0o600),
+                guard: None,
+            }),
+        ),
+        (
+            "LOOKUP",
+            NFSPROC3_LOOKUP,
+            false,
+            to_bytes(&LOOKUP3args {
+                what: dirop(r, "f"),
+            }),
+        ),
+        (
+            "ACCESS",
+            NFSPROC3_ACCESS,
+            false,
+            to_bytes(&ACCESS3args {
+                object: f.clone(),
+                access: 0x3f,
+            }),
+        ),
+        (
+            "READLINK",
+            NFSPROC3_READLINK,
+            false,
+            to_bytes(&READLINK3args {
+                symlink: h.link.clone(),
+            }),
+        ),
+        (
+            "READ",
+            NFSPROC3_READ,
+            false,
+            to_bytes(&READ3args {
+                file: f.clone(),
+                offset: 0,
+                count: 100,
+            }),
+        ),
+        (
+            "WRITE",
+            NFSPROC3_WRITE,
+            true,
+            to_bytes(&WRITE3args {
+                file: f.clone(),
+                offset: 0,
+                count: 3,
+                stable: stable_how::FILE_SYNC,
+                data: Opaque(Bytes::from_static(b"BAD")),
+            }),
+        ),
+        (
+            "CREATE",
+            NFSPROC3_CREATE,
+            true,
+            to_bytes(&CREATE3args {
+                r#where: dirop(r, "new-file"),
+                how: createhow3::Unchecked(mode_attr(0o644)),
+            }),
+        ),
+        (
+            "CREATE (exclusive)",
+            NFSPROC3_CREATE,
+            true,
+            to_bytes(&CREATE3args {
+                r#where: dirop(r, "new-excl"),
+                how: createhow3::Exclusive(*b"12345678"),
+            }),
+        ),
+        (
+            "MKDIR",
+            NFSPROC3_MKDIR,
+            true,
+            to_bytes(&MKDIR3args {
+                r#where: dirop(r, "new-dir"),
+                attributes: mode_attr(0o755),
+            }),
+        ),
+        (
+            "SYMLINK",
+            NFSPROC3_SYMLINK,
+            true,
+            to_bytes(&SYMLINK3args {
+                r#where: dirop(r, "new-link"),
+                symlink: symlinkdata3 {
+                    symlink_attributes: sattr3::default(),
+                    symlink_data: Opaque(Bytes::from_static(b"f")),
+                },
+            }),
+        ),
+        (
+            "MKNOD",
+            NFSPROC3_MKNOD,
+            true,
+            to_bytes(&MKNOD3args {
+                r#where: dirop(r, "new-fifo"),
+                what: mknoddata3::Fifo(mode_attr(0o644)),
+            }),
+        ),
+        (
+            "REMOVE",
+            NFSPROC3_REMOVE,
+            true,
+            to_bytes(&REMOVE3args {
+                object: dirop(r, "f"),
+            }),
+        ),
+        (
+            "RMDIR",
+            NFSPROC3_RMDIR,
+            true,
+            to_bytes(&RMDIR3args {
+                object: dirop(r, "e"),
+            }),
+        ),
+        (
+            "RENAME",
+            NFSPROC3_RENAME,
+            true,
+            to_bytes(&RENAME3args {
+                from: dirop(r, "f"),
+                to: dirop(r, "renamed"),
+            }),
+        ),
+        (
+            "LINK",
+            NFSPROC3_LINK,
+            true,
+            to_bytes(&LINK3args {
+                file: f.clone(),
+                link: dirop(r, "hard-link"),
+            }),
+        ),
+        (
+            "READDIR",
+            NFSPROC3_READDIR,
+            false,
+            to_bytes(&READDIR3args {
+                dir: r.clone(),
+                cookie: 0,
+                cookieverf: [0; 8],
+                count: 4096,
+            }),
+        ),
+        (
+            "READDIRPLUS",
+            NFSPROC3_READDIRPLUS,
+            false,
+            to_bytes(&READDIRPLUS3args {
+                dir: r.clone(),
+                cookie: 0,
+                cookieverf: [0; 8],
+                dircount: 4096,
+                maxcount: 16384,
+            }),
+        ),
+        (
+            "FSSTAT",
+            NFSPROC3_FSSTAT,
+            false,
+            to_bytes(&FSSTAT3args { fsroot: r.clone() }),
+        ),
+        (
+            "FSINFO",
+            NFSPROC3_FSINFO,
+            false,
+            to_bytes(&FSINFO3args { fsroot: r.clone() }),
+        ),
+        (
+            "PATHCONF",
+            NFSPROC3_PATHCONF,
+            false,
+            to_bytes(&PATHCONF3args { object: r.clone() }),
+        ),
+        (
+            "COMMIT",
+            NFSPROC3_COMMIT,
+            true,
+            to_bytes(&COMMIT3args {
+                file: f.clone(),
+                offset: 0,
+                count: 0,
+            }),
+        ),
+    ]
+}
+
+fn call(c: &mut Client, proc_num: u32, args: &[u8]) -> Outcome {
+    let r = c
+        .call_raw(None, NFS_PROGRAM, NFS_V3, proc_num, args)
+        .unwrap_or_else(|e| panic!("no reply to NFS procedure {proc_num}: {e}"));
+    match r.status {
+        ReplyStatus::Success(res) => {
+            assert!(res.len() >= 4, "result without a status");
+            let s = u32::from_be_bytes([res[0], res[1], res[2], res[3]]);
+            let mut d = rnfs_xdr::Decoder::new(Bytes::copy_from_slice(&res[..4]));
+            Outcome::Nfs(
+                rnfs_xdr::XdrDecode::decode(&mut d)
+                    .unwrap_or_else(|_| panic!("unknown nfsstat3 {s}")),
+            )
+        }
+        other => Outcome::Rpc(other),
+    }
+}
+
+#[test]
+fn callers_act_as_themselves() {
+    require_root();
+    let mut srv = TestServer::new();
+    let ex = srv.export().to_owned();
+    set_mode(&ex, 0o755);
+    chown(&ex, OWNER, OWNER);
+    // Private and public files of OWNER; a group-readable one; a directory of OWNER; a sticky
+    // directory anyone may write, holding OWNER's file.
+    for (n, mode, gid) in [
+        ("private", 0o600, OWNER),
+        ("public", 0o644, OWNER),
+        ("group", 0o640, 3000),
+    ] {
+        std::fs::write(ex.join(n), format!("{n} data")).unwrap();
+        set_mode(&ex.join(n), mode);
+        chown(&ex.join(n), OWNER, gid);
+    }
+    std::fs::create_dir(ex.join("sticky")).unwrap();
+    set_mode(&ex.join("sticky"), 0o1777);
+    std::fs::write(ex.join("sticky/theirs"), b"x").unwrap();
+    chown(&ex.join("sticky/theirs"), OWNER, OWNER);
+    srv.start();
+    let before = disk_state(&ex);
+
+    let mut c = tcp_as(&srv, USER, USER);
+    let root = mount_root(&mut c, &srv);
+    let private = fh_of(&mut c, &root, "private");
+    let public = fh_of(&mut c, &root, "public");
+    let group = fh_of(&mut c, &root, "group");
+    let sticky = fh_of(&mut c, &root, "sticky");
+
+    // Another user's private file: no reading, no writing, no truncating, no chmod.
+    assert_eq!(nfs_err(c.read(&private, 0, 10)), nfsstat3::NFS3ERR_ACCES);
+    assert_eq!(
+        nfs_err(c.write(&private, 0, Bytes::from_static(b"x"), stable_how::FILE_SYNC)),
+        nfsstat3::NFS3ERR_ACCES
+    );
+    assert_eq!(
+        nfs_err(c.setattr(&private, size_attr(0), None)),
+        nfsstat3::NFS3ERR_ACCES
+    );
+    assert_eq!(
+        nfs_err(c.setattr(&private, mode_attr(0o666), None)),
+        nfsstat3::NFS3ERR_PERM
+    );
+    let acc = c.access(&private, 0x3f).unwrap().access;
+    assert_eq!(
+        acc & (ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND),
+        0,
+        "ACCESS on another user's 0600 file granted {acc:#x}"
+    );
+    // Readable but not writable.
+    assert_eq!(read_all(&mut c, &public).unwrap(), b"public data");
+    assert_eq!(
+        nfs_err(c.write(&public, 0, Bytes::from_static(b"x"), stable_how::UNSTABLE)),
+        nfsstat3::NFS3ERR_ACCES
+    );
+    let acc = c.access(&public, 0x3f).unwrap().access;
+    assert_eq!(acc & (ACCESS3_READ | ACCESS3_MODIFY), ACCESS3_READ);
+    // No creating or removing in OWNER's 0755 directory.
+    assert_eq!(
+        nfs_err(c.create(&root, b"mine", createhow3::Guarded(mode_attr(0o644)))),
+        nfsstat3::NFS3ERR_ACCES
+    );
+    assert_eq!(nfs_err(c.remove(&root, b"public")), nfsstat3::NFS3ERR_ACCES);
+    assert_eq!(
+        nfs_err(c.rename(&root, b"public", &root, b"moved")),
+        nfsstat3::NFS3ERR_ACCES
+    );
+    // Sticky directory: may create, may not remove another user's file.
+    let s = nfs_err(c.remove(&sticky, b"theirs"));
+    assert!(
+        matches!(s, nfsstat3::NFS3ERR_PERM | nfsstat3::NFS3ERR_ACCES),
+        "REMOVE of another user's file in a sticky directory: {s}"
+    );
+    // Groups: only a caller in group 3000 may read "group".
+    assert_eq!(nfs_err(c.read(&group, 0, 10)), nfsstat3::NFS3ERR_ACCES);
+    let mut member =
+        Client::connect_tcp(srv.tcp_addr())
+            .unwrap()
+            .with_auth_sys(USER, USER, &[USER, 3000]);
+    assert_eq!(read_all(&mut member, &group).unwrap(), b"group data");
+    assert_unchanged("after refused changes", &ex, &before);
+
+    // The owner may do all of it (the refusals above were about identity, not the export).
+    let mut owner = tcp_as(&srv, OWNER, OWNER);
+    write_all(&mut owner, &private, 0, b"PRIVATE").unwrap();
+    assert_eq!(read_all(&mut owner, &private).unwrap(), b"PRIVATE data");
+    owner.setattr(&private, mode_attr(0o640), None).unwrap();
+    // And the sticky directory lets USER create and remove its own file there.
+    let mine = c
+        .create(&sticky, b"mine", createhow3::Guarded(mode_attr(0o600)))
+        .unwrap();
+    let a = mine.obj_attributes.expect("CREATE without attributes");
+    assert_eq!((a.uid, a.gid), (USER, USER), "new file's owner");
+    let m = std::fs::metadata(ex.join("sticky/mine")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (USER, USER), "new file's owner on disk");
+    c.remove(&sticky, b"mine").unwrap();
+}
+
+#[test]
+fn root_is_squashed_to_nobody_by_default() {
+    require_root();
+    let mut srv = TestServer::new();
+    let ex = srv.export().to_owned();
+    set_mode(&ex, 0o777);
+    std::fs::write(ex.join("roots"), b"root's secret").unwrap();
+    set_mode(&ex.join("roots"), 0o600);
+    srv.start();
+    let mut c = Client::connect_tcp(srv.tcp_addr())
+        .unwrap()
+        .with_auth(root_auth());
+    let root = mount_root(&mut c, &srv);
+
+    let f = c
+        .create(&root, b"by-root", createhow3::Guarded(mode_attr(0o644)))
+        .unwrap();
+    let a = f.obj_attributes.unwrap();
+    assert_eq!((a.uid, a.gid), (NOBODY, NOBODY), "file created by root");
+    let d = c.mkdir(&root, b"dir-by-root", mode_attr(0o755)).unwrap();
+    let a = d.obj_attributes.unwrap();
+    assert_eq!(
+        (a.uid, a.gid),
+        (NOBODY, NOBODY),
+        "directory created by root"
+    );
+    c.symlink(&root, b"link-by-root", b"x", sattr3::default())
+        .unwrap();
+    for n in ["by-root", "dir-by-root", "link-by-root"] {
+        let m = std::fs::symlink_metadata(ex.join(n)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (NOBODY, NOBODY), "{n} on disk");
+    }
+    // Squashed root has no power over root's file, and cannot give files away.
+    let roots = fh_of(&mut c, &root, "roots");
+    assert_eq!(nfs_err(c.read(&roots, 0, 10)), nfsstat3::NFS3ERR_ACCES);
+    assert_eq!(
+        nfs_err(c.write(&roots, 0, Bytes::from_static(b"x"), stable_how::FILE_SYNC)),
+        nfsstat3::NFS3ERR_ACCES
+    );
+    let fh = f.obj.unwrap();
+    let s = nfs_err(c.setattr(
+        &fh,
+        sattr3 {
+            uid: Some(0),
+            ..Default::default()
+        },
+        None,
+    ));
+    assert_eq!(s, nfsstat3::NFS3ERR_PERM, "chown to root by squashed root");
+    assert_eq!(std::fs::read(ex.join("roots")).unwrap(), b"root's secret");
+}
+
+#[test]
+fn squash_options_map_identities_as_configured() {
+    require_root();
+    let mut srv = TestServer::new();
+    let ex = srv.export().to_owned();
+    set_mode(&ex, 0o777);
+    std::fs::write(ex.join("users"), b"user 1000's file").unwrap();
+    set_mode(&ex.join("users"), 0o600);
+    chown(&ex.join("users"), USER, USER);
+    std::fs::write(ex.join("others"), b"owner's file").unwrap();
+    set_mode(&ex.join("others"), 0o600);
+    chown(&ex.join("others"), OWNER, OWNER);
+    srv.set_config(&config(
+        &srv,
+        &[
+            "match = \"127.0.0.1\"\naccess = \"rw\"\nanonuid = 4321\nanongid = 4322",
+            "match = \"127.0.0.3\"\naccess = \"rw\"\nroot_squash = false",
+            "match = \"127.0.0.4\"\naccess = \"rw\"\nall_squash = true\nanonuid = 5555\nanongid = 5556",
+        ],
+    ));
+    srv.start();
+
+    let owner_of = |n: &str| {
+        let m = std::fs::symlink_metadata(ex.join(n)).unwrap();
+        (m.uid(), m.gid())
+    };
+    let make = |c: &mut Client, n: &str| {
+        let root = mount_root(c, &srv);
+        let r = c
+            .create(&root, n.as_bytes(), createhow3::Guarded(mode_attr(0o644)))
+            .unwrap_or_else(|e| panic!("CREATE {n}: {e}"));
+        let a = r.obj_attributes.unwrap();
+        (a.uid, a.gid)
+    };
+
+    // Root squashed to the configured anonymous identity.
+    let mut c = client_from(&srv, 1, 0, 0).with_auth(root_auth());
+    assert_eq!(make(&mut c, "root-squashed"), (4321, 4322));
+    assert_eq!(owner_of("root-squashed"), (4321, 4322));
+    // Ordinary users are themselves under that rule.
+    let mut c = client_from(&srv, 1, USER, USER);
+    assert_eq!(make(&mut c, "user-as-self"), (USER, USER));
+    // AUTH_NONE acts as the anonymous identity.
+    let mut c = Client::connect_tcp_from(SocketAddr::new(ip(1), 0), srv.tcp_addr()).unwrap();
+    assert_eq!(make(&mut c, "auth-none"), (4321, 4322));
+
+    // root_squash = false: root stays root (creates as 0, reads anybody's private file).
+    let mut c = client_from(&srv, 3, 0, 0).with_auth(root_auth());
+    assert_eq!(make(&mut c, "root-kept"), (0, 0));
+    let root = mount_root(&mut c, &srv);
+    let others = fh_of(&mut c, &root, "others");
+    assert_eq!(read_all(&mut c, &others).unwrap(), b"owner's file");
+
+    // all_squash: user 1000 acts as 5555:5556, so it cannot read its own private file.
+    let mut c = client_from(&srv, 4, USER, USER);
+    assert_eq!(make(&mut c, "all-squashed"), (5555, 5556));
+    let root = mount_root(&mut c, &srv);
+    let users = fh_of(&mut c, &root, "users");
+    assert_eq!(nfs_err(c.read(&users, 0, 10)), nfsstat3::NFS3ERR_ACCES);
+    // ... while from 127.0.0.1 it can.
+    let mut c = client_from(&srv, 1, USER, USER);
+    assert_eq!(read_all(&mut c, &users).unwrap(), b"user 1000's file");
+}
+
+#[test]
+fn read_only_rule_refuses_every_modifying_procedure() {
+    require_root();
+    let mut srv = TestServer::new();
+    populate(srv.export(), USER);
+    // Rules in order: 127.0.0.3 read-only, then all of loopback read-write (first match wins).
+    srv.set_config(&config(
+        &srv,
+        &[
+            "match = \"127.0.0.3\"\naccess = \"ro\"",
+            "match = \"127.0.0.0/8\"\naccess = \"rw\"",
+        ],
+    ));
+    srv.start();
+    let ex = srv.export().to_owned();
+
+    let mut rw = client_from(&srv, 1, USER, USER);
+    let h = handles(&mut rw, &srv);
+    let want_all = ACCESS3_READ | ACCESS3_LOOKUP | ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE;
+    // The read-write client is granted changes on the same objects (so the refusals below are
+    // the rule's doing, not the files').
+    let acc = rw.access(&h.file, want_all).unwrap().access;
+    assert_eq!(
+        acc & (ACCESS3_MODIFY | ACCESS3_EXTEND),
+        ACCESS3_MODIFY | ACCESS3_EXTEND
+    );
+    let acc = rw.access(&h.root, want_all).unwrap().access;
+    assert_eq!(acc & ACCESS3_DELETE, ACCESS3_DELETE);
+
+    for udp in [false, true] {
+        let mut ro = if udp {
+            udp_from(&srv, 3, USER, USER)
+        } else {
+            client_from(&srv, 3, USER, USER)
+        };
+        // It mounts and reads.
+        let own = handles(&mut ro, &srv);
+        assert_eq!(own.file, h.file);
+        let before = disk_state(&ex);
+        for (what, proc_num, modifies, args) in every_procedure(&h) {
+            let got = call(&mut ro, proc_num, &args);
+            let want = if modifies {
+                Outcome::Nfs(nfsstat3::NFS3ERR_ROFS)
+            } else {
+                Outcome::Nfs(nfsstat3::NFS3_OK)
+            };
+            assert_eq!(got, want, "{what} from a read-only client (udp: {udp})");
+        }
+        assert_unchanged("after a read-only client's calls", &ex, &before);
+        for (what, fh) in [
+            ("file", &h.file),
+            ("directory", &h.root),
+            ("symlink", &h.link),
+        ] {
+            let acc = ro.access(fh, want_all).unwrap().access;
+            assert_eq!(
+                acc & (ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE),
+                0,
+                "ACCESS on a read-only export granted {acc:#x} for the {what}"
+            );
+            if what != "symlink" {
+                assert_ne!(acc & ACCESS3_READ, 0, "ACCESS READ on the {what}");
+            }
+        }
+    }
+    // Not even root (unsquashed or not) changes anything through the read-only rule.
+    let mut ro_root = client_from(&srv, 3, 0, 0).with_auth(root_auth());
+    let before = disk_state(&ex);
+    for (what, proc_num, modifies, args) in every_procedure(&h) {
+        if modifies {
+            assert_eq!(
+                call(&mut ro_root, proc_num, &args),
+                Outcome::Nfs(nfsstat3::NFS3ERR_ROFS),
+                "{what} by root from a read-only client"
+            );
+        }
+    }
+    assert_unchanged(
+        "after root's calls through the read-only rule",
+        &ex,
+        &before,
+    );
+    // And the read-write client can in fact change things.
+    write_all(&mut rw, &h.file, 0, b"FILE").unwrap();
+    assert_eq!(std::fs::read(ex.join("f")).unwrap(), b"FILE content");
+}
+
+#[test]
+fn client_outside_the_rules_is_refused_at_mount_and_on_every_procedure() {
+    require_root();
+    let mut srv = TestServer::new();
+    populate(srv.export(), USER);
+    srv.set_config(&config(
+        &srv,
+        &["match = \"127.0.0.1\"\naccess = \"rw\"\nroot_squash = false"],
+    ));
+    srv.start();
+    let ex = srv.export().to_owned();
+
+    let mut allowed = client_from(&srv, 1, USER, USER);
+    let h = handles(&mut allowed, &srv);
+
+    for udp in [false, true] {
+        let mut stranger = if udp {
+            udp_from(&srv, 2, USER, USER)
+        } else {
+            client_from(&srv, 2, USER, USER)
+        };
+        assert_eq!(stranger.local_addr().unwrap().ip(), ip(2));
+        match stranger.mnt(srv.mount_path().as_bytes()).unwrap() {
+            mount::mountres3::Fail(s) => assert_eq!(s, mount::mountstat3::MNT3ERR_ACCES),
+            mount::mountres3::Ok(_) => panic!("a client outside the rules mounted (udp: {udp})"),
+        }
+        let before = disk_state(&ex);
+        for (auth_name, auth) in [
+            ("uid 1000", None),
+            ("root", Some(root_auth())),
+            ("AUTH_NONE", Some(Auth::None)),
+        ] {
+            if let Some(a) = auth {
+                stranger.set_auth(a);
+            }
+            for (what, proc_num, _, args) in every_procedure(&h) {
+                assert_eq!(
+                    call(&mut stranger, proc_num, &args),
+                    Outcome::Nfs(nfsstat3::NFS3ERR_ACCES),
+                    "{what} with a valid handle from 127.0.0.2 as {auth_name} (udp: {udp})"
+                );
+            }
+        }
+        assert_unchanged("after a stranger's calls", &ex, &before);
+    }
+    // The allowed client still works, with the same handles.
+    assert_eq!(read_all(&mut allowed, &h.file).unwrap(), b"file content");
+    allowed.remove(&h.root, b"f").unwrap();
+}
+
+/// A TCP client bound to a privileged port on 127.0.0.1 (root may bind them).
+fn privileged_client(srv: &TestServer) -> Client {
+    let mut rng = XorShift::new(u64::from(std::process::id()) ^ 0x5ec0);
+    let mut last = None;
+    for _ in 0..200 {
+        let port = 600 + (rng.next_u64() % 423) as u16;
+        match Client::connect_tcp_from(SocketAddr::new(ip(1), port), srv.tcp_addr()) {
+            Ok(c) => return c,
+            Err(e) => last = Some(e),
+        }
+    }
+    panic!("no free privileged port on 127.0.0.1: {last:?}");
+}
+
+#[test]
+fn secure_rule_refuses_unprivileged_source_ports() {
+    require_root();
+    let mut srv = TestServer::new();
+    populate(srv.export(), USER);
+    srv.set_config(&config(
+        &srv,
+        &["match = \"127.0.0.1\"\naccess = \"rw\"\nsecure = true"],
+    ));
+    srv.start();
+    let ex = srv.export().to_owned();
+
+    // A privileged source port is served.
+    let mut good = privileged_client(&srv).with_auth_sys(USER, USER, &[USER]);
+    assert!(good.local_addr().unwrap().port() < 1024);
+    let h = handles(&mut good, &srv);
+    assert_eq!(read_all(&mut good, &h.file).unwrap(), b"file content");
+
+    for udp in [false, true] {
+        let mut c = if udp {
+            udp_from(&srv, 1, USER, USER)
+        } else {
+            client_from(&srv, 1, USER, USER)
+        };
+        assert!(c.local_addr().unwrap().port() >= 1024);
+        // MOUNT refuses (as MNT3ERR_ACCES, or at the RPC level).
+        let r = c.call_raw(
+            None,
+            mount::MOUNT_PROG,
+            mount::MOUNT_V3,
+            mount::MOUNTPROC3_MNT,
+            &to_bytes::<mount::dirpath>(&Opaque(Bytes::from(srv.mount_path().into_bytes()))),
+        );
+        match r.unwrap().status {
+            ReplyStatus::Success(res) => {
+                let s = u32::from_be_bytes([res[0], res[1], res[2], res[3]]);
+                assert_eq!(
+                    s,
+                    mount::mountstat3::MNT3ERR_ACCES as u32,
+                    "MNT from an unprivileged port (udp: {udp})"
+                );
+            }
+            ReplyStatus::AuthError(s) => assert_eq!(s, AUTH_TOOWEAK),
+            other => panic!("MNT from an unprivileged port: {other}"),
+        }
+        let before = disk_state(&ex);
+        for (what, proc_num, _, args) in every_procedure(&h) {
+            assert_eq!(
+                call(&mut c, proc_num, &args),
+                Outcome::Rpc(ReplyStatus::AuthError(AUTH_TOOWEAK)),
+                "{what} from an unprivileged port (udp: {udp})"
+            );
+        }
+        assert_unchanged("after calls from an unprivileged port", &ex, &before);
+    }
+    // The privileged client may change things.
+    write_all(&mut good, &h.file, 0, b"FILE").unwrap();
+    assert_eq!(std::fs::read(ex.join("f")).unwrap(), b"FILE content");
+}
