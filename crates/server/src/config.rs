@@ -136,6 +136,23 @@ pub struct Limits {
     /// How long a request, a loan or the runtime's heartbeat may stall before the watchdog
     /// reports it.
     pub stall_bound_ms: u64,
+    /// Completed non-idempotent calls remembered for retransmissions, and their reply bytes.
+    pub drc_entries_max: usize,
+    pub drc_bytes_max: usize,
+    /// Connections from one client address at once.
+    pub client_connections_max: usize,
+    /// Requests being processed at once, all connections and UDP together. Past it, connections
+    /// wait (we stop reading them) and UDP datagrams are dropped (clients retransmit).
+    pub requests_in_flight_max: usize,
+    /// A connection with nothing in flight and nothing received for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Time allowed to receive one whole record once it has begun (slow senders are cut off).
+    pub record_receive_ms_max: u64,
+    /// Time allowed for one reply's send to make progress; a client that stops reading its
+    /// replies is disconnected after it, which returns the replies' loans.
+    pub send_stall_ms_max: u64,
+    /// At SIGTERM, how long requests in flight get to finish before the server exits anyway.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for Limits {
@@ -150,6 +167,14 @@ impl Default for Limits {
             loans_max: 256,
             zero_copy_min_bytes: 32 << 10,
             stall_bound_ms: 5000,
+            drc_entries_max: 8192,
+            drc_bytes_max: 16 << 20,
+            client_connections_max: 64,
+            requests_in_flight_max: 1024,
+            idle_timeout_ms: 6 * 60 * 1000,
+            record_receive_ms_max: 30_000,
+            send_stall_ms_max: 60_000,
+            shutdown_grace_ms: 5000,
         }
     }
 }

@@ -18,6 +18,7 @@
 //! 4. Every queue between tasks is bounded.
 
 pub mod config;
+pub mod drc;
 pub mod exports;
 pub mod lockdep;
 pub mod nfs;
@@ -142,6 +143,9 @@ pub async fn serve_with(
         workers: Arc::new(Semaphore::new(limits.fs_workers_max)),
         connections: Arc::new(Semaphore::new(limits.connections_max)),
         registry: Arc::new(registry::Registry::default()),
+        requests: Arc::new(Semaphore::new(limits.requests_in_flight_max)),
+        per_client: transport::PerClient::default(),
+        stopping: tokio::sync::watch::channel(false).0,
     });
     let watch_state = Arc::new(watchdog::WatchState::default());
     let _watchdog = watchdog::Watchdog::start(
@@ -242,14 +246,47 @@ pub async fn serve_with(
     }
 
     shutdown.await;
-    info!("shutting down");
-    tasks.abort_all();
+    graceful_stop(&shared, &mut tasks, limits.shutdown_grace_ms).await;
     if registered {
         tokio::task::spawn_blocking(move || rpcbind::unregister_all(own))
             .await
             .ok();
     }
+    info!("stopped");
     Ok(())
+}
+
+/// Stops accepting, lets requests in flight finish (up to `grace_ms`), then makes buffered writes
+/// durable (the COMMIT-equivalent flush) so nothing acknowledged is lost by the exit.
+async fn graceful_stop(shared: &Arc<Shared>, tasks: &mut tokio::task::JoinSet<()>, grace_ms: u64) {
+    info!("shutting down: no new connections or requests; finishing those in flight");
+    tasks.abort_all();
+    shared.stopping.send_replace(true);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(grace_ms);
+    loop {
+        let in_flight = shared.registry.requests().len();
+        if in_flight == 0 {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            warn!(
+                in_flight,
+                grace_ms, "requests still in flight at the end of the grace period"
+            );
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let service = shared.service.clone();
+    let flushed = tokio::task::spawn_blocking(move || {
+        for e in service.exports().iter() {
+            e.backend.close_all_files();
+        }
+    })
+    .await;
+    if flushed.is_err() {
+        warn!("flushing open files failed");
+    }
 }
 
 /// Registers with a system portmapper, or serves port 111. Returns whether we registered.

@@ -168,6 +168,8 @@ pub struct Service {
     export_generation: std::sync::atomic::AtomicU64,
     loans: rnfs_loan::LoanTable<PipeResource>,
     pub counters: Counters,
+    /// Replies of non-idempotent calls, for retransmissions.
+    pub drc: Arc<crate::drc::Drc>,
 }
 
 /// Monotonic counters the service keeps (metrics and benchmarks read them).
@@ -177,6 +179,13 @@ pub struct Counters {
     pub read_bytes_spliced: std::sync::atomic::AtomicU64,
     /// READ bytes read into a user-space buffer (one copy) and sent from it.
     pub read_bytes_buffered: std::sync::atomic::AtomicU64,
+    /// Limit events: each is also logged where it happens.
+    pub connections_refused_per_client: std::sync::atomic::AtomicU64,
+    pub connections_closed_idle: std::sync::atomic::AtomicU64,
+    pub connections_closed_slow_record: std::sync::atomic::AtomicU64,
+    pub connections_closed_send_stall: std::sync::atomic::AtomicU64,
+    pub connections_closed_bad_record: std::sync::atomic::AtomicU64,
+    pub udp_datagrams_dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Service {
@@ -191,12 +200,18 @@ impl Service {
             export_generation: std::sync::atomic::AtomicU64::new(0),
             loans: rnfs_loan::LoanTable::new(limits.loans_max),
             counters: Counters::default(),
+            drc: crate::drc::Drc::new(limits.drc_entries_max, limits.drc_bytes_max),
         }
     }
 
     /// The state of the service's locks (for stall reports and `rnfsd ctl locks`).
     pub fn lock_infos(&self) -> Vec<crate::lockdep::LockInfo> {
-        vec![self.exports.info(), self.mounts.info(), self.portmap.info()]
+        vec![
+            self.exports.info(),
+            self.mounts.info(),
+            self.portmap.info(),
+            self.drc.lock_info(),
+        ]
     }
 
     /// The table of READ data on loan.
@@ -282,8 +297,42 @@ impl Service {
         match call.header.prog {
             pmap::PMAP_PROG => self.portmap(&call, &mut reply.head),
             mount::MOUNT_PROG => self.mount(&call, &mut reply.head),
-            crate::nfs::NFS_PROGRAM => crate::nfs::dispatch(self, &call, reply),
+            crate::nfs::NFS_PROGRAM => self.nfs_once(&call, reply),
             _ => reply_header(&mut reply.head, call.header.xid, ReplyHeader::ProgUnavail),
+        }
+    }
+
+    /// NFS dispatch through the duplicate request cache for the non-idempotent procedures.
+    fn nfs_once(&self, call: &Call, reply: &mut Reply) -> Outcome {
+        let h = &call.header;
+        if h.vers != crate::nfs::NFS_VERSION || !crate::drc::nfs3_non_idempotent(h.proc_num) {
+            return crate::nfs::dispatch(self, call, reply);
+        }
+        let key = crate::drc::Key {
+            client: crate::config::canonical_ip(call.peer.ip()),
+            xid: h.xid,
+            prog: h.prog,
+            vers: h.vers,
+            proc_num: h.proc_num,
+            checksum: crate::drc::Key::checksum(&h.credential, &call.args),
+        };
+        match self.drc.begin(key) {
+            crate::drc::Lookup::Replay(bytes) => {
+                reply.head.extend_from_slice(&bytes);
+                Outcome::Reply
+            }
+            crate::drc::Lookup::Drop => {
+                debug!(peer = %call.peer, xid = h.xid, "retransmission of a call in progress: dropped");
+                Outcome::Drop
+            }
+            crate::drc::Lookup::Execute(pending) => {
+                let outcome = crate::nfs::dispatch(self, call, reply);
+                // Modifying procedures reply with a head only (no READ data tail).
+                if outcome == Outcome::Reply && matches!(reply.tail, Tail::None) {
+                    pending.complete(&reply.head[Reply::MARKER_BYTES..]);
+                }
+                outcome
+            }
         }
     }
 

@@ -46,6 +46,8 @@ const ZERO_PAD: [u8; 3] = [0; 3];
 
 /// Read buffer growth step for TCP connections.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// Most UDP requests per socket the registry tracks at once.
+const UDP_TRACKED_MAX: usize = 256;
 /// Largest UDP datagram we accept (the IPv4 maximum payload).
 pub const UDP_DATAGRAM_BYTES_MAX: usize = 65_507;
 
@@ -58,6 +60,12 @@ pub struct Shared {
     pub connections: Arc<Semaphore>,
     /// Live connections and their requests in flight.
     pub registry: Arc<crate::registry::Registry>,
+    /// One permit per request being processed, server-wide (TCP and UDP).
+    pub requests: Arc<Semaphore>,
+    /// Connections per client address.
+    pub per_client: PerClient,
+    /// Becomes true at shutdown: connections stop taking requests.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Runs `service.handle_record` on the worker pool. Returns the reply, or `None` when the message
@@ -143,9 +151,16 @@ pub async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let max = shared.service.limits().client_connections_max;
+                let Some(per_client) = shared.admit_client(peer.ip(), max) else {
+                    warn!(%peer, max, "refusing connection: too many from this client");
+                    count(&shared.service.counters.connections_refused_per_client);
+                    continue;
+                };
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     connection(stream, peer, shared).await;
+                    drop(per_client);
                     drop(permit);
                 });
             }
@@ -158,10 +173,63 @@ pub async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+fn count(c: &std::sync::atomic::AtomicU64) {
+    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Connections per client address, so one client cannot take every connection slot.
+pub struct PerClient {
+    counts: crate::lockdep::TrackedMutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+impl Default for PerClient {
+    fn default() -> Self {
+        PerClient {
+            counts: crate::lockdep::TrackedMutex::new("transport.per_client", Default::default()),
+        }
+    }
+}
+
+/// One admitted connection; dropping it gives its client's slot back.
+pub struct ClientSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl Shared {
+    /// Admits one more connection from `ip`, unless it already has `max`.
+    fn admit_client(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<ClientSlot> {
+        let ip = crate::config::canonical_ip(ip);
+        let mut counts = self.per_client.counts.lock();
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            shared: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut counts = self.shared.per_client.counts.lock();
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
 async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     debug!(%peer, "connection opened");
     let limits = shared.service.limits().clone();
+    let counters = &shared.service.counters;
     let (mut rd, mut wr) = stream.into_split();
     let origin = Origin {
         peer,
@@ -178,32 +246,63 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let (reply_tx, mut reply_rx) =
         mpsc::channel::<(Reply, Option<Tracked>)>(limits.connection_requests_max);
     let in_flight = Arc::new(Semaphore::new(limits.connection_requests_max));
+    // Set by the writer when it gives up, so the reader stops too.
+    let writer_gone = Arc::new(tokio::sync::Notify::new());
 
     // The writer: the only task that writes to this socket.
-    tokio::spawn(async move {
-        while let Some((reply, tracked)) = reply_rx.recv().await {
-            let bytes = (Reply::MARKER_BYTES + reply.message_len()) as u64;
-            let sent = send_reply(&mut wr, reply).await;
-            if let Some(t) = &tracked {
-                t.connection()
-                    .bytes_out
-                    .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    {
+        let writer_gone = writer_gone.clone();
+        let shared = shared.clone();
+        let send_stall = std::time::Duration::from_millis(limits.send_stall_ms_max);
+        tokio::spawn(async move {
+            while let Some((reply, tracked)) = reply_rx.recv().await {
+                let bytes = (Reply::MARKER_BYTES + reply.message_len()) as u64;
+                // Dropping the reply on timeout returns its loan at once.
+                let sent = tokio::time::timeout(send_stall, send_reply(&mut wr, reply)).await;
+                if let Some(t) = &tracked {
+                    t.connection()
+                        .bytes_out
+                        .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                }
+                drop(tracked);
+                match sent {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        debug!(%peer, error = %e, "write failed; dropping queued replies");
+                        break;
+                    }
+                    Err(_) => {
+                        warn!(%peer, ms = send_stall.as_millis() as u64, "closing connection: client stopped reading its replies");
+                        count(&shared.service.counters.connections_closed_send_stall);
+                        break;
+                    }
+                }
             }
-            drop(tracked);
-            if let Err(e) = sent {
-                debug!(%peer, error = %e, "write failed; dropping queued replies");
-                return;
-            }
-        }
-    });
+            writer_gone.notify_one();
+        });
+    }
 
+    let idle = std::time::Duration::from_millis(limits.idle_timeout_ms);
+    let record_max = std::time::Duration::from_millis(limits.record_receive_ms_max);
+    let mut last_activity = tokio::time::Instant::now();
+    let mut record_started: Option<tokio::time::Instant> = None;
+    let mut stopping = shared.stopping.subscribe();
     let mut reader = RecordReader::new(limits.record_bytes_max, limits.record_fragments_max);
     let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
+        if *stopping.borrow() {
+            // Shutting down: take no more requests; those in flight still get their replies.
+            return;
+        }
         loop {
             match reader.next_record(&mut input) {
                 Ok(Some(record)) => {
+                    // Backpressure: with this connection's (or the server's) requests all in
+                    // flight, we stop reading until one finishes.
                     let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let Ok(global) = shared.requests.clone().acquire_owned().await else {
                         return;
                     };
                     let record_bytes = (record.len() + 4) as u64;
@@ -219,28 +318,58 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                             let _ = tx.send((reply, tracked)).await;
                         }
                         drop(permit);
+                        drop(global);
                     });
                 }
                 Ok(None) => break,
                 Err(e) => {
                     warn!(%peer, error = %e, "closing connection: bad record");
+                    count(&counters.connections_closed_bad_record);
                     return;
                 }
             }
         }
+        let mid_record = !input.is_empty() || reader.partial_bytes() > 0;
+        record_started = match (mid_record, record_started) {
+            (false, _) => None,
+            (true, None) => Some(tokio::time::Instant::now()),
+            (true, started) => started,
+        };
+        let deadline = match record_started {
+            Some(t) => t + record_max,
+            None => last_activity + idle,
+        };
         if input.capacity() - input.len() < 4096 {
             input.reserve(READ_CHUNK_BYTES);
         }
-        match rd.read_buf(&mut input).await {
-            Ok(0) => {
-                debug!(%peer, "connection closed by peer");
-                return;
+        tokio::select! {
+            r = rd.read_buf(&mut input) => match r {
+                Ok(0) => {
+                    debug!(%peer, "connection closed by peer");
+                    return;
+                }
+                Ok(_) => last_activity = tokio::time::Instant::now(),
+                Err(e) => {
+                    debug!(%peer, error = %e, "read failed; closing");
+                    return;
+                }
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                if record_started.is_some() {
+                    warn!(%peer, ms = record_max.as_millis() as u64, "closing connection: a record took too long to arrive");
+                    count(&counters.connections_closed_slow_record);
+                    return;
+                }
+                if in_flight.available_permits() == limits.connection_requests_max {
+                    debug!(%peer, "closing idle connection");
+                    count(&counters.connections_closed_idle);
+                    return;
+                }
+                // Requests still running: not idle.
+                last_activity = tokio::time::Instant::now();
             }
-            Ok(_) => {}
-            Err(e) => {
-                debug!(%peer, error = %e, "read failed; closing");
-                return;
-            }
+            () = writer_gone.notified() => return,
+            _ = stopping.changed() => {}
         }
     }
 }
@@ -252,13 +381,17 @@ pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
     let local = socket
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    // UDP requests in flight are bounded by the worker pool; twice that leaves room for replies
-    // being sent.
+    // Requests over UDP are bounded by `requests_in_flight_max`; the registry tracks up to
+    // UDP_TRACKED_MAX of them per socket (the rest run untracked).
     let conn = shared.registry.open(
         conn_id,
         local,
         Transport::Udp,
-        shared.service.limits().fs_workers_max * 2,
+        shared
+            .service
+            .limits()
+            .requests_in_flight_max
+            .min(UDP_TRACKED_MAX),
         now_ms(),
     );
     let mut buf = vec![0u8; UDP_DATAGRAM_BYTES_MAX + 1];
@@ -275,6 +408,13 @@ pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
             debug!(%peer, "dropping oversized datagram");
             continue;
         }
+        // Bounded work: with every request slot busy, drop the datagram (the client retransmits)
+        // rather than queue tasks without limit.
+        let Ok(global) = shared.requests.clone().try_acquire_owned() else {
+            count(&shared.service.counters.udp_datagrams_dropped);
+            debug!(%peer, "server busy: dropping a UDP request");
+            continue;
+        };
         let record = Bytes::copy_from_slice(&buf[..len]);
         conn.bytes_in
             .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
@@ -299,6 +439,7 @@ pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
                     debug!(%peer, error = %e, "UDP send failed");
                 }
             }
+            drop(global);
         });
     }
 }

@@ -274,6 +274,9 @@ impl Backend for FaultBackend {
     fn close_idle_files(&self) {
         self.inner.close_idle_files()
     }
+    fn close_all_files(&self) {
+        self.inner.close_all_files()
+    }
     fn writeback_errors(&self) -> u64 {
         self.inner.writeback_errors() + self.injected_writeback_errors.load(Ordering::Relaxed)
     }

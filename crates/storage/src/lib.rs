@@ -539,4 +539,8 @@ pub trait Backend: Send + Sync + 'static {
     /// calls it periodically (every second or two) on a thread that may block: it may `fsync`
     /// files with UNSTABLE writes (a failure counts in [`Backend::writeback_errors`]).
     fn close_idle_files(&self) {}
+
+    /// Closes every open file, first making UNSTABLE writes durable (the COMMIT-equivalent flush
+    /// of a graceful shutdown). A failure counts in [`Backend::writeback_errors`].
+    fn close_all_files(&self) {}
 }

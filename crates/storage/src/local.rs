@@ -762,4 +762,9 @@ impl Backend for LocalFs {
         let idle = self.files.close_idle();
         drop(idle); // outside the cache's lock: may fsync
     }
+
+    fn close_all_files(&self) {
+        let all = self.files.take_all();
+        drop(all); // outside the cache's lock: syncs unstable writes
+    }
 }

@@ -267,6 +267,16 @@ impl OpenFiles {
         (0..n).map_while(|_| lru.pop_oldest()).collect()
     }
 
+    /// Takes out every entry (at shutdown: dropping them syncs unstable writes).
+    pub fn take_all(&self) -> Evicted {
+        let mut lru = self.lock();
+        let mut all = Vec::new();
+        while let Some(f) = lru.pop_oldest() {
+            all.push(f);
+        }
+        all
+    }
+
     /// Takes out every entry not used since the previous call, and starts a new round.
     pub fn close_idle(&self) -> Evicted {
         let mut lru = self.lock();
