@@ -66,6 +66,8 @@ pub struct Connection {
     pub bytes_out: AtomicU64,
     /// Flavour (high 32 bits) and uid (low 32 bits) of the last credential seen, u64::MAX if none.
     pub last_auth: AtomicU64,
+    /// Asks the connection's reader to close it (idle eviction, admin).
+    pub close: tokio::sync::Notify,
     slots: Box<[Slot]>,
 }
 
@@ -206,6 +208,7 @@ impl Registry {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             last_auth: AtomicU64::new(u64::MAX),
+            close: tokio::sync::Notify::new(),
             slots: (0..slots.max(1)).map(|_| Slot::default()).collect(),
         });
         let mut conns = self.conns.lock();
@@ -218,6 +221,19 @@ impl Registry {
     /// The live connections.
     pub fn connections(&self) -> Vec<Arc<Connection>> {
         self.conns.lock().iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Asks the TCP connection idle the longest, with nothing in flight, to close. Returns its
+    /// peer, or `None` when every connection is busy.
+    pub fn evict_idlest(&self) -> Option<SocketAddr> {
+        let victim = self
+            .connections()
+            .into_iter()
+            .filter(|c| c.transport == Transport::Tcp && c.requests().is_empty())
+            .min_by_key(|c| c.last_active_ms.load(Ordering::Relaxed))?;
+        // notify_one stores a permit, so a reader not waiting right now still sees it.
+        victim.close.notify_one();
+        Some(victim.peer)
     }
 
     /// Every request in flight.

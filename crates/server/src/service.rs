@@ -182,6 +182,8 @@ pub struct Counters {
     /// Limit events: each is also logged where it happens.
     pub connections_refused_per_client: std::sync::atomic::AtomicU64,
     pub connections_closed_idle: std::sync::atomic::AtomicU64,
+    /// Idle connections closed to make room for a new one at the connection limit.
+    pub connections_evicted_idle: std::sync::atomic::AtomicU64,
     pub connections_closed_slow_record: std::sync::atomic::AtomicU64,
     pub connections_closed_send_stall: std::sync::atomic::AtomicU64,
     pub connections_closed_bad_record: std::sync::atomic::AtomicU64,

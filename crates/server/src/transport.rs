@@ -145,9 +145,21 @@ async fn send_reply(wr: &mut OwnedWriteHalf, mut reply: Reply) -> std::io::Resul
 pub async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
     let local = listener.local_addr().ok();
     loop {
-        // Past the connection limit we stop accepting; the kernel backlog holds the rest.
-        let Ok(permit) = shared.connections.clone().acquire_owned().await else {
-            return;
+        // At the connection limit, make room by closing the connection idle the longest (as
+        // knfsd does), so idle or abandoned connections cannot lock honest clients out; if every
+        // connection is busy, wait (the kernel backlog holds newcomers).
+        let permit = match shared.connections.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if let Some(peer) = shared.registry.evict_idlest() {
+                    debug!(%peer, "connection limit reached: closing the idlest connection");
+                    count(&shared.service.counters.connections_evicted_idle);
+                }
+                let Ok(p) = shared.connections.clone().acquire_owned().await else {
+                    return;
+                };
+                p
+            }
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -369,6 +381,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 last_activity = tokio::time::Instant::now();
             }
             () = writer_gone.notified() => return,
+            () = conn.close.notified() => {
+                debug!(%peer, "closing connection on request");
+                return;
+            }
             _ = stopping.changed() => {}
         }
     }
