@@ -823,3 +823,246 @@ fn secure_rule_refuses_unprivileged_source_ports() {
     write_all(&mut good, &h.file, 0, b"FILE").unwrap();
     assert_eq!(std::fs::read(ex.join("f")).unwrap(), b"FILE content");
 }
+
+/// CREATE over a name that is a symbolic link must not open the link's target: an existing file
+/// outside the export must not be truncated or written, and a dangling link must not create a file
+/// outside the export. (A plain `open(O_CREAT)` follows symlinks.)
+#[test]
+fn create_never_follows_a_symlink_out_of_the_export() {
+    require_root();
+    let mut srv = TestServer::new();
+    let ex = srv.export().to_owned();
+    set_mode(&ex, 0o777);
+    let outside = srv.scratch().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    set_mode(&outside, 0o777);
+    let victim = outside.join("victim");
+    std::fs::write(&victim, b"must survive").unwrap();
+    set_mode(&victim, 0o666);
+    chown(&victim, USER, USER);
+    let planted = outside.join("planted");
+    std::os::unix::fs::symlink(&victim, ex.join("to-victim")).unwrap();
+    std::os::unix::fs::symlink(&planted, ex.join("dangling")).unwrap();
+    std::os::unix::fs::symlink("../outside/victim", ex.join("relative")).unwrap();
+    srv.start();
+    let mut c = tcp_as(&srv, USER, USER);
+    let root = mount_root(&mut c, &srv);
+
+    for name in ["to-victim", "dangling", "relative"] {
+        for how in [
+            createhow3::Unchecked(size_attr(0)),
+            createhow3::Unchecked(sattr3::default()),
+            createhow3::Guarded(mode_attr(0o644)),
+            createhow3::Exclusive(*b"evilverf"),
+        ] {
+            let shown = format!("CREATE {:?} of {name}", how.mode());
+            match c.create(&root, name.as_bytes(), how) {
+                Err(rnfs_client::Error::Nfs(_)) => {}
+                Err(e) => panic!("{shown}: {e}"),
+                Ok(ok) => {
+                    // If a server answers OK, the object must be the link itself, not its target;
+                    // writing through the handle must not reach outside either.
+                    if let Some(fh) = ok.obj {
+                        let _ =
+                            c.write(&fh, 0, Bytes::from_static(b"PWNED"), stable_how::FILE_SYNC);
+                    }
+                }
+            }
+            assert_eq!(
+                std::fs::read(&victim).unwrap(),
+                b"must survive",
+                "{shown}: the file outside the export was changed"
+            );
+            assert!(
+                !planted.exists(),
+                "{shown}: a file was created outside the export"
+            );
+        }
+    }
+    for name in ["to-victim", "dangling", "relative"] {
+        assert!(
+            std::fs::symlink_metadata(ex.join(name))
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{name} is no longer a symlink"
+        );
+    }
+}
+
+/// Two exports with different rules: a handle of one export never lets a client act on the other
+/// beyond its rules there (RENAME and LINK name two directories; both are checked).
+#[test]
+fn operations_across_exports_follow_both_exports_rules() {
+    require_root();
+    let mut srv = TestServer::new();
+    let a = srv.export().to_owned();
+    let b = srv.scratch().join("second");
+    std::fs::create_dir(&b).unwrap();
+    let b = b.canonicalize().unwrap();
+    for d in [&a, &b] {
+        populate(d, USER);
+    }
+    // Export A: 127.0.0.1 rw. Export B: 127.0.0.1 ro, 127.0.0.3 rw.
+    srv.set_config(&format!(
+        "{}\n[[export]]\npath = \"{}\"\nid = 8\n\n[[export.client]]\nmatch = \"127.0.0.1\"\naccess = \"ro\"\n\n[[export.client]]\nmatch = \"127.0.0.3\"\naccess = \"rw\"\n",
+        config(&srv, &["match = \"127.0.0.1\"\naccess = \"rw\""]),
+        b.display()
+    ));
+    srv.start();
+    let before_a = disk_state(&a);
+    let before_b = disk_state(&b);
+
+    let mut one = client_from(&srv, 1, USER, USER);
+    let ha = handles(&mut one, &srv);
+    let rb = one.mount(b.to_str().unwrap().as_bytes()).unwrap();
+    let fb = fh_of(&mut one, &rb, "f");
+    assert_ne!(ha.root, rb, "two exports, one root handle");
+
+    // 127.0.0.1: rw on A, ro on B. Nothing may move into or out of B, nor link across.
+    for (what, r) in [
+        (
+            "RENAME A -> B",
+            one.rename(&ha.root, b"f", &rb, b"moved").map(|_| ()),
+        ),
+        (
+            "RENAME B -> A",
+            one.rename(&rb, b"f", &ha.root, b"moved").map(|_| ()),
+        ),
+        (
+            "LINK A file into B",
+            one.link(&ha.file, &rb, b"linked").map(|_| ()),
+        ),
+        (
+            "LINK B file into A",
+            one.link(&fb, &ha.root, b"linked").map(|_| ()),
+        ),
+    ] {
+        let s = nfs_err(r);
+        assert!(
+            matches!(
+                s,
+                nfsstat3::NFS3ERR_ROFS | nfsstat3::NFS3ERR_XDEV | nfsstat3::NFS3ERR_ACCES
+            ),
+            "{what} from 127.0.0.1: {s}"
+        );
+    }
+
+    // 127.0.0.3: rw on B, nothing on A.
+    let mut three = client_from(&srv, 3, USER, USER);
+    match three.mnt(a.to_str().unwrap().as_bytes()).unwrap() {
+        mount::mountres3::Fail(s) => assert_eq!(s, mount::mountstat3::MNT3ERR_ACCES),
+        mount::mountres3::Ok(_) => panic!("127.0.0.3 mounted export A"),
+    }
+    let rb3 = three.mount(b.to_str().unwrap().as_bytes()).unwrap();
+    assert_eq!(rb3, rb);
+    assert_eq!(nfs_err(three.getattr(&ha.file)), nfsstat3::NFS3ERR_ACCES);
+    for (what, r) in [
+        (
+            "RENAME B -> A",
+            three.rename(&rb, b"f", &ha.root, b"moved").map(|_| ()),
+        ),
+        (
+            "RENAME A -> B",
+            three.rename(&ha.root, b"f", &rb, b"moved").map(|_| ()),
+        ),
+        (
+            "LINK A file into B",
+            three.link(&ha.file, &rb, b"linked").map(|_| ()),
+        ),
+        (
+            "LINK B file into A",
+            three.link(&fb, &ha.root, b"linked").map(|_| ()),
+        ),
+    ] {
+        let s = nfs_err(r);
+        assert!(
+            matches!(s, nfsstat3::NFS3ERR_ACCES | nfsstat3::NFS3ERR_XDEV),
+            "{what} from 127.0.0.3: {s}"
+        );
+    }
+    assert_unchanged("export A after cross-export calls", &a, &before_a);
+    assert_unchanged("export B after cross-export calls", &b, &before_b);
+    // Within B, 127.0.0.3 may change things.
+    three.rename(&rb, b"f", &rb, b"g").unwrap();
+    assert!(b.join("g").exists());
+}
+
+/// Descriptors the server keeps open between calls are shared by all callers: permission must
+/// still be decided per call, for the caller, with the file's current mode.
+#[test]
+fn open_files_kept_between_calls_do_not_carry_permission_over() {
+    require_root();
+    let mut srv = TestServer::new();
+    let ex = srv.export().to_owned();
+    set_mode(&ex, 0o777);
+    std::fs::write(ex.join("f"), b"owner's data").unwrap();
+    set_mode(&ex.join("f"), 0o664);
+    chown(&ex.join("f"), USER, USER);
+    srv.start();
+
+    let mut owner = tcp_as(&srv, USER, USER);
+    let root = mount_root(&mut owner, &srv);
+    let f = fh_of(&mut owner, &root, "f");
+    // The owner reads and writes: the server now has the file open read-write.
+    write_all(&mut owner, &f, 0, b"OWNER'S").unwrap();
+    owner
+        .write(&f, 0, Bytes::from_static(b"O"), stable_how::UNSTABLE)
+        .unwrap();
+    assert_eq!(read_all(&mut owner, &f).unwrap(), b"OWNER'S data");
+
+    // A stranger (not in the group): may read (0664), may not write, truncate or commit.
+    let mut stranger = tcp_as(&srv, OWNER, OWNER);
+    let mut squashed_root = Client::connect_tcp(srv.tcp_addr())
+        .unwrap()
+        .with_auth(root_auth());
+    for (who, c) in [
+        ("another user", &mut stranger),
+        ("squashed root", &mut squashed_root),
+    ] {
+        assert_eq!(
+            read_all(c, &f).unwrap(),
+            b"OWNER'S data",
+            "{who} reading 0664"
+        );
+        assert_eq!(
+            nfs_err(c.write(&f, 0, Bytes::from_static(b"X"), stable_how::UNSTABLE)),
+            nfsstat3::NFS3ERR_ACCES,
+            "{who} writing a file the owner has open"
+        );
+        assert_eq!(
+            nfs_err(c.setattr(&f, size_attr(0), None)),
+            nfsstat3::NFS3ERR_ACCES,
+            "{who} truncating a file the owner has open"
+        );
+    }
+    // A group member may write (0664) ...
+    let mut member =
+        Client::connect_tcp(srv.tcp_addr())
+            .unwrap()
+            .with_auth_sys(OWNER, OWNER, &[OWNER, USER]);
+    member
+        .write(&f, 0, Bytes::from_static(b"G"), stable_how::UNSTABLE)
+        .unwrap();
+    // ... until the owner takes the group's write bit away, then reading too.
+    owner.setattr(&f, mode_attr(0o640), None).unwrap();
+    assert_eq!(
+        nfs_err(member.write(&f, 0, Bytes::from_static(b"g"), stable_how::FILE_SYNC)),
+        nfsstat3::NFS3ERR_ACCES,
+        "a group member wrote after the group lost write permission"
+    );
+    assert_eq!(read_all(&mut member, &f).unwrap(), b"GWNER'S data");
+    owner.setattr(&f, mode_attr(0o600), None).unwrap();
+    assert_eq!(
+        nfs_err(member.read(&f, 0, 100)),
+        nfsstat3::NFS3ERR_ACCES,
+        "a group member read after the group lost read permission"
+    );
+    assert_eq!(
+        nfs_err(stranger.read(&f, 0, 100)),
+        nfsstat3::NFS3ERR_ACCES,
+        "another user read a file after it became 0600"
+    );
+    owner.commit(&f, 0, 0).unwrap();
+    assert_eq!(std::fs::read(ex.join("f")).unwrap(), b"GWNER'S data");
+}

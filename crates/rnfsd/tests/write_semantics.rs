@@ -874,6 +874,24 @@ fn write_and_setattr_size_details() {
     );
     assert_eq!(&std::fs::read(&local).unwrap()[..4], &big[..4]);
 
+    // Offsets and sizes past what a file can hold are errors, not wraps or crashes.
+    let len_before = std::fs::metadata(&local).unwrap().len();
+    for off in [u64::MAX - 1, 1 << 63, 1 << 62] {
+        let s = nfs_err(p.c.write(&fh, off, Bytes::from_static(b"EDGE"), stable_how::FILE_SYNC));
+        assert!(
+            matches!(s, nfsstat3::NFS3ERR_FBIG | nfsstat3::NFS3ERR_INVAL),
+            "WRITE at offset {off}: {s}"
+        );
+    }
+    for size in [u64::MAX, 1 << 63, 1 << 62] {
+        let s = nfs_err(p.c.setattr(&fh, size_attr(size), None));
+        assert!(
+            matches!(s, nfsstat3::NFS3ERR_FBIG | nfsstat3::NFS3ERR_INVAL),
+            "SETATTR size {size}: {s}"
+        );
+    }
+    assert_eq!(std::fs::metadata(&local).unwrap().len(), len_before);
+
     // Times: client time and server time.
     let t = nfstime3 {
         seconds: 1_234_567_890,
@@ -1113,4 +1131,265 @@ fn concurrent_writers_and_creators() {
             .collect();
     listed.sort();
     assert_eq!(listed, want, "READDIRPLUS after concurrent changes");
+}
+
+/// Data procedures on objects that are not regular files: a symlink's handle never reaches its
+/// target (no write, truncate or chmod through it), and a FIFO's handle never blocks the server
+/// (opening a FIFO waits for the other end): every call answers within a few seconds.
+#[test]
+fn data_procedures_on_symlinks_and_fifos_neither_follow_nor_block() {
+    let mut p = Pair::new();
+    let root = p.root.clone();
+    let target =
+        p.c.create(&root, b"target", createhow3::Guarded(mode_attr(0o644)))
+            .unwrap()
+            .obj
+            .unwrap();
+    write_all(&mut p.c, &target, 0, b"target data").unwrap();
+    let link =
+        p.c.symlink(&root, b"link", b"target", sattr3::default())
+            .unwrap()
+            .obj
+            .unwrap();
+    let fifo =
+        p.c.mknod(&root, b"fifo", mknoddata3::Fifo(mode_attr(0o666)))
+            .unwrap()
+            .obj
+            .unwrap();
+    p.c.set_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let target_path = p.srv.export().join("target");
+
+    let s = nfs_err(p.c.write(&link, 0, Bytes::from_static(b"XX"), stable_how::FILE_SYNC));
+    assert_ne!(s, nfsstat3::NFS3_OK);
+    let _ = p.c.setattr(&link, size_attr(0), None);
+    let _ = p.c.setattr(&link, mode_attr(0o600), None);
+    let _ = p.c.commit(&link, 0, 0);
+    let m = std::fs::metadata(&target_path).unwrap();
+    assert_eq!(
+        std::fs::read(&target_path).unwrap(),
+        b"target data",
+        "a data procedure on a symlink's handle changed its target"
+    );
+    assert_eq!(
+        m.permissions().mode() & 0o7777,
+        0o644,
+        "SETATTR mode on a symlink's handle changed its target's mode"
+    );
+
+    for (what, r) in [
+        (
+            "WRITE",
+            p.c.write(&fifo, 0, Bytes::from_static(b"x"), stable_how::FILE_SYNC)
+                .map(|_| ()),
+        ),
+        ("READ", p.c.read(&fifo, 0, 10).map(|_| ())),
+        (
+            "SETATTR size",
+            p.c.setattr(&fifo, size_attr(0), None).map(|_| ()),
+        ),
+        ("COMMIT", p.c.commit(&fifo, 0, 0).map(|_| ())),
+    ] {
+        match r {
+            Ok(()) | Err(rnfs_client::Error::Nfs(_)) => {}
+            Err(e) => panic!("{what} on a FIFO's handle: {e} (did the server block?)"),
+        }
+    }
+    // Still serving.
+    assert_eq!(read_all(&mut p.c, &target).unwrap(), b"target data");
+}
+
+/// The open-file cache keeps descriptors between calls; a file removed (through NFS or behind the
+/// server's back) must still be STALE for its old handle, whatever was cached, while a file that
+/// only lost one of its names stays valid.
+#[test]
+fn removed_files_are_stale_even_after_reads_and_writes() {
+    let mut p = Pair::new();
+    let root = p.root.clone();
+    let make = |p: &mut Pair, name: &str| {
+        let fh =
+            p.c.create(
+                &root,
+                name.as_bytes(),
+                createhow3::Guarded(mode_attr(0o644)),
+            )
+            .unwrap()
+            .obj
+            .unwrap();
+        // UNSTABLE, then a READ: the server now holds this file open, maybe with dirty pages.
+        p.c.write(
+            &fh,
+            0,
+            Bytes::from_static(b"cached data"),
+            stable_how::UNSTABLE,
+        )
+        .unwrap();
+        assert_eq!(read_all(&mut p.c, &fh).unwrap(), b"cached data");
+        fh
+    };
+    let via_nfs = make(&mut p, "removed-via-nfs");
+    let behind = make(&mut p, "removed-behind");
+    let replaced = make(&mut p, "replaced-by-rename");
+    let two_names = make(&mut p, "two-names");
+    make(&mut p, "newcomer");
+    p.c.link(&two_names, &root, b"second-name").unwrap();
+
+    p.c.remove(&root, b"removed-via-nfs").unwrap();
+    std::fs::remove_file(p.srv.export().join("removed-behind")).unwrap();
+    p.c.rename(&root, b"newcomer", &root, b"replaced-by-rename")
+        .unwrap();
+    p.c.remove(&root, b"two-names").unwrap();
+
+    for (what, fh) in [
+        ("removed through NFS", &via_nfs),
+        ("removed behind the server's back", &behind),
+        ("replaced by RENAME", &replaced),
+    ] {
+        assert_eq!(
+            nfs_err(p.c.getattr(fh)),
+            nfsstat3::NFS3ERR_STALE,
+            "GETATTR, {what}"
+        );
+        assert_eq!(
+            nfs_err(p.c.read(fh, 0, 100)),
+            nfsstat3::NFS3ERR_STALE,
+            "READ, {what}"
+        );
+        assert_eq!(
+            nfs_err(p.c.write(fh, 0, Bytes::from_static(b"x"), stable_how::FILE_SYNC)),
+            nfsstat3::NFS3ERR_STALE,
+            "WRITE, {what}"
+        );
+        assert_eq!(
+            nfs_err(p.c.setattr(fh, size_attr(0), None)),
+            nfsstat3::NFS3ERR_STALE,
+            "SETATTR, {what}"
+        );
+        assert_eq!(
+            nfs_err(p.c.commit(fh, 0, 0)),
+            nfsstat3::NFS3ERR_STALE,
+            "COMMIT, {what}"
+        );
+    }
+    // One name left: the same file, its data intact, still writable.
+    assert_eq!(read_all(&mut p.c, &two_names).unwrap(), b"cached data");
+    write_all(&mut p.c, &two_names, 0, b"CACHED").unwrap();
+    assert_eq!(
+        std::fs::read(p.srv.export().join("second-name")).unwrap(),
+        b"CACHED data"
+    );
+    // The renamed-over name now holds the newcomer, with its own data.
+    let now = fh_of(&mut p.c, &root, "replaced-by-rename");
+    assert_ne!(now, replaced);
+    assert_eq!(read_all(&mut p.c, &now).unwrap(), b"cached data");
+}
+
+/// Encodes REMOVE of `name` in `dir`.
+fn remove_args(dir: &nfs_fh3, name: &str) -> Bytes {
+    rnfs_xdr::to_bytes(&REMOVE3args {
+        object: diropargs3 {
+            dir: dir.clone(),
+            name: Opaque(Bytes::copy_from_slice(name.as_bytes())),
+        },
+    })
+}
+
+/// The NFS status of a raw reply (all NFSv3 results start with it).
+fn raw_nfs_status(r: rnfs_client::RpcReply) -> nfsstat3 {
+    match r.status {
+        ReplyStatus::Success(res) => {
+            let mut d = Decoder::new(res.slice(..4));
+            nfsstat3::decode(&mut d).unwrap()
+        }
+        other => panic!("RPC refused: {other}"),
+    }
+}
+
+/// RFC 1813 §3.3.12 and the duplicate request cache: a retransmitted REMOVE (same XID, same
+/// caller, same arguments, same client address) gets the first reply, on the same connection, on
+/// a new connection, and over UDP; a call that only shares the XID (another address, another
+/// credential, other arguments) is executed on its own.
+#[test]
+fn retransmitted_non_idempotent_calls_get_the_first_reply() {
+    let mut p = Pair::new();
+    let root = p.root.clone();
+    for n in ["r1", "r2", "r3"] {
+        p.c.create(&root, n.as_bytes(), createhow3::Guarded(mode_attr(0o644)))
+            .unwrap();
+    }
+    let xid = 0x5eed_0000 ^ std::process::id();
+    let args = remove_args(&root, "r1");
+    let first =
+        p.c.call_raw(Some(xid), NFS_PROGRAM, NFS_V3, NFSPROC3_REMOVE, &args)
+            .unwrap();
+    assert_eq!(raw_nfs_status(first.clone()), nfsstat3::NFS3_OK);
+    assert!(!p.srv.export().join("r1").exists());
+
+    // Retransmissions: same connection, a new connection (new port), UDP.
+    let again =
+        p.c.call_raw(Some(xid), NFS_PROGRAM, NFS_V3, NFSPROC3_REMOVE, &args)
+            .unwrap();
+    assert_eq!(
+        raw_nfs_status(again),
+        nfsstat3::NFS3_OK,
+        "a retransmitted REMOVE on the same connection was executed again"
+    );
+    let mut reconnected = tcp_as(&p.srv, UID, GID);
+    let r = reconnected
+        .call_raw(Some(xid), NFS_PROGRAM, NFS_V3, NFSPROC3_REMOVE, &args)
+        .unwrap();
+    assert_eq!(
+        raw_nfs_status(r),
+        nfsstat3::NFS3_OK,
+        "a REMOVE retransmitted after a reconnect was executed again"
+    );
+    let mut udp = Client::connect_udp(p.srv.udp_addr())
+        .unwrap()
+        .with_auth_sys(UID, GID, &[GID]);
+    let r = udp
+        .call_raw(Some(xid), NFS_PROGRAM, NFS_V3, NFSPROC3_REMOVE, &args)
+        .unwrap();
+    assert_eq!(
+        raw_nfs_status(r),
+        nfsstat3::NFS3_OK,
+        "a REMOVE retransmitted over UDP was executed again"
+    );
+
+    // Same XID and arguments from another address: another client's call, executed.
+    let mut other_host = Client::connect_tcp_from("127.0.0.2:0".parse().unwrap(), p.srv.tcp_addr())
+        .unwrap()
+        .with_auth_sys(UID, GID, &[GID]);
+    let r = other_host
+        .call_raw(Some(xid), NFS_PROGRAM, NFS_V3, NFSPROC3_REMOVE, &args)
+        .unwrap();
+    assert_eq!(
+        raw_nfs_status(r),
+        nfsstat3::NFS3ERR_NOENT,
+        "another host's call with a reused XID got the first host's reply"
+    );
+    // Same XID and arguments, another credential: executed (and checked) as that user.
+    let mut other_user = tcp_as(&p.srv, UID + 1, GID + 1);
+    let r = other_user
+        .call_raw(Some(xid), NFS_PROGRAM, NFS_V3, NFSPROC3_REMOVE, &args)
+        .unwrap();
+    assert_eq!(
+        raw_nfs_status(r),
+        nfsstat3::NFS3ERR_NOENT,
+        "another user's call with a reused XID got the first user's reply"
+    );
+    // Same XID and caller, other arguments: a new call, executed.
+    let r =
+        p.c.call_raw(
+            Some(xid),
+            NFS_PROGRAM,
+            NFS_V3,
+            NFSPROC3_REMOVE,
+            &remove_args(&root, "r2"),
+        )
+        .unwrap();
+    assert_eq!(raw_nfs_status(r), nfsstat3::NFS3_OK);
+    assert!(
+        !p.srv.export().join("r2").exists(),
+        "a call reusing an XID with other arguments was not executed"
+    );
+    assert!(p.srv.export().join("r3").exists());
 }

@@ -17,7 +17,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
 use rnfs_oncrpc::record::RecordReader;
@@ -68,6 +68,23 @@ pub struct Shared {
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
+/// Serves one record on the current (worker) thread. A panic in a handler is a bug: it is logged
+/// and the message gets no reply (the client retransmits); the server carries on.
+fn run_job(service: &Service, record: Bytes, origin: Origin) -> Option<Reply> {
+    let now = now_ms();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut reply = Reply::new();
+        match service.handle_record(record, origin, now, &mut reply) {
+            Outcome::Reply => Some(reply),
+            Outcome::Drop => None,
+        }
+    }));
+    result.unwrap_or_else(|_| {
+        warn!(peer = %origin.peer, "request handler panicked; no reply sent");
+        None
+    })
+}
+
 /// Runs `service.handle_record` on the worker pool. Returns the reply, or `None` when the message
 /// gets no reply.
 async fn process(
@@ -82,14 +99,7 @@ async fn process(
         t.set_stage(Stage::Fs);
     }
     let service = shared.service.clone();
-    let now = now_ms();
-    let job = tokio::task::spawn_blocking(move || {
-        let mut reply = Reply::new();
-        match service.handle_record(record, origin, now, &mut reply) {
-            Outcome::Reply => Some(reply),
-            Outcome::Drop => None,
-        }
-    });
+    let job = tokio::task::spawn_blocking(move || run_job(&service, record, origin));
     match job.await {
         Ok(reply) => {
             if let Some(t) = tracked {
@@ -255,8 +265,12 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         limits.connection_requests_max,
         now_ms(),
     );
-    let (reply_tx, mut reply_rx) =
-        mpsc::channel::<(Reply, Option<Tracked>)>(limits.connection_requests_max);
+    // A reply travels with its request's per-connection permit, released only once it is sent:
+    // so at most `connection_requests_max` replies exist per connection (being built, queued or
+    // being sent), and this channel, that large, never fills.
+    let (reply_tx, mut reply_rx) = mpsc::channel::<(Reply, Option<Tracked>, OwnedSemaphorePermit)>(
+        limits.connection_requests_max,
+    );
     let in_flight = Arc::new(Semaphore::new(limits.connection_requests_max));
     // Set by the writer when it gives up, so the reader stops too.
     let writer_gone = Arc::new(tokio::sync::Notify::new());
@@ -267,7 +281,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         let shared = shared.clone();
         let send_stall = std::time::Duration::from_millis(limits.send_stall_ms_max);
         tokio::spawn(async move {
-            while let Some((reply, tracked)) = reply_rx.recv().await {
+            while let Some((reply, tracked, permit)) = reply_rx.recv().await {
                 let bytes = (Reply::MARKER_BYTES + reply.message_len()) as u64;
                 // Dropping the reply on timeout returns its loan at once.
                 let sent = tokio::time::timeout(send_stall, send_reply(&mut wr, reply)).await;
@@ -277,6 +291,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                         .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
                 }
                 drop(tracked);
+                drop(permit);
                 match sent {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
@@ -321,16 +336,27 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                     conn.bytes_in
                         .fetch_add(record_bytes, std::sync::atomic::Ordering::Relaxed);
                     let tracked = conn.track(&record, now_ms());
-                    let shared = shared.clone();
+                    // A worker for it: waiting here stops this connection's reading (backpressure).
+                    let Ok(worker) = shared.workers.clone().acquire_owned().await else {
+                        return;
+                    };
+                    if let Some(t) = &tracked {
+                        t.set_stage(Stage::Fs);
+                    }
+                    let service = shared.service.clone();
                     let tx = reply_tx.clone();
-                    tokio::spawn(async move {
-                        let reply = process(&shared, record, origin, tracked.as_ref()).await;
+                    // Straight onto the worker pool; the job hands its reply to the writer itself.
+                    tokio::task::spawn_blocking(move || {
+                        let reply = run_job(&service, record, origin);
+                        drop((worker, global));
                         if let Some(reply) = reply {
-                            // Fails only when the writer is gone: the connection is closing.
-                            let _ = tx.send((reply, tracked)).await;
+                            if let Some(t) = &tracked {
+                                t.set_stage(Stage::Sending);
+                            }
+                            // Fails only when the writer is gone (the connection is closing);
+                            // the reply and its loan are then dropped here, O(1).
+                            let _ = tx.try_send((reply, tracked, permit));
                         }
-                        drop(permit);
-                        drop(global);
                     });
                 }
                 Ok(None) => break,
