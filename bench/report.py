@@ -13,8 +13,9 @@ import statistics
 import subprocess
 import sys
 
-SERVERS = ["rnfsd", "ganesha", "nfsserve"]
-PEERS = ["ganesha", "nfsserve"]
+SERVERS = ["rnfsd", "ganesha", "nfsserve", "rnfsd-base"]
+PEERS = ["ganesha", "nfsserve", "rnfsd-base"]
+COLORS = {"rnfsd": "#d62728", "ganesha": "#1f77b4", "nfsserve": "#2ca02c", "rnfsd-base": "#ff7f0e"}
 
 # workload -> (headline metric, unit, plot group). Order = table order.
 WORKLOADS = [
@@ -166,7 +167,8 @@ def markdown(meta, servers, known, table, machine):
     L = []
     L.append("# rnfsd benchmark results\n")
     L.append(f"Run {meta.get('date', '?')} · rnfsd built from {meta.get('rnfsd_source', '?')} "
-             f"(work tree then at `{meta.get('rnfsd_rev', '?')}`) · "
+             f"(work tree then at `{meta.get('rnfsd_rev', '?')}`) · " +
+             (f"rnfsd-base = rnfsd built from `{meta['baseline_rev']}` · " if meta.get("baseline_rev") else "") +
              f"nfs-ganesha {meta.get('ganesha', '?')} (VFS) · nfsserve {meta.get('nfsserve', '?')} "
              f"(bench/nfsserve-mirror) · {meta.get('cores', '?')} cores, Linux {meta.get('kernel', '?')} · "
              f"{meta.get('reps', '?')} repetition(s){' · **quick**' if meta.get('quick') else ''}.")
@@ -304,9 +306,8 @@ def plot(out, servers, known, table, machine):
                 f.write(f"{wl} " + " ".join(vals) + "\n")
         png = os.path.join(out, f"{group}.png")
         logscale = "set logscale y\n" if group == "meta" else ""
-        cols = " , ".join(f"'{dat}' using {i + 2}:xtic(1) title '{s}'" +
-                          (" lc rgb '#d62728'" if s == "rnfsd" else
-                           " lc rgb '#1f77b4'" if s == "ganesha" else " lc rgb '#2ca02c'")
+        ymin = "100" if logscale else "0"
+        cols = " , ".join(f"'{dat}' using {i + 2}:xtic(1) title '{s}' lc rgb '{COLORS[s]}'"
                           for i, s in enumerate(servers))
         script = f"""
 set terminal pngcairo size {max(900, 160 * len(rows))},560 font 'DejaVu Sans,10'
@@ -320,7 +321,7 @@ set key outside top center horizontal
 set xrange [-0.6:{len(rows) - 0.4}]
 set grid ytics
 set ylabel '{ylabel}'
-set yrange [{'1' if logscale else '0'}:*]
+set yrange [{ymin}:*]
 {logscale}set xtics rotate by -30 scale 0
 set bmargin 7
 set rmargin 6
@@ -354,8 +355,7 @@ plot {cols}
                 for wl, vals in rows:
                     f.write(wl + " " + " ".join(f"{v:.4f}" if v else "NaN" for v in vals) + "\n")
             png = os.path.join(out, "ratio.png")
-            cols = " , ".join(f"'{dat}' using {i + 2}:xtic(1) title 'rnfsd / {p}'" +
-                              (" lc rgb '#1f77b4'" if p == "ganesha" else " lc rgb '#2ca02c'")
+            cols = " , ".join(f"'{dat}' using {i + 2}:xtic(1) title 'rnfsd / {p}' lc rgb '{COLORS[p]}'"
                               for i, p in enumerate(peers))
             script = f"""
 set terminal pngcairo size {max(900, 120 * len(rows))},560 font 'DejaVu Sans,10'

@@ -99,6 +99,22 @@ fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
+/// A plain TCP connection from `local` (an address, and a port or 0) to `server`, for tests that
+/// speak raw bytes (hostile input, many idle connections from many loopback addresses).
+pub fn tcp_connect_from(
+    local: SocketAddr,
+    server: SocketAddr,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(server), Type::STREAM, Some(Protocol::TCP))?;
+    socket.bind(&local.into())?;
+    socket.connect_timeout(&server.into(), timeout)?;
+    let s: TcpStream = socket.into();
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
 fn name_of(name: &[u8]) -> filename3 {
     // Not checked against the limit on purpose: tests send over-long names to see the server's
     // NFS3ERR_NAMETOOLONG.
@@ -320,7 +336,33 @@ impl Client {
     ) -> Result<RpcReply> {
         let xid = xid.unwrap_or_else(|| self.take_xid());
         let msg = rpc::encode_call(xid, prog, vers, proc, &self.auth, args);
-        self.send_message(&msg)?;
+        self.exchange(xid, &msg).map(|(_, parsed)| parsed)
+    }
+
+    /// Like [`Client::call_raw`] with a given `xid`, but returns the reply message exactly as it
+    /// arrived (one record's bytes over TCP, the datagram over UDP): lets tests compare replies
+    /// byte for byte (a duplicate request cache must replay them identically).
+    pub fn call_raw_bytes(
+        &mut self,
+        xid: u32,
+        prog: u32,
+        vers: u32,
+        proc: u32,
+        args: &[u8],
+    ) -> Result<Bytes> {
+        let msg = rpc::encode_call(xid, prog, vers, proc, &self.auth, args);
+        self.exchange(xid, &msg).map(|(raw, _)| raw)
+    }
+
+    /// Receives the next reply message as raw bytes, whatever its XID (waits at most the timeout).
+    pub fn recv_raw(&mut self) -> Result<Bytes> {
+        self.recv_message(self.timeout)
+    }
+
+    /// Sends `msg` (a call with transaction id `xid`) and waits for the reply with that XID,
+    /// returning it raw and parsed. Over UDP the call is resent every retransmit interval.
+    fn exchange(&mut self, xid: u32, msg: &[u8]) -> Result<(Bytes, RpcReply)> {
+        self.send_message(msg)?;
         let deadline = Instant::now() + self.timeout;
         let mut stale = 0;
         loop {
@@ -337,20 +379,20 @@ impl Client {
                 Ok(m) => m,
                 Err(Error::Timeout(_)) if self.is_udp() => {
                     if Instant::now() < deadline {
-                        self.send_message(&msg)?;
+                        self.send_message(msg)?;
                     }
                     continue;
                 }
                 Err(e) => return Err(e),
             };
             // Over UDP a stray datagram is skipped; over TCP a bad record means a broken stream.
-            let parsed = match rpc::decode_reply(reply) {
+            let parsed = match rpc::decode_reply(reply.clone()) {
                 Ok(r) => r,
                 Err(_) if self.is_udp() => continue,
                 Err(e) => return Err(e.into()),
             };
             if parsed.xid == xid {
-                return Ok(parsed);
+                return Ok((reply, parsed));
             }
             stale += 1;
             if stale > MAX_STALE_REPLIES {

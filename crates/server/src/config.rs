@@ -58,6 +58,12 @@ pub struct Config {
     pub exports: Vec<ExportConfig>,
     #[serde(default)]
     pub limits: Limits,
+    /// Prometheus metrics over HTTP on this address (`GET /metrics`); off when absent.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
+    /// The file this configuration was loaded from (what `rnfsd ctl exports reload` re-reads).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// One exported directory.
@@ -186,7 +192,9 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Ok(toml::from_str(&text)?)
+        let mut config: Config = toml::from_str(&text)?;
+        config.source = Some(path.to_owned());
+        Ok(config)
     }
 
     /// The configuration `rnfsd serve DIR` uses: DIR exported read-write to loopback clients with
@@ -211,6 +219,8 @@ impl Config {
                 clients: vec![loopback("127.0.0.0/8"), loopback("::1/128")],
             }],
             limits: Limits::default(),
+            metrics: None,
+            source: None,
         }
     }
 }

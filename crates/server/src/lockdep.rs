@@ -8,12 +8,14 @@
 //!
 //! # Lock order
 //! There is none to keep, because no code path holds two of these at once. The locks are:
-//! `service.exports`, `service.mounts`, `service.portmap`, `registry.connections` and the
-//! watchdog's `watchdog.reports`; the storage backend's open-file cache lock is its own leaf lock.
+//! `service.exports`, `service.mounts`, `service.portmap`, `drc`, `registry.connections`,
+//! `transport.per_client` and the watchdog's `watchdog.reports`; the storage backend's open-file
+//! cache lock is its own leaf lock (see `rnfs-storage`'s `local/cache.rs`). The loan table has no
+//! lock at all (`rnfs-loan`).
 
 use std::panic::Location;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 /// A small number naming the current thread in lock reports.
 pub fn thread_number() -> u64 {
@@ -24,8 +26,13 @@ pub fn thread_number() -> u64 {
 
 /// A mutex that records its holder.
 pub struct TrackedMutex<T> {
-    name: &'static str,
     inner: Mutex<T>,
+    state: Arc<LockState>,
+}
+
+/// What a [`TrackedMutex`] records about itself; shared with the process-wide list.
+struct LockState {
+    name: &'static str,
     /// 0 when free.
     holder: AtomicU64,
     /// Where the holder took the lock. Its own tiny lock is held only to store or copy one
@@ -34,6 +41,20 @@ pub struct TrackedMutex<T> {
     since_ms: AtomicU64,
     waiters: AtomicU32,
     acquisitions: AtomicU64,
+}
+
+/// Every live tracked lock, weakly; pruned when a lock is created.
+static ALL_LOCKS: Mutex<Vec<Weak<LockState>>> = Mutex::new(Vec::new());
+
+/// The state of every tracked lock alive in the process, in creation order.
+pub fn all_locks() -> Vec<LockInfo> {
+    let states: Vec<Arc<LockState>> = ALL_LOCKS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    states.iter().map(|s| s.info()).collect()
 }
 
 /// A lock's state, as reported.
@@ -51,14 +72,22 @@ pub struct LockInfo {
 
 impl<T> TrackedMutex<T> {
     pub fn new(name: &'static str, value: T) -> Self {
-        TrackedMutex {
+        let state = Arc::new(LockState {
             name,
-            inner: Mutex::new(value),
             holder: AtomicU64::new(0),
             site: Mutex::new(None),
             since_ms: AtomicU64::new(0),
             waiters: AtomicU32::new(0),
             acquisitions: AtomicU64::new(0),
+        });
+        {
+            let mut all = ALL_LOCKS.lock().unwrap_or_else(PoisonError::into_inner);
+            all.retain(|w| w.strong_count() > 0);
+            all.push(Arc::downgrade(&state));
+        }
+        TrackedMutex {
+            inner: Mutex::new(value),
+            state,
         }
     }
 
@@ -67,19 +96,26 @@ impl<T> TrackedMutex<T> {
     #[track_caller]
     pub fn lock(&self) -> TrackedGuard<'_, T> {
         let site = Location::caller();
-        self.waiters.fetch_add(1, Ordering::Relaxed);
+        let st = &*self.state;
+        st.waiters.fetch_add(1, Ordering::Relaxed);
         let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        self.waiters.fetch_sub(1, Ordering::Relaxed);
-        *self.site.lock().unwrap_or_else(PoisonError::into_inner) = Some(site);
-        self.since_ms
+        st.waiters.fetch_sub(1, Ordering::Relaxed);
+        *st.site.lock().unwrap_or_else(PoisonError::into_inner) = Some(site);
+        st.since_ms
             .store(crate::transport::now_ms(), Ordering::Relaxed);
-        self.holder.store(thread_number(), Ordering::Release);
-        self.acquisitions.fetch_add(1, Ordering::Relaxed);
+        st.holder.store(thread_number(), Ordering::Release);
+        st.acquisitions.fetch_add(1, Ordering::Relaxed);
         TrackedGuard { lock: self, guard }
     }
 
     /// The lock's state, read without taking it.
     pub fn info(&self) -> LockInfo {
+        self.state.info()
+    }
+}
+
+impl LockState {
+    fn info(&self) -> LockInfo {
         let holder = self.holder.load(Ordering::Acquire);
         let held = holder != 0;
         let site = *self.site.lock().unwrap_or_else(PoisonError::into_inner);
@@ -117,7 +153,7 @@ impl<T> std::ops::DerefMut for TrackedGuard<'_, T> {
 
 impl<T> Drop for TrackedGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.holder.store(0, Ordering::Release);
+        self.lock.state.holder.store(0, Ordering::Release);
     }
 }
 
@@ -142,5 +178,20 @@ mod tests {
         drop(g);
         let info = m.info();
         assert_eq!((info.holder, info.site, info.acquisitions), (None, None, 1));
+    }
+
+    #[test]
+    fn every_live_lock_is_listed() {
+        let m = TrackedMutex::new("test.listed", ());
+        let _g = m.lock();
+        let listed = all_locks();
+        let info = listed
+            .iter()
+            .find(|l| l.name == "test.listed")
+            .expect("listed");
+        assert_eq!(info.holder, Some(thread_number()));
+        drop(_g);
+        drop(m);
+        assert!(all_locks().iter().all(|l| l.name != "test.listed"));
     }
 }
