@@ -278,7 +278,7 @@ def markdown(meta, servers, known, table, machine):
         L.append("## Failures and gaps\n")
         L.extend(notes)
         L.append("")
-    L.append("Raw per-repetition figures: `results.json` (and `raw.jsonl`). Plots: `*.png`. "
+    L.append("Raw per-repetition figures: `results.json` (`records`). Plots: `*.png`. "
              "How to read and reproduce: `bench/README.md`.")
     return "\n".join(L) + "\n"
 
@@ -358,7 +358,7 @@ plot {cols}
             cols = " , ".join(f"'{dat}' using {i + 2}:xtic(1) title 'rnfsd / {p}' lc rgb '{COLORS[p]}'"
                               for i, p in enumerate(peers))
             script = f"""
-set terminal pngcairo size {max(900, 120 * len(rows))},560 font 'DejaVu Sans,10'
+set terminal pngcairo size {max(900, 75 * len(rows))},600 font 'DejaVu Sans,10'
 set output '{png}'
 set title "rnfsd relative to each peer (median ÷ median; above 1 = rnfsd faster)"
 set style data histograms

@@ -79,7 +79,8 @@ fn io_err(e: std::io::Error) -> nfsstat3 {
         PermissionDenied => nfsstat3::NFS3ERR_ACCES,
         AlreadyExists => nfsstat3::NFS3ERR_EXIST,
         _ => match e.raw_os_error() {
-            Some(libc_enotdir) if libc_enotdir == 20 => nfsstat3::NFS3ERR_NOTDIR,
+            // errno values (Linux): ENOTDIR, EISDIR, ENOTEMPTY, ENOSPC.
+            Some(20) => nfsstat3::NFS3ERR_NOTDIR,
             Some(21) => nfsstat3::NFS3ERR_ISDIR,
             Some(39) => nfsstat3::NFS3ERR_NOTEMPTY,
             Some(28) => nfsstat3::NFS3ERR_NOSPC,
