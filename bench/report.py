@@ -13,9 +13,9 @@ import statistics
 import subprocess
 import sys
 
-SERVERS = ["rnfsd", "ganesha", "nfsserve", "rnfsd-base"]
-PEERS = ["ganesha", "nfsserve", "rnfsd-base"]
-COLORS = {"rnfsd": "#d62728", "ganesha": "#1f77b4", "nfsserve": "#2ca02c", "rnfsd-base": "#ff7f0e"}
+SERVERS = ["rnfsd", "ganesha", "nfsserve", "rnfsd-base", "rnfsd-copy"]
+PEERS = ["ganesha", "nfsserve", "rnfsd-base", "rnfsd-copy"]
+COLORS = {"rnfsd": "#d62728", "ganesha": "#1f77b4", "nfsserve": "#2ca02c", "rnfsd-base": "#ff7f0e", "rnfsd-copy": "#9467bd"}
 
 # workload -> (headline metric, unit, plot group). Order = table order.
 WORKLOADS = [

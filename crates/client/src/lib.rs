@@ -107,7 +107,11 @@ pub fn tcp_connect_from(
     timeout: Duration,
 ) -> io::Result<TcpStream> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(server), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(server),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.bind(&local.into())?;
     socket.connect_timeout(&server.into(), timeout)?;
     let s: TcpStream = socket.into();

@@ -1,5 +1,7 @@
 //! `rnfsd`: serve local directories to NFSv3 clients.
 
+mod ctl;
+
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -25,6 +27,49 @@ enum Command {
     /// `mount -t nfs -o vers=3,port=2049,mountport=2049,nolock 127.0.0.1:/srv/data /mnt`.
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
+
+    /// Ask a running rnfsd what it is doing (through its control socket).
+    ///
+    /// Commands:
+    ///   status                      version, uptime, exports, listeners, connections, loans, stalls
+    ///   connections                 each client connection: peer, auth, age, idle, requests, bytes
+    ///   requests                    every request in flight: xid, procedure, age, what it waits on
+    ///   loans                       READ data on loan: owner, file, range, bytes, age
+    ///   locks                       every tracked lock: holder thread, call site, held for, waiters
+    ///   exports                     the export table and client rules
+    ///   exports reload              re-read the --config file and swap the export table
+    ///   stats                       per-procedure calls, errors by status, latency percentiles
+    ///   stalls                      the watchdog's stall reports
+    ///   log                         the log filter and the clients under per-client debug
+    ///   log FILTER                  switch the log filter (e.g. 'rnfs_server=debug')
+    ///   log --client IP debug|off   log requests from IP at debug level, or stop
+    #[command(verbatim_doc_comment)]
+    Ctl(CtlArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CtlArgs {
+    /// The server's state directory (its control socket is STATE_DIR/rnfsd.sock).
+    /// [default: as for `rnfsd serve`]
+    #[arg(long, value_name = "DIR", conflicts_with = "socket")]
+    state_dir: Option<PathBuf>,
+
+    /// The control socket itself.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    /// Print the server's JSON reply instead of tables.
+    #[arg(long)]
+    json: bool,
+
+    /// The command and its arguments (see above).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    command: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -56,8 +101,17 @@ struct ServeArgs {
     ready_file: Option<PathBuf>,
 
     /// Log filter (tracing-subscriber syntax, e.g. `debug` or `rnfs_server=debug`); RUST_LOG also works.
+    /// Switch it at run time with `rnfsd ctl log FILTER`.
     #[arg(long, default_value = "info")]
     log: String,
+
+    /// Serve Prometheus metrics on this address (`GET http://ADDR/metrics`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
+
+    /// Print a one-line summary (requests/s, MiB/s in and out, connections) every SECS seconds.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "5")]
+    progress: Option<u64>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -71,18 +125,17 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Ctl(args) => ctl::run(args, default_state_dir),
     }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| args.log.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log filter")?,
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    rnfs_server::logging::init(
+        &filter,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    )
+    .map_err(anyhow::Error::msg)?;
 
     let mut config = match (&args.config, &args.dir) {
         (Some(path), None) => Config::load(path)?,
@@ -92,6 +145,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     if !args.listen.is_empty() {
         config.listen = args.listen.clone();
+    }
+    if args.metrics.is_some() {
+        config.metrics = args.metrics;
     }
     let state_dir = args
         .state_dir
@@ -121,8 +177,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .max_blocking_threads(workers + 8)
         .build()
         .context("cannot start the async runtime")?;
+    let progress = args
+        .progress
+        .map(|secs| std::time::Duration::from_secs(secs.max(1)));
     runtime.block_on(async move {
-        rnfs_server::serve(opts, shutdown_signal())
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        if let Some(every) = progress {
+            tokio::spawn(async move {
+                if let Ok(running) = ready_rx.await {
+                    // A plain thread: it sleeps and prints, and never touches the reactor.
+                    let _ = std::thread::Builder::new()
+                        .name("rnfsd-progress".into())
+                        .spawn(move || ctl::progress_loop(&running, every));
+                }
+            });
+        }
+        rnfs_server::serve_reporting(opts, Some(ready_tx), shutdown_signal())
             .await
             .map_err(anyhow::Error::from)
     })

@@ -193,7 +193,7 @@ impl Config {
             source,
         })?;
         let mut config: Config = toml::from_str(&text)?;
-        config.source = Some(path.to_owned());
+        config.source = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()));
         Ok(config)
     }
 

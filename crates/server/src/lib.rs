@@ -6,6 +6,8 @@
 //! * [`nfs`]: the NFSv3 procedures (RFC 1813 §3.3), one module per group of procedures.
 //! * [`transport`]: TCP (record marking) and UDP listeners.
 //! * [`rpcbind`]: registration with a system portmapper.
+//! * [`admin`], [`stats`], [`metrics`], [`logging`]: seeing inside a running server (`rnfsd ctl`,
+//!   per-procedure statistics, Prometheus metrics, request spans and run-time log switches).
 //!
 //! # Liveness rules
 //! These hold everywhere in this crate and are what keeps one stuck client or file from stopping
@@ -17,14 +19,18 @@
 //! 3. One task owns each connection's writes; closing a connection never waits for its sends.
 //! 4. Every queue between tasks is bounded.
 
+pub mod admin;
 pub mod config;
 pub mod drc;
 pub mod exports;
 pub mod lockdep;
+pub mod logging;
+pub mod metrics;
 pub mod nfs;
 pub mod registry;
 pub mod rpcbind;
 pub mod service;
+pub mod stats;
 pub mod transport;
 pub mod watchdog;
 
@@ -103,6 +109,15 @@ pub async fn serve(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    serve_reporting(opts, None, shutdown).await
+}
+
+/// [`serve`], handing the server's handles to `ready` once it listens (e.g. for a progress line).
+pub async fn serve_reporting(
+    opts: ServeOptions,
+    ready: Option<tokio::sync::oneshot::Sender<Running>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let key =
         rnfs_storage::handle::HandleKey::load_or_create(&opts.state_dir).map_err(|source| {
             ServeError::State {
@@ -111,7 +126,7 @@ pub async fn serve(
             }
         })?;
     let table = ExportTable::build(&opts.config, &key)?;
-    serve_with(opts, table, None, shutdown).await
+    serve_with(opts, table, ready, shutdown).await
 }
 
 /// What a running server exposes to its embedder (tests, the admin interface).
@@ -203,6 +218,18 @@ pub async fn serve_with(
     }
     service.set_own_ports(own);
 
+    let running = Running {
+        service: service.clone(),
+        registry: shared.registry.clone(),
+        watch: watch_state.clone(),
+        listening: ready_lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("tcp ").and_then(|a| a.parse().ok()))
+            .collect(),
+    };
+    // Admin interface: control socket and metrics listener (see `admin`).
+    admin::start(&running, &opts, &mut tasks).await?;
+
     let registered = start_portmap(opts.portmap, &listen, own, &shared, &mut tasks).await;
     announce(&service, own, &listen);
 
@@ -233,16 +260,7 @@ pub async fn serve_with(
         });
     }
     if let Some(tx) = ready {
-        let listening = ready_lines
-            .iter()
-            .filter_map(|l| l.strip_prefix("tcp ").and_then(|a| a.parse().ok()))
-            .collect();
-        let _ = tx.send(Running {
-            service: service.clone(),
-            registry: shared.registry.clone(),
-            watch: watch_state.clone(),
-            listening,
-        });
+        let _ = tx.send(running);
     }
 
     shutdown.await;
@@ -287,6 +305,22 @@ async fn graceful_stop(shared: &Arc<Shared>, tasks: &mut tokio::task::JoinSet<()
     if flushed.is_err() {
         warn!("flushing open files failed");
     }
+    let c = &shared.service.counters;
+    let spliced = c
+        .read_bytes_spliced
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let buffered = c
+        .read_bytes_buffered
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let served = spliced + buffered;
+    info!(
+        read_bytes_spliced = spliced,
+        read_bytes_buffered = buffered,
+        "READ data served: {} MiB, {} MiB of it copied once through user space ({:.3} bytes copied per byte served)",
+        served >> 20,
+        buffered >> 20,
+        if served == 0 { 0.0 } else { buffered as f64 / served as f64 }
+    );
 }
 
 /// Registers with a system portmapper, or serves port 111. Returns whether we registered.

@@ -52,6 +52,9 @@ struct Slot {
     prog: AtomicU32,
     proc_num: AtomicU32,
     started_ms: AtomicU64,
+    /// The request's file handle (every NFSv3 procedure's first argument), up to 64 bytes.
+    fh_words: [AtomicU64; 8],
+    fh_len: AtomicU8,
 }
 
 /// One connection's live state.
@@ -115,7 +118,19 @@ impl Connection {
                 slot.prog.store(word(3), Ordering::Relaxed);
                 slot.proc_num.store(word(5), Ordering::Relaxed);
                 slot.started_ms.store(now_ms, Ordering::Relaxed);
+                let fh = nfs_file_handle(record).unwrap_or(&[]);
+                for (i, w) in slot.fh_words.iter().enumerate() {
+                    let mut b = [0u8; 8];
+                    let chunk = fh.get(i * 8..).unwrap_or(&[]);
+                    let n = chunk.len().min(8);
+                    b[..n].copy_from_slice(&chunk[..n]);
+                    w.store(u64::from_be_bytes(b), Ordering::Relaxed);
+                }
+                slot.fh_len.store(fh.len() as u8, Ordering::Relaxed);
                 self.last_active_ms.store(now_ms, Ordering::Relaxed);
+                if let Some(auth) = crate::stats::auth_word(record) {
+                    self.last_auth.store(auth, Ordering::Relaxed);
+                }
                 return Some(Tracked {
                     conn: self.clone(),
                     idx,
@@ -137,12 +152,45 @@ impl Connection {
                     xid: s.xid.load(Ordering::Relaxed),
                     prog: s.prog.load(Ordering::Relaxed),
                     proc_num: s.proc_num.load(Ordering::Relaxed),
+                    file_handle: {
+                        let len = usize::from(s.fh_len.load(Ordering::Relaxed)).min(64);
+                        let mut fh: Vec<u8> = s
+                            .fh_words
+                            .iter()
+                            .flat_map(|w| w.load(Ordering::Relaxed).to_be_bytes())
+                            .collect();
+                        fh.truncate(len);
+                        fh
+                    },
                     started_ms: s.started_ms.load(Ordering::Relaxed),
                     stage,
                 })
             })
             .collect()
     }
+}
+
+/// The file handle an NFSv3 call names: the first argument of every procedure but NULL. Read from
+/// the raw record without trusting it: any inconsistency gives `None`.
+fn nfs_file_handle(record: &[u8]) -> Option<&[u8]> {
+    let word = |at: usize| -> Option<usize> {
+        let b = record.get(at..at + 4)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let padded = |n: usize| n.checked_add(3).map(|v| v & !3);
+    // xid, CALL, rpcvers, prog, vers, proc, then credential and verifier (flavour, length, body).
+    if word(4)? != 0 || word(12)? != rnfs_nfs3::NFS_PROGRAM as usize || word(20)? == 0 {
+        return None;
+    }
+    let cred_len = word(28)?;
+    let verf_at = 32usize.checked_add(padded(cred_len)?)?;
+    let verf_len = word(verf_at + 4)?;
+    let args_at = verf_at.checked_add(8)?.checked_add(padded(verf_len)?)?;
+    let fh_len = word(args_at)?;
+    if fh_len > rnfs_nfs3::NFS3_FHSIZE {
+        return None;
+    }
+    record.get(args_at + 4..args_at + 4 + fh_len)
 }
 
 /// A request in flight, as reported.
@@ -155,6 +203,8 @@ pub struct RequestInfo {
     pub proc_num: u32,
     pub started_ms: u64,
     pub stage: Stage,
+    /// The file handle the request names (empty for MOUNT, portmapper and NFS NULL).
+    pub file_handle: Vec<u8>,
 }
 
 impl RequestInfo {
@@ -274,10 +324,34 @@ mod tests {
             (r.stage, r.started_ms, r.procedure_name().as_str()),
             (Stage::Fs, 150, "NFS READ")
         );
+        assert!(r.file_handle.is_empty(), "not a well-formed NFS call");
         drop(a);
         drop(b);
         assert!(reg.requests().is_empty());
-        assert_eq!(conn.requests_served.load(Ordering::Relaxed), 2);
+
+        // A real GETATTR names its file handle.
+        let mut call = bytes::BytesMut::new();
+        let cred = rnfs_oncrpc::AuthSys {
+            stamp: 1,
+            machine_name: bytes::Bytes::from_static(b"host"),
+            uid: 1,
+            gid: 1,
+            gids: vec![5],
+        };
+        rnfs_oncrpc::encode_call(
+            &mut call,
+            9,
+            rnfs_nfs3::NFS_PROGRAM,
+            3,
+            rnfs_nfs3::NFSPROC3_GETATTR,
+            &cred.to_opaque(),
+        );
+        let fh = rnfs_nfs3::nfs_fh3::new(vec![7u8; 37]).unwrap();
+        rnfs_xdr::XdrEncode::encode(&rnfs_nfs3::GETATTR3args { object: fh }, &mut call);
+        let t = conn.track(&call, 200).unwrap();
+        assert_eq!(reg.requests()[0].file_handle, vec![7u8; 37]);
+        drop(t);
+        assert_eq!(conn.requests_served.load(Ordering::Relaxed), 3);
         drop(conn);
         assert!(reg.connections().is_empty());
     }

@@ -48,6 +48,9 @@ const ZERO_PAD: [u8; 3] = [0; 3];
 const READ_CHUNK_BYTES: usize = 64 << 10;
 /// Most UDP requests per socket the registry tracks at once.
 const UDP_TRACKED_MAX: usize = 256;
+/// At the connection limit, how long to wait for an evicted connection to close before evicting
+/// another.
+const EVICTION_WAIT_MS: u64 = 100;
 /// Largest UDP datagram we accept (the IPv4 maximum payload).
 pub const UDP_DATAGRAM_BYTES_MAX: usize = 65_507;
 
@@ -72,6 +75,10 @@ pub struct Shared {
 /// and the message gets no reply (the client retransmits); the server carries on.
 fn run_job(service: &Service, record: Bytes, origin: Origin) -> Option<Reply> {
     let now = now_ms();
+    // Admin: per-procedure statistics and the request's log span (see crate::stats).
+    let observed = crate::stats::Observed::start(&service.counters.procedures, &record, origin);
+    let span = observed.span().clone();
+    let _in_span = span.enter();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut reply = Reply::new();
         match service.handle_record(record, origin, now, &mut reply) {
@@ -79,10 +86,12 @@ fn run_job(service: &Service, record: Bytes, origin: Origin) -> Option<Reply> {
             Outcome::Drop => None,
         }
     }));
-    result.unwrap_or_else(|_| {
+    let reply = result.unwrap_or_else(|_| {
         warn!(peer = %origin.peer, "request handler panicked; no reply sent");
         None
-    })
+    });
+    observed.finish(reply.as_ref());
+    reply
 }
 
 /// Runs `service.handle_record` on the worker pool. Returns the reply, or `None` when the message
@@ -160,16 +169,21 @@ pub async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
         // connection is busy, wait (the kernel backlog holds newcomers).
         let permit = match shared.connections.clone().try_acquire_owned() {
             Ok(p) => p,
-            Err(_) => {
+            // The wait after an eviction is bounded: the victim may never return a permit (it can
+            // be a connection that already closed, its permit taken, while another reader of the
+            // registry — the watchdog, the admin interface — still held it), so evict again.
+            Err(_) => loop {
                 if let Some(peer) = shared.registry.evict_idlest() {
                     debug!(%peer, "connection limit reached: closing the idlest connection");
                     count(&shared.service.counters.connections_evicted_idle);
                 }
-                let Ok(p) = shared.connections.clone().acquire_owned().await else {
-                    return;
-                };
-                p
-            }
+                let wait = std::time::Duration::from_millis(EVICTION_WAIT_MS);
+                match tokio::time::timeout(wait, shared.connections.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => break p,
+                    Ok(Err(_)) => return,
+                    Err(_) => continue,
+                }
+            },
         };
         match listener.accept().await {
             Ok((stream, peer)) => {

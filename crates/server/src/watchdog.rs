@@ -214,11 +214,8 @@ fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry,
         );
     }
     let _ = writeln!(text, "locks:");
-    for lock in service
-        .lock_infos()
-        .into_iter()
-        .chain([registry.lock_info()])
-    {
+    // Every tracked lock alive in the process: the service's, the registry's, the DRC's, ...
+    for lock in crate::lockdep::all_locks() {
         match lock.holder {
             Some(h) => {
                 let _ = writeln!(

@@ -1,0 +1,601 @@
+//! `rnfsd ctl`: the client of the control socket (`rnfs_server::admin`), and the `--progress`
+//! line of `rnfsd serve`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use crate::CtlArgs;
+
+/// How long `rnfsd ctl` waits for the server (a reload reads files, so not too short).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest reply accepted.
+const REPLY_BYTES_MAX: u64 = 64 << 20;
+
+pub fn run(args: CtlArgs, default_state_dir: fn() -> PathBuf) -> anyhow::Result<()> {
+    let socket = match (&args.socket, &args.state_dir) {
+        (Some(s), _) => s.clone(),
+        (None, Some(d)) => d.join(rnfs_server::admin::SOCKET_NAME),
+        (None, None) => default_state_dir().join(rnfs_server::admin::SOCKET_NAME),
+    };
+    let request = request_for(&args.command)?;
+    let reply = call(&socket, &request)?;
+    if args.json {
+        println!("{reply}");
+    }
+    if reply["ok"] != json!(true) {
+        let msg = reply["error"]
+            .as_str()
+            .unwrap_or("the server refused the request");
+        if args.json {
+            std::process::exit(1);
+        }
+        bail!("{msg}");
+    }
+    if !args.json {
+        let cmd = reply["cmd"].as_str().unwrap_or_default();
+        print!("{}", human(cmd, &reply["data"]));
+    }
+    Ok(())
+}
+
+/// The JSON request for the words after `rnfsd ctl`.
+fn request_for(words: &[String]) -> anyhow::Result<Value> {
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    Ok(match w.as_slice() {
+        ["log"] => json!({"cmd": "log"}),
+        ["log", "--client", ip] => json!({"cmd": "log", "client": ip, "level": "debug"}),
+        ["log", "--client", ip, level] => json!({"cmd": "log", "client": ip, "level": level}),
+        ["log", "--client", ..] => bail!("usage: rnfsd ctl log --client IP [debug|off]"),
+        ["log", filter] => json!({"cmd": "log", "filter": filter}),
+        ["log", ..] => bail!("usage: rnfsd ctl log [FILTER | --client IP debug|off]"),
+        [] => bail!("no command; try `rnfsd ctl status`"),
+        words => json!({"cmd": words.join(" ")}),
+    })
+}
+
+/// Sends one request and reads its one-line reply.
+pub fn call(socket: &std::path::Path, request: &Value) -> anyhow::Result<Value> {
+    let mut stream = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot reach rnfsd at {} (is it running with this --state-dir? are you root or its user?)",
+            socket.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
+    let mut line = request.to_string();
+    line.push('\n');
+    // A server that refuses us answers and closes before reading: read its answer even when the
+    // write failed.
+    let wrote = stream.write_all(line.as_bytes());
+    let mut reply = String::new();
+    let read = std::io::Read::take(BufReader::new(&stream), REPLY_BYTES_MAX).read_line(&mut reply);
+    if reply.is_empty() {
+        wrote.context("sending the request")?;
+        read.context("reading the server's reply")?;
+        bail!("the server closed the control connection without replying");
+    }
+    serde_json::from_str(&reply).context("the server's reply is not JSON")
+}
+
+// ---- human-readable output ----
+
+fn human(cmd: &str, d: &Value) -> String {
+    match cmd {
+        "status" => status(d),
+        "connections" | "clients" => connections(d),
+        "requests" => requests(d),
+        "loans" => loans(d),
+        "locks" => locks(d),
+        "exports" => exports(&d["exports"], d["config"].as_str()),
+        "exports reload" | "reload" => reload(d),
+        "stats" => stats(d),
+        "stalls" => stalls(d),
+        "log" => log(d),
+        _ => format!("{d:#}\n"),
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(x) => x.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+/// 850ms, 12.3s, 5m03s, 2h04m.
+pub fn dur(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
+/// 512 B, 1.5 KiB, 3.2 MiB.
+pub fn bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn us(v: &Value) -> String {
+    match v.as_u64() {
+        None => "-".into(),
+        Some(x) if x < 1000 => format!("{x}µs"),
+        Some(x) if x < 1_000_000 => format!("{:.1}ms", x as f64 / 1000.0),
+        Some(x) => format!("{:.2}s", x as f64 / 1e6),
+    }
+}
+
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(c);
+            } else {
+                let pad = widths[i] - c.chars().count();
+                out.push_str(c);
+                out.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn status(d: &Value) -> String {
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    let exports: Vec<String> = d["exports"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    format!(
+                        "{} (id {}, {})",
+                        s(&e["mount_path"]),
+                        e["id"],
+                        s(&e["local_path"])
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let l = &d["loans"];
+    let mut out = format!(
+        "rnfsd {} (pid {}), up {}\n",
+        s(&d["version"]),
+        d["pid"],
+        dur(n(&d["uptime_ms"]))
+    );
+    let rows = [
+        ("listening", list(&d["listeners"])),
+        ("metrics", s(&d["metrics"])),
+        ("control socket", s(&d["control_socket"])),
+        ("config", s(&d["config"])),
+        ("exports", exports.join("; ")),
+        ("connections", d["connections"].to_string()),
+        (
+            "requests",
+            format!(
+                "{} in flight, {} served",
+                d["requests_in_flight"], d["requests_total"]
+            ),
+        ),
+        (
+            "loans",
+            format!(
+                "{} outstanding ({}) of {} slots, {} lent in all",
+                l["outstanding"],
+                bytes(n(&l["bytes_outstanding"])),
+                l["slots"],
+                l["lent_total"]
+            ),
+        ),
+        (
+            "READ data",
+            format!(
+                "{} zero-copy, {} buffered",
+                bytes(n(&d["read_bytes"]["zero_copy"])),
+                bytes(n(&d["read_bytes"]["buffered"]))
+            ),
+        ),
+        ("WRITE data", bytes(n(&d["write_bytes"]))),
+        ("write verifier", s(&d["write_verifier"])),
+        ("DRC hits", d["drc_hits"].to_string()),
+        (
+            "stalls",
+            format!(
+                "{} (runtime heartbeat {} ago)",
+                d["stalls_total"],
+                dur(n(&d["heartbeat_age_ms"]))
+            ),
+        ),
+        ("log filter", s(&d["log_filter"])),
+    ];
+    for (k, v) in rows {
+        out.push_str(&format!("{:<16}{v}\n", format!("{k}:")));
+    }
+    out
+}
+
+fn connections(d: &Value) -> String {
+    let rows: Vec<Vec<String>> = d
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    vec![
+                        s(&c["id"]),
+                        s(&c["peer"]),
+                        s(&c["transport"]),
+                        s(&c["auth"]),
+                        s(&c["uid"]),
+                        dur(n(&c["age_ms"])),
+                        dur(n(&c["idle_ms"])),
+                        s(&c["requests_served"]),
+                        format!(
+                            "{} ({}/{}/{})",
+                            c["in_flight"], c["queued"], c["in_fs"], c["sending"]
+                        ),
+                        bytes(n(&c["bytes_in"])),
+                        bytes(n(&c["bytes_out"])),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(
+        &[
+            "ID",
+            "PEER",
+            "PROTO",
+            "AUTH",
+            "UID",
+            "AGE",
+            "IDLE",
+            "SERVED",
+            "IN FLIGHT (queued/fs/send)",
+            "IN",
+            "OUT",
+        ],
+        &rows,
+    )
+}
+
+fn requests(d: &Value) -> String {
+    let rows: Vec<Vec<String>> = d
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    vec![
+                        s(&r["conn"]),
+                        s(&r["peer"]),
+                        s(&r["xid"]),
+                        s(&r["procedure"]),
+                        {
+                            // Handles are up to 64 bytes: the table shows the first 20.
+                            let fh = s(&r["file_handle"]);
+                            fh.get(..40).map_or(fh.clone(), |p| format!("{p}…"))
+                        },
+                        dur(n(&r["age_ms"])),
+                        s(&r["waiting_on"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if rows.is_empty() {
+        return "no requests in flight\n".into();
+    }
+    table(
+        &[
+            "CONN",
+            "PEER",
+            "XID",
+            "PROCEDURE",
+            "FILE HANDLE",
+            "AGE",
+            "WAITING ON",
+        ],
+        &rows,
+    )
+}
+
+fn loans(d: &Value) -> String {
+    let mut out = format!(
+        "{} loans outstanding ({}) of {} slots; {} lent in all, {} READs found no free slot\n",
+        d["outstanding"],
+        bytes(n(&d["bytes_outstanding"])),
+        d["slots"],
+        d["lent_total"],
+        d["exhausted"]
+    );
+    let rows: Vec<Vec<String>> = d["loans"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|l| {
+                    let off = n(&l["offset"]);
+                    vec![
+                        s(&l["slot"]),
+                        s(&l["kind"]),
+                        s(&l["state"]),
+                        s(&l["owner_conn"]),
+                        s(&l["peer"]),
+                        s(&l["fileid"]),
+                        format!("{off}..{}", off + n(&l["bytes"])),
+                        bytes(n(&l["bytes"])),
+                        dur(n(&l["age_ms"])),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !rows.is_empty() {
+        out.push_str(&table(
+            &[
+                "SLOT", "KIND", "STATE", "CONN", "PEER", "FILEID", "RANGE", "BYTES", "AGE",
+            ],
+            &rows,
+        ));
+    }
+    out
+}
+
+fn locks(d: &Value) -> String {
+    let rows: Vec<Vec<String>> = d
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|l| {
+                    let held = l["held"] == json!(true);
+                    vec![
+                        s(&l["name"]),
+                        if held { "HELD" } else { "free" }.into(),
+                        l["holder_thread"]
+                            .as_u64()
+                            .map_or("-".into(), |t| format!("thread #{t}")),
+                        s(&l["site"]),
+                        l["held_for_ms"].as_u64().map_or("-".into(), dur),
+                        s(&l["waiters"]),
+                        s(&l["acquisitions"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(
+        &[
+            "LOCK", "STATE", "HOLDER", "TAKEN AT", "HELD FOR", "WAITERS", "ACQUIRED",
+        ],
+        &rows,
+    )
+}
+
+fn exports(list: &Value, config: Option<&str>) -> String {
+    let mut out = format!(
+        "config: {}\n",
+        config.unwrap_or("- (serving a directory given on the command line)")
+    );
+    for e in list.as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "export {} id {} -> {}\n",
+            s(&e["mount_path"]),
+            e["id"],
+            s(&e["local_path"])
+        ));
+        for r in e["rules"].as_array().into_iter().flatten() {
+            let mut flags = vec![s(&r["access"])];
+            if r["all_squash"] == json!(true) {
+                flags.push("all_squash".into());
+            } else if r["root_squash"] == json!(true) {
+                flags.push("root_squash".into());
+            }
+            if r["secure"] == json!(true) {
+                flags.push("secure".into());
+            }
+            flags.push(format!("anon {}:{}", r["anonuid"], r["anongid"]));
+            out.push_str(&format!(
+                "  client {:<20} {}\n",
+                s(&r["match"]),
+                flags.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+fn reload(d: &Value) -> String {
+    let names = |v: &Value| {
+        let a: Vec<String> = v.as_array().into_iter().flatten().map(s).collect();
+        if a.is_empty() {
+            "none".to_owned()
+        } else {
+            a.join(", ")
+        }
+    };
+    format!(
+        "reloaded {}: added {}; changed {}; removed {}; unchanged {}\n{}",
+        s(&d["config"]),
+        names(&d["added"]),
+        names(&d["changed"]),
+        names(&d["removed"]),
+        names(&d["unchanged"]),
+        exports(&d["exports"], None)
+            .split_once('\n')
+            .map_or("", |x| x.1)
+    )
+}
+
+fn stats(d: &Value) -> String {
+    let mut out = format!(
+        "{} requests in {}; network {} in, {} out; READ {} zero-copy + {} buffered; WRITE {}; DRC hits {}\n",
+        d["requests_total"],
+        dur(n(&d["uptime_ms"])),
+        bytes(n(&d["bytes_in"])),
+        bytes(n(&d["bytes_out"])),
+        bytes(n(&d["read_bytes_zero_copy"])),
+        bytes(n(&d["read_bytes_buffered"])),
+        bytes(n(&d["write_bytes"])),
+        d["drc_hits"],
+    );
+    let rows: Vec<Vec<String>> = d["procedures"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    let mut errors: Vec<String> = p["errors"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k}×{v}"))
+                        .collect();
+                    if n(&p["no_reply"]) > 0 {
+                        errors.push(format!("no reply×{}", p["no_reply"]));
+                    }
+                    let l = &p["latency_us"];
+                    vec![
+                        format!("{} {}", s(&p["program"]), s(&p["procedure"])),
+                        s(&p["calls"]),
+                        us(&l["mean"]),
+                        us(&l["p50"]),
+                        us(&l["p90"]),
+                        us(&l["p99"]),
+                        us(&l["max"]),
+                        if errors.is_empty() {
+                            "-".into()
+                        } else {
+                            errors.join(" ")
+                        },
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push_str(&table(
+        &[
+            "PROCEDURE",
+            "CALLS",
+            "MEAN",
+            "P50",
+            "P90",
+            "P99",
+            "MAX",
+            "ERRORS",
+        ],
+        &rows,
+    ));
+    out
+}
+
+fn stalls(d: &Value) -> String {
+    let mut out = format!(
+        "{} stalls reported (bound {})\n",
+        d["stalls_total"],
+        dur(n(&d["stall_bound_ms"]))
+    );
+    for r in d["reports"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "--- {} ago ---\n{}",
+            dur(n(&r["ago_ms"])),
+            s(&r["text"])
+        ));
+    }
+    out
+}
+
+fn log(d: &Value) -> String {
+    let clients: Vec<String> = d["debug_clients"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(s)
+        .collect();
+    format!(
+        "filter: {}\nper-client debug: {}\n",
+        s(&d["filter"]),
+        if clients.is_empty() {
+            "none".to_owned()
+        } else {
+            clients.join(", ")
+        }
+    )
+}
+
+// ---- --progress ----
+
+/// Prints one summary line every `every` until the process exits.
+pub fn progress_loop(running: &rnfs_server::Running, every: Duration) {
+    let stats = &running.service.counters.procedures;
+    let read = || {
+        (
+            stats.calls_total(),
+            stats.bytes_in.load(Ordering::Relaxed),
+            stats.bytes_out.load(Ordering::Relaxed),
+        )
+    };
+    let mut last = read();
+    let mut last_t = Instant::now();
+    loop {
+        std::thread::sleep(every);
+        let now = read();
+        let t = Instant::now();
+        let secs = t.duration_since(last_t).as_secs_f64().max(1e-3);
+        let conns = running.registry.connections();
+        let tcp = conns
+            .iter()
+            .filter(|c| c.transport == rnfs_server::service::Transport::Tcp)
+            .count();
+        let in_flight: usize = conns.iter().map(|c| c.requests().len()).sum();
+        let mib = |b: u64| b as f64 / secs / (1 << 20) as f64;
+        println!(
+            "rnfsd: {:.0} req/s, in {:.1} MiB/s, out {:.1} MiB/s, {tcp} connections, {in_flight} in flight, {} requests in all",
+            now.0.saturating_sub(last.0) as f64 / secs,
+            mib(now.1.saturating_sub(last.1)),
+            mib(now.2.saturating_sub(last.2)),
+            now.0,
+        );
+        last = now;
+        last_t = t;
+    }
+}

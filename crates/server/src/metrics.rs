@@ -1,0 +1,400 @@
+//! Prometheus metrics on an opt-in HTTP listener (`rnfsd serve --metrics 127.0.0.1:9xxx`).
+//!
+//! The text is produced by `prometheus-client` (OpenMetrics text format) from one [`Collector`]
+//! that reads the server's atomics at scrape time: nothing on the request path knows metrics
+//! exist. Labels come from fixed sets only (program, procedure, status name, transport, reason),
+//! so the number of series is bounded whatever clients send.
+//!
+//! The HTTP side is deliberately tiny: HTTP/1.1, `GET /metrics` (or `/`), one request per
+//! connection, a bounded request head, a deadline for the whole exchange, and a bounded number of
+//! scrapes at once.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+use crate::stats::{bucket_upper_us, LATENCY_BUCKETS};
+use crate::Running;
+
+/// Largest HTTP request head accepted.
+const REQUEST_HEAD_BYTES_MAX: usize = 8 << 10;
+/// Deadline for one scrape (read request, encode, write response).
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Scrapes served at once; more wait in the accept backlog.
+const SCRAPES_MAX: usize = 4;
+
+/// Reads a running server's state for Prometheus.
+#[derive(Clone)]
+pub struct ServerCollector {
+    running: Running,
+    started_ms: u64,
+}
+
+impl std::fmt::Debug for ServerCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerCollector")
+    }
+}
+
+impl ServerCollector {
+    /// `started_ms`: when the server started, on [`crate::transport::now_ms`]'s clock.
+    pub fn new(running: Running, started_ms: u64) -> Self {
+        ServerCollector {
+            running,
+            started_ms,
+        }
+    }
+
+    /// The metrics text (OpenMetrics), as served at `/metrics`.
+    pub fn render(&self) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(self.clone()));
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            out = "# metrics encoding failed\n".to_owned();
+        }
+        out
+    }
+}
+
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(value);
+    let m = enc.encode_descriptor(name, help, None, c.metric_type())?;
+    c.encode(m)
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let g = ConstGauge::new(value);
+    let m = enc.encode_descriptor(name, help, None, g.metric_type())?;
+    g.encode(m)
+}
+
+/// A counter with one label taking several values.
+fn counter_by(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(&str, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (v, n) in values {
+        let labels = [(label, *v)];
+        let labels = labels.as_slice();
+        let f = m.encode_family(&labels)?;
+        ConstCounter::new(*n).encode(f)?;
+    }
+    Ok(())
+}
+
+fn sat(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Collector for ServerCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let r = &self.running;
+        let svc = &r.service;
+        let c = &svc.counters;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let procs = c.procedures.snapshot();
+        let called: Vec<_> = procs.iter().filter(|p| p.calls > 0).collect();
+
+        {
+            let mut m = enc.encode_descriptor(
+                "rnfsd_requests",
+                "RPC requests handled, by program and procedure",
+                None,
+                MetricType::Counter,
+            )?;
+            for p in &called {
+                let labels = [("program", p.program), ("procedure", p.procedure)];
+                let labels = labels.as_slice();
+                ConstCounter::new(p.calls).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "rnfsd_request_errors",
+                "Requests that failed, by program, procedure and status (nfsstat3, mountstat3 or RPC)",
+                None,
+                MetricType::Counter,
+            )?;
+            for p in &called {
+                for (status, n) in &p.errors {
+                    let labels = [
+                        ("program", p.program),
+                        ("procedure", p.procedure),
+                        ("status", status.as_str()),
+                    ];
+                    let labels = labels.as_slice();
+                    ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+                }
+                if p.dropped > 0 {
+                    let labels = [
+                        ("program", p.program),
+                        ("procedure", p.procedure),
+                        ("status", "NO_REPLY"),
+                    ];
+                    let labels = labels.as_slice();
+                    ConstCounter::new(p.dropped).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "rnfsd_request_duration_seconds",
+                "Time from taking a request to its reply being ready, by program and procedure",
+                None,
+                MetricType::Histogram,
+            )?;
+            for p in &called {
+                let labels = [("program", p.program), ("procedure", p.procedure)];
+                let labels = labels.as_slice();
+                let buckets: Vec<(f64, u64)> = (0..LATENCY_BUCKETS)
+                    .map(|i| {
+                        let ub = bucket_upper_us(i).map_or(f64::INFINITY, |u| u as f64 / 1e6);
+                        (ub, p.latency[i])
+                    })
+                    .collect();
+                let count: u64 = p.latency.iter().sum();
+                m.encode_family(&labels)?
+                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                        p.latency_sum_us as f64 / 1e6,
+                        count,
+                        &buckets,
+                        None,
+                    )?;
+            }
+        }
+        counter_by(
+            &mut enc,
+            "rnfsd_read_bytes",
+            "NFS READ data bytes sent: zero-copy (spliced from the page cache) or buffered (one copy)",
+            "path",
+            &[
+                ("zero_copy", load(&c.read_bytes_spliced)),
+                ("buffered", load(&c.read_bytes_buffered)),
+            ],
+        )?;
+        counter(
+            &mut enc,
+            "rnfsd_write_bytes",
+            "NFS WRITE data bytes written (successful WRITEs)",
+            load(&c.procedures.write_bytes),
+        )?;
+        counter_by(
+            &mut enc,
+            "rnfsd_network_bytes",
+            "RPC message bytes received and sent",
+            "direction",
+            &[
+                ("in", load(&c.procedures.bytes_in)),
+                ("out", load(&c.procedures.bytes_out)),
+            ],
+        )?;
+
+        let loans = svc.loans().stats();
+        gauge(
+            &mut enc,
+            "rnfsd_loans_outstanding",
+            "READ replies holding a loan slot now",
+            i64::try_from(loans.outstanding).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            &mut enc,
+            "rnfsd_loan_bytes_outstanding",
+            "READ data bytes on loan now",
+            sat(loans.bytes_outstanding),
+        )?;
+        counter(&mut enc, "rnfsd_loans_lent", "Loans made", loans.lent_total)?;
+        counter(
+            &mut enc,
+            "rnfsd_loans_exhausted",
+            "READs served without a loan because every slot was busy",
+            loans.exhausted,
+        )?;
+
+        let drc = &svc.drc.stats;
+        counter(
+            &mut enc,
+            "rnfsd_drc_hits",
+            "Retransmitted non-idempotent calls answered from the duplicate request cache",
+            load(&drc.hits),
+        )?;
+        counter(
+            &mut enc,
+            "rnfsd_drc_in_progress_drops",
+            "Retransmissions dropped because the original call was still running",
+            load(&drc.in_progress_drops),
+        )?;
+
+        let conns = r.registry.connections();
+        let tcp = conns
+            .iter()
+            .filter(|c| c.transport == crate::service::Transport::Tcp)
+            .count();
+        gauge(
+            &mut enc,
+            "rnfsd_connections",
+            "Open TCP connections",
+            i64::try_from(tcp).unwrap_or(i64::MAX),
+        )?;
+        let in_flight: usize = conns.iter().map(|c| c.requests().len()).sum();
+        gauge(
+            &mut enc,
+            "rnfsd_requests_in_flight",
+            "Requests received and not yet answered",
+            i64::try_from(in_flight).unwrap_or(i64::MAX),
+        )?;
+        counter_by(
+            &mut enc,
+            "rnfsd_connections_closed",
+            "Connections the server closed, by reason",
+            "reason",
+            &[
+                ("idle", load(&c.connections_closed_idle)),
+                ("evicted_idlest", load(&c.connections_evicted_idle)),
+                ("slow_record", load(&c.connections_closed_slow_record)),
+                ("send_stall", load(&c.connections_closed_send_stall)),
+                ("bad_record", load(&c.connections_closed_bad_record)),
+            ],
+        )?;
+        counter(
+            &mut enc,
+            "rnfsd_connections_refused",
+            "Connections refused because their client had too many",
+            load(&c.connections_refused_per_client),
+        )?;
+        counter(
+            &mut enc,
+            "rnfsd_udp_datagrams_dropped",
+            "UDP requests dropped because the server was at its request limit",
+            load(&c.udp_datagrams_dropped),
+        )?;
+        counter(
+            &mut enc,
+            "rnfsd_watchdog_stalls",
+            "Stalls the watchdog reported (requests, loans or the runtime stuck past the bound)",
+            r.watch.stalls_total.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            &mut enc,
+            "rnfsd_uptime_seconds",
+            "Seconds since the server started",
+            sat(crate::transport::now_ms().saturating_sub(self.started_ms) / 1000),
+        )?;
+        Ok(())
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the task is cancelled.
+pub async fn serve(listener: TcpListener, collector: ServerCollector) {
+    let collector = Arc::new(collector);
+    let scrapes = Arc::new(Semaphore::new(SCRAPES_MAX));
+    loop {
+        let Ok(permit) = scrapes.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "metrics: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let collector = collector.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(SCRAPE_TIMEOUT, scrape(stream, &collector)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => debug!(%peer, error = %e, "metrics: scrape failed"),
+                Err(_) => debug!(%peer, "metrics: scrape timed out"),
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn scrape(mut stream: TcpStream, collector: &ServerCollector) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+        if head.len() > REQUEST_HEAD_BYTES_MAX {
+            return respond(
+                &mut stream,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                "request head too large\n",
+            )
+            .await;
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    match (method, path) {
+        ("GET", "/metrics") | ("GET", "/") => {
+            let body = collector.render();
+            respond(
+                &mut stream,
+                "200 OK",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                &body,
+            )
+            .await
+        }
+        ("GET", _) => respond(&mut stream, "404 Not Found", "text/plain", "try /metrics\n").await,
+        _ => {
+            respond(
+                &mut stream,
+                "405 Method Not Allowed",
+                "text/plain",
+                "GET only\n",
+            )
+            .await
+        }
+    }
+}
+
+async fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
