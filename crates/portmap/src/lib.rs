@@ -85,29 +85,8 @@ xdr_struct! {
     }
 }
 
-/// Why a call's arguments could not be decoded; maps one to one onto RPC `accept_stat`s.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ArgsError {
-    /// The procedure number is not part of this program version (`PROC_UNAVAIL`).
-    ProcUnavail(u32),
-    /// The arguments are malformed, over a bound, or followed by extra bytes (`GARBAGE_ARGS`).
-    GarbageArgs(rnfs_xdr::Error),
-}
-
-impl std::fmt::Display for ArgsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ArgsError::ProcUnavail(p) => write!(f, "procedure {p} unavailable"),
-            ArgsError::GarbageArgs(e) => write!(f, "garbage arguments: {e}"),
-        }
-    }
-}
-impl std::error::Error for ArgsError {}
-impl From<rnfs_xdr::Error> for ArgsError {
-    fn from(e: rnfs_xdr::Error) -> Self {
-        ArgsError::GarbageArgs(e)
-    }
-}
+/// Why a call's arguments could not be decoded (shared by every program's `Args::decode`).
+pub use rnfs_xdr::ArgsError;
 
 /// The arguments of any portmapper v2 procedure.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -349,12 +349,7 @@ impl Service {
         }
         let args = match pmap::Args::decode(call.header.proc_num, call.args.clone()) {
             Ok(a) => a,
-            Err(pmap::ArgsError::ProcUnavail(_)) => {
-                return reply_header(out, xid, ReplyHeader::ProcUnavail)
-            }
-            Err(pmap::ArgsError::GarbageArgs(_)) => {
-                return reply_header(out, xid, ReplyHeader::GarbageArgs)
-            }
+            Err(e) => return refuse_args(out, call, &e),
         };
         let res = match args {
             pmap::Args::Null => pmap::Res::Null,
@@ -462,12 +457,7 @@ impl Service {
         }
         let args = match mount::Args::decode(call.header.proc_num, call.args.clone()) {
             Ok(a) => a,
-            Err(mount::ArgsError::ProcUnavail(_)) => {
-                return reply_header(out, xid, ReplyHeader::ProcUnavail)
-            }
-            Err(mount::ArgsError::GarbageArgs(_)) => {
-                return reply_header(out, xid, ReplyHeader::GarbageArgs)
-            }
+            Err(e) => return refuse_args(out, call, &e),
         };
         let host = call.peer.ip().to_string();
         let res = match args {
@@ -644,6 +634,18 @@ pub enum Denied {
     Access,
     /// Refused at the RPC level (AUTH_ERROR), e.g. an insecure port on a `secure` export.
     Auth(AuthStat),
+}
+
+/// Answers arguments that could not be decoded: PROC_UNAVAIL or GARBAGE_ARGS (RFC 5531 §9).
+pub fn refuse_args(out: &mut BytesMut, call: &Call, e: &rnfs_xdr::ArgsError) -> Outcome {
+    let header = match e {
+        rnfs_xdr::ArgsError::ProcUnavail(_) => ReplyHeader::ProcUnavail,
+        rnfs_xdr::ArgsError::GarbageArgs(err) => {
+            debug!(peer = %call.peer, prog = call.header.prog, proc = call.header.proc_num, error = %err, "garbage arguments");
+            ReplyHeader::GarbageArgs
+        }
+    };
+    reply_header(out, call.header.xid, header)
 }
 
 /// Writes a reply that is only a header.

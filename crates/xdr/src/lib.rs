@@ -42,6 +42,24 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Why a procedure's arguments could not be decoded; maps one to one onto the RPC `accept_stat`s
+/// PROC_UNAVAIL and GARBAGE_ARGS (RFC 5531 §9). Every protocol crate's `Args::decode` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgsError {
+    /// The procedure number is not part of this program version (`PROC_UNAVAIL`).
+    #[error("procedure {0} unavailable")]
+    ProcUnavail(u32),
+    /// The arguments are malformed, over a bound, or followed by extra bytes (`GARBAGE_ARGS`).
+    #[error("garbage arguments: {0}")]
+    GarbageArgs(Error),
+}
+
+impl From<Error> for ArgsError {
+    fn from(e: Error) -> Self {
+        ArgsError::GarbageArgs(e)
+    }
+}
+
 /// Bytes of padding after `len` bytes of opaque data (RFC 4506 §4.9).
 #[inline]
 pub const fn pad_len(len: usize) -> usize {

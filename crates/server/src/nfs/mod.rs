@@ -17,7 +17,6 @@ mod write;
 use rnfs_nfs3::{self as nfs3, nfsstat3, Args, Res};
 use rnfs_oncrpc::{AuthStat, ReplyHeader};
 use rnfs_storage as storage;
-use tracing::debug;
 
 use crate::service::{
     reply_header, reply_success, Authorized, Call, Denied, Outcome, Reply, Service,
@@ -43,13 +42,7 @@ pub fn dispatch(svc: &Service, call: &Call, reply: &mut Reply) -> Outcome {
     }
     let args = match Args::decode(call.header.proc_num, call.args.clone()) {
         Ok(a) => a,
-        Err(nfs3::ArgsError::ProcUnavail(_)) => {
-            return reply_header(out, xid, ReplyHeader::ProcUnavail)
-        }
-        Err(nfs3::ArgsError::GarbageArgs(e)) => {
-            debug!(peer = %call.peer, proc = call.header.proc_num, error = %e, "garbage NFS arguments");
-            return reply_header(out, xid, ReplyHeader::GarbageArgs);
-        }
+        Err(e) => return crate::service::refuse_args(out, call, &e),
     };
     // READ builds its own reply: its data travels as the reply's tail, on loan.
     let args = match args {
