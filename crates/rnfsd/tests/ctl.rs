@@ -18,9 +18,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use rnfs_client::nfs3::{nfs_fh3, nfsstat3, READ3args, NFSPROC3_READ, NFS_PROGRAM, NFS_V3};
 use rnfs_client::{Client, Error};
-use rnfs_server::config::{ClientRule, Config};
-use rnfs_server::exports::{Export, ExportTable};
-use rnfs_server::{serve_with, PortmapMode, ServeOptions};
 use rnfs_storage::fault::{Action, FaultBackend, Op, Rule};
 use serde_json::Value;
 
@@ -608,14 +605,13 @@ fn progress_line_is_printed() {
 
 /// A server on a fault-injecting backend, in this process.
 struct InProcess {
-    _dir: tempfile::TempDir,
     export_dir: PathBuf,
     socket: PathBuf,
     addr: SocketAddr,
     faulty: Arc<FaultBackend>,
-    rt: tokio::runtime::Runtime,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<Result<(), rnfs_server::ServeError>>>,
+    // Dropped before the directory: the server stops first.
+    _server: rnfs_server::embed::Embedded,
+    _dir: tempfile::TempDir,
 }
 
 impl InProcess {
@@ -626,62 +622,27 @@ impl InProcess {
         let key = rnfs_storage::handle::HandleKey::random().unwrap();
         let local = Arc::new(rnfs_storage::local::LocalFs::new(9, &export_dir, key).unwrap());
         let faulty = Arc::new(FaultBackend::new(local));
-        let mut config = Config::single_export(export_dir.clone());
-        config.listen = vec!["127.0.0.1:0".parse().unwrap()];
-        config.limits.stall_bound_ms = stall_bound_ms;
-        let rule = ClientRule::from_config(&config.exports[0].clients[0]).unwrap();
-        let export = Arc::new(Export {
-            id: 9,
-            mount_path: "/export".into(),
-            local_path: export_dir.clone(),
-            backend: faulty.clone(),
-            rules: vec![rule],
-        });
-        let state_dir = dir.path().join("state");
-        let opts = ServeOptions {
-            config,
-            state_dir: state_dir.clone(),
-            ready_file: None,
-            portmap: PortmapMode::Off,
+        let limits = rnfs_server::config::Limits {
+            stall_bound_ms,
+            ..Default::default()
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = rt.spawn(serve_with(
-            opts,
-            ExportTable::from_exports(vec![export]),
-            Some(ready_tx),
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
-        let running = rt.block_on(ready_rx).unwrap();
+        let state_dir = dir.path().join("state");
+        let server = rnfs_server::embed::Embedded::start(
+            faulty.clone(),
+            9,
+            "/export",
+            export_dir.clone(),
+            limits,
+            state_dir.clone(),
+        )
+        .unwrap();
         InProcess {
             socket: state_dir.join("rnfsd.sock"),
-            addr: running.listening[0],
+            addr: server.addr(),
             export_dir,
             faulty,
+            _server: server,
             _dir: dir,
-            rt,
-            stop: Some(stop_tx),
-            server: Some(server),
-        }
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(h) = self.server.take() {
-            let _ = self
-                .rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(15), h).await });
         }
     }
 }

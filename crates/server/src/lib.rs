@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod config;
 pub mod drc;
+pub mod embed;
 pub mod exports;
 pub mod lockdep;
 pub mod logging;

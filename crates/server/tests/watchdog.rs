@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rnfs_client::Client;
-use rnfs_server::config::{ClientRule, Config};
-use rnfs_server::exports::{Export, ExportTable};
-use rnfs_server::{serve_with, PortmapMode, ServeOptions};
+use rnfs_server::config::Limits;
+use rnfs_server::embed::Embedded;
 use rnfs_storage::fault::{Action, FaultBackend, Op, Rule};
 use rnfs_storage::handle::HandleKey;
 use rnfs_storage::local::LocalFs;
@@ -29,41 +28,21 @@ fn stalled_read_is_reported_and_others_are_served() {
     let key = HandleKey::random().unwrap();
     let local = Arc::new(LocalFs::new(7, &export_dir, key).unwrap());
     let faulty = Arc::new(FaultBackend::new(local));
-    let mut config = Config::single_export(export_dir.clone());
-    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
-    config.limits.stall_bound_ms = STALL_BOUND_MS;
-    let rule = ClientRule::from_config(&config.exports[0].clients[0]).unwrap();
-    let export = Arc::new(Export {
-        id: 7,
-        mount_path: "/export".into(),
-        local_path: export_dir.clone(),
-        backend: faulty.clone(),
-        rules: vec![rule],
-    });
-    let opts = ServeOptions {
-        config,
-        state_dir: dir.path().join("state"),
-        ready_file: None,
-        portmap: PortmapMode::Off,
+    let limits = Limits {
+        stall_bound_ms: STALL_BOUND_MS,
+        ..Limits::default()
     };
-
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(serve_with(
-        opts,
-        ExportTable::from_exports(vec![export]),
-        Some(ready_tx),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
-    let running = rt.block_on(ready_rx).unwrap();
-    let addr: SocketAddr = running.listening[0];
+    let server = Embedded::start(
+        faulty.clone(),
+        7,
+        "/export",
+        export_dir.clone(),
+        limits,
+        dir.path().join("state"),
+    )
+    .unwrap();
+    let running = server.running.clone();
+    let addr: SocketAddr = server.addr();
 
     let mut setup = Client::connect_tcp(addr)
         .unwrap()
@@ -150,6 +129,5 @@ fn stalled_read_is_reported_and_others_are_served() {
         .collect();
     assert_eq!(reports.len(), 1, "one report per stall");
 
-    let _ = stop_tx.send(());
-    rt.block_on(server).unwrap().unwrap();
+    server.stop().unwrap();
 }
