@@ -157,6 +157,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
         ("portmap", portmap_seeds()),
         ("mount", mount_seeds()),
         ("nfs3", nfs3_seeds()),
+        ("dispatch", dispatch::seeds()),
     ]
 }
 
@@ -548,6 +549,305 @@ fn nfs3_seeds() -> Vec<Seed> {
     ]
 }
 
+/// The input layout of the `dispatch` target (whole requests through `Service::handle_record`),
+/// shared by the target, its seeds and the seed check.
+///
+/// * byte 0, flags: bits 0–1 the kind (0 = the rest is the raw RPC message; 1 = NFS, 2 = MOUNT,
+///   3 = portmapper: a valid call header is built and the rest are the arguments); bit 2 = over
+///   UDP (else TCP); bit 3 = AUTH_NONE (else AUTH_SYS); bit 4 = byte 2 is the program version
+///   (else the version the server serves);
+/// * byte 1: the procedure (`% 32`, so a few invalid numbers are tried too);
+/// * byte 2: the AUTH_SYS uid selector (0 = root, 1 = 1000, 2 = 65534, else 1000 + byte), or the
+///   version with bit 4;
+/// * byte 3: the low byte of the xid;
+/// * the rest: the arguments (or the message), in which every `FH#` followed by an index byte is
+///   replaced by the XDR encoding (length + bytes) of the scratch export's handle of that index
+///   (modulo their number: 0 = the root, then a file, a directory, a symlink, a file in the
+///   directory, a FIFO), so calls get past file-handle checks.
+pub mod dispatch {
+    use super::{Seed, W};
+
+    pub const HANDLE_TOKEN: &[u8; 3] = b"FH#";
+    pub const KIND_RAW: u8 = 0;
+    pub const KIND_NFS: u8 = 1;
+    pub const KIND_MOUNT: u8 = 2;
+    pub const KIND_PORTMAP: u8 = 3;
+    pub const FLAG_UDP: u8 = 4;
+    pub const FLAG_AUTH_NONE: u8 = 8;
+    pub const FLAG_VERSION: u8 = 16;
+
+    /// A decoded input: the RPC message to serve and over which transport.
+    pub struct Request {
+        pub message: Vec<u8>,
+        pub udp: bool,
+    }
+
+    /// The XDR opaque encoding of `h`.
+    fn opaque(h: &[u8]) -> Vec<u8> {
+        W::new().opaque(h).done()
+    }
+
+    /// `body` with each handle token replaced (see the module docs).
+    pub fn substitute(body: &[u8], handles: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(body.len() + 64);
+        let mut i = 0;
+        while i < body.len() {
+            if !handles.is_empty()
+                && body[i..].starts_with(HANDLE_TOKEN)
+                && i + HANDLE_TOKEN.len() < body.len()
+            {
+                let idx = usize::from(body[i + HANDLE_TOKEN.len()]) % handles.len();
+                out.extend_from_slice(&opaque(&handles[idx]));
+                i += HANDLE_TOKEN.len() + 1;
+            } else {
+                out.push(body[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// Builds the request an input stands for; `None` if it is too short.
+    pub fn request(data: &[u8], handles: &[Vec<u8>]) -> Option<Request> {
+        let (&flags, rest) = data.split_first()?;
+        let udp = flags & FLAG_UDP != 0;
+        let kind = flags & 3;
+        if kind == KIND_RAW {
+            return Some(Request {
+                message: substitute(rest, handles),
+                udp,
+            });
+        }
+        if rest.len() < 3 {
+            return None;
+        }
+        let (proc_num, sel, xid_low) = (u32::from(rest[0] % 32), rest[1], rest[2]);
+        let (prog, vers) = match kind {
+            KIND_NFS => (100_003, 3),
+            KIND_MOUNT => (100_005, 3),
+            _ => (100_000, 2),
+        };
+        let vers = if flags & FLAG_VERSION != 0 {
+            u32::from(sel)
+        } else {
+            vers
+        };
+        let uid = match sel {
+            0 => 0,
+            1 => 1000,
+            2 => 65534,
+            s => 1000 + u32::from(s),
+        };
+        let auth_sys = (flags & FLAG_AUTH_NONE == 0).then_some(uid);
+        let args = substitute(&rest[3..], handles);
+        let xid = 0x5eed_0000 | u32::from(xid_low);
+        Some(Request {
+            message: super::call(xid, prog, vers, proc_num, auth_sys, &args),
+            udp,
+        })
+    }
+
+    fn seed(name: &str, flags: u8, proc_num: u8, sel: u8, args: W) -> Seed {
+        let mut v = vec![flags, proc_num, sel, proc_num];
+        v.extend(args.done());
+        (name.to_string(), v)
+    }
+
+    /// A handle token for handle `i`.
+    fn fh(i: u8) -> W {
+        W::new().raw(HANDLE_TOKEN).raw(&[i])
+    }
+
+    const ROOT: u8 = 0;
+    const FILE: u8 = 1;
+    const DIR: u8 = 2;
+    const LINK: u8 = 3;
+
+    pub fn seeds() -> Vec<Seed> {
+        let nfs = KIND_NFS;
+        let sattr_none = || super::sattr3_none();
+        let dirop = |dir: u8, name: &[u8]| fh(dir).opaque(name);
+        let mut v = vec![
+            seed("nfs-null", nfs, 0, 1, W::new()),
+            seed("nfs-getattr-root", nfs, 1, 1, fh(ROOT)),
+            seed(
+                "nfs-setattr-file",
+                nfs,
+                2,
+                1,
+                fh(FILE).raw(&super::sattr3_all().done()).u32(0),
+            ),
+            seed("nfs-lookup", nfs, 3, 1, dirop(ROOT, b"f")),
+            seed("nfs-access", nfs, 4, 2, fh(FILE).u32(0x3f)),
+            seed("nfs-readlink", nfs, 5, 1, fh(LINK)),
+            seed("nfs-read", nfs, 6, 1, fh(FILE).u64(0).u32(4096)),
+            seed(
+                "nfs-read-spliced",
+                nfs,
+                6,
+                1,
+                fh(FILE).u64(0).u32(64 << 10),
+            ),
+            seed(
+                "nfs-write-unstable",
+                nfs,
+                7,
+                1,
+                fh(FILE).u64(100).u32(5).u32(0).opaque(b"hello"),
+            ),
+            seed(
+                "nfs-write-filesync",
+                nfs,
+                7,
+                1,
+                fh(FILE).u64(0).u32(3).u32(2).opaque(b"abc"),
+            ),
+            seed(
+                "nfs-create-guarded",
+                nfs,
+                8,
+                1,
+                dirop(DIR, b"new").u32(1).raw(&sattr_none().done()),
+            ),
+            seed(
+                "nfs-create-exclusive",
+                nfs,
+                8,
+                1,
+                dirop(ROOT, b"excl").u32(2).fixed(&[1, 2, 3, 4, 5, 6, 7, 8]),
+            ),
+            seed(
+                "nfs-mkdir",
+                nfs,
+                9,
+                1,
+                dirop(ROOT, b"sub").raw(&sattr_none().done()),
+            ),
+            seed(
+                "nfs-symlink",
+                nfs,
+                10,
+                1,
+                dirop(DIR, b"ln")
+                    .raw(&sattr_none().done())
+                    .opaque(b"../f"),
+            ),
+            seed(
+                "nfs-mknod-fifo",
+                nfs,
+                11,
+                1,
+                dirop(DIR, b"fifo").u32(7).raw(&sattr_none().done()),
+            ),
+            seed("nfs-remove", nfs, 12, 1, dirop(DIR, b"g")),
+            seed("nfs-rmdir", nfs, 13, 1, dirop(ROOT, b"d")),
+            seed(
+                "nfs-rename",
+                nfs,
+                14,
+                1,
+                dirop(ROOT, b"f").raw(&dirop(DIR, b"f2").done()),
+            ),
+            seed(
+                "nfs-link",
+                nfs,
+                15,
+                1,
+                fh(FILE).raw(&dirop(DIR, b"hard").done()),
+            ),
+            seed(
+                "nfs-readdir",
+                nfs,
+                16,
+                1,
+                fh(ROOT).u64(0).fixed(&[0; 8]).u32(4096),
+            ),
+            seed(
+                "nfs-readdirplus",
+                nfs,
+                17,
+                1,
+                fh(DIR).u64(0).fixed(&[0; 8]).u32(4096).u32(32_768),
+            ),
+            seed("nfs-fsstat", nfs, 18, 1, fh(ROOT)),
+            seed("nfs-fsinfo", nfs, 19, 1, fh(ROOT)),
+            seed("nfs-pathconf", nfs, 20, 1, fh(ROOT)),
+            seed("nfs-commit", nfs, 21, 1, fh(FILE).u64(0).u32(0)),
+            seed("nfs-getattr-root-squashed", nfs, 1, 0, fh(ROOT)),
+            seed(
+                "nfs-getattr-auth-none-udp",
+                nfs | FLAG_AUTH_NONE | FLAG_UDP,
+                1,
+                1,
+                fh(DIR),
+            ),
+            seed("nfs-v4-mismatch", nfs | FLAG_VERSION, 0, 4, W::new()),
+            seed("mount-mnt", KIND_MOUNT, 1, 1, W::new().opaque(b"/export")),
+            seed(
+                "mount-mnt-below",
+                KIND_MOUNT,
+                1,
+                1,
+                W::new().opaque(b"/export/d"),
+            ),
+            seed("mount-dump", KIND_MOUNT, 2, 1, W::new()),
+            seed("mount-umnt", KIND_MOUNT, 3, 1, W::new().opaque(b"/export")),
+            seed("mount-export", KIND_MOUNT, 5, 1, W::new()),
+            seed(
+                "portmap-getport",
+                KIND_PORTMAP,
+                3,
+                1,
+                W::new().u32(100_003).u32(3).u32(6).u32(0),
+            ),
+            seed(
+                "portmap-set",
+                KIND_PORTMAP,
+                1,
+                1,
+                W::new().u32(400_000).u32(1).u32(6).u32(999),
+            ),
+            seed("portmap-dump", KIND_PORTMAP, 4, 1, W::new()),
+        ];
+        // A whole message, as the raw kind sees it.
+        let mut raw = vec![KIND_RAW];
+        raw.extend(super::call(
+            7,
+            100_003,
+            3,
+            1,
+            Some(1000),
+            &W::new().raw(HANDLE_TOKEN).raw(&[0]).done(),
+        ));
+        v.push(("raw-getattr".to_string(), raw));
+        v
+    }
+
+    /// Checks one seed: it builds a call that decodes, with arguments its program accepts.
+    pub fn check(data: &[u8]) -> Result<(), String> {
+        // Stand-in handles of the sizes the local backend makes.
+        let handles: Vec<Vec<u8>> = (0u8..6).map(|i| vec![i; 40]).collect();
+        let req = request(data, &handles).ok_or("too short")?;
+        let (header, args) = rnfs_oncrpc::decode_call(bytes::Bytes::from(req.message))
+            .map_err(|e| format!("call header: {e}"))?;
+        let p = header.proc_num;
+        let r = match (header.prog, header.vers) {
+            (100_003, 3) => rnfs_nfs3::Args::decode(p, args)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            (100_005, 3) => rnfs_mount::Args::decode(p, args)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            (100_000, 2) => rnfs_portmap::Args::decode(p, args)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            // A version the server does not serve: nothing to decode.
+            _ => Ok(()),
+        };
+        r.map_err(|e| format!("arguments of procedure {p}: {e}"))
+    }
+}
+
 /// Every seed must decode: a seed that does not is either a wrong seed or a decoder bug. Returns
 /// a description of each failure.
 pub fn check_seeds() -> Vec<String> {
@@ -612,6 +912,7 @@ pub fn check_seeds() -> Vec<String> {
                     }
                     r
                 }
+                "dispatch" => dispatch::check(&data),
                 _ => Ok(()),
             };
             if let Err(e) = ok {

@@ -140,6 +140,14 @@ impl Connection {
         None
     }
 
+    /// Whether no request is in flight on this connection (what [`Connection::requests`] would
+    /// say, without building the list).
+    pub fn is_idle(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|s| s.stage.load(Ordering::Acquire) == 0)
+    }
+
     /// Requests in flight on this connection.
     pub fn requests(&self) -> Vec<RequestInfo> {
         self.slots
@@ -279,7 +287,7 @@ impl Registry {
         let victim = self
             .connections()
             .into_iter()
-            .filter(|c| c.transport == Transport::Tcp && c.requests().is_empty())
+            .filter(|c| c.transport == Transport::Tcp && c.is_idle())
             .min_by_key(|c| c.last_active_ms.load(Ordering::Relaxed))?;
         // notify_one stores a permit, so a reader not waiting right now still sees it.
         victim.close.notify_one();
