@@ -681,13 +681,7 @@ pub mod dispatch {
             seed("nfs-access", nfs, 4, 2, fh(FILE).u32(0x3f)),
             seed("nfs-readlink", nfs, 5, 1, fh(LINK)),
             seed("nfs-read", nfs, 6, 1, fh(FILE).u64(0).u32(4096)),
-            seed(
-                "nfs-read-spliced",
-                nfs,
-                6,
-                1,
-                fh(FILE).u64(0).u32(64 << 10),
-            ),
+            seed("nfs-read-spliced", nfs, 6, 1, fh(FILE).u64(0).u32(64 << 10)),
             seed(
                 "nfs-write-unstable",
                 nfs,
@@ -728,9 +722,7 @@ pub mod dispatch {
                 nfs,
                 10,
                 1,
-                dirop(DIR, b"ln")
-                    .raw(&sattr_none().done())
-                    .opaque(b"../f"),
+                dirop(DIR, b"ln").raw(&sattr_none().done()).opaque(b"../f"),
             ),
             seed(
                 "nfs-mknod-fifo",
