@@ -40,24 +40,7 @@ const UID: u32 = USER;
 /// The most an honest client may wait for one reply while the server is under attack.
 const HONEST_LATENCY_MAX: Duration = Duration::from_secs(1);
 
-fn require_root() {
-    assert!(
-        running_as_root(),
-        "needs root (rnfsd needs CAP_DAC_READ_SEARCH)"
-    );
-}
-
 // ---- measuring ----------------------------------------------------------------------------------
-
-/// A `/proc/PID/status` field in KiB (VmHWM = peak resident set, VmRSS = resident now).
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
 
 fn peak_rss_mib(pid: u32) -> f64 {
     proc_status_kib(pid, "VmHWM") as f64 / 1024.0
@@ -177,7 +160,7 @@ impl Drop for Honest {
 /// A server with a file `data` (64 KiB) in an export owned by [`UID`], serving with these
 /// `[limits]` lines.
 fn server_with_limits(limits: &str) -> TestServer {
-    require_root();
+    require_root("rnfsd needs CAP_DAC_READ_SEARCH");
     let mut srv = TestServer::new();
     chown(srv.export(), UID, UID);
     write_random_file(&srv.export().join("data"), 64 << 10, 1);
@@ -1282,7 +1265,7 @@ fn client_that_never_reads_its_replies_is_disconnected_and_its_loans_returned() 
     use rnfs_server::exports::ExportTable;
     use rnfs_server::{serve_with, PortmapMode, ServeOptions};
     const STALL_MS: u64 = 1500;
-    require_root();
+    require_root("rnfsd needs CAP_DAC_READ_SEARCH");
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("export");
     std::fs::create_dir(&export).unwrap();

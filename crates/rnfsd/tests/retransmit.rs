@@ -31,16 +31,9 @@ use rnfs_xdr::{to_bytes, Opaque};
 
 const UID: u32 = USER;
 
-fn require_root() {
-    assert!(
-        running_as_root(),
-        "needs root (rnfsd needs CAP_DAC_READ_SEARCH)"
-    );
-}
-
 /// A server whose export belongs to [`UID`].
 fn server() -> TestServer {
-    require_root();
+    require_root("rnfsd needs CAP_DAC_READ_SEARCH");
     let mut srv = TestServer::new();
     chown(srv.export(), UID, UID);
     srv.start();
@@ -398,7 +391,7 @@ mod in_process {
 
     impl Server {
         pub fn start() -> Server {
-            require_root();
+            require_root("rnfsd needs CAP_DAC_READ_SEARCH");
             let dir = tempfile::tempdir().unwrap();
             let export_dir = dir.path().join("export");
             std::fs::create_dir(&export_dir).unwrap();

@@ -34,13 +34,6 @@ use rnfs_xdr::{to_bytes, Opaque};
 const OWNER: u32 = 2000;
 const NOBODY: u32 = 65534;
 
-fn require_root() {
-    assert!(
-        running_as_root(),
-        "needs root (rnfsd; files owned by others)"
-    );
-}
-
 fn ip(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
 }
@@ -398,7 +391,7 @@ fn call(c: &mut Client, proc_num: u32, args: &[u8]) -> Outcome {
 
 #[test]
 fn callers_act_as_themselves() {
-    require_root();
+    require_root("rnfsd; files owned by others");
     let mut srv = TestServer::new();
     let ex = srv.export().to_owned();
     set_mode(&ex, 0o755);
@@ -499,7 +492,7 @@ fn callers_act_as_themselves() {
 
 #[test]
 fn root_is_squashed_to_nobody_by_default() {
-    require_root();
+    require_root("rnfsd; files owned by others");
     let mut srv = TestServer::new();
     let ex = srv.export().to_owned();
     set_mode(&ex, 0o777);
@@ -551,7 +544,7 @@ fn root_is_squashed_to_nobody_by_default() {
 
 #[test]
 fn squash_options_map_identities_as_configured() {
-    require_root();
+    require_root("rnfsd; files owned by others");
     let mut srv = TestServer::new();
     let ex = srv.export().to_owned();
     set_mode(&ex, 0o777);
@@ -615,7 +608,7 @@ fn squash_options_map_identities_as_configured() {
 
 #[test]
 fn read_only_rule_refuses_every_modifying_procedure() {
-    require_root();
+    require_root("rnfsd; files owned by others");
     let mut srv = TestServer::new();
     populate(srv.export(), USER);
     // Rules in order: 127.0.0.3 read-only, then all of loopback read-write (first match wins).
@@ -702,7 +695,7 @@ fn read_only_rule_refuses_every_modifying_procedure() {
 
 #[test]
 fn client_outside_the_rules_is_refused_at_mount_and_on_every_procedure() {
-    require_root();
+    require_root("rnfsd; files owned by others");
     let mut srv = TestServer::new();
     populate(srv.export(), USER);
     srv.set_config(&config(
@@ -766,7 +759,7 @@ fn privileged_client(srv: &TestServer) -> Client {
 
 #[test]
 fn secure_rule_refuses_unprivileged_source_ports() {
-    require_root();
+    require_root("rnfsd; files owned by others");
     let mut srv = TestServer::new();
     populate(srv.export(), USER);
     srv.set_config(&config(
@@ -829,7 +822,7 @@ fn secure_rule_refuses_unprivileged_source_ports() {
 /// outside the export. (A plain `open(O_CREAT)` follows symlinks.)
 #[test]
 fn create_never_follows_a_symlink_out_of_the_export() {
-    require_root();
+    require_root("rnfsd; files owned by others");
     let mut srv = TestServer::new();
     let ex = srv.export().to_owned();
     set_mode(&ex, 0o777);
@@ -894,7 +887,7 @@ fn create_never_follows_a_symlink_out_of_the_export() {
 /// beyond its rules there (RENAME and LINK name two directories; both are checked).
 #[test]
 fn operations_across_exports_follow_both_exports_rules() {
-    require_root();
+    require_root("rnfsd; files owned by others");
     let mut srv = TestServer::new();
     let a = srv.export().to_owned();
     let b = srv.scratch().join("second");
@@ -992,7 +985,7 @@ fn operations_across_exports_follow_both_exports_rules() {
 /// still be decided per call, for the caller, with the file's current mode.
 #[test]
 fn open_files_kept_between_calls_do_not_carry_permission_over() {
-    require_root();
+    require_root("rnfsd; files owned by others");
     let mut srv = TestServer::new();
     let ex = srv.export().to_owned();
     set_mode(&ex, 0o777);

@@ -36,14 +36,6 @@ const OLD: nfstime3 = nfstime3 {
     nseconds: 0,
 };
 
-fn require_root() {
-    assert!(
-        running_as_root(),
-        "these tests need root: rnfsd needs CAP_DAC_READ_SEARCH, and the reference side acts as \
-         uid {UID} with setfsuid"
-    );
-}
-
 /// A server whose export belongs to [`UID`], a reference directory beside it owned likewise, and a
 /// client acting as [`UID`].
 struct Pair {
@@ -55,7 +47,7 @@ struct Pair {
 
 impl Pair {
     fn new() -> Pair {
-        require_root();
+        require_root("rnfsd needs CAP_DAC_READ_SEARCH, and the reference side acts as uid 1000 with setfsuid");
         let mut srv = TestServer::new();
         chown(srv.export(), UID, GID);
         let reference = srv.scratch().join("reference");
