@@ -19,9 +19,13 @@
 //!    `faccessat2(AT_EACCESS)`. READ (like WRITE) uses a descriptor from the open-file cache
 //!    ([`cache`]) and asks `faccessat2` for the caller first, with RFC 1813 §4.4's two allowances
 //!    (see [`write`](mod@write): the owner may read and write its file whatever the mode bits, and an
-//!    executable file may be read). GETATTR, READLINK, FSSTAT and PATHCONF need no
-//!    permission on the object (as for `stat(2)`/`readlink(2)` once the path is resolved) and run as
-//!    root on the `O_PATH` descriptor, which saves the identity switches.
+//!    executable file may be read). The last READ grant is remembered on the cached descriptor,
+//!    keyed on the caller's ids and groups and the file's owner, group, mode and ctime: a stream of
+//!    READs by one caller pays for the identity switch once, and any chmod/chown/ACL change asks
+//!    again. GETATTR, READLINK, FSSTAT and PATHCONF need no permission on the object (as for
+//!    `stat(2)`/`readlink(2)` once the path is resolved) and run as root on the `O_PATH`
+//!    descriptor, which saves the identity switches; GETATTR of a file in the open-file cache is
+//!    one `fstat` of the cached descriptor.
 //!
 //! An object whose last link is gone (`st_nlink == 0`, e.g. a file still held open by a local
 //! process or by the open-file cache) is [`Error::Stale`]: it is no longer part of the export.
@@ -112,6 +116,9 @@ pub struct LocalFs {
     /// Write-back errors seen so far ([`Backend::writeback_errors`]); shared with every
     /// [`cache::OpenFile`], whose last `fsync` may happen when it leaves the cache.
     writeback_errors: Arc<AtomicU64>,
+    /// Keys the digests of remembered READ permissions (per process, random), so that no caller
+    /// can aim for another's digest.
+    grant_hasher: std::hash::RandomState,
 }
 
 impl LocalFs {
@@ -177,6 +184,7 @@ impl LocalFs {
             fsid: st.dev,
             files: OpenFiles::new(DEFAULT_OPEN_FILES),
             writeback_errors: Arc::new(AtomicU64::new(0)),
+            grant_hasher: std::hash::RandomState::new(),
         })
     }
 
@@ -207,6 +215,16 @@ impl LocalFs {
 
     pub fn export_id(&self) -> u32 {
         self.export_id
+    }
+
+    /// The digest under which a READ permission for `who` on a file in state `st` is remembered
+    /// (never 0, which means "none").
+    pub(crate) fn read_grant_key(&self, st: &Stat, who: &Identity) -> u64 {
+        use std::hash::BuildHasher;
+        let file = (st.dev, st.ino, st.uid, st.gid, st.mode);
+        let changed = (st.ctime.sec, st.ctime.nsec);
+        let caller = (who.uid, who.gid, &who.groups);
+        self.grant_hasher.hash_one((file, changed, caller)).max(1)
     }
 
     /// Verifies `fh` and opens its object as an `O_PATH` descriptor, as root.
@@ -383,7 +401,19 @@ impl Backend for LocalFs {
     }
 
     fn getattr(&self, _who: &Identity, fh: &FileHandle) -> Result<Attr> {
-        let (_fd, st) = self.resolve(fh)?;
+        let body = handle::open(&self.key, self.export_id, &fh.0)?;
+        // A file kept open for READ/WRITE answers from its descriptor: one fstat instead of
+        // open_by_handle_at + fstat + close (clients GETATTR the files they are reading).
+        if let Some(file) = self.files.get(body) {
+            let st = rnfs_sys::fstat(file.fd())?;
+            if st.nlink == 0 {
+                drop(file);
+                self.evict(body);
+                return Err(Error::Stale);
+            }
+            return Ok(self.attr(&st));
+        }
+        let (_fd, st) = self.resolve_body(body)?;
         Ok(self.attr(&st))
     }
 

@@ -1350,3 +1350,55 @@ fn reading_does_not_keep_a_file_open_for_writing() {
         .unwrap()
         .success());
 }
+
+/// READ remembers the last permission it granted through a cached descriptor; the memory must
+/// follow every change the answer depends on: the caller, its groups, and the file's mode, owner,
+/// group and ACL (ctime), even when they change within one timestamp tick.
+#[test]
+fn remembered_read_permission_follows_the_caller_and_the_file() {
+    let (dir, fs) = setup();
+    let root_fh = fs.root();
+    let open = lookup(&fs, &root_fh, "open");
+    let path = dir.path().join("open/f");
+    put(&path, b"data", 0o640);
+    std::os::unix::fs::chown(&path, Some(OTHER), Some(3000)).unwrap();
+    let f = lookup(&fs, &open, "f");
+    let member = Identity {
+        uid: USER,
+        gid: USER,
+        groups: vec![3000],
+    };
+    let outsider = user(USER);
+    // Granted through the group, then remembered: the next READ by the same caller is answered
+    // from the memory, a READ by the same uid without the group is not.
+    for _ in 0..2 {
+        assert_eq!(read_all(&fs, &member, &f), b"data");
+    }
+    assert_eq!(fs.read(&outsider, &f, 0, 4).unwrap_err(), Error::Access);
+    assert_eq!(read_all(&fs, &member, &f), b"data");
+    // Each change to the file revokes what was remembered, immediately.
+    let changes: [(&str, &dyn Fn()); 3] = [
+        ("chmod 0600", &|| {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap()
+        }),
+        ("chgrp", &|| {
+            std::os::unix::fs::chown(&path, None, Some(3001)).unwrap()
+        }),
+        ("chown to the caller, then to another", &|| {
+            std::os::unix::fs::chown(&path, Some(USER), None).unwrap();
+            std::os::unix::fs::chown(&path, Some(OTHER), None).unwrap();
+        }),
+    ];
+    for (what, change) in changes {
+        // Restore 0640 OTHER:3000 and let the member's READ be remembered again.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::chown(&path, Some(OTHER), Some(3000)).unwrap();
+        assert_eq!(read_all(&fs, &member, &f), b"data", "before {what}");
+        change();
+        // chmod 0600 and chgrp 3001 take the member's access away; the double chown ends where
+        // it started (0640 OTHER:3000), so the member reads again after the check reruns.
+        let allowed = what.starts_with("chown");
+        let r = fs.read(&member, &f, 0, 4);
+        assert_eq!(r.is_ok(), allowed, "after {what}: {r:?}");
+    }
+}

@@ -54,6 +54,10 @@ pub struct OpenFile {
     /// UNSTABLE writes went through `fd` that no `fsync` has covered yet.
     dirty: AtomicBool,
     writeback_errors: Arc<AtomicU64>,
+    /// The last READ permission granted through this descriptor, as a keyed digest of the caller
+    /// and of the file's owner, mode and ctime (0 = none): the next READ by the same caller of the
+    /// unchanged file skips the identity switch and the permission check (see `open_for_read`).
+    read_granted: AtomicU64,
 }
 
 impl OpenFile {
@@ -63,6 +67,7 @@ impl OpenFile {
             writable,
             dirty: AtomicBool::new(false),
             writeback_errors,
+            read_granted: AtomicU64::new(0),
         }
     }
 
@@ -73,6 +78,16 @@ impl OpenFile {
     /// Open for writing (else only for reading).
     pub fn writable(&self) -> bool {
         self.writable
+    }
+
+    /// Whether READ was last granted for `grant` (a non-zero digest, see `read_granted`).
+    pub(crate) fn read_granted(&self, grant: u64) -> bool {
+        self.read_granted.load(Ordering::Acquire) == grant
+    }
+
+    /// Remembers that READ was granted for `grant`; one entry, the last caller wins.
+    pub(crate) fn grant_read(&self, grant: u64) {
+        self.read_granted.store(grant, Ordering::Release);
     }
 
     /// Records an UNSTABLE write (call it after the write).
