@@ -28,6 +28,7 @@ pub mod lockdep;
 pub mod logging;
 pub mod metrics;
 pub mod nfs;
+pub mod outgoing;
 pub mod registry;
 pub mod rpcbind;
 pub mod service;

@@ -1,8 +1,11 @@
 //! TCP and UDP transports: the only place sockets meet the service.
 //!
 //! # Liveness rules (see also the crate docs)
-//! * One task owns each connection's write half (the *writer*); request tasks hand it finished
-//!   replies over a bounded channel. Nobody else writes, so no lock guards the socket.
+//! * A connection's socket is written by whoever holds its *send turn* (an atomic flag, see
+//!   [`crate::outgoing`]): the file-system worker that built a reply sends it itself when the turn
+//!   is free and the socket takes it without blocking; otherwise the connection's *writer* task
+//!   sends it (queued over a bounded channel) or finishes it (handed over with the turn). Workers
+//!   never wait for the turn or for the socket, so no thread blocks on a slow client.
 //! * The *reader* stops reading when the connection's in-flight limit is reached (backpressure),
 //!   instead of queueing requests without bound.
 //! * Request handling (decode, file-system calls, encode) runs on the blocking worker pool, gated by
@@ -13,15 +16,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::tcp::OwnedWriteHalf;
+use bytes::{Bytes, BytesMut};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, info, warn};
 
 use rnfs_oncrpc::record::RecordReader;
 
+use crate::outgoing::{Outgoing, Queued, SendSide, SendTurn, WriterQueue};
 use crate::registry::{Stage, Tracked};
 use crate::service::{Origin, Outcome, Reply, Service, Tail, Transport};
 
@@ -120,42 +122,6 @@ async fn process(
             // A panic in a handler is a bug; the connection survives and the client retransmits.
             warn!(peer = %origin.peer, error = %e, "request handler failed");
             None
-        }
-    }
-}
-
-/// Sends one reply as one record: head, then the tail (from a buffer or spliced from its loan),
-/// then XDR padding. The loan, if any, is returned (dropped) when this returns, sent or not.
-async fn send_reply(wr: &mut OwnedWriteHalf, mut reply: Reply) -> std::io::Result<()> {
-    let marker = rnfs_oncrpc::record::single_fragment_marker(reply.message_len());
-    reply.head[..Reply::MARKER_BYTES].copy_from_slice(&marker);
-    let pad = rnfs_xdr::pad_len(reply.tail_len());
-    match std::mem::replace(&mut reply.tail, Tail::None) {
-        Tail::None => wr.write_all(&reply.head).await,
-        Tail::Bytes(data) => {
-            let mut all = reply.head.chain(data).chain(&ZERO_PAD[..pad]);
-            wr.write_all_buf(&mut all).await
-        }
-        Tail::Spliced { mut loan, len } => {
-            wr.write_all(&reply.head).await?;
-            let stream: &TcpStream = wr.as_ref();
-            let mut left = len;
-            while left > 0 {
-                stream.writable().await?;
-                let moved = stream.try_io(Interest::WRITABLE, || {
-                    loan.with_resource(|pipe| match pipe {
-                        Some(p) => p.0.drain_to(std::os::fd::AsFd::as_fd(stream), left),
-                        None => Err(std::io::Error::other("loan without a pipe")),
-                    })
-                });
-                match moved {
-                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                    Ok(n) => left -= n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            wr.write_all(&ZERO_PAD[..pad]).await
         }
     }
 }
@@ -266,7 +232,9 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     debug!(%peer, "connection opened");
     let limits = shared.service.limits().clone();
     let counters = &shared.service.counters;
-    let (mut rd, mut wr) = stream.into_split();
+    // Shared by the reader and the writer; workers reach it through a `Weak` (see
+    // crate::outgoing), so the socket closes as soon as both are gone.
+    let stream = Arc::new(stream);
     let origin = Origin {
         peer,
         transport: Transport::Tcp,
@@ -282,32 +250,36 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     // A reply travels with its request's per-connection permit, released only once it is sent:
     // so at most `connection_requests_max` replies exist per connection (being built, queued or
     // being sent), and this channel, that large, never fills.
-    let (reply_tx, mut reply_rx) = mpsc::channel::<(Reply, Option<Tracked>, OwnedSemaphorePermit)>(
-        limits.connection_requests_max,
-    );
+    let (reply_tx, reply_rx) = mpsc::channel::<Queued>(limits.connection_requests_max);
+    // At most one unfinished direct send exists: only the holder of the send turn makes one.
+    let (resume_tx, resume_rx) = mpsc::channel::<Queued>(1);
+    let turn = Arc::new(SendTurn::default());
+    let send_side = SendSide {
+        stream: Arc::downgrade(&stream),
+        turn: turn.clone(),
+        queue: reply_tx,
+        resume: resume_tx,
+    };
     let in_flight = Arc::new(Semaphore::new(limits.connection_requests_max));
     // Set by the writer when it gives up, so the reader stops too.
     let writer_gone = Arc::new(tokio::sync::Notify::new());
 
-    // The writer: the only task that writes to this socket.
+    // The writer: sends what workers could not send themselves (see crate::outgoing).
     {
         let writer_gone = writer_gone.clone();
         let shared = shared.clone();
+        let stream = stream.clone();
         let send_stall = std::time::Duration::from_millis(limits.send_stall_ms_max);
         tokio::spawn(async move {
-            while let Some((reply, tracked, permit)) = reply_rx.recv().await {
-                let bytes = (Reply::MARKER_BYTES + reply.message_len()) as u64;
+            let mut replies = WriterQueue::new(turn.clone(), reply_rx, resume_rx);
+            while let Some(mut item) = replies.next().await {
                 // Dropping the reply on timeout returns its loan at once.
-                let sent = tokio::time::timeout(send_stall, send_reply(&mut wr, reply)).await;
-                if let Some(t) = &tracked {
-                    t.connection()
-                        .bytes_out
-                        .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-                }
-                drop(tracked);
-                drop(permit);
+                let sent = tokio::time::timeout(send_stall, item.out.finish(&stream)).await;
                 match sent {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => {
+                        turn.give_back();
+                        item.done();
+                    }
                     Ok(Err(e)) => {
                         debug!(%peer, error = %e, "write failed; dropping queued replies");
                         break;
@@ -319,6 +291,8 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                     }
                 }
             }
+            // Keeps the turn: nothing may follow a half-sent record.
+            turn.close();
             writer_gone.notify_one();
         });
     }
@@ -358,8 +332,9 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                         t.set_stage(Stage::Fs);
                     }
                     let service = shared.service.clone();
-                    let tx = reply_tx.clone();
-                    // Straight onto the worker pool; the job hands its reply to the writer itself.
+                    let side = send_side.clone();
+                    // Straight onto the worker pool; the job sends its reply itself when the
+                    // socket takes it at once, else hands it to the writer.
                     tokio::task::spawn_blocking(move || {
                         let reply = run_job(&service, record, origin);
                         drop((worker, global));
@@ -367,9 +342,14 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                             if let Some(t) = &tracked {
                                 t.set_stage(Stage::Sending);
                             }
-                            // Fails only when the writer is gone (the connection is closing);
-                            // the reply and its loan are then dropped here, O(1).
-                            let _ = tx.try_send((reply, tracked, permit));
+                            let item = Queued {
+                                out: Outgoing::new(reply),
+                                tracked,
+                                permit,
+                            };
+                            // A dropped reply (the connection is closing) returns its loan here,
+                            // O(1).
+                            side.send_or_queue(item);
                         }
                     });
                 }
@@ -395,7 +375,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             input.reserve(READ_CHUNK_BYTES);
         }
         tokio::select! {
-            r = rd.read_buf(&mut input) => match r {
+            r = read_some(&stream, &mut input) => match r {
                 Ok(0) => {
                     debug!(%peer, "connection closed by peer");
                     return;
@@ -426,6 +406,17 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 return;
             }
             _ = stopping.changed() => {}
+        }
+    }
+}
+
+/// Reads what `stream` has into `input` (at least one byte, or 0 at end of stream). Cancel safe.
+async fn read_some(stream: &TcpStream, input: &mut BytesMut) -> std::io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        match stream.try_read_buf(input) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
         }
     }
 }
