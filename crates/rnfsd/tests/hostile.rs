@@ -1261,9 +1261,8 @@ fn one_byte_a_second_is_cut_off() {
 /// held is returned.
 #[test]
 fn client_that_never_reads_its_replies_is_disconnected_and_its_loans_returned() {
-    use rnfs_server::config::Config;
-    use rnfs_server::exports::ExportTable;
-    use rnfs_server::{serve_with, PortmapMode, ServeOptions};
+    use rnfs_server::config::Limits;
+    use rnfs_server::embed::Embedded;
     const STALL_MS: u64 = 1500;
     require_root("rnfsd needs CAP_DAC_READ_SEARCH");
     let dir = tempfile::tempdir().unwrap();
@@ -1271,30 +1270,24 @@ fn client_that_never_reads_its_replies_is_disconnected_and_its_loans_returned() 
     std::fs::create_dir(&export).unwrap();
     write_random_file(&export.join("big"), 8 << 20, 3);
     write_random_file(&export.join("data"), 64 << 10, 1);
-    let mut config = Config::single_export(export.clone());
-    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
-    config.limits.send_stall_ms_max = STALL_MS;
     let key = rnfs_storage::handle::HandleKey::random().unwrap();
-    let table = ExportTable::build(&config, &key).unwrap();
-    let opts = ServeOptions {
-        config,
-        state_dir: dir.path().join("state"),
-        ready_file: None,
-        portmap: PortmapMode::Off,
+    let backend = Arc::new(rnfs_storage::local::LocalFs::new(1, &export, key).unwrap());
+    let limits = Limits {
+        send_stall_ms_max: STALL_MS,
+        ..Limits::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = rt.spawn(serve_with(opts, table, Some(ready_tx), async {
-        let _ = stop_rx.await;
-    }));
-    let running = rt.block_on(ready_rx).unwrap();
-    let addr = running.listening[0];
     let mount_path = export.to_str().unwrap().to_owned();
+    let server = Embedded::start(
+        backend,
+        1,
+        &mount_path,
+        export.clone(),
+        limits,
+        dir.path().join("state"),
+    )
+    .unwrap();
+    let running = &server.running;
+    let addr = server.addr();
     let honest = Honest::start(addr, &mount_path, "data");
 
     let mut c = Client::connect_tcp(addr).unwrap();
@@ -1369,6 +1362,5 @@ fn client_that_never_reads_its_replies_is_disconnected_and_its_loans_returned() 
         std::process::id(),
         256.0,
     );
-    let _ = stop_tx.send(());
-    let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
+    drop(server);
 }

@@ -17,6 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod nfsutil;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
+use nfsutil::dirop;
 use rnfs_client::nfs3::*;
 use rnfs_client::{Auth, Client, ReplyStatus};
 use rnfs_xdr::{to_bytes, Opaque};
@@ -67,17 +69,6 @@ fn xid_base() -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
     (t.subsec_nanos() ^ std::process::id().rotate_left(20)) & 0xfff0_0000
-}
-
-fn name(s: &str) -> filename3 {
-    Opaque(Bytes::copy_from_slice(s.as_bytes()))
-}
-
-fn dirop(dir: &nfs_fh3, n: &str) -> diropargs3 {
-    diropargs3 {
-        dir: dir.clone(),
-        name: name(n),
-    }
 }
 
 fn create_args(dir: &nfs_fh3, n: &str) -> Bytes {
@@ -372,20 +363,16 @@ fn same_xid_with_different_arguments_credential_or_client_is_executed() {
 
 mod in_process {
     use super::*;
-    use rnfs_server::config::{ClientRule, Config};
-    use rnfs_server::exports::{Export, ExportTable};
-    use rnfs_server::{serve_with, PortmapMode, Running, ServeOptions};
+    use rnfs_server::config::Limits;
+    use rnfs_server::embed::Embedded;
     use rnfs_storage::fault::{Action, FaultBackend, Op, Rule};
     use rnfs_storage::handle::HandleKey;
     use rnfs_storage::local::LocalFs;
 
     pub struct Server {
-        pub running: Running,
+        pub server: Embedded,
         pub faults: Arc<FaultBackend>,
         pub export_dir: std::path::PathBuf,
-        stop: Option<tokio::sync::oneshot::Sender<()>>,
-        task: Option<tokio::task::JoinHandle<Result<(), rnfs_server::ServeError>>>,
-        rt: tokio::runtime::Runtime,
         _dir: tempfile::TempDir,
     }
 
@@ -399,64 +386,25 @@ mod in_process {
             let key = HandleKey::random().unwrap();
             let local = Arc::new(LocalFs::new(9, &export_dir, key).unwrap());
             let faults = Arc::new(FaultBackend::new(local));
-            let mut config = Config::single_export(export_dir.clone());
-            config.listen = vec!["127.0.0.1:0".parse().unwrap()];
-            let rule = ClientRule::from_config(&config.exports[0].clients[0]).unwrap();
-            let export = Arc::new(Export {
-                id: 9,
-                mount_path: "/export".into(),
-                local_path: export_dir.clone(),
-                backend: faults.clone(),
-                rules: vec![rule],
-            });
-            let opts = ServeOptions {
-                config,
-                state_dir: dir.path().join("state"),
-                ready_file: None,
-                portmap: PortmapMode::Off,
-            };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-            let task = rt.spawn(serve_with(
-                opts,
-                ExportTable::from_exports(vec![export]),
-                Some(ready_tx),
-                async {
-                    let _ = stop_rx.await;
-                },
-            ));
-            let running = rt.block_on(ready_rx).unwrap();
+            let server = Embedded::start(
+                faults.clone(),
+                9,
+                "/export",
+                export_dir.clone(),
+                Limits::default(),
+                dir.path().join("state"),
+            )
+            .unwrap();
             Server {
-                running,
+                server,
                 faults,
                 export_dir,
-                stop: Some(stop_tx),
-                task: Some(task),
-                rt,
                 _dir: dir,
             }
         }
 
         pub fn addr(&self) -> SocketAddr {
-            self.running.listening[0]
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            if let Some(s) = self.stop.take() {
-                let _ = s.send(());
-            }
-            if let Some(t) = self.task.take() {
-                let _ = self
-                    .rt
-                    .block_on(async { tokio::time::timeout(Duration::from_secs(10), t).await });
-            }
+            self.server.addr()
         }
     }
 
@@ -512,7 +460,7 @@ mod in_process {
         u.set_timeout(Duration::from_millis(300)).unwrap();
         assert!(matches!(u.recv_raw(), Err(rnfs_client::Error::Timeout(_))));
 
-        let stats = &srv.running.service.drc.stats;
+        let stats = &srv.server.running.service.drc.stats;
         assert_eq!(stats.in_progress_drops.load(Ordering::Relaxed), 3);
         assert_eq!(
             srv.faults.fired(),

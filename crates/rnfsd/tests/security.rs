@@ -155,17 +155,6 @@ enum Outcome {
     Rpc(ReplyStatus),
 }
 
-fn name(s: &str) -> filename3 {
-    Opaque(Bytes::copy_from_slice(s.as_bytes()))
-}
-
-fn dirop(dir: &nfs_fh3, n: &str) -> diropargs3 {
-    diropargs3 {
-        dir: dir.clone(),
-        name: name(n),
-    }
-}
-
 /// Every NFSv3 procedure but NULL, with arguments on `h`: (procedure name, number, whether it
 /// modifies, encoded arguments).
 fn every_procedure(h: &Handles) -> Vec<(&'static str, u32, bool, Bytes)> {

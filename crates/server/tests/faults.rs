@@ -20,9 +20,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rnfs_client::nfs3::*;
 use rnfs_client::{Client, Error};
-use rnfs_server::config::{ClientRule, Config};
-use rnfs_server::exports::{Export, ExportTable};
-use rnfs_server::{serve_with, PortmapMode, Running, ServeOptions};
+use rnfs_server::config::Limits;
+use rnfs_server::embed::Embedded;
 use rnfs_storage::fault::{Action, FaultBackend, Op, Rule};
 use rnfs_storage::handle::HandleKey;
 use rnfs_storage::local::LocalFs;
@@ -32,11 +31,8 @@ const UID: u32 = 1000;
 
 /// An in-process server over `export_dir` through a [`FaultBackend`].
 struct Server {
-    running: Running,
+    server: Embedded,
     faults: Arc<FaultBackend>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), rnfs_server::ServeError>>>,
-    rt: tokio::runtime::Runtime,
     _state: tempfile::TempDir,
 }
 
@@ -50,50 +46,24 @@ impl Server {
         let key = HandleKey::random().unwrap();
         let local = Arc::new(LocalFs::new(5, export_dir, key).unwrap());
         let faults = Arc::new(FaultBackend::new(local));
-        let mut config = Config::single_export(export_dir.to_owned());
-        config.listen = vec!["127.0.0.1:0".parse().unwrap()];
-        let rule = ClientRule::from_config(&config.exports[0].clients[0]).unwrap();
-        let export = Arc::new(Export {
-            id: 5,
-            mount_path: "/export".into(),
-            local_path: export_dir.to_owned(),
-            backend: faults.clone(),
-            rules: vec![rule],
-        });
-        let opts = ServeOptions {
-            config,
-            state_dir: state.path().join("state"),
-            ready_file: None,
-            portmap: PortmapMode::Off,
-        };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = rt.spawn(serve_with(
-            opts,
-            ExportTable::from_exports(vec![export]),
-            Some(ready_tx),
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
-        let running = rt.block_on(ready_rx).unwrap();
+        let server = Embedded::start(
+            faults.clone(),
+            5,
+            "/export",
+            export_dir.to_owned(),
+            Limits::default(),
+            state.path().join("state"),
+        )
+        .unwrap();
         Server {
-            running,
+            server,
             faults,
-            stop: Some(stop_tx),
-            task: Some(task),
-            rt,
             _state: state,
         }
     }
 
     fn addr(&self) -> SocketAddr {
-        self.running.listening[0]
+        self.server.addr()
     }
 
     fn client(&self) -> (Client, nfs_fh3) {
@@ -111,19 +81,6 @@ impl Server {
             action: Action::Fail(e),
             times: Some(1),
         });
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = self
-                .rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(10), t).await });
-        }
     }
 }
 
@@ -511,7 +468,7 @@ fn write_back_error_changes_the_write_verifier() {
         v1,
         "no error: same verifier"
     );
-    assert_eq!(srv.running.service.write_verifier(), v1);
+    assert_eq!(srv.server.running.service.write_verifier(), v1);
 
     // COMMIT whose flush fails (after the data went out): the client sees the error, and every
     // later WRITE/COMMIT carries a new verifier.

@@ -21,10 +21,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use rnfs_client::nfs3::{self, nfs_fh3, READ3args, READ3res};
 use rnfs_client::Client;
 use rnfs_oncrpc::{decode_reply, encode_call, AuthSys, ReplyHeader};
-use rnfs_server::config::{Config, Limits};
-use rnfs_server::exports::ExportTable;
-use rnfs_server::{serve_with, PortmapMode, ServeOptions};
+use rnfs_server::config::Limits;
+use rnfs_server::embed::Embedded;
 use rnfs_storage::handle::HandleKey;
+use rnfs_storage::local::LocalFs;
 use rnfs_xdr::{Decoder, XdrDecode, XdrEncode};
 
 const FILES: usize = 4;
@@ -135,35 +135,27 @@ fn storm_of_reads_resets_and_rewrites_never_stalls_or_leaks() {
         std::os::unix::fs::chown(export_dir.join(format!("f{f}")), Some(1000), Some(1000)).unwrap();
     }
 
-    let mut config = Config::single_export(export_dir.clone());
-    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
-    config.limits = Limits {
+    let limits = Limits {
         stall_bound_ms: 1000,
         // Small enough that the table fills and the fallback path runs too.
         loans_max: 64,
         connection_requests_max: READS_IN_FLIGHT,
         ..Limits::default()
     };
+    let export_dir = std::fs::canonicalize(&export_dir).unwrap();
     let key = HandleKey::random().unwrap();
-    let table = ExportTable::build(&config, &key).unwrap();
-    let opts = ServeOptions {
-        config,
-        state_dir: dir.path().join("state"),
-        ready_file: None,
-        portmap: PortmapMode::Off,
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(serve_with(opts, table, Some(ready_tx), async {
-        let _ = stop_rx.await;
-    }));
-    let running = rt.block_on(ready_rx).unwrap();
-    let addr: SocketAddr = running.listening[0];
+    let backend = Arc::new(LocalFs::new(1, &export_dir, key).unwrap());
+    let server = Embedded::start(
+        backend,
+        1,
+        export_dir.to_str().unwrap(),
+        export_dir.clone(),
+        limits,
+        dir.path().join("state"),
+    )
+    .unwrap();
+    let running = &server.running;
+    let addr: SocketAddr = server.addr();
     let mount_path = std::fs::canonicalize(&export_dir).unwrap();
     let mount_path = mount_path.to_str().unwrap().as_bytes().to_vec();
 
@@ -381,8 +373,7 @@ fn storm_of_reads_resets_and_rewrites_never_stalls_or_leaks() {
         "the watchdog saw no stall"
     );
 
-    let _ = stop_tx.send(());
-    rt.block_on(server).unwrap().unwrap();
+    server.stop().unwrap();
 }
 
 fn write_version(

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use rnfs_client::nfs3::{
-    fattr3, ftype3, nfs_fh3, nfsstat3, sattr3, set_atime, set_mtime, wcc_data,
+    diropargs3, fattr3, filename3, ftype3, nfs_fh3, nfsstat3, sattr3, set_atime, set_mtime,
+    wcc_data,
 };
 use rnfs_client::{Client, Error};
 
@@ -54,6 +55,19 @@ pub fn resolve(c: &mut Client, root: &nfs_fh3, path: &str) -> Result<nfs_fh3, Er
         fh = c.lookup(&fh, comp.as_bytes())?.object;
     }
     Ok(fh)
+}
+
+/// A file name argument.
+pub fn name(s: &str) -> filename3 {
+    rnfs_xdr::Opaque(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+/// A (directory, name) argument.
+pub fn dirop(dir: &nfs_fh3, n: &str) -> diropargs3 {
+    diropargs3 {
+        dir: dir.clone(),
+        name: name(n),
+    }
 }
 
 /// `sattr3` setting only the mode.
