@@ -20,7 +20,9 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 /// The (program, version) pairs we register.
 const PROGRAMS: &[(u32, u32)] = &[
     (crate::nfs::NFS_PROGRAM, 3),
+    // MOUNT answers versions 1 to 3, as our own portmapper lists them.
     (rnfs_mount::MOUNT_PROG, 1),
+    (rnfs_mount::MOUNT_PROG, 2),
     (rnfs_mount::MOUNT_PROG, 3),
 ];
 
