@@ -51,10 +51,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long after the restarted server answers a call may still find a connection broken by the
 /// kill (a client that was between calls notices at its next one).
 const BROKEN_AFTER_RESTART_MAX: Duration = Duration::from_secs(10);
-/// How far the restarted server's RSS may stay above its own baseline once the clients are gone:
-/// the open-file cache, the duplicate request cache (both bounded by configuration) and the
-/// allocator's retained arenas.
-const RSS_GROWTH_MIB_MAX: f64 = 64.0;
+/// How far the restarted server's RSS may stay above its own baseline once the clients are gone
+/// and it has trimmed its heap: the duplicate request cache (up to `drc_bytes_max`, 16 MiB by
+/// default) and the stacks of the worker threads the run started (about 10 MiB measured).
+const RSS_GROWTH_MIB_MAX: f64 = 32.0;
 
 fn soak_duration() -> Duration {
     let secs = std::env::var("RNFS_SOAK_SECONDS")
@@ -591,9 +591,10 @@ fn sixty_four_clients_with_a_sigkill_restart_lose_nothing_acknowledged() {
         .sum();
     drop(clients);
 
-    // Memory once the clients are gone: the server closes their connections on EOF; give it a
-    // moment, then compare with the restarted process's own baseline.
-    std::thread::sleep(Duration::from_secs(2));
+    // Memory once the clients are gone: the server closes their connections on EOF, and gives
+    // freed memory back once it has been quiet for a housekeeping interval (2 s); then compare
+    // with the restarted process's own baseline.
+    std::thread::sleep(Duration::from_secs(6));
     let after_mib = rss_mib(second_pid);
     println!(
         "soak: {CLIENTS} clients for {elapsed:.1?}: {} calls ({} before the kill), {:.1} MiB \

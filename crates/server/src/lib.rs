@@ -243,21 +243,33 @@ pub async fn serve_with(
     }
 
     {
-        // Housekeeping timer: closes idle open files. It runs the backends on the blocking pool
-        // and touches no connection state.
+        // Housekeeping timer: closes idle open files, and once the server has gone quiet (no call
+        // for a whole interval after some activity) gives freed memory back to the kernel. It
+        // runs on the blocking pool and touches no connection state.
         let service = service.clone();
         tasks.spawn(async move {
             let mut tick =
                 tokio::time::interval(std::time::Duration::from_millis(HOUSEKEEPING_INTERVAL_MS));
+            let mut calls_seen = 0;
+            let mut trimmed_at = 0;
             loop {
                 tick.tick().await;
+                let calls = service.counters.procedures.calls_total();
+                let quiet_after_work = calls == calls_seen && calls != trimmed_at;
+                calls_seen = calls;
                 let service = service.clone();
                 let _ = tokio::task::spawn_blocking(move || {
                     for e in service.exports().iter() {
                         e.backend.close_idle_files();
                     }
+                    if quiet_after_work {
+                        rnfs_sys::release_free_memory();
+                    }
                 })
                 .await;
+                if quiet_after_work {
+                    trimmed_at = calls;
+                }
             }
         });
     }
