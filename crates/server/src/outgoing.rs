@@ -221,10 +221,11 @@ impl SendTurn {
 pub struct SendSide {
     pub stream: Weak<TcpStream>,
     pub turn: Arc<SendTurn>,
-    /// Replies for the writer (it takes the turn for each).
-    pub queue: mpsc::Sender<Queued>,
+    /// Replies for the writer (it takes the turn for each). Boxed, so that the channels' slot
+    /// blocks, allocated with each connection, stay small.
+    pub queue: mpsc::Sender<Box<Queued>>,
     /// A reply a worker started and could not finish; the turn comes with it.
-    pub resume: mpsc::Sender<Queued>,
+    pub resume: mpsc::Sender<Box<Queued>>,
 }
 
 /// How a worker's reply went.
@@ -249,7 +250,7 @@ impl SendSide {
             return Sent::Dropped;
         }
         if !self.turn.try_take() {
-            return match self.queue.try_send(item) {
+            return match self.queue.try_send(Box::new(item)) {
                 Ok(()) => Sent::Queued,
                 Err(_) => Sent::Dropped,
             };
@@ -266,7 +267,7 @@ impl SendSide {
             }
             // The writer finishes it, and gives the turn back. If the writer is gone, the turn
             // stays taken: the connection is closing and nothing may follow half a record.
-            Ok(false) => match self.resume.try_send(item) {
+            Ok(false) => match self.resume.try_send(Box::new(item)) {
                 Ok(()) => Sent::Resumed,
                 Err(_) => Sent::Dropped,
             },
@@ -285,17 +286,17 @@ impl SendSide {
 /// or reader can send any more.
 pub struct WriterQueue {
     pub turn: Arc<SendTurn>,
-    pub queue: mpsc::Receiver<Queued>,
-    pub resume: mpsc::Receiver<Queued>,
+    pub queue: mpsc::Receiver<Box<Queued>>,
+    pub resume: mpsc::Receiver<Box<Queued>>,
     /// A queued reply waiting for the turn.
-    waiting: Option<Queued>,
+    waiting: Option<Box<Queued>>,
 }
 
 impl WriterQueue {
     pub fn new(
         turn: Arc<SendTurn>,
-        queue: mpsc::Receiver<Queued>,
-        resume: mpsc::Receiver<Queued>,
+        queue: mpsc::Receiver<Box<Queued>>,
+        resume: mpsc::Receiver<Box<Queued>>,
     ) -> Self {
         WriterQueue {
             turn,
@@ -305,7 +306,7 @@ impl WriterQueue {
         }
     }
 
-    pub async fn next(&mut self) -> Option<Queued> {
+    pub async fn next(&mut self) -> Option<Box<Queued>> {
         loop {
             if self.waiting.is_none() {
                 tokio::select! {

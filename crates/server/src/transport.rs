@@ -48,6 +48,9 @@ const ZERO_PAD: [u8; 3] = [0; 3];
 
 /// Read buffer growth step for TCP connections.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// A new connection's read buffer: enough for any call but WRITE; it grows by
+/// [`READ_CHUNK_BYTES`] when a larger record arrives. Small, so idle connections cost little.
+const READ_FIRST_BYTES: usize = 4 << 10;
 /// Most UDP requests per socket the registry tracks at once.
 const UDP_TRACKED_MAX: usize = 256;
 /// At the connection limit, how long to wait for an evicted connection to close before evicting
@@ -250,9 +253,9 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     // A reply travels with its request's per-connection permit, released only once it is sent:
     // so at most `connection_requests_max` replies exist per connection (being built, queued or
     // being sent), and this channel, that large, never fills.
-    let (reply_tx, reply_rx) = mpsc::channel::<Queued>(limits.connection_requests_max);
+    let (reply_tx, reply_rx) = mpsc::channel::<Box<Queued>>(limits.connection_requests_max);
     // At most one unfinished direct send exists: only the holder of the send turn makes one.
-    let (resume_tx, resume_rx) = mpsc::channel::<Queued>(1);
+    let (resume_tx, resume_rx) = mpsc::channel::<Box<Queued>>(1);
     let turn = Arc::new(SendTurn::default());
     let send_side = SendSide {
         stream: Arc::downgrade(&stream),
@@ -303,7 +306,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let mut record_started: Option<tokio::time::Instant> = None;
     let mut stopping = shared.stopping.subscribe();
     let mut reader = RecordReader::new(limits.record_bytes_max, limits.record_fragments_max);
-    let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut input = BytesMut::with_capacity(READ_FIRST_BYTES);
     loop {
         if *stopping.borrow() {
             // Shutting down: take no more requests; those in flight still get their replies.
@@ -371,7 +374,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             Some(t) => t + record_max,
             None => last_activity + idle,
         };
-        if input.capacity() - input.len() < 4096 {
+        if input.capacity() - input.len() < READ_FIRST_BYTES {
             input.reserve(READ_CHUNK_BYTES);
         }
         tokio::select! {
