@@ -237,7 +237,8 @@ impl LocalFs {
         // A stream of READs by one caller asks the same question each time: remember the last
         // answer, keyed on everything it depends on (the caller's ids and groups; the file's
         // owner, group, mode and ctime, which chmod, chown and ACL changes all move), so the
-        // common case costs no identity switch (8 system calls) and no faccessat2.
+        // common case costs no identity switch (6 system calls, there and back) and no
+        // faccessat2.
         let grant = self.read_grant_key(&st, who);
         if !file.read_granted(grant) {
             let _as = as_caller(who)?;
