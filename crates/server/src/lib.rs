@@ -4,7 +4,7 @@
 //! * [`config`] and [`exports`]: what is served to whom.
 //! * [`service`]: one RPC record in, one reply out — synchronous, no sockets, no clocks.
 //! * [`nfs`]: the NFSv3 procedures (RFC 1813 §3.3), one module per group of procedures.
-//! * [`transport`]: TCP (record marking) and UDP listeners.
+//! * [`transport`]: TCP (record marking) and UDP listeners; [`outgoing`]: sending TCP replies.
 //! * [`rpcbind`]: registration with a system portmapper.
 //! * [`admin`], [`stats`], [`metrics`], [`logging`]: seeing inside a running server (`rnfsd ctl`,
 //!   per-procedure statistics, Prometheus metrics, request spans and run-time log switches).
@@ -16,7 +16,9 @@
 //!    service's locks are leaf locks held for a few field accesses (see [`service`]).
 //! 2. File-system calls run only on the blocking worker pool, gated by a semaphore, never on a
 //!    reactor thread.
-//! 3. One task owns each connection's writes; closing a connection never waits for its sends.
+//! 3. One writer at a time per connection, by its send turn (an atomic flag, see [`outgoing`]): a
+//!    worker sends its own reply only without blocking, and only the connection's writer task
+//!    waits for the socket; closing a connection never waits for its sends.
 //! 4. Every queue between tasks is bounded.
 
 pub mod admin;
