@@ -8,7 +8,8 @@
 //! would have woken it. This crate makes that class of bug impossible by construction:
 //!
 //! * **Returning a loan is O(1) and never blocks**: dropping a [`Loan`] is one compare-and-swap on
-//!   its slot, two counter updates and an unpark of the reaper thread. It takes no lock, never
+//!   its slot, two counter updates and an unpark of the reaper thread (or, for a loan whose holder
+//!   marked its resource clean — a pipe sent whole — no unpark: the slot is free at once). It takes no lock, never
 //!   sleeps, never waits for I/O — so it is safe from any context: a connection closing, a send
 //!   failing, a runtime shutting down.
 //! * **Cleanup happens elsewhere**: the [`Reaper`] (a plain OS thread holding no connection state)
@@ -22,6 +23,7 @@
 //! # The slot protocol
 //! ```text
 //!   FREE --claim (CAS)--> CLAIMED --lend--> LENT --drop (CAS)--> RETURNED --reaper (CAS)--> CLEANING --> FREE
+//!                                              LENT --drop of a clean loan (CAS)--------------------------> FREE
 //! ```
 //! Each slot owns one reusable resource `R` (a pipe in the server), created on first use and kept
 //! across loans. Exactly one party owns the resource at a time, and ownership moves only by a state
@@ -133,6 +135,7 @@ struct Counters {
     bytes_outstanding: AtomicU64,
     lent_total: AtomicU64,
     returned_by_reaper: AtomicU64,
+    returned_clean: AtomicU64,
     exhausted: AtomicU64,
     resources_discarded: AtomicU64,
     claims_abandoned: AtomicU64,
@@ -146,6 +149,8 @@ pub struct LoanStats {
     pub bytes_outstanding: u64,
     pub lent_total: u64,
     pub returned_by_reaper: u64,
+    /// Loans returned clean (their resource needed no cleaning): freed without the reaper.
+    pub returned_clean: u64,
     /// Times no slot was free and the caller had to do without a loan.
     pub exhausted: u64,
     pub resources_discarded: u64,
@@ -360,6 +365,7 @@ impl<R: Resource> Shared<R> {
             bytes_outstanding: c.bytes_outstanding.load(Ordering::Relaxed),
             lent_total: c.lent_total.load(Ordering::Relaxed),
             returned_by_reaper: c.returned_by_reaper.load(Ordering::Relaxed),
+            returned_clean: c.returned_clean.load(Ordering::Relaxed),
             exhausted: c.exhausted.load(Ordering::Relaxed),
             resources_discarded: c.resources_discarded.load(Ordering::Relaxed),
             claims_abandoned: c.claims_abandoned.load(Ordering::Relaxed),
@@ -438,6 +444,7 @@ impl<R: Resource> Claim<R> {
             table,
             idx: self.idx,
             bytes,
+            clean: false,
         }
     }
 }
@@ -470,6 +477,8 @@ pub struct Loan<R: Resource> {
     table: Arc<Shared<R>>,
     idx: usize,
     bytes: u64,
+    /// The holder says the resource is back as claimed: returning skips the reaper.
+    clean: bool,
 }
 
 impl<R: Resource> std::fmt::Debug for Loan<R> {
@@ -495,6 +504,14 @@ impl<R: Resource> Loan<R> {
         self.bytes
     }
 
+    /// Declares the resource clean — in the state the reaper would leave it (a pipe sent whole
+    /// is empty) — so that returning the loan frees its slot at once instead of waking the
+    /// reaper. Only the holder can know this; marking a resource clean that is not would hand
+    /// the next claimer a dirty one.
+    pub fn mark_clean(&mut self) {
+        self.clean = true;
+    }
+
     pub fn slot(&self) -> usize {
         self.idx
     }
@@ -503,9 +520,12 @@ impl<R: Resource> Loan<R> {
 impl<R: Resource> Drop for Loan<R> {
     fn drop(&mut self) {
         let slot = &self.table.slots[self.idx];
+        // A clean resource needs no reaper: the slot is free for the next claimer, whose Acquire
+        // claim sees everything this holder did to the resource.
+        let next = if self.clean { FREE } else { RETURNED };
         let was = slot
             .state
-            .compare_exchange(LENT, RETURNED, Ordering::AcqRel, Ordering::Relaxed);
+            .compare_exchange(LENT, next, Ordering::AcqRel, Ordering::Relaxed);
         if was.is_err() {
             // A loan is returned exactly once (it is not Clone and Drop runs once): a second
             // return would corrupt the table, so stop here rather than carry on wrong.
@@ -514,6 +534,10 @@ impl<R: Resource> Drop for Loan<R> {
         let c = &self.table.counters;
         c.outstanding.fetch_sub(1, Ordering::Relaxed);
         c.bytes_outstanding.fetch_sub(self.bytes, Ordering::Relaxed);
+        if self.clean {
+            c.returned_clean.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         #[cfg(loom)]
         if self.table.broken_inline_return {
             self.table.reap();
@@ -578,6 +602,39 @@ mod tests {
             self.cleaned += 1;
             self.ok
         }
+    }
+
+    #[test]
+    fn clean_return_frees_the_slot_without_the_reaper() {
+        let table = LoanTable::<Res>::new(1);
+        let mut c = table.claim(1, 0).unwrap();
+        c.resource_or_try_init(|| {
+            Ok::<_, ()>(Res {
+                cleaned: 0,
+                ok: true,
+            })
+        })
+        .unwrap();
+        let mut loan = c.lend(LoanKind::Spliced, 7, 42, 0, 1000, 5);
+        loan.mark_clean();
+        drop(loan);
+        let stats = table.stats();
+        assert_eq!((stats.outstanding, stats.bytes_outstanding), (0, 0));
+        assert_eq!((stats.returned_clean, stats.returned_by_reaper), (1, 0));
+        assert!(table.snapshot().is_empty(), "free at once");
+        let mut again = table
+            .claim(2, 6)
+            .expect("the one slot is free without reaping");
+        let res = again
+            .resource_or_try_init(|| Err::<Res, ()>(()))
+            .expect("the slot kept its resource");
+        assert_eq!(res.cleaned, 0, "a clean return does not run clean()");
+        drop(again);
+        assert_eq!(
+            table.reap(),
+            1,
+            "an abandoned claim still goes through the reaper"
+        );
     }
 
     #[test]

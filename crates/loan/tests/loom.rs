@@ -42,9 +42,11 @@ fn scenario(table: LoanTable<Pages>, with_reaper: bool) {
     let mut cut_off = loans.pop().unwrap();
     let mut sent = loans.pop().unwrap();
 
-    // The sender completes its send and returns the loan.
+    // The sender completes its send: its pipe is empty, so the loan goes back clean (straight to
+    // FREE, no reaper).
     let sender = thread::spawn(move || {
         sent.with_resource(|r| assert!(r.is_some(), "the holder sees its pages"));
+        sent.mark_clean();
         drop(sent);
     });
 
@@ -70,15 +72,33 @@ fn scenario(table: LoanTable<Pages>, with_reaper: bool) {
     let reaper = with_reaper.then(|| {
         let table = table.clone();
         thread::spawn(move || {
+            // Only the cut-off loan needs the reaper.
             let mut freed = 0;
-            while freed < 2 {
+            while freed < 1 {
                 freed += table.reap();
-                if freed < 2 {
+                if freed < 1 {
                     thread::yield_now();
                 }
             }
         })
     });
+
+    // The next READ, on the model's main thread (loom allows five threads): if a slot is free
+    // already (the clean return or the reaper made one) it uses the slot's resource and returns it
+    // clean. Loom checks that the resource changes hands with the slot. (No retry loop: spinning
+    // explodes the model.)
+    let next_lent = if let Some(mut claim) = table.claim(2, 0) {
+        let fl = file_lock.clone();
+        claim
+            .resource_or_try_init(|| Ok::<_, ()>(Pages { file_lock: fl }))
+            .unwrap();
+        let mut loan = claim.lend(LoanKind::Spliced, 2, 9, 8192, 4096, 0);
+        loan.with_resource(|r| assert!(r.is_some(), "the next holder sees the pages"));
+        loan.mark_clean();
+        1
+    } else {
+        0
+    };
 
     sender.join().unwrap();
     closer.join().unwrap();
@@ -92,7 +112,9 @@ fn scenario(table: LoanTable<Pages>, with_reaper: bool) {
     assert_eq!(stats.outstanding, 0);
     assert_eq!(stats.bytes_outstanding, 0);
     assert!(table.snapshot().is_empty(), "every slot is free again");
-    assert_eq!(stats.lent_total, 2);
+    assert_eq!(stats.lent_total, 2 + next_lent);
+    assert_eq!(stats.returned_clean, 1 + next_lent);
+    assert_eq!(stats.returned_by_reaper, 1);
 }
 
 #[test]

@@ -489,6 +489,8 @@ impl Admin {
             "bytes_outstanding": stats.bytes_outstanding,
             "slots": self.running.service.loans().capacity(),
             "lent_total": stats.lent_total,
+            "returned_clean": stats.returned_clean,
+            "returned_by_reaper": stats.returned_by_reaper,
             "exhausted": stats.exhausted,
             "loans": loans,
         })

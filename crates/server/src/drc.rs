@@ -11,8 +11,8 @@
 //! * a retransmission of a call that completed gets the cached reply, byte for byte.
 //!
 //! The key is the client's IP address (not its port: a reconnecting client has a new port), the
-//! transaction id, program, version, procedure, and a checksum of the call's arguments and
-//! credential — xids alone collide (some clients derive them from the clock). The cache is bounded
+//! transaction id, program, version, procedure, and a checksum of the call's credential and
+//! arguments (their length and first bytes) — xids alone collide (some clients derive them from the clock). The cache is bounded
 //! by entries and by bytes; the oldest completed entries are evicted first. Its lock is a leaf
 //! lock held for a map operation, never while a procedure runs.
 
@@ -37,16 +37,22 @@ pub struct Key {
     pub checksum: u64,
 }
 
+/// How much of a call's arguments the checksum covers. Enough for every procedure's handles,
+/// names, offsets and counts (and the start of a WRITE's data); hashing a whole 1 MiB WRITE would
+/// cost more than writing it. Linux's nfsd covers 256 bytes the same way.
+pub const CHECKSUM_ARGS_BYTES_MAX: usize = 256;
+
 impl Key {
-    /// A checksum of the parts of a call that make it "the same call": who sends it and its
-    /// arguments.
+    /// A checksum of the parts of a call that make it "the same call": who sends it, the length
+    /// of its arguments and their first [`CHECKSUM_ARGS_BYTES_MAX`] bytes.
     pub fn checksum(credential: &rnfs_oncrpc::Credential, args: &[u8]) -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         credential.flavor().hash(&mut h);
         if let rnfs_oncrpc::Credential::Sys(sys) = credential {
             (sys.uid, sys.gid, &sys.gids, &sys.machine_name[..]).hash(&mut h);
         }
-        args.hash(&mut h);
+        args.len().hash(&mut h);
+        args[..args.len().min(CHECKSUM_ARGS_BYTES_MAX)].hash(&mut h);
         h.finish()
     }
 }
@@ -223,6 +229,24 @@ mod tests {
             proc_num: 12,
             checksum: 7,
         }
+    }
+
+    #[test]
+    fn checksum_covers_length_and_leading_bytes() {
+        let cred = rnfs_oncrpc::Credential::None;
+        let mut args = vec![7u8; 4096];
+        let base = Key::checksum(&cred, &args);
+        args[CHECKSUM_ARGS_BYTES_MAX - 1] ^= 1;
+        assert_ne!(Key::checksum(&cred, &args), base, "a leading byte differs");
+        args[CHECKSUM_ARGS_BYTES_MAX - 1] ^= 1;
+        args[CHECKSUM_ARGS_BYTES_MAX] ^= 1;
+        assert_eq!(
+            Key::checksum(&cred, &args),
+            base,
+            "bytes past the covered prefix are not read"
+        );
+        args.push(0);
+        assert_ne!(Key::checksum(&cred, &args), base, "the length differs");
     }
 
     #[test]

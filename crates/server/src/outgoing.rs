@@ -102,7 +102,16 @@ impl Outgoing {
                     IoSlice::new(tail),
                     IoSlice::new(&ZERO_PAD[..pad]),
                 ];
-                let n = match stream.try_write_vectored(&slices) {
+                // Before spliced pages, the head goes with MSG_MORE so that it shares their first
+                // segment instead of leaving alone (TCP_NODELAY is on).
+                let written = if splice_left > 0 {
+                    stream.try_io(Interest::WRITABLE, || {
+                        rnfs_sys::pipe::send_more(std::os::fd::AsFd::as_fd(stream), &slices)
+                    })
+                } else {
+                    stream.try_write_vectored(&slices)
+                };
+                let n = match written {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -118,15 +127,23 @@ impl Outgoing {
                 return Ok(true);
             }
             let want = *left;
+            let more = self.pad > 0;
             let moved = stream.try_io(Interest::WRITABLE, || {
                 loan.with_resource(|pipe| match pipe {
-                    Some(p) => p.0.drain_to(std::os::fd::AsFd::as_fd(stream), want),
+                    Some(p) => p.0.drain_to(std::os::fd::AsFd::as_fd(stream), want, more),
                     None => Err(io::Error::other("loan without a pipe")),
                 })
             });
             match moved {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => *left -= n,
+                Ok(n) => {
+                    *left -= n;
+                    if *left == 0 {
+                        // Everything spliced in went out: the pipe is empty again, so the loan
+                        // goes back without the reaper.
+                        loan.mark_clean();
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }

@@ -309,7 +309,7 @@ fn storm_of_reads_resets_and_rewrites_never_stalls_or_leaks() {
         .load(Ordering::Relaxed);
     eprintln!(
         "storm: {} s, {} READs checked ({} MiB), {} resets, {} stale, {} zero bytes; worst heartbeat {} ms, \
-         worst fresh client {:?}; loans lent {} abandoned {} returned {} exhausted {}; pipes kept {}; \
+         worst fresh client {:?}; loans lent {} abandoned {} reaped {} returned clean {} exhausted {}; pipes kept {}; \
          spliced {} MiB buffered {} MiB; fds {} -> {}",
         seconds,
         stats.reads_ok.load(Ordering::Relaxed),
@@ -322,6 +322,7 @@ fn storm_of_reads_resets_and_rewrites_never_stalls_or_leaks() {
         loans.lent_total,
         loans.claims_abandoned,
         loans.returned_by_reaper,
+        loans.returned_clean,
         loans.exhausted,
         loans.resources_live,
         spliced >> 20,
@@ -352,8 +353,16 @@ fn storm_of_reads_resets_and_rewrites_never_stalls_or_leaks() {
     );
     assert_eq!(
         loans.lent_total + loans.claims_abandoned,
-        loans.returned_by_reaper,
+        loans.returned_by_reaper + loans.returned_clean,
         "each loan and each abandoned claim returned exactly once"
+    );
+    assert!(
+        loans.returned_clean > 0,
+        "READs sent whole return their loans without the reaper"
+    );
+    assert!(
+        loans.returned_by_reaper > 0,
+        "READs cut off by resets go back through the reaper"
     );
     assert!(
         loans.resources_live <= running.service.loans().capacity(),

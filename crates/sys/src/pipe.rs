@@ -108,7 +108,15 @@ impl Pipe {
 
     /// Moves up to `len` bytes from the pipe to `socket` without blocking. Returns the bytes moved;
     /// `WouldBlock` means the socket is full (wait for it to be writable and call again).
-    pub fn drain_to(&self, socket: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    ///
+    /// `more`: more of the same record follows this call's bytes. Only then may the kernel hold
+    /// back a partial last segment (`SPLICE_F_MORE`); otherwise the end of the record would wait
+    /// for the peer's next acknowledgement before leaving.
+    pub fn drain_to(&self, socket: BorrowedFd<'_>, len: usize, more: bool) -> io::Result<usize> {
+        let mut flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
+        if more {
+            flags |= libc::SPLICE_F_MORE;
+        }
         loop {
             // SAFETY: valid fds; null offsets because both ends are a pipe and a socket.
             let r = unsafe {
@@ -118,7 +126,7 @@ impl Pipe {
                     socket.as_raw_fd(),
                     std::ptr::null_mut(),
                     len,
-                    libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE,
+                    flags,
                 )
             };
             match cvt_long(r as libc::c_long) {
@@ -153,6 +161,37 @@ impl Pipe {
     }
 }
 
+/// Writes `bufs` to the non-blocking stream `socket` in one `sendmsg(2)` with `MSG_MORE`: the
+/// bytes are the start of a record whose rest is spliced next, so the kernel may put them in the
+/// same segment as the spliced pages instead of sending them alone (with `TCP_NODELAY` a plain
+/// write would). Returns the bytes written; `WouldBlock` when the socket is full.
+pub fn send_more(socket: BorrowedFd<'_>, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let mut msg: libc::msghdr = empty_msghdr();
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len();
+    loop {
+        // SAFETY: `msg` points at `bufs`, whose `IoSlice`s are ABI-compatible with `iovec` (a
+        // documented guarantee on Unix) and stay borrowed for the call; the kernel only reads them.
+        let r = unsafe {
+            libc::sendmsg(
+                socket.as_raw_fd(),
+                &msg,
+                libc::MSG_MORE | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        match cvt_long(r as libc::c_long) {
+            Ok(n) => return Ok(n as usize),
+            Err(e) if is_eintr(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn empty_msghdr() -> libc::msghdr {
+    // SAFETY: `msghdr` is a plain C struct for which all-zero bytes are a valid (empty) value.
+    unsafe { std::mem::zeroed() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,7 +219,7 @@ mod tests {
         });
         let mut sent = 0;
         while sent < n {
-            match pipe.drain_to(a.as_fd(), n - sent) {
+            match pipe.drain_to(a.as_fd(), n - sent, false) {
                 Ok(k) => sent += k,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
                 Err(e) => panic!("{e}"),

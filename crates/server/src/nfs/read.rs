@@ -38,6 +38,8 @@ pub fn read(
     let min = svc.limits().zero_copy_min_bytes;
     // No free slot: serve from a buffer without one (the loan table counts it as exhausted).
     let mut claim = svc.loans().claim(call.conn_id, call.now_ms);
+    // Set when a backend that declined to splice left bytes in the pipe anyway.
+    let mut pipe_dirty = false;
     if let (Some(c), Transport::Tcp) = (claim.as_mut(), call.transport) {
         if min > 0 && count >= min {
             let pipe_bytes = svc.limits().transfer_bytes_max as usize;
@@ -82,7 +84,7 @@ pub fn read(
                         return Ok(Outcome::Reply);
                     }
                     // This backend cannot splice: buffered below.
-                    Ok(None) => {}
+                    Ok(None) => pipe_dirty = !matches!(pipe.0.len_bytes(), Ok(0)),
                     Err(e) => {
                         // The claim goes back through the reaper, which empties its pipe.
                         drop(claim);
@@ -97,6 +99,10 @@ pub fn read(
                 }
             }
         }
+    }
+    if pipe_dirty {
+        // Back through the reaper, which empties the pipe; this READ goes without a loan.
+        claim = None;
     }
     Ok(buffered(svc, call, &auth, &a, count, reply, claim))
 }
@@ -125,14 +131,17 @@ fn buffered(
                 .read_bytes_buffered
                 .fetch_add(n as u64, Ordering::Relaxed);
             reply.loan = claim.map(|c| {
-                c.lend(
+                let mut loan = c.lend(
                     LoanKind::Buffered,
                     call.conn_id,
                     r.attr.fileid,
                     a.offset,
                     n as u64,
                     call.now_ms,
-                )
+                );
+                // The slot's pipe (if it has one) holds nothing: the reaper has nothing to do.
+                loan.mark_clean();
+                loan
             });
             reply.tail = Tail::Bytes(r.data);
             Outcome::Reply
