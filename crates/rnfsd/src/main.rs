@@ -169,12 +169,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Ok(n) => tracing::debug!(open_files_max = n, "raised the open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
-    let workers = opts.config.limits.fs_workers_max;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rnfsd")
-        // The worker semaphore admits `workers` file-system calls; a little slack for the rest.
-        .max_blocking_threads(workers + 8)
+        // Requests run on the server's own worker pool; tokio's blocking threads only serve the
+        // admin socket, export reloads, rpcbind registration and the flush at shutdown.
+        .max_blocking_threads(8)
         .build()
         .context("cannot start the async runtime")?;
     let progress = args

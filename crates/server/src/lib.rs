@@ -14,8 +14,8 @@
 //! the server:
 //! 1. No lock is held across `.await` (`clippy::await_holding_lock` is denied workspace-wide); the
 //!    service's locks are leaf locks held for a few field accesses (see [`service`]).
-//! 2. File-system calls run only on the blocking worker pool, gated by a semaphore, never on a
-//!    reactor thread.
+//! 2. File-system calls run only on the server's worker pool ([`pool`]: threads that run nothing
+//!    else), gated by a semaphore, never on a reactor thread.
 //! 3. One writer at a time per connection, by its send turn (an atomic flag, see [`outgoing`]): a
 //!    worker sends its own reply only without blocking, and only the connection's writer task
 //!    waits for the socket; closing a connection never waits for its sends.
@@ -31,6 +31,7 @@ pub mod logging;
 pub mod metrics;
 pub mod nfs;
 pub mod outgoing;
+pub mod pool;
 pub mod registry;
 pub mod rpcbind;
 pub mod service;
@@ -160,6 +161,8 @@ pub async fn serve_with(
     let shared = Arc::new(Shared {
         service: service.clone(),
         workers: Arc::new(Semaphore::new(limits.fs_workers_max)),
+        // Every queued job holds a `workers` permit, so the queue never holds more than that.
+        pool: pool::WorkerPool::new("rnfsd-fs", limits.fs_workers_max, limits.fs_workers_max),
         connections: Arc::new(Semaphore::new(limits.connections_max)),
         registry: Arc::new(registry::Registry::default()),
         requests: Arc::new(Semaphore::new(limits.requests_in_flight_max)),
@@ -247,7 +250,8 @@ pub async fn serve_with(
     {
         // Housekeeping timer: closes idle open files, and once the server has gone quiet (no call
         // for a whole interval after some activity) gives freed memory back to the kernel. It
-        // runs on the blocking pool and touches no connection state.
+        // runs on tokio's blocking pool (as plain root, not on a request worker) and touches no
+        // connection state.
         let service = service.clone();
         tasks.spawn(async move {
             let mut tick =

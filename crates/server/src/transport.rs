@@ -8,8 +8,8 @@
 //!   never wait for the turn or for the socket, so no thread blocks on a slow client.
 //! * The *reader* stops reading when the connection's in-flight limit is reached (backpressure),
 //!   instead of queueing requests without bound.
-//! * Request handling (decode, file-system calls, encode) runs on the blocking worker pool, gated by
-//!   a global semaphore, never on a reactor thread.
+//! * Request handling (decode, file-system calls, encode) runs on the worker pool
+//!   ([`crate::pool`]), gated by a global semaphore, never on a reactor thread.
 //! * Closing a connection never waits for its sends: the reader just returns; the writer ends when
 //!   its channel closes or the socket fails, and dropping a queued reply is O(1).
 
@@ -62,8 +62,10 @@ pub const UDP_DATAGRAM_BYTES_MAX: usize = 65_507;
 /// State shared by every transport task.
 pub struct Shared {
     pub service: Arc<Service>,
-    /// Gates the blocking worker pool: one permit per request being processed.
+    /// Gates the worker pool: one permit per request being processed.
     pub workers: Arc<Semaphore>,
+    /// The threads that run request handlers (see crate::pool).
+    pub pool: crate::pool::WorkerPool,
     /// One permit per open TCP connection.
     pub connections: Arc<Semaphore>,
     /// Live connections and their requests in flight.
@@ -113,20 +115,21 @@ async fn process(
         t.set_stage(Stage::Fs);
     }
     let service = shared.service.clone();
-    let job = tokio::task::spawn_blocking(move || run_job(&service, record, origin));
-    match job.await {
-        Ok(reply) => {
-            if let Some(t) = tracked {
-                t.set_stage(Stage::Sending);
-            }
-            reply
-        }
-        Err(e) => {
-            // A panic in a handler is a bug; the connection survives and the client retransmits.
-            warn!(peer = %origin.peer, error = %e, "request handler failed");
-            None
-        }
+    let (done, reply) = tokio::sync::oneshot::channel();
+    let job = Box::new(move || {
+        let _ = done.send(run_job(&service, record, origin));
+    });
+    if let Err(e) = shared.pool.submit(job) {
+        // The request gets no reply; the client retransmits.
+        warn!(peer = %origin.peer, error = %e, "cannot run a request");
+        return None;
     }
+    // An error means the job was dropped unrun (the pool is stopping).
+    let reply = reply.await.ok()?;
+    if let Some(t) = tracked {
+        t.set_stage(Stage::Sending);
+    }
+    reply
 }
 
 /// Accepts TCP connections until the listener fails or the task is cancelled.
@@ -338,7 +341,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                     let side = send_side.clone();
                     // Straight onto the worker pool; the job sends its reply itself when the
                     // socket takes it at once, else hands it to the writer.
-                    tokio::task::spawn_blocking(move || {
+                    let submitted = shared.pool.submit(Box::new(move || {
                         let reply = run_job(&service, record, origin);
                         drop((worker, global));
                         if let Some(reply) = reply {
@@ -354,7 +357,12 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                             // O(1).
                             side.send_or_queue(item);
                         }
-                    });
+                    }));
+                    if let Err(e) = submitted {
+                        // Cannot happen while the semaphores admit at most the pool's bound of
+                        // jobs; the client retransmits.
+                        warn!(%peer, error = %e, "cannot run a request");
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {

@@ -86,7 +86,16 @@ use crate::{
     FsStat, Identity, NodeKind, PathConf, ReadData, Result, SetAttrs, Stability, Timestamp, Wcc,
     Written,
 };
-use cache::OpenFiles;
+use cache::{OpenFiles, PathFd, PathFds};
+
+/// Most `O_PATH` descriptors cached per export.
+pub const PATH_FDS_MAX: usize = 16_384;
+
+/// The descriptor cache's bound: [`PATH_FDS_MAX`], or an eighth of the process's open-file limit
+/// when that is smaller (several exports, sockets and loan pipes need descriptors too).
+fn default_path_fds() -> usize {
+    (rnfs_sys::open_files_limit().unwrap_or(1024) as usize / 8).clamp(64, PATH_FDS_MAX)
+}
 
 /// The largest kernel handle (opaque bytes, without its type) that fits a sealed [`FileHandle`].
 pub const MAX_KERNEL_HANDLE: usize = MAX_BODY - 4;
@@ -98,7 +107,7 @@ pub const NAME_MAX: usize = 255;
 const DIRENT_BUF: usize = 32 * 1024;
 
 /// One export backed by a local directory. Share it (`Arc`): its only mutable state is the
-/// open-file cache and the write-back error counter, both safe to use from many threads.
+/// descriptor caches and the write-back error counter, all safe to use from many threads.
 #[derive(Debug)]
 pub struct LocalFs {
     export_id: u32,
@@ -113,11 +122,13 @@ pub struct LocalFs {
     fsid: u64,
     /// Regular files kept open for READ/WRITE/COMMIT (see [`cache`]).
     files: OpenFiles,
+    /// `O_PATH` descriptors of recently resolved handles (see [`cache`]).
+    paths: PathFds,
     /// Write-back errors seen so far ([`Backend::writeback_errors`]); shared with every
     /// [`cache::OpenFile`], whose last `fsync` may happen when it leaves the cache.
     writeback_errors: Arc<AtomicU64>,
-    /// Keys the digests of remembered READ permissions (per process, random), so that no caller
-    /// can aim for another's digest.
+    /// Keys the digests of remembered permissions (per process, random), so that no caller can
+    /// aim for another's digest.
     grant_hasher: std::hash::RandomState,
 }
 
@@ -183,6 +194,7 @@ impl LocalFs {
             root_handle,
             fsid: st.dev,
             files: OpenFiles::new(DEFAULT_OPEN_FILES),
+            paths: PathFds::new(default_path_fds()),
             writeback_errors: Arc::new(AtomicU64::new(0)),
             grant_hasher: std::hash::RandomState::new(),
         })
@@ -194,6 +206,23 @@ impl LocalFs {
     pub fn with_open_files(mut self, limit: usize) -> LocalFs {
         self.files = OpenFiles::new(limit);
         self
+    }
+
+    /// Keeps at most `limit` `O_PATH` descriptors of resolved handles (at least 1; default: an
+    /// eighth of the open-file limit, at most [`PATH_FDS_MAX`]).
+    pub fn with_path_fds(mut self, limit: usize) -> LocalFs {
+        self.paths = PathFds::new(limit);
+        self
+    }
+
+    /// How many `O_PATH` descriptors the cache holds now (at most [`LocalFs::path_fd_limit`]).
+    pub fn path_fds(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// The bound on [`LocalFs::path_fds`].
+    pub fn path_fd_limit(&self) -> usize {
+        self.paths.limit()
     }
 
     /// How many regular files are open in the cache now (at most [`LocalFs::open_file_limit`]).
@@ -217,51 +246,69 @@ impl LocalFs {
         self.export_id
     }
 
-    /// The digest under which a READ permission for `who` on a file in state `st` is remembered
-    /// (never 0, which means "none").
-    pub(crate) fn read_grant_key(&self, st: &Stat, who: &Identity) -> u64 {
+    /// The digest under which permission `access` (`R_OK`, `X_OK`...) for `who` on an object in
+    /// state `st` is remembered (never 0, which means "none"). It covers everything the kernel's
+    /// answer depends on: the caller's ids and groups, and the object's owner, group, mode and
+    /// ctime (which chmod, chown and ACL changes all move).
+    pub(crate) fn grant_key(&self, st: &Stat, who: &Identity, access: libc::c_int) -> u64 {
         use std::hash::BuildHasher;
-        let file = (st.dev, st.ino, st.uid, st.gid, st.mode);
+        let object = (st.dev, st.ino, st.uid, st.gid, st.mode);
         let changed = (st.ctime.sec, st.ctime.nsec);
         let caller = (who.uid, who.gid, &who.groups);
-        self.grant_hasher.hash_one((file, changed, caller)).max(1)
+        self.grant_hasher
+            .hash_one((access, object, changed, caller))
+            .max(1)
     }
 
-    /// Verifies `fh` and opens its object as an `O_PATH` descriptor, as root.
-    fn resolve(&self, fh: &FileHandle) -> Result<(OwnedFd, Stat)> {
+    /// Verifies `fh` and gives its object's `O_PATH` descriptor (cached, or opened as root).
+    fn resolve(&self, fh: &FileHandle) -> Result<(Arc<PathFd>, Stat)> {
         let body = handle::open(&self.key, self.export_id, &fh.0)?;
         self.resolve_body(body)
     }
 
-    /// Opens the object of a verified handle body as an `O_PATH` descriptor, as root. An object
-    /// without links is stale (and leaves the open-file cache).
-    fn resolve_body(&self, body: &[u8]) -> Result<(OwnedFd, Stat)> {
+    /// The `O_PATH` descriptor of the object of a verified handle body: from the descriptor cache
+    /// (one `fstat`), else opened as root and cached. An object without links is stale (and
+    /// leaves the caches).
+    fn resolve_body(&self, body: &[u8]) -> Result<(Arc<PathFd>, Stat)> {
+        if let Some(fd) = self.paths.get(body) {
+            let st = rnfs_sys::fstat(fd.as_fd())?;
+            if st.nlink == 0 {
+                drop(fd);
+                self.evict(body);
+                return Err(Error::Stale);
+            }
+            return Ok((fd, st));
+        }
         let kh = decode_body(body)?;
         debug_assert!(!identity::is_switched(), "handles must be resolved as root");
-        let fd =
-            rnfs_sys::open_by_handle_at(self.root_fd.as_fd(), &kh, libc::O_PATH).map_err(|e| {
-                match e.raw_os_error() {
-                    Some(libc::ESTALE | libc::ENOENT) => Error::Stale,
-                    _ => Error::from(e),
-                }
-            })?;
+        let fd = match rnfs_sys::open_by_handle_at(self.root_fd.as_fd(), &kh, libc::O_PATH) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                self.out_of_descriptors();
+                rnfs_sys::open_by_handle_at(self.root_fd.as_fd(), &kh, libc::O_PATH)
+            }
+            other => other,
+        }
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ESTALE | libc::ENOENT) => Error::Stale,
+            _ => Error::from(e),
+        })?;
         let st = rnfs_sys::fstat(fd.as_fd())?;
         if st.nlink == 0 {
             self.evict(body);
             return Err(Error::Stale);
         }
-        Ok((fd, st))
+        Ok((self.paths.insert(body, Arc::new(PathFd::new(fd))), st))
     }
 
-    fn seal(&self, kh: &KernelHandle) -> Result<FileHandle> {
-        if kh.bytes.len() > MAX_KERNEL_HANDLE {
-            tracing::error!(
-                len = kh.bytes.len(),
-                "kernel file handle too large to serve"
-            );
-            return Err(Error::ServerFault(libc::EOVERFLOW));
-        }
-        Ok(handle::seal(&self.key, self.export_id, &encode_body(kh)))
+    /// The process ran out of descriptors: gives a quarter of each descriptor cache back.
+    pub(crate) fn out_of_descriptors(&self) {
+        tracing::warn!(
+            open_files = self.files.len(),
+            path_descriptors = self.paths.len(),
+            "out of file descriptors: shrinking the descriptor caches (raise RLIMIT_NOFILE)"
+        );
+        drop(self.files.shrink_by(self.files.len() / 4 + 1));
+        drop(self.paths.shrink_by(self.paths.len() / 4 + 1));
     }
 
     fn is_root(&self, st: &Stat) -> bool {
@@ -308,12 +355,37 @@ impl LocalFs {
 
     /// Stat and handle of an object reached from a directory, refusing other mounts.
     fn describe(&self, fd: BorrowedFd<'_>) -> Result<(FileHandle, Stat)> {
+        self.describe_body(fd)
+            .and_then(|(body, st)| Ok((self.seal_body(&body)?, st)))
+    }
+
+    /// [`LocalFs::describe`], keeping `fd` in the descriptor cache: a client that looked a name
+    /// up usually asks about the object next.
+    fn describe_and_keep(&self, fd: OwnedFd) -> Result<(FileHandle, Stat)> {
+        let (body, st) = self.describe_body(fd.as_fd())?;
+        let fh = self.seal_body(&body)?;
+        self.paths.insert(&body, Arc::new(PathFd::new(fd)));
+        Ok((fh, st))
+    }
+
+    fn describe_body(&self, fd: BorrowedFd<'_>) -> Result<(Vec<u8>, Stat)> {
         let st = rnfs_sys::fstat(fd)?;
         let (kh, mount_id) = rnfs_sys::fd_to_handle(fd)?;
         if st.dev != self.root_dev || mount_id != self.root_mount_id {
             return Err(Error::XDev);
         }
-        Ok((self.seal(&kh)?, st))
+        if kh.bytes.len() > MAX_KERNEL_HANDLE {
+            tracing::error!(
+                len = kh.bytes.len(),
+                "kernel file handle too large to serve"
+            );
+            return Err(Error::ServerFault(libc::EOVERFLOW));
+        }
+        Ok((encode_body(&kh), st))
+    }
+
+    fn seal_body(&self, body: &[u8]) -> Result<FileHandle> {
+        Ok(handle::seal(&self.key, self.export_id, body))
     }
 
     /// READDIRPLUS extras for `name` in the directory `dir` (read as the caller); `None` when they
@@ -321,7 +393,7 @@ impl LocalFs {
     fn plus_extras(&self, dir: BorrowedFd<'_>, name: &[u8]) -> Option<(Attr, FileHandle)> {
         let cname = CString::new(name).ok()?;
         let fd = Self::open_child(dir, &cname).ok()?;
-        let (fh, st) = self.describe(fd.as_fd()).ok()?;
+        let (fh, st) = self.describe_and_keep(fd).ok()?;
         Some((self.attr(&st), fh))
     }
 }
@@ -425,16 +497,29 @@ impl Backend for LocalFs {
         let cname = component(name)?;
         let dot = name == b".";
         let dotdot_of_root = name == b".." && self.is_root(&dst);
-        let child = {
-            let _as = as_caller(who)?;
+        // The only permission a lookup needs is search on the directory, and an O_PATH open of
+        // the name needs nothing more, whoever makes it. So once the kernel has said yes to this
+        // caller for this directory as it is now (owner, mode, ctime: see `grant_key`), the next
+        // lookups skip the identity switch and run as root.
+        let grant = self.grant_key(&dst, who, libc::X_OK);
+        let child = if dfd.search_granted(grant) {
             if dot || dotdot_of_root {
-                // No open needed, but the caller still needs search permission, as for any lookup.
-                rnfs_sys::faccessat2(
-                    dfd.as_fd(),
-                    c"",
-                    libc::X_OK,
-                    libc::AT_EACCESS | libc::AT_EMPTY_PATH,
-                )?;
+                None
+            } else {
+                Some(Self::open_child(dfd.as_fd(), &cname)?)
+            }
+        } else {
+            let _as = as_caller(who)?;
+            // No open needed for these, but the caller still needs search permission, as for any
+            // lookup.
+            rnfs_sys::faccessat2(
+                dfd.as_fd(),
+                c"",
+                libc::X_OK,
+                libc::AT_EACCESS | libc::AT_EMPTY_PATH,
+            )?;
+            dfd.grant_search(grant);
+            if dot || dotdot_of_root {
                 None
             } else {
                 Some(Self::open_child(dfd.as_fd(), &cname)?)
@@ -448,7 +533,7 @@ impl Backend for LocalFs {
             };
             return Ok((fh, self.attr(&dst)));
         };
-        match self.describe(child.as_fd()) {
+        match self.describe_and_keep(child) {
             Ok((fh, st)) => Ok((fh, self.attr(&st))),
             Err(Error::XDev) => {
                 tracing::warn!(
@@ -791,6 +876,7 @@ impl Backend for LocalFs {
     fn close_idle_files(&self) {
         let idle = self.files.close_idle();
         drop(idle); // outside the cache's lock: may fsync
+        drop(self.paths.close_idle());
     }
 
     fn close_all_files(&self) {

@@ -1402,3 +1402,74 @@ fn remembered_read_permission_follows_the_caller_and_the_file() {
         assert_eq!(r.is_ok(), allowed, "after {what}: {r:?}");
     }
 }
+
+#[test]
+fn path_descriptor_cache_is_bounded_and_sees_removals() {
+    let (dir, fs) = setup();
+    let fs = fs.with_path_fds(8);
+    assert_eq!(fs.path_fd_limit(), 8);
+    let r = fs.root();
+    for i in 0..40 {
+        put(&dir.path().join(format!("f{i}")), b"x", 0o644);
+    }
+    let handles: Vec<FileHandle> = (0..40).map(|i| lookup(&fs, &r, &format!("f{i}"))).collect();
+    for round in 0..2 {
+        for h in &handles {
+            fs.getattr(&root(), h).unwrap();
+            assert!(fs.path_fds() <= 8, "round {round}: {}", fs.path_fds());
+        }
+    }
+    // Objects removed behind the server's back while their descriptors are cached: stale.
+    fs::create_dir(dir.path().join("d")).unwrap();
+    let d = lookup(&fs, &r, "d");
+    let f = handles.last().unwrap();
+    assert!(fs.getattr(&root(), &d).is_ok() && fs.getattr(&root(), f).is_ok());
+    fs::remove_dir(dir.path().join("d")).unwrap();
+    fs::remove_file(dir.path().join("f39")).unwrap();
+    assert_eq!(fs.getattr(&root(), &d).unwrap_err(), Error::Stale);
+    assert_eq!(fs.getattr(&root(), f).unwrap_err(), Error::Stale);
+    // Idle descriptors close within two rounds of housekeeping.
+    assert!(fs.path_fds() > 0);
+    fs.close_idle_files();
+    fs.close_idle_files();
+    assert_eq!(fs.path_fds(), 0);
+}
+
+#[test]
+fn remembered_search_permission_follows_the_caller_and_the_directory() {
+    let (dir, fs) = setup();
+    let root_fh = fs.root();
+    let path = dir.path().join("open/d");
+    fs::create_dir(&path).unwrap();
+    put(&path.join("f"), b"x", 0o644);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o710)).unwrap();
+    std::os::unix::fs::chown(&path, Some(OTHER), Some(3000)).unwrap();
+    let open = lookup(&fs, &root_fh, "open");
+    let d = lookup(&fs, &open, "d");
+    let member = Identity {
+        uid: USER,
+        gid: USER,
+        groups: vec![3000],
+    };
+    let outsider = user(USER);
+    // Granted through the group, then remembered; the same uid without the group is refused.
+    for _ in 0..2 {
+        assert!(fs.lookup(&member, &d, b"f").is_ok());
+        assert!(fs.lookup(&member, &d, b".").is_ok());
+    }
+    assert_eq!(fs.lookup(&outsider, &d, b"f").unwrap_err(), Error::Access);
+    assert_eq!(fs.lookup(&outsider, &d, b".").unwrap_err(), Error::Access);
+    assert!(fs.lookup(&member, &d, b"f").is_ok());
+    // A change to the directory revokes what was remembered, at once.
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(fs.lookup(&member, &d, b"f").unwrap_err(), Error::Access);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o710)).unwrap();
+    assert!(fs.lookup(&member, &d, b"f").is_ok());
+    std::os::unix::fs::chown(&path, None, Some(3001)).unwrap();
+    assert_eq!(fs.lookup(&member, &d, b"f").unwrap_err(), Error::Access);
+    // A missing name in a searchable directory is NOENT, remembered or not.
+    std::os::unix::fs::chown(&path, None, Some(3000)).unwrap();
+    for _ in 0..2 {
+        assert_eq!(fs.lookup(&member, &d, b"nope").unwrap_err(), Error::NoEnt);
+    }
+}

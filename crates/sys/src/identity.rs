@@ -23,6 +23,14 @@
 //!   has the wanted value is not set again (a root caller costs no system call at all). The cache
 //!   starts "unknown", so the first switch on a thread sets everything. It assumes nothing else in the
 //!   process changes credentials (no glibc `setuid`/`setgroups` broadcasts after start-up).
+//! * **Lazy rest** ([`rest_lazily`]), for threads that only ever serve requests: dropping the guard
+//!   restores only the fsuid (0, which brings the file-system capabilities back) and leaves the
+//!   caller's fsgid and groups in place; such a thread also rests *without* `CAP_SYS_RESOURCE`,
+//!   raising it only while it acts for a root caller. A stream of requests from one user then
+//!   costs two `setfsuid` calls per switch and two per restore, instead of a dozen system calls.
+//!   This is safe because a thread at rest acts as root only to resolve handles, stat and reopen
+//!   objects (nothing it does depends on its group ids) and creates nothing; it would not be on a
+//!   thread that runs other code (files it created would get the last caller's group).
 //! * Switches do not nest: a second [`set_thread_identity`] while a guard is alive fails.
 //! * A thread created while its creator is switched inherits the switched credentials (the kernel
 //!   copies them at `clone`): create worker threads while acting as root.
@@ -44,6 +52,8 @@ struct Creds {
 }
 
 thread_local! {
+    /// Set by [`rest_lazily`].
+    static LAZY_REST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static CURRENT: RefCell<Creds> = const {
         RefCell::new(Creds {
             fsuid: None,
@@ -89,6 +99,14 @@ pub fn set_thread_identity(uid: u32, gid: u32, groups: &[u32]) -> io::Result<Ide
     })
 }
 
+/// Declares that the calling thread runs nothing but request handlers, so guards on it may restore
+/// lazily (see the module docs). Its current credentials are forgotten: the next switch sets every
+/// component.
+pub fn rest_lazily() {
+    LAZY_REST.set(true);
+    CURRENT.with_borrow_mut(forget);
+}
+
 /// Whether an [`IdentityGuard`] is alive on this thread (the thread is not acting as root).
 pub fn is_switched() -> bool {
     CURRENT.with_borrow(|c| c.active)
@@ -100,7 +118,12 @@ impl Drop for IdentityGuard {
         let _ = CURRENT.try_with(|cell| {
             let mut c = cell.borrow_mut();
             c.active = false;
-            if apply(&mut c, 0, 0, &[], true).is_err() {
+            let restored = if LAZY_REST.get() {
+                rest(&mut c)
+            } else {
+                apply(&mut c, 0, 0, &[], true)
+            };
+            if restored.is_err() {
                 // Cannot happen while we hold CAP_SETUID/CAP_SETGID. If it did, the thread is left
                 // *less* privileged (handle resolution fails), and the next switch resets all.
                 forget(&mut c);
@@ -114,6 +137,21 @@ fn forget(c: &mut Creds) {
     c.fsgid = None;
     c.groups = None;
     c.resource_off = None;
+}
+
+/// The lazy rest state: fsuid 0, `CAP_SYS_RESOURCE` off, group ids left as they are.
+fn rest(c: &mut Creds) -> io::Result<()> {
+    if c.fsuid != Some(0) {
+        c.fsuid = None;
+        setfsuid(0)?;
+        c.fsuid = Some(0);
+    }
+    if c.resource_off != Some(true) {
+        c.resource_off = None;
+        set_effective_cap(CAP_SYS_RESOURCE, false)?;
+        c.resource_off = Some(true);
+    }
+    Ok(())
 }
 
 fn apply(c: &mut Creds, uid: u32, gid: u32, groups: &[u32], uid_first: bool) -> io::Result<()> {
@@ -342,6 +380,57 @@ mod tests {
             if !held {
                 eprintln!("CAP_SYS_RESOURCE not held by this process: nothing was dropped");
             }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn lazy_rest_restores_the_uid_and_keeps_the_groups() {
+        std::thread::spawn(|| {
+            rest_lazily();
+            let held = thread_cap(CAP_SYS_RESOURCE).1;
+            let fs_caps_at_start = thread_cap(1); // CAP_DAC_OVERRIDE
+            {
+                let _g = set_thread_identity(1234, 5678, &[7, 8]).unwrap();
+                assert_eq!(thread_creds(), (1234, 5678, vec![7, 8]));
+                assert!(!thread_cap(CAP_SYS_RESOURCE).0);
+            }
+            assert_eq!(
+                thread_creds(),
+                (0, 5678, vec![7, 8]),
+                "at rest: root's fsuid, the last caller's groups"
+            );
+            assert_eq!(
+                thread_cap(1),
+                fs_caps_at_start,
+                "file-system capabilities return with fsuid 0"
+            );
+            assert_eq!(
+                thread_cap(CAP_SYS_RESOURCE),
+                (false, held),
+                "rests without CAP_SYS_RESOURCE"
+            );
+            {
+                let _g = set_thread_identity(1234, 5678, &[7, 8]).unwrap();
+                assert_eq!(thread_creds(), (1234, 5678, vec![7, 8]));
+            }
+            {
+                let _g = set_thread_identity(0, 0, &[]).unwrap();
+                assert_eq!(thread_creds(), (0, 0, vec![]));
+                assert_eq!(
+                    thread_cap(CAP_SYS_RESOURCE),
+                    (held, held),
+                    "a root caller has it"
+                );
+            }
+            assert_eq!(thread_cap(CAP_SYS_RESOURCE), (false, held));
+            let r = std::panic::catch_unwind(|| {
+                let _g = set_thread_identity(42, 43, &[44]).unwrap();
+                panic!("boom");
+            });
+            assert!(r.is_err());
+            assert_eq!(thread_creds(), (0, 43, vec![44]), "unwinding rests too");
         })
         .join()
         .unwrap();

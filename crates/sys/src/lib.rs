@@ -825,6 +825,17 @@ pub fn release_free_memory() -> bool {
     }
 }
 
+/// This process's soft limit on open files.
+pub fn open_files_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for getrlimit to fill.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    Ok(lim.rlim_cur)
+}
+
 /// Raises this process's soft limit on open files to its hard limit (the open-file cache and the
 /// loan pipes need more than the usual 1024). Returns the new soft limit.
 pub fn raise_open_files_limit() -> io::Result<u64> {

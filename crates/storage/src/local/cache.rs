@@ -1,5 +1,6 @@
-//! The open-file cache of [`super::LocalFs`]: regular files kept open between READ, WRITE and
-//! COMMIT calls.
+//! The descriptor caches of [`super::LocalFs`]: regular files kept open between READ, WRITE and
+//! COMMIT calls ([`OpenFiles`]), and `O_PATH` descriptors of recently resolved handles
+//! ([`PathFds`]).
 //!
 //! # Why
 //! * **Cost.** Without it every READ/WRITE would run `open_by_handle_at` and `open` again; a stream
@@ -27,11 +28,14 @@
 //!   periodically (see `LocalFs::close_idle_files`), so files are not held open for long after
 //!   clients are done with them. Counting calls instead of reading a clock keeps the backend free of
 //!   time.
+//! * [`PathFds`] works the same way. Its `O_PATH` descriptors pin their objects: a file removed by
+//!   a local process keeps its blocks until its entry leaves the cache, which the idle rounds
+//!   bound to a few seconds after its last use.
 //! * Entries are also removed when the file is found unlinked (`st_nlink == 0`: removed behind our
 //!   back) and when REMOVE or RENAME through this backend unlinks the name it was reached by.
 //!
 //! # Locking
-//! Lock order: `OpenFiles::inner` is a **leaf** lock. It is held only for map operations: no system
+//! Lock order: `OpenFiles::inner` and `PathFds::inner` are **leaf** locks (never held together). It is held only for map operations: no system
 //! call, no identity switch, no other lock is taken while it is held, and no [`OpenFile`] is
 //! dropped under it (its `Drop` may `fsync`): every method returns the entries it removed, and the
 //! caller drops them after the lock is released. There is no other lock in the local backend.
@@ -138,25 +142,37 @@ impl Drop for OpenFile {
 }
 
 #[derive(Debug)]
-struct Slot {
-    file: Arc<OpenFile>,
+struct Slot<T> {
+    value: T,
     /// Position in `Lru::order` (larger = used more recently).
     tick: u64,
     /// The `close_idle` round in which it was last used.
     round: u64,
 }
 
-#[derive(Debug, Default)]
-struct Lru {
-    map: HashMap<Vec<u8>, Slot>,
+/// A least-recently-used map from kernel-handle bytes to `T`, with idle rounds.
+#[derive(Debug)]
+struct Lru<T> {
+    map: HashMap<Vec<u8>, Slot<T>>,
     /// tick → key, oldest first.
     order: BTreeMap<u64, Vec<u8>>,
     tick: u64,
     round: u64,
 }
 
-impl Lru {
-    fn touch(&mut self, key: &[u8]) -> Option<Arc<OpenFile>> {
+impl<T> Default for Lru<T> {
+    fn default() -> Self {
+        Lru {
+            map: HashMap::new(),
+            order: BTreeMap::new(),
+            tick: 0,
+            round: 0,
+        }
+    }
+}
+
+impl<T: Clone> Lru<T> {
+    fn touch(&mut self, key: &[u8]) -> Option<T> {
         self.tick += 1;
         let (tick, round) = (self.tick, self.round);
         let slot = self.map.get_mut(key)?;
@@ -166,32 +182,62 @@ impl Lru {
             .unwrap_or_else(|| key.to_vec());
         slot.tick = tick;
         slot.round = round;
-        let file = slot.file.clone();
+        let value = slot.value.clone();
         self.order.insert(tick, key);
-        Some(file)
+        Some(value)
     }
 
-    fn remove(&mut self, key: &[u8]) -> Option<Arc<OpenFile>> {
+    fn remove(&mut self, key: &[u8]) -> Option<T> {
         let slot = self.map.remove(key)?;
         self.order.remove(&slot.tick);
-        Some(slot.file)
+        Some(slot.value)
     }
 
-    fn pop_oldest(&mut self) -> Option<Arc<OpenFile>> {
+    fn pop_oldest(&mut self) -> Option<T> {
         let (_, key) = self.order.pop_first()?;
-        self.map.remove(&key).map(|s| s.file)
+        self.map.remove(&key).map(|s| s.value)
     }
 
     fn oldest_round(&self) -> Option<u64> {
         let (_, key) = self.order.first_key_value()?;
         self.map.get(key).map(|s| s.round)
     }
+
+    /// Inserts a key known to be absent, first evicting the oldest entries down to `limit - 1`.
+    fn insert_new(&mut self, key: &[u8], value: T, limit: usize, evicted: &mut Vec<T>) {
+        while self.map.len() >= limit {
+            match self.pop_oldest() {
+                Some(old) => evicted.push(old),
+                None => break,
+            }
+        }
+        self.tick += 1;
+        let (tick, round) = (self.tick, self.round);
+        self.order.insert(tick, key.to_vec());
+        self.map.insert(key.to_vec(), Slot { value, tick, round });
+    }
+
+    /// Takes out every entry not used since the previous call, and starts a new round.
+    fn close_idle(&mut self) -> Vec<T> {
+        let mut evicted = Vec::new();
+        // Least recently used first; stop at the first entry used in the current round.
+        while self.oldest_round().is_some_and(|r| r < self.round) {
+            evicted.extend(self.pop_oldest());
+        }
+        self.round += 1;
+        evicted
+    }
+}
+
+fn lock<T>(m: &Mutex<Lru<T>>) -> MutexGuard<'_, Lru<T>> {
+    // Nothing under the lock can panic half-way through an update, so a poisoned map is whole.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The bounded map from kernel-handle bytes to [`OpenFile`].
 pub struct OpenFiles {
     limit: usize,
-    inner: Mutex<Lru>,
+    inner: Mutex<Lru<Arc<OpenFile>>>,
 }
 
 impl fmt::Debug for OpenFiles {
@@ -220,13 +266,8 @@ impl OpenFiles {
         self.limit
     }
 
-    fn lock(&self) -> MutexGuard<'_, Lru> {
-        // Nothing under the lock can panic half-way through an update, so a poisoned map is whole.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     pub fn len(&self) -> usize {
-        self.lock().map.len()
+        lock(&self.inner).map.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -235,7 +276,7 @@ impl OpenFiles {
 
     /// The entry for `key`, marked as just used.
     pub fn get(&self, key: &[u8]) -> Option<Arc<OpenFile>> {
-        self.lock().touch(key)
+        lock(&self.inner).touch(key)
     }
 
     /// Inserts `file` under `key` unless an entry at least as capable is already there (another
@@ -243,7 +284,7 @@ impl OpenFiles {
     /// the race or a replaced read-only entry, and least recently used entries beyond the limit.
     pub fn insert(&self, key: &[u8], file: Arc<OpenFile>) -> (Arc<OpenFile>, Evicted) {
         let mut evicted = Vec::new();
-        let mut lru = self.lock();
+        let mut lru = lock(&self.inner);
         if let Some(existing) = lru.touch(key) {
             if existing.writable() || !file.writable() {
                 evicted.push(file);
@@ -251,40 +292,24 @@ impl OpenFiles {
             }
             evicted.extend(lru.remove(key));
         }
-        while lru.map.len() >= self.limit {
-            match lru.pop_oldest() {
-                Some(old) => evicted.push(old),
-                None => break,
-            }
-        }
-        lru.tick += 1;
-        let (tick, round) = (lru.tick, lru.round);
-        lru.order.insert(tick, key.to_vec());
-        lru.map.insert(
-            key.to_vec(),
-            Slot {
-                file: file.clone(),
-                tick,
-                round,
-            },
-        );
+        lru.insert_new(key, file.clone(), self.limit, &mut evicted);
         (file, evicted)
     }
 
     /// Takes `key`'s entry out.
     pub fn remove(&self, key: &[u8]) -> Option<Arc<OpenFile>> {
-        self.lock().remove(key)
+        lock(&self.inner).remove(key)
     }
 
     /// Takes out the `n` least recently used entries.
     pub fn shrink_by(&self, n: usize) -> Evicted {
-        let mut lru = self.lock();
+        let mut lru = lock(&self.inner);
         (0..n).map_while(|_| lru.pop_oldest()).collect()
     }
 
     /// Takes out every entry (at shutdown: dropping them syncs unstable writes).
     pub fn take_all(&self) -> Evicted {
-        let mut lru = self.lock();
+        let mut lru = lock(&self.inner);
         let mut all = Vec::new();
         while let Some(f) = lru.pop_oldest() {
             all.push(f);
@@ -294,14 +319,117 @@ impl OpenFiles {
 
     /// Takes out every entry not used since the previous call, and starts a new round.
     pub fn close_idle(&self) -> Evicted {
-        let mut lru = self.lock();
-        let mut evicted = Vec::new();
-        // Least recently used first; stop at the first entry used in the current round.
-        while lru.oldest_round().is_some_and(|r| r < lru.round) {
-            evicted.extend(lru.pop_oldest());
+        lock(&self.inner).close_idle()
+    }
+}
+
+/// One object's `O_PATH` descriptor, opened as root from its handle, kept between calls.
+#[derive(Debug)]
+pub struct PathFd {
+    fd: OwnedFd,
+    /// The last search permission granted on this directory, as a keyed digest of the caller and
+    /// of the directory's owner, mode and ctime (0 = none): see `LocalFs::lookup`.
+    search_granted: AtomicU64,
+}
+
+impl PathFd {
+    pub(crate) fn new(fd: OwnedFd) -> PathFd {
+        PathFd {
+            fd,
+            search_granted: AtomicU64::new(0),
         }
-        lru.round += 1;
-        evicted
+    }
+
+    pub(crate) fn search_granted(&self, grant: u64) -> bool {
+        self.search_granted.load(Ordering::Acquire) == grant
+    }
+
+    pub(crate) fn grant_search(&self, grant: u64) {
+        self.search_granted.store(grant, Ordering::Release);
+    }
+}
+
+impl AsFd for PathFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The bounded map from kernel-handle bytes to [`PathFd`]: resolving a handle that was resolved
+/// in the last few seconds costs one `fstat` instead of `open_by_handle_at` + `fstat` + `close`.
+/// Same limits and idle rounds as [`OpenFiles`]; dropping a [`PathFd`] only closes a descriptor,
+/// so entries may be dropped anywhere but under the lock.
+pub struct PathFds {
+    limit: usize,
+    inner: Mutex<Lru<Arc<PathFd>>>,
+}
+
+impl fmt::Debug for PathFds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PathFds")
+            .field("limit", &self.limit)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl PathFds {
+    /// A cache of at most `limit` descriptors (at least 1).
+    pub fn new(limit: usize) -> PathFds {
+        PathFds {
+            limit: limit.max(1),
+            inner: Mutex::new(Lru::default()),
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.inner).map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entry for `key`, marked as just used.
+    pub fn get(&self, key: &[u8]) -> Option<Arc<PathFd>> {
+        lock(&self.inner).touch(key)
+    }
+
+    /// Caches `fd` under `key` unless another thread did first, and returns the cached entry.
+    pub fn insert(&self, key: &[u8], fd: Arc<PathFd>) -> Arc<PathFd> {
+        let mut evicted = Vec::new();
+        let cached = {
+            let mut lru = lock(&self.inner);
+            match lru.touch(key) {
+                Some(existing) => existing,
+                None => {
+                    lru.insert_new(key, fd.clone(), self.limit, &mut evicted);
+                    fd
+                }
+            }
+        };
+        drop(evicted); // closes descriptors: outside the lock
+        cached
+    }
+
+    /// Takes `key`'s entry out.
+    pub fn remove(&self, key: &[u8]) -> Option<Arc<PathFd>> {
+        lock(&self.inner).remove(key)
+    }
+
+    /// Takes out the `n` least recently used entries.
+    pub fn shrink_by(&self, n: usize) -> Vec<Arc<PathFd>> {
+        let mut lru = lock(&self.inner);
+        (0..n).map_while(|_| lru.pop_oldest()).collect()
+    }
+
+    /// Takes out every entry not used since the previous call, and starts a new round.
+    pub fn close_idle(&self) -> Vec<Arc<PathFd>> {
+        lock(&self.inner).close_idle()
     }
 }
 

@@ -205,11 +205,7 @@ impl LocalFs {
     fn reopen_as_root(&self, fd: BorrowedFd<'_>, flags: libc::c_int) -> Result<OwnedFd> {
         match rnfs_sys::reopen(fd, flags) {
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                tracing::warn!(
-                    open_files = self.files.len(),
-                    "out of file descriptors: shrinking the open-file cache (raise RLIMIT_NOFILE)"
-                );
-                drop(self.files.shrink_by(self.files.len() / 4 + 1));
+                self.out_of_descriptors();
                 rnfs_sys::reopen(fd, flags).map_err(op_error)
             }
             other => other.map_err(op_error),
@@ -219,6 +215,7 @@ impl LocalFs {
     /// Drops the open-file cache entry of `key`. Once the file has no links left, its unsynced
     /// UNSTABLE data can never be read again, so it is not synced.
     pub(super) fn evict(&self, key: &[u8]) {
+        drop(self.paths.remove(key));
         if let Some(file) = self.files.remove(key) {
             if rnfs_sys::fstat(file.fd()).is_ok_and(|st| st.nlink == 0) {
                 file.discard_unsynced();
@@ -239,7 +236,7 @@ impl LocalFs {
         // owner, group, mode and ctime, which chmod, chown and ACL changes all move), so the
         // common case costs no identity switch (6 system calls, there and back) and no
         // faccessat2.
-        let grant = self.read_grant_key(&st, who);
+        let grant = self.grant_key(&st, who, libc::R_OK);
         if !file.read_granted(grant) {
             let _as = as_caller(who)?;
             may_use(file.fd(), &st, who, Use::Read)?;
