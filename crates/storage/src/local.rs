@@ -88,6 +88,9 @@ use crate::{
 };
 use cache::{OpenFiles, PathFd, PathFds};
 
+/// How often `open_by_handle_at` is retried after an ENOMEM (see `LocalFs::resolve_body`).
+const ENOMEM_RETRIES_MAX: usize = 16;
+
 /// Most `O_PATH` descriptors cached per export.
 pub const PATH_FDS_MAX: usize = 16_384;
 
@@ -281,10 +284,24 @@ impl LocalFs {
         }
         let kh = decode_body(body)?;
         debug_assert!(!identity::is_switched(), "handles must be resolved as root");
-        let fd = match rnfs_sys::open_by_handle_at(self.root_fd.as_fd(), &kh, libc::O_PATH) {
+        let open = || rnfs_sys::open_by_handle_at(self.root_fd.as_fd(), &kh, libc::O_PATH);
+        let mut opened = open();
+        // ext4 answers ENOMEM (not ESTALE) when the handle's inode is being evicted at that very
+        // moment — after a REMOVE that closed our last descriptor of it, say. The eviction takes
+        // microseconds: ask again a few times before calling it a failure.
+        for _ in 0..ENOMEM_RETRIES_MAX {
+            match &opened {
+                Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
+                    std::thread::yield_now();
+                    opened = open();
+                }
+                _ => break,
+            }
+        }
+        let fd = match opened {
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                 self.out_of_descriptors();
-                rnfs_sys::open_by_handle_at(self.root_fd.as_fd(), &kh, libc::O_PATH)
+                open()
             }
             other => other,
         }

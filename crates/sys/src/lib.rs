@@ -354,15 +354,63 @@ pub fn fchownat(
     Ok(())
 }
 
-/// `chmod(2)` of the object `fd` refers to (any descriptor, `O_PATH` included), through
-/// `/proc/self/fd/N` as glibc's `fchmodat(AT_SYMLINK_NOFOLLOW)` does: `fchmod` refuses `O_PATH`
-/// descriptors. Do not pass a symlink: Linux has no symlink modes, and some file systems would
-/// store one anyway.
+/// Whether the kernel takes `AT_EMPTY_PATH` in a call (0 unknown, 1 yes, 2 no): checked on first
+/// use, so that kernels before 6.6 fall back to `/proc/self/fd/N`.
+struct EmptyPathSupport(std::sync::atomic::AtomicU8);
+
+impl EmptyPathSupport {
+    const fn new() -> Self {
+        EmptyPathSupport(std::sync::atomic::AtomicU8::new(0))
+    }
+
+    /// Runs `direct` (the `AT_EMPTY_PATH` form) unless known unsupported, falling back to
+    /// `via_proc` when it is refused with `EINVAL`/`ENOSYS` (then remembered if the fallback works).
+    fn run(
+        &self,
+        direct: impl FnMut() -> libc::c_int,
+        via_proc: impl FnMut() -> libc::c_int,
+    ) -> io::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.0.load(Relaxed) != 2 {
+            match retry(direct) {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {}
+                other => {
+                    self.0.store(1, Relaxed);
+                    return other.map(drop);
+                }
+            }
+            let r = retry(via_proc).map(drop);
+            if r.is_ok() && self.0.load(Relaxed) == 0 {
+                self.0.store(2, Relaxed);
+            }
+            return r;
+        }
+        retry(via_proc).map(drop)
+    }
+}
+
+/// `chmod(2)` of the object `fd` refers to (any descriptor, `O_PATH` included): `fchmodat2(fd, "",
+/// AT_EMPTY_PATH)` (Linux 6.6+; `fchmod` refuses `O_PATH` descriptors), else through
+/// `/proc/self/fd/N` as glibc's `fchmodat(AT_SYMLINK_NOFOLLOW)` does — a path walk through procfs
+/// that costs several times more. Do not pass a symlink: Linux has no symlink modes, and some file
+/// systems would store one anyway.
 pub fn chmod_fd(fd: BorrowedFd<'_>, mode: libc::mode_t) -> io::Result<()> {
+    static SUPPORT: EmptyPathSupport = EmptyPathSupport::new();
     let path = proc_fd_path(fd);
-    // SAFETY: `path` is NUL-terminated and outlives the call.
-    retry(|| unsafe { libc::fchmodat(libc::AT_FDCWD, path.as_ptr(), mode, 0) })?;
-    Ok(())
+    SUPPORT.run(
+        // SAFETY: fchmodat2 reads the NUL-terminated empty name, a static; the rest are values.
+        || unsafe {
+            libc::syscall(
+                libc::SYS_fchmodat2,
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                mode,
+                libc::AT_EMPTY_PATH,
+            ) as libc::c_int
+        },
+        // SAFETY: `path` is NUL-terminated and outlives the call.
+        || unsafe { libc::fchmodat(libc::AT_FDCWD, path.as_ptr(), mode, 0) },
+    )
 }
 
 /// One time argument of [`set_times_fd`].
@@ -387,17 +435,29 @@ impl TimeArg {
     }
 }
 
-/// `utimensat(2)` of the object `fd` refers to (any descriptor, `O_PATH` included), through
-/// `/proc/self/fd/N`: for an `O_PATH` descriptor of a symlink it sets the times of the link itself,
-/// never of its target. The kernel's rules apply to the calling thread: setting both times to
-/// [`TimeArg::Now`] needs write permission or ownership, anything else needs ownership.
+/// `utimensat(2)` of the object `fd` refers to (any descriptor, `O_PATH` included), with
+/// `AT_EMPTY_PATH` where the kernel takes it, else through `/proc/self/fd/N`: either way, for an
+/// `O_PATH` descriptor of a symlink it sets the times of the link itself, never of its target. The
+/// kernel's rules apply to the calling thread: setting both times to [`TimeArg::Now`] needs write
+/// permission or ownership, anything else needs ownership.
 pub fn set_times_fd(fd: BorrowedFd<'_>, atime: TimeArg, mtime: TimeArg) -> io::Result<()> {
+    static SUPPORT: EmptyPathSupport = EmptyPathSupport::new();
     let path = proc_fd_path(fd);
     let times = [atime.timespec(), mtime.timespec()];
-    // SAFETY: `path` is NUL-terminated; `times` is an array of two timespecs, as required; both
-    // outlive the call.
-    retry(|| unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) })?;
-    Ok(())
+    SUPPORT.run(
+        // SAFETY: the empty name is a NUL-terminated static; `times` is an array of two
+        // timespecs, as required, and outlives the call.
+        || unsafe {
+            libc::utimensat(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                times.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        },
+        // SAFETY: `path` is NUL-terminated; `times` as above; both outlive the call.
+        || unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) },
+    )
 }
 
 // ---------------------------------------------------------------------------------------------------
