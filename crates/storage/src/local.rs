@@ -68,7 +68,7 @@ pub mod write;
 
 pub use cache::DEFAULT_OPEN_FILES;
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -88,10 +88,18 @@ use crate::{
 };
 use cache::{OpenFiles, PathFd, PathFds};
 
+/// What LOOKUP found under a name.
+enum Child {
+    /// Handle body and attributes, read without opening it.
+    Described(Vec<u8>, Stat),
+    /// Opened, to be described from its descriptor.
+    Opened(OwnedFd),
+}
+
 /// How often `open_by_handle_at` is retried after an ENOMEM (see `LocalFs::resolve_body`).
 const ENOMEM_RETRIES_MAX: usize = 16;
 
-/// Most `O_PATH` descriptors cached per export.
+/// Most directory descriptors cached per export.
 pub const PATH_FDS_MAX: usize = 16_384;
 
 /// The descriptor cache's bound: [`PATH_FDS_MAX`], or an eighth of the process's open-file limit
@@ -125,7 +133,7 @@ pub struct LocalFs {
     fsid: u64,
     /// Regular files kept open for READ/WRITE/COMMIT (see [`cache`]).
     files: OpenFiles,
-    /// `O_PATH` descriptors of recently resolved handles (see [`cache`]).
+    /// `O_PATH` descriptors of recently used directories (see [`cache`]).
     paths: PathFds,
     /// Write-back errors seen so far ([`Backend::writeback_errors`]); shared with every
     /// [`cache::OpenFile`], whose last `fsync` may happen when it leaves the cache.
@@ -211,8 +219,8 @@ impl LocalFs {
         self
     }
 
-    /// Keeps at most `limit` `O_PATH` descriptors of resolved handles (at least 1; default: an
-    /// eighth of the open-file limit, at most [`PATH_FDS_MAX`]).
+    /// Keeps at most `limit` `O_PATH` descriptors of directories (at least 1; default: an eighth
+    /// of the open-file limit, at most [`PATH_FDS_MAX`]).
     pub fn with_path_fds(mut self, limit: usize) -> LocalFs {
         self.paths = PathFds::new(limit);
         self
@@ -270,8 +278,14 @@ impl LocalFs {
     }
 
     /// The `O_PATH` descriptor of the object of a verified handle body: from the descriptor cache
-    /// (one `fstat`), else opened as root and cached. An object without links is stale (and
-    /// leaves the caches).
+    /// (one `fstat`), else opened as root (and cached if it is a directory). An object without
+    /// links is stale (and leaves the caches).
+    ///
+    /// Only directories are cached: they are few and each serves many calls (every LOOKUP,
+    /// CREATE, REMOVE and READDIR in it). Files are kept open by the open-file cache when they are
+    /// read or written; caching every file GETATTR touched would thrash once a client's working
+    /// set outgrows the bound (each miss then also pays an eviction), which measured slower than
+    /// no cache at all.
     fn resolve_body(&self, body: &[u8]) -> Result<(Arc<PathFd>, Stat)> {
         if let Some(fd) = self.paths.get(body) {
             let st = rnfs_sys::fstat(fd.as_fd())?;
@@ -314,7 +328,12 @@ impl LocalFs {
             self.evict(body);
             return Err(Error::Stale);
         }
-        Ok((self.paths.insert(body, Arc::new(PathFd::new(fd))), st))
+        let fd = Arc::new(PathFd::new(fd));
+        if st.is_dir() {
+            Ok((self.paths.insert(body, fd), st))
+        } else {
+            Ok((fd, st))
+        }
     }
 
     /// The process ran out of descriptors: gives a quarter of each descriptor cache back.
@@ -376,13 +395,43 @@ impl LocalFs {
             .and_then(|(body, st)| Ok((self.seal_body(&body)?, st)))
     }
 
-    /// [`LocalFs::describe`], keeping `fd` in the descriptor cache: a client that looked a name
-    /// up usually asks about the object next.
+    /// [`LocalFs::describe`], keeping `fd` in the descriptor cache if it is a directory's: a
+    /// client that looked a directory up usually works in it next.
     fn describe_and_keep(&self, fd: OwnedFd) -> Result<(FileHandle, Stat)> {
         let (body, st) = self.describe_body(fd.as_fd())?;
         let fh = self.seal_body(&body)?;
-        self.paths.insert(&body, Arc::new(PathFd::new(fd)));
+        if st.is_dir() {
+            self.paths.insert(&body, Arc::new(PathFd::new(fd)));
+        }
         Ok((fh, st))
+    }
+
+    /// Handle and attributes of `name` in `dir` without opening it (two system calls instead of
+    /// `openat` + `fstat` + `name_to_handle_at` + `close`), as the calling thread's identity; a
+    /// trailing symlink is not followed. `None` when this cannot be done exactly: the handle's
+    /// format does not name its inode (only the `ino32 + generation` handles of ext4, XFS and
+    /// others do), or the name changed between the two calls (the handle's inode is not the one
+    /// stat saw). The caller then opens the name.
+    fn describe_name(&self, dir: BorrowedFd<'_>, name: &CStr) -> Option<Result<(Vec<u8>, Stat)>> {
+        let (kh, mount_id) = match rnfs_sys::name_to_handle_at(dir, name, 0) {
+            Ok(x) => x,
+            Err(e) => return Some(Err(Error::from(e))),
+        };
+        let ino = handle_inode(&kh)?;
+        let st = match rnfs_sys::fstatat(dir, name, libc::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(e) => return Some(Err(Error::from(e))),
+        };
+        if st.ino != u64::from(ino) {
+            return None;
+        }
+        if st.dev != self.root_dev || mount_id != self.root_mount_id {
+            return Some(Err(Error::XDev));
+        }
+        if kh.bytes.len() > MAX_KERNEL_HANDLE {
+            return Some(Err(Error::ServerFault(libc::EOVERFLOW)));
+        }
+        Some(Ok((encode_body(&kh), st)))
     }
 
     fn describe_body(&self, fd: BorrowedFd<'_>) -> Result<(Vec<u8>, Stat)> {
@@ -409,6 +458,16 @@ impl LocalFs {
     /// cannot be had (no search permission, entry vanished, mount point).
     fn plus_extras(&self, dir: BorrowedFd<'_>, name: &[u8]) -> Option<(Attr, FileHandle)> {
         let cname = CString::new(name).ok()?;
+        if let Some(described) = self.describe_name(dir, &cname) {
+            // Directories take the open path below, so that they are cached.
+            match described {
+                Ok((body, st)) if !st.is_dir() => {
+                    return Some((self.attr(&st), self.seal_body(&body).ok()?))
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
         let fd = Self::open_child(dir, &cname).ok()?;
         let (fh, st) = self.describe_and_keep(fd).ok()?;
         Some((self.attr(&st), fh))
@@ -433,6 +492,20 @@ fn encode_body(kh: &KernelHandle) -> Vec<u8> {
     b.extend_from_slice(&kh.handle_type.to_be_bytes());
     b.extend_from_slice(&kh.bytes);
     b
+}
+
+/// The inode number a kernel handle names, for the formats that carry it in the clear:
+/// `FILEID_INO32_GEN` (1) and `FILEID_INO32_GEN_PARENT` (2), whose first word is the 32-bit inode
+/// number in the kernel's byte order (ext4, XFS with 32-bit inodes, and others using the generic
+/// encoder). `None` for every other format.
+fn handle_inode(kh: &KernelHandle) -> Option<u32> {
+    const FILEID_INO32_GEN: i32 = 1;
+    const FILEID_INO32_GEN_PARENT: i32 = 2;
+    if !matches!(kh.handle_type, FILEID_INO32_GEN | FILEID_INO32_GEN_PARENT) {
+        return None;
+    }
+    let word: [u8; 4] = kh.bytes.get(..4)?.try_into().ok()?;
+    Some(u32::from_ne_bytes(word))
 }
 
 fn decode_body(body: &[u8]) -> Result<KernelHandle> {
@@ -519,16 +592,27 @@ impl Backend for LocalFs {
         // caller for this directory as it is now (owner, mode, ctime: see `grant_key`), the next
         // lookups skip the identity switch and run as root.
         let grant = self.grant_key(&dst, who, libc::X_OK);
-        let child = if dfd.search_granted(grant) {
+        let find = || -> Result<Option<Child>> {
             if dot || dotdot_of_root {
-                None
-            } else {
-                Some(Self::open_child(dfd.as_fd(), &cname)?)
+                return Ok(None);
             }
+            // A directory is opened (and cached: the client will work in it); anything else is
+            // described by name when that can be done exactly.
+            match self.describe_name(dfd.as_fd(), &cname) {
+                Some(Ok((body, st))) if !st.is_dir() => {
+                    return Ok(Some(Child::Described(body, st)))
+                }
+                Some(Err(e)) if e != Error::XDev => return Err(e),
+                _ => {}
+            }
+            Ok(Some(Child::Opened(Self::open_child(dfd.as_fd(), &cname)?)))
+        };
+        let child = if dfd.search_granted(grant) {
+            find()?
         } else {
             let _as = as_caller(who)?;
-            // No open needed for these, but the caller still needs search permission, as for any
-            // lookup.
+            // Asked first, so that the answer can be remembered (dot and dotdot need no open,
+            // but the caller still needs search permission, as for any lookup).
             rnfs_sys::faccessat2(
                 dfd.as_fd(),
                 c"",
@@ -536,11 +620,7 @@ impl Backend for LocalFs {
                 libc::AT_EACCESS | libc::AT_EMPTY_PATH,
             )?;
             dfd.grant_search(grant);
-            if dot || dotdot_of_root {
-                None
-            } else {
-                Some(Self::open_child(dfd.as_fd(), &cname)?)
-            }
+            find()?
         };
         let Some(child) = child else {
             let fh = if dot {
@@ -550,7 +630,11 @@ impl Backend for LocalFs {
             };
             return Ok((fh, self.attr(&dst)));
         };
-        match self.describe_and_keep(child) {
+        let described = match child {
+            Child::Described(body, st) => self.seal_body(&body).map(|fh| (fh, st)),
+            Child::Opened(fd) => self.describe_and_keep(fd),
+        };
+        match described {
             Ok((fh, st)) => Ok((fh, self.attr(&st))),
             Err(Error::XDev) => {
                 tracing::warn!(
@@ -899,5 +983,54 @@ impl Backend for LocalFs {
     fn close_all_files(&self) {
         let all = self.files.take_all();
         drop(all); // outside the cache's lock: syncs unstable writes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Describing a name without opening it gives what opening it gives, and declines (rather
+    /// than guess) when the handle does not name the inode stat saw.
+    #[test]
+    fn described_by_name_as_by_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink("f", dir.path().join("l")).unwrap();
+        let fs = LocalFs::new(1, dir.path(), HandleKey::random().unwrap()).unwrap();
+        let root = fs.root_fd.as_fd();
+        for name in [c"f", c"l"] {
+            let fd = LocalFs::open_child(root, &name.to_owned()).unwrap();
+            let (body, st) = fs.describe_body(fd.as_fd()).unwrap();
+            match fs.describe_name(root, name) {
+                Some(Ok((b, s))) => {
+                    assert_eq!((b, s.ino, s.mode), (body, st.ino, st.mode), "{name:?}");
+                }
+                Some(Err(e)) => panic!("{name:?}: {e:?}"),
+                // A file system whose handles do not carry the inode: the caller opens.
+                None => {
+                    let (kh, _) = rnfs_sys::fd_to_handle(fd.as_fd()).unwrap();
+                    assert_ne!(handle_inode(&kh), Some(st.ino as u32));
+                }
+            }
+        }
+        assert!(matches!(
+            fs.describe_name(root, c"missing"),
+            Some(Err(Error::NoEnt))
+        ));
+        // A handle whose inode word differs from what stat sees is refused.
+        let (mut kh, _) = rnfs_sys::name_to_handle_at(root, c"f", 0).unwrap();
+        if let Some(ino) = handle_inode(&kh) {
+            kh.bytes[..4].copy_from_slice(&(ino ^ 1).to_ne_bytes());
+            assert_ne!(handle_inode(&kh), Some(ino));
+        }
+        assert_eq!(
+            handle_inode(&KernelHandle {
+                handle_type: 0x4d,
+                bytes: vec![1; 16]
+            }),
+            None,
+            "formats that do not carry the inode in the clear"
+        );
     }
 }

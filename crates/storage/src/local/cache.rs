@@ -1,5 +1,5 @@
 //! The descriptor caches of [`super::LocalFs`]: regular files kept open between READ, WRITE and
-//! COMMIT calls ([`OpenFiles`]), and `O_PATH` descriptors of recently resolved handles
+//! COMMIT calls ([`OpenFiles`]), and `O_PATH` descriptors of recently used directories
 //! ([`PathFds`]).
 //!
 //! # Why
@@ -28,9 +28,9 @@
 //!   periodically (see `LocalFs::close_idle_files`), so files are not held open for long after
 //!   clients are done with them. Counting calls instead of reading a clock keeps the backend free of
 //!   time.
-//! * [`PathFds`] works the same way. Its `O_PATH` descriptors pin their objects: a file removed by
-//!   a local process keeps its blocks until its entry leaves the cache, which the idle rounds
-//!   bound to a few seconds after its last use.
+//! * [`PathFds`] works the same way. Its `O_PATH` descriptors pin their directories: one removed
+//!   by a local process lingers until its entry leaves the cache, which the idle rounds bound to
+//!   a few seconds after its last use.
 //! * Entries are also removed when the file is found unlinked (`st_nlink == 0`: removed behind our
 //!   back) and when REMOVE or RENAME through this backend unlinks the name it was reached by.
 //!
@@ -323,7 +323,7 @@ impl OpenFiles {
     }
 }
 
-/// One object's `O_PATH` descriptor, opened as root from its handle, kept between calls.
+/// One directory's `O_PATH` descriptor, kept between calls.
 #[derive(Debug)]
 pub struct PathFd {
     fd: OwnedFd,
@@ -355,8 +355,9 @@ impl AsFd for PathFd {
     }
 }
 
-/// The bounded map from kernel-handle bytes to [`PathFd`]: resolving a handle that was resolved
-/// in the last few seconds costs one `fstat` instead of `open_by_handle_at` + `fstat` + `close`.
+/// The bounded map from kernel-handle bytes to [`PathFd`]: resolving a directory's handle that was
+/// resolved in the last few seconds costs one `fstat` instead of `open_by_handle_at` + `fstat` +
+/// `close`.
 /// Same limits and idle rounds as [`OpenFiles`]; dropping a [`PathFd`] only closes a descriptor,
 /// so entries may be dropped anywhere but under the lock.
 pub struct PathFds {
