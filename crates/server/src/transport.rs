@@ -310,6 +310,14 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let mut stopping = shared.stopping.subscribe();
     let mut reader = RecordReader::new(limits.record_bytes_max, limits.record_fragments_max);
     let mut input = BytesMut::with_capacity(READ_FIRST_BYTES);
+    // Made once and polled again each turn: a new timer and two new waiter registrations per
+    // request would cost the reactor thread more than the request's own reading.
+    let timer = tokio::time::sleep_until(last_activity + idle);
+    tokio::pin!(timer);
+    let writer_gone_wait = writer_gone.notified();
+    tokio::pin!(writer_gone_wait);
+    let close_wait = conn.close.notified();
+    tokio::pin!(close_wait);
     loop {
         if *stopping.borrow() {
             // Shutting down: take no more requests; those in flight still get their replies.
@@ -385,6 +393,12 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         if input.capacity() - input.len() < READ_FIRST_BYTES {
             input.reserve(READ_CHUNK_BYTES);
         }
+        // The timer moves only to an earlier deadline (a record has started). A later one (more
+        // activity) is noticed when the timer fires, which then re-arms it: one timer update per
+        // idle period rather than per request.
+        if deadline < timer.deadline() {
+            timer.as_mut().reset(deadline);
+        }
         tokio::select! {
             r = read_some(&stream, &mut input) => match r {
                 Ok(0) => {
@@ -397,7 +411,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                     return;
                 }
             },
-            () = tokio::time::sleep_until(deadline) => {
+            () = &mut timer => {
+                if tokio::time::Instant::now() < deadline {
+                    timer.as_mut().reset(deadline);
+                    continue;
+                }
                 if record_started.is_some() {
                     warn!(%peer, ms = record_max.as_millis() as u64, "closing connection: a record took too long to arrive");
                     count(&counters.connections_closed_slow_record);
@@ -410,9 +428,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 }
                 // Requests still running: not idle.
                 last_activity = tokio::time::Instant::now();
+                timer.as_mut().reset(last_activity + idle);
             }
-            () = writer_gone.notified() => return,
-            () = conn.close.notified() => {
+            () = &mut writer_gone_wait => return,
+            () = &mut close_wait => {
                 debug!(%peer, "closing connection on request");
                 return;
             }
@@ -422,12 +441,30 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 }
 
 /// Reads what `stream` has into `input` (at least one byte, or 0 at end of stream). Cancel safe.
+///
+/// A read that does not fill `input`'s spare room emptied the socket's receive queue, so the
+/// socket's readiness is cleared right away (as tokio's own `poll_read` does) instead of by one
+/// more `recv` that would only say `EAGAIN`: one system call less per request. Data arriving after
+/// the read is a new readiness event, which clearing does not lose.
 async fn read_some(stream: &TcpStream, input: &mut BytesMut) -> std::io::Result<usize> {
+    use std::io::ErrorKind::WouldBlock;
     loop {
         stream.readable().await?;
-        match stream.try_read_buf(input) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            r => return r,
+        let spare = input.capacity() - input.len();
+        let mut got = None;
+        let r = stream.try_io(tokio::io::Interest::READABLE, || {
+            let n = stream.try_read_buf(&mut *input)?;
+            got = Some(n);
+            if n > 0 && n < spare {
+                Err(WouldBlock.into())
+            } else {
+                Ok(n)
+            }
+        });
+        match (got, r) {
+            (Some(n), _) => return Ok(n),
+            (None, Err(e)) if e.kind() == WouldBlock => continue,
+            (None, r) => return r,
         }
     }
 }

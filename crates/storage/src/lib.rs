@@ -355,6 +355,19 @@ pub trait Backend: Send + Sync + 'static {
     /// being the root. Returns the object's handle and attributes.
     fn lookup(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<(FileHandle, Attr)>;
 
+    /// [`Backend::lookup`] and the directory's attributes, for a LOOKUP reply (which carries
+    /// both, success or not). A backend that has the directory's attributes at hand during the
+    /// lookup returns those instead of resolving `dir` a second time.
+    fn lookup_with_dir(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+    ) -> (Result<(FileHandle, Attr)>, Option<Attr>) {
+        let found = self.lookup(who, dir, name);
+        (found, self.getattr(who, dir).ok())
+    }
+
     /// Which of the `requested` ACCESS3 bits `who` holds on `fh`, and its attributes.
     fn access(&self, who: &Identity, fh: &FileHandle, requested: u32) -> Result<(u32, Attr)>;
 

@@ -389,6 +389,82 @@ impl LocalFs {
         )?)
     }
 
+    /// LOOKUP of `name` in the directory `dir` (already resolved to `dfd`, `dst`).
+    fn lookup_in(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        dfd: &PathFd,
+        dst: &Stat,
+        name: &[u8],
+    ) -> Result<(FileHandle, Attr)> {
+        if !dst.is_dir() {
+            return Err(Error::NotDir);
+        }
+        let cname = component(name)?;
+        let dot = name == b".";
+        let dotdot_of_root = name == b".." && self.is_root(dst);
+        // The only permission a lookup needs is search on the directory, and an O_PATH open of
+        // the name needs nothing more, whoever makes it. So once the kernel has said yes to this
+        // caller for this directory as it is now (owner, mode, ctime: see `grant_key`), the next
+        // lookups skip the identity switch and run as root.
+        let grant = self.grant_key(dst, who, libc::X_OK);
+        let find = || -> Result<Option<Child>> {
+            if dot || dotdot_of_root {
+                return Ok(None);
+            }
+            // A directory is opened (and cached: the client will work in it); anything else is
+            // described by name when that can be done exactly.
+            match self.describe_name(dfd.as_fd(), &cname) {
+                Some(Ok((body, st))) if !st.is_dir() => {
+                    return Ok(Some(Child::Described(body, st)))
+                }
+                Some(Err(e)) if e != Error::XDev => return Err(e),
+                _ => {}
+            }
+            Ok(Some(Child::Opened(Self::open_child(dfd.as_fd(), &cname)?)))
+        };
+        let child = if dfd.search_granted(grant) {
+            find()?
+        } else {
+            let _as = as_caller(who)?;
+            // Asked first, so that the answer can be remembered (dot and dotdot need no open,
+            // but the caller still needs search permission, as for any lookup).
+            rnfs_sys::faccessat2(
+                dfd.as_fd(),
+                c"",
+                libc::X_OK,
+                libc::AT_EACCESS | libc::AT_EMPTY_PATH,
+            )?;
+            dfd.grant_search(grant);
+            find()?
+        };
+        let Some(child) = child else {
+            let fh = if dot {
+                dir.clone()
+            } else {
+                self.root_handle.clone()
+            };
+            return Ok((fh, self.attr(dst)));
+        };
+        let described = match child {
+            Child::Described(body, st) => self.seal_body(&body).map(|fh| (fh, st)),
+            Child::Opened(fd) => self.describe_and_keep(fd),
+        };
+        match described {
+            Ok((fh, st)) => Ok((fh, self.attr(&st))),
+            Err(Error::XDev) => {
+                tracing::warn!(
+                    export = self.export_id,
+                    name = %String::from_utf8_lossy(name),
+                    "lookup refused: the name is a mount point inside the export (mounts are not crossed)"
+                );
+                Err(Error::Access)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Stat and handle of an object reached from a directory, refusing other mounts.
     fn describe(&self, fd: BorrowedFd<'_>) -> Result<(FileHandle, Stat)> {
         self.describe_body(fd)
@@ -580,74 +656,23 @@ impl Backend for LocalFs {
     }
 
     fn lookup(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<(FileHandle, Attr)> {
-        let (dfd, dst) = self.resolve(dir)?;
-        if !dst.is_dir() {
-            return Err(Error::NotDir);
-        }
-        let cname = component(name)?;
-        let dot = name == b".";
-        let dotdot_of_root = name == b".." && self.is_root(&dst);
-        // The only permission a lookup needs is search on the directory, and an O_PATH open of
-        // the name needs nothing more, whoever makes it. So once the kernel has said yes to this
-        // caller for this directory as it is now (owner, mode, ctime: see `grant_key`), the next
-        // lookups skip the identity switch and run as root.
-        let grant = self.grant_key(&dst, who, libc::X_OK);
-        let find = || -> Result<Option<Child>> {
-            if dot || dotdot_of_root {
-                return Ok(None);
-            }
-            // A directory is opened (and cached: the client will work in it); anything else is
-            // described by name when that can be done exactly.
-            match self.describe_name(dfd.as_fd(), &cname) {
-                Some(Ok((body, st))) if !st.is_dir() => {
-                    return Ok(Some(Child::Described(body, st)))
-                }
-                Some(Err(e)) if e != Error::XDev => return Err(e),
-                _ => {}
-            }
-            Ok(Some(Child::Opened(Self::open_child(dfd.as_fd(), &cname)?)))
-        };
-        let child = if dfd.search_granted(grant) {
-            find()?
-        } else {
-            let _as = as_caller(who)?;
-            // Asked first, so that the answer can be remembered (dot and dotdot need no open,
-            // but the caller still needs search permission, as for any lookup).
-            rnfs_sys::faccessat2(
-                dfd.as_fd(),
-                c"",
-                libc::X_OK,
-                libc::AT_EACCESS | libc::AT_EMPTY_PATH,
-            )?;
-            dfd.grant_search(grant);
-            find()?
-        };
-        let Some(child) = child else {
-            let fh = if dot {
-                dir.clone()
-            } else {
-                self.root_handle.clone()
-            };
-            return Ok((fh, self.attr(&dst)));
-        };
-        let described = match child {
-            Child::Described(body, st) => self.seal_body(&body).map(|fh| (fh, st)),
-            Child::Opened(fd) => self.describe_and_keep(fd),
-        };
-        match described {
-            Ok((fh, st)) => Ok((fh, self.attr(&st))),
-            Err(Error::XDev) => {
-                tracing::warn!(
-                    export = self.export_id,
-                    name = %String::from_utf8_lossy(name),
-                    "lookup refused: the name is a mount point inside the export (mounts are not crossed)"
-                );
-                Err(Error::Access)
-            }
-            Err(e) => Err(e),
-        }
+        self.lookup_with_dir(who, dir, name).0
     }
 
+    fn lookup_with_dir(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+    ) -> (Result<(FileHandle, Attr)>, Option<Attr>) {
+        let (dfd, dst) = match self.resolve(dir) {
+            Ok(x) => x,
+            Err(e) => return (Err(e), None),
+        };
+        // The directory's attributes as resolved: a lookup does not change them.
+        let dir_attr = Some(self.attr(&dst));
+        (self.lookup_in(who, dir, &dfd, &dst, name), dir_attr)
+    }
     fn access(&self, who: &Identity, fh: &FileHandle, requested: u32) -> Result<(u32, Attr)> {
         let (fd, st) = self.resolve(fh)?;
         let is_dir = st.is_dir();

@@ -30,25 +30,21 @@ pub fn lookup(svc: &Service, call: &Call, a: LOOKUP3args) -> Result<LOOKUP3res, 
         };
         return Ok(LOOKUP3res::Fail(nfsstat3::NFS3ERR_NAMETOOLONG, fail));
     }
-    let result = auth
-        .export
-        .backend
-        .lookup(&auth.who, &handle(dir), a.what.name.as_bytes());
+    let (result, dir_attr) =
+        auth.export
+            .backend
+            .lookup_with_dir(&auth.who, &handle(dir), a.what.name.as_bytes());
+    let dir_attributes = dir_attr.as_ref().map(fattr);
     Ok(match result {
         Ok((fh, attr)) => match nfs_fh(&fh) {
             Some(object) => LOOKUP3res::Ok(LOOKUP3resok {
                 object,
                 obj_attributes: Some(fattr(&attr)),
-                dir_attributes: post_op(&auth, dir),
+                dir_attributes,
             }),
             None => LOOKUP3res::Fail(nfsstat3::NFS3ERR_SERVERFAULT, Default::default()),
         },
-        Err(e) => LOOKUP3res::Fail(
-            status(&e),
-            LOOKUP3resfail {
-                dir_attributes: post_op(&auth, dir),
-            },
-        ),
+        Err(e) => LOOKUP3res::Fail(status(&e), LOOKUP3resfail { dir_attributes }),
     })
 }
 
