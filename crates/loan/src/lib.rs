@@ -604,17 +604,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn clean_return_frees_the_slot_without_the_reaper() {
-        let table = LoanTable::<Res>::new(1);
-        let mut c = table.claim(1, 0).unwrap();
+    /// Claims a slot of `table` for owner 1 and gives it a fresh resource.
+    fn claim_with_resource(table: &LoanTable<Res>) -> Claim<Res> {
+        let mut c = table.claim(1, 0).expect("a free slot");
         c.resource_or_try_init(|| {
             Ok::<_, ()>(Res {
                 cleaned: 0,
                 ok: true,
             })
         })
-        .unwrap();
+        .expect("the resource is made");
+        c
+    }
+
+    #[test]
+    fn clean_return_frees_the_slot_without_the_reaper() {
+        let table = LoanTable::<Res>::new(1);
+        let c = claim_with_resource(&table);
         let mut loan = c.lend(LoanKind::Spliced, 7, 42, 0, 1000, 5);
         loan.mark_clean();
         drop(loan);
@@ -640,14 +646,7 @@ mod tests {
     #[test]
     fn lend_return_reap_reuse() {
         let table = LoanTable::<Res>::new(2);
-        let mut c = table.claim(1, 0).unwrap();
-        c.resource_or_try_init(|| {
-            Ok::<_, ()>(Res {
-                cleaned: 0,
-                ok: true,
-            })
-        })
-        .unwrap();
+        let c = claim_with_resource(&table);
         let loan = c.lend(LoanKind::Spliced, 7, 42, 4096, 1000, 5);
         let snap = table.snapshot();
         assert_eq!(snap.len(), 1);

@@ -234,29 +234,26 @@ fn lock<T>(m: &Mutex<Lru<T>>) -> MutexGuard<'_, Lru<T>> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The bounded map from kernel-handle bytes to [`OpenFile`].
-pub struct OpenFiles {
+/// A bounded, least-recently-used map from kernel-handle bytes to shared entries: the common part
+/// of [`OpenFiles`] and [`PathFds`], which differ only in how an entry is inserted.
+pub struct DescriptorCache<T> {
     limit: usize,
-    inner: Mutex<Lru<Arc<OpenFile>>>,
+    inner: Mutex<Lru<T>>,
 }
 
-impl fmt::Debug for OpenFiles {
+impl<T> fmt::Debug for DescriptorCache<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenFiles")
+        f.debug_struct("DescriptorCache")
             .field("limit", &self.limit)
-            .field("len", &self.len())
+            .field("len", &lock(&self.inner).map.len())
             .finish()
     }
 }
 
-/// Entries taken out of the cache. Drop it only after the cache's lock is released: dropping the
-/// last reference to a dirty [`OpenFile`] `fsync`s it.
-pub type Evicted = Vec<Arc<OpenFile>>;
-
-impl OpenFiles {
-    /// A cache of at most `limit` files (at least 1).
-    pub fn new(limit: usize) -> OpenFiles {
-        OpenFiles {
+impl<T: Clone> DescriptorCache<T> {
+    /// A cache of at most `limit` entries (at least 1).
+    pub fn new(limit: usize) -> Self {
+        DescriptorCache {
             limit: limit.max(1),
             inner: Mutex::new(Lru::default()),
         }
@@ -275,10 +272,45 @@ impl OpenFiles {
     }
 
     /// The entry for `key`, marked as just used.
-    pub fn get(&self, key: &[u8]) -> Option<Arc<OpenFile>> {
+    pub fn get(&self, key: &[u8]) -> Option<T> {
         lock(&self.inner).touch(key)
     }
 
+    /// Takes `key`'s entry out.
+    pub fn remove(&self, key: &[u8]) -> Option<T> {
+        lock(&self.inner).remove(key)
+    }
+
+    /// Takes out the `n` least recently used entries.
+    pub fn shrink_by(&self, n: usize) -> Vec<T> {
+        let mut lru = lock(&self.inner);
+        (0..n).map_while(|_| lru.pop_oldest()).collect()
+    }
+
+    /// Takes out every entry (at shutdown: dropping open files syncs unstable writes).
+    pub fn take_all(&self) -> Vec<T> {
+        let mut lru = lock(&self.inner);
+        let mut all = Vec::new();
+        while let Some(f) = lru.pop_oldest() {
+            all.push(f);
+        }
+        all
+    }
+
+    /// Takes out every entry not used since the previous call, and starts a new round.
+    pub fn close_idle(&self) -> Vec<T> {
+        lock(&self.inner).close_idle()
+    }
+}
+
+/// The bounded map from kernel-handle bytes to [`OpenFile`].
+pub type OpenFiles = DescriptorCache<Arc<OpenFile>>;
+
+/// Entries taken out of the cache. Drop it only after the cache's lock is released: dropping the
+/// last reference to a dirty [`OpenFile`] `fsync`s it.
+pub type Evicted = Vec<Arc<OpenFile>>;
+
+impl OpenFiles {
     /// Inserts `file` under `key` unless an entry at least as capable is already there (another
     /// thread raced us), and returns the entry now cached plus what left the cache: the loser of
     /// the race or a replaced read-only entry, and least recently used entries beyond the limit.
@@ -294,32 +326,6 @@ impl OpenFiles {
         }
         lru.insert_new(key, file.clone(), self.limit, &mut evicted);
         (file, evicted)
-    }
-
-    /// Takes `key`'s entry out.
-    pub fn remove(&self, key: &[u8]) -> Option<Arc<OpenFile>> {
-        lock(&self.inner).remove(key)
-    }
-
-    /// Takes out the `n` least recently used entries.
-    pub fn shrink_by(&self, n: usize) -> Evicted {
-        let mut lru = lock(&self.inner);
-        (0..n).map_while(|_| lru.pop_oldest()).collect()
-    }
-
-    /// Takes out every entry (at shutdown: dropping them syncs unstable writes).
-    pub fn take_all(&self) -> Evicted {
-        let mut lru = lock(&self.inner);
-        let mut all = Vec::new();
-        while let Some(f) = lru.pop_oldest() {
-            all.push(f);
-        }
-        all
-    }
-
-    /// Takes out every entry not used since the previous call, and starts a new round.
-    pub fn close_idle(&self) -> Evicted {
-        lock(&self.inner).close_idle()
     }
 }
 
@@ -357,49 +363,11 @@ impl AsFd for PathFd {
 
 /// The bounded map from kernel-handle bytes to [`PathFd`]: resolving a directory's handle that was
 /// resolved in the last few seconds costs one `fstat` instead of `open_by_handle_at` + `fstat` +
-/// `close`.
-/// Same limits and idle rounds as [`OpenFiles`]; dropping a [`PathFd`] only closes a descriptor,
-/// so entries may be dropped anywhere but under the lock.
-pub struct PathFds {
-    limit: usize,
-    inner: Mutex<Lru<Arc<PathFd>>>,
-}
-
-impl fmt::Debug for PathFds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PathFds")
-            .field("limit", &self.limit)
-            .field("len", &self.len())
-            .finish()
-    }
-}
+/// `close`. Same limits and idle rounds as [`OpenFiles`]; dropping a [`PathFd`] only closes a
+/// descriptor, so entries may be dropped anywhere but under the lock.
+pub type PathFds = DescriptorCache<Arc<PathFd>>;
 
 impl PathFds {
-    /// A cache of at most `limit` descriptors (at least 1).
-    pub fn new(limit: usize) -> PathFds {
-        PathFds {
-            limit: limit.max(1),
-            inner: Mutex::new(Lru::default()),
-        }
-    }
-
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
-    pub fn len(&self) -> usize {
-        lock(&self.inner).map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The entry for `key`, marked as just used.
-    pub fn get(&self, key: &[u8]) -> Option<Arc<PathFd>> {
-        lock(&self.inner).touch(key)
-    }
-
     /// Caches `fd` under `key` unless another thread did first, and returns the cached entry.
     pub fn insert(&self, key: &[u8], fd: Arc<PathFd>) -> Arc<PathFd> {
         let mut evicted = Vec::new();
@@ -415,22 +383,6 @@ impl PathFds {
         };
         drop(evicted); // closes descriptors: outside the lock
         cached
-    }
-
-    /// Takes `key`'s entry out.
-    pub fn remove(&self, key: &[u8]) -> Option<Arc<PathFd>> {
-        lock(&self.inner).remove(key)
-    }
-
-    /// Takes out the `n` least recently used entries.
-    pub fn shrink_by(&self, n: usize) -> Vec<Arc<PathFd>> {
-        let mut lru = lock(&self.inner);
-        (0..n).map_while(|_| lru.pop_oldest()).collect()
-    }
-
-    /// Takes out every entry not used since the previous call, and starts a new round.
-    pub fn close_idle(&self) -> Vec<Arc<PathFd>> {
-        lock(&self.inner).close_idle()
     }
 }
 
