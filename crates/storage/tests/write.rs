@@ -44,6 +44,15 @@ fn setup() -> (tempfile::TempDir, LocalFs) {
     (dir, fs)
 }
 
+/// USER with supplementary group `gid`.
+fn member_of(gid: u32) -> Identity {
+    Identity {
+        uid: USER,
+        gid: USER,
+        groups: vec![gid],
+    }
+}
+
 fn put(path: &Path, data: &[u8], mode: u32) {
     fs::write(path, data).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
@@ -1363,11 +1372,7 @@ fn remembered_read_permission_follows_the_caller_and_the_file() {
     put(&path, b"data", 0o640);
     std::os::unix::fs::chown(&path, Some(OTHER), Some(3000)).unwrap();
     let f = lookup(&fs, &open, "f");
-    let member = Identity {
-        uid: USER,
-        gid: USER,
-        groups: vec![3000],
-    };
+    let member = member_of(3000);
     let outsider = user(USER);
     // Granted through the group, then remembered: the next READ by the same caller is answered
     // from the memory, a READ by the same uid without the group is not.
@@ -1453,11 +1458,7 @@ fn remembered_search_permission_follows_the_caller_and_the_directory() {
     std::os::unix::fs::chown(&path, Some(OTHER), Some(3000)).unwrap();
     let open = lookup(&fs, &root_fh, "open");
     let d = lookup(&fs, &open, "d");
-    let member = Identity {
-        uid: USER,
-        gid: USER,
-        groups: vec![3000],
-    };
+    let member = member_of(3000);
     let outsider = user(USER);
     // Granted through the group, then remembered; the same uid without the group is refused.
     for _ in 0..2 {
