@@ -88,14 +88,6 @@ use crate::{
 };
 use cache::{OpenFiles, PathFd, PathFds};
 
-/// What LOOKUP found under a name.
-enum Child {
-    /// Handle body and attributes, read without opening it.
-    Described(Vec<u8>, Stat),
-    /// Opened, to be described from its descriptor.
-    Opened(OwnedFd),
-}
-
 /// How often `open_by_handle_at` is retried after an ENOMEM (see `LocalFs::resolve_body`).
 const ENOMEM_RETRIES_MAX: usize = 16;
 
@@ -413,23 +405,14 @@ impl LocalFs {
         // caller for this directory as it is now (owner, mode, ctime: see `grant_key`), the next
         // lookups skip the identity switch and run as root.
         let grant = self.grant_key(dst, who, libc::X_OK);
-        let find = || -> Result<Option<Child>> {
+        let find = || -> Result<Option<(Vec<u8>, Stat)>> {
             if dot || dotdot_of_root {
                 return Ok(None);
             }
-            // A directory is opened (and cached: the client will work in it); anything else is
-            // described by name when that can be done exactly.
-            match self.describe_name(dfd.as_fd(), &cname) {
-                Some(Ok((body, st))) if !st.is_dir() => {
-                    return Ok(Some(Child::Described(body, st)))
-                }
-                Some(Err(e)) if e != Error::XDev => return Err(e),
-                _ => {}
-            }
-            Ok(Some(Child::Opened(Self::open_child(dfd.as_fd(), &cname)?)))
+            self.describe_child(dfd.as_fd(), &cname).map(Some)
         };
         let child = if dfd.search_granted(grant) {
-            find()?
+            find()
         } else {
             let _as = as_caller(who)?;
             // Asked first, so that the answer can be remembered (dot and dotdot need no open,
@@ -441,9 +424,9 @@ impl LocalFs {
                 libc::AT_EACCESS | libc::AT_EMPTY_PATH,
             )?;
             dfd.grant_search(grant);
-            find()?
+            find()
         };
-        let Some(child) = child else {
+        let Some(child) = child.transpose() else {
             let fh = if dot {
                 dir.clone()
             } else {
@@ -451,12 +434,8 @@ impl LocalFs {
             };
             return Ok((fh, self.attr(dst)));
         };
-        let described = match child {
-            Child::Described(body, st) => self.seal_body(&body).map(|fh| (fh, st)),
-            Child::Opened(fd) => self.describe_and_keep(fd),
-        };
-        match described {
-            Ok((fh, st)) => Ok((fh, self.attr(&st))),
+        match child {
+            Ok((body, st)) => Ok((self.seal_body(&body), self.attr(&st))),
             Err(Error::XDev) => {
                 tracing::warn!(
                     export = self.export_id,
@@ -471,19 +450,17 @@ impl LocalFs {
 
     /// Stat and handle of an object reached from a directory, refusing other mounts.
     fn describe(&self, fd: BorrowedFd<'_>) -> Result<(FileHandle, Stat)> {
-        self.describe_body(fd)
-            .and_then(|(body, st)| Ok((self.seal_body(&body)?, st)))
+        let (body, st) = self.describe_body(fd)?;
+        Ok((self.seal_body(&body), st))
     }
 
-    /// [`LocalFs::describe`], keeping `fd` in the descriptor cache if it is a directory's: a
-    /// client that looked a directory up usually works in it next.
-    fn describe_and_keep(&self, fd: OwnedFd) -> Result<(FileHandle, Stat)> {
-        let (body, st) = self.describe_body(fd.as_fd())?;
-        let fh = self.seal_body(&body)?;
-        if st.is_dir() {
-            self.paths.insert(&body, Arc::new(PathFd::new(fd)));
+    /// Handle body and attributes of `name` in `dir` (as the calling thread's identity, a trailing
+    /// symlink not followed): described by name when that can be done exactly, else opened.
+    fn describe_child(&self, dir: BorrowedFd<'_>, name: &CString) -> Result<(Vec<u8>, Stat)> {
+        match self.describe_name(dir, name) {
+            Some(described) => described,
+            None => self.describe_body(Self::open_child(dir, name)?.as_fd()),
         }
-        Ok((fh, st))
     }
 
     /// Handle and attributes of `name` in `dir` without opening it (two system calls instead of
@@ -505,18 +482,18 @@ impl LocalFs {
         if st.ino != u64::from(ino) {
             return None;
         }
-        if st.dev != self.root_dev || mount_id != self.root_mount_id {
-            return Some(Err(Error::XDev));
-        }
-        if kh.bytes.len() > MAX_KERNEL_HANDLE {
-            return Some(Err(Error::ServerFault(libc::EOVERFLOW)));
-        }
-        Some(Ok((encode_body(&kh), st)))
+        Some(self.servable(&kh, mount_id, st))
     }
 
     fn describe_body(&self, fd: BorrowedFd<'_>) -> Result<(Vec<u8>, Stat)> {
         let st = rnfs_sys::fstat(fd)?;
         let (kh, mount_id) = rnfs_sys::fd_to_handle(fd)?;
+        self.servable(&kh, mount_id, st)
+    }
+
+    /// The handle body of an object found by name, refusing other mounts and handles too large
+    /// for an NFSv3 file handle.
+    fn servable(&self, kh: &KernelHandle, mount_id: i32, st: Stat) -> Result<(Vec<u8>, Stat)> {
         if st.dev != self.root_dev || mount_id != self.root_mount_id {
             return Err(Error::XDev);
         }
@@ -527,30 +504,19 @@ impl LocalFs {
             );
             return Err(Error::ServerFault(libc::EOVERFLOW));
         }
-        Ok((encode_body(&kh), st))
+        Ok((encode_body(kh), st))
     }
 
-    fn seal_body(&self, body: &[u8]) -> Result<FileHandle> {
-        Ok(handle::seal(&self.key, self.export_id, body))
+    fn seal_body(&self, body: &[u8]) -> FileHandle {
+        handle::seal(&self.key, self.export_id, body)
     }
 
     /// READDIRPLUS extras for `name` in the directory `dir` (read as the caller); `None` when they
     /// cannot be had (no search permission, entry vanished, mount point).
     fn plus_extras(&self, dir: BorrowedFd<'_>, name: &[u8]) -> Option<(Attr, FileHandle)> {
         let cname = CString::new(name).ok()?;
-        if let Some(described) = self.describe_name(dir, &cname) {
-            // Directories take the open path below, so that they are cached.
-            match described {
-                Ok((body, st)) if !st.is_dir() => {
-                    return Some((self.attr(&st), self.seal_body(&body).ok()?))
-                }
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-        let fd = Self::open_child(dir, &cname).ok()?;
-        let (fh, st) = self.describe_and_keep(fd).ok()?;
-        Some((self.attr(&st), fh))
+        let (body, st) = self.describe_child(dir, &cname).ok()?;
+        Some((self.attr(&st), self.seal_body(&body)))
     }
 }
 
