@@ -4,8 +4,8 @@
 //! * **Hand-off cost.** Tokio's blocking pool queues a job under its mutex and signals a condition
 //!   variable while still holding it, so the woken thread often wakes only to sleep again on that
 //!   mutex. With one request in flight the hand-off is on every request's path. Here a job goes
-//!   straight into an idle worker's own slot and the worker alone is woken: one wake-up, no shared
-//!   lock held across it.
+//!   straight into an idle worker's mailbox and the worker alone is woken: one wake-up, no lock
+//!   held across it.
 //! * **Identity.** Workers switch their file-system identity to each caller's (see
 //!   `rnfs_sys::identity`). Threads that only ever serve requests may keep the last caller's group
 //!   ids between requests ([`rnfs_sys::identity::rest_lazily`]), which halves the system calls of
@@ -17,41 +17,40 @@
 //!   parked thread each). Jobs beyond the idle threads wait in a queue bounded by `queue_max`;
 //!   callers admit jobs through their own semaphore, so the queue never fills in practice, and
 //!   a full queue refuses the job instead of growing.
-//! * **Leaf lock.** The pool's lock is held for a push or a pop: never while a job runs, never
-//!   while waking a thread.
+//! * **Leaf lock.** The pool's one lock (`pool.state`, tracked like every server lock) is held for
+//!   a push or a pop: never while a job runs, never while waking a thread.
 //! * **A panicking job** is caught and logged; its thread carries on.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread::Thread;
+
+use crate::lockdep::{TrackedGuard, TrackedMutex};
 
 /// A unit of work for a worker thread.
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// One worker's mailbox: the job handed to it while it was idle.
-struct Mailbox {
-    job: Mutex<Option<Job>>,
-    thread: Thread,
-}
-
 struct State {
-    idle: Vec<Arc<Mailbox>>,
+    /// Parked workers: their number (an index into `mail`) and thread.
+    idle: Vec<(usize, Thread)>,
+    /// Per worker, the job handed to it while it was idle.
+    mail: Vec<Option<Job>>,
     queue: VecDeque<Job>,
     threads: usize,
     stopping: bool,
 }
 
 struct Inner {
-    state: Mutex<State>,
+    state: TrackedMutex<State>,
     threads_max: usize,
     queue_max: usize,
     name: &'static str,
 }
 
 impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Nothing under the lock can panic half-way through an update: a poisoned state is whole.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    #[track_caller]
+    fn lock(&self) -> TrackedGuard<'_, State> {
+        self.state.lock()
     }
 }
 
@@ -78,12 +77,16 @@ impl WorkerPool {
     pub fn new(name: &'static str, threads_max: usize, queue_max: usize) -> WorkerPool {
         WorkerPool {
             inner: Arc::new(Inner {
-                state: Mutex::new(State {
-                    idle: Vec::new(),
-                    queue: VecDeque::new(),
-                    threads: 0,
-                    stopping: false,
-                }),
+                state: TrackedMutex::new(
+                    "pool.state",
+                    State {
+                        idle: Vec::new(),
+                        mail: Vec::new(),
+                        queue: VecDeque::new(),
+                        threads: 0,
+                        stopping: false,
+                    },
+                ),
                 threads_max: threads_max.max(1),
                 queue_max,
                 name,
@@ -98,22 +101,25 @@ impl WorkerPool {
         if st.stopping {
             return Err(SubmitError::Stopping);
         }
-        if let Some(worker) = st.idle.pop() {
+        if let Some((worker, thread)) = st.idle.pop() {
+            st.mail[worker] = Some(job);
             drop(st);
-            *worker.job.lock().unwrap_or_else(PoisonError::into_inner) = Some(job);
-            worker.thread.unpark();
+            thread.unpark();
             return Ok(());
         }
         if st.threads < self.inner.threads_max {
+            let worker = st.mail.len();
+            st.mail.push(None);
             st.threads += 1;
             drop(st);
             let inner = self.inner.clone();
             let spawned = std::thread::Builder::new()
                 .name(self.inner.name.into())
-                .spawn(move || worker_main(inner, job));
+                .spawn(move || worker_main(inner, worker, job));
             return match spawned {
                 Ok(_) => Ok(()),
                 Err(e) => {
+                    // Its mailbox stays, unused: at most `threads_max` are ever made.
                     self.inner.lock().threads -= 1;
                     Err(SubmitError::Spawn(e))
                 }
@@ -140,19 +146,15 @@ impl Drop for WorkerPool {
             st.queue.clear();
             std::mem::take(&mut st.idle)
         };
-        for w in idle {
-            w.thread.unpark();
+        for (_, thread) in idle {
+            thread.unpark();
         }
     }
 }
 
-fn worker_main(inner: Arc<Inner>, first: Job) {
+fn worker_main(inner: Arc<Inner>, worker: usize, first: Job) {
     // Only request handlers run here (see the module docs).
     rnfs_sys::identity::rest_lazily();
-    let mailbox = Arc::new(Mailbox {
-        job: Mutex::new(None),
-        thread: std::thread::current(),
-    });
     let mut job = Some(first);
     loop {
         if let Some(j) = job.take() {
@@ -168,21 +170,17 @@ fn worker_main(inner: Arc<Inner>, first: Job) {
                 job = Some(next);
                 continue;
             }
-            st.idle.push(mailbox.clone());
+            st.idle.push((worker, std::thread::current()));
         }
         // Idle until a job lands in the mailbox (the park token makes an early unpark count).
         loop {
             std::thread::park();
-            if let Some(j) = mailbox
-                .job
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-            {
+            let mut st = inner.lock();
+            if let Some(j) = st.mail[worker].take() {
                 job = Some(j);
                 break;
             }
-            if inner.lock().stopping {
+            if st.stopping {
                 return;
             }
         }
