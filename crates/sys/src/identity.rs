@@ -141,24 +141,13 @@ fn forget(c: &mut Creds) {
 
 /// The lazy rest state: fsuid 0, `CAP_SYS_RESOURCE` off, group ids left as they are.
 fn rest(c: &mut Creds) -> io::Result<()> {
-    if c.fsuid != Some(0) {
-        c.fsuid = None;
-        setfsuid(0)?;
-        c.fsuid = Some(0);
-    }
-    if c.resource_off != Some(true) {
-        c.resource_off = None;
-        set_effective_cap(CAP_SYS_RESOURCE, false)?;
-        c.resource_off = Some(true);
-    }
-    Ok(())
+    set_uid(c, 0)?;
+    set_resource_off(c, true)
 }
 
 fn apply(c: &mut Creds, uid: u32, gid: u32, groups: &[u32], uid_first: bool) -> io::Result<()> {
-    if uid_first && c.fsuid != Some(uid) {
-        c.fsuid = None;
-        setfsuid(uid)?;
-        c.fsuid = Some(uid);
+    if uid_first {
+        set_uid(c, uid)?;
     }
     if c.groups.as_deref() != Some(groups) {
         c.groups = None;
@@ -170,12 +159,24 @@ fn apply(c: &mut Creds, uid: u32, gid: u32, groups: &[u32], uid_first: bool) -> 
         setfsgid(gid)?;
         c.fsgid = Some(gid);
     }
-    if !uid_first && c.fsuid != Some(uid) {
+    if !uid_first {
+        set_uid(c, uid)?;
+    }
+    set_resource_off(c, uid != 0)
+}
+
+/// Sets the fsuid unless the cache says it is set already.
+fn set_uid(c: &mut Creds, uid: u32) -> io::Result<()> {
+    if c.fsuid != Some(uid) {
         c.fsuid = None;
         setfsuid(uid)?;
         c.fsuid = Some(uid);
     }
-    let off = uid != 0;
+    Ok(())
+}
+
+/// Clears (`off`) or raises `CAP_SYS_RESOURCE` unless the cache says it is so already.
+fn set_resource_off(c: &mut Creds, off: bool) -> io::Result<()> {
     if c.resource_off != Some(off) {
         c.resource_off = None;
         set_effective_cap(CAP_SYS_RESOURCE, !off)?;
