@@ -189,6 +189,35 @@ fn nfs_ls_of_a_large_single_directory_pages_correctly() {
     let set: std::collections::BTreeSet<_> = listed.iter().cloned().collect();
     assert_eq!(listed.len(), set.len(), "duplicates in the listing");
     assert_eq!(set, names);
+
+    // Unchanged for a moment, the directory's listing is remembered by the server (names,
+    // cookies, handles; see rnfs_storage::local::listing) and later listings come from memory,
+    // with fresh attributes. Each must match the directory as it is.
+    let export = srv.export().to_path_buf();
+    let ls_matches = |what: &str| {
+        let out = nfs_ls(&srv.url("", USER, USER), false, Duration::from_secs(120));
+        out.assert_success();
+        let listed: BTreeMap<String, (String, u64, u32, u32)> = parse_ls(&out.stdout_str())
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.path, (e.mode, e.size, e.uid, e.gid)))
+            .collect();
+        assert_eq!(listed, local_tree(&export), "{what}");
+    };
+    let settle = rnfs_storage::local::listing::SETTLE_MS + 50;
+    std::thread::sleep(Duration::from_millis(settle));
+    ls_matches("the pass that remembers");
+    ls_matches("from memory");
+    // Attributes change without the directory changing; names change it.
+    let first = export.join(names.first().unwrap());
+    std::fs::write(&first, b"grown").unwrap();
+    ls_matches("a file grew");
+    std::fs::remove_file(export.join(names.last().unwrap())).unwrap();
+    std::fs::write(export.join("a-new-name"), b"new").unwrap();
+    ls_matches("a name removed and one added");
+    std::thread::sleep(Duration::from_millis(settle));
+    ls_matches("remembered again");
+    ls_matches("from memory again");
 }
 
 /// Reads `url` with nfs-cat and compares its stdout, chunk by chunk, with the local file.

@@ -62,8 +62,12 @@
 //!   for read-ahead entries), from one `O_PATH` open of the name so the two always describe the same
 //!   object. The work runs as the caller: without search permission on the directory the entries come
 //!   without attributes or handle, as knfsd does.
+//! * A directory listed again while unchanged is listed from memory ([`listing`]): the names,
+//!   cookies and handles a previous READDIRPLUS pass found, with attributes `fstatat`ed afresh by
+//!   the caller. The directory is still re-opened as the caller (read permission) on every call.
 
 pub mod cache;
+pub mod listing;
 pub mod write;
 
 pub use cache::DEFAULT_OPEN_FILES;
@@ -87,6 +91,7 @@ use crate::{
     Written,
 };
 use cache::{OpenFiles, PathFd, PathFds};
+use listing::{Listed, ListedKind, Listing, Listings, Stamp};
 
 /// How often `open_by_handle_at` is retried after an ENOMEM (see `LocalFs::resolve_body`).
 const ENOMEM_RETRIES_MAX: usize = 16;
@@ -131,6 +136,8 @@ pub struct LocalFs {
     files: OpenFiles,
     /// `O_PATH` descriptors of recently used directories (see [`cache`]).
     paths: PathFds,
+    /// Listings of large unchanged directories (see [`listing`]).
+    listings: Listings,
     /// Write-back errors seen so far ([`Backend::writeback_errors`]); shared with every
     /// [`cache::OpenFile`], whose last `fsync` may happen when it leaves the cache.
     writeback_errors: Arc<AtomicU64>,
@@ -202,6 +209,7 @@ impl LocalFs {
             fsid: st.dev,
             files: OpenFiles::new(DEFAULT_OPEN_FILES),
             paths: PathFds::new(default_path_fds()),
+            listings: Listings::default(),
             writeback_errors: Arc::new(AtomicU64::new(0)),
             grant_hasher: std::hash::RandomState::new(),
         })
@@ -230,6 +238,11 @@ impl LocalFs {
     /// The bound on [`LocalFs::path_fds`].
     pub fn path_fd_limit(&self) -> usize {
         self.paths.limit()
+    }
+
+    /// What the remembered directory listings hold now (see [`listing`]).
+    pub fn remembered_listings(&self) -> listing::ListingStats {
+        self.listings.stats()
     }
 
     /// How many regular files are open in the cache now (at most [`LocalFs::open_file_limit`]).
@@ -520,6 +533,91 @@ impl LocalFs {
     }
 }
 
+/// A remembered listing and the call it serves (see [`LocalFs::readdir_remembered`]).
+struct Remembered<'a> {
+    listing: &'a Listing,
+    /// The directory's handle body (the listing's key).
+    key: &'a [u8],
+    /// The directory, opened for reading as the caller.
+    rd: BorrowedFd<'a>,
+    dst: &'a Stat,
+    dir: &'a FileHandle,
+    dir_attr: &'a Attr,
+}
+
+impl LocalFs {
+    /// Serves a READDIR(PLUS) call from a remembered listing, from entry `start`, as the caller
+    /// (whose identity is in effect): names, cookies and handles as remembered, attributes from
+    /// one `fstatat` per entry. `Some(eof)` when it answered; `None` when the first entry it
+    /// would send no longer matches the directory (the listing is dropped and the caller reads
+    /// the directory itself). A later mismatch ends the reply early, and the client's next call
+    /// reads the directory from that point.
+    fn readdir_remembered(
+        &self,
+        from: Remembered<'_>,
+        start: usize,
+        plus: bool,
+        sink: &mut dyn FnMut(DirEntry) -> bool,
+    ) -> Option<bool> {
+        let is_root = self.is_root(from.dst);
+        let here = || (from.dir_attr.clone(), from.dir.clone());
+        let mut sent = false;
+        for e in from.listing.entries.get(start..)? {
+            // Stored with its NUL for `fstatat`; sent without it.
+            let name = e.name.slice(..e.name.len().saturating_sub(1));
+            let (fileid, extras) = match &e.kind {
+                ListedKind::Dot => (from.dst.ino, plus.then(here)),
+                ListedKind::DotDot if is_root => (
+                    from.dst.ino,
+                    plus.then(|| (from.dir_attr.clone(), self.root_handle.clone())),
+                ),
+                ListedKind::DotDot => (
+                    e.ino,
+                    plus.then(|| self.plus_extras(from.rd, b"..")).flatten(),
+                ),
+                ListedKind::Child(handle) if plus => {
+                    let stat = CStr::from_bytes_with_nul(&e.name)
+                        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+                        .and_then(|n| rnfs_sys::fstatat(from.rd, n, libc::AT_SYMLINK_NOFOLLOW));
+                    match stat {
+                        Ok(st) if st.ino == e.ino && st.dev == self.root_dev => {
+                            (e.ino, Some((self.attr(&st), handle.clone())))
+                        }
+                        // As when reading the directory: no search permission, no extras.
+                        Err(err) if denied(&err) => (e.ino, None),
+                        _ => {
+                            self.listings.forget(from.key);
+                            return sent.then_some(false);
+                        }
+                    }
+                }
+                ListedKind::Child(_) => (e.ino, None),
+            };
+            let (attr, handle) = extras.map_or((None, None), |(a, h)| (Some(a), Some(h)));
+            let entry = DirEntry {
+                fileid,
+                name,
+                cookie: e.cookie,
+                attr,
+                handle,
+            };
+            if !sink(entry) {
+                return Some(false);
+            }
+            sent = true;
+        }
+        Some(true)
+    }
+}
+
+/// `name` with a NUL appended, as one buffer.
+fn nul_terminated(name: &[u8]) -> Bytes {
+    let mut b = Vec::with_capacity(name.len() + 1);
+    b.extend_from_slice(name);
+    b.push(0);
+    Bytes::from(b)
+}
+
 fn as_caller(who: &Identity) -> Result<IdentityGuard> {
     rnfs_sys::set_thread_identity(who.uid, who.gid, &who.groups).map_err(|e| {
         match e.raw_os_error() {
@@ -770,10 +868,14 @@ impl Backend for LocalFs {
         plus: bool,
         sink: &mut dyn FnMut(DirEntry) -> bool,
     ) -> Result<DirListing> {
-        let (dfd, dst) = self.resolve(dir)?;
+        // Read before the directory is `fstat`ed (see `listing::Stamp::settled`).
+        let now = std::time::SystemTime::now();
+        let body = handle::open(&self.key, self.export_id, &dir.0)?;
+        let (dfd, dst) = self.resolve_body(body)?;
         if !dst.is_dir() {
             return Err(Error::NotDir);
         }
+        let stamp = Stamp::of(&dst);
         let is_root = self.is_root(&dst);
         let dir_attr = self.attr(&dst);
         let listing = |eof| DirListing {
@@ -792,12 +894,38 @@ impl Backend for LocalFs {
             Some(libc::EINVAL) => Error::BadCookie,
             _ => Error::from(e),
         })?;
+        if let Some(remembered) = self.listings.get(body, &stamp) {
+            if let Some(start) = remembered.position(cookie) {
+                let from = Remembered {
+                    listing: &remembered,
+                    key: body,
+                    rd: rd.as_fd(),
+                    dst: &dst,
+                    dir,
+                    dir_attr: &dir_attr,
+                };
+                if let Some(eof) = self.readdir_remembered(from, start, plus, sink) {
+                    return Ok(listing(eof));
+                }
+            }
+        }
+        // A READDIRPLUS pass records what it sends (see `listing`); `None` once an entry cannot
+        // be remembered.
+        let mut batch = plus.then(Vec::new);
+        let settled = stamp.settled(now);
+        let record = |batch: Option<Vec<Listed>>, eof: bool| {
+            if plus {
+                self.listings
+                    .record(body, stamp, settled, cookie, batch, eof);
+            }
+        };
         let mut buf = vec![0u8; DIRENT_BUF_MAX];
         let mut want = DIRENT_BUF_FIRST;
         loop {
             let n = rnfs_sys::getdents64(rd.as_fd(), &mut buf[..want])?;
             want = (want * 2).min(DIRENT_BUF_MAX);
             if n == 0 {
+                record(batch, true);
                 return Ok(listing(true));
             }
             for d in rnfs_sys::dirents(&buf[..n]) {
@@ -819,6 +947,13 @@ impl Backend for LocalFs {
                         },
                     ),
                 };
+                let kind = match (d.name, &extras) {
+                    (b".", _) => Some(ListedKind::Dot),
+                    (b"..", _) => Some(ListedKind::DotDot),
+                    (_, Some((_, h))) => Some(ListedKind::Child(h.clone())),
+                    // What this caller could not see must not be remembered for others.
+                    (_, None) => None,
+                };
                 let (attr, handle) = extras.map_or((None, None), |(a, h)| (Some(a), Some(h)));
                 let entry = DirEntry {
                     fileid,
@@ -828,8 +963,18 @@ impl Backend for LocalFs {
                     handle,
                 };
                 if !sink(entry) {
+                    record(batch, false);
                     return Ok(listing(false));
                 }
+                batch = batch.zip(kind).map(|(mut b, kind)| {
+                    b.push(Listed {
+                        ino: d.ino,
+                        name: nul_terminated(d.name),
+                        cookie: d.off as u64,
+                        kind,
+                    });
+                    b
+                });
             }
         }
     }
@@ -975,6 +1120,7 @@ impl Backend for LocalFs {
         let idle = self.files.close_idle();
         drop(idle); // outside the cache's lock: may fsync
         drop(self.paths.close_idle());
+        drop(self.listings.drop_idle());
     }
 
     fn close_all_files(&self) {

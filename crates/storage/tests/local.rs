@@ -657,6 +657,32 @@ fn mount_points_inner(dir: &Path) {
     let real = lookup(&fs, &r, "real");
     assert!(fs.lookup(&root(), &real, b"sub").is_ok());
     let entries = list(&fs, &root(), &r, true, 100);
+    check_mount_points(&entries);
+    assert_eq!(fs.remembered_listings().listings, 0);
+    // A listing remembered before a mount appeared on one of its names: that entry must not
+    // be served from memory (fstatat finds another object), and the listing is dropped.
+    // (The root's listing is not remembered: it holds entries without handles.)
+    fs::create_dir_all(dir.join("plain/later")).unwrap();
+    settle();
+    let plain = lookup(&fs, &r, "plain");
+    list(&fs, &root(), &plain, true, 100);
+    assert_eq!(fs.remembered_listings().listings, 1);
+    run(&[
+        "-t",
+        "tmpfs",
+        "none",
+        dir.join("plain/later").to_str().unwrap(),
+    ]);
+    let entries = list(&fs, &root(), &plain, true, 100);
+    let later = entries
+        .iter()
+        .find(|e| e.name.as_ref() == b"later")
+        .unwrap();
+    assert!(later.attr.is_none() && later.handle.is_none());
+    assert_eq!(fs.remembered_listings().listings, 0);
+}
+
+fn check_mount_points(entries: &[DirEntry]) {
     for name in [&b"tmpfs"[..], b"bind"] {
         let e = entries.iter().find(|e| e.name.as_ref() == name).unwrap();
         assert!(e.attr.is_none() && e.handle.is_none(), "{name:?}");
@@ -667,4 +693,136 @@ fn mount_points_inner(dir: &Path) {
         .unwrap()
         .handle
         .is_some());
+}
+
+/// Waits until directories changed before the call have been unchanged long enough for their
+/// listings to be remembered (see `rnfs_storage::local::listing`).
+fn settle() {
+    let ms = rnfs_storage::local::listing::SETTLE_MS;
+    std::thread::sleep(std::time::Duration::from_millis(ms + 50));
+}
+
+/// An entry as a client sees it, but for the access time (which reading a file moves).
+type Seen = (
+    Vec<u8>,
+    u64,
+    u64,
+    Option<FileHandle>,
+    Option<rnfs_storage::Attr>,
+);
+
+fn seen(e: &DirEntry) -> Seen {
+    let attr = e.attr.clone().map(|a| rnfs_storage::Attr {
+        atime: a.mtime,
+        ..a
+    });
+    (e.name.to_vec(), e.fileid, e.cookie, e.handle.clone(), attr)
+}
+
+#[test]
+fn remembered_listings_match_the_directory_and_follow_its_changes() {
+    let (dir, fs, _) = setup();
+    let big = dir.path().join("big");
+    fs::create_dir(&big).unwrap();
+    for i in 0..3_000 {
+        write(&big.join(format!("file-{i:05}")), b"", 0o644);
+    }
+    fs::create_dir(big.join("sub")).unwrap();
+    let h = lookup(&fs, &fs.root(), "big");
+    // Changed a moment ago: listed, but not remembered.
+    let fresh = list(&fs, &root(), &h, true, 200);
+    assert_eq!(fs.remembered_listings().listings, 0);
+    settle();
+    let first = list(&fs, &root(), &h, true, 200);
+    assert_eq!(first.len(), 3_000 + 3);
+    let held = fs.remembered_listings();
+    assert_eq!((held.listings, held.entries), (1, 3_003));
+    assert_eq!(held.calls_served, 0);
+    let want: Vec<_> = first.iter().map(seen).collect();
+    assert_eq!(fresh.iter().map(seen).collect::<Vec<_>>(), want);
+
+    // From memory, in any reply size, exactly as read from the directory.
+    for budget in [1, 7, 200, 5_000] {
+        let again = list(&fs, &root(), &h, true, budget);
+        assert_eq!(again.iter().map(seen).collect::<Vec<_>>(), want, "{budget}");
+        let plain = list(&fs, &root(), &h, false, budget);
+        let names = |v: &[DirEntry]| {
+            v.iter()
+                .map(|e| (e.name.to_vec(), e.fileid, e.cookie))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&plain), names(&first));
+        assert!(plain.iter().all(|e| e.attr.is_none() && e.handle.is_none()));
+    }
+    let served = fs.remembered_listings().calls_served;
+    assert!(served > 3_003 * 2, "served {served} calls from memory");
+
+    // Attributes are never remembered: a chmod (the directory unchanged) shows at once.
+    fs::set_permissions(big.join("file-00042"), fs::Permissions::from_mode(0o600)).unwrap();
+    let again = list(&fs, &root(), &h, true, 200);
+    let e = again
+        .iter()
+        .find(|e| e.name.as_ref() == b"file-00042")
+        .unwrap();
+    assert_eq!(e.attr.as_ref().unwrap().mode, 0o600);
+    assert_eq!(fs.remembered_listings().listings, 1);
+
+    // A new name changes the directory: listed at once, remembered again once settled.
+    fs::remove_file(big.join("file-00007")).unwrap();
+    write(&big.join("new-one"), b"x", 0o644);
+    let changed = list(&fs, &root(), &h, true, 200);
+    let names: HashSet<Vec<u8>> = changed.iter().map(|e| e.name.to_vec()).collect();
+    assert!(names.contains(&b"new-one"[..]) && !names.contains(&b"file-00007"[..]));
+    assert_eq!(names.len(), 3_003);
+    assert_eq!(fs.remembered_listings().listings, 0);
+    settle();
+    list(&fs, &root(), &h, true, 200);
+    let after = list(&fs, &root(), &h, true, 200);
+    assert_eq!(
+        after.iter().map(seen).collect::<Vec<_>>(),
+        changed.iter().map(seen).collect::<Vec<_>>()
+    );
+    assert_eq!(fs.remembered_listings().listings, 1);
+}
+
+#[test]
+fn remembered_listings_keep_each_callers_permissions() {
+    let (dir, fs, _) = setup();
+    let d = dir.path().join("d");
+    fs::create_dir(&d).unwrap();
+    for i in 0..100 {
+        write(&d.join(format!("f{i}")), b"", 0o644);
+    }
+    settle();
+    let h = lookup(&fs, &fs.root(), "d");
+    list(&fs, &root(), &h, true, 30);
+    assert_eq!(fs.remembered_listings().listings, 1);
+    // Read but no search permission: names, but no attributes or handles, as from the directory.
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o744)).unwrap();
+    settle();
+    list(&fs, &root(), &h, true, 30);
+    let served = fs.remembered_listings().calls_served;
+    let entries = list(&fs, &nobody(), &h, true, 30);
+    assert!(
+        fs.remembered_listings().calls_served > served,
+        "from memory"
+    );
+    assert_eq!(entries.len(), 102);
+    for e in entries.iter().filter(|e| e.name.starts_with(b"f")) {
+        assert!(e.attr.is_none() && e.handle.is_none(), "{:?}", e.name);
+    }
+    // No read permission: refused, remembered listing or not.
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
+    settle();
+    list(&fs, &root(), &h, true, 30);
+    assert_eq!(
+        fs.readdir(&nobody(), &h, 0, [0; 8], true, &mut |_| true)
+            .unwrap_err(),
+        Error::Access
+    );
+    // A pass by a caller who could not see everything is not remembered for others.
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o744)).unwrap();
+    settle();
+    list(&fs, &nobody(), &h, true, 30);
+    assert_eq!(fs.remembered_listings().listings, 0);
 }

@@ -38,7 +38,8 @@
 //! Lock order: `OpenFiles::inner` and `PathFds::inner` are **leaf** locks (never held together). It is held only for map operations: no system
 //! call, no identity switch, no other lock is taken while it is held, and no [`OpenFile`] is
 //! dropped under it (its `Drop` may `fsync`): every method returns the entries it removed, and the
-//! caller drops them after the lock is released. There is no other lock in the local backend.
+//! caller drops them after the lock is released. The only other lock in the local backend is the
+//! remembered listings' (see [`super::listing`]), also a leaf.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -152,7 +153,7 @@ struct Slot<T> {
 
 /// A least-recently-used map from kernel-handle bytes to `T`, with idle rounds.
 #[derive(Debug)]
-struct Lru<T> {
+pub(crate) struct Lru<T> {
     map: HashMap<Vec<u8>, Slot<T>>,
     /// tick → key, oldest first.
     order: BTreeMap<u64, Vec<u8>>,
@@ -172,7 +173,11 @@ impl<T> Default for Lru<T> {
 }
 
 impl<T: Clone> Lru<T> {
-    fn touch(&mut self, key: &[u8]) -> Option<T> {
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn touch(&mut self, key: &[u8]) -> Option<T> {
         self.tick += 1;
         let (tick, round) = (self.tick, self.round);
         let slot = self.map.get_mut(key)?;
@@ -187,13 +192,13 @@ impl<T: Clone> Lru<T> {
         Some(value)
     }
 
-    fn remove(&mut self, key: &[u8]) -> Option<T> {
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<T> {
         let slot = self.map.remove(key)?;
         self.order.remove(&slot.tick);
         Some(slot.value)
     }
 
-    fn pop_oldest(&mut self) -> Option<T> {
+    pub(crate) fn pop_oldest(&mut self) -> Option<T> {
         let (_, key) = self.order.pop_first()?;
         self.map.remove(&key).map(|s| s.value)
     }
@@ -204,7 +209,7 @@ impl<T: Clone> Lru<T> {
     }
 
     /// Inserts a key known to be absent, first evicting the oldest entries down to `limit - 1`.
-    fn insert_new(&mut self, key: &[u8], value: T, limit: usize, evicted: &mut Vec<T>) {
+    pub(crate) fn insert_new(&mut self, key: &[u8], value: T, limit: usize, evicted: &mut Vec<T>) {
         while self.map.len() >= limit {
             match self.pop_oldest() {
                 Some(old) => evicted.push(old),
@@ -218,7 +223,7 @@ impl<T: Clone> Lru<T> {
     }
 
     /// Takes out every entry not used since the previous call, and starts a new round.
-    fn close_idle(&mut self) -> Vec<T> {
+    pub(crate) fn close_idle(&mut self) -> Vec<T> {
         let mut evicted = Vec::new();
         // Least recently used first; stop at the first entry used in the current round.
         while self.oldest_round().is_some_and(|r| r < self.round) {
