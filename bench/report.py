@@ -43,10 +43,15 @@ WORKLOADS = [
     ("fio-rand-read-4K-qd16", "ops_per_s", "IOPS", "iops"),
 ]
 MACHINE = [
-    ("tcp-stream", "loopback TCP, 1 MiB messages one way"),
-    ("tcp-rr", "loopback TCP, 16 B request / 1 MiB reply, 1 in flight"),
-    ("page-cache-read", "dd of the warm 1 GiB file, bs=1M"),
+    ("tcp-stream", "mib_per_s", "MiB/s", "loopback TCP, 1 MiB messages one way"),
+    ("tcp-rr", "mib_per_s", "MiB/s", "loopback TCP, 16 B request / 1 MiB reply, 1 in flight"),
+    ("tcp-rr-128B", "ops_per_s", "calls/s",
+     "loopback TCP, 16 B request / 128 B reply, 1 in flight (blocking threads, no NFS)"),
+    ("page-cache-read", "mib_per_s", "MiB/s", "dd of the warm 1 GiB file, bs=1M"),
 ]
+# Workloads with one small call in flight, read against tcp-rr-128B.
+ONE_CALL_WORKLOADS = ("stat-qd1-lookup", "stat-qd1-getattr", "meta-qd1-setattr", "meta-qd1-remove",
+                      "rand-read-4K-qd1", "rand-write-4K-qd1")
 STATUS_TEXT = {
     "unsupported": "n/a (not supported)",
     "error": "error",
@@ -155,8 +160,8 @@ def build(meta, recs):
     for wl, metric, unit, group in known:
         table[wl] = {s: summarize(recs, wl, s, metric, group) for s in servers}
     machine = {}
-    for wl, _ in MACHINE:
-        m = summarize(recs, wl, "machine", "mib_per_s", "throughput")
+    for wl, metric, _, _ in MACHINE:
+        m = summarize(recs, wl, "machine", metric, "throughput")
         if m:
             machine[wl] = m
     return servers, known, table, machine
@@ -240,11 +245,11 @@ def markdown(meta, servers, known, table, machine):
 
     if machine:
         L.append("## The machine's own limits (same run)\n")
-        L.append("| measurement | MiB/s | what |")
+        L.append("| measurement | value | what |")
         L.append("|---|---|---|")
-        for wl, what in MACHINE:
+        for wl, _, unit, what in MACHINE:
             if wl in machine and machine[wl]["status"] == "ok":
-                L.append(f"| {wl} | {fmt(machine[wl]['value'])} | {what} |")
+                L.append(f"| {wl} | {fmt(machine[wl]['value'], unit)} | {what} |")
         L.append("")
         rr = machine.get("tcp-rr")
         if rr and rr["status"] == "ok":
@@ -260,6 +265,23 @@ def markdown(meta, servers, known, table, machine):
                     x = table[wl].get(s)
                     cells.append(f"{100 * x['mib_per_s'] / rr['value']:.0f} %"
                                  if x and x["status"] == "ok" and x.get("mib_per_s") else "–")
+                L.append(f"| {wl} | " + " | ".join(cells) + " |")
+            L.append("")
+        small = machine.get("tcp-rr-128B")
+        if small and small["status"] == "ok":
+            L.append("Calls with one in flight as a fraction of loopback TCP request/reply of small "
+                     "messages (`tcp-rr-128B`), the ceiling for any server answering one call at a "
+                     "time on one connection:\n")
+            L.append("| workload | " + " | ".join(servers) + " |")
+            L.append("|" + "---|" * (1 + len(servers)))
+            for wl in ONE_CALL_WORKLOADS:
+                if wl not in table:
+                    continue
+                cells = []
+                for s in servers:
+                    x = table[wl].get(s)
+                    cells.append(f"{100 * x['ops_per_s'] / small['value']:.0f} %"
+                                 if x and x["status"] == "ok" and x.get("ops_per_s") else "–")
                 L.append(f"| {wl} | " + " | ".join(cells) + " |")
             L.append("")
 

@@ -233,7 +233,8 @@ impl Conn {
                 )));
             }
         };
-        let reply = decode_reply(rec).map_err(|e| CallError::Transport(format!("bad reply: {e}")))?;
+        let reply =
+            decode_reply(rec).map_err(|e| CallError::Transport(format!("bad reply: {e}")))?;
         match reply.status {
             ReplyStatus::Success(res) => Ok(res),
             other => Err(CallError::Rpc(other)),

@@ -38,7 +38,8 @@ workloads:
   meta         MKDIR --dir, then CREATE, SETATTR, REMOVE --count files (one result per phase)
   stat         LOOKUP then GETATTR --count entries of an existing directory --dir
   readdirplus  list --dir with READDIRPLUS until eof        (--dircount, --maxcount)
-  tcp-limit    loopback TCP throughput of --bs messages, no NFS (stream and request/reply)
+  tcp-limit    loopback TCP throughput of --bs messages, no NFS (stream and request/reply;
+               named tcp-stream/tcp-rr for 1M, tcp-stream-NB/tcp-rr-NB for N bytes)
 
 options (defaults in brackets):
   --addr ADDR:PORT [127.0.0.1:2049]  --mount-port N [the NFS port]  --export PATH [/]
@@ -193,8 +194,14 @@ fn ctx_switches(pid: u32) -> Option<f64> {
             continue;
         };
         for l in s.lines() {
-            if l.starts_with("voluntary_ctxt_switches:") || l.starts_with("nonvoluntary_ctxt_switches:") {
-                n += l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            if l.starts_with("voluntary_ctxt_switches:")
+                || l.starts_with("nonvoluntary_ctxt_switches:")
+            {
+                n += l
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0);
             }
         }
     }
@@ -401,7 +408,9 @@ fn payload(len: usize, seed: u64) -> Bytes {
 
 async fn io_workload(ctx: &Ctx, o: &Opts, kind: &str, name: &str) -> Result<(), OpError> {
     let fail = |e: String| OpError::Failed(e);
-    let path = o.opt("file").ok_or_else(|| fail("--file is required".into()))?;
+    let path = o
+        .opt("file")
+        .ok_or_else(|| fail("--file is required".into()))?;
     let bs = o.size("bs", 1 << 20).map_err(fail)?;
     let secs: f64 = o.num("secs", 5.0).map_err(fail)?;
     let seed: u64 = o.num("seed", 0x9e37_79b9_7f4a_7c15).map_err(fail)?;
@@ -487,8 +496,10 @@ async fn io_workload(ctx: &Ctx, o: &Opts, kind: &str, name: &str) -> Result<(), 
                 let _ = c.remove(&dir, leaf.as_bytes());
             }
         }
-        j.n("commit_secs", commit_secs)
-            .n("committed_by_write", if gen.borrow().uncommitted { 0.0 } else { 1.0 });
+        j.n("commit_secs", commit_secs).n(
+            "committed_by_write",
+            if gen.borrow().uncommitted { 0.0 } else { 1.0 },
+        );
         report(&mut j, &mut s, commit_secs);
         probe.finish(&mut j);
         status(&mut j, &s.error);
@@ -592,7 +603,9 @@ async fn meta_workload(ctx: &Ctx, o: &Opts, name: &str) -> Result<(), OpError> {
 async fn stat_workload(ctx: &Ctx, o: &Opts, name: &str) -> Result<(), OpError> {
     let fail = |e: String| OpError::Failed(e);
     let count: usize = o.num("count", 10_000).map_err(fail)?;
-    let dirpath = o.opt("dir").ok_or_else(|| fail("--dir is required".into()))?;
+    let dirpath = o
+        .opt("dir")
+        .ok_or_else(|| fail("--dir is required".into()))?;
     let mut c = ctx.client().map_err(fail)?;
     let root = ctx.mount(&mut c).map_err(fail)?;
     let dir = walk(&mut c, &root, &dirpath).map_err(fail)?;
@@ -653,7 +666,9 @@ use engine::Req;
 
 async fn readdirplus_workload(ctx: &Ctx, o: &Opts, name: &str) -> Result<(), OpError> {
     let fail = |e: String| OpError::Failed(e);
-    let dirpath = o.opt("dir").ok_or_else(|| fail("--dir is required".into()))?;
+    let dirpath = o
+        .opt("dir")
+        .ok_or_else(|| fail("--dir is required".into()))?;
     let dircount = o.size("dircount", 8192).map_err(fail)? as u32;
     let maxcount = o.size("maxcount", 65536).map_err(fail)? as u32;
     let mut c = ctx.client().map_err(fail)?;
@@ -727,7 +742,14 @@ fn tcp_limit(ctx: &Ctx, o: &Opts) -> Result<(), String> {
         };
         drop(s);
         let _ = server.join();
-        let mut j = ctx.json(&format!("tcp-{mode}"));
+        // 1 MiB is the READ/WRITE size; any other size (small, for one-call-at-a-time ceilings)
+        // is named by it.
+        let workload = if bs == 1 << 20 {
+            format!("tcp-{mode}")
+        } else {
+            format!("tcp-{mode}-{bs}B")
+        };
+        let mut j = ctx.json(&workload);
         j.n("bs", bs as f64);
         report(&mut j, &mut st, 0.0);
         probe.finish(&mut j);
@@ -784,7 +806,9 @@ fn main() {
             "meta" => meta_workload(&ctx, &o, &name).await,
             "stat" => stat_workload(&ctx, &o, &name).await,
             "readdirplus" => readdirplus_workload(&ctx, &o, &name).await,
-            k => Err(OpError::Failed(format!("unknown workload {k:?} (see loadgen help)"))),
+            k => Err(OpError::Failed(format!(
+                "unknown workload {k:?} (see loadgen help)"
+            ))),
         }
     });
     if let Err(e) = r {
@@ -831,7 +855,11 @@ fn make_ctx(o: &Opts, kind: &str) -> Result<Ctx, String> {
         qd: o.num("qd", 1)?,
         conns: o.num("conns", 1)?,
         timeout: Duration::from_secs_f64(o.num("timeout", 60.0)?),
-        server_pid: o.opt("server-pid").map(|p| p.parse()).transpose().map_err(|_| "bad --server-pid")?,
+        server_pid: o
+            .opt("server-pid")
+            .map(|p| p.parse())
+            .transpose()
+            .map_err(|_| "bad --server-pid")?,
         base,
     })
 }

@@ -149,7 +149,10 @@ impl Gen for WriteGen {
         let off = self.pattern.next_offset(self.size, self.bs)?;
         let len = self.bs.min(self.size - off) as usize;
         let rot = ((off / self.bs) as usize * 4096) % (self.data.len() - len + 1);
-        let mut args = vec![self.header(off, len as u32), self.data.slice(rot..rot + len)];
+        let mut args = vec![
+            self.header(off, len as u32),
+            self.data.slice(rot..rot + len),
+        ];
         let pad = pad_len(len);
         if pad > 0 {
             args.push(Bytes::from(vec![0u8; pad]));
