@@ -562,7 +562,7 @@ impl LocalFs {
         let is_root = self.is_root(from.dst);
         let here = || (from.dir_attr.clone(), from.dir.clone());
         let mut sent = false;
-        for e in from.listing.entries.get(start..)? {
+        for e in (start..from.listing.len()).map_while(|i| from.listing.get(i)) {
             // Stored with its NUL for `fstatat`; sent without it.
             let name = e.name.slice(..e.name.len().saturating_sub(1));
             let (fileid, extras) = match &e.kind {
