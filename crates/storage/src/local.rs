@@ -136,7 +136,7 @@ pub struct LocalFs {
     files: OpenFiles,
     /// `O_PATH` descriptors of recently used directories (see [`cache`]).
     paths: PathFds,
-    /// Listings of large unchanged directories (see [`listing`]).
+    /// Listings of unchanged directories (see [`listing`]).
     listings: Listings,
     /// Write-back errors seen so far ([`Backend::writeback_errors`]); shared with every
     /// [`cache::OpenFile`], whose last `fsync` may happen when it leaves the cache.

@@ -32,7 +32,8 @@
 //! as one buffer of names and handles plus 24 bytes per entry (a 50,000-entry directory raised
 //! the server's peak RSS by 3.7 MiB); the least recently used listings make room, and a directory
 //! larger than the bound is simply not remembered. At most [`BUILDING_MAX`] passes are followed
-//! at once. A listing unused for [`IDLE_ROUNDS`] housekeeping rounds is dropped.
+//! at once. A listing unused for [`IDLE_ROUNDS`] housekeeping rounds (about 10 minutes) is
+//! dropped.
 //!
 //! # Locking
 //! One leaf lock (`Listings::state`), held for map operations only: no system call, no identity
@@ -51,8 +52,10 @@ use crate::FileHandle;
 pub const LISTED_ENTRIES_MAX: usize = 131_072;
 /// Most READDIRPLUS passes followed at once per export.
 pub const BUILDING_MAX: usize = 8;
-/// Housekeeping rounds (about 2 s each) a listing may stay unused before it is dropped.
-pub const IDLE_ROUNDS: u64 = 15;
+/// Housekeeping rounds (about 2 s each, so about 10 minutes) a listing may stay unused before it
+/// is dropped. Long, because people list a directory again minutes later, not seconds; the memory
+/// is bounded by [`LISTED_ENTRIES_MAX`] either way.
+pub const IDLE_ROUNDS: u64 = 300;
 /// How much older than the wall clock a directory's ctime must be before its listing is
 /// remembered (many ticks of the coarse clock that stamps it).
 pub const SETTLE_MS: u64 = 250;
