@@ -251,39 +251,33 @@ def markdown(meta, servers, known, table, machine):
             if wl in machine and machine[wl]["status"] == "ok":
                 L.append(f"| {wl} | {fmt(machine[wl]['value'], unit)} | {what} |")
         L.append("")
-        rr = machine.get("tcp-rr")
-        if rr and rr["status"] == "ok":
-            L.append("Sequential reads as a fraction of loopback TCP request/reply (`tcp-rr`), "
-                     "the ceiling for one 1 MiB READ in flight on one connection:\n")
+        def fraction_table(ceiling, intro, workloads, key):
+            """Each workload's `key` as a percentage of the machine measurement `ceiling`."""
+            c = machine.get(ceiling)
+            if not c or c["status"] != "ok":
+                return
+            L.append(intro + "\n")
             L.append("| workload | " + " | ".join(servers) + " |")
             L.append("|" + "---|" * (1 + len(servers)))
-            for wl in ("seq-read-1M-qd1", "seq-read-1M-qd8", "nfs-cat-seq-read", "fio-seq-read-1M-qd1"):
+            for wl in workloads:
                 if wl not in table:
                     continue
                 cells = []
                 for s in servers:
                     x = table[wl].get(s)
-                    cells.append(f"{100 * x['mib_per_s'] / rr['value']:.0f} %"
-                                 if x and x["status"] == "ok" and x.get("mib_per_s") else "–")
+                    cells.append(f"{100 * x[key] / c['value']:.0f} %"
+                                 if x and x["status"] == "ok" and x.get(key) else "–")
                 L.append(f"| {wl} | " + " | ".join(cells) + " |")
             L.append("")
-        small = machine.get("tcp-rr-128B")
-        if small and small["status"] == "ok":
-            L.append("Calls with one in flight as a fraction of loopback TCP request/reply of small "
-                     "messages (`tcp-rr-128B`), the ceiling for any server answering one call at a "
-                     "time on one connection:\n")
-            L.append("| workload | " + " | ".join(servers) + " |")
-            L.append("|" + "---|" * (1 + len(servers)))
-            for wl in ONE_CALL_WORKLOADS:
-                if wl not in table:
-                    continue
-                cells = []
-                for s in servers:
-                    x = table[wl].get(s)
-                    cells.append(f"{100 * x['ops_per_s'] / small['value']:.0f} %"
-                                 if x and x["status"] == "ok" and x.get("ops_per_s") else "–")
-                L.append(f"| {wl} | " + " | ".join(cells) + " |")
-            L.append("")
+
+        fraction_table("tcp-rr", "Sequential reads as a fraction of loopback TCP request/reply "
+                       "(`tcp-rr`), the ceiling for one 1 MiB READ in flight on one connection:",
+                       ("seq-read-1M-qd1", "seq-read-1M-qd8", "nfs-cat-seq-read",
+                        "fio-seq-read-1M-qd1"), "mib_per_s")
+        fraction_table("tcp-rr-128B", "Calls with one in flight as a fraction of loopback TCP "
+                       "request/reply of small messages (`tcp-rr-128B`), the ceiling for any server "
+                       "answering one call at a time on one connection:",
+                       ONE_CALL_WORKLOADS, "ops_per_s")
 
     notes = []
     for wl, *_ in known:
