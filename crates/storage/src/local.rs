@@ -562,9 +562,7 @@ impl LocalFs {
         let is_root = self.is_root(from.dst);
         let here = || (from.dir_attr.clone(), from.dir.clone());
         let mut sent = false;
-        for e in (start..from.listing.len()).map_while(|i| from.listing.get(i)) {
-            // Stored with its NUL for `fstatat`; sent without it.
-            let name = e.name.slice(..e.name.len().saturating_sub(1));
+        for (i, e) in (start..from.listing.len()).map_while(|i| Some((i, from.listing.get(i)?))) {
             let (fileid, extras) = match &e.kind {
                 ListedKind::Dot => (from.dst.ino, plus.then(here)),
                 ListedKind::DotDot if is_root => (
@@ -576,15 +574,16 @@ impl LocalFs {
                     plus.then(|| self.plus_extras(from.rd, b"..")).flatten(),
                 ),
                 ListedKind::Child(handle) if plus => {
-                    let stat = CStr::from_bytes_with_nul(&e.name)
-                        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-                        .and_then(|n| rnfs_sys::fstatat(from.rd, n, libc::AT_SYMLINK_NOFOLLOW));
+                    let stat = from
+                        .listing
+                        .c_name(i)
+                        .map(|n| rnfs_sys::fstatat(from.rd, n, libc::AT_SYMLINK_NOFOLLOW));
                     match stat {
-                        Ok(st) if st.ino == e.ino && st.dev == self.root_dev => {
+                        Some(Ok(st)) if st.ino == e.ino && st.dev == self.root_dev => {
                             (e.ino, Some((self.attr(&st), handle.clone())))
                         }
                         // As when reading the directory: no search permission, no extras.
-                        Err(err) if denied(&err) => (e.ino, None),
+                        Some(Err(err)) if denied(&err) => (e.ino, None),
                         _ => {
                             self.listings.forget(from.key);
                             return sent.then_some(false);
@@ -596,7 +595,7 @@ impl LocalFs {
             let (attr, handle) = extras.map_or((None, None), |(a, h)| (Some(a), Some(h)));
             let entry = DirEntry {
                 fileid,
-                name,
+                name: e.name,
                 cookie: e.cookie,
                 attr,
                 handle,
@@ -608,14 +607,6 @@ impl LocalFs {
         }
         Some(true)
     }
-}
-
-/// `name` with a NUL appended, as one buffer.
-fn nul_terminated(name: &[u8]) -> Bytes {
-    let mut b = Vec::with_capacity(name.len() + 1);
-    b.extend_from_slice(name);
-    b.push(0);
-    Bytes::from(b)
 }
 
 fn as_caller(who: &Identity) -> Result<IdentityGuard> {
@@ -955,9 +946,10 @@ impl Backend for LocalFs {
                     (_, None) => None,
                 };
                 let (attr, handle) = extras.map_or((None, None), |(a, h)| (Some(a), Some(h)));
+                let name = Bytes::copy_from_slice(d.name);
                 let entry = DirEntry {
                     fileid,
-                    name: Bytes::copy_from_slice(d.name),
+                    name: name.clone(),
                     cookie: d.off as u64,
                     attr,
                     handle,
@@ -969,7 +961,7 @@ impl Backend for LocalFs {
                 batch = batch.zip(kind).map(|(mut b, kind)| {
                     b.push(Listed {
                         ino: d.ino,
-                        name: nul_terminated(d.name),
+                        name,
                         cookie: d.off as u64,
                         kind,
                     });

@@ -109,6 +109,7 @@ impl Stamp {
 pub struct Listed {
     /// `d_ino`: checked against `fstatat` when served.
     pub ino: u64,
+    /// Without a NUL (see [`Listing::c_name`]).
     pub name: Bytes,
     /// `d_off`: the cookie of the position after this entry.
     pub cookie: u64,
@@ -125,8 +126,8 @@ pub enum ListedKind {
     Child(FileHandle),
 }
 
-/// A complete listing of one directory as it was at `stamp`, packed: every name (with its NUL)
-/// and handle in one buffer, and 24 bytes of fixed fields per entry.
+/// A complete listing of one directory as it was at `stamp`, packed: every name (followed by a
+/// NUL) and handle in one buffer, and 24 bytes of fixed fields per entry.
 #[derive(Debug)]
 pub struct Listing {
     pub stamp: Stamp,
@@ -138,8 +139,9 @@ pub struct Listing {
 struct Slot {
     ino: u64,
     cookie: u64,
-    /// Where the name starts in `bytes`; the handle, if any, follows it.
+    /// Where the name starts in `bytes`; a NUL, then the handle if any, follow it.
     at: u32,
+    /// Without the NUL.
     name_len: u16,
     /// 0 for `.` and `..`, which are described afresh.
     handle_len: u8,
@@ -162,8 +164,11 @@ struct Packed {
 
 impl Packed {
     /// Appends `e`; false if it does not fit the packed form (never for real names and handles,
-    /// which are at most 256 and 64 bytes).
+    /// which are at most 255 and 64 bytes, and names from `getdents64`, which hold no NUL).
     fn push(&mut self, e: Listed) -> bool {
+        if e.name.contains(&0) {
+            return false;
+        }
         let (Ok(at), Ok(name_len)) = (u32::try_from(self.bytes.len()), u16::try_from(e.name.len()))
         else {
             return false;
@@ -177,6 +182,7 @@ impl Packed {
             return false;
         };
         self.bytes.extend_from_slice(&e.name);
+        self.bytes.push(0);
         self.bytes.extend_from_slice(handle);
         self.slots.push(Slot {
             ino: e.ino,
@@ -213,11 +219,19 @@ impl Listing {
         self.slots.is_empty()
     }
 
+    /// Entry `i`'s name as a C string, for `fstatat`.
+    pub fn c_name(&self, i: usize) -> Option<&std::ffi::CStr> {
+        let s = self.slots.get(i)?;
+        let at = s.at as usize;
+        std::ffi::CStr::from_bytes_with_nul(self.bytes.get(at..=at + usize::from(s.name_len))?).ok()
+    }
+
     /// Entry `i`, its name and handle sharing the listing's buffer.
     pub fn get(&self, i: usize) -> Option<Listed> {
         let s = self.slots.get(i)?;
         let at = s.at as usize;
-        let handle_at = at + usize::from(s.name_len);
+        let name_end = at + usize::from(s.name_len);
+        let handle_at = name_end + 1;
         let kind = match s.kind {
             SlotKind::Dot => ListedKind::Dot,
             SlotKind::DotDot => ListedKind::DotDot,
@@ -228,7 +242,7 @@ impl Listing {
         };
         Some(Listed {
             ino: s.ino,
-            name: self.bytes.slice(at..handle_at),
+            name: self.bytes.slice(at..name_end),
             cookie: s.cookie,
             kind,
         })
