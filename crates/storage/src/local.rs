@@ -297,12 +297,7 @@ impl LocalFs {
     /// no cache at all.
     fn resolve_body(&self, body: &[u8]) -> Result<(Arc<PathFd>, Stat)> {
         if let Some(fd) = self.paths.get(body) {
-            let st = rnfs_sys::fstat(fd.as_fd())?;
-            if st.nlink == 0 {
-                drop(fd);
-                self.evict(body);
-                return Err(Error::Stale);
-            }
+            let st = self.stat_linked(fd.as_fd(), body)?;
             return Ok((fd, st));
         }
         let kh = decode_body(body)?;
@@ -332,17 +327,25 @@ impl LocalFs {
             Some(libc::ESTALE | libc::ENOENT) => Error::Stale,
             _ => Error::from(e),
         })?;
-        let st = rnfs_sys::fstat(fd.as_fd())?;
-        if st.nlink == 0 {
-            self.evict(body);
-            return Err(Error::Stale);
-        }
+        let st = self.stat_linked(fd.as_fd(), body)?;
         let fd = Arc::new(PathFd::new(fd));
         if st.is_dir() {
             Ok((self.paths.insert(body, fd), st))
         } else {
             Ok((fd, st))
         }
+    }
+
+    /// `fstat` of a descriptor of the object `body` names. An object whose last link is gone
+    /// (removed behind our back: by a local process, another export...) leaves the caches and is
+    /// [`Error::Stale`].
+    fn stat_linked(&self, fd: BorrowedFd<'_>, body: &[u8]) -> Result<Stat> {
+        let st = rnfs_sys::fstat(fd)?;
+        if st.nlink == 0 {
+            self.evict(body);
+            return Err(Error::Stale);
+        }
+        Ok(st)
     }
 
     /// The process ran out of descriptors: gives a quarter of each descriptor cache back.
@@ -702,13 +705,7 @@ impl Backend for LocalFs {
         // A file kept open for READ/WRITE answers from its descriptor: one fstat instead of
         // open_by_handle_at + fstat + close (clients GETATTR the files they are reading).
         if let Some(file) = self.files.get(body) {
-            let st = rnfs_sys::fstat(file.fd())?;
-            if st.nlink == 0 {
-                drop(file);
-                self.evict(body);
-                return Err(Error::Stale);
-            }
-            return Ok(self.attr(&st));
+            return Ok(self.attr(&self.stat_linked(file.fd(), body)?));
         }
         let (_fd, st) = self.resolve_body(body)?;
         Ok(self.attr(&st))

@@ -154,13 +154,7 @@ impl LocalFs {
         let path_fd;
         let (from, st) = match self.files.get(body) {
             Some(file) => {
-                let st = rnfs_sys::fstat(file.fd())?;
-                if st.nlink == 0 {
-                    // Removed behind our back (by a local process, another export...).
-                    drop(file);
-                    self.evict(body);
-                    return Err(Error::Stale);
-                }
+                let st = self.stat_linked(file.fd(), body)?;
                 if usage == Use::Read || file.writable() {
                     return Ok((file, st));
                 }
