@@ -64,7 +64,9 @@
 //!   without attributes or handle, as knfsd does.
 //! * A directory listed again while unchanged is listed from memory ([`listing`]): the names,
 //!   cookies and handles a previous READDIRPLUS pass found, with attributes `fstatat`ed afresh by
-//!   the caller. The directory is still re-opened as the caller (read permission) on every call.
+//!   the caller; what a pass given up early found answers the calls within it (a prefix, read on
+//!   from the directory past its end). The directory is still re-opened as the caller (read
+//!   permission) on every call.
 
 pub mod cache;
 pub mod listing;
@@ -548,20 +550,32 @@ struct Remembered<'a> {
     dir_attr: &'a Attr,
 }
 
+/// How much of a call a remembered listing answered (see [`LocalFs::readdir_remembered`]).
+enum Served {
+    /// Nothing was sent: the call reads the directory itself.
+    Nothing,
+    /// The reply is complete. `recorded`: every entry sent was added to the recording.
+    Answered { eof: bool, recorded: bool },
+    /// A prefix ran out with room left in the reply: the call goes on reading the directory
+    /// from this cookie.
+    PrefixEnd(u64),
+}
+
 impl LocalFs {
     /// Serves a READDIR(PLUS) call from a remembered listing, from entry `start`, as the caller
     /// (whose identity is in effect): names, cookies and handles as remembered, attributes from
-    /// one `fstatat` per entry. `Some(eof)` when it answered; `None` when the first entry it
-    /// would send no longer matches the directory (the listing is dropped and the caller reads
-    /// the directory itself). A later mismatch ends the reply early, and the client's next call
-    /// reads the directory from that point.
+    /// one `fstatat` per entry. Each entry sent is also pushed to `recording` if given. If the
+    /// first entry it would send no longer matches the directory, the listing is dropped and
+    /// nothing is sent; a later mismatch ends the reply early, and the client's next call reads
+    /// the directory from that point.
     fn readdir_remembered(
         &self,
         from: Remembered<'_>,
         start: usize,
         plus: bool,
         sink: &mut dyn FnMut(DirEntry) -> bool,
-    ) -> Option<bool> {
+        mut recording: Option<&mut Vec<Listed>>,
+    ) -> Served {
         let is_root = self.is_root(from.dst);
         let here = || (from.dir_attr.clone(), from.dir.clone());
         let mut sent = false;
@@ -589,7 +603,14 @@ impl LocalFs {
                         Some(Err(err)) if denied(&err) => (e.ino, None),
                         _ => {
                             self.listings.forget(from.key);
-                            return sent.then_some(false);
+                            return if sent {
+                                Served::Answered {
+                                    eof: false,
+                                    recorded: false,
+                                }
+                            } else {
+                                Served::Nothing
+                            };
                         }
                     }
                 }
@@ -598,17 +619,30 @@ impl LocalFs {
             let (attr, handle) = extras.map_or((None, None), |(a, h)| (Some(a), Some(h)));
             let entry = DirEntry {
                 fileid,
-                name: e.name,
+                name: e.name.clone(),
                 cookie: e.cookie,
                 attr,
                 handle,
             };
             if !sink(entry) {
-                return Some(false);
+                return Served::Answered {
+                    eof: false,
+                    recorded: true,
+                };
+            }
+            if let Some(r) = recording.as_deref_mut() {
+                r.push(e);
             }
             sent = true;
         }
-        Some(true)
+        if from.listing.is_complete() {
+            Served::Answered {
+                eof: true,
+                recorded: true,
+            }
+        } else {
+            Served::PrefixEnd(from.listing.last_cookie())
+        }
     }
 }
 
@@ -882,21 +916,6 @@ impl Backend for LocalFs {
             Some(libc::EINVAL) => Error::BadCookie,
             _ => Error::from(e),
         })?;
-        if let Some(remembered) = self.listings.get(body, &stamp) {
-            if let Some(start) = remembered.position(cookie) {
-                let from = Remembered {
-                    listing: &remembered,
-                    key: body,
-                    rd: rd.as_fd(),
-                    dst: &dst,
-                    dir,
-                    dir_attr: &dir_attr,
-                };
-                if let Some(eof) = self.readdir_remembered(from, start, plus, sink) {
-                    return Ok(listing(eof));
-                }
-            }
-        }
         // A READDIRPLUS pass records what it sends (see `listing`); `None` once an entry cannot
         // be remembered.
         let mut batch = plus.then(Vec::new);
@@ -907,6 +926,41 @@ impl Backend for LocalFs {
                     .record(body, stamp, settled, cookie, batch, eof);
             }
         };
+        if let Some(remembered) = self.listings.get(body, &stamp) {
+            let start = remembered
+                .position(cookie)
+                .filter(|&i| i < remembered.len() || remembered.is_complete());
+            if let Some(start) = start {
+                let from = Remembered {
+                    listing: &remembered,
+                    key: body,
+                    rd: rd.as_fd(),
+                    dst: &dst,
+                    dir,
+                    dir_attr: &dir_attr,
+                };
+                // Calls answered from a complete listing record nothing (there is nothing left to
+                // learn); from a prefix they do, so that their pass can complete the listing.
+                let prefix = !remembered.is_complete();
+                let recording = batch.as_mut().filter(|_| prefix);
+                let served = self.readdir_remembered(from, start, plus, sink, recording);
+                if !matches!(served, Served::Nothing) {
+                    self.listings.count_served();
+                }
+                match served {
+                    Served::Nothing => {}
+                    Served::Answered { eof, recorded } => {
+                        if prefix {
+                            record(batch.filter(|_| recorded), eof);
+                        }
+                        return Ok(listing(eof));
+                    }
+                    Served::PrefixEnd(last) => {
+                        rnfs_sys::lseek(rd.as_fd(), last as i64, libc::SEEK_SET)?;
+                    }
+                }
+            }
+        }
         let mut buf = vec![0u8; DIRENT_BUF_MAX];
         let mut want = DIRENT_BUF_FIRST;
         loop {

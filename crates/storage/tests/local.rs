@@ -786,6 +786,64 @@ fn remembered_listings_match_the_directory_and_follow_its_changes() {
 }
 
 #[test]
+fn first_pages_read_again_are_answered_from_a_remembered_prefix() {
+    let (dir, fs, key) = setup();
+    let big = dir.path().join("big");
+    fs::create_dir(&big).unwrap();
+    for i in 0..1_000 {
+        write(&big.join(format!("file-{i:04}")), b"", 0o644);
+    }
+    settle();
+    let h = lookup(&fs, &fs.root(), "big");
+    let whole = list(&fs, &root(), &h, true, 5_000);
+    let want: Vec<_> = whole.iter().map(seen).collect();
+    // A fresh server: clients read only the first 100 entries (`ls | head`), again and again.
+    let fs = LocalFs::new(1, dir.path(), key).unwrap();
+    let first_page = |fs: &LocalFs| {
+        let mut out = Vec::new();
+        fs.readdir(&root(), &h, 0, [0; 8], true, &mut |e| {
+            if out.len() == 100 {
+                return false;
+            }
+            out.push(e);
+            true
+        })
+        .unwrap();
+        out.iter().map(seen).collect::<Vec<_>>()
+    };
+    assert_eq!(first_page(&fs), want[..100]);
+    assert_eq!(first_page(&fs), want[..100]);
+    let held = fs.remembered_listings();
+    assert_eq!(
+        (held.listings, held.entries),
+        (1, 100),
+        "the first pass, given up"
+    );
+    assert_eq!(first_page(&fs), want[..100]);
+    assert_eq!(fs.remembered_listings().calls_served, 1);
+    // A whole listing in larger replies: the first one runs past the prefix and on into the
+    // directory, the rest read the directory; the pass completes the listing.
+    let again = list(&fs, &root(), &h, true, 300);
+    assert_eq!(again.iter().map(seen).collect::<Vec<_>>(), want);
+    let held = fs.remembered_listings();
+    assert_eq!((held.listings, held.entries), (1, 1_002));
+    let served = held.calls_served;
+    let again = list(&fs, &root(), &h, true, 300);
+    assert_eq!(again.iter().map(seen).collect::<Vec<_>>(), want);
+    assert_eq!(
+        fs.remembered_listings().calls_served,
+        served + 4,
+        "all from memory"
+    );
+    // A prefix goes stale with its directory like any listing.
+    first_page(&fs);
+    write(&big.join("file-0000"), b"x", 0o644);
+    fs::remove_file(big.join("file-0001")).unwrap();
+    let page = first_page(&fs);
+    assert!(!page.iter().any(|e| e.0 == b"file-0001"));
+}
+
+#[test]
 fn remembered_listings_keep_each_callers_permissions() {
     let (dir, fs, _) = setup();
     let d = dir.path().join("d");

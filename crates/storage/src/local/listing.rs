@@ -23,6 +23,11 @@
 //!
 //! A listing is built by the ordinary calls of one READDIRPLUS pass (cookie 0 to eof, each call
 //! continuing where the previous one stopped, all under the same stamp), never by reading ahead.
+//! A pass given up before eof (the next pass starts from cookie 0 first: `ls | head`, clients
+//! that read only the first page again and again, several clients opening a large directory)
+//! leaves what it read as a *prefix*: calls within it are answered from memory, and a call that
+//! reaches its end continues from the directory itself at the prefix's last cookie. A pass served
+//! from a prefix records what it sends like any other, so it can still complete the listing.
 //! Entries for which the pass got no handle (no search permission, a mount point) make the
 //! listing unrememberable: what a caller may see must not depend on who listed first. `..` is
 //! always looked up again (it is the one entry that changes when the directory moves).
@@ -126,11 +131,14 @@ pub enum ListedKind {
     Child(FileHandle),
 }
 
-/// A complete listing of one directory as it was at `stamp`, packed: every name (followed by a
-/// NUL) and handle in one buffer, and 24 bytes of fixed fields per entry.
+/// The listing of one directory as it was at `stamp`, complete or a prefix of it (from the
+/// first entry), packed: every name (followed by a NUL) and handle in one buffer, and 24 bytes of
+/// fixed fields per entry.
 #[derive(Debug)]
 pub struct Listing {
     pub stamp: Stamp,
+    /// False for a prefix: the directory has entries after the last one here.
+    complete: bool,
     bytes: Bytes,
     slots: Vec<Slot>,
 }
@@ -199,11 +207,12 @@ impl Packed {
         self.slots.last().map_or(0, |e| e.cookie)
     }
 
-    fn into_listing(mut self, stamp: Stamp) -> Listing {
+    fn into_listing(mut self, stamp: Stamp, complete: bool) -> Listing {
         self.bytes.shrink_to_fit();
         self.slots.shrink_to_fit();
         Listing {
             stamp,
+            complete,
             bytes: Bytes::from(self.bytes),
             slots: self.slots,
         }
@@ -217,6 +226,16 @@ impl Listing {
 
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
+    }
+
+    /// False for a prefix (see the module docs).
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// The cookie after the last entry (0 if there is none).
+    pub fn last_cookie(&self) -> u64 {
+        self.slots.last().map_or(0, |e| e.cookie)
     }
 
     /// Entry `i`'s name as a C string, for `fstatat`.
@@ -311,6 +330,31 @@ impl State {
             self.done_entries -= l.len();
         }
     }
+
+    /// Ends the pass over `key`: what it read becomes the directory's prefix listing if it was
+    /// read under `stamp` (the directory's now) and is longer than what is remembered under it.
+    fn give_up_building(&mut self, key: &[u8], stamp: Stamp) {
+        let Some(b) = self.building.remove(key) else {
+            return;
+        };
+        let n = b.packed.slots.len();
+        self.building_entries -= n;
+        let known = self.done.touch(key).filter(|l| l.stamp == stamp).map(|l| {
+            if l.complete {
+                usize::MAX
+            } else {
+                l.len()
+            }
+        });
+        if b.stamp != stamp || n == 0 || known.is_some_and(|k| k >= n) {
+            return;
+        }
+        self.forget_done(key);
+        self.done_entries += n;
+        let prefix = Arc::new(b.packed.into_listing(b.stamp, false));
+        let mut evicted = Vec::new();
+        self.done.insert_new(key, prefix, usize::MAX, &mut evicted);
+    }
 }
 
 /// The remembered listings of one export, keyed by the directory's handle body.
@@ -325,17 +369,21 @@ impl Listings {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The complete listing of `dir` if it is current (`stamp` is the directory's now); a stale
-    /// one is dropped.
+    /// The listing (complete or a prefix) of `dir` if it is current (`stamp` is the directory's
+    /// now); a stale one is dropped.
     pub fn get(&self, dir: &[u8], stamp: &Stamp) -> Option<Arc<Listing>> {
         let mut s = self.lock();
         let listing = s.done.touch(dir)?;
         if listing.stamp == *stamp {
-            s.served += 1;
             return Some(listing);
         }
         s.forget_done(dir);
         None
+    }
+
+    /// Counts a call answered (wholly or in part) from a remembered listing.
+    pub fn count_served(&self) {
+        self.lock().served += 1;
     }
 
     /// Drops what is remembered of `dir` (a served entry did not match).
@@ -347,8 +395,9 @@ impl Listings {
 
     /// Records what one READDIRPLUS call sent: `batch`, the entries from `cookie` on, in order,
     /// `None` if one of them cannot be remembered. A call from cookie 0 of a settled directory
-    /// starts a pass; a call continuing a pass at its last cookie under the same stamp extends
-    /// it; `eof` completes it. Anything else ends the pass.
+    /// starts a pass (a pass over the same directory given up before eof becomes its prefix); a
+    /// call continuing a pass at its last cookie under the same stamp extends it; `eof` completes
+    /// it. Anything else ends the pass.
     pub fn record(
         &self,
         dir: &[u8],
@@ -369,7 +418,7 @@ impl Listings {
             return;
         };
         if cookie == 0 {
-            s.drop_building(dir);
+            s.give_up_building(dir, stamp);
             if !settled {
                 return;
             }
@@ -426,7 +475,7 @@ impl Listings {
         };
         s.building_entries -= b.packed.slots.len();
         s.forget_done(dir);
-        let listing = b.packed.into_listing(b.stamp);
+        let listing = b.packed.into_listing(b.stamp, true);
         s.done_entries += listing.len();
         let listing = Arc::new(listing);
         let mut evicted = Vec::new();
@@ -472,7 +521,7 @@ impl Listings {
 /// See [`Listings::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListingStats {
-    /// Complete listings remembered now.
+    /// Listings (complete or prefixes) remembered now.
     pub listings: usize,
     /// Their entries.
     pub entries: usize,
@@ -535,6 +584,44 @@ mod tests {
         assert_eq!(got.position(35), None);
         assert!(l.get(b"d", &stamp(2)).is_none(), "another stamp: stale");
         assert!(l.get(b"d", &stamp(1)).is_none(), "and dropped");
+    }
+
+    #[test]
+    fn a_pass_given_up_leaves_a_prefix_that_a_later_pass_completes() {
+        let l = Listings::default();
+        l.record(b"d", stamp(1), true, 0, Some(entries(0, 3)), false);
+        // The next pass starts over: the first one's three entries become a prefix.
+        l.record(b"d", stamp(1), true, 0, Some(entries(0, 2)), false);
+        let prefix = l.get(b"d", &stamp(1)).expect("a prefix");
+        assert!(!prefix.is_complete());
+        assert_eq!((prefix.len(), prefix.last_cookie()), (3, 30));
+        assert_eq!(
+            prefix.position(30),
+            Some(3),
+            "its end: read on from the directory"
+        );
+        // A shorter pass given up does not replace a longer prefix...
+        l.record(b"d", stamp(1), true, 0, Some(entries(0, 4)), false);
+        assert_eq!(l.get(b"d", &stamp(1)).unwrap().len(), 2 + 1, "2 < 3: kept");
+        // ...a longer one does.
+        l.record(b"d", stamp(1), true, 0, Some(entries(0, 1)), false);
+        assert_eq!(l.get(b"d", &stamp(1)).unwrap().len(), 4);
+        // Completing a pass replaces the prefix; a pass given up later never replaces it.
+        l.record(b"d", stamp(1), true, 10, Some(entries(1, 4)), true);
+        let whole = l.get(b"d", &stamp(1)).unwrap();
+        assert!(whole.is_complete() && whole.len() == 5);
+        l.record(b"d", stamp(1), true, 0, Some(entries(0, 4)), false);
+        l.record(b"d", stamp(1), true, 0, Some(entries(0, 1)), false);
+        assert!(l.get(b"d", &stamp(1)).unwrap().is_complete());
+        // A pass read under another stamp leaves nothing.
+        let m = Listings::default();
+        m.record(b"d", stamp(1), true, 0, Some(entries(0, 3)), false);
+        m.record(b"d", stamp(2), true, 0, Some(entries(0, 3)), false);
+        assert!(m.get(b"d", &stamp(2)).is_none());
+        assert!(m.get(b"d", &stamp(1)).is_none());
+        let s = l.lock();
+        assert_eq!(s.done_entries, 5);
+        assert_eq!(s.building_entries, 1);
     }
 
     #[test]
