@@ -41,10 +41,15 @@ WORKLOADS = [
     ("nfs-cat-seq-read", "mib_per_s", "MiB/s", "throughput"),
     ("fio-seq-read-1M-qd1", "mib_per_s", "MiB/s", "throughput"),
     ("fio-rand-read-4K-qd16", "ops_per_s", "IOPS", "iops"),
+    ("mix-64-clients", "ops_per_s", "ops/s", "iops"),
 ]
 MACHINE = [
     ("tcp-stream", "mib_per_s", "MiB/s", "loopback TCP, 1 MiB messages one way"),
     ("tcp-rr", "mib_per_s", "MiB/s", "loopback TCP, 16 B request / 1 MiB reply, 1 in flight"),
+    ("tcp-rr-qd8", "mib_per_s", "MiB/s", "loopback TCP, 16 B request / 1 MiB reply, 8 in flight"),
+    ("tcp-rr-sendfile", "mib_per_s", "MiB/s",
+     "as tcp-rr, each reply sent by sendfile from the page cache of the servers' big.bin"),
+    ("tcp-rr-sendfile-qd8", "mib_per_s", "MiB/s", "as tcp-rr-sendfile, 8 in flight"),
     ("tcp-rr-128B", "ops_per_s", "calls/s",
      "loopback TCP, 16 B request / 128 B reply, 1 in flight (blocking threads, no NFS)"),
     ("page-cache-read", "mib_per_s", "MiB/s", "dd of the warm 1 GiB file, bs=1M"),
@@ -97,7 +102,8 @@ def summarize(recs, workload, server, metric, group="meta"):
     for k in ("mib_per_s", "ops_per_s", "p50_us", "p99_us", "server_cpu_s", "server_hwm_kib",
               "client_cpu_s", "secs"):
         s[k] = median([r.get(k) for r in ok])
-    byte_wl = group == "throughput" or workload in ("tcp-stream", "tcp-rr", "page-cache-read")
+    byte_wl = group == "throughput" or any(unit == "MiB/s" and name == workload
+                                           for name, _, unit, _ in MACHINE)
     cpu = []
     for r in ok:
         c = r.get("server_cpu_s")
@@ -254,14 +260,13 @@ def markdown(meta, servers, known, table, machine):
         def fraction_table(ceiling, intro, workloads, key):
             """Each workload's `key` as a percentage of the machine measurement `ceiling`."""
             c = machine.get(ceiling)
-            if not c or c["status"] != "ok":
+            rows = [wl for wl in workloads if wl in table]
+            if not c or c["status"] != "ok" or not rows or not servers:
                 return
             L.append(intro + "\n")
             L.append("| workload | " + " | ".join(servers) + " |")
             L.append("|" + "---|" * (1 + len(servers)))
-            for wl in workloads:
-                if wl not in table:
-                    continue
+            for wl in rows:
                 cells = []
                 for s in servers:
                     x = table[wl].get(s)
@@ -274,6 +279,13 @@ def markdown(meta, servers, known, table, machine):
                        "(`tcp-rr`), the ceiling for one 1 MiB READ in flight on one connection:",
                        ("seq-read-1M-qd1", "seq-read-1M-qd8", "nfs-cat-seq-read",
                         "fio-seq-read-1M-qd1"), "mib_per_s")
+        fraction_table("tcp-rr-sendfile", "Sequential reads with one in flight as a fraction of "
+                       "`tcp-rr-sendfile` (replies sent from the page cache with no copy on the "
+                       "sending side, as a zero-copy server sends them; no NFS):",
+                       ("seq-read-1M-qd1", "nfs-cat-seq-read", "fio-seq-read-1M-qd1"),
+                       "mib_per_s")
+        fraction_table("tcp-rr-sendfile-qd8", "Sequential reads with 8 in flight as a fraction of "
+                       "`tcp-rr-sendfile-qd8`:", ("seq-read-1M-qd8",), "mib_per_s")
         fraction_table("tcp-rr-128B", "Calls with one in flight as a fraction of loopback TCP "
                        "request/reply of small messages (`tcp-rr-128B`), the ceiling for any server "
                        "answering one call at a time on one connection:",

@@ -64,11 +64,23 @@ impl Conn {
     /// Connects and starts the reader and writer tasks (call inside a `LocalSet`).
     pub async fn connect(
         addr: SocketAddr,
+        from: Option<std::net::IpAddr>,
         auth: Auth,
         timeout: Duration,
         xid_seed: u32,
     ) -> std::io::Result<Rc<Conn>> {
-        let s = TcpStream::connect(addr).await?;
+        let s = match from {
+            None => TcpStream::connect(addr).await?,
+            // From a given local address: several "client hosts" on loopback.
+            Some(ip) => {
+                let sock = match ip {
+                    std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                    std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                };
+                sock.bind(SocketAddr::new(ip, 0))?;
+                sock.connect(addr).await?
+            }
+        };
         s.set_nodelay(true)?;
         let (mut rd, mut wr) = s.into_split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Bytes>>();

@@ -38,8 +38,13 @@ workloads:
   meta         MKDIR --dir, then CREATE, SETATTR, REMOVE --count files (one result per phase)
   stat         LOOKUP then GETATTR --count entries of an existing directory --dir
   readdirplus  list --dir with READDIRPLUS until eof        (--dircount, --maxcount)
+  mix          --conns clients (each from its own 127.0.1.x address), --qd calls in flight in
+               all (use --qd = --conns: one per client), for --secs: 4 KiB and 64 KiB random
+               READs of --file, 4 KiB WRITEs of --write-file, LOOKUP/GETATTR/SETATTR of the first
+               --count entries of --dir, CREATE/REMOVE in a scratch directory, READDIRPLUS pages
   tcp-limit    loopback TCP throughput of --bs messages, no NFS (stream and request/reply;
-               named tcp-stream/tcp-rr for 1M, tcp-stream-NB/tcp-rr-NB for N bytes)
+               named tcp-stream/tcp-rr for 1M, tcp-stream-NB/tcp-rr-NB for N bytes; with
+               --qd N > 1 only request/reply, N in flight, named tcp-rr-qdN)
 
 options (defaults in brackets):
   --addr ADDR:PORT [127.0.0.1:2049]  --mount-port N [the NFS port]  --export PATH [/]
@@ -48,7 +53,7 @@ options (defaults in brackets):
   --server NAME  --rep N  --name ID  (copied into the output)
   --file PATH  --dir PATH (relative to the export)  --bs BYTES [1M]  --size BYTES [file size]
   --secs SECS [5]  --count N [10000]  --stable unstable|data_sync|file_sync [unstable]
-  --dircount BYTES [8192]  --maxcount BYTES [65536]  --seed N
+  --dircount BYTES [8192]  --maxcount BYTES [65536]  --seed N  --from FILE (tcp-limit)
 sizes take K, M, G suffixes (powers of 1024).";
 
 // ---- options -------------------------------------------------------------------------------
@@ -303,12 +308,21 @@ impl Ctx {
 
     /// Opens `conns` pipelined connections (inside the LocalSet).
     async fn connect(&self) -> Result<Vec<Rc<Conn>>, String> {
+        self.connect_from(|_| None).await
+    }
+
+    /// Opens `conns` pipelined connections, connection `i` from local address `from(i)`.
+    async fn connect_from(
+        &self,
+        from: impl Fn(usize) -> Option<std::net::IpAddr>,
+    ) -> Result<Vec<Rc<Conn>>, String> {
         let mut v = Vec::new();
         let seed = (std::process::id() << 12) ^ (Instant::now().elapsed().subsec_nanos());
         for i in 0..self.conns.max(1) {
             v.push(
                 Conn::connect(
                     self.addr,
+                    from(i),
                     self.auth(),
                     self.timeout,
                     seed.wrapping_add((i as u32) << 24),
@@ -693,25 +707,193 @@ async fn readdirplus_workload(ctx: &Ctx, o: &Opts, name: &str) -> Result<(), OpE
     Ok(())
 }
 
+/// Many clients at once, each with one call in flight, each call drawn from a mix of the other
+/// workloads (see [`MixGen`]). Client `i` connects from 127.0.1.(i+1) when the server is on IPv4
+/// loopback, so the server sees as many client hosts as connections (and per-host connection
+/// limits do not apply).
+async fn mix_workload(ctx: &Ctx, o: &Opts, name: &str) -> Result<(), OpError> {
+    let fail = |e: String| OpError::Failed(e);
+    let need = |k: &str| o.opt(k).ok_or_else(|| fail(format!("--{k} is required")));
+    let (read_path, write_path, dir_path) = (need("file")?, need("write-file")?, need("dir")?);
+    let secs: f64 = o.num("secs", 10.0).map_err(fail)?;
+    let seed: u64 = o.num("seed", 0x9e37_79b9_7f4a_7c15).map_err(fail)?;
+    let count: usize = o.num("count", 10_000).map_err(fail)?;
+    let mut c = ctx.client().map_err(fail)?;
+    let root = ctx.mount(&mut c).map_err(fail)?;
+    let read_fh = walk(&mut c, &root, &read_path).map_err(fail)?;
+    let write_fh = walk(&mut c, &root, &write_path).map_err(fail)?;
+    let size_of = |c: &mut Client, fh: &nfs_fh3| {
+        c.getattr(fh)
+            .map(|a| a.size)
+            .map_err(|e| fail(format!("GETATTR: {e}")))
+    };
+    let (read_size, write_size) = (size_of(&mut c, &read_fh)?, size_of(&mut c, &write_fh)?);
+    let dir = walk(&mut c, &root, &dir_path).map_err(fail)?;
+    // Untimed: names and handles of the directory's first `count` entries, and a scratch
+    // directory for CREATE/REMOVE.
+    let mut lister = ReaddirplusGen::new(dir.clone(), 8192, 65536);
+    lister.keep = Some(Vec::new());
+    let lister = Rc::new(RefCell::new(LimitGen {
+        inner: lister,
+        limit: count,
+    }));
+    let setup = Conn::connect(ctx.addr, None, ctx.auth(), ctx.timeout, std::process::id())
+        .await
+        .map_err(|e| fail(format!("connect: {e}")))?;
+    let s = engine::run(&[setup], 1, lister.clone()).await;
+    if let Some(e) = s.error {
+        return Err(e);
+    }
+    let mut entries = lister.borrow_mut().inner.keep.take().unwrap_or_default();
+    entries.truncate(count);
+    if entries.is_empty() {
+        return Err(fail(format!("{dir_path}: no entries")));
+    }
+    let scratch_name = format!("mix-{}", std::process::id());
+    let scratch = c
+        .mkdir(
+            &root,
+            scratch_name.as_bytes(),
+            sattr3 {
+                mode: Some(0o755),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| setup_error(e, "MKDIR"))?
+        .obj
+        .ok_or_else(|| fail("MKDIR returned no handle".into()))?;
+    let from = |i: usize| match ctx.addr.ip() {
+        std::net::IpAddr::V4(_) => Some(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+            127,
+            0,
+            1 + (i / 250) as u8,
+            1 + (i % 250) as u8,
+        ))),
+        std::net::IpAddr::V6(_) => None,
+    };
+    let conns = ctx.connect_from(from).await.map_err(fail)?;
+    let gen = Rc::new(RefCell::new(MixGen::new(MixSetup {
+        read_fh,
+        read_size,
+        write_fh: write_fh.clone(),
+        write_size,
+        dir,
+        entries,
+        scratch: scratch.clone(),
+        seed,
+        deadline: Instant::now() + Duration::from_secs_f64(secs),
+    })));
+    let probe = Probe::start(ctx.server_pid);
+    let mut s = engine::run(&conns, ctx.qd, gen.clone()).await;
+    let mut commit_secs = 0.0;
+    if s.error.is_none() && gen.borrow().uncommitted {
+        let t = Instant::now();
+        let r = engine::call_one(&conns[0], NFSPROC3_COMMIT, commit_args(&write_fh)).await;
+        commit_secs = t.elapsed().as_secs_f64();
+        s.error = match r {
+            Ok(res) => check_commit(res).err(),
+            Err(e) => Some(OpError::Failed(format!("COMMIT: {e}"))),
+        };
+    }
+    let mut j = ctx.json(name);
+    j.n("clients", conns.len() as f64);
+    for (op, n) in gen.borrow().counts() {
+        j.n(&format!("ops_{op}"), n as f64);
+    }
+    report(&mut j, &mut s, commit_secs);
+    probe.finish(&mut j);
+    status(&mut j, &s.error);
+    j.print();
+    // Untimed clean-up: files still created, then the scratch directory.
+    for leaf in gen.borrow().leftovers() {
+        let _ = c.remove(&scratch, leaf.as_bytes());
+    }
+    let _ = c.rmdir(&root, scratch_name.as_bytes());
+    Ok(())
+}
+
 // ---- the machine's own limit ---------------------------------------------------------------
+
+/// Where the request/reply server's replies come from.
+enum ReplySource {
+    /// One buffer, written with `write` (copied into the socket; it stays in the CPU's caches).
+    Buffer(Vec<u8>),
+    /// A file, sent with `sendfile` from its page cache (no copy on the sending side, as a
+    /// zero-copy server does), cycling through the file from `offset`.
+    File {
+        file: std::fs::File,
+        size: i64,
+        offset: i64,
+    },
+}
+
+impl ReplySource {
+    fn send(&mut self, s: &mut TcpStream, bs: usize) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        match self {
+            ReplySource::Buffer(msg) => s.write_all(msg),
+            ReplySource::File { file, size, offset } => {
+                let mut left = bs;
+                while left > 0 {
+                    if *offset + left as i64 > *size {
+                        *offset = 0;
+                    }
+                    // SAFETY: both descriptors are open for the call; `offset` is a valid i64
+                    // the kernel updates.
+                    let n =
+                        unsafe { libc::sendfile(s.as_raw_fd(), file.as_raw_fd(), offset, left) };
+                    if n <= 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    left -= n as usize;
+                }
+                Ok(())
+            }
+        }
+    }
+}
 
 fn tcp_limit(ctx: &Ctx, o: &Opts) -> Result<(), String> {
     let bs = o.size("bs", 1 << 20)? as usize;
     let secs: f64 = o.num("secs", 3.0)?;
-    for mode in ["stream", "rr"] {
+    // With --qd N > 1, N requests are in flight (the ceiling for pipelined READs); with --from
+    // FILE, replies are sent from FILE's page cache with sendfile (the ceiling for a zero-copy
+    // READ). Either way only the request/reply form runs: the stream form is one figure.
+    let depth = o.num::<usize>("qd", 1)?.max(1);
+    let from = o.opt("from");
+    let modes: &[&str] = if depth > 1 || from.is_some() {
+        &["rr"]
+    } else {
+        &["stream", "rr"]
+    };
+    for &mode in modes {
         let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let addr = l.local_addr().map_err(|e| e.to_string())?;
         let rr = mode == "rr";
+        let mut source = match &from {
+            None => ReplySource::Buffer(vec![0x5au8; bs]),
+            Some(path) => {
+                let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+                let size = file.metadata().map_err(|e| format!("{path}: {e}"))?.len() as i64;
+                if size < bs as i64 {
+                    return Err(format!("{path}: smaller than --bs"));
+                }
+                ReplySource::File {
+                    file,
+                    size,
+                    offset: 0,
+                }
+            }
+        };
         let server = std::thread::spawn(move || -> std::io::Result<()> {
             let (mut s, _) = l.accept()?;
             s.set_nodelay(true)?;
-            let msg = vec![0x5au8; bs];
             let mut req = [0u8; 16];
             loop {
                 if rr && s.read_exact(&mut req).is_err() {
                     return Ok(());
                 }
-                if s.write_all(&msg).is_err() {
+                if source.send(&mut s, bs).is_err() {
                     return Ok(());
                 }
             }
@@ -719,16 +901,23 @@ fn tcp_limit(ctx: &Ctx, o: &Opts) -> Result<(), String> {
         let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
         s.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut buf = vec![0u8; bs];
+        // Send times of the requests not yet answered, oldest first.
+        let mut sent = std::collections::VecDeque::with_capacity(depth);
         let probe = Probe::start(None);
         let t0 = Instant::now();
         let deadline = t0 + Duration::from_secs_f64(secs);
         let mut lat = Vec::new();
         let mut n = 0u64;
         while Instant::now() < deadline {
-            let t = Instant::now();
             if rr {
-                s.write_all(&[0u8; 16]).map_err(|e| e.to_string())?;
+                // 16-byte requests are far below the socket buffers: these writes never wait
+                // for the replies still to be read.
+                while sent.len() < depth {
+                    s.write_all(&[0u8; 16]).map_err(|e| e.to_string())?;
+                    sent.push_back(Instant::now());
+                }
             }
+            let t = sent.pop_front().unwrap_or_else(Instant::now);
             s.read_exact(&mut buf).map_err(|e| e.to_string())?;
             lat.push(t.elapsed().as_nanos() as u64);
             n += 1;
@@ -742,13 +931,17 @@ fn tcp_limit(ctx: &Ctx, o: &Opts) -> Result<(), String> {
         };
         drop(s);
         let _ = server.join();
-        // 1 MiB is the READ/WRITE size; any other size (small, for one-call-at-a-time ceilings)
-        // is named by it.
-        let workload = if bs == 1 << 20 {
-            format!("tcp-{mode}")
-        } else {
-            format!("tcp-{mode}-{bs}B")
-        };
+        // Named by what differs from the 1 MiB, one-in-flight, buffered case.
+        let mut workload = format!("tcp-{mode}");
+        if from.is_some() {
+            workload += "-sendfile";
+        }
+        if bs != 1 << 20 {
+            workload += &format!("-{bs}B");
+        }
+        if depth > 1 {
+            workload += &format!("-qd{depth}");
+        }
         let mut j = ctx.json(&workload);
         j.n("bs", bs as f64);
         report(&mut j, &mut st, 0.0);
@@ -761,7 +954,24 @@ fn tcp_limit(ctx: &Ctx, o: &Opts) -> Result<(), String> {
 
 // ---- main ----------------------------------------------------------------------------------
 
+/// Keeps freed reply buffers in the process. The reader hands each reply out as a slice of its
+/// receive buffer; with several 1 MiB replies in flight the buffer is often still shared when it
+/// needs room, so a new one is allocated. glibc's defaults return such blocks to the kernel when
+/// freed (mmap above 128 KiB, heap trimmed above 128 KiB free at the top), so every new buffer was
+/// page-faulted in again as the kernel copied a reply into it: 12,000–150,000 faults per 1 GiB
+/// read at 8 in flight (1,450 at 1), and the client, not the server, set the pace.
+fn keep_freed_memory() {
+    const MMAP_THRESHOLD_BYTES: libc::c_int = 32 << 20; // glibc's maximum on 64-bit
+    const TRIM_THRESHOLD_BYTES: libc::c_int = 1 << 30;
+    // SAFETY: mallopt only changes allocator tuning parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES);
+    }
+}
+
 fn main() {
+    keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(kind) = args.first().cloned() else {
         eprintln!("{HELP}");
@@ -806,6 +1016,7 @@ fn main() {
             "meta" => meta_workload(&ctx, &o, &name).await,
             "stat" => stat_workload(&ctx, &o, &name).await,
             "readdirplus" => readdirplus_workload(&ctx, &o, &name).await,
+            "mix" => mix_workload(&ctx, &o, &name).await,
             k => Err(OpError::Failed(format!(
                 "unknown workload {k:?} (see loadgen help)"
             ))),

@@ -395,3 +395,292 @@ pub fn check_commit(res: Bytes) -> Result<(), OpError> {
         COMMIT3res::Fail(s, _) => Err(status_error("COMMIT", s)),
     }
 }
+
+// ---- the mix -------------------------------------------------------------------------------
+
+/// The operations of [`MixGen`], with their share of the calls (percent).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum MixOp {
+    Read4K,
+    Read64K,
+    Write4K,
+    Getattr,
+    Lookup,
+    Setattr,
+    Create,
+    Remove,
+    Readdirplus,
+}
+
+const MIX: [(MixOp, u64, &str); 9] = [
+    (MixOp::Read4K, 30, "read_4k"),
+    (MixOp::Read64K, 10, "read_64k"),
+    (MixOp::Write4K, 15, "write_4k"),
+    (MixOp::Getattr, 15, "getattr"),
+    (MixOp::Lookup, 12, "lookup"),
+    (MixOp::Setattr, 5, "setattr"),
+    (MixOp::Create, 5, "create"),
+    (MixOp::Remove, 5, "remove"),
+    (MixOp::Readdirplus, 3, "readdirplus"),
+];
+
+/// What [`MixGen`] works on (set up untimed by the caller).
+pub struct MixSetup {
+    pub read_fh: nfs_fh3,
+    pub read_size: u64,
+    pub write_fh: nfs_fh3,
+    pub write_size: u64,
+    /// The listed directory, and names and handles of its entries.
+    pub dir: nfs_fh3,
+    pub entries: Vec<(String, nfs_fh3)>,
+    /// Where files are created and removed.
+    pub scratch: nfs_fh3,
+    pub seed: u64,
+    pub deadline: Instant,
+}
+
+/// A mixed workload, as many clients doing different things at once: each call is drawn from
+/// [`MIX`] until the deadline. REMOVE takes a file an earlier CREATE made (a CREATE when there is
+/// none), so the scratch directory stays small.
+pub struct MixGen {
+    s: MixSetup,
+    rng: Rng,
+    data: Bytes,
+    /// Files created and not yet handed to a REMOVE, by number.
+    created: std::collections::VecDeque<u64>,
+    next_file: u64,
+    counts: [u64; MIX.len()],
+    pub uncommitted: bool,
+}
+
+impl MixGen {
+    pub fn new(s: MixSetup) -> Self {
+        let mut rng = Rng::new(s.seed);
+        let data: Vec<u8> = (0..(128 << 10) / 8)
+            .flat_map(|_| rng.next().to_le_bytes())
+            .collect();
+        MixGen {
+            s,
+            rng,
+            data: Bytes::from(data),
+            created: Default::default(),
+            next_file: 0,
+            counts: [0; MIX.len()],
+            uncommitted: false,
+        }
+    }
+
+    /// Completed calls per operation.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        MIX.iter()
+            .zip(self.counts)
+            .map(|((_, _, label), n)| (*label, n))
+            .collect()
+    }
+
+    /// Names of files created and not removed.
+    pub fn leftovers(&self) -> Vec<String> {
+        self.created.iter().map(|n| Self::file_name(*n)).collect()
+    }
+
+    fn file_name(n: u64) -> String {
+        format!("m{n:08}")
+    }
+
+    /// A random `bs`-aligned offset of a `size`-byte file (0 if it is smaller).
+    fn offset(&mut self, size: u64, bs: u64) -> u64 {
+        (self.rng.next() % (size / bs).max(1)) * bs
+    }
+
+    fn read(&mut self, bs: u64) -> (u32, Bytes, u64) {
+        let off = self.offset(self.s.read_size, bs);
+        let count = bs.min(self.s.read_size - off.min(self.s.read_size));
+        let args = READ3args {
+            file: self.s.read_fh.clone(),
+            offset: off,
+            count: count as u32,
+        };
+        (NFSPROC3_READ, to_bytes(&args), count)
+    }
+}
+
+impl Gen for MixGen {
+    fn next(&mut self) -> Option<Req> {
+        if Instant::now() >= self.s.deadline {
+            return None;
+        }
+        let mut pick = self.rng.next() % MIX.iter().map(|m| m.1).sum::<u64>();
+        let mut kind = MIX.len() - 1;
+        for (i, (_, share, _)) in MIX.iter().enumerate() {
+            if pick < *share {
+                kind = i;
+                break;
+            }
+            pick -= share;
+        }
+        if MIX[kind].0 == MixOp::Remove && self.created.is_empty() {
+            kind = MIX
+                .iter()
+                .position(|m| m.0 == MixOp::Create)
+                .unwrap_or(kind);
+        }
+        let entry = (self.rng.next() % self.s.entries.len() as u64) as usize;
+        let in_scratch = |name: String| diropargs3 {
+            dir: self.s.scratch.clone(),
+            name: crate::workloads::name(&name),
+        };
+        // `arg` rides in the tag: the expected byte count of a READ/WRITE, else a file number.
+        let (proc, args, arg) = match MIX[kind].0 {
+            MixOp::Read4K => {
+                let (p, a, n) = self.read(4096);
+                (p, vec![a], n)
+            }
+            MixOp::Read64K => {
+                let (p, a, n) = self.read(64 << 10);
+                (p, vec![a], n)
+            }
+            MixOp::Write4K => {
+                let off = self.offset(self.s.write_size, 4096);
+                let len = 4096.min(self.s.write_size - off.min(self.s.write_size));
+                let rot = (off as usize) % (self.data.len() - 4096);
+                let mut h = BytesMut::with_capacity(96);
+                self.s.write_fh.encode(&mut h);
+                off.encode(&mut h);
+                (len as u32).encode(&mut h);
+                stable_how::UNSTABLE.encode(&mut h);
+                h.put_u32(len as u32);
+                let payload = self.data.slice(rot..rot + len as usize);
+                (NFSPROC3_WRITE, vec![h.freeze(), payload], len)
+            }
+            MixOp::Getattr => (
+                NFSPROC3_GETATTR,
+                vec![to_bytes(&GETATTR3args {
+                    object: self.s.entries[entry].1.clone(),
+                })],
+                0,
+            ),
+            MixOp::Lookup => (
+                NFSPROC3_LOOKUP,
+                vec![to_bytes(&LOOKUP3args {
+                    what: diropargs3 {
+                        dir: self.s.dir.clone(),
+                        name: name(&self.s.entries[entry].0),
+                    },
+                })],
+                0,
+            ),
+            // Only the mtime: the entries are shared with other workloads.
+            MixOp::Setattr => (
+                NFSPROC3_SETATTR,
+                vec![to_bytes(&SETATTR3args {
+                    object: self.s.entries[entry].1.clone(),
+                    new_attributes: sattr3 {
+                        mtime: set_mtime::SetToServerTime,
+                        ..Default::default()
+                    },
+                    guard: None,
+                })],
+                0,
+            ),
+            MixOp::Create => {
+                let n = self.next_file;
+                self.next_file += 1;
+                let args = CREATE3args {
+                    r#where: in_scratch(Self::file_name(n)),
+                    how: createhow3::Guarded(sattr3 {
+                        mode: Some(0o644),
+                        ..Default::default()
+                    }),
+                };
+                (NFSPROC3_CREATE, vec![to_bytes(&args)], n)
+            }
+            MixOp::Remove => {
+                let n = self.created.pop_front().unwrap_or_default();
+                let args = REMOVE3args {
+                    object: in_scratch(Self::file_name(n)),
+                };
+                (NFSPROC3_REMOVE, vec![to_bytes(&args)], n)
+            }
+            MixOp::Readdirplus => (
+                NFSPROC3_READDIRPLUS,
+                vec![to_bytes(&READDIRPLUS3args {
+                    dir: self.s.dir.clone(),
+                    cookie: 0,
+                    cookieverf: [0; NFS3_COOKIEVERFSIZE],
+                    dircount: 8192,
+                    maxcount: 32768,
+                })],
+                0,
+            ),
+        };
+        Some(Req {
+            tag: (arg << 8) | kind as u64,
+            proc,
+            args,
+        })
+    }
+
+    fn done(&mut self, tag: u64, res: Bytes) -> Result<u64, OpError> {
+        let (kind, arg) = ((tag & 0xff) as usize, tag >> 8);
+        let op = MIX.get(kind).map(|m| m.0).ok_or_else(|| {
+            OpError::Failed(format!("mix: a reply tagged with unknown operation {kind}"))
+        })?;
+        let bytes = match op {
+            MixOp::Read4K | MixOp::Read64K => match decode::<READ3res>(res, "READ")? {
+                READ3res::Ok(ok) if ok.data.len() as u64 == arg => arg,
+                READ3res::Ok(ok) => {
+                    return Err(OpError::Failed(format!(
+                        "READ: {} bytes, wanted {arg}",
+                        ok.data.len()
+                    )))
+                }
+                READ3res::Fail(s, _) => return Err(status_error("READ", s)),
+            },
+            MixOp::Write4K => match decode::<WRITE3res>(res, "WRITE")? {
+                WRITE3res::Ok(ok) if ok.count as u64 == arg => {
+                    self.uncommitted |= ok.committed != stable_how::FILE_SYNC;
+                    arg
+                }
+                WRITE3res::Ok(ok) => {
+                    return Err(OpError::Failed(format!(
+                        "short WRITE: {} of {arg} bytes",
+                        ok.count
+                    )))
+                }
+                WRITE3res::Fail(s, _) => return Err(status_error("WRITE", s)),
+            },
+            MixOp::Getattr => match decode::<GETATTR3res>(res, "GETATTR")? {
+                GETATTR3res::Fail(s, _) => return Err(status_error("GETATTR", s)),
+                _ => 0,
+            },
+            MixOp::Lookup => match decode::<LOOKUP3res>(res, "LOOKUP")? {
+                LOOKUP3res::Fail(s, _) => return Err(status_error("LOOKUP", s)),
+                _ => 0,
+            },
+            MixOp::Setattr => match decode::<SETATTR3res>(res, "SETATTR")? {
+                SETATTR3res::Fail(s, _) => return Err(status_error("SETATTR", s)),
+                _ => 0,
+            },
+            MixOp::Create => match decode::<CREATE3res>(res, "CREATE")? {
+                CREATE3res::Fail(s, _) => return Err(status_error("CREATE", s)),
+                _ => {
+                    self.created.push_back(arg);
+                    0
+                }
+            },
+            MixOp::Remove => match decode::<REMOVE3res>(res, "REMOVE")? {
+                REMOVE3res::Fail(s, _) => return Err(status_error("REMOVE", s)),
+                _ => 0,
+            },
+            MixOp::Readdirplus => match decode::<READDIRPLUS3res>(res, "READDIRPLUS")? {
+                READDIRPLUS3res::Ok(ok) if !ok.reply.entries.is_empty() => 0,
+                READDIRPLUS3res::Ok(_) => {
+                    return Err(OpError::Failed("READDIRPLUS: an empty first page".into()))
+                }
+                READDIRPLUS3res::Fail(s, _) => return Err(status_error("READDIRPLUS", s)),
+            },
+        };
+        self.counts[kind] += 1;
+        Ok(bytes)
+    }
+}
