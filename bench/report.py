@@ -57,6 +57,14 @@ MACHINE = [
 # Workloads with one small call in flight, read against tcp-rr-128B.
 ONE_CALL_WORKLOADS = ("stat-qd1-lookup", "stat-qd1-getattr", "meta-qd1-setattr", "meta-qd1-remove",
                       "rand-read-4K-qd1", "rand-write-4K-qd1")
+# The latency distribution loadgen reports: (JSON key, percentile label), in order.
+LATENCY_POINTS = [("p1_us", "1"), ("p10_us", "10"), ("p25_us", "25"), ("p50_us", "50"),
+                  ("p75_us", "75"), ("p90_us", "90"), ("p95_us", "95"), ("p99_us", "99"),
+                  ("p999_us", "99.9"), ("max_us", "max")]
+# Workloads drawn in latency.png (those with a per-call latency distribution from loadgen).
+LATENCY_WORKLOADS = ("rand-read-4K-qd1", "rand-read-4K-qd16", "stat-qd1-getattr",
+                     "stat-qd16-lookup", "seq-read-1M-qd8", "rand-write-4K-qd16",
+                     "meta-qd16-create", "readdirplus-50k", "mix-64-clients")
 STATUS_TEXT = {
     "unsupported": "n/a (not supported)",
     "error": "error",
@@ -100,7 +108,7 @@ def summarize(recs, workload, server, metric, group="meta"):
     s["value"] = median([r.get(metric) for r in ok])
     s["values"] = [r.get(metric) for r in ok]
     for k in ("mib_per_s", "ops_per_s", "p50_us", "p99_us", "server_cpu_s", "server_hwm_kib",
-              "client_cpu_s", "secs"):
+              "client_cpu_s", "secs") + tuple(k for k, _ in LATENCY_POINTS):
         s[k] = median([r.get(k) for r in ok])
     byte_wl = group == "throughput" or any(unit == "MiB/s" and name == workload
                                            for name, _, unit, _ in MACHINE)
@@ -361,6 +369,7 @@ plot {cols}
             made.append(png)
         else:
             print(f"report: gnuplot failed for {group}: {r.stderr[:300]}", file=sys.stderr)
+    made += latency_plot(out, servers, table)
     # Ratios: rnfsd / peer for every workload both served.
     peers = [p for p in PEERS if p in servers]
     if "rnfsd" in servers and peers:
@@ -411,6 +420,56 @@ plot {cols}
             else:
                 print(f"report: gnuplot failed for ratios: {r.stderr[:300]}", file=sys.stderr)
     return made
+
+
+def latency_plot(out, servers, table):
+    """latency.png: per workload, each server's per-call latency at each percentile of
+    LATENCY_POINTS (medians over the repetitions), one panel per workload, log scale."""
+    panels = []
+    for wl in LATENCY_WORKLOADS:
+        curves = []
+        for s in servers:
+            x = (table.get(wl) or {}).get(s)
+            if x and x["status"] == "ok" and all(x.get(k) for k, _ in LATENCY_POINTS):
+                curves.append((s, [x[k] for k, _ in LATENCY_POINTS]))
+        if curves:
+            panels.append((wl, curves))
+    if not panels:
+        return []
+    cols = 3
+    rows = (len(panels) + cols - 1) // cols
+    png = os.path.join(out, "latency.png")
+    xtics = ", ".join(f'"{label}" {i}' for i, (_, label) in enumerate(LATENCY_POINTS))
+    script = [f"""
+set terminal pngcairo size 1500,{380 * rows} font 'DejaVu Sans,9'
+set output '{png}'
+set multiplot layout {rows},{cols} title "Latency per call by percentile (median over repetitions; µs, log scale; lower is better)"
+set logscale y
+set grid xtics ytics
+set xtics ({xtics})
+set xlabel 'percentile'
+set ylabel 'µs'
+set key top left
+"""]
+    dats = []
+    for wl, curves in panels:
+        dat = os.path.join(out, f"latency-{wl}.dat")
+        dats.append(dat)
+        with open(dat, "w") as f:
+            for i in range(len(LATENCY_POINTS)):
+                f.write(f"{i} " + " ".join(f"{c[1][i]:.3f}" for c in curves) + "\n")
+        plots = " , ".join(f"'{dat}' using 1:{j + 2} with linespoints title '{s}' "
+                           f"lc rgb '{COLORS.get(s, '#000000')}' lw 2 pt 7 ps 0.6"
+                           for j, (s, _) in enumerate(curves))
+        script.append(f"set title '{wl}'\nplot {plots}\n")
+    script.append("unset multiplot\n")
+    r = subprocess.run(["gnuplot"], input="".join(script), text=True, capture_output=True)
+    for dat in dats:
+        os.remove(dat)
+    if r.returncode != 0:
+        print(f"report: gnuplot failed for latency: {r.stderr[:300]}", file=sys.stderr)
+        return []
+    return [png]
 
 
 def main():

@@ -363,6 +363,17 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 /// Fills the throughput and latency fields of one result line.
+/// Latency percentiles reported besides p50 and p99 (key, percentile).
+const LATENCY_PERCENTILES: [(&str, f64); 7] = [
+    ("p1_us", 1.0),
+    ("p10_us", 10.0),
+    ("p25_us", 25.0),
+    ("p75_us", 75.0),
+    ("p90_us", 90.0),
+    ("p95_us", 95.0),
+    ("p999_us", 99.9),
+];
+
 fn report(j: &mut Json, s: &mut RunStats, extra_secs: f64) {
     let secs = s.secs + extra_secs;
     s.lat_ns.sort_unstable();
@@ -372,15 +383,23 @@ fn report(j: &mut Json, s: &mut RunStats, extra_secs: f64) {
         .n("ops_per_s", s.ops as f64 / secs)
         .n("mib_per_s", s.bytes as f64 / secs / (1 << 20) as f64)
         .n("p50_us", percentile(&s.lat_ns, 50.0))
-        .n("p99_us", percentile(&s.lat_ns, 99.0))
-        .n(
-            "mean_us",
-            if s.lat_ns.is_empty() {
-                f64::NAN
-            } else {
-                s.lat_ns.iter().sum::<u64>() as f64 / s.lat_ns.len() as f64 / 1000.0
-            },
-        );
+        .n("p99_us", percentile(&s.lat_ns, 99.0));
+    // The rest of the distribution, for bench/report.py's latency plot.
+    for (key, p) in LATENCY_PERCENTILES {
+        j.n(key, percentile(&s.lat_ns, p));
+    }
+    j.n(
+        "max_us",
+        s.lat_ns.last().map_or(f64::NAN, |&ns| ns as f64 / 1000.0),
+    )
+    .n(
+        "mean_us",
+        if s.lat_ns.is_empty() {
+            f64::NAN
+        } else {
+            s.lat_ns.iter().sum::<u64>() as f64 / s.lat_ns.len() as f64 / 1000.0
+        },
+    );
 }
 
 /// Prints a result line for a run that stopped on an error (or "ok").
