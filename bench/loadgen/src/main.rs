@@ -439,6 +439,29 @@ fn payload(len: usize, seed: u64) -> Bytes {
 
 // ---- workloads -----------------------------------------------------------------------------
 
+/// After a run that left UNSTABLE writes (and no error), COMMITs `fh` as a client would (timed);
+/// a failure becomes the run's error. Returns the seconds the COMMIT took.
+async fn commit_if_unstable(
+    conn: &Conn,
+    fh: &nfs_fh3,
+    uncommitted: bool,
+    s: &mut engine::RunStats,
+) -> f64 {
+    if s.error.is_some() || !uncommitted {
+        return 0.0;
+    }
+    let t = Instant::now();
+    let r = engine::call_one(conn, NFSPROC3_COMMIT, commit_args(fh)).await;
+    s.error = match r {
+        Ok(res) => check_commit(res).err(),
+        Err(engine::CallError::Rpc(rnfs_client::ReplyStatus::ProcUnavail)) => Some(
+            OpError::Failed("COMMIT unavailable after UNSTABLE writes".into()),
+        ),
+        Err(e) => Some(OpError::Failed(format!("COMMIT: {e}"))),
+    };
+    t.elapsed().as_secs_f64()
+}
+
 async fn io_workload(ctx: &Ctx, o: &Opts, kind: &str, name: &str) -> Result<(), OpError> {
     let fail = |e: String| OpError::Failed(e);
     let path = o
@@ -509,19 +532,8 @@ async fn io_workload(ctx: &Ctx, o: &Opts, kind: &str, name: &str) -> Result<(), 
             uncommitted: false,
         }));
         let mut s = engine::run(&conns, ctx.qd, gen.clone()).await;
-        let mut commit_secs = 0.0;
-        if s.error.is_none() && gen.borrow().uncommitted {
-            let t = Instant::now();
-            let r = engine::call_one(&conns[0], NFSPROC3_COMMIT, commit_args(&fh)).await;
-            commit_secs = t.elapsed().as_secs_f64();
-            s.error = match r {
-                Ok(res) => check_commit(res).err(),
-                Err(engine::CallError::Rpc(rnfs_client::ReplyStatus::ProcUnavail)) => Some(
-                    OpError::Failed("COMMIT unavailable after UNSTABLE writes".into()),
-                ),
-                Err(e) => Some(OpError::Failed(format!("COMMIT: {e}"))),
-            };
-        }
+        let uncommitted = gen.borrow().uncommitted;
+        let commit_secs = commit_if_unstable(&conns[0], &fh, uncommitted, &mut s).await;
         if kind == "seq-write" && o.str("keep", "no") != "yes" {
             // Untimed: remove the file over NFS, so the server's caches stay coherent.
             let (parent, leaf) = split_parent(&path);
@@ -804,16 +816,8 @@ async fn mix_workload(ctx: &Ctx, o: &Opts, name: &str) -> Result<(), OpError> {
     })));
     let probe = Probe::start(ctx.server_pid);
     let mut s = engine::run(&conns, ctx.qd, gen.clone()).await;
-    let mut commit_secs = 0.0;
-    if s.error.is_none() && gen.borrow().uncommitted {
-        let t = Instant::now();
-        let r = engine::call_one(&conns[0], NFSPROC3_COMMIT, commit_args(&write_fh)).await;
-        commit_secs = t.elapsed().as_secs_f64();
-        s.error = match r {
-            Ok(res) => check_commit(res).err(),
-            Err(e) => Some(OpError::Failed(format!("COMMIT: {e}"))),
-        };
-    }
+    let uncommitted = gen.borrow().uncommitted;
+    let commit_secs = commit_if_unstable(&conns[0], &write_fh, uncommitted, &mut s).await;
     let mut j = ctx.json(name);
     j.n("clients", conns.len() as f64);
     for (op, n) in gen.borrow().counts() {

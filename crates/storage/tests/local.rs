@@ -695,6 +695,21 @@ fn check_mount_points(entries: &[DirEntry]) {
         .is_some());
 }
 
+/// Makes `parent/name` holding `count` empty files named by `file_name`; returns its path.
+fn dir_of_files(
+    parent: &Path,
+    name: &str,
+    count: usize,
+    file_name: impl Fn(usize) -> String,
+) -> std::path::PathBuf {
+    let d = parent.join(name);
+    fs::create_dir(&d).unwrap();
+    for i in 0..count {
+        write(&d.join(file_name(i)), b"", 0o644);
+    }
+    d
+}
+
 /// Waits until directories changed before the call have been unchanged long enough for their
 /// listings to be remembered (see `rnfs_storage::local::listing`).
 fn settle() {
@@ -722,11 +737,7 @@ fn seen(e: &DirEntry) -> Seen {
 #[test]
 fn remembered_listings_match_the_directory_and_follow_its_changes() {
     let (dir, fs, _) = setup();
-    let big = dir.path().join("big");
-    fs::create_dir(&big).unwrap();
-    for i in 0..3_000 {
-        write(&big.join(format!("file-{i:05}")), b"", 0o644);
-    }
+    let big = dir_of_files(dir.path(), "big", 3_000, |i| format!("file-{i:05}"));
     fs::create_dir(big.join("sub")).unwrap();
     let h = lookup(&fs, &fs.root(), "big");
     // Changed a moment ago: listed, but not remembered.
@@ -788,11 +799,7 @@ fn remembered_listings_match_the_directory_and_follow_its_changes() {
 #[test]
 fn first_pages_read_again_are_answered_from_a_remembered_prefix() {
     let (dir, fs, key) = setup();
-    let big = dir.path().join("big");
-    fs::create_dir(&big).unwrap();
-    for i in 0..1_000 {
-        write(&big.join(format!("file-{i:04}")), b"", 0o644);
-    }
+    let big = dir_of_files(dir.path(), "big", 1_000, |i| format!("file-{i:04}"));
     settle();
     let h = lookup(&fs, &fs.root(), "big");
     let whole = list(&fs, &root(), &h, true, 5_000);
@@ -846,11 +853,7 @@ fn first_pages_read_again_are_answered_from_a_remembered_prefix() {
 #[test]
 fn remembered_listings_keep_each_callers_permissions() {
     let (dir, fs, _) = setup();
-    let d = dir.path().join("d");
-    fs::create_dir(&d).unwrap();
-    for i in 0..100 {
-        write(&d.join(format!("f{i}")), b"", 0o644);
-    }
+    let d = dir_of_files(dir.path(), "d", 100, |i| format!("f{i}"));
     settle();
     let h = lookup(&fs, &fs.root(), "d");
     list(&fs, &root(), &h, true, 30);
