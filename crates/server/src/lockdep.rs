@@ -9,9 +9,10 @@
 //! # Lock order
 //! There is none to keep, because no code path holds two of these at once. The locks are:
 //! `service.exports`, `service.mounts`, `service.portmap`, `drc`, `registry.connections`,
-//! `transport.per_client`, the worker pool's `pool.state` and the watchdog's `watchdog.reports`; the storage backend's open-file
-//! cache lock is its own leaf lock (see `rnfs-storage`'s `local/cache.rs`). The loan table has no
-//! lock at all (`rnfs-loan`).
+//! `transport.per_client`, the worker pool's `pool.state` and the watchdog's `watchdog.reports`.
+//! The storage backend's descriptor caches and remembered listings have their own leaf locks (see
+//! `rnfs-storage`'s `local/cache.rs` and `local/listing.rs`). The loan table has no lock at all
+//! (`rnfs-loan`).
 
 use std::panic::Location;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

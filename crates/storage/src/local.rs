@@ -763,6 +763,7 @@ impl Backend for LocalFs {
         let dir_attr = Some(self.attr(&dst));
         (self.lookup_in(who, dir, &dfd, &dst, name), dir_attr)
     }
+
     fn access(&self, who: &Identity, fh: &FileHandle, requested: u32) -> Result<(u32, Attr)> {
         let (fd, st) = self.resolve(fh)?;
         let is_dir = st.is_dir();
@@ -1204,7 +1205,8 @@ mod tests {
             fs.describe_name(root, c"missing"),
             Some(Err(Error::NoEnt))
         ));
-        // A handle whose inode word differs from what stat sees is refused.
+        // The inode number is read from the handle's first word (what `describe_name` compares
+        // with stat's): a handle with another word names another inode.
         let (mut kh, _) = rnfs_sys::name_to_handle_at(root, c"f", 0).unwrap();
         if let Some(ino) = handle_inode(&kh) {
             kh.bytes[..4].copy_from_slice(&(ino ^ 1).to_ne_bytes());
