@@ -1048,3 +1048,472 @@ fn open_files_kept_between_calls_do_not_carry_permission_over() {
     owner.commit(&f, 0, 0).unwrap();
     assert_eq!(std::fs::read(ex.join("f")).unwrap(), b"GWNER'S data");
 }
+
+/// Runs `prog` locally: `Ok` when it ran and succeeded, else how it failed (with the errno of a
+/// failed exec: ETXTBSY while somebody holds the file open for writing).
+fn run_locally(prog: &Path) -> Result<(), String> {
+    match std::process::Command::new(prog).status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("ran, {s}")),
+        Err(e) => Err(format!("exec failed: {e} (errno {:?})", e.raw_os_error())),
+    }
+}
+
+/// Issue 14, finding 2: a WRITE, a SETATTR of the size or a CREATE UNCHECKED with a size that the
+/// caller may not make must open nothing for writing. A descriptor the server holds open
+/// read-write makes a local exec of the file fail with ETXTBSY (and breaks read leases) for as
+/// long as it stays cached, and a caller repeating a denied call would keep it so. Callers with
+/// permission (the owner of a 0444 file, by RFC 1813 §4.4's owner override) still write.
+#[test]
+fn denied_writes_open_nothing_for_writing() {
+    require_root("rnfsd; a program owned by root");
+    let Ok(bin) = std::fs::read("/bin/true") else {
+        return eprintln!("skipped: no /bin/true");
+    };
+    let mut srv = TestServer::new();
+    let ex = srv.export().to_owned();
+    set_mode(&ex, 0o777);
+    let prog = ex.join("prog");
+    std::fs::write(&prog, &bin).unwrap();
+    set_mode(&prog, 0o755); // root's: the tests run as root
+    std::fs::write(ex.join("mine"), b"mine").unwrap();
+    set_mode(&ex.join("mine"), 0o444);
+    chown(&ex.join("mine"), OWNER, OWNER);
+    std::fs::write(ex.join("shared"), b"shared").unwrap();
+    set_mode(&ex.join("shared"), 0o666);
+    srv.start();
+
+    let mut c = tcp_as(&srv, OWNER, OWNER);
+    let root = mount_root(&mut c, &srv);
+    let prog_fh = fh_of(&mut c, &root, "prog");
+    // Reading the program (as a client does to run it) keeps it open read-only only.
+    assert_eq!(read_all(&mut c, &prog_fh).unwrap(), bin);
+    assert_eq!(run_locally(&prog), Ok(()), "local exec after a READ");
+    let before = disk_state(&ex);
+    type Attempt<'a> = &'a dyn Fn(&mut Client) -> nfsstat3;
+    let attempts: [(&str, Attempt); 3] = [
+        ("WRITE", &|c| {
+            nfs_err(c.write(
+                &prog_fh,
+                0,
+                Bytes::from_static(b"BAD"),
+                stable_how::UNSTABLE,
+            ))
+        }),
+        ("SETATTR of the size", &|c| {
+            nfs_err(c.setattr(&prog_fh, size_attr(0), None))
+        }),
+        ("CREATE UNCHECKED with a size", &|c| {
+            nfs_err(c.create(&root, b"prog", createhow3::Unchecked(size_attr(0))))
+        }),
+    ];
+    for (what, attempt) in attempts {
+        // Repeated, as an attacker would: each time the program must run at once, well within
+        // the 2-second round after which the server closes idle descriptors.
+        for round in 1..=3 {
+            let s = attempt(&mut c);
+            assert!(
+                matches!(s, nfsstat3::NFS3ERR_ACCES | nfsstat3::NFS3ERR_PERM),
+                "{what} #{round} by uid {OWNER} of root's 0755 program: {s}"
+            );
+            assert_eq!(
+                run_locally(&prog),
+                Ok(()),
+                "local exec right after the denied {what} #{round}"
+            );
+        }
+    }
+    assert_unchanged("after the denied calls", &ex, &before);
+    assert_eq!(std::fs::read(&prog).unwrap(), bin);
+
+    // Permission is still granted where it is due: the owner of a 0444 file, and anyone on a
+    // 0666 file, write, truncate and CREATE UNCHECKED over it.
+    for (name, want) in [("mine", b"MI"), ("shared", b"SH")] {
+        let fh = fh_of(&mut c, &root, name);
+        write_all(&mut c, &fh, 0, name.to_uppercase().as_bytes())
+            .unwrap_or_else(|e| panic!("WRITE of {name}: {e}"));
+        c.setattr(&fh, size_attr(3), None)
+            .unwrap_or_else(|e| panic!("SETATTR of the size of {name}: {e}"));
+        c.create(&root, name.as_bytes(), createhow3::Unchecked(size_attr(2)))
+            .unwrap_or_else(|e| panic!("CREATE UNCHECKED over {name}: {e}"));
+        assert_eq!(&std::fs::read(ex.join(name)).unwrap(), want, "{name}");
+    }
+}
+
+/// An IPv4-mapped IPv6 rule is the IPv4 network it names: `::ffff:0.0.0.0/96` admits every IPv4
+/// client (it refused 127.0.0.1 before: the prefix length was not rebased from 96), and
+/// `::ffff:127.0.0.2/128` admits 127.0.0.2 and no other address.
+#[test]
+fn ipv4_mapped_rules_cover_the_ipv4_clients_they_name() {
+    require_root("rnfsd");
+    let mut srv = TestServer::new();
+    srv.set_config(&config(&srv, &["match = \"::ffff:0.0.0.0/96\""]));
+    srv.start();
+    let mut c = client_from(&srv, 1, USER, USER);
+    assert!(
+        matches!(
+            c.mnt(srv.mount_path().as_bytes()).unwrap(),
+            mount::mountres3::Ok(_)
+        ),
+        "127.0.0.1 is inside ::ffff:0.0.0.0/96"
+    );
+    srv.stop();
+    srv.set_config(&config(&srv, &["match = \"::ffff:127.0.0.2/128\""]));
+    srv.start();
+    for (last, admitted) in [(2, true), (3, false)] {
+        let mut c = client_from(&srv, last, USER, USER);
+        let mounted = matches!(
+            c.mnt(srv.mount_path().as_bytes()).unwrap(),
+            mount::mountres3::Ok(_)
+        );
+        assert_eq!(
+            mounted, admitted,
+            "127.0.0.{last} under ::ffff:127.0.0.2/128"
+        );
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Staying inside the export when things move (issue 14: finding 3, objects moved out of the
+// export by a local process; finding 4, handles of an export whose root was redefined).
+
+/// A call's result with its NFS status as the error; panics on a failure without one.
+fn nfs<T>(r: Result<T, rnfs_client::Error>) -> Result<T, nfsstat3> {
+    r.map_err(|e| match e {
+        rnfs_client::Error::Nfs(s) => s,
+        other => panic!("expected an NFS status, got {other}"),
+    })
+}
+
+/// The status a call got: `NFS3_OK` or its error.
+fn status_of<T>(r: Result<T, rnfs_client::Error>) -> nfsstat3 {
+    nfs(r).err().unwrap_or(nfsstat3::NFS3_OK)
+}
+
+/// Most `..` steps [`climb_to_passwd`] takes (far more than the scratch directory's depth).
+const CLIMB_STEPS_MAX: usize = 64;
+
+/// Finding 3's attack: from directory `start`, LOOKUP `..` until it leads no higher (the file
+/// system's root), then `etc/passwd`, and READ it. Returns what was read, or the status that
+/// stopped the climb.
+fn climb_to_passwd(c: &mut Client, start: &nfs_fh3) -> Result<Vec<u8>, nfsstat3> {
+    let mut dir = start.clone();
+    let mut id = nfs(c.getattr(&dir))?.fileid;
+    for _ in 0..CLIMB_STEPS_MAX {
+        let up = nfs(c.lookup(&dir, b".."))?;
+        let up_id = up.obj_attributes.map(|a| a.fileid);
+        if up_id == Some(id) {
+            break;
+        }
+        dir = up.object;
+        id = nfs(c.getattr(&dir))?.fileid;
+    }
+    let etc = nfs(c.lookup(&dir, b"etc"))?.object;
+    let passwd = nfs(c.lookup(&etc, b"passwd"))?.object;
+    nfs(read_all(c, &passwd))
+}
+
+/// READ of `name` next to directory `dir` (in its parent, reached by LOOKUP `..`).
+fn read_beside(c: &mut Client, dir: &nfs_fh3, name: &str) -> Result<Vec<u8>, nfsstat3> {
+    let up = nfs(c.lookup(dir, b".."))?.object;
+    let file = nfs(c.lookup(&up, name.as_bytes()))?.object;
+    nfs(read_all(c, &file))
+}
+
+/// Finding 3: a directory a local process moves out of the export is no longer served, and
+/// LOOKUP `..` from it leads nowhere (it led up to `/etc/passwd`: `..` only stopped at the export
+/// root, which the climb never passes). Moved back, it is served again.
+#[test]
+fn a_directory_moved_out_of_the_export_leads_nowhere() {
+    require_root("rnfsd");
+    let mut srv = TestServer::new();
+    let ex = srv.export().to_owned();
+    std::fs::create_dir_all(ex.join("sub/d")).unwrap();
+    let outside = srv.scratch().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("secret"), b"not exported").unwrap();
+    set_mode(&outside.join("secret"), 0o644);
+    srv.start();
+    let mut c = tcp_as(&srv, USER, USER);
+    let root = mount_root(&mut c, &srv);
+    let sub = fh_of(&mut c, &root, "sub");
+    let d = fh_of(&mut c, &sub, "d");
+    assert_eq!(fh_of(&mut c, &d, ".."), sub, "`..` inside the export");
+    // In use when it moves (its descriptor cached): the move must be seen, not waited out.
+    c.getattr(&d).unwrap();
+
+    std::fs::rename(ex.join("sub/d"), outside.join("d")).unwrap();
+    match climb_to_passwd(&mut c, &d) {
+        Ok(data) => panic!(
+            "read /etc/passwd ({} bytes, starting {:?}) through a directory moved out of the export",
+            data.len(),
+            String::from_utf8_lossy(&data[..data.len().min(32)])
+        ),
+        Err(s) => assert_eq!(s, nfsstat3::NFS3ERR_STALE, "climbing from a directory moved out"),
+    }
+    match read_beside(&mut c, &d, "secret") {
+        Ok(data) => panic!(
+            "read {:?}, outside the export, through a directory moved out of it",
+            String::from_utf8_lossy(&data)
+        ),
+        Err(s) => assert_eq!(
+            s,
+            nfsstat3::NFS3ERR_STALE,
+            "LOOKUP `..` of a directory moved out"
+        ),
+    }
+    let how = createhow3::Guarded(mode_attr(0o644));
+    for (what, s) in [
+        ("GETATTR", status_of(c.getattr(&d))),
+        ("READDIR", status_of(c.readdir(&d))),
+        ("CREATE", status_of(c.create(&d, b"planted", how))),
+    ] {
+        assert_eq!(
+            s,
+            nfsstat3::NFS3ERR_STALE,
+            "{what} of a directory moved out"
+        );
+    }
+    assert!(
+        !outside.join("d/planted").exists(),
+        "created outside the export"
+    );
+
+    // Moved back, it is served again, and its `..` is its parent in the export.
+    std::fs::rename(outside.join("d"), ex.join("sub/d")).unwrap();
+    c.getattr(&d).unwrap();
+    assert_eq!(fh_of(&mut c, &d, ".."), sub);
+}
+
+/// How GETATTR, and READ (files) or READDIR (directories), answer on each handle.
+fn answers(
+    c: &mut Client,
+    dirs: &[(&str, &nfs_fh3)],
+    files: &[(&str, &nfs_fh3)],
+) -> BTreeMap<String, nfsstat3> {
+    let mut out = BTreeMap::new();
+    for (name, fh) in dirs {
+        out.insert(format!("GETATTR {name}"), status_of(c.getattr(fh)));
+        out.insert(format!("READDIR {name}"), status_of(c.readdir(fh)));
+    }
+    for (name, fh) in files {
+        out.insert(format!("GETATTR {name}"), status_of(c.getattr(fh)));
+        out.insert(format!("READ {name}"), status_of(c.read(fh, 0, 64)));
+    }
+    out
+}
+
+/// Whether the kernel finds a file's links inside a subtree itself (`open_by_handle_at` of a
+/// "connectable" handle, Linux 6.13): rnfsd then serves a file linked both inside and outside
+/// the export whichever link the kernel remembers first.
+fn kernel_checks_subtrees() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut n = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|s| s.parse::<u32>().unwrap_or(0));
+    (n.next().unwrap_or(0), n.next().unwrap_or(0)) >= (6, 13)
+}
+
+/// Finding 3, every kind of move: a directory moved out, a file moved out while the server holds
+/// it open for READ, and their parent moved out (which changes neither child's ctime: only the
+/// parent's). Each is STALE while outside — reads and writes alike, nothing is changed there —
+/// and served again once moved back. A file linked both inside and outside is inside; once its
+/// last link inside is gone, it is not.
+#[test]
+fn objects_moved_out_of_the_export_are_stale_until_moved_back() {
+    require_root("rnfsd");
+    let mut srv = TestServer::new();
+    let ex = srv.export().to_owned();
+    let outside = srv.scratch().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::create_dir_all(ex.join("sub/d")).unwrap();
+    set_mode(&ex.join("sub/d"), 0o777);
+    for (path, data) in [
+        ("sub/f", "file data"),
+        ("sub/d/inner", "inner data"),
+        ("sub/h", "linked"),
+    ] {
+        std::fs::write(ex.join(path), data).unwrap();
+        set_mode(&ex.join(path), 0o666);
+    }
+    srv.start();
+    let mut c = tcp_as(&srv, USER, USER);
+    let root = mount_root(&mut c, &srv);
+    let sub = fh_of(&mut c, &root, "sub");
+    let d = fh_of(&mut c, &sub, "d");
+    let f = fh_of(&mut c, &sub, "f");
+    let inner = fh_of(&mut c, &d, "inner");
+    let dirs = [("sub", &sub), ("sub/d", &d)];
+    let files = [("sub/f", &f), ("sub/d/inner", &inner)];
+
+    for (moved, stale) in [
+        ("sub/d", &["sub/d", "sub/d/inner"][..]),
+        ("sub/f", &["sub/f"][..]),
+        ("sub", &["sub", "sub/d", "sub/f", "sub/d/inner"][..]),
+    ] {
+        // Everything in use (descriptors cached, files open for READ) when the move happens.
+        let served = answers(&mut c, &dirs, &files);
+        assert!(
+            served.values().all(|s| *s == nfsstat3::NFS3_OK),
+            "before moving {moved} out: {served:#?}"
+        );
+        let away = outside.join("moved");
+        std::fs::rename(ex.join(moved), &away).unwrap();
+        let want: BTreeMap<String, nfsstat3> = served
+            .keys()
+            .map(|k| {
+                let name = k.split_once(' ').unwrap().1;
+                let s = if stale.contains(&name) {
+                    nfsstat3::NFS3ERR_STALE
+                } else {
+                    nfsstat3::NFS3_OK
+                };
+                (k.clone(), s)
+            })
+            .collect();
+        assert_eq!(answers(&mut c, &dirs, &files), want, "{moved} moved out");
+        // Nothing changes outside: no write, truncation or creation through the old handles.
+        let before = disk_state(&outside);
+        for (name, fh) in files.iter().filter(|(n, _)| stale.contains(n)) {
+            for (what, s) in [
+                (
+                    "WRITE",
+                    status_of(c.write(fh, 0, Bytes::from_static(b"X"), stable_how::FILE_SYNC)),
+                ),
+                ("SETATTR", status_of(c.setattr(fh, size_attr(0), None))),
+            ] {
+                assert_eq!(s, nfsstat3::NFS3ERR_STALE, "{what} {name} moved out");
+            }
+        }
+        for (name, fh) in dirs.iter().filter(|(n, _)| stale.contains(n)) {
+            let how = createhow3::Guarded(mode_attr(0o644));
+            let s = status_of(c.create(fh, b"planted", how));
+            assert_eq!(s, nfsstat3::NFS3ERR_STALE, "CREATE in {name} moved out");
+        }
+        assert_unchanged(
+            &format!("outside, after calls on {moved}"),
+            &outside,
+            &before,
+        );
+
+        std::fs::rename(&away, ex.join(moved)).unwrap();
+        let back = answers(&mut c, &dirs, &files);
+        assert!(
+            back.values().all(|s| *s == nfsstat3::NFS3_OK),
+            "{moved} moved back: {back:#?}"
+        );
+    }
+    assert_eq!(read_all(&mut c, &f).unwrap(), b"file data");
+    assert_eq!(read_all(&mut c, &inner).unwrap(), b"inner data");
+
+    // A file linked inside and outside (the outside link the newer one) is inside...
+    let h = fh_of(&mut c, &sub, "h");
+    std::fs::hard_link(ex.join("sub/h"), outside.join("h-link")).unwrap();
+    if kernel_checks_subtrees() {
+        assert_eq!(
+            read_all(&mut c, &h).unwrap(),
+            b"linked",
+            "linked inside and outside"
+        );
+    }
+    // ... until its last link inside is removed.
+    std::fs::remove_file(ex.join("sub/h")).unwrap();
+    assert_eq!(
+        nfs_err(c.getattr(&h)),
+        nfsstat3::NFS3ERR_STALE,
+        "linked outside only"
+    );
+    assert_eq!(
+        nfs_err(c.read(&h, 0, 10)),
+        nfsstat3::NFS3ERR_STALE,
+        "linked outside only"
+    );
+    std::fs::hard_link(outside.join("h-link"), ex.join("sub/h")).unwrap();
+    assert_eq!(
+        read_all(&mut c, &h).unwrap(),
+        b"linked",
+        "linked inside again"
+    );
+}
+
+/// A configuration with export id 9 at `path`, read-write for 127.0.0.1.
+fn export_nine(path: &Path) -> String {
+    format!(
+        "[[export]]\npath = \"{}\"\nid = 9\n\n[[export.client]]\nmatch = \"127.0.0.1\"\naccess = \"rw\"\n",
+        path.display()
+    )
+}
+
+/// Finding 4: handles are tied to their export's root. Export 9 at X hands out a handle of
+/// X/other/f; once export 9 is X/sub, that handle must not read or write X/other/f (it did: the
+/// MAC covered only the export id and the kernel handle). It is STALE — RFC 1813's answer for a
+/// handle whose object is no longer served — and so is every other handle of the old export 9,
+/// X/sub/g included: the export's key changed with its root. New handles work.
+#[test]
+fn handles_are_tied_to_the_export_root() {
+    require_root("rnfsd");
+    let mut srv = TestServer::new();
+    let ex = srv.export().to_owned();
+    for dir in ["other", "sub"] {
+        std::fs::create_dir(ex.join(dir)).unwrap();
+        set_mode(&ex.join(dir), 0o777);
+    }
+    for (path, data) in [("other/f", "other's data"), ("sub/g", "sub's data")] {
+        std::fs::write(ex.join(path), data).unwrap();
+        set_mode(&ex.join(path), 0o666);
+    }
+    srv.set_config(&export_nine(&ex));
+    srv.start();
+    let mut c = tcp_as(&srv, USER, USER);
+    let root = mount_root(&mut c, &srv);
+    let other_f = resolve(&mut c, &root, "other/f").unwrap();
+    let sub_g = resolve(&mut c, &root, "sub/g").unwrap();
+    assert_eq!(read_all(&mut c, &other_f).unwrap(), b"other's data");
+    drop(c);
+
+    // Export 9 becomes X/sub; the server restarts with the same key (same state directory).
+    srv.stop();
+    srv.set_config(&export_nine(&ex.join("sub")));
+    srv.start();
+    let before = disk_state(&ex);
+    let mut c = tcp_as(&srv, USER, USER);
+    if let Ok(data) = read_all(&mut c, &other_f) {
+        panic!(
+            "read {:?} outside the narrowed export through an old handle",
+            String::from_utf8_lossy(&data)
+        );
+    }
+    for (what, s) in [
+        ("GETATTR", status_of(c.getattr(&other_f))),
+        ("READ", status_of(c.read(&other_f, 0, 64))),
+        (
+            "WRITE",
+            status_of(c.write(&other_f, 0, Bytes::from_static(b"X"), stable_how::FILE_SYNC)),
+        ),
+        (
+            "SETATTR",
+            status_of(c.setattr(&other_f, size_attr(0), None)),
+        ),
+        ("GETATTR of the old root", status_of(c.getattr(&root))),
+        ("READ of X/sub/g", status_of(c.read(&sub_g, 0, 64))),
+    ] {
+        assert_eq!(
+            s,
+            nfsstat3::NFS3ERR_STALE,
+            "{what} through an old handle of export 9"
+        );
+    }
+    assert_unchanged("after calls through old handles", &ex, &before);
+    // What the narrowed export serves is reached afresh.
+    let sub = c
+        .mount(ex.join("sub").to_str().unwrap().as_bytes())
+        .unwrap();
+    let g = fh_of(&mut c, &sub, "g");
+    assert_eq!(read_all(&mut c, &g).unwrap(), b"sub's data");
+    drop(c);
+
+    // A plain restart with the same configuration keeps the new handles.
+    srv.restart();
+    let mut c = tcp_as(&srv, USER, USER);
+    assert_eq!(read_all(&mut c, &g).unwrap(), b"sub's data");
+}

@@ -1,13 +1,15 @@
 //! File handles: the opaque `nfs_fh3` the server hands out (RFC 1813 §2.3.3, §2.5).
 //!
-//! # Layout (version 1)
+//! # Layout (version 2)
 //! ```text
-//! byte 0        layout version (1)
-//! bytes 1..5    export id, u32 big-endian         -- readable without the key, for routing
-//! bytes 5..n-16 backend body (at most MAX_BODY bytes)
-//! bytes n-16..n MAC: first 16 bytes of blake3::keyed_hash(key, bytes[0..n-16])
+//! byte 0           layout version (2)
+//! bytes 1..5       export id, u32 big-endian       -- readable without the key, for routing
+//! bytes 5..n-16    backend body (at most MAX_BODY bytes)
+//! bytes n-16..n-8  export tag: blake3::keyed_hash(export key, bytes[0..n-16]), first 8 bytes
+//! bytes n-8..n     server tag: blake3::keyed_hash(server key, bytes[0..n-8]), first 8 bytes
 //! ```
-//! The whole handle is at most `NFS3_FHSIZE` = 64 bytes.
+//! The whole handle is at most `NFS3_FHSIZE` = 64 bytes. Version 1 (one 16-byte MAC under the
+//! server key) is retired: such handles are [`Error::Stale`].
 //!
 //! # Why a MAC
 //! A handle is a capability: whoever presents one skips the directory permission checks on the path to
@@ -15,8 +17,21 @@
 //! (inode + generation), so without a MAC a client could reach files outside its export or in
 //! directories it may not search. The keyed MAC makes handles unforgeable; the key is persisted
 //! ([`HandleKey::load_or_create`]) so handles stay valid across restarts, as RFC 1813 §2.3.3 expects
-//! of a handle for an object that still exists. A handle that fails verification is
-//! [`Error::BadHandle`]; the MAC is compared in constant time.
+//! of a handle for an object that still exists. Tags are compared in constant time.
+//!
+//! # Why two tags
+//! A handle is also bound to its export's *root*: the export key ([`HandleKey::for_export`]) is
+//! derived from the server key, the export id, the root's kernel handle and its path. Narrowing
+//! or moving an export (same id, another root) changes the key, so handles issued for the old
+//! root, which may name objects outside the new one, no longer verify. Such a handle is
+//! [`Error::Stale`] — RFC 1813 §2.6's "access to it has been revoked", which makes clients look
+//! the path up again — not [`Error::BadHandle`] ("failed internal consistency checks"), which
+//! they report as an I/O error. The server tag tells the two apart: it covers everything else
+//! (the export tag included) under the server key, which does not change with exports, so a
+//! handle this server issued verifies it whatever the export has become since, and a forged or
+//! corrupted one does not ([`Error::BadHandle`]). Forging a handle still takes both tags: 128 bits
+//! (the Stale/BadHandle answer tells whether a guessed server tag is right, but only for an export
+//! tag fixed beforehand).
 
 use std::fmt;
 use std::fs;
@@ -32,11 +47,17 @@ use crate::{Error, Result};
 /// Largest handle NFSv3 allows (`NFS3_FHSIZE`).
 pub const FHSIZE: usize = 64;
 /// The layout this module writes and accepts.
-pub const LAYOUT_VERSION: u8 = 1;
+pub const LAYOUT_VERSION: u8 = 2;
+/// The layout of earlier servers: routed to its export, then refused as stale.
+pub const RETIRED_LAYOUT_VERSION: u8 = 1;
 /// Version byte plus export id.
 pub const HEADER_LEN: usize = 5;
-/// Length of the truncated MAC.
-pub const MAC_LEN: usize = 16;
+/// Length of each of the two tags.
+pub const TAG_LEN: usize = 8;
+/// Length of the two tags together.
+pub const MAC_LEN: usize = 2 * TAG_LEN;
+/// The blake3 `derive_key` context of export keys (fixed forever: changing it changes every key).
+const EXPORT_KEY_CONTEXT: &str = "rnfsd 2026-12 export file handle key v2";
 /// Largest backend body that fits.
 pub const MAX_BODY: usize = FHSIZE - HEADER_LEN - MAC_LEN;
 
@@ -62,9 +83,14 @@ impl fmt::Debug for FileHandle {
 
 /// The export a raw handle claims to belong to, read from its unauthenticated prefix so the server
 /// can route a request to the right backend (which then verifies the whole handle). `None` when the
-/// handle cannot be a valid one (wrong length or layout version).
+/// handle cannot be a valid one (wrong length or layout version). A handle of the retired
+/// layout names its export too (it is refused there as stale).
 pub fn export_id(raw: &[u8]) -> Option<u32> {
-    if raw.len() < HEADER_LEN + MAC_LEN || raw.len() > FHSIZE || raw[0] != LAYOUT_VERSION {
+    let layout_known = matches!(
+        raw.first(),
+        Some(&(LAYOUT_VERSION | RETIRED_LAYOUT_VERSION))
+    );
+    if raw.len() < HEADER_LEN + MAC_LEN || raw.len() > FHSIZE || !layout_known {
         return None;
     }
     Some(u32::from_be_bytes([raw[1], raw[2], raw[3], raw[4]]))
@@ -142,12 +168,45 @@ impl HandleKey {
         Ok(HandleKey(k))
     }
 
-    fn mac(&self, data: &[u8]) -> [u8; MAC_LEN] {
-        let h = blake3::keyed_hash(&self.0, data);
-        let mut out = [0u8; MAC_LEN];
-        out.copy_from_slice(&h.as_bytes()[..MAC_LEN]);
-        out
+    /// The key of export `export_id` rooted at the directory whose kernel handle (as a handle
+    /// body) is `root_handle` and whose path is `root_path`. The path is needed besides the
+    /// handle: the roots of two file systems of one kind often have the same kernel handle
+    /// (ext4's is inode 2, generation 0).
+    pub fn for_export(&self, export_id: u32, root_handle: &[u8], root_path: &[u8]) -> ExportKey {
+        let mut h = blake3::Hasher::new_derive_key(EXPORT_KEY_CONTEXT);
+        h.update(&self.0);
+        h.update(&export_id.to_be_bytes());
+        // Length-prefixed, so that no two (handle, path) pairs give the same input.
+        h.update(&(root_handle.len() as u64).to_be_bytes());
+        h.update(root_handle);
+        h.update(&(root_path.len() as u64).to_be_bytes());
+        h.update(root_path);
+        ExportKey {
+            server: self.clone(),
+            export: *h.finalize().as_bytes(),
+        }
     }
+}
+
+/// The keys that seal one export's handles: the server's (the server tag) and the export's own,
+/// derived from it and the export's root ([`HandleKey::for_export`]; the export tag).
+#[derive(Clone)]
+pub struct ExportKey {
+    server: HandleKey,
+    export: [u8; 32],
+}
+
+impl fmt::Debug for ExportKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ExportKey(..)")
+    }
+}
+
+fn tag(key: &[u8; 32], data: &[u8]) -> [u8; TAG_LEN] {
+    let h = blake3::keyed_hash(key, data);
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(&h.as_bytes()[..TAG_LEN]);
+    out
 }
 
 /// A new 0600 file with a name unique to this process and call.
@@ -177,11 +236,11 @@ fn bad_key_file(path: &Path) -> io::Error {
     )
 }
 
-/// Builds the handle for `body` in export `export_id`.
+/// Builds the handle for `body` in export `export_id` (whose key is `key`).
 ///
 /// # Panics
 /// If `body` is longer than [`MAX_BODY`]: backends check their body size up front.
-pub fn seal(key: &HandleKey, export_id: u32, body: &[u8]) -> FileHandle {
+pub fn seal(key: &ExportKey, export_id: u32, body: &[u8]) -> FileHandle {
     assert!(
         body.len() <= MAX_BODY,
         "file handle body of {} bytes does not fit",
@@ -191,20 +250,31 @@ pub fn seal(key: &HandleKey, export_id: u32, body: &[u8]) -> FileHandle {
     b.put_u8(LAYOUT_VERSION);
     b.put_u32(export_id);
     b.put_slice(body);
-    let mac = key.mac(&b);
-    b.put_slice(&mac);
+    let export_tag = tag(&key.export, &b);
+    b.put_slice(&export_tag);
+    let server_tag = tag(&key.server.0, &b);
+    b.put_slice(&server_tag);
     FileHandle(b.freeze())
 }
 
-/// Verifies `raw` as a handle of export `expected_export_id` and returns its body. Anything malformed,
-/// of another export or with a wrong MAC is [`Error::BadHandle`].
-pub fn open<'a>(key: &HandleKey, expected_export_id: u32, raw: &'a [u8]) -> Result<&'a [u8]> {
+/// Verifies `raw` as a handle of export `expected_export_id` (whose key is `key`) and returns its
+/// body. Anything malformed, of another export or with a wrong server tag is
+/// [`Error::BadHandle`]; a handle this server issued for an earlier root of the export (a wrong
+/// export tag), or in the retired layout, is [`Error::Stale`].
+pub fn open<'a>(key: &ExportKey, expected_export_id: u32, raw: &'a [u8]) -> Result<&'a [u8]> {
     if export_id(raw) != Some(expected_export_id) {
         return Err(Error::BadHandle);
     }
-    let (signed, mac) = raw.split_at(raw.len() - MAC_LEN);
-    if !constant_time_eq(&key.mac(signed), mac) {
+    if raw[0] == RETIRED_LAYOUT_VERSION {
+        return Err(Error::Stale);
+    }
+    let (tagged, server_tag) = raw.split_at(raw.len() - TAG_LEN);
+    if !constant_time_eq(&tag(&key.server.0, tagged), server_tag) {
         return Err(Error::BadHandle);
+    }
+    let (signed, export_tag) = tagged.split_at(tagged.len() - TAG_LEN);
+    if !constant_time_eq(&tag(&key.export, signed), export_tag) {
+        return Err(Error::Stale);
     }
     Ok(&signed[HEADER_LEN..])
 }
@@ -222,9 +292,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// A fresh server key's key for export `id` rooted at `/export`.
+    fn export_key(id: u32) -> ExportKey {
+        HandleKey::random()
+            .unwrap()
+            .for_export(id, b"root-handle", b"/export")
+    }
+
     #[test]
     fn seal_open_round_trip() {
-        let k = HandleKey::random().unwrap();
+        let k = export_key(0xdead_beef);
         for len in [0, 1, 12, MAX_BODY] {
             let body: Vec<u8> = (0..len as u8).collect();
             let fh = seal(&k, 0xdead_beef, &body);
@@ -237,7 +314,7 @@ mod tests {
 
     #[test]
     fn every_flipped_bit_is_refused() {
-        let k = HandleKey::random().unwrap();
+        let k = export_key(7);
         let fh = seal(&k, 7, b"kernel-handle-bytes");
         for i in 0..fh.0.len() * 8 {
             let mut raw = fh.0.to_vec();
@@ -248,13 +325,10 @@ mod tests {
 
     #[test]
     fn malformed_and_foreign_refused() {
-        let k = HandleKey::random().unwrap();
+        let k = export_key(7);
         let fh = seal(&k, 7, b"body");
         assert_eq!(open(&k, 8, &fh.0), Err(Error::BadHandle));
-        assert_eq!(
-            open(&HandleKey::random().unwrap(), 7, &fh.0),
-            Err(Error::BadHandle)
-        );
+        assert_eq!(open(&export_key(7), 7, &fh.0), Err(Error::BadHandle));
         for n in 0..fh.0.len() {
             assert_eq!(open(&k, 7, &fh.0[..n]), Err(Error::BadHandle));
         }
@@ -262,9 +336,33 @@ mod tests {
         long.resize(FHSIZE + 1, 0);
         assert_eq!(open(&k, 7, &long), Err(Error::BadHandle));
         assert_eq!(export_id(&long), None);
-        let mut v2 = fh.0.to_vec();
-        v2[0] = 2;
-        assert_eq!(export_id(&v2), None);
+        let mut v3 = fh.0.to_vec();
+        v3[0] = 3;
+        assert_eq!(export_id(&v3), None);
+    }
+
+    /// Another root for the same export id and server key: the handles of the old root are
+    /// stale (this server issued them; they no longer hold), and the retired layout is too.
+    #[test]
+    fn handles_of_another_root_or_layout_are_stale() {
+        let server = HandleKey::random().unwrap();
+        let old = server.for_export(9, b"root-handle", b"/x");
+        let fh = seal(&old, 9, b"body");
+        for new in [
+            server.for_export(9, b"root-handle", b"/x/sub"),
+            server.for_export(9, b"other-root", b"/x"),
+            server.for_export(8, b"root-handle", b"/x"),
+        ] {
+            assert_eq!(open(&new, 9, &fh.0), Err(Error::Stale));
+        }
+        // Field boundaries are part of the key: moving a byte from handle to path changes it.
+        let shifted = server.for_export(9, b"root-handl", b"e/x");
+        assert_eq!(open(&shifted, 9, &fh.0), Err(Error::Stale));
+        assert_eq!(open(&old, 9, &fh.0), Ok(&b"body"[..]));
+        let mut v1 = fh.0.to_vec();
+        v1[0] = RETIRED_LAYOUT_VERSION;
+        assert_eq!(export_id(&v1), Some(9));
+        assert_eq!(open(&old, 9, &v1), Err(Error::Stale));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! * File handles are opaque to the server except for the common prefix defined in [`handle`], which
 //!   names the export so a request can be routed before its handle is verified. Handles carry a keyed
 //!   MAC (see [`handle`]): a forged or corrupted handle is [`Error::BadHandle`], one for an object that
-//!   no longer exists is [`Error::Stale`].
+//!   no longer exists, or is no longer inside its export (moved out, or the export redefined), is
+//!   [`Error::Stale`].
 //! * Errors are a closed set of NFS-meaningful kinds ([`Error`]); the server maps them to `nfsstat3`.
 
 pub mod fault;

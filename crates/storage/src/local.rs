@@ -10,9 +10,10 @@
 //! memory does not grow with the number of files clients have seen.
 //!
 //! # Every call: resolve as root, operate as the caller
-//! 1. The handle is verified (MAC → [`Error::BadHandle`]) and opened with `open_by_handle_at(2)` as
+//! 1. The handle is verified (tags → [`Error::BadHandle`], or [`Error::Stale`] for a handle of an
+//!    earlier root of the export: see [`crate::handle`]) and opened with `open_by_handle_at(2)` as
 //!    an `O_PATH` descriptor. This needs `CAP_DAC_READ_SEARCH`, so it runs as root; `ESTALE`/`ENOENT`
-//!    become [`Error::Stale`].
+//!    become [`Error::Stale`], and so does an object no longer inside the export ([`subtree`]).
 //! 2. The operation itself runs with the caller's fsuid/fsgid/groups ([`rnfs_sys::identity`]), so
 //!    the kernel's own permission checks decide (RFC 1813 §4.4): `openat` for LOOKUP needs search
 //!    permission on the directory, READDIR re-opens the directory `O_RDONLY`, ACCESS asks
@@ -22,10 +23,12 @@
 //!    executable file may be read). The last READ grant is remembered on the cached descriptor,
 //!    keyed on the caller's ids and groups and the file's owner, group, mode and ctime: a stream of
 //!    READs by one caller pays for the identity switch once, and any chmod/chown/ACL change asks
-//!    again. GETATTR, READLINK, FSSTAT and PATHCONF need no permission on the object (as for
-//!    `stat(2)`/`readlink(2)` once the path is resolved) and run as root on the `O_PATH`
-//!    descriptor, which saves the identity switches; GETATTR of a file in the open-file cache is
-//!    one `fstat` of the cached descriptor.
+//!    again. Answers about an object changed less than [`GRANT_SETTLE_MS`] ago (2.25 s where
+//!    timestamps are whole seconds) are not remembered: two changes within one tick of the clock
+//!    can leave the same ctime (see `LocalFs::grant_key`). GETATTR, READLINK, FSSTAT and
+//!    PATHCONF need no permission on the object (as for `stat(2)`/`readlink(2)` once the path is
+//!    resolved) and run as root on the `O_PATH` descriptor, which saves the identity switches;
+//!    GETATTR of a file in the open-file cache is one `fstat` of the cached descriptor.
 //!
 //! An object whose last link is gone (`st_nlink == 0`, e.g. a file still held open by a local
 //! process or by the open-file cache) is [`Error::Stale`]: it is no longer part of the export.
@@ -42,9 +45,11 @@
 //! * Mounts are not crossed: a LOOKUP whose result is on another device or mount (a mount point inside
 //!   the export) is refused with [`Error::Access`] and logged; READDIRPLUS lists such an entry without
 //!   attributes or handle.
-//! * Limitation: if the export root is not the root of its file system, an object that a local user
-//!   moves out of the exported subtree stays reachable through handles already issued (like knfsd's
-//!   `no_subtree_check`). Export whole file systems where that matters.
+//! * An object a local process moves out of the export is [`Error::Stale`] through the handles
+//!   issued for it, and so is LOOKUP `..` that would lead out: every handle resolution confirms
+//!   that its object is still inside ([`subtree`]: the kernel's subtree check by handle, or the
+//!   path of a cached descriptor). One exception: a file the kernel remembers no link of (its
+//!   dentries evicted since the move) is served, as nothing tells where it is.
 //!
 //! # READDIR (RFC 1813 §3.3.16, §3.3.17)
 //! * The directory is re-opened per call and positioned with `lseek` to the cookie; entries come from
@@ -70,6 +75,7 @@
 
 pub mod cache;
 pub mod listing;
+pub mod subtree;
 pub mod write;
 
 pub use cache::DEFAULT_OPEN_FILES;
@@ -86,7 +92,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rnfs_sys::{identity, IdentityGuard, KernelHandle, Stat, TimeSpec};
 
-use crate::handle::{self, HandleKey, MAX_BODY};
+use crate::handle::{self, ExportKey, HandleKey, MAX_BODY};
 use crate::{
     access, Attr, Backend, CreateMode, Created, DirEntry, DirListing, Error, FileHandle, FileType,
     FsStat, Identity, NodeKind, PathConf, ReadData, Result, SetAttrs, Stability, Timestamp, Wcc,
@@ -125,7 +131,8 @@ const DIRENT_BUF_MAX: usize = 32 * 1024;
 #[derive(Debug)]
 pub struct LocalFs {
     export_id: u32,
-    key: HandleKey,
+    /// Seals this export's handles; derived from the server's key and this root.
+    key: ExportKey,
     /// The export root opened `O_RDONLY|O_DIRECTORY`: the `mount_fd` of `open_by_handle_at` (which
     /// refuses `O_PATH` descriptors) and the anchor of the file system.
     root_fd: OwnedFd,
@@ -133,6 +140,8 @@ pub struct LocalFs {
     root_ino: u64,
     root_mount_id: i32,
     root_handle: FileHandle,
+    /// What tells whether an object is still inside the export (see [`subtree`]).
+    subtree: subtree::Subtree,
     fsid: u64,
     /// Regular files kept open for READ/WRITE/COMMIT (see [`cache`]).
     files: OpenFiles,
@@ -199,6 +208,11 @@ impl LocalFs {
                 "cannot re-open through /proc/self/fd (is /proc mounted?)",
             )
         })?;
+        let subtree = subtree::Subtree::new(root_fd.as_fd(), &kh)
+            .map_err(|e| context(e, "cannot read the root's path in /proc/self/fd"))?;
+        // Handles are bound to this root (see `handle`): the same id with another root, or this
+        // one moved, makes them stale.
+        let key = key.for_export(export_id, &encode_body(&kh), subtree.root_path());
         let root_handle = handle::seal(&key, export_id, &encode_body(&kh));
         Ok(LocalFs {
             export_id,
@@ -208,6 +222,7 @@ impl LocalFs {
             root_ino: st.ino,
             root_mount_id: mount_id,
             root_handle,
+            subtree,
             fsid: st.dev,
             files: OpenFiles::new(DEFAULT_OPEN_FILES),
             paths: PathFds::new(default_path_fds()),
@@ -271,14 +286,25 @@ impl LocalFs {
     /// The digest under which permission `access` (`R_OK`, `X_OK`...) for `who` on an object in
     /// state `st` is remembered (never 0, which means "none"). It covers everything the kernel's
     /// answer depends on: the caller's ids and groups, and the object's owner, group, mode and
-    /// ctime (which chmod, chown and ACL changes all move).
+    /// ctime (which chmod, chown and ACL changes all move). Call it before asking the kernel.
+    ///
+    /// Two changes within one tick of the clock that stamps ctime can leave the same ctime, and
+    /// an ACL change moves neither owner nor mode. The change cookie that would tell (i_version)
+    /// is not given to user space: statx masks `STATX_CHANGE_COOKIE` off. So an object whose
+    /// ctime is not [`settled`] gets a key no other call computes, and its answers are never
+    /// reused; once it is settled, any later change stamps a later ctime.
     pub(crate) fn grant_key(&self, st: &Stat, who: &Identity, access: libc::c_int) -> u64 {
         use std::hash::BuildHasher;
         let object = (st.dev, st.ino, st.uid, st.gid, st.mode);
         let changed = (st.ctime.sec, st.ctime.nsec);
         let caller = (who.uid, who.gid, &who.groups);
+        let once = if settled(st.ctime, std::time::SystemTime::now()) {
+            0
+        } else {
+            UNSETTLED_GRANTS.fetch_add(1, Ordering::Relaxed) + 1
+        };
         self.grant_hasher
-            .hash_one((access, object, changed, caller))
+            .hash_one((access, object, changed, caller, once))
             .max(1)
     }
 
@@ -289,8 +315,8 @@ impl LocalFs {
     }
 
     /// The `O_PATH` descriptor of the object of a verified handle body: from the descriptor cache
-    /// (one `fstat`), else opened as root (and cached if it is a directory). An object without
-    /// links is stale (and leaves the caches).
+    /// (one `fstat` and one `readlinkat`), else opened as root (and cached if it is a directory).
+    /// An object without links, or no longer inside the export, is stale (and leaves the caches).
     ///
     /// Only directories are cached: they are few and each serves many calls (every LOOKUP,
     /// CREATE, REMOVE and READDIR in it). Files are kept open by the open-file cache when they are
@@ -303,8 +329,20 @@ impl LocalFs {
             return Ok((fd, st));
         }
         let kh = decode_body(body)?;
+        let (fd, st) = self.open_inside(&kh, body)?;
+        let fd = Arc::new(PathFd::new(fd));
+        if st.is_dir() {
+            Ok((self.paths.insert(body, fd), st))
+        } else {
+            Ok((fd, st))
+        }
+    }
+
+    /// Opens kernel handle `kh` as an `O_PATH` descriptor, as root. A handle of nothing is
+    /// [`Error::Stale`]; where the object is is not checked here (see [`subtree`]).
+    fn open_handle(&self, kh: &KernelHandle) -> Result<OwnedFd> {
         debug_assert!(!identity::is_switched(), "handles must be resolved as root");
-        let open = || rnfs_sys::open_by_handle_at(self.root_fd.as_fd(), &kh, libc::O_PATH);
+        let open = || rnfs_sys::open_by_handle_at(self.root_fd.as_fd(), kh, libc::O_PATH);
         let mut opened = open();
         // ext4 answers ENOMEM (not ESTALE) when the handle's inode is being evicted at that very
         // moment — after a REMOVE that closed our last descriptor of it, say. The eviction takes
@@ -318,7 +356,7 @@ impl LocalFs {
                 _ => break,
             }
         }
-        let fd = match opened {
+        match opened {
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                 self.out_of_descriptors();
                 open()
@@ -328,20 +366,21 @@ impl LocalFs {
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ESTALE | libc::ENOENT) => Error::Stale,
             _ => Error::from(e),
-        })?;
-        let st = self.stat_linked(fd.as_fd(), body)?;
-        let fd = Arc::new(PathFd::new(fd));
-        if st.is_dir() {
-            Ok((self.paths.insert(body, fd), st))
-        } else {
-            Ok((fd, st))
-        }
+        })
     }
 
-    /// `fstat` of a descriptor of the object `body` names. An object whose last link is gone
-    /// (removed behind our back: by a local process, another export...) leaves the caches and is
-    /// [`Error::Stale`].
+    /// `fstat` of a cached descriptor of the object `body` names. An object whose last link is
+    /// gone (removed behind our back: by a local process, another export...) or that is no longer
+    /// inside the export (moved out: see [`subtree`]) leaves the caches and is [`Error::Stale`].
     fn stat_linked(&self, fd: BorrowedFd<'_>, body: &[u8]) -> Result<Stat> {
+        let st = self.stat_opened(fd, body)?;
+        self.confirm_inside(fd, &st, body)?;
+        Ok(st)
+    }
+
+    /// `fstat` of a descriptor of the object `body` names; an object without links is stale
+    /// (and leaves the caches).
+    fn stat_opened(&self, fd: BorrowedFd<'_>, body: &[u8]) -> Result<Stat> {
         let st = rnfs_sys::fstat(fd)?;
         if st.nlink == 0 {
             self.evict(body);
@@ -423,11 +462,18 @@ impl LocalFs {
         // caller for this directory as it is now (owner, mode, ctime: see `grant_key`), the next
         // lookups skip the identity switch and run as root.
         let grant = self.grant_key(dst, who, libc::X_OK);
-        let find = || -> Result<Option<(Vec<u8>, Stat)>> {
+        // `..` is kept open, to be confirmed below (as root) to lie inside the export.
+        let find = || -> Result<Option<LookedUp>> {
             if dot || dotdot_of_root {
                 return Ok(None);
             }
-            self.describe_child(dfd.as_fd(), &cname).map(Some)
+            if name == b".." {
+                let fd = Self::open_child(dfd.as_fd(), &cname)?;
+                let (body, st) = self.describe_body(fd.as_fd())?;
+                return Ok(Some((body, st, Some(fd))));
+            }
+            let (body, st) = self.describe_child(dfd.as_fd(), &cname)?;
+            Ok(Some((body, st, None)))
         };
         let child = if dfd.search_granted(grant) {
             find()
@@ -453,7 +499,12 @@ impl LocalFs {
             return Ok((fh, self.attr(dst)));
         };
         match child {
-            Ok((body, st)) => Ok((self.seal_body(&body), self.attr(&st))),
+            Ok((body, st, dotdot)) => {
+                if let Some(fd) = dotdot {
+                    self.confirm_inside(fd.as_fd(), &st, &body)?;
+                }
+                Ok((self.seal_body(&body), self.attr(&st)))
+            }
             Err(Error::XDev) => {
                 tracing::warn!(
                     export = self.export_id,
@@ -646,6 +697,9 @@ impl LocalFs {
     }
 }
 
+/// What LOOKUP found by name: its handle body and attributes, and, for `..`, its descriptor.
+type LookedUp = (Vec<u8>, Stat, Option<OwnedFd>);
+
 fn as_caller(who: &Identity) -> Result<IdentityGuard> {
     rnfs_sys::set_thread_identity(who.uid, who.gid, &who.groups).map_err(|e| {
         match e.raw_os_error() {
@@ -727,6 +781,35 @@ fn denied(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY)
     )
+}
+
+/// How old an object's ctime must be before the kernel's permission answers about it are
+/// remembered (see `LocalFs::grant_key`): many ticks of the coarse clock that stamps it.
+pub const GRANT_SETTLE_MS: u64 = 250;
+/// The same for a ctime of whole seconds (ext4 with 128-byte inodes, ext2/ext3; FAT's 2 s): a
+/// ctime without nanoseconds is taken for one.
+pub const GRANT_SETTLE_COARSE_MS: u64 = 2_250;
+
+/// Numbers the keys of answers that must not be reused (see [`LocalFs::grant_key`]).
+static UNSETTLED_GRANTS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether `ctime`, read against the wall clock `now` (read before the kernel is asked), is old
+/// enough that any change after `now` gets another ctime: a change is stamped at most a tick
+/// of the coarse clock before the wall clock, truncated to the file system's granularity.
+fn settled(ctime: TimeSpec, now: std::time::SystemTime) -> bool {
+    use std::time::{Duration, UNIX_EPOCH};
+    let settle_ms = if ctime.nsec == 0 {
+        GRANT_SETTLE_COARSE_MS
+    } else {
+        GRANT_SETTLE_MS
+    };
+    let changed = u64::try_from(ctime.sec)
+        .ok()
+        .and_then(|sec| UNIX_EPOCH.checked_add(Duration::new(sec, ctime.nsec)));
+    changed.is_some_and(|changed| {
+        now.duration_since(changed)
+            .is_ok_and(|age| age >= Duration::from_millis(settle_ms))
+    })
 }
 
 impl Backend for LocalFs {
@@ -1161,8 +1244,10 @@ impl Backend for LocalFs {
 
     /// Closes the cached files not used since the previous call (see [`cache`]).
     fn close_idle_files(&self) {
+        self.check_root_path();
         let idle = self.files.close_idle();
         drop(idle); // outside the cache's lock: may fsync
+        drop(self.files.close_idle_writers());
         drop(self.paths.close_idle());
         drop(self.listings.drop_idle());
     }
@@ -1220,5 +1305,31 @@ mod tests {
             None,
             "formats that do not carry the inode in the clear"
         );
+    }
+
+    /// A ctime is settled once it is older than the margin for its granularity; one in the
+    /// future (a clock stepped back) or before the epoch never is.
+    #[test]
+    fn settled_after_the_margin_for_the_granularity() {
+        let at = |sec, nsec| TimeSpec { sec, nsec };
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        assert!(settled(at(999, 750_000_000), now));
+        assert!(!settled(at(999, 750_000_001), now));
+        // Whole seconds: 2.25 s.
+        assert!(!settled(at(998, 0), now));
+        assert!(settled(at(997, 0), now));
+        assert!(!settled(at(1_000, 1), now));
+        assert!(!settled(at(-1, 5), now));
+        // An unsettled object never gets the same key twice, so no answer about it is reused.
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::new(1, dir.path(), HandleKey::random().unwrap()).unwrap();
+        let mut st = rnfs_sys::fstat(fs.root_fd.as_fd()).unwrap();
+        let who = Identity::root();
+        st.ctime = at(1, 1);
+        let old = fs.grant_key(&st, &who, libc::R_OK);
+        assert_eq!(old, fs.grant_key(&st, &who, libc::R_OK));
+        st.ctime = at(i64::from(u32::MAX), 1);
+        let future = fs.grant_key(&st, &who, libc::R_OK);
+        assert_ne!(future, fs.grant_key(&st, &who, libc::R_OK));
     }
 }

@@ -1360,6 +1360,107 @@ fn reading_does_not_keep_a_file_open_for_writing() {
         .success());
 }
 
+/// Once writes stop, a read-write descriptor is closed after two housekeeping rounds however
+/// busy READ and GETATTR keep it: they need no write permission, so anyone holding the handle
+/// could otherwise keep the file open for writing (and a local `execve` of it failing with
+/// ETXTBSY) for as long as they keep calling. Writes allowed to the caller keep it open.
+#[test]
+fn reads_alone_do_not_keep_a_file_open_for_writing() {
+    let (dir, fs) = setup();
+    let prog = dir.path().join("true");
+    let Ok(bin) = fs::read("/bin/true") else {
+        return eprintln!("skipped: no /bin/true");
+    };
+    put(&prog, &bin, 0o755);
+    let h = lookup(&fs, &fs.root(), "true");
+    let exec = || std::process::Command::new(&prog).status();
+    let (reader, writer) = (user(OTHER), root());
+    fs.write(&writer, &h, 0, &bin[..4], Stability::FileSync)
+        .unwrap();
+    for round in 0..3 {
+        // A writer still writing: the descriptor stays read-write.
+        fs.write(&writer, &h, 0, &bin[..4], Stability::FileSync)
+            .unwrap();
+        fs.close_idle_files();
+        let busy = exec().unwrap_err().raw_os_error();
+        assert_eq!(busy, Some(libc::ETXTBSY), "round {round}: still written");
+    }
+    // Writes stop; a caller who may not write keeps reading, asking attributes and trying to write.
+    for round in 0..2 {
+        assert_eq!(read_all(&fs, &reader, &h), bin);
+        fs.getattr(&reader, &h).unwrap();
+        let denied = fs.write(&reader, &h, 0, b"x", Stability::Unstable);
+        assert_eq!(denied.unwrap_err(), Error::Access);
+        fs.close_idle_files();
+        eprintln!("round {round}: {} open", fs.open_files());
+    }
+    assert!(
+        exec().unwrap().success(),
+        "closed for writing after two rounds"
+    );
+    assert_eq!(
+        read_all(&fs, &reader, &h),
+        bin,
+        "and read-only from then on"
+    );
+    assert!(exec().unwrap().success());
+    assert_eq!(fs::read(&prog).unwrap(), bin);
+}
+
+#[test]
+fn denied_calls_open_nothing() {
+    // Permission is decided before anything is opened: a denied WRITE, SETATTR of the size,
+    // CREATE UNCHECKED with a size or COMMIT neither opens the file nor upgrades a cached
+    // read-only entry (a descriptor open for writing makes execve fail with ETXTBSY).
+    let (dir, fs) = setup();
+    let prog = dir.path().join("true");
+    let Ok(bin) = fs::read("/bin/true") else {
+        return eprintln!("skipped: no /bin/true");
+    };
+    put(&prog, &bin, 0o755);
+    let r = fs.root();
+    let h = lookup(&fs, &r, "true");
+    let other = user(OTHER);
+    let size0 = SetAttrs {
+        size_bytes: Some(0),
+        ..SetAttrs::default()
+    };
+    for cached in [false, true] {
+        let at = if cached {
+            "cached read-only"
+        } else {
+            "not cached"
+        };
+        let denied = [
+            (
+                "WRITE",
+                fs.write(&other, &h, 0, b"x", Stability::Unstable).err(),
+            ),
+            ("SETATTR", fs.setattr(&other, &h, &size0, None).err()),
+            (
+                "CREATE",
+                fs.create(&other, &r, b"true", &CreateMode::Unchecked(size0.clone()))
+                    .err(),
+            ),
+            ("COMMIT", fs.commit(&other, &h, 0, 0).err()),
+        ];
+        for (what, e) in denied {
+            assert_eq!(e, Some(Error::Access), "{what}, {at}");
+        }
+        assert_eq!(fs.open_files(), usize::from(cached), "{at}");
+        let run = std::process::Command::new(&prog).status();
+        assert!(run.as_ref().is_ok_and(|s| s.success()), "{at}: {run:?}");
+        // The caller may read the program: READ caches it read-only.
+        assert_eq!(read_all(&fs, &other, &h), bin);
+    }
+    assert_eq!(fs::read(&prog).unwrap(), bin);
+    // An unreadable file: a denied READ opens nothing either.
+    put(&dir.path().join("secret"), b"s", 0o600);
+    let s = lookup(&fs, &r, "secret");
+    assert_eq!(fs.read(&other, &s, 0, 1).unwrap_err(), Error::Access);
+    assert_eq!(fs.open_files(), 1, "only the program's entry");
+}
+
 /// READ remembers the last permission it granted through a cached descriptor; the memory must
 /// follow every change the answer depends on: the caller, its groups, and the file's mode, owner,
 /// group and ACL (ctime), even when they change within one timestamp tick.
@@ -1480,4 +1581,157 @@ fn remembered_search_permission_follows_the_caller_and_the_directory() {
     for _ in 0..2 {
         assert_eq!(fs.lookup(&member, &d, b"nope").unwrap_err(), Error::NoEnt);
     }
+}
+
+/// Runs itself again in a private mount namespace (`unshare`), where it mounts a file system
+/// whose timestamps are whole seconds (ext4 with 128-byte inodes, from an image): there a change
+/// within the second of the previous one leaves the ctime as it was, even after the server
+/// `fstat`ed it, and an ACL change moves neither owner nor mode. So nothing in a remembered
+/// permission's key moves; a READ or LOOKUP grant made within that second must not be reused.
+#[test]
+fn remembered_permission_is_not_reused_after_a_change_within_one_tick() {
+    const ENV: &str = "RNFS_TEST_COARSE_FS_DIR";
+    if let Some(dir) = std::env::var_os(ENV) {
+        return within_one_tick_inner(Path::new(&dir));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "remembered_permission_is_not_reused_after_a_change_within_one_tick",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(ENV, dir.path())
+        .output();
+    match out {
+        Ok(o) => {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(o.status.success(), "failed in its mount namespace:\n{text}");
+            if let Some(skipped) = text.lines().find(|l| l.starts_with("skipped")) {
+                eprintln!("{skipped}");
+            }
+        }
+        Err(e) => eprintln!("skipped: cannot run unshare: {e}"),
+    }
+}
+
+/// Tries to make the two changes of the test within one second.
+const TICK_ATTEMPTS: usize = 20;
+
+fn within_one_tick_inner(dir: &Path) {
+    let img = dir.join("img");
+    fs::File::create(&img).unwrap().set_len(16 << 20).unwrap();
+    let mnt = dir.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let ok = |cmd: &mut std::process::Command| cmd.output().is_ok_and(|o| o.status.success());
+    let made = ok(std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-I", "128"])
+        .arg(&img))
+        && ok(std::process::Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(&mnt));
+    if !made {
+        return println!("skipped: cannot make and mount an ext4 image with 128-byte inodes");
+    }
+    fs::set_permissions(&mnt, fs::Permissions::from_mode(0o755)).unwrap();
+    let file = mnt.join("f");
+    put(&file, b"data", 0o640);
+    let subdir = mnt.join("d");
+    fs::create_dir(&subdir).unwrap();
+    put(&subdir.join("x"), b"x", 0o644);
+    for p in [&file, &subdir] {
+        std::os::unix::fs::chown(p, Some(OTHER), Some(3000)).unwrap();
+    }
+    let fs = LocalFs::new(1, &mnt, HandleKey::random().unwrap()).unwrap();
+    let (f, d) = (lookup(&fs, &fs.root(), "f"), lookup(&fs, &fs.root(), "d"));
+    // USER is neither owner nor in group 3000: only a named ACL entry lets it in.
+    let reader = user(USER);
+    let key = |p: &Path| {
+        let m = fs::metadata(p).unwrap();
+        (m.ctime(), m.ctime_nsec(), m.mode(), m.uid(), m.gid())
+    };
+    for _ in 0..TICK_ATTEMPTS {
+        set_acl(&file, 0o6, 0o4, Some(0o4));
+        set_acl(&subdir, 0o7, 0o1, Some(0o1));
+        let before = (key(&file), key(&subdir));
+        assert_eq!(read_all(&fs, &reader, &f), b"data", "the ACL grants READ");
+        assert!(
+            fs.lookup(&reader, &d, b"x").is_ok(),
+            "the ACL grants search"
+        );
+        set_acl(&file, 0o6, 0o4, None);
+        set_acl(&subdir, 0o7, 0o1, None);
+        let after = (key(&file), key(&subdir));
+        if after != before {
+            // A second began in between: the ctime moved, which proves nothing. Again.
+            assert_eq!(
+                (after.0 .2, after.1 .2),
+                (before.0 .2, before.1 .2),
+                "modes"
+            );
+            continue;
+        }
+        assert_eq!(
+            fs.read(&reader, &f, 0, 4).unwrap_err(),
+            Error::Access,
+            "READ granted by an ACL entry removed within the same ctime tick"
+        );
+        assert_eq!(
+            fs.lookup(&reader, &d, b"x").unwrap_err(),
+            Error::Access,
+            "LOOKUP granted by an ACL entry removed within the same ctime tick"
+        );
+        return;
+    }
+    panic!("no two changes within one second in {TICK_ATTEMPTS} attempts");
+}
+
+/// Sets the access ACL of `path` (`system.posix_acl_access`, Linux's xattr format): `owner` bits
+/// for the owner, `group` bits for the group and as the mask, none for others, and `named` bits
+/// for user USER if given. The mode's group bits are the mask's, so the mode is the same with or
+/// without the named entry.
+fn set_acl(path: &Path, owner: u16, group: u16, named: Option<u16>) {
+    use std::os::unix::ffi::OsStrExt;
+    const VERSION: u32 = 2;
+    // Entry tags (ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER) and "no id".
+    const USER_OBJ: u16 = 0x01;
+    const NAMED_USER: u16 = 0x02;
+    const GROUP_OBJ: u16 = 0x04;
+    const MASK: u16 = 0x10;
+    const EVERYONE: u16 = 0x20;
+    const NO_ID: u32 = u32::MAX;
+    let mut entries: Vec<(u16, u16, u32)> = vec![(USER_OBJ, owner, NO_ID)];
+    entries.extend(named.map(|bits| (NAMED_USER, bits, USER)));
+    entries.extend([
+        (GROUP_OBJ, group, NO_ID),
+        (MASK, group, NO_ID),
+        (EVERYONE, 0, NO_ID),
+    ]);
+    let mut value = VERSION.to_le_bytes().to_vec();
+    for (tag, bits, id) in entries {
+        value.extend(tag.to_le_bytes());
+        value.extend(bits.to_le_bytes());
+        value.extend(id.to_le_bytes());
+    }
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: both strings are NUL-terminated and `value` is readable for its length, for the
+    // duration of the call.
+    let r = unsafe {
+        libc::setxattr(
+            c_path.as_ptr(),
+            c"system.posix_acl_access".as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setxattr: {}", std::io::Error::last_os_error());
 }

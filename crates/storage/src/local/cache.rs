@@ -28,6 +28,11 @@
 //!   periodically (see `LocalFs::close_idle_files`), so files are not held open for long after
 //!   clients are done with them. Counting calls instead of reading a clock keeps the backend free of
 //!   time.
+//! * [`OpenFiles::close_idle_writers`] does the same for *write* use: a read-write entry with no
+//!   unsynced writes that no granted write used since the previous round leaves the cache, even
+//!   while READs and GETATTRs keep it in use (they need no write permission, so anyone holding the
+//!   handle could otherwise keep the file open for writing, and a local `execve` of it failing,
+//!   forever). The next READ opens it read-only again.
 //! * [`PathFds`] works the same way. Its `O_PATH` descriptors pin their directories: one removed
 //!   by a local process lingers until its entry leaves the cache, which the idle rounds bound to
 //!   a few seconds after its last use.
@@ -63,6 +68,9 @@ pub struct OpenFile {
     /// and of the file's owner, mode and ctime (0 = none): the next READ by the same caller of the
     /// unchanged file skips the identity switch and the permission check (see `open_for_read`).
     read_granted: AtomicU64,
+    /// A granted write used this (read-write) descriptor since the last write-idle round (see
+    /// [`OpenFiles::close_idle_writers`]).
+    written: AtomicBool,
 }
 
 impl OpenFile {
@@ -73,7 +81,14 @@ impl OpenFile {
             dirty: AtomicBool::new(false),
             writeback_errors,
             read_granted: AtomicU64::new(0),
+            written: AtomicBool::new(writable),
         }
+    }
+
+    /// Records that a caller allowed to write is using this descriptor (call it once the
+    /// permission is granted: a denied call must not keep a file open for writing).
+    pub(crate) fn note_write_use(&self) {
+        self.written.store(true, Ordering::Relaxed);
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -316,6 +331,24 @@ pub type OpenFiles = DescriptorCache<Arc<OpenFile>>;
 pub type Evicted = Vec<Arc<OpenFile>>;
 
 impl OpenFiles {
+    /// Takes out every read-write entry with no unsynced writes that no granted write used since
+    /// the previous call, and starts a new write round (see the module docs). Entries with
+    /// unsynced UNSTABLE writes stay until COMMIT syncs them (their descriptor must see any
+    /// write-back error).
+    pub fn close_idle_writers(&self) -> Evicted {
+        let mut lru = lock(&self.inner);
+        let idle: Vec<Vec<u8>> = lru
+            .map
+            .iter()
+            .filter(|(_, slot)| {
+                let f = &slot.value;
+                f.writable() && !f.written.swap(false, Ordering::Relaxed) && !f.is_dirty()
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        idle.iter().filter_map(|key| lru.remove(key)).collect()
+    }
+
     /// Inserts `file` under `key` unless an entry at least as capable is already there (another
     /// thread raced us), and returns the entry now cached plus what left the cache: the loser of
     /// the race or a replaced read-only entry, and least recently used entries beyond the limit.
@@ -367,8 +400,8 @@ impl AsFd for PathFd {
 }
 
 /// The bounded map from kernel-handle bytes to [`PathFd`]: resolving a directory's handle that was
-/// resolved in the last few seconds costs one `fstat` instead of `open_by_handle_at` + `fstat` +
-/// `close`. Same limits and idle rounds as [`OpenFiles`]; dropping a [`PathFd`] only closes a
+/// resolved in the last few seconds costs one `fstat` and one `readlinkat` (its path: still inside
+/// the export? see [`super::subtree`]) instead of `open_by_handle_at` + `fstat` + `close`. Same limits and idle rounds as [`OpenFiles`]; dropping a [`PathFd`] only closes a
 /// descriptor, so entries may be dropped anywhere but under the lock.
 pub type PathFds = DescriptorCache<Arc<PathFd>>;
 

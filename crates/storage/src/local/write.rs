@@ -26,7 +26,10 @@
 //! # Permissions: the kernel's, with RFC 1813 §4.4's two allowances
 //! READ and WRITE (and a SETATTR of the size, and COMMIT) go through descriptors shared by all
 //! callers (see [`super::cache`]), so the caller's permission is asked with
-//! `faccessat2(AT_EACCESS)` on every call. Where the kernel says `EACCES`:
+//! `faccessat2(AT_EACCESS)` on every call, and asked *before* anything is opened for it (on the
+//! cached descriptor, or on the object's `O_PATH` one): a denied call opens nothing. A descriptor
+//! open for writing is felt outside the server (a local `execve` of the file fails with `ETXTBSY`,
+//! read leases break) for as long as it stays cached. Where the kernel says `EACCES`:
 //! * the **owner** may still read and write its file: a client checks permission at `open` and
 //!   keeps using what it opened, e.g. `open(O_CREAT|O_WRONLY, 0444)` followed by writes (tar, git's
 //!   read-only object files), which a stateless server cannot tell from a fresh access
@@ -119,9 +122,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use rnfs_sys::{Stat, TimeArg, TimeSpec};
+use rnfs_sys::{IdentityGuard, Stat, TimeArg, TimeSpec};
 
-use super::cache::OpenFile;
+use super::cache::{OpenFile, PathFd};
 use super::{as_caller, component, encode_body, timestamp, LocalFs};
 use crate::handle;
 use crate::{
@@ -142,56 +145,92 @@ enum Use {
     Write,
 }
 
+/// A regular file as [`LocalFs::find_file`] found it: its open-file cache entry, or its `O_PATH`
+/// descriptor on a miss.
+enum Found {
+    Cached(Arc<OpenFile>),
+    Path(Arc<PathFd>),
+}
+
+impl Found {
+    /// A descriptor of the file to ask permission on (and to re-open from).
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Found::Cached(file) => file.fd(),
+            Found::Path(fd) => fd.as_fd(),
+        }
+    }
+}
+
 impl LocalFs {
     // ---- Open files (READ, WRITE, COMMIT, SETATTR of the size) ----
 
-    /// The open-file cache entry of regular file `fh` and the file's current attributes, opening
-    /// it as root on a miss (read-write when `usage` is [`Use::Write`], replacing a read-only entry).
-    /// A directory is [`Error::IsDir`], other non-regular files [`Error::Inval`], an unlinked file
-    /// [`Error::Stale`]. Call it as root; it checks no permission.
-    fn open_file(&self, fh: &FileHandle, usage: Use) -> Result<(Arc<OpenFile>, Stat)> {
-        let body = handle::open(&self.key, self.export_id, &fh.0)?;
-        let path_fd;
-        let (from, st) = match self.files.get(body) {
-            Some(file) => {
-                let st = self.stat_linked(file.fd(), body)?;
-                if usage == Use::Read || file.writable() {
-                    return Ok((file, st));
-                }
-                // Needs upgrading: re-open the cached descriptor read-write.
-                path_fd = None;
-                (Some(file), st)
-            }
-            None => {
-                let (fd, st) = self.resolve_body(body)?;
-                match st.file_type() {
-                    libc::S_IFREG => {}
-                    libc::S_IFDIR => return Err(Error::IsDir),
-                    // Devices, FIFOs and sockets are not read or written through NFS (and opening
-                    // them could block or have side effects); symlinks are never followed.
-                    _ => return Err(Error::Inval),
-                }
-                path_fd = Some(fd);
-                (None, st)
-            }
-        };
-        let src = match (&from, &path_fd) {
-            (Some(file), _) => file.fd(),
-            (None, Some(fd)) => fd.as_fd(),
-            (None, None) => return Err(Error::ServerFault(0)),
-        };
+    /// Regular file `body` as the open-file cache holds it or, on a miss, its `O_PATH` descriptor
+    /// (which opens nothing for reading or writing), and its current attributes: what a caller's
+    /// permission is asked on before anything is opened for it. A directory is [`Error::IsDir`],
+    /// other non-regular files [`Error::Inval`], an unlinked file [`Error::Stale`]. Call it as root.
+    fn find_file(&self, body: &[u8]) -> Result<(Found, Stat)> {
+        if let Some(file) = self.files.get(body) {
+            let st = self.stat_linked(file.fd(), body)?;
+            return Ok((Found::Cached(file), st));
+        }
+        let (fd, st) = self.resolve_body(body)?;
+        match st.file_type() {
+            libc::S_IFREG => Ok((Found::Path(fd), st)),
+            libc::S_IFDIR => Err(Error::IsDir),
+            // Devices, FIFOs and sockets are not read or written through NFS (and opening them
+            // could block or have side effects); symlinks are never followed.
+            _ => Err(Error::Inval),
+        }
+    }
+
+    /// The open-file cache entry for `usage` of what [`LocalFs::find_file`] found: the cached
+    /// entry if it serves, else the file opened as root (read-write for [`Use::Write`], replacing
+    /// a read-only entry) and cached. Call it as root, once the caller's permission is granted.
+    fn open_found(&self, body: &[u8], found: Found, usage: Use) -> Result<Arc<OpenFile>> {
         let writable = usage == Use::Write;
+        match found {
+            Found::Cached(file) if file.writable() || !writable => return Ok(file),
+            _ => {}
+        }
         let flags = libc::O_NOCTTY
             | if writable {
                 libc::O_RDWR
             } else {
                 libc::O_RDONLY
             };
-        let fd = self.reopen_as_root(src, flags)?;
+        let fd = self.reopen_as_root(found.fd(), flags)?;
         let file = Arc::new(OpenFile::new(fd, writable, self.writeback_errors.clone()));
         let (file, evicted) = self.files.insert(body, file);
         drop(evicted); // after the cache's lock is released: a dirty entry fsyncs when dropped
-        Ok((file, st))
+        Ok(file)
+    }
+
+    /// The cached read-write descriptor of regular file `fh` and the file's attributes, once
+    /// `who` may write it (see the module docs), returned with `who`'s identity in effect (so a
+    /// write through a cached descriptor costs one identity switch). The permission is decided
+    /// before anything is opened for writing: a denied call opens nothing, as a descriptor open
+    /// for writing makes a local `execve` of the file fail with `ETXTBSY` and breaks read leases
+    /// for as long as it stays cached. Call it as root.
+    fn open_for_write(
+        &self,
+        who: &Identity,
+        fh: &FileHandle,
+    ) -> Result<(Arc<OpenFile>, Stat, IdentityGuard)> {
+        let body = handle::open(&self.key, self.export_id, &fh.0)?;
+        let (found, st) = self.find_file(body)?;
+        let as_who = as_caller(who)?;
+        may_use(found.fd(), &st, who, Use::Write)?;
+        match found {
+            Found::Cached(file) if file.writable() => {
+                file.note_write_use();
+                return Ok((file, st, as_who));
+            }
+            _ => drop(as_who), // opened as root: the owner may write a file whatever its mode
+        }
+        let file = self.open_found(body, found, Use::Write)?;
+        file.note_write_use();
+        Ok((file, st, as_caller(who)?))
     }
 
     /// `reopen` as root; when the process is out of descriptors, gives a quarter of the open-file
@@ -224,26 +263,32 @@ impl LocalFs {
         who: &Identity,
         fh: &FileHandle,
     ) -> Result<(Arc<OpenFile>, Stat)> {
-        let (file, st) = self.open_file(fh, Use::Read)?;
+        let body = handle::open(&self.key, self.export_id, &fh.0)?;
+        let (found, st) = self.find_file(body)?;
         // A stream of READs by one caller asks the same question each time: remember the last
         // answer, keyed on everything it depends on (the caller's ids and groups; the file's
         // owner, group, mode and ctime, which chmod, chown and ACL changes all move), so the
         // common case costs no identity switch (6 system calls, there and back) and no
         // faccessat2.
         let grant = self.grant_key(&st, who, libc::R_OK);
-        if !file.read_granted(grant) {
-            let _as = as_caller(who)?;
-            may_use(file.fd(), &st, who, Use::Read)?;
-            file.grant_read(grant);
+        if let Found::Cached(file) = &found {
+            if file.read_granted(grant) {
+                return Ok((file.clone(), st));
+            }
         }
+        {
+            // Asked before anything is opened: a denied call opens nothing.
+            let _as = as_caller(who)?;
+            may_use(found.fd(), &st, who, Use::Read)?;
+        }
+        let file = self.open_found(body, found, Use::Read)?;
+        file.grant_read(grant);
         Ok((file, st))
     }
 
     /// Truncates or extends regular file `fh` to `size` as `who`. Call it as root.
     fn set_size(&self, who: &Identity, fh: &FileHandle, size: u64) -> Result<()> {
-        let (file, st) = self.open_file(fh, Use::Write)?;
-        let _as = as_caller(who)?;
-        may_use(file.fd(), &st, who, Use::Write)?;
+        let (file, _, _as) = self.open_for_write(who, fh)?;
         rnfs_sys::ftruncate(file.fd(), size).map_err(op_error)
     }
 
@@ -260,13 +305,10 @@ impl LocalFs {
         if end.is_none_or(|end| end > i64::MAX as u64) {
             return Err(Error::FBig);
         }
-        let (file, st) = self.open_file(fh, Use::Write)?;
+        let (file, st, as_who) = self.open_for_write(who, fh)?;
         let before = Some(wcc_attr(&self.attr(&st)));
-        let written = {
-            let _as = as_caller(who)?;
-            may_use(file.fd(), &st, who, Use::Write)?;
-            rnfs_sys::pwrite_all(file.fd(), data, offset).map_err(op_error)?
-        };
+        let written = rnfs_sys::pwrite_all(file.fd(), data, offset).map_err(op_error)?;
+        drop(as_who); // syncs run as root
         match stable {
             Stability::Unstable => file.mark_dirty(),
             Stability::DataSync => file.fdatasync().map_err(|_| Error::Io)?,
@@ -289,12 +331,14 @@ impl LocalFs {
     ) -> Result<Wcc> {
         // Any cached descriptor will do for fsync; the one that did the UNSTABLE writes is the one
         // in the cache (it is only ever replaced after being synced).
-        let (file, st) = self.open_file(fh, Use::Read)?;
+        let body = handle::open(&self.key, self.export_id, &fh.0)?;
+        let (found, st) = self.find_file(body)?;
         {
-            // As knfsd: COMMIT needs the permission WRITE needs.
+            // As knfsd: COMMIT needs the permission WRITE needs (asked before anything opens).
             let _as = as_caller(who)?;
-            may_use(file.fd(), &st, who, Use::Write)?;
+            may_use(found.fd(), &st, who, Use::Write)?;
         }
+        let file = self.open_found(body, found, Use::Read)?;
         let before = Some(wcc_attr(&self.attr(&st)));
         file.fsync().map_err(|_| Error::Io)?;
         let after = rnfs_sys::fstat(file.fd()).ok().map(|s| self.attr(&s));
