@@ -231,6 +231,16 @@ fn status(d: &Value) -> String {
             ),
         ),
         (
+            "reply memory",
+            format!(
+                "{} of {} held by replies not yet sent; {} requests waited, {} connections shed",
+                bytes(n(&d["reply_memory"]["held"])),
+                bytes(n(&d["reply_memory"]["max"])),
+                d["reply_memory"]["waits"],
+                d["reply_memory"]["connections_shed"]
+            ),
+        ),
+        (
             "READ data",
             format!(
                 "{} zero-copy, {} buffered",

@@ -13,7 +13,10 @@
 //!   fragments, fragments adding up past `record_bytes_max`) closes the connection, logged;
 //! * 10,000 idle connections from many loopback addresses against `connections_max` = 8192: the
 //!   idlest are closed to admit newcomers, and a new honest client is served at once;
-//! * too many connections from one address: refused at once, logged;
+//! * at `client_connections_max`, a newcomer from that address closes its idlest connection;
+//!   refused (logged) only when every one of that client's connections is busy;
+//! * 64 connections that pipeline 1 MiB READs and never read the replies: reply memory bounded by
+//!   `reply_bytes_max`, an honest client's p99 and maximum latency bounded;
 //! * a client that never reads its replies: disconnected after `send_stall_ms_max`, its READ
 //!   loans returned (in process, to see the loan table);
 //! * a client that sends one byte a second: cut off after `record_receive_ms_max`, logged.
@@ -1153,30 +1156,380 @@ fn ten_thousand_idle_connections_do_not_lock_out_honest_clients() {
     assert_peak_rss("10,000 idle connections", pid, 160.0);
 }
 
+/// Opens a TCP connection from `from` (any port) with nothing sent.
+fn connect_from(from: IpAddr, addr: SocketAddr) -> TcpStream {
+    rnfs_client::tcp_connect_from(SocketAddr::new(from, 0), addr, Duration::from_secs(5)).unwrap()
+}
+
+/// Connects from `from` with a `rcvbuf`-byte receive buffer (set before connecting, so the window
+/// stays that small): replies larger than that stay queued at the server while nobody reads.
+fn small_window_connect(from: IpAddr, addr: SocketAddr, rcvbuf: usize) -> TcpStream {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).unwrap();
+    s.set_recv_buffer_size(rcvbuf).unwrap();
+    s.bind(&SocketAddr::new(from, 0).into()).unwrap();
+    s.connect_timeout(&addr.into(), Duration::from_secs(5))
+        .unwrap();
+    let s: TcpStream = s.into();
+    s.set_nodelay(true).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// `reads` pipelined READs of `count` bytes of `file` (offsets cycling over `file_mib` MiB) as
+/// one buffer of records.
+fn read_records(file: &nfs_fh3, reads: u32, count: u32, file_mib: u32, xid_base: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..reads {
+        let args = to_bytes(&READ3args {
+            file: file.clone(),
+            offset: u64::from(i % file_mib) << 20,
+            count,
+        });
+        out.extend(record(&call(xid_base + i, NFS_PROGRAM, 3, 6, &args)));
+    }
+    out
+}
+
+/// At `client_connections_max`, a newcomer from that address is admitted by closing that client's
+/// idlest connection (one with nothing in flight), as Linux's nfsd closes the oldest temporary
+/// connection; only when every one of its connections is busy is the newcomer refused. Other
+/// addresses are not affected.
 #[test]
-fn too_many_connections_from_one_client_are_refused() {
-    let srv = server_with_limits("client_connections_max = 16");
+fn at_the_per_client_limit_the_clients_idlest_connection_makes_room() {
+    const PER_CLIENT: usize = 8;
+    let srv = server_with_limits(&format!("client_connections_max = {PER_CLIENT}"));
     let addr = srv.tcp_addr();
+    write_random_file(&srv.export().join("big"), 8 << 20, 2);
+    chown(&srv.export().join("big"), UID, UID);
     let honest = Honest::start(addr, &srv.mount_path(), "data");
-    let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 77)), 0);
-    let conns: Vec<TcpStream> = (0..40)
-        .map(|_| rnfs_client::tcp_connect_from(from, addr, Duration::from_secs(5)).unwrap())
-        .collect();
-    std::thread::sleep(Duration::from_millis(500));
-    let closed = conns.iter().filter(|s| closed_by_server(s)).count();
-    assert_eq!(closed, 40 - 16, "all but client_connections_max refused");
+
+    // The per-client maximum of idle connections from one address, oldest first.
+    let idle_from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 77));
+    let mut idle = Vec::new();
+    for _ in 0..PER_CLIENT {
+        idle.push(connect_from(idle_from, addr));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        idle.iter().all(|s| !closed_by_server(s)),
+        "the first {PER_CLIENT} connections are all kept"
+    );
+    // An active newcomer from that address is served; the idlest (the oldest) is closed for it.
+    let mut served = Vec::new();
+    for round in 0..3 {
+        let t = Instant::now();
+        let mut active = Client::connect_tcp_from(SocketAddr::new(idle_from, 0), addr)
+            .unwrap()
+            .with_auth_sys(UID, UID, &[UID]);
+        active.set_timeout(Duration::from_secs(5)).unwrap();
+        let r = active.null();
+        let took = t.elapsed();
+        println!("newcomer {round} from {idle_from} at the per-client limit: {r:?} in {took:?}");
+        r.unwrap_or_else(|e| panic!("newcomer {round} at the per-client limit not served: {e}"));
+        assert!(
+            took < HONEST_LATENCY_MAX,
+            "newcomer {round} waited {took:?}"
+        );
+        served.push(active);
+        std::thread::sleep(Duration::from_millis(100));
+        let closed: Vec<usize> = (0..PER_CLIENT)
+            .filter(|&i| closed_by_server(&idle[i]))
+            .collect();
+        assert_eq!(
+            closed,
+            (0..=round).collect::<Vec<_>>(),
+            "each newcomer closes the idlest connection left (the oldest)"
+        );
+    }
+    for (i, c) in served.iter_mut().enumerate() {
+        c.null()
+            .unwrap_or_else(|e| panic!("admitted newcomer {i} closed: {e}"));
+    }
+
+    // Every connection of another address busy (a 1 MiB READ reply it does not read): a newcomer
+    // from it is refused at once.
+    let busy_from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 78));
+    let mut c = Client::connect_tcp(addr)
+        .unwrap()
+        .with_auth_sys(UID, UID, &[UID]);
+    let root = c.mount(srv.mount_path().as_bytes()).unwrap();
+    let big = c.lookup(&root, b"big").unwrap().object;
+    let mut busy = Vec::new();
+    for i in 0..PER_CLIENT {
+        let mut s = small_window_connect(busy_from, addr, 4096);
+        s.write_all(&read_records(&big, 4, 1 << 20, 8, 100 * i as u32))
+            .unwrap();
+        busy.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let refused = connect_from(busy_from, addr);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        closed_by_server(&refused),
+        "a newcomer is refused when all of its client's connections are busy"
+    );
+    println!(
+        "newcomer from a client whose {PER_CLIENT} connections are busy: refused within {:?}",
+        t.elapsed()
+    );
+    assert!(
+        busy.iter().all(|s| !closed_by_server(s)),
+        "busy connections are never closed to make room"
+    );
     // Another address is not affected.
     let mut other = Client::connect_tcp_from(
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 78)), 0),
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 79)), 0),
         addr,
     )
     .unwrap();
     other.null().unwrap();
-    honest.finish("per-client cap");
+    drop(busy);
+    honest.finish("per-client limit");
+    assert_eq!(
+        log_count(
+            &srv,
+            "client connection limit reached: closing its idlest connection"
+        ),
+        3,
+        "each eviction is logged"
+    );
     assert_eq!(
         log_count(&srv, "refusing connection: too many from this client"),
-        40 - 16,
-        "each refusal is logged"
+        1,
+        "the refusal is logged"
+    );
+}
+
+// ---- replies nobody reads -----------------------------------------------------------------------
+
+/// `rnfsd ctl --json status`'s `reply_memory` object, as text.
+fn reply_memory_status(srv: &TestServer) -> serde_json::Value {
+    let out = run_bounded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_rnfsd"))
+            .arg("ctl")
+            .arg("--state-dir")
+            .arg(srv.state_dir())
+            .args(["--json", "status"]),
+        Duration::from_secs(10),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["data"]["reply_memory"].clone()
+}
+
+/// Sorted latencies: (p50, p99, max).
+fn percentiles(v: &mut [Duration]) -> (Duration, Duration, Duration) {
+    v.sort();
+    let at = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    (at(0.50), at(0.99), at(1.0))
+}
+
+/// The honest client of the reply-budget test: GETATTR and a 64 KiB READ in a loop, each timed.
+struct Timed {
+    getattr: Vec<Duration>,
+    read: Vec<Duration>,
+    errors: Vec<String>,
+}
+
+fn timed_honest(
+    from: IpAddr,
+    addr: SocketAddr,
+    mount_path: &str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Timed> {
+    let mut c = Client::connect_tcp_from(SocketAddr::new(from, 0), addr)
+        .unwrap()
+        .with_auth_sys(UID, UID, &[UID]);
+    c.set_timeout(Duration::from_secs(10)).unwrap();
+    let root = c.mount(mount_path.as_bytes()).unwrap();
+    let fh = c.lookup(&root, b"data").unwrap().object;
+    std::thread::spawn(move || {
+        let mut t = Timed {
+            getattr: Vec::new(),
+            read: Vec::new(),
+            errors: Vec::new(),
+        };
+        let started = Instant::now();
+        while !stop.load(Ordering::Relaxed) && started.elapsed() < HONEST_RUN_MAX {
+            let at = Instant::now();
+            match c.getattr(&fh) {
+                Ok(_) => t.getattr.push(at.elapsed()),
+                Err(e) => t
+                    .errors
+                    .push(format!("GETATTR: {e} after {:?}", at.elapsed())),
+            }
+            let at = Instant::now();
+            match c.read(&fh, 0, 64 << 10) {
+                Ok(r) if r.data.len() == 64 << 10 => t.read.push(at.elapsed()),
+                Ok(r) => t.errors.push(format!("READ: {} bytes", r.data.len())),
+                Err(e) => t.errors.push(format!("READ: {e} after {:?}", at.elapsed())),
+            }
+            if t.errors.len() > 5 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        t
+    })
+}
+
+const ATTACK_CONNECTIONS: usize = 64;
+const ATTACK_READS: u32 = 32;
+const ATTACK_FILE_MIB: u32 = 32;
+/// How long the attackers hold their replies unread while the honest client is timed.
+const ATTACK_HOLD: Duration = Duration::from_secs(4);
+
+/// 64 connections from one address, each with a 4 KiB receive buffer, pipeline 32 READs of 1 MiB
+/// (about 250 KB sent in all) and read nothing. Replies built but not sent are bounded by
+/// `reply_bytes_max` (128 MiB by default): the server's peak RSS stays below 256 MiB (it was
+/// 1.6 GiB, one heap buffer per READ once the loan slots were busy), and an honest client on
+/// another address keeps being served: GETATTR and 64 KiB READs, p99 and maximum latency bounded.
+fn unread_replies_attack(limits: &str, what: &str, connections: usize) {
+    let srv = server_with_limits(limits);
+    let pid = srv.pid().unwrap();
+    let addr = srv.tcp_addr();
+    write_random_file(
+        &srv.export().join("big"),
+        u64::from(ATTACK_FILE_MIB) << 20,
+        2,
+    );
+    chown(&srv.export().join("big"), UID, UID);
+    let mut c = Client::connect_tcp(addr)
+        .unwrap()
+        .with_auth_sys(UID, UID, &[UID]);
+    let root = c.mount(srv.mount_path().as_bytes()).unwrap();
+    let big = c.lookup(&root, b"big").unwrap().object;
+    drop(c);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let honest = timed_honest(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)),
+        addr,
+        &srv.mount_path(),
+        stop.clone(),
+    );
+    // Server RSS sampled every 10 ms (VmHWM gives the peak too).
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut most = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                most = most.max(proc_status_kib(pid, "VmRSS"));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            most
+        })
+    };
+    let rss_before = proc_status_kib(pid, "VmRSS") as f64 / 1024.0;
+    let t = Instant::now();
+    let mut sent = 0usize;
+    let mut attackers = Vec::new();
+    for i in 0..connections {
+        // 64 per address (client_connections_max), from 127.0.0.1, then 127.0.0.2, ...
+        let attacker = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i / 64) as u8));
+        let mut s = small_window_connect(attacker, addr, 4096);
+        let records = read_records(
+            &big,
+            ATTACK_READS,
+            1 << 20,
+            ATTACK_FILE_MIB,
+            1000 * i as u32,
+        );
+        sent += records.len();
+        s.write_all(&records).unwrap();
+        attackers.push(s);
+    }
+    let sent_in = t.elapsed();
+    std::thread::sleep(ATTACK_HOLD.saturating_sub(t.elapsed()));
+    let rss_held = proc_status_kib(pid, "VmRSS") as f64 / 1024.0;
+    let during = reply_memory_status(&srv);
+    stop.store(true, Ordering::Relaxed);
+    let mut timed = honest.join().unwrap();
+    let rss_sampled = sampler.join().unwrap() as f64 / 1024.0;
+    drop(attackers);
+    let peak = peak_rss_mib(pid);
+    let (g50, g99, gmax) = percentiles(&mut timed.getattr);
+    let (r50, r99, rmax) = percentiles(&mut timed.read);
+    println!(
+        "{what}: {connections} connections x {ATTACK_READS} READs of 1 MiB ({sent} bytes \
+         sent in {sent_in:?}), unread for {ATTACK_HOLD:?}: server RSS {rss_before:.1} MiB before, \
+         {rss_held:.1} MiB at the end, sampled peak {rss_sampled:.1} MiB, VmHWM {peak:.1} MiB; \
+         {} attacking connections shed",
+        log_count(
+            &srv,
+            "its replies have not moved while others wait for reply memory"
+        )
+    );
+    println!(
+        "{what}: honest client on 127.0.0.9: {} GETATTR p50 {g50:?} p99 {g99:?} max {gmax:?}; \
+         {} READ 64 KiB p50 {r50:?} p99 {r99:?} max {rmax:?}; errors {:?}",
+        timed.getattr.len(),
+        timed.read.len(),
+        timed.errors
+    );
+    // The server is still serving, and lets go of what the attack held: every charge returns.
+    let mut after = Client::connect_tcp(addr).unwrap();
+    after.null().unwrap();
+    let t = Instant::now();
+    let mut now = reply_memory_status(&srv);
+    while now["held"] != 0 && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+        now = reply_memory_status(&srv);
+    }
+    println!(
+        "{what}: reply memory at the end of the attack {during}; {now} {:?} after the attackers left",
+        t.elapsed()
+    );
+    assert_eq!(now["held"], 0, "{what}: reply memory still held: {now}");
+    assert!(
+        timed.errors.is_empty(),
+        "{what}: honest client failed: {:?}",
+        timed.errors
+    );
+    assert!(
+        timed.getattr.len() >= 20 && timed.read.len() >= 20,
+        "{what}: the honest client was hardly served"
+    );
+    assert!(
+        g99 < HONEST_P99_MAX && r99 < HONEST_P99_MAX,
+        "{what}: honest p99 GETATTR {g99:?}, READ {r99:?} (bound {HONEST_P99_MAX:?})"
+    );
+    assert!(
+        gmax < HONEST_LATENCY_MAX && rmax < HONEST_LATENCY_MAX,
+        "{what}: an honest call took GETATTR {gmax:?}, READ {rmax:?}"
+    );
+    assert_peak_rss(what, pid, 256.0);
+}
+
+/// The p99 an honest client may see while others hold unread replies.
+const HONEST_P99_MAX: Duration = Duration::from_millis(300);
+
+#[test]
+fn unread_replies_are_bounded_by_reply_bytes_max() {
+    unread_replies_attack("", "unread replies (default limits)", ATTACK_CONNECTIONS);
+}
+
+/// The same attack with zero-copy off: every READ reply is a heap buffer.
+#[test]
+fn unread_buffered_replies_are_bounded_by_reply_bytes_max() {
+    unread_replies_attack(
+        "zero_copy_min_bytes = 0",
+        "unread replies (zero-copy off)",
+        ATTACK_CONNECTIONS,
+    );
+}
+
+/// Eight times the connections, from eight addresses: most hold one reply or none, and every
+/// new one queues for reply memory, yet the honest client (whose replies were sent) waits behind
+/// at most one of them.
+#[test]
+fn unread_replies_from_many_connections_are_bounded_by_reply_bytes_max() {
+    unread_replies_attack(
+        "",
+        "unread replies (512 connections)",
+        8 * ATTACK_CONNECTIONS,
     );
 }
 

@@ -195,3 +195,75 @@ fn missing_export_directory_fails_loudly() {
         out.describe()
     );
 }
+
+/// Runs `serve --config` with `toml` (the export is a fresh directory); returns its output.
+fn serve_config_once(toml: &str) -> ToolOutput {
+    let scratch = tempfile::tempdir().unwrap();
+    let export = scratch.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    let config = scratch.path().join("rnfsd.toml");
+    let text = format!("[[export]]\npath = \"{}\"\n{toml}", export.display());
+    std::fs::write(&config, text).unwrap();
+    let ready = scratch.path().join("ready");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rnfsd"));
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--state-dir")
+        .arg(scratch.path().join("state"))
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg("--portmap")
+        .arg("off");
+    let out = run_bounded(&mut cmd, Duration::from_secs(20));
+    assert!(
+        !ready.exists(),
+        "ready file written although serving failed"
+    );
+    out
+}
+
+/// Limits that used to hang every request (`fs_workers_max = 0`), panic every connection task
+/// (`connection_requests_max = 0`) or make FSINFO advertise sizes the WRITE decoder refuses
+/// (`transfer_bytes_max` above 1 MiB) stop the server at start, naming the key.
+#[test]
+fn bad_limits_stop_the_server_at_start_naming_the_key() {
+    for (limit, expect) in [
+        ("fs_workers_max = 0", "limits.fs_workers_max = 0"),
+        (
+            "connection_requests_max = 0",
+            "limits.connection_requests_max = 0",
+        ),
+        (
+            "transfer_bytes_max = 4194304",
+            "limits.transfer_bytes_max = 4194304",
+        ),
+        (
+            "transfer_bytes_max = 1048576\nrecord_bytes_max = 1048576",
+            "limits.record_bytes_max = 1048576",
+        ),
+    ] {
+        let out = serve_config_once(&format!(
+            "[[export.client]]\nmatch = \"127.0.0.1\"\n[limits]\n{limit}\n"
+        ));
+        assert!(
+            !out.success() && out.stderr.contains(expect),
+            "{limit}: the server should refuse to start, naming {expect:?}: {}",
+            out.describe()
+        );
+    }
+}
+
+/// An IPv4-mapped client network shorter than /96 would cover more than IPv4 clients: refused at
+/// start with a clear error (it used to compute a wrong mask, or panic in a debug build).
+#[test]
+fn mapped_ipv4_networks_shorter_than_96_bits_are_refused() {
+    let out = serve_config_once("[[export.client]]\nmatch = \"::ffff:127.0.0.0/64\"\n");
+    assert!(
+        !out.success() && out.stderr.contains("::ffff:127.0.0.0/64") && out.stderr.contains("96"),
+        "the server should refuse the rule and say why: {}",
+        out.describe()
+    );
+}

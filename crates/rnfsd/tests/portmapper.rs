@@ -197,3 +197,132 @@ echo "== stop"; kill -TERM $R; wait $R; echo "rnfsd exit $?"
         out.describe()
     );
 }
+
+// ---- who may change registrations ------------------------------------------------------------
+// rnfsd's portmapper answers on every listener, the NFS port included, so these tests need no
+// namespace: they attack it there with a raw ONC RPC client, as any local user could.
+
+use std::net::SocketAddr;
+
+use rnfs_client::portmap::{
+    mapping, IPPROTO_TCP, PMAPPROC_SET, PMAPPROC_UNSET, PMAP_PROG, PMAP_VERS,
+};
+use rnfs_client::Client;
+
+/// A program number from the range RFC 5531 §8.3 leaves to local use.
+const PROG: u32 = 0x2000_1234;
+
+/// A client of `srv`'s portmapper over TCP or UDP from 127.0.0.1, from a privileged source port
+/// or an ephemeral one, with its socket created while this thread's fsuid is `owner` (the kernel
+/// records that uid as the socket's owner).
+fn caller(srv: &TestServer, udp: bool, privileged: bool, owner: u32) -> Client {
+    let _as_owner = (owner != 0).then(|| rnfs_sys::set_thread_identity(owner, owner, &[]).unwrap());
+    let mut last = None;
+    for i in 0..200u16 {
+        let port = if privileged {
+            600 + (u16::try_from(std::process::id() % 400).unwrap() + i * 7) % 423
+        } else {
+            0
+        };
+        let local = SocketAddr::from(([127, 0, 0, 1], port));
+        let c = if udp {
+            Client::connect_udp_from(local, srv.udp_addr())
+        } else {
+            Client::connect_tcp_from(local, srv.tcp_addr())
+        };
+        match c {
+            Ok(c) => return c,
+            Err(e) => last = Some(e),
+        }
+    }
+    panic!("no free source port on 127.0.0.1: {last:?}");
+}
+
+fn change(c: &mut Client, proc_num: u32, vers: u32, port: u32) -> bool {
+    let m = mapping {
+        prog: PROG,
+        vers,
+        prot: IPPROTO_TCP,
+        port,
+    };
+    c.call_decode(PMAP_PROG, PMAP_VERS, proc_num, &m).unwrap()
+}
+
+fn registered_port(srv: &TestServer, vers: u32) -> u32 {
+    let mut c = Client::connect_tcp(srv.tcp_addr()).unwrap();
+    c.portmap_getport(PROG, vers, IPPROTO_TCP).unwrap()
+}
+
+/// SET and UNSET from an unprivileged source port (what any local user has) are refused; a
+/// privileged local caller registers, and only the registration's owner or root removes it.
+#[test]
+fn only_privileged_local_callers_change_registrations_and_only_owners_remove_them() {
+    require_root("privileged source ports and another uid's sockets");
+    let srv = TestServer::start_default();
+    for udp in [false, true] {
+        let mut anyone = caller(&srv, udp, false, 0);
+        assert!(
+            !change(&mut anyone, PMAPPROC_SET, 1, 4000),
+            "SET from an unprivileged port was accepted (udp: {udp})"
+        );
+        assert_eq!(registered_port(&srv, 1), 0);
+    }
+    // Root from a privileged port registers version 1 (over TCP) and version 2 (over UDP).
+    assert!(change(
+        &mut caller(&srv, false, true, 0),
+        PMAPPROC_SET,
+        1,
+        4001
+    ));
+    assert!(change(
+        &mut caller(&srv, true, true, 0),
+        PMAPPROC_SET,
+        2,
+        4002
+    ));
+    assert_eq!(
+        (registered_port(&srv, 1), registered_port(&srv, 2)),
+        (4001, 4002)
+    );
+    // Nobody without a privileged port removes it, over either transport.
+    for udp in [false, true] {
+        assert!(
+            !change(&mut caller(&srv, udp, false, 0), PMAPPROC_UNSET, 1, 0),
+            "UNSET from an unprivileged port was accepted (udp: {udp})"
+        );
+    }
+    assert_eq!(
+        registered_port(&srv, 1),
+        4001,
+        "another service's entry survives"
+    );
+    // A privileged caller running as uid 2000 cannot remove root's entry, but owns its own.
+    let mut user = caller(&srv, false, true, 2000);
+    assert!(
+        !change(&mut user, PMAPPROC_UNSET, 1, 0),
+        "uid 2000 removed root's entry"
+    );
+    assert_eq!(registered_port(&srv, 1), 4001);
+    assert!(change(&mut user, PMAPPROC_SET, 3, 4003));
+    assert_eq!(registered_port(&srv, 3), 4003);
+    assert!(
+        change(&mut user, PMAPPROC_UNSET, 3, 0),
+        "the owner removes its own entry"
+    );
+    assert_eq!(registered_port(&srv, 3), 0);
+    // Root removes anyone's.
+    assert!(change(&mut user, PMAPPROC_SET, 3, 4003));
+    assert!(change(
+        &mut caller(&srv, true, true, 0),
+        PMAPPROC_UNSET,
+        3,
+        0
+    ));
+    assert!(change(
+        &mut caller(&srv, false, true, 0),
+        PMAPPROC_UNSET,
+        1,
+        0
+    ));
+    assert_eq!((registered_port(&srv, 1), registered_port(&srv, 3)), (0, 0));
+}

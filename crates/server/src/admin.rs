@@ -373,6 +373,13 @@ impl Admin {
                 "lent_total": loans.lent_total,
                 "exhausted": loans.exhausted,
             },
+            "reply_memory": {
+                "held": r.registry.budget.held(),
+                "max": r.registry.budget.max(),
+                "waits": load(&r.registry.budget.waits),
+                "connections_shed": load(&r.registry.budget.shed),
+                "overruns": load(&r.registry.budget.overruns),
+            },
             "write_verifier": hex(&r.service.write_verifier()),
             "read_bytes": {
                 "zero_copy": load(&c.read_bytes_spliced),
@@ -420,7 +427,8 @@ impl Admin {
                     "idle_ms": now.saturating_sub(load(&c.last_active_ms)),
                     "requests_served": load(&c.requests_served),
                     "in_flight": reqs.len(),
-                    "queued": at(Stage::Queued),
+                    // Waiting for reply memory is waiting before running, as queued is.
+                    "queued": at(Stage::Queued) + at(Stage::Budget),
                     "in_fs": at(Stage::Fs),
                     "sending": at(Stage::Sending),
                     "bytes_in": load(&c.bytes_in),
@@ -734,6 +742,7 @@ fn stage_name(s: Stage) -> &'static str {
         Stage::Queued => "queued",
         Stage::Fs => "fs",
         Stage::Sending => "send",
+        Stage::Budget => "reply_memory",
     }
 }
 

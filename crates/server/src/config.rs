@@ -43,8 +43,19 @@ pub enum ConfigError {
     Parse(#[from] toml::de::Error),
     #[error("invalid client match {0:?}: expected CIDR, address, host name or \"*\"")]
     BadMatch(String),
+    #[error(
+        "invalid client match {0:?}: an IPv4-mapped network (::ffff:a.b.c.d/n) needs n of at \
+         least 96; write the IPv4 network instead"
+    )]
+    MappedPrefix(String),
     #[error("export {0:?}: {1}")]
     Export(String, String),
+    #[error("limits.{key} = {value}: {why}")]
+    Limit {
+        key: &'static str,
+        value: u64,
+        why: String,
+    },
 }
 
 /// The whole configuration file.
@@ -157,6 +168,11 @@ pub struct Limits {
     /// Time allowed for one reply's send to make progress; a client that stops reading its
     /// replies is disconnected after it, which returns the replies' loans.
     pub send_stall_ms_max: u64,
+    /// Bytes of replies being built or waiting to be sent, all connections together (zero-copy
+    /// READ data included). Past it, connections holding unsent replies are not read until theirs
+    /// are sent, others wait their turn, and connections whose replies have not moved for a while
+    /// are closed to make room.
+    pub reply_bytes_max: usize,
     /// At SIGTERM, how long requests in flight get to finish before the server exits anyway.
     pub shutdown_grace_ms: u64,
 }
@@ -180,8 +196,141 @@ impl Default for Limits {
             idle_timeout_ms: 6 * 60 * 1000,
             record_receive_ms_max: 30_000,
             send_stall_ms_max: 60_000,
+            reply_bytes_max: 128 << 20,
             shutdown_grace_ms: 5000,
         }
+    }
+}
+
+/// Smallest READ/WRITE transfer FSINFO may advertise: RFC 1813 §3.3.19 expects clients to handle
+/// any size, but one page is the least that keeps a client's I/O sane.
+pub const TRANSFER_BYTES_MIN: u32 = 4096;
+/// Room a record needs around the largest WRITE's data: RPC header, credential (at most 400 bytes
+/// of body and 400 of verifier, RFC 5531 §8.2), handle, offsets and the record marker.
+pub const RECORD_HEADROOM_BYTES: usize = 4096;
+
+impl Limits {
+    /// Checks every limit on its own and the relations between them, naming the key at fault.
+    /// Run when a configuration is loaded (at start and at `exports reload`) and by
+    /// [`crate::serve_with`], so no limit reaches the server unchecked: a zero worker count would
+    /// hang every request, a zero per-connection count would stop every connection.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        const MIB: u64 = 1 << 20;
+        const HOUR_MS: u64 = 3_600_000;
+        // (key, value, least, most): the upper bounds keep a typo from allocating without bound
+        // (slots, channels and threads are sized from these at start).
+        let ranges: [(&'static str, u64, u64, u64); 18] = [
+            (
+                "record_bytes_max",
+                self.record_bytes_max as u64,
+                8192,
+                64 * MIB,
+            ),
+            (
+                "record_fragments_max",
+                self.record_fragments_max as u64,
+                1,
+                65_536,
+            ),
+            ("connections_max", self.connections_max as u64, 1, 1 << 20),
+            (
+                "connection_requests_max",
+                self.connection_requests_max as u64,
+                1,
+                4096,
+            ),
+            ("fs_workers_max", self.fs_workers_max as u64, 1, 1024),
+            (
+                "transfer_bytes_max",
+                u64::from(self.transfer_bytes_max),
+                u64::from(TRANSFER_BYTES_MIN),
+                rnfs_nfs3::WRITE_DATA_MAX_BYTES.min(rnfs_nfs3::READ_DATA_MAX_BYTES) as u64,
+            ),
+            ("loans_max", self.loans_max as u64, 1, 65_536),
+            (
+                "zero_copy_min_bytes",
+                u64::from(self.zero_copy_min_bytes),
+                0,
+                u64::from(u32::MAX),
+            ),
+            ("stall_bound_ms", self.stall_bound_ms, 100, HOUR_MS),
+            ("drc_entries_max", self.drc_entries_max as u64, 1, 1 << 22),
+            (
+                "drc_bytes_max",
+                self.drc_bytes_max as u64,
+                64 << 10,
+                4096 * MIB,
+            ),
+            (
+                "client_connections_max",
+                self.client_connections_max as u64,
+                1,
+                1 << 20,
+            ),
+            (
+                "requests_in_flight_max",
+                self.requests_in_flight_max as u64,
+                1,
+                1 << 20,
+            ),
+            ("idle_timeout_ms", self.idle_timeout_ms, 1000, 24 * HOUR_MS),
+            (
+                "record_receive_ms_max",
+                self.record_receive_ms_max,
+                100,
+                HOUR_MS,
+            ),
+            ("send_stall_ms_max", self.send_stall_ms_max, 100, HOUR_MS),
+            ("shutdown_grace_ms", self.shutdown_grace_ms, 0, HOUR_MS),
+            (
+                "reply_bytes_max",
+                self.reply_bytes_max as u64,
+                64 << 10,
+                64 * 1024 * MIB,
+            ),
+        ];
+        for (key, value, least, most) in ranges {
+            if !(least..=most).contains(&value) {
+                return Err(ConfigError::Limit {
+                    key,
+                    value,
+                    why: format!("must be between {least} and {most}"),
+                });
+            }
+        }
+        self.check_relations()
+    }
+
+    /// The relations between limits that the server relies on.
+    fn check_relations(&self) -> Result<(), ConfigError> {
+        let record_least = self.transfer_bytes_max as usize + RECORD_HEADROOM_BYTES;
+        if self.record_bytes_max < record_least {
+            return Err(ConfigError::Limit {
+                key: "record_bytes_max",
+                value: self.record_bytes_max as u64,
+                why: format!(
+                    "must be at least transfer_bytes_max + {RECORD_HEADROOM_BYTES} = {record_least}, \
+                     or the largest WRITE FSINFO advertises could not arrive"
+                ),
+            });
+        }
+        // Every reply is charged before it is built: the largest one a call can ask for must fit,
+        // or that call could never run (see crate::outgoing). A UDP reply is charged twice (it is
+        // copied into its datagram).
+        let small = crate::outgoing::REPLY_SMALL_BYTES;
+        let udp_payload = crate::service::Transport::Udp.payload_bytes_max(self) as usize;
+        let reply_least = (self.transfer_bytes_max as usize + small).max(2 * (udp_payload + small));
+        if self.reply_bytes_max < reply_least {
+            return Err(ConfigError::Limit {
+                key: "reply_bytes_max",
+                value: self.reply_bytes_max as u64,
+                why: format!(
+                    "must be at least {reply_least} (the largest READ reply transfer_bytes_max \
+                     allows, over TCP or UDP), or that READ could never be answered"
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -193,6 +342,7 @@ impl Config {
             source,
         })?;
         let mut config: Config = toml::from_str(&text)?;
+        config.limits.check()?;
         config.source = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()));
         Ok(config)
     }
@@ -249,11 +399,11 @@ impl ClientMatch {
             if len > max {
                 return Err(bad());
             }
-            return Ok(ClientMatch::Cidr(addr, len));
+            return Self::cidr(s, addr, len);
         }
         if let Ok(addr) = s.parse::<IpAddr>() {
             let len = if addr.is_ipv4() { 32 } else { 128 };
-            return Ok(ClientMatch::Cidr(addr, len));
+            return Self::cidr(s, addr, len);
         }
         if s.is_empty() || s.contains(char::is_whitespace) {
             return Err(bad());
@@ -263,6 +413,22 @@ impl ClientMatch {
             .map(|it| it.map(|a| a.ip()).collect::<Vec<_>>())
             .unwrap_or_default();
         Ok(ClientMatch::Host(s.to_owned(), addrs))
+    }
+
+    /// An address block. An IPv4-mapped IPv6 block (`::ffff:a.b.c.d/n`) becomes the IPv4 block
+    /// it names, its length rebased from 96, since clients are compared as IPv4 (see
+    /// [`canonical_ip`]); one shorter than 96 would also cover non-IPv4 addresses and is refused.
+    fn cidr(s: &str, addr: IpAddr, len: u8) -> Result<ClientMatch, ConfigError> {
+        let IpAddr::V6(v6) = addr else {
+            return Ok(ClientMatch::Cidr(addr, len));
+        };
+        match v6.to_ipv4_mapped() {
+            None => Ok(ClientMatch::Cidr(addr, len)),
+            Some(v4) if len >= MAPPED_PREFIX_BITS => {
+                Ok(ClientMatch::Cidr(IpAddr::V4(v4), len - MAPPED_PREFIX_BITS))
+            }
+            Some(_) => Err(ConfigError::MappedPrefix(s.to_owned())),
+        }
     }
 
     /// Whether `ip` is covered. IPv4-mapped IPv6 addresses are compared as IPv4.
@@ -294,22 +460,20 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Bits of `::ffff:0:0/96`, the prefix of IPv4-mapped IPv6 addresses (RFC 4291 §2.5.5.2).
+const MAPPED_PREFIX_BITS: u8 = 96;
+
+/// Whether `ip` lies in `net/len`. A length longer than the address (which [`ClientMatch::parse`]
+/// never makes) matches nothing rather than overflowing a shift.
 fn prefix_matches(net: IpAddr, len: u8, ip: IpAddr) -> bool {
-    match (canonical_ip(net), ip) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len))
-            };
+    let len = u32::from(len);
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) if len <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
             u32::from(n) & mask == u32::from(a) & mask
         }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len))
-            };
+        (IpAddr::V6(n), IpAddr::V6(a)) if len <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
             u128::from(n) & mask == u128::from(a) & mask
         }
         _ => false,
@@ -410,6 +574,86 @@ mod tests {
         assert!(ClientMatch::parse("localhost")
             .unwrap()
             .covers("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn ipv4_mapped_networks_become_ipv4() {
+        // The whole mapped range is every IPv4 client (it refused 127.0.0.1 before: the prefix
+        // length was not rebased from 96).
+        let all = ClientMatch::parse("::ffff:0.0.0.0/96").unwrap();
+        assert_eq!(all, ClientMatch::Cidr("0.0.0.0".parse().unwrap(), 0));
+        assert!(all.covers("127.0.0.1".parse().unwrap()));
+        assert!(all.covers("::ffff:10.9.8.7".parse().unwrap()));
+        assert!(!all.covers("::1".parse().unwrap()));
+        let net = ClientMatch::parse("::ffff:10.1.0.0/112").unwrap();
+        assert_eq!(net, ClientMatch::Cidr("10.1.0.0".parse().unwrap(), 16));
+        assert!(net.covers("10.1.2.3".parse().unwrap()));
+        assert!(!net.covers("10.2.0.1".parse().unwrap()));
+        let one = ClientMatch::parse("::ffff:127.0.0.2").unwrap();
+        assert!(one.covers("127.0.0.2".parse().unwrap()));
+        assert!(!one.covers("127.0.0.3".parse().unwrap()));
+        for short in [
+            "::ffff:0.0.0.0/95",
+            "::ffff:127.0.0.0/64",
+            "::ffff:0.0.0.0/0",
+        ] {
+            let e = ClientMatch::parse(short).unwrap_err();
+            assert!(matches!(e, ConfigError::MappedPrefix(_)), "{short}: {e}");
+            assert!(e.to_string().contains("at least 96"), "{e}");
+        }
+    }
+
+    #[test]
+    fn lengths_past_the_address_match_nothing() {
+        let v4 = "10.0.0.1".parse().unwrap();
+        assert!(!prefix_matches(v4, 33, v4));
+        assert!(!prefix_matches(v4, 200, v4));
+        assert!(prefix_matches(v4, 32, v4));
+        let v6 = "::1".parse().unwrap();
+        assert!(!prefix_matches(v6, 129, v6));
+        assert!(prefix_matches(v6, 0, "fe80::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn default_limits_pass_their_own_check() {
+        Limits::default().check().unwrap();
+    }
+
+    /// Each limit that used to hang, panic or lie is refused with its key named.
+    #[test]
+    fn bad_limits_are_refused_naming_the_key() {
+        type Spoil = fn(&mut Limits);
+        let cases: [(&str, Spoil); 7] = [
+            ("fs_workers_max", |l| l.fs_workers_max = 0),
+            ("connection_requests_max", |l| l.connection_requests_max = 0),
+            ("transfer_bytes_max", |l| l.transfer_bytes_max = 2 << 20),
+            ("transfer_bytes_max", |l| l.transfer_bytes_max = 100),
+            ("requests_in_flight_max", |l| l.requests_in_flight_max = 0),
+            ("record_bytes_max", |l| l.record_bytes_max = 1 << 20),
+            ("reply_bytes_max", |l| l.reply_bytes_max = 1 << 20),
+        ];
+        for (key, spoil) in cases {
+            let mut limits = Limits::default();
+            spoil(&mut limits);
+            let e = limits.check().unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Limit { key: k, .. } if *k == key),
+                "{key}: {e}"
+            );
+            assert!(
+                e.to_string().starts_with(&format!("limits.{key} = ")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn loading_a_file_checks_its_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rnfsd.toml");
+        std::fs::write(&path, "[limits]\nfs_workers_max = 0\n").unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert!(e.to_string().contains("limits.fs_workers_max = 0"), "{e}");
     }
 
     #[test]

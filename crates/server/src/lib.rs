@@ -155,6 +155,8 @@ pub async fn serve_with(
     if table.is_empty() {
         return Err(ServeError::NoExports);
     }
+    // Embedders (tests, `rnfsd serve DIR`) may build limits without loading a file.
+    opts.config.limits.check()?;
     let verifier = random_verifier();
     let service = Arc::new(Service::new(table, opts.config.limits.clone(), verifier));
     let limits = opts.config.limits.clone();
@@ -164,7 +166,7 @@ pub async fn serve_with(
         // Every queued job holds a `workers` permit, so the queue never holds more than that.
         pool: pool::WorkerPool::new("rnfsd-fs", limits.fs_workers_max, limits.fs_workers_max),
         connections: Arc::new(Semaphore::new(limits.connections_max)),
-        registry: Arc::new(registry::Registry::default()),
+        registry: Arc::new(registry::Registry::new(limits.reply_bytes_max)),
         requests: Arc::new(Semaphore::new(limits.requests_in_flight_max)),
         per_client: transport::PerClient::default(),
         stopping: tokio::sync::watch::channel(false).0,
@@ -343,7 +345,8 @@ async fn graceful_stop(shared: &Arc<Shared>, tasks: &mut tokio::task::JoinSet<()
     );
 }
 
-/// Registers with a system portmapper, or serves port 111. Returns whether we registered.
+/// Registers with a system portmapper, or serves port 111. Returns whether a system portmapper
+/// answered (then shutdown unregisters).
 async fn start_portmap(
     mode: PortmapMode,
     listen: &[SocketAddr],
@@ -357,10 +360,25 @@ async fn start_portmap(
     if mode == PortmapMode::Auto {
         let registered = tokio::task::spawn_blocking(move || rpcbind::register_all(own))
             .await
-            .unwrap_or(false);
-        if registered {
-            info!("registered NFS and MOUNT with the system portmapper on port 111");
-            return true;
+            .unwrap_or(rpcbind::Registered::NoPortmapper);
+        // Say only what happened: a portmapper that answered may still have refused every SET.
+        match registered {
+            rpcbind::Registered::Answered { accepted, tried } if accepted == tried => {
+                info!("registered NFS and MOUNT with the system portmapper on port 111");
+                return true;
+            }
+            rpcbind::Registered::Answered { accepted: 0, tried } => {
+                warn!(tried, "the system portmapper on port 111 refused every registration: clients that ask it will not find rnfsd (give them its port, or run rnfsd as root)");
+                return true;
+            }
+            rpcbind::Registered::Answered { accepted, tried } => {
+                warn!(
+                    accepted,
+                    tried, "the system portmapper on port 111 accepted only some registrations"
+                );
+                return true;
+            }
+            rpcbind::Registered::NoPortmapper => {}
         }
         // Port 111 is privileged: only root can serve it.
         if !running_as_root() {

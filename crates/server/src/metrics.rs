@@ -275,6 +275,8 @@ impl Collector for ServerCollector {
             &[
                 ("idle", load(&c.connections_closed_idle)),
                 ("evicted_idlest", load(&c.connections_evicted_idle)),
+                ("evicted_client_idlest", load(&r.registry.client_evictions)),
+                ("reply_memory", load(&r.registry.budget.shed)),
                 ("slow_record", load(&c.connections_closed_slow_record)),
                 ("send_stall", load(&c.connections_closed_send_stall)),
                 ("bad_record", load(&c.connections_closed_bad_record)),
@@ -283,7 +285,7 @@ impl Collector for ServerCollector {
         counter(
             &mut enc,
             "rnfsd_connections_refused",
-            "Connections refused because their client had too many",
+            "Connections refused because their client had too many, none of them idle",
             load(&c.connections_refused_per_client),
         )?;
         counter(
@@ -291,6 +293,25 @@ impl Collector for ServerCollector {
             "rnfsd_udp_datagrams_dropped",
             "UDP requests dropped because the server was at its request limit",
             load(&c.udp_datagrams_dropped),
+        )?;
+        let budget = &r.registry.budget;
+        gauge(
+            &mut enc,
+            "rnfsd_reply_memory_bytes",
+            "Bytes of replies being built or waiting to be sent (bounded by reply_bytes_max)",
+            sat(budget.held() as u64),
+        )?;
+        counter(
+            &mut enc,
+            "rnfsd_reply_memory_waits",
+            "Requests that waited because replies not yet sent held all of reply_bytes_max",
+            load(&budget.waits),
+        )?;
+        counter(
+            &mut enc,
+            "rnfsd_reply_memory_overruns",
+            "Replies larger than their reservation answered SYSTEM_ERR as no reply memory was free",
+            load(&budget.overruns),
         )?;
         counter(
             &mut enc,

@@ -7,7 +7,7 @@
 //! watchdog, the admin interface); readers clone the list and read the atomics lock-free.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::lockdep::TrackedMutex;
@@ -23,6 +23,8 @@ pub enum Stage {
     Fs = 2,
     /// Reply built; queued for or being written by the connection's writer.
     Sending = 3,
+    /// Received; waiting for reply memory (`reply_bytes_max`; see [`crate::outgoing`]).
+    Budget = 4,
 }
 
 impl Stage {
@@ -31,6 +33,7 @@ impl Stage {
             1 => Some(Stage::Queued),
             2 => Some(Stage::Fs),
             3 => Some(Stage::Sending),
+            4 => Some(Stage::Budget),
             _ => None,
         }
     }
@@ -40,6 +43,7 @@ impl Stage {
             Stage::Queued => "queued for a worker",
             Stage::Fs => "file-system pool",
             Stage::Sending => "send",
+            Stage::Budget => "reply memory",
         }
     }
 }
@@ -71,6 +75,22 @@ pub struct Connection {
     pub last_auth: AtomicU64,
     /// Asks the connection's reader to close it (idle eviction, admin).
     pub close: tokio::sync::Notify,
+    /// Asks the connection's writer to stop at once, dropping the replies not yet sent (a
+    /// connection shed to free reply memory; see [`Registry::shed_stalled`]).
+    pub abort: tokio::sync::Notify,
+    /// Reply memory charged to this connection's requests (being built, queued or being sent).
+    pub reply_bytes: AtomicU64,
+    /// Notified when `reply_bytes` drops to zero (the reader may wait for it).
+    pub replies_drained: tokio::sync::Notify,
+    /// Replies built and not yet sent whole.
+    pub replies_unsent: AtomicU32,
+    /// When one of its replies last moved to the socket (or became unsent while none was).
+    pub send_progress_ms: AtomicU64,
+    /// Set once this connection's per-client slot is given up: by the connection closing, or
+    /// handed to a newcomer from the same client that evicts it (whoever sets it owns the slot).
+    pub client_slot_released: AtomicBool,
+    /// Set once the connection is shed (so it is chosen once).
+    pub shed: AtomicBool,
     slots: Box<[Slot]>,
 }
 
@@ -178,27 +198,59 @@ impl Connection {
     }
 }
 
-/// The file handle an NFSv3 call names: the first argument of every procedure but NULL. Read from
-/// the raw record without trusting it: any inconsistency gives `None`.
-fn nfs_file_handle(record: &[u8]) -> Option<&[u8]> {
-    let word = |at: usize| -> Option<usize> {
-        let b = record.get(at..at + 4)?;
-        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
+/// A call's numbers and arguments, peeked at in a raw record without trusting it.
+pub struct CallPeek<'a> {
+    pub prog: u32,
+    pub vers: u32,
+    pub proc_num: u32,
+    /// The procedure's arguments (what follows the verifier).
+    pub args: &'a [u8],
+}
+
+/// Big-endian word at `at`.
+fn be_word(b: &[u8], at: usize) -> Option<u32> {
+    let w = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+}
+
+/// The call in `record`, if it looks like one (any inconsistency gives `None`).
+pub fn peek_call(record: &[u8]) -> Option<CallPeek<'_>> {
+    let word = |at: usize| be_word(record, at).map(|w| w as usize);
     let padded = |n: usize| n.checked_add(3).map(|v| v & !3);
     // xid, CALL, rpcvers, prog, vers, proc, then credential and verifier (flavour, length, body).
-    if word(4)? != 0 || word(12)? != rnfs_nfs3::NFS_PROGRAM as usize || word(20)? == 0 {
+    if word(4)? != 0 {
         return None;
     }
     let cred_len = word(28)?;
     let verf_at = 32usize.checked_add(padded(cred_len)?)?;
-    let verf_len = word(verf_at + 4)?;
+    let verf_len = word(verf_at.checked_add(4)?)?;
     let args_at = verf_at.checked_add(8)?.checked_add(padded(verf_len)?)?;
-    let fh_len = word(args_at)?;
+    Some(CallPeek {
+        prog: be_word(record, 12)?,
+        vers: be_word(record, 16)?,
+        proc_num: be_word(record, 20)?,
+        args: record.get(args_at..)?,
+    })
+}
+
+/// Splits an NFSv3 call's arguments into its first one, the file handle, and the rest.
+pub fn nfs_handle_and_rest(args: &[u8]) -> Option<(&[u8], &[u8])> {
+    let fh_len = be_word(args, 0)? as usize;
     if fh_len > rnfs_nfs3::NFS3_FHSIZE {
         return None;
     }
-    record.get(args_at + 4..args_at + 4 + fh_len)
+    let fh = args.get(4..4 + fh_len)?;
+    let rest = args.get(4 + ((fh_len + 3) & !3)..).unwrap_or(&[]);
+    Some((fh, rest))
+}
+
+/// The file handle an NFSv3 call names: the first argument of every procedure but NULL.
+fn nfs_file_handle(record: &[u8]) -> Option<&[u8]> {
+    let call = peek_call(record)?;
+    if call.prog != rnfs_nfs3::NFS_PROGRAM || call.proc_num == 0 {
+        return None;
+    }
+    nfs_handle_and_rest(call.args).map(|(fh, _)| fh)
 }
 
 /// A request in flight, as reported.
@@ -232,20 +284,31 @@ impl RequestInfo {
     }
 }
 
-/// All live connections.
+/// All live connections, and the reply memory they hold.
 pub struct Registry {
     conns: TrackedMutex<Vec<Weak<Connection>>>,
+    /// Reply memory (`reply_bytes_max`), shared by every connection and UDP socket.
+    pub budget: crate::outgoing::ReplyBudget,
+    /// Connections closed to admit a newcomer from the same client at `client_connections_max`.
+    pub client_evictions: AtomicU64,
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry {
-            conns: TrackedMutex::new("registry.connections", Vec::new()),
-        }
+        Registry::new(crate::config::Limits::default().reply_bytes_max)
     }
 }
 
 impl Registry {
+    /// An empty registry whose connections share `reply_bytes_max` bytes of reply memory.
+    pub fn new(reply_bytes_max: usize) -> Registry {
+        Registry {
+            conns: TrackedMutex::new("registry.connections", Vec::new()),
+            budget: crate::outgoing::ReplyBudget::new(reply_bytes_max),
+            client_evictions: AtomicU64::new(0),
+        }
+    }
+
     /// Registers a connection with room for `slots` requests in flight. It is unregistered when
     /// the returned `Arc` (and every request tracked on it) is gone.
     pub fn open(
@@ -267,6 +330,13 @@ impl Registry {
             bytes_out: AtomicU64::new(0),
             last_auth: AtomicU64::new(u64::MAX),
             close: tokio::sync::Notify::new(),
+            abort: tokio::sync::Notify::new(),
+            reply_bytes: AtomicU64::new(0),
+            replies_drained: tokio::sync::Notify::new(),
+            replies_unsent: AtomicU32::new(0),
+            send_progress_ms: AtomicU64::new(now_ms),
+            client_slot_released: AtomicBool::new(false),
+            shed: AtomicBool::new(false),
             slots: (0..slots.max(1)).map(|_| Slot::default()).collect(),
         });
         let mut conns = self.conns.lock();
@@ -292,6 +362,75 @@ impl Registry {
         // notify_one stores a permit, so a reader not waiting right now still sees it.
         victim.close.notify_one();
         Some(victim.peer)
+    }
+
+    /// Gives up the per-client slot of `ip`'s TCP connection idle the longest, with nothing in
+    /// flight, and asks it to close: the slot is the caller's (a newcomer from the same client).
+    /// `None` when every connection of that client is busy.
+    pub fn release_idlest_of(&self, ip: std::net::IpAddr) -> Option<Arc<Connection>> {
+        let mut idle: Vec<Arc<Connection>> = self
+            .connections()
+            .into_iter()
+            .filter(|c| {
+                c.transport == Transport::Tcp
+                    && crate::config::canonical_ip(c.peer.ip()) == ip
+                    && c.is_idle()
+            })
+            .collect();
+        idle.sort_by_key(|c| c.last_active_ms.load(Ordering::Relaxed));
+        // The first to set the flag owns the slot: a connection closing at this moment keeps its
+        // own (and gives it back itself), so another is chosen.
+        let victim = idle.into_iter().find(|c| {
+            c.client_slot_released
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        })?;
+        victim.close.notify_one();
+        self.client_evictions.fetch_add(1, Ordering::Relaxed);
+        Some(victim)
+    }
+
+    /// Sheds TCP connections whose replies have not moved to the socket for `stall_ms` (their
+    /// clients are not reading them), those holding the most reply memory first, until they held
+    /// `need_bytes` (at least one, if any qualifies): each one's writer stops, dropping its unsent
+    /// replies (their memory is free at once), and its reader closes it. Returns each one's peer
+    /// and the reply bytes it held.
+    pub fn shed_stalled(
+        &self,
+        now_ms: u64,
+        stall_ms: u64,
+        need_bytes: u64,
+    ) -> Vec<(SocketAddr, u64)> {
+        let stalled = |c: &Arc<Connection>| {
+            c.transport == Transport::Tcp
+                && !c.shed.load(Ordering::Acquire)
+                && c.replies_unsent.load(Ordering::Acquire) > 0
+                && now_ms.saturating_sub(c.send_progress_ms.load(Ordering::Acquire)) >= stall_ms
+        };
+        let mut victims: Vec<(u64, Arc<Connection>)> = self
+            .connections()
+            .into_iter()
+            .filter(stalled)
+            .map(|c| (c.reply_bytes.load(Ordering::Relaxed), c))
+            .collect();
+        victims.sort_by_key(|v| std::cmp::Reverse(v.0));
+        let mut shed = Vec::new();
+        let mut freed = 0u64;
+        for (bytes, victim) in victims {
+            if !shed.is_empty() && freed >= need_bytes {
+                break;
+            }
+            if victim.shed.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            // Both store a permit, so neither the writer nor the reader can miss it.
+            victim.abort.notify_one();
+            victim.close.notify_one();
+            self.budget.shed.fetch_add(1, Ordering::Relaxed);
+            freed += bytes;
+            shed.push((victim.peer, bytes));
+        }
+        shed
     }
 
     /// Every request in flight.
@@ -362,5 +501,98 @@ mod tests {
         assert_eq!(conn.requests_served.load(Ordering::Relaxed), 3);
         drop(conn);
         assert!(reg.connections().is_empty());
+    }
+
+    /// Shedding picks, among connections whose replies have not moved for the bound, the one
+    /// holding the most reply memory; never one whose replies move, one without unsent replies,
+    /// or one already shed.
+    #[test]
+    fn shedding_picks_the_biggest_stalled_holder() {
+        let reg = Registry::new(1 << 20);
+        let open = |id: u64, port: u16| {
+            let peer = SocketAddr::from(([127, 0, 0, 1], port));
+            reg.open(id, peer, Transport::Tcp, 4, 0)
+        };
+        let (small, big, moving, building) = (open(1, 1), open(2, 2), open(3, 3), open(4, 4));
+        let mut charges = Vec::new();
+        for (c, bytes, at_ms) in [
+            (&small, 10_000, 0),
+            (&big, 200_000, 0),
+            (&moving, 300_000, 900),
+            (&building, 400_000, 0),
+        ] {
+            let mut charge = reg.budget.try_charge(bytes, Some(c)).unwrap();
+            if c.id != 4 {
+                charge.mark_unsent();
+                c.send_progress_ms.store(at_ms, Ordering::Relaxed);
+            }
+            charges.push(charge);
+        }
+        // At 1,000 ms with a 500 ms bound: "moving" sent 100 ms ago; "building" has no reply yet.
+        assert_eq!(reg.shed_stalled(1000, 500, 1), vec![(big.peer, 200_000)]);
+        assert!(big.shed.load(Ordering::Relaxed));
+        assert_eq!(reg.shed_stalled(1000, 500, 1), vec![(small.peer, 10_000)]);
+        assert_eq!(reg.shed_stalled(1000, 500, 1), vec![]);
+        assert_eq!(reg.budget.shed.load(Ordering::Relaxed), 2);
+        // As many as it takes to free what waiters need, biggest first.
+        for (id, bytes) in [(5, 30_000), (6, 20_000), (7, 40_000)] {
+            let c = open(id, id as u16);
+            let mut charge = reg.budget.try_charge(bytes, Some(&c)).unwrap();
+            charge.mark_unsent();
+            c.send_progress_ms.store(0, Ordering::Relaxed);
+            charges.push(charge);
+        }
+        let shed: Vec<u64> = reg
+            .shed_stalled(1000, 500, 60_000)
+            .iter()
+            .map(|v| v.1)
+            .collect();
+        assert_eq!(shed, vec![40_000, 30_000]);
+        // The shed connection's writer and reader are told (stored permits).
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let wait = std::time::Duration::from_secs(1);
+            tokio::time::timeout(wait, big.abort.notified())
+                .await
+                .unwrap();
+            tokio::time::timeout(wait, big.close.notified())
+                .await
+                .unwrap();
+        });
+    }
+
+    /// At the per-client limit, the client's idlest connection with nothing in flight gives up its
+    /// slot, once; other clients' connections and busy ones are never chosen.
+    #[test]
+    fn the_idlest_idle_connection_of_that_client_gives_up_its_slot() {
+        let reg = Registry::default();
+        let at = |ip: [u8; 4], id: u64, active_ms: u64| {
+            let c = reg.open(
+                id,
+                SocketAddr::from((ip, 1000 + id as u16)),
+                Transport::Tcp,
+                2,
+                0,
+            );
+            c.last_active_ms.store(active_ms, Ordering::Relaxed);
+            c
+        };
+        let other = at([127, 0, 0, 2], 1, 10);
+        let busy = at([127, 0, 0, 1], 2, 20);
+        let newer = at([127, 0, 0, 1], 3, 300);
+        let older = at([127, 0, 0, 1], 4, 200);
+        let _req = busy.track(&[0; 24], 20).unwrap();
+        let ip = "127.0.0.1".parse().unwrap();
+        assert_eq!(reg.release_idlest_of(ip).unwrap().id, older.id);
+        assert_eq!(reg.release_idlest_of(ip).unwrap().id, newer.id);
+        assert!(
+            reg.release_idlest_of(ip).is_none(),
+            "only the busy one is left"
+        );
+        assert!(!other.client_slot_released.load(Ordering::Relaxed));
+        assert_eq!(reg.client_evictions.load(Ordering::Relaxed), 2);
     }
 }

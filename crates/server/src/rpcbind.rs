@@ -2,9 +2,11 @@
 //!
 //! At start we UNSET then SET our programs (a stale registration from a crashed run would make a
 //! plain SET fail); at shutdown we UNSET them. Calls go over UDP with a short timeout from a
-//! blocking thread, so a dead portmapper delays start-up by at most that timeout.
+//! blocking thread, so a dead portmapper delays start-up by at most that timeout. As root they
+//! leave from a privileged source port, which portmappers that guard their table (rpcbind `-L`,
+//! rnfsd's own) require of a caller over IP.
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -16,6 +18,14 @@ use tracing::debug;
 use crate::service::OwnPorts;
 
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+/// The system portmapper: loopback, its well-known port.
+const SYSTEM_PORTMAPPER: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    pmap::PMAP_PORT,
+);
+/// The privileged source ports tried (as `bindresvport(3)` does), and how many at most.
+const RESERVED_PORTS: std::ops::Range<u16> = 600..1024;
+const RESERVED_PORT_TRIES: u16 = 32;
 
 /// The (program, version) pairs we register.
 const PROGRAMS: &[(u32, u32)] = &[
@@ -26,10 +36,25 @@ const PROGRAMS: &[(u32, u32)] = &[
     (rnfs_mount::MOUNT_PROG, 3),
 ];
 
-fn call(proc_num: u32, m: &pmap::mapping) -> Option<Bytes> {
-    let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
+/// A loopback UDP socket, on a privileged port when we may bind one.
+fn socket() -> Option<UdpSocket> {
+    if crate::running_as_root() {
+        let span = RESERVED_PORTS.end - RESERVED_PORTS.start;
+        let start = (std::process::id() % u32::from(span)) as u16;
+        for i in 0..RESERVED_PORT_TRIES {
+            let port = RESERVED_PORTS.start + (start + i) % span;
+            if let Ok(sock) = UdpSocket::bind(("127.0.0.1", port)) {
+                return Some(sock);
+            }
+        }
+    }
+    UdpSocket::bind("127.0.0.1:0").ok()
+}
+
+fn call(portmapper: SocketAddr, proc_num: u32, m: &pmap::mapping) -> Option<Bytes> {
+    let sock = socket()?;
     sock.set_read_timeout(Some(CALL_TIMEOUT)).ok()?;
-    sock.connect(("127.0.0.1", pmap::PMAP_PORT)).ok()?;
+    sock.connect(portmapper).ok()?;
     let xid = std::process::id() ^ (proc_num << 24) ^ m.prog ^ (m.vers << 8) ^ m.prot;
     let mut msg = BytesMut::new();
     encode_call(
@@ -54,13 +79,25 @@ fn call(proc_num: u32, m: &pmap::mapping) -> Option<Bytes> {
     }
 }
 
-fn set(proc_num: u32, m: &pmap::mapping) -> bool {
-    call(proc_num, m).is_some_and(|b| b.len() == 4 && b[3] == 1)
+fn set(portmapper: SocketAddr, proc_num: u32, m: &pmap::mapping) -> bool {
+    call(portmapper, proc_num, m).is_some_and(|b| b.len() == 4 && b[3] == 1)
 }
 
-/// Registers NFS and MOUNT over TCP and UDP. Returns false when no portmapper answered (a refused
-/// registration is logged, and still counts as answered so that shutdown unregisters).
-pub fn register_all(ports: OwnPorts) -> bool {
+/// What the system portmapper made of our registrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    /// Nothing answered on port 111.
+    NoPortmapper,
+    /// A portmapper answered: it accepted `accepted` of `tried` SETs.
+    Answered { accepted: usize, tried: usize },
+}
+
+/// Registers NFS and MOUNT over TCP and UDP, and says how many SETs the portmapper accepted.
+pub fn register_all(ports: OwnPorts) -> Registered {
+    register_with(SYSTEM_PORTMAPPER, ports)
+}
+
+fn register_with(portmapper: SocketAddr, ports: OwnPorts) -> Registered {
     // Probe first: no answer means no portmapper (or not one that will talk to us).
     let probe = pmap::mapping {
         prog: pmap::PMAP_PROG,
@@ -68,11 +105,13 @@ pub fn register_all(ports: OwnPorts) -> bool {
         prot: pmap::IPPROTO_UDP,
         port: 0,
     };
-    if call(pmap::PMAPPROC_GETPORT, &probe).is_none() {
-        return false;
+    if call(portmapper, pmap::PMAPPROC_GETPORT, &probe).is_none() {
+        return Registered::NoPortmapper;
     }
+    let (mut accepted, mut tried) = (0, 0);
     for &(prog, vers) in PROGRAMS {
         let _ = set(
+            portmapper,
             pmap::PMAPPROC_UNSET,
             &pmap::mapping {
                 prog,
@@ -91,18 +130,22 @@ pub fn register_all(ports: OwnPorts) -> bool {
                 prot,
                 port: u32::from(port),
             };
-            if !set(pmap::PMAPPROC_SET, &m) {
-                tracing::warn!(prog, vers, prot, "portmapper refused our registration");
+            tried += 1;
+            if set(portmapper, pmap::PMAPPROC_SET, &m) {
+                accepted += 1;
+            } else {
+                debug!(prog, vers, prot, "portmapper refused a registration");
             }
         }
     }
-    true
+    Registered::Answered { accepted, tried }
 }
 
 /// Removes our registrations.
 pub fn unregister_all(_ports: OwnPorts) {
     for &(prog, vers) in PROGRAMS {
         let _ = set(
+            SYSTEM_PORTMAPPER,
             pmap::PMAPPROC_UNSET,
             &pmap::mapping {
                 prog,
@@ -110,6 +153,74 @@ pub fn unregister_all(_ports: OwnPorts) {
                 prot: 0,
                 port: 0,
             },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A portmapper on an ephemeral loopback port that answers GETPORT and refuses every SET (as
+    /// one that guards its table refuses a caller it does not trust), for `calls` calls.
+    fn refusing_portmapper(calls: usize) -> (SocketAddr, std::thread::JoinHandle<Vec<u32>>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let server = std::thread::spawn(move || {
+            let mut procs = Vec::new();
+            let mut buf = [0u8; 512];
+            for _ in 0..calls {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    break;
+                };
+                let word = |i: usize| u32::from_be_bytes(buf[i * 4..i * 4 + 4].try_into().unwrap());
+                assert!(n >= 24);
+                procs.push(word(5));
+                // xid, REPLY, MSG_ACCEPTED, AUTH_NONE verifier, SUCCESS, then FALSE (or port 0).
+                let reply: Vec<u8> = [word(0), 1, 0, 0, 0, 0, 0]
+                    .iter()
+                    .flat_map(|w| w.to_be_bytes())
+                    .collect();
+                sock.send_to(&reply, from).unwrap();
+            }
+            procs
+        });
+        (addr, server)
+    }
+
+    /// A portmapper that answers but refuses every SET is reported as such, not as "registered".
+    #[test]
+    fn refused_registrations_are_counted() {
+        let per_program = 3; // UNSET, SET over TCP, SET over UDP
+        let (addr, server) = refusing_portmapper(1 + per_program * PROGRAMS.len());
+        let ports = OwnPorts {
+            tcp: 2049,
+            udp: 2049,
+        };
+        let got = register_with(addr, ports);
+        let procs = server.join().unwrap();
+        assert_eq!(
+            got,
+            Registered::Answered {
+                accepted: 0,
+                tried: 2 * PROGRAMS.len()
+            }
+        );
+        assert_eq!(procs[0], pmap::PMAPPROC_GETPORT);
+        let sets = procs.iter().filter(|p| **p == pmap::PMAPPROC_SET).count();
+        assert_eq!(sets, 2 * PROGRAMS.len());
+    }
+
+    #[test]
+    fn silence_is_no_portmapper() {
+        // A bound socket that never answers.
+        let quiet = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let ports = OwnPorts { tcp: 1, udp: 1 };
+        assert_eq!(
+            register_with(quiet.local_addr().unwrap(), ports),
+            Registered::NoPortmapper
         );
     }
 }

@@ -152,12 +152,39 @@ pub struct OwnPorts {
 const MOUNT_LIST_ENTRIES_MAX: usize = 4096;
 /// Registrations kept by our portmapper.
 const PORTMAP_ENTRIES_MAX: usize = 1024;
+/// Source ports below this are privileged: binding one needs root or `CAP_NET_BIND_SERVICE`.
+const PRIVILEGED_PORT_END: u16 = 1024;
+/// The uid that may unset any registration (rpcbind's "superuser").
+const SUPERUSER_UID: u32 = 0;
+
+/// Finds the uid owning a loopback caller's socket (see [`rnfs_sys::sockets`]); `None` when the
+/// kernel names no single owner. A plain function so tests can stand in for the kernel's table.
+pub type SocketOwner = fn(Transport, SocketAddr) -> Option<u32>;
+
+fn kernel_socket_owner(transport: Transport, peer: SocketAddr) -> Option<u32> {
+    let kind = match transport {
+        Transport::Tcp => rnfs_sys::sockets::SocketKind::Tcp,
+        Transport::Udp => rnfs_sys::sockets::SocketKind::Udp,
+    };
+    rnfs_sys::sockets::local_socket_owner(kind, peer)
+        .map_err(|e| warn!(%peer, error = %e, "cannot read the kernel's socket table"))
+        .ok()
+        .flatten()
+}
+
+/// A registration in our portmapper and the uid that made it.
+#[derive(Debug, Clone, Copy)]
+struct Registration {
+    mapping: pmap::mapping,
+    owner: u32,
+}
 
 /// The whole RPC service.
 pub struct Service {
     exports: TrackedMutex<Arc<ExportTable>>,
     mounts: TrackedMutex<Vec<(String, String)>>,
-    portmap: TrackedMutex<Vec<pmap::mapping>>,
+    portmap: TrackedMutex<Vec<Registration>>,
+    socket_owner: SocketOwner,
     /// TCP port in the high 16 bits, UDP port in the low 16.
     own_ports: std::sync::atomic::AtomicU32,
     limits: Limits,
@@ -198,6 +225,7 @@ impl Service {
             exports: TrackedMutex::new("service.exports", Arc::new(exports)),
             mounts: TrackedMutex::new("service.mounts", Vec::new()),
             portmap: TrackedMutex::new("service.portmap", Vec::new()),
+            socket_owner: kernel_socket_owner,
             own_ports: std::sync::atomic::AtomicU32::new(0),
             limits: limits.clone(),
             write_verifier_base: u64::from_be_bytes(write_verifier),
@@ -206,6 +234,12 @@ impl Service {
             counters: Counters::default(),
             drc: crate::drc::Drc::new(limits.drc_entries_max, limits.drc_bytes_max),
         }
+    }
+
+    /// Replaces how the portmapper learns who owns a caller's socket (tests).
+    pub fn with_socket_owner(mut self, socket_owner: SocketOwner) -> Service {
+        self.socket_owner = socket_owner;
+        self
     }
 
     /// The state of the service's locks (for stall reports and `rnfsd ctl locks`).
@@ -355,17 +389,35 @@ impl Service {
             pmap::Args::Null => pmap::Res::Null,
             pmap::Args::Getport(m) => pmap::Res::Getport(u32::from(self.getport(&m))),
             pmap::Args::Dump => pmap::Res::Dump(pmap::pmaplist(self.portmap_dump())),
-            // Only local processes may change registrations (what rpcbind enforces too).
-            pmap::Args::Set(m) => {
-                pmap::Res::Set(call.peer.ip().is_loopback() && self.portmap_set(m))
-            }
-            pmap::Args::Unset(m) => {
-                pmap::Res::Unset(call.peer.ip().is_loopback() && self.portmap_unset(m))
-            }
+            pmap::Args::Set(m) => pmap::Res::Set(
+                self.registrar(call)
+                    .is_some_and(|uid| self.portmap_set(m, uid)),
+            ),
+            pmap::Args::Unset(m) => pmap::Res::Unset(
+                self.registrar(call)
+                    .is_some_and(|uid| self.portmap_unset(m, uid)),
+            ),
             // CALLIT would let anyone bounce traffic off us (an amplifier); we do not forward.
             pmap::Args::Callit(_) => return reply_header(out, xid, ReplyHeader::ProcUnavail),
         };
         reply_success(out, xid, &res)
+    }
+
+    /// Who may change registrations, as rpcbind decides for a caller over IP: only a process on
+    /// this host (a loopback source address) that holds a privileged source port, so no ordinary
+    /// user can register or remove a service. The kernel's socket table names the caller's uid,
+    /// which a registration remembers as its owner. `None`: refused.
+    fn registrar(&self, call: &Call) -> Option<u32> {
+        let ip = crate::config::canonical_ip(call.peer.ip());
+        if !ip.is_loopback() || call.peer.port() >= PRIVILEGED_PORT_END {
+            debug!(peer = %call.peer, "portmapper change refused: not a privileged local caller");
+            return None;
+        }
+        let owner = (self.socket_owner)(call.transport, call.peer);
+        if owner.is_none() {
+            debug!(peer = %call.peer, "portmapper change refused: caller's socket owner unknown");
+        }
+        owner
     }
 
     fn own_mappings(&self) -> Vec<pmap::mapping> {
@@ -409,16 +461,18 @@ impl Service {
             return x.port as u16;
         }
         let reg = self.portmap.lock();
-        reg.iter().find(|x| matches(x)).map_or(0, |x| x.port as u16)
+        reg.iter()
+            .find(|x| matches(&x.mapping))
+            .map_or(0, |x| x.mapping.port as u16)
     }
 
     fn portmap_dump(&self) -> Vec<pmap::mapping> {
         let mut v = self.own_mappings();
-        v.extend(self.portmap.lock().iter().copied());
+        v.extend(self.portmap.lock().iter().map(|r| r.mapping));
         v
     }
 
-    fn portmap_set(&self, m: pmap::mapping) -> bool {
+    fn portmap_set(&self, m: pmap::mapping, owner: u32) -> bool {
         if self
             .own_mappings()
             .iter()
@@ -429,21 +483,26 @@ impl Service {
         let mut reg = self.portmap.lock();
         // RFC 1833: SET fails if the (prog, vers, prot) is already registered.
         if reg.len() >= PORTMAP_ENTRIES_MAX
-            || reg
-                .iter()
-                .any(|x| x.prog == m.prog && x.vers == m.vers && x.prot == m.prot)
+            || reg.iter().any(|x| {
+                let x = &x.mapping;
+                x.prog == m.prog && x.vers == m.vers && x.prot == m.prot
+            })
         {
             return false;
         }
-        reg.push(m);
+        reg.push(Registration { mapping: m, owner });
         true
     }
 
-    fn portmap_unset(&self, m: pmap::mapping) -> bool {
+    /// Removes `m`'s program and version (UNSET ignores prot and port, RFC 1833 §3.2) where the
+    /// caller owns the registration or is the superuser; true if anything was removed.
+    fn portmap_unset(&self, m: pmap::mapping, caller: u32) -> bool {
         let mut reg = self.portmap.lock();
         let before = reg.len();
-        // UNSET ignores prot and port (RFC 1833 §3.2).
-        reg.retain(|x| !(x.prog == m.prog && x.vers == m.vers));
+        reg.retain(|x| {
+            let same = x.mapping.prog == m.prog && x.mapping.vers == m.vers;
+            !(same && (caller == x.owner || caller == SUPERUSER_UID))
+        });
         reg.len() != before
     }
 

@@ -7,7 +7,11 @@
 //!   sends it (queued over a bounded channel) or finishes it (handed over with the turn). Workers
 //!   never wait for the turn or for the socket, so no thread blocks on a slow client.
 //! * The *reader* stops reading when the connection's in-flight limit is reached (backpressure),
-//!   instead of queueing requests without bound.
+//!   instead of queueing requests without bound, and when no reply memory is left
+//!   (`reply_bytes_max`, charged before a call runs and released when its reply is sent or
+//!   dropped; see [`crate::outgoing`], "Reply memory").
+//! * At `client_connections_max`, a newcomer from that client closes the client's idlest
+//!   connection (nothing in flight); it is refused only when all of them are busy.
 //! * Request handling (decode, file-system calls, encode) runs on the worker pool
 //!   ([`crate::pool`]), gated by a global semaphore, never on a reactor thread.
 //! * Closing a connection never waits for its sends: the reader just returns; the writer ends when
@@ -23,8 +27,11 @@ use tracing::{debug, info, warn};
 
 use rnfs_oncrpc::record::RecordReader;
 
-use crate::outgoing::{Outgoing, Queued, SendSide, SendTurn, WriterQueue};
-use crate::registry::{Stage, Tracked};
+use crate::outgoing::{
+    reply_bytes, reply_bytes_estimate, Outgoing, Queued, ReplyCharge, SendSide, SendTurn,
+    WriterQueue,
+};
+use crate::registry::{Connection, Stage, Tracked};
 use crate::service::{Origin, Outcome, Reply, Service, Tail, Transport};
 
 /// Identifies connections and UDP sockets (the owners of loans) for the life of the process.
@@ -161,13 +168,13 @@ pub async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
             Ok((stream, peer)) => {
                 let max = shared.service.limits().client_connections_max;
                 let Some(per_client) = shared.admit_client(peer.ip(), max) else {
-                    warn!(%peer, max, "refusing connection: too many from this client");
+                    warn!(%peer, max, "refusing connection: too many from this client, all busy");
                     count(&shared.service.counters.connections_refused_per_client);
                     continue;
                 };
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    connection(stream, peer, shared).await;
+                    connection(stream, peer, shared, &per_client).await;
                     drop(per_client);
                     drop(permit);
                 });
@@ -198,31 +205,59 @@ impl Default for PerClient {
     }
 }
 
-/// One admitted connection; dropping it gives its client's slot back.
+/// One admitted connection; dropping it gives its client's slot back, unless a newcomer from the
+/// same client took it over by evicting this connection.
 pub struct ClientSlot {
     shared: Arc<Shared>,
     ip: std::net::IpAddr,
+    /// The connection holding the slot, once registered.
+    conn: std::sync::OnceLock<Arc<Connection>>,
+}
+
+impl ClientSlot {
+    fn bind(&self, conn: &Arc<Connection>) {
+        let _ = self.conn.set(conn.clone());
+    }
 }
 
 impl Shared {
-    /// Admits one more connection from `ip`, unless it already has `max`.
+    /// Admits one more connection from `ip`. At `max`, the client's idlest connection (nothing in
+    /// flight, idle the longest) is closed and its slot handed to the newcomer, as Linux's nfsd
+    /// closes the oldest temporary connection: idle connections cannot lock their own client out.
+    /// `None` when all of the client's connections are busy.
     fn admit_client(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<ClientSlot> {
         let ip = crate::config::canonical_ip(ip);
-        let mut counts = self.per_client.counts.lock();
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(ClientSlot {
+        let slot = ClientSlot {
             shared: self.clone(),
             ip,
-        })
+            conn: std::sync::OnceLock::new(),
+        };
+        {
+            let mut counts = self.per_client.counts.lock();
+            let n = counts.entry(ip).or_insert(0);
+            if *n < max {
+                *n += 1;
+                return Some(slot);
+            }
+        }
+        // Outside the leaf lock (the registry has its own). The count stays: the victim's slot
+        // is the newcomer's now, and the victim's own drop leaves the count alone.
+        let victim = self.registry.release_idlest_of(ip)?;
+        info!(peer = %victim.peer, max, "client connection limit reached: closing its idlest connection");
+        Some(slot)
     }
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
+        // The first to set the flag owns the slot (see `Registry::release_idlest_of`).
+        if let Some(c) = self.conn.get() {
+            if c.client_slot_released
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                return;
+            }
+        }
         let mut counts = self.shared.per_client.counts.lock();
         if let Some(n) = counts.get_mut(&self.ip) {
             *n = n.saturating_sub(1);
@@ -233,7 +268,7 @@ impl Drop for ClientSlot {
     }
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: &ClientSlot) {
     let _ = stream.set_nodelay(true);
     debug!(%peer, "connection opened");
     let limits = shared.service.limits().clone();
@@ -253,6 +288,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         limits.connection_requests_max,
         now_ms(),
     );
+    slot.bind(&conn);
     // A reply travels with its request's per-connection permit, released only once it is sent:
     // so at most `connection_requests_max` replies exist per connection (being built, queued or
     // being sent), and this channel, that large, never fills.
@@ -275,12 +311,28 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         let writer_gone = writer_gone.clone();
         let shared = shared.clone();
         let stream = stream.clone();
+        let conn = conn.clone();
         let send_stall = std::time::Duration::from_millis(limits.send_stall_ms_max);
         tokio::spawn(async move {
             let mut replies = WriterQueue::new(turn.clone(), reply_rx, resume_rx);
-            while let Some(mut item) = replies.next().await {
+            // Shed (see `Registry::shed_stalled`): stop now, dropping every unsent reply.
+            let abort = conn.abort.notified();
+            tokio::pin!(abort);
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    () = &mut abort => None,
+                    item = replies.next() => item,
+                };
+                let Some(mut item) = next else {
+                    break;
+                };
                 // Dropping the reply on timeout returns its loan at once.
-                let sent = tokio::time::timeout(send_stall, item.out.finish(&stream)).await;
+                let sent = tokio::select! {
+                    biased;
+                    () = &mut abort => break,
+                    sent = tokio::time::timeout(send_stall, item.finish(&stream)) => sent,
+                };
                 match sent {
                     Ok(Ok(())) => {
                         turn.give_back();
@@ -334,10 +386,40 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                     let Ok(global) = shared.requests.clone().acquire_owned().await else {
                         return;
                     };
+                    if conn.shed.load(std::sync::atomic::Ordering::Acquire) {
+                        return;
+                    }
                     let record_bytes = (record.len() + 4) as u64;
                     conn.bytes_in
                         .fetch_add(record_bytes, std::sync::atomic::Ordering::Relaxed);
                     let tracked = conn.track(&record, now_ms());
+                    // Memory for its reply, reserved before anything is allocated; waiting here
+                    // stops this connection's reading (see crate::outgoing, "Reply memory").
+                    let want = reply_bytes_estimate(&record, limits.transfer_bytes_max);
+                    let budget = &shared.registry.budget;
+                    let mut charge = match budget.try_charge(want, Some(&conn)) {
+                        Some(c) => c,
+                        None => {
+                            if let Some(t) = &tracked {
+                                t.set_stage(Stage::Budget);
+                            }
+                            let charge = tokio::select! {
+                                c = wait_for_reply_memory(&shared, Some(&conn), want) => c,
+                                () = &mut close_wait => {
+                                    debug!(%peer, "closing connection on request");
+                                    return;
+                                }
+                                () = &mut writer_gone_wait => return,
+                            };
+                            let Some(charge) = charge else {
+                                return;
+                            };
+                            if let Some(t) = &tracked {
+                                t.set_stage(Stage::Queued);
+                            }
+                            charge
+                        }
+                    };
                     // A worker for it: waiting here stops this connection's reading (backpressure).
                     let Ok(worker) = shared.workers.clone().acquire_owned().await else {
                         return;
@@ -346,6 +428,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                         t.set_stage(Stage::Fs);
                     }
                     let service = shared.service.clone();
+                    let registry = shared.registry.clone();
                     let side = send_side.clone();
                     // Straight onto the worker pool; the job sends its reply itself when the
                     // socket takes it at once, else hands it to the writer.
@@ -353,14 +436,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                         let reply = run_job(&service, record, origin);
                         drop((worker, global));
                         if let Some(reply) = reply {
+                            let reply = fit_reply(&registry.budget, &mut charge, reply, 1);
                             if let Some(t) = &tracked {
                                 t.set_stage(Stage::Sending);
                             }
-                            let item = Queued {
-                                out: Outgoing::new(reply),
-                                tracked,
-                                permit,
-                            };
+                            let item = Queued::new(Outgoing::new(reply), tracked, permit, charge);
                             // A dropped reply (the connection is closing) returns its loan here,
                             // O(1).
                             side.send_or_queue(item);
@@ -438,6 +518,105 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             _ = stopping.changed() => {}
         }
     }
+}
+
+/// Waits for `want` bytes of reply memory once the budget was found spent (see crate::outgoing,
+/// "Reply memory"). A connection holding some waits until its own replies are sent or dropped
+/// (it must not take memory others wait for); then, like a UDP request, it waits its turn in the
+/// budget's FIFO queue (connections that never had a reply sent take their turns apart, see
+/// `ReplyBudget::newcomer_turn`). While it waits, connections whose replies have not moved for
+/// `SHED_STALL_MS` are shed, the biggest holders first, until what the queue wants is freed (one
+/// round per `SHED_INTERVAL_MS`, server-wide). `None` if the budget closed.
+async fn wait_for_reply_memory(
+    shared: &Shared,
+    conn: Option<&Arc<Connection>>,
+    want: usize,
+) -> Option<ReplyCharge> {
+    use crate::outgoing::{SHED_INTERVAL_MS, SHED_STALL_MS};
+    use std::sync::atomic::Ordering;
+    let budget = &shared.registry.budget;
+    count(&budget.waits);
+    if let Some(c) = conn {
+        while c.reply_bytes.load(Ordering::Acquire) > 0 {
+            // Notified when they reach zero (a stored permit if that happens first).
+            c.replies_drained.notified().await;
+        }
+        if let Some(charge) = budget.try_charge(want, conn) {
+            return Some(charge);
+        }
+    }
+    let stall_ms = SHED_STALL_MS.min(shared.service.limits().send_stall_ms_max);
+    let tick = std::time::Duration::from_millis(SHED_INTERVAL_MS);
+    let shed = || {
+        let now = now_ms();
+        if budget.shed_due(now) {
+            // Enough for every waiter, so none waits on another's shedding round.
+            for (peer, bytes) in shared
+                .registry
+                .shed_stalled(now, stall_ms, budget.shortfall())
+            {
+                warn!(%peer, reply_bytes = bytes, stall_ms, "closing connection: its replies have not moved while others wait for reply memory (reply_bytes_max)");
+            }
+        }
+    };
+    // Proven: one of its replies was sent whole (it reads). A UDP request cannot hold memory
+    // past its send, so it counts as proven.
+    let _turn = if conn.is_none_or(|c| c.bytes_out.load(Ordering::Relaxed) > 0) {
+        None
+    } else {
+        // A newcomer, or a client that never read a reply: one at a time, a try per tick, and
+        // queued like the others only after `NEWCOMER_TRIES` (so no reader waits behind more
+        // than one of them, and a newcomer is not starved by a busy queue).
+        let turn = budget.newcomer_turn().await?;
+        let _wanting = budget.wanting(want);
+        for _ in 0..crate::outgoing::NEWCOMER_TRIES {
+            tokio::time::sleep(tick).await;
+            shed();
+            if let Some(charge) = budget.try_charge(want, conn) {
+                return Some(charge);
+            }
+        }
+        Some(turn)
+    };
+    let charge = budget.charge(want, conn);
+    tokio::pin!(charge);
+    loop {
+        tokio::select! {
+            c = &mut charge => return c,
+            () = tokio::time::sleep(tick) => shed(),
+        }
+    }
+}
+
+/// Fits `charge` to what `reply` holds (`copies` times: a UDP reply is copied into its datagram).
+/// A reply larger than its reservation whose excess is not free is replaced by `SYSTEM_ERR`
+/// (RFC 5531: "e.g. memory allocation failure"): nothing past the budget is ever queued.
+fn fit_reply(
+    budget: &crate::outgoing::ReplyBudget,
+    charge: &mut ReplyCharge,
+    reply: Reply,
+    copies: usize,
+) -> Reply {
+    if charge.fit(copies * reply_bytes(&reply)) {
+        return reply;
+    }
+    count(&budget.overruns);
+    let xid = reply
+        .head
+        .get(Reply::MARKER_BYTES..Reply::MARKER_BYTES + 4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    warn!(
+        xid,
+        reply_bytes = reply_bytes(&reply),
+        reserved = charge.bytes(),
+        "reply larger than its reservation and no reply memory free: answering SYSTEM_ERR"
+    );
+    drop(reply);
+    let mut refused = Reply::new();
+    rnfs_oncrpc::ReplyHeader::SystemErr.encode(xid, &mut refused.head);
+    // Smaller than any reservation: always fits.
+    charge.fit(copies * reply_bytes(&refused));
+    refused
 }
 
 /// Reads what `stream` has into `input` (at least one byte, or 0 at end of stream). Cancel safe.
@@ -522,19 +701,42 @@ pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
                 transport: Transport::Udp,
                 conn_id,
             };
+            // Reply memory first, twice over: the reply and its datagram (see `fit_reply`).
+            let payload = Transport::Udp.payload_bytes_max(shared.service.limits());
+            let want = 2 * reply_bytes_estimate(&record, payload);
+            let budget = &shared.registry.budget;
+            let mut charge = match budget.try_charge(want, None) {
+                Some(c) => c,
+                None => {
+                    if let Some(t) = &tracked {
+                        t.set_stage(Stage::Budget);
+                    }
+                    let Some(c) = wait_for_reply_memory(&shared, None, want).await else {
+                        return;
+                    };
+                    if let Some(t) = &tracked {
+                        t.set_stage(Stage::Queued);
+                    }
+                    c
+                }
+            };
             let reply = process(&shared, record, origin, tracked.as_ref()).await;
             if let Some(reply) = reply {
+                let reply = fit_reply(budget, &mut charge, reply, 2);
                 // One datagram: the tail (never spliced over UDP) is joined to the head.
-                let mut datagram = BytesMut::from(&reply.head[Reply::MARKER_BYTES..]);
+                // Sized once: growing it could double its buffer past what was charged.
+                let mut datagram = BytesMut::with_capacity(reply.message_len());
+                datagram.extend_from_slice(&reply.head[Reply::MARKER_BYTES..]);
                 if let Tail::Bytes(data) = &reply.tail {
                     datagram.extend_from_slice(data);
                     datagram.extend_from_slice(&ZERO_PAD[..rnfs_xdr::pad_len(data.len())]);
                 }
+                drop(reply);
                 if let Err(e) = socket.send_to(&datagram, peer).await {
                     debug!(%peer, error = %e, "UDP send failed");
                 }
             }
-            drop(global);
+            drop((charge, global));
         });
     }
 }

@@ -24,6 +24,7 @@ compile_error!("rnfs-sys supports 64-bit Linux only");
 
 pub mod identity;
 pub mod pipe;
+pub mod sockets;
 
 pub use identity::{set_thread_identity, IdentityGuard};
 
