@@ -11,6 +11,7 @@
 //! * Typed helpers ([`Client::mount`], [`Client::getattr`], [`Client::read`], [`Client::readdir`],
 //!   ...) return the `...resok` body, a failing NFS status becoming [`Error::Nfs`]. For the
 //!   failure body use [`Client::nfs_call`] and the `...3res` type.
+#![forbid(unsafe_code)]
 
 pub mod rpc;
 

@@ -5,6 +5,7 @@
 //! Versions 1 and 3 share procedure numbers and argument types; only MNT's reply differs
 //! ([`mountres3`] for v3, [`fhstatus`] for v1). Names follow the `.x` definitions of the RFCs, hence
 //! the lower-case type names. [`Args::decode`] is the entry point for dispatch and fuzzing.
+#![forbid(unsafe_code)]
 #![allow(non_camel_case_types)]
 
 use rnfs_xdr::{decode_list, encode_list, list_encoded_len, xdr_enum, xdr_struct, Array};

@@ -25,6 +25,7 @@
 //! procedure ([`ArgsError::ProcUnavail`]) from malformed arguments ([`ArgsError::GarbageArgs`]).
 //! For the READ hot path see [`encode_read3resok_header`]; for sizing READDIR replies see
 //! [`entry3::list_len`], [`entryplus3::list_len`] and [`READDIR3resok::encoded_len_without_entries`].
+#![forbid(unsafe_code)]
 #![allow(non_camel_case_types)]
 
 use rnfs_xdr::{decode_list, encode_list, list_encoded_len, opaque_var_len, xdr_enum, xdr_struct};

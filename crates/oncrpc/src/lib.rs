@@ -11,6 +11,7 @@
 //! * Limits: the credential and verifier bodies are at most 400 bytes (RFC 5531 §8.2), AUTH_SYS
 //!   machine names at most 255 bytes and 16 groups (appendix A); records are bounded in size and
 //!   fragment count (see [`record`]).
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod record;

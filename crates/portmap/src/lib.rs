@@ -6,6 +6,7 @@
 //!
 //! Type and field names follow the `.x` definitions of RFC 1833 §3.1 (hence lower-case type names).
 //! [`Args::decode`] is the entry point a server dispatcher and the fuzz targets call.
+#![forbid(unsafe_code)]
 #![allow(non_camel_case_types)]
 
 use rnfs_xdr::{decode_list, encode_list, list_encoded_len, xdr_struct};

@@ -1,4 +1,5 @@
 //! `rnfsd`: serve local directories to NFSv3 clients.
+#![forbid(unsafe_code)]
 
 mod ctl;
 

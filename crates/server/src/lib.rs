@@ -20,6 +20,7 @@
 //!    worker sends its own reply only without blocking, and only the connection's writer task
 //!    waits for the socket; closing a connection never waits for its sends.
 //! 4. Every queue between tasks is bounded.
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod config;

@@ -12,6 +12,7 @@
 //!   no longer exists, or is no longer inside its export (moved out, or the export redefined), is
 //!   [`Error::Stale`].
 //! * Errors are a closed set of NFS-meaningful kinds ([`Error`]); the server maps them to `nfsstat3`.
+#![forbid(unsafe_code)]
 
 pub mod fault;
 pub mod handle;

@@ -13,6 +13,7 @@
 //!
 //! The [`xdr_struct!`] and [`xdr_enum!`] macros generate the codec for plain structs and C-like enums
 //! transcribed from `.x` definitions; discriminated unions are written by hand next to their types.
+#![forbid(unsafe_code)]
 
 use bytes::Buf;
 pub use bytes::{BufMut, Bytes};
