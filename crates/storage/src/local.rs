@@ -325,7 +325,7 @@ impl LocalFs {
     /// no cache at all.
     fn resolve_body(&self, body: &[u8]) -> Result<(Arc<PathFd>, Stat)> {
         if let Some(fd) = self.paths.get(body) {
-            let st = self.stat_linked(fd.as_fd(), body)?;
+            let st = self.stat_linked(fd.as_fd(), body, fd.inside_memo())?;
             return Ok((fd, st));
         }
         let kh = decode_body(body)?;
@@ -372,9 +372,9 @@ impl LocalFs {
     /// `fstat` of a cached descriptor of the object `body` names. An object whose last link is
     /// gone (removed behind our back: by a local process, another export...) or that is no longer
     /// inside the export (moved out: see [`subtree`]) leaves the caches and is [`Error::Stale`].
-    fn stat_linked(&self, fd: BorrowedFd<'_>, body: &[u8]) -> Result<Stat> {
+    fn stat_linked(&self, fd: BorrowedFd<'_>, body: &[u8], memo: &AtomicU64) -> Result<Stat> {
         let st = self.stat_opened(fd, body)?;
-        self.confirm_inside(fd, &st, body)?;
+        self.confirm_inside(fd, &st, body, Some(memo))?;
         Ok(st)
     }
 
@@ -501,7 +501,7 @@ impl LocalFs {
         match child {
             Ok((body, st, dotdot)) => {
                 if let Some(fd) = dotdot {
-                    self.confirm_inside(fd.as_fd(), &st, &body)?;
+                    self.confirm_inside(fd.as_fd(), &st, &body, None)?;
                 }
                 Ok((self.seal_body(&body), self.attr(&st)))
             }
@@ -822,7 +822,7 @@ impl Backend for LocalFs {
         // A file kept open for READ/WRITE answers from its descriptor: one fstat instead of
         // open_by_handle_at + fstat + close (clients GETATTR the files they are reading).
         if let Some(file) = self.files.get(body) {
-            return Ok(self.attr(&self.stat_linked(file.fd(), body)?));
+            return Ok(self.attr(&self.stat_linked(file.fd(), body, file.inside_memo())?));
         }
         let (_fd, st) = self.resolve_body(body)?;
         Ok(self.attr(&st))

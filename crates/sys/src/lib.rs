@@ -23,6 +23,7 @@
 compile_error!("rnfs-sys supports 64-bit Linux only");
 
 pub mod identity;
+pub mod fanotify;
 pub mod pipe;
 pub mod sockets;
 

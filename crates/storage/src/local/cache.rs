@@ -71,6 +71,9 @@ pub struct OpenFile {
     /// A granted write used this (read-write) descriptor since the last write-idle round (see
     /// [`OpenFiles::close_idle_writers`]).
     written: AtomicBool,
+    /// The file system's change generation when this descriptor was last found inside the
+    /// export (0 = never; see `subtree`).
+    inside: AtomicU64,
 }
 
 impl OpenFile {
@@ -82,7 +85,13 @@ impl OpenFile {
             writeback_errors,
             read_granted: AtomicU64::new(0),
             written: AtomicBool::new(writable),
+            inside: AtomicU64::new(0),
         }
+    }
+
+    /// Where the subtree check remembers its last verdict (see `subtree`).
+    pub(crate) fn inside_memo(&self) -> &AtomicU64 {
+        &self.inside
     }
 
     /// Records that a caller allowed to write is using this descriptor (call it once the
@@ -374,6 +383,8 @@ pub struct PathFd {
     /// The last search permission granted on this directory, as a keyed digest of the caller and
     /// of the directory's owner, mode and ctime (0 = none): see `LocalFs::lookup`.
     search_granted: AtomicU64,
+    /// As [`OpenFile`]'s: the change generation of the last inside verdict (0 = none).
+    inside: AtomicU64,
 }
 
 impl PathFd {
@@ -381,7 +392,13 @@ impl PathFd {
         PathFd {
             fd,
             search_granted: AtomicU64::new(0),
+            inside: AtomicU64::new(0),
         }
+    }
+
+    /// Where the subtree check remembers its last verdict (see `subtree`).
+    pub(crate) fn inside_memo(&self) -> &AtomicU64 {
+        &self.inside
     }
 
     pub(crate) fn search_granted(&self, grant: u64) -> bool {

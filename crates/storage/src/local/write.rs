@@ -171,7 +171,7 @@ impl LocalFs {
     /// other non-regular files [`Error::Inval`], an unlinked file [`Error::Stale`]. Call it as root.
     fn find_file(&self, body: &[u8]) -> Result<(Found, Stat)> {
         if let Some(file) = self.files.get(body) {
-            let st = self.stat_linked(file.fd(), body)?;
+            let st = self.stat_linked(file.fd(), body, file.inside_memo())?;
             return Ok((Found::Cached(file), st));
         }
         let (fd, st) = self.resolve_body(body)?;
