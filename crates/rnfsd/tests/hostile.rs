@@ -1497,14 +1497,19 @@ fn unread_replies_attack(limits: &str, what: &str, connections: usize) {
         "{what}: honest p99 GETATTR {g99:?}, READ {r99:?} (bound {HONEST_P99_MAX:?})"
     );
     assert!(
-        gmax < HONEST_LATENCY_MAX && rmax < HONEST_LATENCY_MAX,
+        gmax < ATTACK_LATENCY_MAX && rmax < ATTACK_LATENCY_MAX,
         "{what}: an honest call took GETATTR {gmax:?}, READ {rmax:?}"
     );
     assert_peak_rss(what, pid, 256.0);
 }
 
-/// The p99 an honest client may see while others hold unread replies.
-const HONEST_P99_MAX: Duration = Duration::from_millis(300);
+/// The p99 an honest client may see while others hold unread replies (a few ms measured alone;
+/// the bound leaves room for a loaded machine: before the budget the honest client was hardly
+/// served at all, which the call count catches).
+const HONEST_P99_MAX: Duration = Duration::from_millis(500);
+/// The longest an honest call may wait while others hold unread replies: the first waits after
+/// the attack begins last until the stalled connections are shed (`SHED_STALL_MS`, 500 ms).
+const ATTACK_LATENCY_MAX: Duration = Duration::from_secs(2);
 
 #[test]
 fn unread_replies_are_bounded_by_reply_bytes_max() {
