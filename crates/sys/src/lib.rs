@@ -22,8 +22,8 @@
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
 compile_error!("rnfs-sys supports 64-bit Linux only");
 
-pub mod identity;
 pub mod fanotify;
+pub mod identity;
 pub mod pipe;
 pub mod sockets;
 
