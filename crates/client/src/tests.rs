@@ -106,7 +106,10 @@ fn answer(c: &Call) -> Option<Vec<u8>> {
             ok(to_bytes(&READDIR3res::Ok(READDIR3resok {
                 dir_attributes: None,
                 cookieverf: [7; 8],
-                reply: dirlist3 { entries, eof },
+                reply: dirlist3 {
+                    entries: List(entries),
+                    eof,
+                },
             })))
         }
         (NFS_PROGRAM, 3, NFSPROC3_READ) => {

@@ -8,8 +8,8 @@
 #![forbid(unsafe_code)]
 #![allow(non_camel_case_types)]
 
-use rnfs_xdr::{decode_list, encode_list, list_encoded_len, xdr_enum, xdr_struct, Array};
-pub use rnfs_xdr::{BufMut, Bytes, Decoder, Opaque, XdrDecode, XdrEncode};
+use rnfs_xdr::{xdr_enum, xdr_struct, Array};
+pub use rnfs_xdr::{BufMut, Bytes, Decoder, List, Opaque, XdrDecode, XdrEncode};
 
 /// Program number of MOUNT.
 pub const MOUNT_PROG: u32 = 100_005;
@@ -162,40 +162,10 @@ xdr_struct! {
 }
 
 /// The DUMP reply: an XDR linked list of [`mountbody`] (the `ml_next` links are implicit).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct mountlist(pub Vec<mountbody>);
-
-impl XdrDecode for mountlist {
-    fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
-        decode_list(d, MOUNTLIST_MAX_ENTRIES, mountbody::decode).map(mountlist)
-    }
-}
-impl XdrEncode for mountlist {
-    fn encode<B: BufMut>(&self, b: &mut B) {
-        encode_list(b, &self.0)
-    }
-    fn encoded_len(&self) -> usize {
-        list_encoded_len(&self.0)
-    }
-}
+pub type mountlist = List<mountbody, MOUNTLIST_MAX_ENTRIES>;
 
 /// The groups (or hosts) allowed to mount one export: a linked list of names.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct groups(pub Vec<name>);
-
-impl XdrDecode for groups {
-    fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
-        decode_list(d, GROUPS_MAX_ENTRIES, name::decode).map(groups)
-    }
-}
-impl XdrEncode for groups {
-    fn encode<B: BufMut>(&self, b: &mut B) {
-        encode_list(b, &self.0)
-    }
-    fn encoded_len(&self) -> usize {
-        list_encoded_len(&self.0)
-    }
-}
+pub type groups = List<name, GROUPS_MAX_ENTRIES>;
 
 xdr_struct! {
     /// One exported directory and who may mount it (an empty list means everyone).
@@ -207,22 +177,7 @@ xdr_struct! {
 }
 
 /// The EXPORT reply: a linked list of [`exportnode`].
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct exports(pub Vec<exportnode>);
-
-impl XdrDecode for exports {
-    fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
-        decode_list(d, EXPORTS_MAX_ENTRIES, exportnode::decode).map(exports)
-    }
-}
-impl XdrEncode for exports {
-    fn encode<B: BufMut>(&self, b: &mut B) {
-        encode_list(b, &self.0)
-    }
-    fn encoded_len(&self) -> usize {
-        list_encoded_len(&self.0)
-    }
-}
+pub type exports = List<exportnode, EXPORTS_MAX_ENTRIES>;
 
 /// Why a call's arguments could not be decoded (shared by every program's `Args::decode`).
 pub use rnfs_xdr::ArgsError;

@@ -46,16 +46,16 @@ fn res_s() -> impl Strategy<Value = Res> {
         (opaque(64), proptest::collection::vec(opaque(16), 0..4)).prop_map(|(ex_dir, g)| {
             exportnode {
                 ex_dir,
-                ex_groups: groups(g),
+                ex_groups: List(g),
             }
         });
     prop_oneof![
         Just(Res::Null),
         mountres3_s().prop_map(Res::Mnt),
-        proptest::collection::vec(body, 0..8).prop_map(|v| Res::Dump(mountlist(v))),
+        proptest::collection::vec(body, 0..8).prop_map(|v| Res::Dump(List(v))),
         Just(Res::Umnt),
         Just(Res::Umntall),
-        proptest::collection::vec(export, 0..8).prop_map(|v| Res::Export(exports(v))),
+        proptest::collection::vec(export, 0..8).prop_map(|v| Res::Export(List(v))),
     ]
 }
 
@@ -155,9 +155,9 @@ fn fhstatus_wire_form() {
 #[test]
 fn export_wire_form() {
     // One export "/x" open to group "g": true, "/x", (true, "g", false), false.
-    let e = exports(vec![exportnode {
+    let e: exports = List(vec![exportnode {
         ex_dir: Opaque(Bytes::from_static(b"/x")),
-        ex_groups: groups(vec![Opaque(Bytes::from_static(b"g"))]),
+        ex_groups: List(vec![Opaque(Bytes::from_static(b"g"))]),
     }]);
     let enc = to_bytes(&e);
     assert_eq!(

@@ -9,7 +9,8 @@
 //!   they are aliases of `Option<T>`.
 //! * Each `XXX3res` is `enum { Ok(XXX3resok), Fail(nfsstat3, XXX3resfail) }`. `Fail` must never
 //!   carry `NFS3_OK`: encoding cannot fail, and such a value would not decode back.
-//! * Linked lists (`entry3 *nextentry`) are flattened to vectors; the `nextentry` links are implicit.
+//! * Linked lists (`entry3 *nextentry`) are [`List`]s, flattened to vectors; the `nextentry` links
+//!   are implicit.
 //!
 //! # Bounds applied on decode
 //! | item | bound | why |
@@ -28,8 +29,8 @@
 #![forbid(unsafe_code)]
 #![allow(non_camel_case_types)]
 
-use rnfs_xdr::{decode_list, encode_list, list_encoded_len, opaque_var_len, xdr_enum, xdr_struct};
-pub use rnfs_xdr::{pad_len, BufMut, Bytes, Decoder, Opaque, XdrDecode, XdrEncode};
+use rnfs_xdr::{opaque_var_len, xdr_enum, xdr_struct};
+pub use rnfs_xdr::{pad_len, BufMut, Bytes, Decoder, List, Opaque, XdrDecode, XdrEncode};
 
 // ---------------------------------------------------------------------------------------------
 // Program, procedures, constants (§2.4, §3.3)
@@ -946,29 +947,12 @@ impl entry3 {
     }
 }
 
-/// READDIR's list of entries and its end-of-directory flag.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct dirlist3 {
-    pub entries: Vec<entry3>,
-    pub eof: bool,
-}
-
-impl XdrDecode for dirlist3 {
-    fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
-        let entries = decode_list(d, DIRLIST_MAX_ENTRIES, entry3::decode)?;
-        Ok(dirlist3 {
-            entries,
-            eof: d.bool()?,
-        })
-    }
-}
-impl XdrEncode for dirlist3 {
-    fn encode<B: BufMut>(&self, b: &mut B) {
-        encode_list(b, &self.entries);
-        self.eof.encode(b);
-    }
-    fn encoded_len(&self) -> usize {
-        list_encoded_len(&self.entries) + 4
+xdr_struct! {
+    /// READDIR's list of entries and its end-of-directory flag.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct dirlist3 {
+        pub entries: List<entry3, DIRLIST_MAX_ENTRIES>,
+        pub eof: bool,
     }
 }
 
@@ -1041,29 +1025,12 @@ impl entryplus3 {
     }
 }
 
-/// READDIRPLUS's list of entries and its end-of-directory flag.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct dirlistplus3 {
-    pub entries: Vec<entryplus3>,
-    pub eof: bool,
-}
-
-impl XdrDecode for dirlistplus3 {
-    fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
-        let entries = decode_list(d, DIRLIST_MAX_ENTRIES, entryplus3::decode)?;
-        Ok(dirlistplus3 {
-            entries,
-            eof: d.bool()?,
-        })
-    }
-}
-impl XdrEncode for dirlistplus3 {
-    fn encode<B: BufMut>(&self, b: &mut B) {
-        encode_list(b, &self.entries);
-        self.eof.encode(b);
-    }
-    fn encoded_len(&self) -> usize {
-        list_encoded_len(&self.entries) + 4
+xdr_struct! {
+    /// READDIRPLUS's list of entries and its end-of-directory flag.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct dirlistplus3 {
+        pub entries: List<entryplus3, DIRLIST_MAX_ENTRIES>,
+        pub eof: bool,
     }
 }
 

@@ -429,7 +429,10 @@ fn res_s() -> impl Strategy<Value = Res> {
                 .prop_map(|(dir_attributes, cookieverf, entries, eof)| READDIR3resok {
                     dir_attributes,
                     cookieverf,
-                    reply: dirlist3 { entries, eof }
+                    reply: dirlist3 {
+                        entries: List(entries),
+                        eof
+                    }
                 }),
             post_attr().prop_map(|dir_attributes| READDIR3resfail { dir_attributes })
         )
@@ -446,7 +449,10 @@ fn res_s() -> impl Strategy<Value = Res> {
                     READDIRPLUS3resok {
                         dir_attributes,
                         cookieverf,
-                        reply: dirlistplus3 { entries, eof },
+                        reply: dirlistplus3 {
+                            entries: List(entries),
+                            eof,
+                        },
                     }
                 }),
             post_attr().prop_map(|dir_attributes| READDIRPLUS3resfail { dir_attributes })
@@ -598,7 +604,7 @@ proptest! {
         let ok = READDIR3resok {
             dir_attributes: dir_attributes.clone(),
             cookieverf: [1; 8],
-            reply: dirlist3 { entries: entries.clone(), eof: true },
+            reply: dirlist3 { entries: List(entries.clone()), eof: true },
         };
         let predicted = READDIR3resok::encoded_len_without_entries(&dir_attributes)
             + entries.iter().map(entry3::list_len).sum::<usize>();
@@ -609,7 +615,7 @@ proptest! {
         let okp = READDIRPLUS3resok {
             dir_attributes: dir_attributes.clone(),
             cookieverf: [1; 8],
-            reply: dirlistplus3 { entries: plus.clone(), eof: false },
+            reply: dirlistplus3 { entries: List(plus.clone()), eof: false },
         };
         let predicted = READDIRPLUS3resok::encoded_len_without_entries(&dir_attributes)
             + plus.iter().map(entryplus3::list_len).sum::<usize>();
@@ -739,7 +745,7 @@ fn dirlist_bounded() {
     // DIRLIST_MAX_ENTRIES + 1 minimal entries: refused with TooManyElements.
     let e = entry3::default();
     let l = dirlist3 {
-        entries: vec![e; DIRLIST_MAX_ENTRIES + 1],
+        entries: List(vec![e; DIRLIST_MAX_ENTRIES + 1]),
         eof: true,
     };
     let mut d = Decoder::new(to_bytes(&l));

@@ -9,8 +9,8 @@
 #![forbid(unsafe_code)]
 #![allow(non_camel_case_types)]
 
-use rnfs_xdr::{decode_list, encode_list, list_encoded_len, xdr_struct};
-pub use rnfs_xdr::{BufMut, Bytes, Decoder, Opaque, XdrDecode, XdrEncode};
+use rnfs_xdr::xdr_struct;
+pub use rnfs_xdr::{BufMut, Bytes, Decoder, List, Opaque, XdrDecode, XdrEncode};
 
 /// Program number of the portmapper.
 pub const PMAP_PROG: u32 = 100_000;
@@ -49,22 +49,7 @@ xdr_struct! {
 }
 
 /// The DUMP reply: an XDR linked list of mappings (`pmaplist *`), flattened to a vector.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct pmaplist(pub Vec<mapping>);
-
-impl XdrDecode for pmaplist {
-    fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
-        decode_list(d, PMAPLIST_MAX_ENTRIES, mapping::decode).map(pmaplist)
-    }
-}
-impl XdrEncode for pmaplist {
-    fn encode<B: BufMut>(&self, b: &mut B) {
-        encode_list(b, &self.0)
-    }
-    fn encoded_len(&self) -> usize {
-        list_encoded_len(&self.0)
-    }
-}
+pub type pmaplist = List<mapping, PMAPLIST_MAX_ENTRIES>;
 
 xdr_struct! {
     /// CALLIT arguments: call procedure `proc` of `prog`/`vers` with already-encoded `args`.

@@ -39,7 +39,7 @@ fn res_s() -> impl Strategy<Value = Res> {
         any::<bool>().prop_map(Res::Set),
         any::<bool>().prop_map(Res::Unset),
         any::<u32>().prop_map(Res::Getport),
-        proptest::collection::vec(mapping_s(), 0..20).prop_map(|v| Res::Dump(pmaplist(v))),
+        proptest::collection::vec(mapping_s(), 0..20).prop_map(|v| Res::Dump(List(v))),
         (any::<u32>(), opaque(64)).prop_map(|(port, res)| Res::Callit(call_result { port, res })),
     ]
 }
@@ -118,11 +118,11 @@ fn callit_args_bounded() {
 
 #[test]
 fn dump_list_bounded() {
-    let l = pmaplist(vec![mapping::default(); PMAPLIST_MAX_ENTRIES + 1]);
+    let l: pmaplist = List(vec![mapping::default(); PMAPLIST_MAX_ENTRIES + 1]);
     assert!(matches!(
         Res::decode(PMAPPROC_DUMP, to_bytes(&l)),
         Err(ArgsError::GarbageArgs(rnfs_xdr::Error::TooManyElements(_)))
     ));
-    let ok = pmaplist(vec![mapping::default(); PMAPLIST_MAX_ENTRIES]);
+    let ok: pmaplist = List(vec![mapping::default(); PMAPLIST_MAX_ENTRIES]);
     assert!(Res::decode(PMAPPROC_DUMP, to_bytes(&ok)).is_ok());
 }

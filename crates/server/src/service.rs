@@ -388,7 +388,7 @@ impl Service {
         let res = match args {
             pmap::Args::Null => pmap::Res::Null,
             pmap::Args::Getport(m) => pmap::Res::Getport(u32::from(self.getport(&m))),
-            pmap::Args::Dump => pmap::Res::Dump(pmap::pmaplist(self.portmap_dump())),
+            pmap::Args::Dump => pmap::Res::Dump(pmap::List(self.portmap_dump())),
             pmap::Args::Set(m) => pmap::Res::Set(
                 self.registrar(call)
                     .is_some_and(|uid| self.portmap_set(m, uid)),
@@ -537,7 +537,7 @@ impl Service {
                 }
                 mount::Res::Mnt(res)
             }
-            mount::Args::Dump => mount::Res::Dump(mount::mountlist(
+            mount::Args::Dump => mount::Res::Dump(mount::List(
                 self.mounts
                     .lock()
                     .iter()
@@ -630,7 +630,7 @@ impl Service {
 
     fn export_list(&self) -> mount::exports {
         let table = self.exports();
-        mount::exports(
+        mount::List(
             table
                 .iter()
                 .filter_map(|e| {
@@ -641,7 +641,7 @@ impl Service {
                         .collect();
                     Some(mount::exportnode {
                         ex_dir: Opaque::new(e.mount_path.clone().into_bytes())?,
-                        ex_groups: mount::groups(groups),
+                        ex_groups: mount::List(groups),
                     })
                 })
                 .collect(),

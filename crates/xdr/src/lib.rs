@@ -430,6 +430,82 @@ impl<T: XdrEncode, const MAX: usize> XdrEncode for Array<T, MAX> {
     }
 }
 
+/// An XDR linked list of at most `MAX` elements, flattened to a vector. The `.x` form is
+/// `struct entry { T value; entry *next; }` (READDIR's entries, the MOUNT export list, the
+/// portmapper's DUMP); each link is optional data (RFC 4506 §4.19), so the wire form is
+/// `bool(true) value` per element and a final `bool(false)`. Decoding refuses more than `MAX`
+/// elements ([`Error::TooManyElements`]) and never reserves memory from a claimed count (a list has
+/// none); encoding writes what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct List<T, const MAX: usize>(pub Vec<T>);
+
+impl<T, const MAX: usize> List<T, MAX> {
+    /// Most elements a decoded list may hold.
+    pub const MAX_ELEMENTS: usize = MAX;
+
+    /// The elements, as a vector.
+    pub fn into_vec(self) -> Vec<T> {
+        self.0
+    }
+}
+
+// Manual so that an empty list needs no `T: Default`.
+impl<T, const MAX: usize> Default for List<T, MAX> {
+    fn default() -> Self {
+        List(Vec::new())
+    }
+}
+
+impl<T, const MAX: usize> From<Vec<T>> for List<T, MAX> {
+    fn from(v: Vec<T>) -> Self {
+        List(v)
+    }
+}
+
+impl<T, const MAX: usize> FromIterator<T> for List<T, MAX> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        List(iter.into_iter().collect())
+    }
+}
+
+// Read access as a slice (`len`, `last`, `iter`, ...) so callers need not reach into `.0`.
+impl<T, const MAX: usize> std::ops::Deref for List<T, MAX> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T, const MAX: usize> IntoIterator for List<T, MAX> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a, T, const MAX: usize> IntoIterator for &'a List<T, MAX> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<T: XdrDecode, const MAX: usize> XdrDecode for List<T, MAX> {
+    fn decode(d: &mut Decoder) -> Result<Self> {
+        decode_list(d, MAX, T::decode).map(List)
+    }
+}
+impl<T: XdrEncode, const MAX: usize> XdrEncode for List<T, MAX> {
+    fn encode<B: BufMut>(&self, b: &mut B) {
+        encode_list(b, &self.0)
+    }
+    fn encoded_len(&self) -> usize {
+        list_encoded_len(&self.0)
+    }
+}
+
 /// The smallest number of bytes one value of a type takes on the wire.
 pub trait MinEncodedLen {
     const MIN_ENCODED_LEN: usize;
@@ -447,9 +523,9 @@ impl<const MAX: usize> MinEncodedLen for Opaque<MAX> {
     const MIN_ENCODED_LEN: usize = 4;
 }
 
-/// Decodes an XDR linked list (`struct entry { ...; entry *next; }`, as in READDIR or the MOUNT
-/// export list): a sequence of `bool(true) value` terminated by `bool(false)`. The list is limited
-/// to `max` elements so a hostile peer cannot make us loop or allocate without bound.
+/// Decodes an XDR linked list (see [`List`], which protocol types use; this is its runtime-bounded
+/// form): a sequence of `bool(true) value` terminated by `bool(false)`. The list is limited to
+/// `max` elements so a hostile peer cannot make us loop or allocate without bound.
 pub fn decode_list<T, F>(d: &mut Decoder, max: usize, mut item: F) -> Result<Vec<T>>
 where
     F: FnMut(&mut Decoder) -> Result<T>,
@@ -624,6 +700,35 @@ mod tests {
         }
 
         #[test]
+        fn list_type_round_trip(v in proptest::collection::vec(any::<u32>(), 0..=50)) {
+            let l = List::<u32, 50>(v.clone());
+            let enc = to_bytes(&l);
+            prop_assert_eq!(enc.len(), l.encoded_len());
+            // Same wire form as the free functions the fuzz target drives.
+            let mut raw = bytes::BytesMut::new();
+            encode_list(&mut raw, &v);
+            prop_assert_eq!(&enc[..], &raw[..]);
+            prop_assert_eq!(from_bytes::<List<u32, 50>>(enc).unwrap(), l);
+        }
+
+        #[test]
+        fn list_type_round_trip_variable_elements(
+            v in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..=16), 0..=20)
+        ) {
+            let l: List<Opaque<16>, 20> = v.into_iter().map(|o| Opaque(o.into())).collect();
+            let enc = to_bytes(&l);
+            prop_assert_eq!(enc.len(), l.encoded_len());
+            prop_assert_eq!(from_bytes::<List<Opaque<16>, 20>>(enc).unwrap(), l);
+        }
+
+        #[test]
+        fn list_type_decode_is_bounded(data in proptest::collection::vec(any::<u8>(), 0..128)) {
+            if let Ok(l) = from_bytes::<List<u32, 4>>(Bytes::from(data)) {
+                prop_assert!(l.len() <= List::<u32, 4>::MAX_ELEMENTS);
+            }
+        }
+
+        #[test]
         fn enum_round_trip(c in proptest::sample::select(Color::ALL)) {
             prop_assert_eq!(from_bytes::<Color>(to_bytes(&c)).unwrap(), c);
         }
@@ -683,6 +788,28 @@ mod tests {
         assert_eq!(
             from_bytes::<u32>(Bytes::from(vec![0, 0, 0, 1, 0])),
             Err(Error::TrailingBytes(1))
+        );
+    }
+
+    #[test]
+    fn list_type_wire_form() {
+        let enc = to_bytes(&List::<u32, 4>(vec![7, 9]));
+        let want = [0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 0];
+        assert_eq!(&enc[..], &want);
+        assert_eq!(&to_bytes(&List::<u32, 4>::default())[..], &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn list_type_refuses_max_plus_one() {
+        let full = to_bytes(&List::<u32, 3>(vec![1, 2, 3]));
+        assert_eq!(
+            from_bytes::<List<u32, 3>>(full).map(List::into_vec),
+            Ok(vec![1, 2, 3])
+        );
+        let over = to_bytes(&List::<u32, 3>(vec![1, 2, 3, 4]));
+        assert_eq!(
+            from_bytes::<List<u32, 3>>(over),
+            Err(Error::TooManyElements(3))
         );
     }
 
