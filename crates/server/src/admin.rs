@@ -42,7 +42,7 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::exports::{Export, ExportTable};
 use crate::registry::Stage;
-use crate::transport::now_ms;
+use crate::clock::now_ms;
 use crate::{Running, ServeError, ServeOptions};
 
 /// The control socket's name inside the state directory.

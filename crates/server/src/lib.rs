@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod clock;
 pub mod config;
 pub mod drc;
 pub mod embed;
@@ -197,7 +198,7 @@ pub async fn serve_with(
             loop {
                 tick.tick().await;
                 st.heartbeat_ms
-                    .store(transport::now_ms(), std::sync::atomic::Ordering::Relaxed);
+                    .store(clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
             }
         });
     }

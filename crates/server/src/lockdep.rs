@@ -103,7 +103,7 @@ impl<T> TrackedMutex<T> {
         st.waiters.fetch_sub(1, Ordering::Relaxed);
         *st.site.lock().unwrap_or_else(PoisonError::into_inner) = Some(site);
         st.since_ms
-            .store(crate::transport::now_ms(), Ordering::Relaxed);
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
         st.holder.store(thread_number(), Ordering::Release);
         st.acquisitions.fetch_add(1, Ordering::Relaxed);
         TrackedGuard { lock: self, guard }

@@ -47,7 +47,7 @@ impl std::fmt::Debug for ServerCollector {
 }
 
 impl ServerCollector {
-    /// `started_ms`: when the server started, on [`crate::transport::now_ms`]'s clock.
+    /// `started_ms`: when the server started, on [`crate::clock::now_ms`]'s clock.
     pub fn new(running: Running, started_ms: u64) -> Self {
         ServerCollector {
             running,
@@ -323,7 +323,7 @@ impl Collector for ServerCollector {
             &mut enc,
             "rnfsd_uptime_seconds",
             "Seconds since the server started",
-            sat(crate::transport::now_ms().saturating_sub(self.started_ms) / 1000),
+            sat(crate::clock::now_ms().saturating_sub(self.started_ms) / 1000),
         )?;
         Ok(())
     }

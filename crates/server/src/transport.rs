@@ -41,15 +41,7 @@ fn next_conn_id() -> u64 {
     NEXT_CONN_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Milliseconds since the process's first call: the one clock the transports read and hand to the
-/// service.
-pub fn now_ms() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as u64
-}
+pub use crate::clock::now_ms;
 
 const ZERO_PAD: [u8; 3] = [0; 3];
 

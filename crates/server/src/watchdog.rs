@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::lockdep::TrackedMutex;
 use crate::registry::Registry;
 use crate::service::Service;
-use crate::transport::now_ms;
+use crate::clock::now_ms;
 
 /// How many reports are kept for the admin interface.
 const REPORTS_KEPT: usize = 32;

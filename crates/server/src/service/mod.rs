@@ -19,7 +19,6 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use tracing::{debug, warn};
 
-use rnfs_mount as mount;
 use rnfs_oncrpc::{decode_call, AuthStat, CallError, CallHeader, Credential, ReplyHeader};
 use rnfs_portmap as pmap;
 use rnfs_xdr::{Opaque, XdrEncode};
@@ -27,6 +26,12 @@ use rnfs_xdr::{Opaque, XdrEncode};
 use crate::config::{ClientRule, Limits};
 use crate::exports::{normalize_mount_path, Export, ExportTable};
 use crate::lockdep::TrackedMutex;
+
+mod mount;
+mod portmap;
+
+pub use portmap::SocketOwner;
+use portmap::{kernel_socket_owner, Registration};
 
 /// Which transport a request came over; it bounds the reply size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,37 +151,6 @@ impl Reply {
 pub struct OwnPorts {
     pub tcp: u16,
     pub udp: u16,
-}
-
-/// Mount entries kept for MOUNT DUMP; a bound keeps a client that mounts in a loop from growing it.
-const MOUNT_LIST_ENTRIES_MAX: usize = 4096;
-/// Registrations kept by our portmapper.
-const PORTMAP_ENTRIES_MAX: usize = 1024;
-/// Source ports below this are privileged: binding one needs root or `CAP_NET_BIND_SERVICE`.
-const PRIVILEGED_PORT_END: u16 = 1024;
-/// The uid that may unset any registration (rpcbind's "superuser").
-const SUPERUSER_UID: u32 = 0;
-
-/// Finds the uid owning a loopback caller's socket (see [`rnfs_sys::sockets`]); `None` when the
-/// kernel names no single owner. A plain function so tests can stand in for the kernel's table.
-pub type SocketOwner = fn(Transport, SocketAddr) -> Option<u32>;
-
-fn kernel_socket_owner(transport: Transport, peer: SocketAddr) -> Option<u32> {
-    let kind = match transport {
-        Transport::Tcp => rnfs_sys::sockets::SocketKind::Tcp,
-        Transport::Udp => rnfs_sys::sockets::SocketKind::Udp,
-    };
-    rnfs_sys::sockets::local_socket_owner(kind, peer)
-        .map_err(|e| warn!(%peer, error = %e, "cannot read the kernel's socket table"))
-        .ok()
-        .flatten()
-}
-
-/// A registration in our portmapper and the uid that made it.
-#[derive(Debug, Clone, Copy)]
-struct Registration {
-    mapping: pmap::mapping,
-    owner: u32,
 }
 
 /// The whole RPC service.
@@ -334,7 +308,7 @@ impl Service {
         };
         match call.header.prog {
             pmap::PMAP_PROG => self.portmap(&call, &mut reply.head),
-            mount::MOUNT_PROG => self.mount(&call, &mut reply.head),
+            rnfs_mount::MOUNT_PROG => self.mount(&call, &mut reply.head),
             crate::nfs::NFS_PROGRAM => self.nfs_once(&call, reply),
             _ => reply_header(&mut reply.head, call.header.xid, ReplyHeader::ProgUnavail),
         }
@@ -372,280 +346,6 @@ impl Service {
                 outcome
             }
         }
-    }
-
-    // ---- portmapper v2 (RFC 1833 §3) ----
-
-    fn portmap(&self, call: &Call, out: &mut BytesMut) -> Outcome {
-        let xid = call.header.xid;
-        if call.header.vers != pmap::PMAP_VERS {
-            return reply_header(out, xid, ReplyHeader::ProgMismatch { low: 2, high: 2 });
-        }
-        let args = match pmap::Args::decode(call.header.proc_num, call.args.clone()) {
-            Ok(a) => a,
-            Err(e) => return refuse_args(out, call, &e),
-        };
-        let res = match args {
-            pmap::Args::Null => pmap::Res::Null,
-            pmap::Args::Getport(m) => pmap::Res::Getport(u32::from(self.getport(&m))),
-            pmap::Args::Dump => pmap::Res::Dump(pmap::List(self.portmap_dump())),
-            pmap::Args::Set(m) => pmap::Res::Set(
-                self.registrar(call)
-                    .is_some_and(|uid| self.portmap_set(m, uid)),
-            ),
-            pmap::Args::Unset(m) => pmap::Res::Unset(
-                self.registrar(call)
-                    .is_some_and(|uid| self.portmap_unset(m, uid)),
-            ),
-            // CALLIT would let anyone bounce traffic off us (an amplifier); we do not forward.
-            pmap::Args::Callit(_) => return reply_header(out, xid, ReplyHeader::ProcUnavail),
-        };
-        reply_success(out, xid, &res)
-    }
-
-    /// Who may change registrations, as rpcbind decides for a caller over IP: only a process on
-    /// this host (a loopback source address) that holds a privileged source port, so no ordinary
-    /// user can register or remove a service. The kernel's socket table names the caller's uid,
-    /// which a registration remembers as its owner. `None`: refused.
-    fn registrar(&self, call: &Call) -> Option<u32> {
-        let ip = crate::config::canonical_ip(call.peer.ip());
-        if !ip.is_loopback() || call.peer.port() >= PRIVILEGED_PORT_END {
-            debug!(peer = %call.peer, "portmapper change refused: not a privileged local caller");
-            return None;
-        }
-        let owner = (self.socket_owner)(call.transport, call.peer);
-        if owner.is_none() {
-            debug!(peer = %call.peer, "portmapper change refused: caller's socket owner unknown");
-        }
-        owner
-    }
-
-    fn own_mappings(&self) -> Vec<pmap::mapping> {
-        let ports = self.own_ports();
-        let mut v = Vec::new();
-        for (prot, port) in [
-            (pmap::IPPROTO_TCP, ports.tcp),
-            (pmap::IPPROTO_UDP, ports.udp),
-        ] {
-            if port == 0 {
-                continue;
-            }
-            let port = u32::from(port);
-            v.push(pmap::mapping {
-                prog: pmap::PMAP_PROG,
-                vers: pmap::PMAP_VERS,
-                prot,
-                port,
-            });
-            v.push(pmap::mapping {
-                prog: crate::nfs::NFS_PROGRAM,
-                vers: 3,
-                prot,
-                port,
-            });
-            for vers in 1..=3 {
-                v.push(pmap::mapping {
-                    prog: mount::MOUNT_PROG,
-                    vers,
-                    prot,
-                    port,
-                });
-            }
-        }
-        v
-    }
-
-    fn getport(&self, m: &pmap::mapping) -> u16 {
-        let matches = |x: &pmap::mapping| x.prog == m.prog && x.vers == m.vers && x.prot == m.prot;
-        if let Some(x) = self.own_mappings().iter().find(|x| matches(x)) {
-            return x.port as u16;
-        }
-        let reg = self.portmap.lock();
-        reg.iter()
-            .find(|x| matches(&x.mapping))
-            .map_or(0, |x| x.mapping.port as u16)
-    }
-
-    fn portmap_dump(&self) -> Vec<pmap::mapping> {
-        let mut v = self.own_mappings();
-        v.extend(self.portmap.lock().iter().map(|r| r.mapping));
-        v
-    }
-
-    fn portmap_set(&self, m: pmap::mapping, owner: u32) -> bool {
-        if self
-            .own_mappings()
-            .iter()
-            .any(|x| x.prog == m.prog && x.vers == m.vers && x.prot == m.prot)
-        {
-            return false;
-        }
-        let mut reg = self.portmap.lock();
-        // RFC 1833: SET fails if the (prog, vers, prot) is already registered.
-        if reg.len() >= PORTMAP_ENTRIES_MAX
-            || reg.iter().any(|x| {
-                let x = &x.mapping;
-                x.prog == m.prog && x.vers == m.vers && x.prot == m.prot
-            })
-        {
-            return false;
-        }
-        reg.push(Registration { mapping: m, owner });
-        true
-    }
-
-    /// Removes `m`'s program and version (UNSET ignores prot and port, RFC 1833 §3.2) where the
-    /// caller owns the registration or is the superuser; true if anything was removed.
-    fn portmap_unset(&self, m: pmap::mapping, caller: u32) -> bool {
-        let mut reg = self.portmap.lock();
-        let before = reg.len();
-        reg.retain(|x| {
-            let same = x.mapping.prog == m.prog && x.mapping.vers == m.vers;
-            !(same && (caller == x.owner || caller == SUPERUSER_UID))
-        });
-        reg.len() != before
-    }
-
-    // ---- MOUNT v1/v3 (RFC 1813 appendix I; v1 per RFC 1094 appendix A) ----
-
-    fn mount(&self, call: &Call, out: &mut BytesMut) -> Outcome {
-        let xid = call.header.xid;
-        let vers = call.header.vers;
-        if !(1..=3).contains(&vers) {
-            return reply_header(out, xid, ReplyHeader::ProgMismatch { low: 1, high: 3 });
-        }
-        let args = match mount::Args::decode(call.header.proc_num, call.args.clone()) {
-            Ok(a) => a,
-            Err(e) => return refuse_args(out, call, &e),
-        };
-        let host = call.peer.ip().to_string();
-        let res = match args {
-            mount::Args::Null => mount::Res::Null,
-            mount::Args::Mnt(path) => {
-                let res = self.mnt(call, &path);
-                if vers < 3 {
-                    // NFSv2 handles are 32 bytes and we serve only NFSv3: a v1/v2 client learns
-                    // why from the log, and gets EACCES.
-                    let status = match res {
-                        mount::mountres3::Ok(_) => {
-                            warn!(peer = %call.peer, "MOUNT v{vers} MNT refused: rnfsd serves NFSv3 only (use MOUNT v3)");
-                            13
-                        }
-                        mount::mountres3::Fail(s) => s as u32,
-                    };
-                    return reply_success(out, xid, &mount::fhstatus::Fail(status));
-                }
-                mount::Res::Mnt(res)
-            }
-            mount::Args::Dump => mount::Res::Dump(mount::List(
-                self.mounts
-                    .lock()
-                    .iter()
-                    .filter_map(|(h, d)| {
-                        Some(mount::mountbody {
-                            ml_hostname: Opaque::new(h.clone().into_bytes())?,
-                            ml_directory: Opaque::new(d.clone().into_bytes())?,
-                        })
-                    })
-                    .collect(),
-            )),
-            mount::Args::Umnt(path) => {
-                let dir = String::from_utf8_lossy(path.as_bytes()).into_owned();
-                let mut mounts = self.mounts.lock();
-                mounts.retain(|(h, d)| !(h == &host && d == &dir));
-                mount::Res::Umnt
-            }
-            mount::Args::Umntall => {
-                let mut mounts = self.mounts.lock();
-                mounts.retain(|(h, _)| h != &host);
-                mount::Res::Umntall
-            }
-            mount::Args::Export => mount::Res::Export(self.export_list()),
-        };
-        reply_success(out, xid, &res)
-    }
-
-    fn mnt(&self, call: &Call, path: &mount::dirpath) -> mount::mountres3 {
-        use mount::mountstat3::*;
-        let Ok(path) = std::str::from_utf8(path.as_bytes()) else {
-            return mount::mountres3::Fail(MNT3ERR_NOENT);
-        };
-        let table = self.exports();
-        let Some((export, below)) = table.for_path(path) else {
-            debug!(peer = %call.peer, path, "MNT of a path that is not exported");
-            return mount::mountres3::Fail(MNT3ERR_NOENT);
-        };
-        let Some(rule) = export.rule_for(call.peer.ip()) else {
-            warn!(peer = %call.peer, export = %export.mount_path, "MNT refused: no client rule matches");
-            return mount::mountres3::Fail(MNT3ERR_ACCES);
-        };
-        if !rule.port_allowed(call.peer) {
-            warn!(peer = %call.peer, export = %export.mount_path, "MNT refused: export requires a source port below 1024");
-            return mount::mountres3::Fail(MNT3ERR_ACCES);
-        }
-        // A directory below the export may be mounted too (libnfs mounts a file's parent). The
-        // walk is done as the caller, one component at a time, and never follows symlinks.
-        let who = match &call.header.credential {
-            Credential::Sys(sys) => rule.squash(sys.uid, sys.gid, &sys.gids),
-            Credential::None => rule.anonymous(),
-        };
-        let mut fh = export.backend.root();
-        for name in &below {
-            match export.backend.lookup(&who, &fh, name.as_bytes()) {
-                Ok((next, attr)) if attr.file_type == rnfs_storage::FileType::Directory => {
-                    fh = next
-                }
-                Ok(_) => return mount::mountres3::Fail(MNT3ERR_NOTDIR),
-                Err(rnfs_storage::Error::NoEnt) => return mount::mountres3::Fail(MNT3ERR_NOENT),
-                Err(rnfs_storage::Error::Access) => return mount::mountres3::Fail(MNT3ERR_ACCES),
-                Err(rnfs_storage::Error::NotDir) => return mount::mountres3::Fail(MNT3ERR_NOTDIR),
-                Err(rnfs_storage::Error::NameTooLong) => {
-                    return mount::mountres3::Fail(MNT3ERR_NAMETOOLONG)
-                }
-                Err(e) => {
-                    warn!(peer = %call.peer, path, error = %e, "MNT failed");
-                    return mount::mountres3::Fail(MNT3ERR_IO);
-                }
-            }
-        }
-        let Some(fhandle) = Opaque::new(fh.0.clone()) else {
-            return mount::mountres3::Fail(MNT3ERR_SERVERFAULT);
-        };
-        {
-            let mut mounts = self.mounts.lock();
-            let entry = (call.peer.ip().to_string(), normalize_mount_path(path));
-            if !mounts.contains(&entry) && mounts.len() < MOUNT_LIST_ENTRIES_MAX {
-                mounts.push(entry);
-            }
-        }
-        debug!(peer = %call.peer, path, "mounted");
-        mount::mountres3::Ok(mount::mountres3_ok {
-            fhandle,
-            auth_flavors: rnfs_xdr::Array(vec![
-                rnfs_oncrpc::auth::AUTH_SYS as i32,
-                rnfs_oncrpc::auth::AUTH_NONE as i32,
-            ]),
-        })
-    }
-
-    fn export_list(&self) -> mount::exports {
-        let table = self.exports();
-        mount::List(
-            table
-                .iter()
-                .filter_map(|e| {
-                    let groups = e
-                        .rules
-                        .iter()
-                        .filter_map(|r| Opaque::new(r.matches.to_string().into_bytes()))
-                        .collect();
-                    Some(mount::exportnode {
-                        ex_dir: Opaque::new(e.mount_path.clone().into_bytes())?,
-                        ex_groups: mount::List(groups),
-                    })
-                })
-                .collect(),
-        )
     }
 
     /// The export a file handle belongs to and the caller's rule and identity for it, or why the

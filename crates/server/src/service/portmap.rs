@@ -1,0 +1,166 @@
+//! The portmapper, version 2 (RFC 1833 §3), as every rnfsd listener answers it: GETPORT and DUMP
+//! for anyone, SET and UNSET only for privileged local callers, each registration owned by the
+//! uid behind the caller's socket. CALLIT is not served.
+
+use super::*;
+
+/// Registrations kept by our portmapper.
+const PORTMAP_ENTRIES_MAX: usize = 1024;
+/// Source ports below this are privileged: binding one needs root or `CAP_NET_BIND_SERVICE`.
+const PRIVILEGED_PORT_END: u16 = 1024;
+/// The uid that may unset any registration (rpcbind's "superuser").
+const SUPERUSER_UID: u32 = 0;
+
+/// Finds the uid owning a loopback caller's socket (see [`rnfs_sys::sockets`]); `None` when the
+/// kernel names no single owner. A plain function so tests can stand in for the kernel's table.
+pub type SocketOwner = fn(Transport, SocketAddr) -> Option<u32>;
+
+pub(super) fn kernel_socket_owner(transport: Transport, peer: SocketAddr) -> Option<u32> {
+    let kind = match transport {
+        Transport::Tcp => rnfs_sys::sockets::SocketKind::Tcp,
+        Transport::Udp => rnfs_sys::sockets::SocketKind::Udp,
+    };
+    rnfs_sys::sockets::local_socket_owner(kind, peer)
+        .map_err(|e| warn!(%peer, error = %e, "cannot read the kernel's socket table"))
+        .ok()
+        .flatten()
+}
+
+/// A registration in our portmapper and the uid that made it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Registration {
+    mapping: pmap::mapping,
+    owner: u32,
+}
+
+impl Service {
+    pub(super) fn portmap(&self, call: &Call, out: &mut BytesMut) -> Outcome {
+        let xid = call.header.xid;
+        if call.header.vers != pmap::PMAP_VERS {
+            return reply_header(out, xid, ReplyHeader::ProgMismatch { low: 2, high: 2 });
+        }
+        let args = match pmap::Args::decode(call.header.proc_num, call.args.clone()) {
+            Ok(a) => a,
+            Err(e) => return refuse_args(out, call, &e),
+        };
+        let res = match args {
+            pmap::Args::Null => pmap::Res::Null,
+            pmap::Args::Getport(m) => pmap::Res::Getport(u32::from(self.getport(&m))),
+            pmap::Args::Dump => pmap::Res::Dump(pmap::List(self.portmap_dump())),
+            pmap::Args::Set(m) => pmap::Res::Set(
+                self.registrar(call)
+                    .is_some_and(|uid| self.portmap_set(m, uid)),
+            ),
+            pmap::Args::Unset(m) => pmap::Res::Unset(
+                self.registrar(call)
+                    .is_some_and(|uid| self.portmap_unset(m, uid)),
+            ),
+            // CALLIT would let anyone bounce traffic off us (an amplifier); we do not forward.
+            pmap::Args::Callit(_) => return reply_header(out, xid, ReplyHeader::ProcUnavail),
+        };
+        reply_success(out, xid, &res)
+    }
+
+    /// Who may change registrations, as rpcbind decides for a caller over IP: only a process on
+    /// this host (a loopback source address) that holds a privileged source port, so no ordinary
+    /// user can register or remove a service. The kernel's socket table names the caller's uid,
+    /// which a registration remembers as its owner. `None`: refused.
+    fn registrar(&self, call: &Call) -> Option<u32> {
+        let ip = crate::config::canonical_ip(call.peer.ip());
+        if !ip.is_loopback() || call.peer.port() >= PRIVILEGED_PORT_END {
+            debug!(peer = %call.peer, "portmapper change refused: not a privileged local caller");
+            return None;
+        }
+        let owner = (self.socket_owner)(call.transport, call.peer);
+        if owner.is_none() {
+            debug!(peer = %call.peer, "portmapper change refused: caller's socket owner unknown");
+        }
+        owner
+    }
+
+    fn own_mappings(&self) -> Vec<pmap::mapping> {
+        let ports = self.own_ports();
+        let mut v = Vec::new();
+        for (prot, port) in [
+            (pmap::IPPROTO_TCP, ports.tcp),
+            (pmap::IPPROTO_UDP, ports.udp),
+        ] {
+            if port == 0 {
+                continue;
+            }
+            let port = u32::from(port);
+            v.push(pmap::mapping {
+                prog: pmap::PMAP_PROG,
+                vers: pmap::PMAP_VERS,
+                prot,
+                port,
+            });
+            v.push(pmap::mapping {
+                prog: crate::nfs::NFS_PROGRAM,
+                vers: 3,
+                prot,
+                port,
+            });
+            for vers in 1..=3 {
+                v.push(pmap::mapping {
+                    prog: rnfs_mount::MOUNT_PROG,
+                    vers,
+                    prot,
+                    port,
+                });
+            }
+        }
+        v
+    }
+
+    fn getport(&self, m: &pmap::mapping) -> u16 {
+        let matches = |x: &pmap::mapping| x.prog == m.prog && x.vers == m.vers && x.prot == m.prot;
+        if let Some(x) = self.own_mappings().iter().find(|x| matches(x)) {
+            return x.port as u16;
+        }
+        let reg = self.portmap.lock();
+        reg.iter()
+            .find(|x| matches(&x.mapping))
+            .map_or(0, |x| x.mapping.port as u16)
+    }
+
+    fn portmap_dump(&self) -> Vec<pmap::mapping> {
+        let mut v = self.own_mappings();
+        v.extend(self.portmap.lock().iter().map(|r| r.mapping));
+        v
+    }
+
+    fn portmap_set(&self, m: pmap::mapping, owner: u32) -> bool {
+        if self
+            .own_mappings()
+            .iter()
+            .any(|x| x.prog == m.prog && x.vers == m.vers && x.prot == m.prot)
+        {
+            return false;
+        }
+        let mut reg = self.portmap.lock();
+        // RFC 1833: SET fails if the (prog, vers, prot) is already registered.
+        if reg.len() >= PORTMAP_ENTRIES_MAX
+            || reg.iter().any(|x| {
+                let x = &x.mapping;
+                x.prog == m.prog && x.vers == m.vers && x.prot == m.prot
+            })
+        {
+            return false;
+        }
+        reg.push(Registration { mapping: m, owner });
+        true
+    }
+
+    /// Removes `m`'s program and version (UNSET ignores prot and port, RFC 1833 §3.2) where the
+    /// caller owns the registration or is the superuser; true if anything was removed.
+    fn portmap_unset(&self, m: pmap::mapping, caller: u32) -> bool {
+        let mut reg = self.portmap.lock();
+        let before = reg.len();
+        reg.retain(|x| {
+            let same = x.mapping.prog == m.prog && x.mapping.vers == m.vers;
+            !(same && (caller == x.owner || caller == SUPERUSER_UID))
+        });
+        reg.len() != before
+    }
+}
