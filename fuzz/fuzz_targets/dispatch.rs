@@ -203,7 +203,7 @@ fn wire(reply: &Reply) -> Vec<u8> {
 fuzz_target!(|data: &[u8]| {
     let w = world();
     let run = w.runs.fetch_add(1, Ordering::Relaxed);
-    if run > 0 && run % RESET_EVERY == 0 {
+    if run > 0 && run.is_multiple_of(RESET_EVERY) {
         w.reset();
     }
     let handles = w.handles.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -154,6 +154,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
     vec![
         ("xdr", xdr_seeds()),
         ("oncrpc", oncrpc_seeds()),
+        ("peek", peek_seeds()),
         ("portmap", portmap_seeds()),
         ("mount", mount_seeds()),
         ("nfs3", nfs3_seeds()),
@@ -322,6 +323,51 @@ fn oncrpc_seeds() -> Vec<Seed> {
             with(&[mnt, getport, getattr], 12),
         ),
         ("reply".into(), with(&[reply, null], 1 << 20)),
+    ]
+}
+
+/// Single messages (no record marker): the calls the server peeks at most, and replies.
+fn peek_seeds() -> Vec<Seed> {
+    // WRITE3args: file handle, offset, count, stable (UNSTABLE), data.
+    let write = W::new()
+        .opaque(&[0xab; 32])
+        .u64(4096)
+        .u32(5)
+        .u32(0)
+        .opaque(b"hello")
+        .done();
+    let read = W::new().opaque(&[0xcd; 64]).u64(0).u32(1 << 20).done();
+    let accepted = |stat: u32| W::new().u32(5).u32(1).u32(0).u32(0).opaque(b"").u32(stat);
+    vec![
+        ("null-call".into(), call(1, 100_003, 3, 0, None, &[])),
+        (
+            "write-authsys".into(),
+            call(2, 100_003, 3, 7, Some(1000), &write),
+        ),
+        (
+            "read-authsys".into(),
+            call(3, 100_003, 3, 6, Some(0), &read),
+        ),
+        (
+            "mnt".into(),
+            call(
+                4,
+                100_005,
+                3,
+                1,
+                None,
+                &W::new().opaque(b"/srv/export").done(),
+            ),
+        ),
+        ("reply-nfs-noent".into(), accepted(0).u32(2).done()),
+        (
+            "reply-prog-mismatch".into(),
+            accepted(2).u32(3).u32(3).done(),
+        ),
+        (
+            "reply-auth-error".into(),
+            W::new().u32(6).u32(1).u32(1).u32(1).u32(5).done(),
+        ),
     ]
 }
 
@@ -842,6 +888,19 @@ pub mod dispatch {
 
 /// Every seed must decode: a seed that does not is either a wrong seed or a decoder bug. Returns
 /// a description of each failure.
+/// A `peek` seed is a call or a reply that both the peek and the decoder accept.
+fn check_peek_seed(data: &[u8]) -> Result<(), String> {
+    use rnfs_oncrpc::peek::{CallPeek, ReplyPeek};
+    let bytes = bytes::Bytes::copy_from_slice(data);
+    let call = CallPeek::parse(data).is_ok() && rnfs_oncrpc::decode_call(bytes.clone()).is_ok();
+    let reply = ReplyPeek::parse(data).is_ok() && rnfs_oncrpc::decode_reply(bytes).is_ok();
+    if call || reply {
+        Ok(())
+    } else {
+        Err("neither a call nor a reply".into())
+    }
+}
+
 pub fn check_seeds() -> Vec<String> {
     use bytes::Bytes;
     let mut bad = Vec::new();
@@ -904,6 +963,7 @@ pub fn check_seeds() -> Vec<String> {
                     }
                     r
                 }
+                "peek" => check_peek_seed(&data),
                 "dispatch" => dispatch::check(&data),
                 _ => Ok(()),
             };

@@ -11,9 +11,12 @@
 //! * Limits: the credential and verifier bodies are at most 400 bytes (RFC 5531 §8.2), AUTH_SYS
 //!   machine names at most 255 bytes and 16 groups (appendix A); records are bounded in size and
 //!   fragment count (see [`record`]).
+//! * [`peek`] reads a call's numbers, credential and arguments (or a reply's status) in place,
+//!   for the transport's bookkeeping before [`decode_call`] runs.
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod peek;
 pub mod record;
 
 use bytes::{BufMut, Bytes};
@@ -389,7 +392,7 @@ mod tests {
         ));
     }
 
-    fn any_reply_header() -> impl Strategy<Value = ReplyHeader> {
+    pub(crate) fn any_reply_header() -> impl Strategy<Value = ReplyHeader> {
         prop_oneof![
             Just(ReplyHeader::Success),
             Just(ReplyHeader::ProgUnavail),

@@ -39,10 +39,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::exports::{Export, ExportTable};
 use crate::registry::Stage;
-use crate::clock::now_ms;
 use crate::{Running, ServeError, ServeOptions};
 
 /// The control socket's name inside the state directory.

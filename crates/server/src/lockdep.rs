@@ -102,8 +102,7 @@ impl<T> TrackedMutex<T> {
         let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         st.waiters.fetch_sub(1, Ordering::Relaxed);
         *st.site.lock().unwrap_or_else(PoisonError::into_inner) = Some(site);
-        st.since_ms
-            .store(crate::clock::now_ms(), Ordering::Relaxed);
+        st.since_ms.store(crate::clock::now_ms(), Ordering::Relaxed);
         st.holder.store(thread_number(), Ordering::Release);
         st.acquisitions.fetch_add(1, Ordering::Relaxed);
         TrackedGuard { lock: self, guard }

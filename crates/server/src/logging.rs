@@ -24,7 +24,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, Layer, Registry};
 
 use crate::lockdep::TrackedMutex;
-use crate::stats::CallPeek;
+use crate::stats::CallSummary;
 
 /// The target of request spans of clients under per-client debug.
 pub const CLIENT_DEBUG_TARGET: &str = "rnfs_client_debug";
@@ -123,7 +123,7 @@ fn client_debugged(ip: IpAddr) -> bool {
 }
 
 /// The span a request runs in.
-pub fn request_span(peek: Option<CallPeek>, proc_idx: usize, peer: SocketAddr) -> tracing::Span {
+pub fn request_span(peek: Option<CallSummary>, proc_idx: usize, peer: SocketAddr) -> tracing::Span {
     let xid = peek.map_or(0, |p| p.xid);
     let program = crate::stats::program_name(proc_idx);
     let procedure = crate::stats::procedure_name(proc_idx);

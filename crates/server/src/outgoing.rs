@@ -448,11 +448,11 @@ pub const NEWCOMER_TRIES: u32 = 10;
 /// [`REPLY_SMALL_BYTES`]. Peeked at without trusting the record: a malformed call gets the small
 /// reservation (its reply is an error).
 pub fn reply_bytes_estimate(record: &[u8], payload_max: u32) -> usize {
-    use crate::registry::{nfs_handle_and_rest, peek_call};
-    let data = peek_call(record)
+    let data = rnfs_oncrpc::peek::CallPeek::parse(record)
+        .ok()
         .filter(|c| c.prog == rnfs_nfs3::NFS_PROGRAM && c.vers == 3)
         .and_then(|c| {
-            let (_, rest) = nfs_handle_and_rest(c.args)?;
+            let (_, mut rest) = crate::registry::nfs_handle(&c)?;
             // After the handle: READ offset, count; READDIR cookie, verifier, count; READDIRPLUS
             // cookie, verifier, dircount, maxcount.
             let at = match c.proc_num {
@@ -461,8 +461,8 @@ pub fn reply_bytes_estimate(record: &[u8], payload_max: u32) -> usize {
                 rnfs_nfs3::NFSPROC3_READDIRPLUS => 20,
                 _ => return None,
             };
-            let b = rest.get(at..at + 4)?;
-            Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]).min(payload_max) as usize)
+            rest.take(at).ok()?;
+            Some(rest.u32().ok()?.min(payload_max) as usize)
         })
         .unwrap_or(0);
     REPLY_SMALL_BYTES + data
@@ -486,7 +486,7 @@ pub struct ReplyBudget {
     pub shed: AtomicU64,
     /// Replies larger than their reservation, replaced by `SYSTEM_ERR` because the budget was spent.
     pub overruns: AtomicU64,
-    /// Before this time (ms, [`crate::transport::now_ms`]) nothing more is shed.
+    /// Before this time (ms, [`crate::clock::now_ms`]) nothing more is shed.
     next_shed_ms: AtomicU64,
     /// Bytes the waiting requests want: those queued for `bytes`, and the newcomer whose turn it is.
     waiting_bytes: AtomicU64,
@@ -678,7 +678,7 @@ impl ReplyCharge {
             self.unsent = true;
             if c.replies_unsent.fetch_add(1, Ordering::AcqRel) == 0 {
                 c.send_progress_ms
-                    .store(crate::transport::now_ms(), Ordering::Release);
+                    .store(crate::clock::now_ms(), Ordering::Release);
             }
         }
     }
@@ -687,7 +687,7 @@ impl ReplyCharge {
     pub fn progress(&self) {
         if let Some(c) = &self.conn {
             c.send_progress_ms
-                .store(crate::transport::now_ms(), Ordering::Release);
+                .store(crate::clock::now_ms(), Ordering::Release);
         }
     }
 }

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 
+use rnfs_oncrpc::peek::{call_header_words, CallPeek, Cursor};
+
 use crate::lockdep::TrackedMutex;
 use crate::service::Transport;
 
@@ -123,22 +125,23 @@ impl Connection {
     /// Starts tracking a request of `record` (its RPC header is peeked, not trusted). `None` when
     /// every slot is busy, which the in-flight limit prevents for TCP.
     pub fn track(self: &Arc<Self>, record: &[u8], now_ms: u64) -> Option<Tracked> {
-        let word = |i: usize| {
-            record
-                .get(i * 4..i * 4 + 4)
-                .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        };
+        // The numbers are reported even for a record that is no well-formed call.
+        let [xid, _, _, prog, _, proc_num] = call_header_words(record);
+        let call = CallPeek::parse(record).ok();
+        let fh = call
+            .as_ref()
+            .and_then(nfs_handle)
+            .map_or(&[][..], |(fh, _)| fh);
         for (idx, slot) in self.slots.iter().enumerate() {
             if slot
                 .stage
                 .compare_exchange(0, Stage::Queued as u8, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                slot.xid.store(word(0), Ordering::Relaxed);
-                slot.prog.store(word(3), Ordering::Relaxed);
-                slot.proc_num.store(word(5), Ordering::Relaxed);
+                slot.xid.store(xid, Ordering::Relaxed);
+                slot.prog.store(prog, Ordering::Relaxed);
+                slot.proc_num.store(proc_num, Ordering::Relaxed);
                 slot.started_ms.store(now_ms, Ordering::Relaxed);
-                let fh = nfs_file_handle(record).unwrap_or(&[]);
                 for (i, w) in slot.fh_words.iter().enumerate() {
                     let mut b = [0u8; 8];
                     let chunk = fh.get(i * 8..).unwrap_or(&[]);
@@ -148,8 +151,8 @@ impl Connection {
                 }
                 slot.fh_len.store(fh.len() as u8, Ordering::Relaxed);
                 self.last_active_ms.store(now_ms, Ordering::Relaxed);
-                if let Some(auth) = crate::stats::auth_word(record) {
-                    self.last_auth.store(auth, Ordering::Relaxed);
+                if let Some(call) = &call {
+                    self.last_auth.store(auth_word(call), Ordering::Relaxed);
                 }
                 return Some(Tracked {
                     conn: self.clone(),
@@ -198,59 +201,21 @@ impl Connection {
     }
 }
 
-/// A call's numbers and arguments, peeked at in a raw record without trusting it.
-pub struct CallPeek<'a> {
-    pub prog: u32,
-    pub vers: u32,
-    pub proc_num: u32,
-    /// The procedure's arguments (what follows the verifier).
-    pub args: &'a [u8],
+/// The credential as [`Connection::last_auth`] keeps it: flavour in the high 32 bits, AUTH_SYS
+/// uid (or 0) in the low 32.
+fn auth_word(call: &CallPeek) -> u64 {
+    (u64::from(call.cred_flavor) << 32) | u64::from(call.auth_sys_uid().unwrap_or(0))
 }
 
-/// Big-endian word at `at`.
-fn be_word(b: &[u8], at: usize) -> Option<u32> {
-    let w = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
-}
-
-/// The call in `record`, if it looks like one (any inconsistency gives `None`).
-pub fn peek_call(record: &[u8]) -> Option<CallPeek<'_>> {
-    let word = |at: usize| be_word(record, at).map(|w| w as usize);
-    let padded = |n: usize| n.checked_add(3).map(|v| v & !3);
-    // xid, CALL, rpcvers, prog, vers, proc, then credential and verifier (flavour, length, body).
-    if word(4)? != 0 {
+/// An NFS call's file handle (the first argument of every procedure but NULL) and a cursor at the
+/// arguments that follow it.
+pub fn nfs_handle<'a>(call: &CallPeek<'a>) -> Option<(&'a [u8], Cursor<'a>)> {
+    if call.prog != rnfs_nfs3::NFS_PROGRAM || call.proc_num == rnfs_nfs3::NFSPROC3_NULL {
         return None;
     }
-    let cred_len = word(28)?;
-    let verf_at = 32usize.checked_add(padded(cred_len)?)?;
-    let verf_len = word(verf_at.checked_add(4)?)?;
-    let args_at = verf_at.checked_add(8)?.checked_add(padded(verf_len)?)?;
-    Some(CallPeek {
-        prog: be_word(record, 12)?,
-        vers: be_word(record, 16)?,
-        proc_num: be_word(record, 20)?,
-        args: record.get(args_at..)?,
-    })
-}
-
-/// Splits an NFSv3 call's arguments into its first one, the file handle, and the rest.
-pub fn nfs_handle_and_rest(args: &[u8]) -> Option<(&[u8], &[u8])> {
-    let fh_len = be_word(args, 0)? as usize;
-    if fh_len > rnfs_nfs3::NFS3_FHSIZE {
-        return None;
-    }
-    let fh = args.get(4..4 + fh_len)?;
-    let rest = args.get(4 + ((fh_len + 3) & !3)..).unwrap_or(&[]);
-    Some((fh, rest))
-}
-
-/// The file handle an NFSv3 call names: the first argument of every procedure but NULL.
-fn nfs_file_handle(record: &[u8]) -> Option<&[u8]> {
-    let call = peek_call(record)?;
-    if call.prog != rnfs_nfs3::NFS_PROGRAM || call.proc_num == 0 {
-        return None;
-    }
-    nfs_handle_and_rest(call.args).map(|(fh, _)| fh)
+    let mut args = Cursor::new(call.args);
+    let fh = args.opaque(rnfs_nfs3::NFS3_FHSIZE).ok()?;
+    Some((fh, args))
 }
 
 /// A request in flight, as reported.
@@ -497,6 +462,7 @@ mod tests {
         rnfs_xdr::XdrEncode::encode(&rnfs_nfs3::GETATTR3args { object: fh }, &mut call);
         let t = conn.track(&call, 200).unwrap();
         assert_eq!(reg.requests()[0].file_handle, vec![7u8; 37]);
+        assert_eq!(conn.last_auth.load(Ordering::Relaxed), (1 << 32) | 1);
         drop(t);
         assert_eq!(conn.requests_served.load(Ordering::Relaxed), 3);
         drop(conn);

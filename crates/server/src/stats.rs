@@ -6,10 +6,9 @@
 //! `fetch_add`s, with no lock and no allocation on the request path, and the label set is bounded
 //! by construction (35 procedures × 36 statuses × 26 buckets).
 //!
-//! The service itself is not touched: what a request was is peeked from its RPC header (as the
-//! registry does), and how it ended is peeked from the reply header the service built (the
-//! accept/reject status and, for NFS and MNT, the first word of the results: the nfsstat3 or
-//! mountstat3).
+//! The service itself is not touched: what a request was is peeked from its RPC header, and how it
+//! ended from the reply header the service built (the accept/reject status and, for NFS and MNT,
+//! the first word of the results: the nfsstat3 or mountstat3), both with [`rnfs_oncrpc::peek`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -308,9 +307,10 @@ pub fn proc_index(prog: u32, vers: u32, proc_num: u32) -> usize {
     }
 }
 
-/// What the transport can see of a call without decoding it (nothing here is trusted).
+/// What statistics and logs keep of a call, peeked at without decoding it (nothing here is
+/// trusted; owned, so it outlives the record).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CallPeek {
+pub struct CallSummary {
     pub xid: u32,
     pub prog: u32,
     pub vers: u32,
@@ -323,71 +323,59 @@ pub struct CallPeek {
     pub write_count: Option<u32>,
 }
 
-fn word(b: &[u8], at: usize) -> Option<u32> {
-    let w = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+impl CallSummary {
+    /// Peeks at a call record: `None` when it is not one (see [`rnfs_oncrpc::peek`]).
+    pub fn of(record: &[u8]) -> Option<CallSummary> {
+        let call = rnfs_oncrpc::peek::CallPeek::parse(record).ok()?;
+        Some(CallSummary {
+            xid: call.xid,
+            prog: call.prog,
+            vers: call.vers,
+            proc_num: call.proc_num,
+            flavor: call.cred_flavor,
+            uid: call.auth_sys_uid(),
+            write_count: write_count(&call),
+        })
+    }
 }
 
-fn padded(len: u32) -> usize {
-    (len as usize).div_ceil(4) * 4
-}
-
-/// Peeks at an RPC call message (RFC 5531 §9): `None` when it is not one.
-pub fn peek_call(record: &[u8]) -> Option<CallPeek> {
-    if word(record, 4)? != 0 {
+/// A WRITE's `count` argument (WRITE3args: file handle, offset, count).
+fn write_count(call: &rnfs_oncrpc::peek::CallPeek) -> Option<u32> {
+    if call.proc_num != rnfs_nfs3::NFSPROC3_WRITE {
         return None;
     }
-    let mut p = CallPeek {
-        xid: word(record, 0)?,
-        prog: word(record, 12)?,
-        vers: word(record, 16)?,
-        proc_num: word(record, 20)?,
-        flavor: word(record, 24)?,
-        ..CallPeek::default()
-    };
-    let cred_len = word(record, 28)?;
-    let cred = 32usize;
-    if p.flavor == 1 {
-        // authsys_parms: stamp, machinename<255>, uid, gid, gids<16>.
-        let name_len = word(record, cred + 4)?;
-        p.uid = word(record, cred + 8 + padded(name_len));
-    }
-    let verf = cred.checked_add(padded(cred_len))?;
-    let args = verf.checked_add(8 + padded(word(record, verf + 4)?))?;
-    if p.prog == rnfs_nfs3::NFS_PROGRAM && p.proc_num == rnfs_nfs3::NFSPROC3_WRITE {
-        // WRITE3args: file handle, offset (u64), count.
-        let fh_len = word(record, args)?;
-        p.write_count = word(record, args + 4 + padded(fh_len) + 8);
-    }
-    Some(p)
+    let (_, mut rest) = crate::registry::nfs_handle(call)?;
+    rest.take(8).ok()?;
+    rest.u32().ok()
 }
 
 /// How a reply (the RPC message, without record marker) ends the call.
 pub fn reply_ending(prog: u32, proc_num: u32, msg: &[u8]) -> Ending {
+    use rnfs_oncrpc::peek::{Cursor, ReplyPeek, ReplyStat};
+    use rnfs_oncrpc::{accept_stat, reject_stat};
     let unknown = Ending::Error(RPC_BASE + 7);
     let rpc = |i: usize| Ending::Error(RPC_BASE + i);
-    match word(msg, 8) {
-        // MSG_ACCEPTED
-        Some(0) => {}
-        // MSG_DENIED: RPC_MISMATCH or AUTH_ERROR
-        Some(1) => {
-            return match word(msg, 12) {
-                Some(0) => rpc(5),
-                Some(1) => rpc(6),
-                _ => unknown,
-            }
-        }
+    let results = match ReplyPeek::parse(msg).map(|r| r.stat) {
+        Ok(ReplyStat::Accepted {
+            accept_stat: accept_stat::SUCCESS,
+            rest,
+            ..
+        }) => rest,
+        // RPC_OUTCOMES lists PROG_UNAVAIL..=SYSTEM_ERR in accept_stat order.
+        Ok(ReplyStat::Accepted {
+            accept_stat: n @ 1..=5,
+            ..
+        }) => return rpc(n as usize - 1),
+        Ok(ReplyStat::Denied {
+            reject_stat: reject_stat::RPC_MISMATCH,
+            ..
+        }) => return rpc(5),
+        Ok(ReplyStat::Denied {
+            reject_stat: reject_stat::AUTH_ERROR,
+            ..
+        }) => return rpc(6),
         _ => return unknown,
-    }
-    let Some(verf_len) = word(msg, 16) else {
-        return unknown;
     };
-    let accept = 20 + padded(verf_len);
-    match word(msg, accept) {
-        Some(0) => {}
-        Some(n @ 1..=5) => return rpc(n as usize - 1),
-        _ => return unknown,
-    }
     let has_status = match prog {
         rnfs_nfs3::NFS_PROGRAM => proc_num != rnfs_nfs3::NFSPROC3_NULL,
         rnfs_mount::MOUNT_PROG => proc_num == rnfs_mount::MOUNTPROC3_MNT,
@@ -396,13 +384,13 @@ pub fn reply_ending(prog: u32, proc_num: u32, msg: &[u8]) -> Ending {
     if !has_status {
         return Ending::Ok;
     }
-    match word(msg, accept + 4) {
-        Some(0) => Ending::Ok,
-        Some(code) => STATUS_CODES
+    match Cursor::new(results).u32() {
+        Ok(0) => Ending::Ok,
+        Ok(code) => STATUS_CODES
             .iter()
             .position(|(c, _)| *c == code)
             .map_or(unknown, Ending::Error),
-        None => unknown,
+        Err(_) => unknown,
     }
 }
 
@@ -412,7 +400,7 @@ pub fn reply_ending(prog: u32, proc_num: u32, msg: &[u8]) -> Ending {
 /// calls, encode); time spent queued for a worker shows in `rnfsd ctl requests` instead.
 pub struct Observed<'a> {
     stats: &'a Stats,
-    peek: Option<CallPeek>,
+    peek: Option<CallSummary>,
     proc_idx: usize,
     transport: Transport,
     started: Instant,
@@ -423,7 +411,7 @@ pub struct Observed<'a> {
 
 impl<'a> Observed<'a> {
     pub fn start(stats: &'a Stats, record: &[u8], origin: Origin) -> Observed<'a> {
-        let peek = peek_call(record);
+        let peek = CallSummary::of(record);
         let proc_idx = peek.map_or(OTHER, |p| proc_index(p.prog, p.vers, p.proc_num));
         let marker = if origin.transport == Transport::Tcp {
             4
@@ -502,21 +490,6 @@ impl Drop for Observed<'_> {
     }
 }
 
-/// The credential of a call as the registry keeps it (`Connection::last_auth`): flavour in the
-/// high 32 bits, AUTH_SYS uid in the low 32; `None` when the record is not a call.
-pub fn auth_word(record: &[u8]) -> Option<u64> {
-    if word(record, 4)? != 0 {
-        return None;
-    }
-    let flavor = word(record, 24)?;
-    let uid = if flavor == 1 {
-        word(record, 40 + padded(word(record, 36)?)).unwrap_or(0)
-    } else {
-        0
-    };
-    Some((u64::from(flavor) << 32) | u64::from(uid))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,13 +546,12 @@ mod tests {
         m.extend_from_slice(&[9; 8]);
         m.extend_from_slice(&0u64.to_be_bytes());
         m.extend_from_slice(&4096u32.to_be_bytes());
-        let p = peek_call(&m).unwrap();
+        let p = CallSummary::of(&m).unwrap();
         assert_eq!(
             (p.xid, p.prog, p.proc_num, p.flavor, p.uid, p.write_count),
             (0x1234, 100003, 7, 1, Some(1000), Some(4096))
         );
-        assert_eq!(peek_call(&m[..10]), None);
-        assert_eq!(auth_word(&m), Some((1 << 32) | 1000));
+        assert_eq!(CallSummary::of(&m[..10]), None);
 
         let reply =
             |words: &[u32]| -> Vec<u8> { words.iter().flat_map(|w| w.to_be_bytes()).collect() };

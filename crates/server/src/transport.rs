@@ -41,7 +41,7 @@ fn next_conn_id() -> u64 {
     NEXT_CONN_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-pub use crate::clock::now_ms;
+use crate::clock::now_ms;
 
 const ZERO_PAD: [u8; 3] = [0; 3];
 

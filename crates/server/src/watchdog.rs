@@ -19,10 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::now_ms;
 use crate::lockdep::TrackedMutex;
 use crate::registry::Registry;
 use crate::service::Service;
-use crate::clock::now_ms;
 
 /// How many reports are kept for the admin interface.
 const REPORTS_KEPT: usize = 32;

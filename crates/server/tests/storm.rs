@@ -267,7 +267,7 @@ fn storm_of_reads_resets_and_rewrites_never_stalls_or_leaks() {
     let mut worst_heartbeat_ms = 0;
     let mut worst_fresh = Duration::ZERO;
     while Instant::now() < deadline {
-        let hb = rnfs_server::transport::now_ms()
+        let hb = rnfs_server::clock::now_ms()
             .saturating_sub(running.watch.heartbeat_ms.load(Ordering::Relaxed));
         worst_heartbeat_ms = worst_heartbeat_ms.max(hb);
         let t = Instant::now();
