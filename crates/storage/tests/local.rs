@@ -5,6 +5,8 @@
 // so clippy's allow-unwrap-in-tests does not cover them).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -603,30 +605,11 @@ fn concurrent_identities_do_not_leak() {
 /// tempdir is made and removed out here, where the mounts are invisible.
 #[test]
 fn mount_points_are_not_crossed() {
-    const ENV: &str = "RNFS_TEST_MOUNT_DIR";
-    if let Some(dir) = std::env::var_os(ENV) {
-        return mount_points_inner(Path::new(&dir));
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "mount_points_are_not_crossed",
-            "--test-threads=1",
-        ])
-        .env(ENV, dir.path())
-        .output();
-    match out {
-        Ok(o) => assert!(
-            o.status.success(),
-            "failed inside its mount namespace:\n{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => eprintln!("skipped: cannot run unshare: {e}"),
-    }
+    common::in_mount_namespace(
+        "mount_points_are_not_crossed",
+        "RNFS_TEST_MOUNT_DIR",
+        mount_points_inner,
+    );
 }
 
 fn mount_points_inner(dir: &Path) {

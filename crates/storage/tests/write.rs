@@ -5,6 +5,8 @@
 // Test code: panicking on an unexpected error is the point.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -51,6 +53,14 @@ fn member_of(gid: u32) -> Identity {
         gid: USER,
         groups: vec![gid],
     }
+}
+
+/// A root-owned executable in `dir` (a copy of /bin/true, mode 0755) and its bytes.
+fn copy_of_true(dir: &Path) -> Option<(std::path::PathBuf, Vec<u8>)> {
+    let bin = fs::read("/bin/true").ok()?;
+    let prog = dir.join("true");
+    put(&prog, &bin, 0o755);
+    Some((prog, bin))
 }
 
 fn put(path: &Path, data: &[u8], mode: u32) {
@@ -1335,11 +1345,9 @@ fn reading_does_not_keep_a_file_open_for_writing() {
     // A READ caches a read-only descriptor, so the server can still execute the file; only a
     // WRITE opens it read-write (ETXTBSY for execve until the entry is closed).
     let (dir, fs) = setup();
-    let prog = dir.path().join("true");
-    let Ok(bin) = fs::read("/bin/true") else {
+    let Some((prog, bin)) = copy_of_true(dir.path()) else {
         return eprintln!("skipped: no /bin/true");
     };
-    put(&prog, &bin, 0o755);
     let h = lookup(&fs, &fs.root(), "true");
     assert!(!fs.read(&root(), &h, 0, 4).unwrap().data.is_empty());
     assert!(std::process::Command::new(&prog)
@@ -1367,11 +1375,9 @@ fn reading_does_not_keep_a_file_open_for_writing() {
 #[test]
 fn reads_alone_do_not_keep_a_file_open_for_writing() {
     let (dir, fs) = setup();
-    let prog = dir.path().join("true");
-    let Ok(bin) = fs::read("/bin/true") else {
+    let Some((prog, bin)) = copy_of_true(dir.path()) else {
         return eprintln!("skipped: no /bin/true");
     };
-    put(&prog, &bin, 0o755);
     let h = lookup(&fs, &fs.root(), "true");
     let exec = || std::process::Command::new(&prog).status();
     let (reader, writer) = (user(OTHER), root());
@@ -1413,11 +1419,9 @@ fn denied_calls_open_nothing() {
     // CREATE UNCHECKED with a size or COMMIT neither opens the file nor upgrades a cached
     // read-only entry (a descriptor open for writing makes execve fail with ETXTBSY).
     let (dir, fs) = setup();
-    let prog = dir.path().join("true");
-    let Ok(bin) = fs::read("/bin/true") else {
+    let Some((prog, bin)) = copy_of_true(dir.path()) else {
         return eprintln!("skipped: no /bin/true");
     };
-    put(&prog, &bin, 0o755);
     let r = fs.root();
     let h = lookup(&fs, &r, "true");
     let other = user(OTHER);
@@ -1590,36 +1594,11 @@ fn remembered_search_permission_follows_the_caller_and_the_directory() {
 /// permission's key moves; a READ or LOOKUP grant made within that second must not be reused.
 #[test]
 fn remembered_permission_is_not_reused_after_a_change_within_one_tick() {
-    const ENV: &str = "RNFS_TEST_COARSE_FS_DIR";
-    if let Some(dir) = std::env::var_os(ENV) {
-        return within_one_tick_inner(Path::new(&dir));
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "remembered_permission_is_not_reused_after_a_change_within_one_tick",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .env(ENV, dir.path())
-        .output();
-    match out {
-        Ok(o) => {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            );
-            assert!(o.status.success(), "failed in its mount namespace:\n{text}");
-            if let Some(skipped) = text.lines().find(|l| l.starts_with("skipped")) {
-                eprintln!("{skipped}");
-            }
-        }
-        Err(e) => eprintln!("skipped: cannot run unshare: {e}"),
-    }
+    common::in_mount_namespace(
+        "remembered_permission_is_not_reused_after_a_change_within_one_tick",
+        "RNFS_TEST_COARSE_FS_DIR",
+        within_one_tick_inner,
+    );
 }
 
 /// Tries to make the two changes of the test within one second.
