@@ -315,7 +315,7 @@ impl LocalFs {
     }
 
     /// The `O_PATH` descriptor of the object of a verified handle body: from the descriptor cache
-    /// (one `fstat` and one `readlinkat`), else opened as root (and cached if it is a directory).
+    /// (one `fstat` and the subtree check), else opened as root (and cached if it is a directory).
     /// An object without links, or no longer inside the export, is stale (and leaves the caches).
     ///
     /// Only directories are cached: they are few and each serves many calls (every LOOKUP,
