@@ -23,11 +23,11 @@
 //! So: an object opened by handle (a miss of the descriptor caches) is opened marked
 //! connectable, and is inside if that succeeds. A cached descriptor (a directory of the `O_PATH`
 //! cache, a file of the open-file cache), which was inside when opened, is inside while its path
-//! lies below the root's: one `readlinkat` per call, the whole cost of this check on the common
-//! path. Anything else (a path elsewhere, too long to read, a root moved since) is settled by
-//! handle as above. A verdict remembered on the cached descriptor would save that one call, but
-//! no stamp of the descriptor's own tells that an ancestor moved, and checking each ancestor's
-//! stamp costs a call per level: the path is the cheapest exact answer.
+//! lies below the root's: one `readlinkat`, unless its last verdict still holds (see
+//! "Remembered verdicts"). Anything else (a path elsewhere, too long to read, a root moved since)
+//! is settled by handle as above. No stamp of the descriptor's own tells that an ancestor moved,
+//! and checking each ancestor's stamp costs a call per level: the path is the cheapest exact
+//! answer, and fanotify tells when it must be read again.
 //!
 //! # Remembered verdicts
 //! A cached descriptor found inside keeps that verdict (the file system's *change generation*,
