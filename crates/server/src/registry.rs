@@ -316,14 +316,22 @@ impl Registry {
         self.conns.lock().iter().filter_map(Weak::upgrade).collect()
     }
 
+    /// The TCP connections with nothing in flight that `also` accepts, idle the longest first:
+    /// the candidates for eviction at the server's and at a client's connection limit.
+    fn idle_tcp(&self, also: impl Fn(&Connection) -> bool) -> Vec<Arc<Connection>> {
+        let mut idle: Vec<Arc<Connection>> = self
+            .connections()
+            .into_iter()
+            .filter(|c| c.transport == Transport::Tcp && c.is_idle() && also(c))
+            .collect();
+        idle.sort_by_key(|c| c.last_active_ms.load(Ordering::Relaxed));
+        idle
+    }
+
     /// Asks the TCP connection idle the longest, with nothing in flight, to close. Returns its
     /// peer, or `None` when every connection is busy.
     pub fn evict_idlest(&self) -> Option<SocketAddr> {
-        let victim = self
-            .connections()
-            .into_iter()
-            .filter(|c| c.transport == Transport::Tcp && c.is_idle())
-            .min_by_key(|c| c.last_active_ms.load(Ordering::Relaxed))?;
+        let victim = self.idle_tcp(|_| true).into_iter().next()?;
         // notify_one stores a permit, so a reader not waiting right now still sees it.
         victim.close.notify_one();
         Some(victim.peer)
@@ -333,16 +341,7 @@ impl Registry {
     /// flight, and asks it to close: the slot is the caller's (a newcomer from the same client).
     /// `None` when every connection of that client is busy.
     pub fn release_idlest_of(&self, ip: std::net::IpAddr) -> Option<Arc<Connection>> {
-        let mut idle: Vec<Arc<Connection>> = self
-            .connections()
-            .into_iter()
-            .filter(|c| {
-                c.transport == Transport::Tcp
-                    && crate::config::canonical_ip(c.peer.ip()) == ip
-                    && c.is_idle()
-            })
-            .collect();
-        idle.sort_by_key(|c| c.last_active_ms.load(Ordering::Relaxed));
+        let idle = self.idle_tcp(|c| crate::config::canonical_ip(c.peer.ip()) == ip);
         // The first to set the flag owns the slot: a connection closing at this moment keeps its
         // own (and gives it back itself), so another is chosen.
         let victim = idle.into_iter().find(|c| {
