@@ -59,6 +59,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::{Buf, Bytes};
+use rnfs_oncrpc::peek::CallPeek;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
@@ -443,16 +444,15 @@ pub const SHED_INTERVAL_MS: u64 = 10;
 /// reply memory before it queues with the readers (see [`ReplyBudget::newcomer_turn`]).
 pub const NEWCOMER_TRIES: u32 = 10;
 
-/// The most reply memory `record`'s call can need, reserved before it runs: the data READ,
-/// READDIR or READDIRPLUS asks for (capped by `payload_max`, the transport's transfer size), plus
-/// [`REPLY_SMALL_BYTES`]. Peeked at without trusting the record: a malformed call gets the small
-/// reservation (its reply is an error).
-pub fn reply_bytes_estimate(record: &[u8], payload_max: u32) -> usize {
-    let data = rnfs_oncrpc::peek::CallPeek::parse(record)
-        .ok()
+/// The most reply memory a call can need (`call`: its peeked header, `None` for a record that is
+/// no well-formed call), reserved before it runs: the data READ, READDIR or READDIRPLUS asks for
+/// (capped by `payload_max`, the transport's transfer size), plus [`REPLY_SMALL_BYTES`]. Nothing
+/// peeked is trusted: a malformed call gets the small reservation (its reply is an error).
+pub fn reply_bytes_estimate(call: Option<&CallPeek>, payload_max: u32) -> usize {
+    let data = call
         .filter(|c| c.prog == rnfs_nfs3::NFS_PROGRAM && c.vers == 3)
         .and_then(|c| {
-            let (_, mut rest) = crate::registry::nfs_handle(&c)?;
+            let (_, mut rest) = crate::registry::nfs_handle(c)?;
             // After the handle: READ offset, count; READDIR cookie, verifier, count; READDIRPLUS
             // cookie, verifier, dircount, maxcount.
             let at = match c.proc_num {
@@ -711,6 +711,10 @@ impl Drop for ReplyCharge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn estimate(record: &[u8], payload_max: u32) -> usize {
+        reply_bytes_estimate(CallPeek::parse(record).ok().as_ref(), payload_max)
+    }
     use tokio::io::AsyncReadExt;
 
     fn reply(head: &[u8], tail: &[u8]) -> Reply {
@@ -856,7 +860,7 @@ mod tests {
                 offset: 5,
                 count,
             });
-            reply_bytes_estimate(&a_call(NFS_PROGRAM, NFSPROC3_READ, &args), 1 << 20)
+            estimate(&a_call(NFS_PROGRAM, NFSPROC3_READ, &args), 1 << 20)
         };
         assert_eq!(read(4096), REPLY_SMALL_BYTES + 4096);
         assert_eq!(read(u32::MAX), REPLY_SMALL_BYTES + (1 << 20), "capped");
@@ -868,7 +872,7 @@ mod tests {
             maxcount: 65536,
         });
         assert_eq!(
-            reply_bytes_estimate(&a_call(NFS_PROGRAM, NFSPROC3_READDIRPLUS, &rdp), 1 << 20),
+            estimate(&a_call(NFS_PROGRAM, NFSPROC3_READDIRPLUS, &rdp), 1 << 20),
             REPLY_SMALL_BYTES + 65536
         );
         let rd = to_bytes(&READDIR3args {
@@ -878,17 +882,17 @@ mod tests {
             count: 3000,
         });
         assert_eq!(
-            reply_bytes_estimate(&a_call(NFS_PROGRAM, NFSPROC3_READDIR, &rd), 1 << 20),
+            estimate(&a_call(NFS_PROGRAM, NFSPROC3_READDIR, &rd), 1 << 20),
             REPLY_SMALL_BYTES + 3000
         );
         let getattr = to_bytes(&GETATTR3args { object: fh });
         assert_eq!(
-            reply_bytes_estimate(&a_call(NFS_PROGRAM, NFSPROC3_GETATTR, &getattr), 1 << 20),
+            estimate(&a_call(NFS_PROGRAM, NFSPROC3_GETATTR, &getattr), 1 << 20),
             REPLY_SMALL_BYTES
         );
         let truncated = a_call(NFS_PROGRAM, NFSPROC3_READ, &[0, 0, 0, 37, 1, 2]);
-        assert_eq!(reply_bytes_estimate(&truncated, 1 << 20), REPLY_SMALL_BYTES);
-        assert_eq!(reply_bytes_estimate(b"junk", 1 << 20), REPLY_SMALL_BYTES);
+        assert_eq!(estimate(&truncated, 1 << 20), REPLY_SMALL_BYTES);
+        assert_eq!(estimate(b"junk", 1 << 20), REPLY_SMALL_BYTES);
     }
 
     fn conn() -> Arc<Connection> {

@@ -122,16 +122,18 @@ impl Drop for Tracked {
 }
 
 impl Connection {
-    /// Starts tracking a request of `record` (its RPC header is peeked, not trusted). `None` when
-    /// every slot is busy, which the in-flight limit prevents for TCP.
-    pub fn track(self: &Arc<Self>, record: &[u8], now_ms: u64) -> Option<Tracked> {
+    /// Starts tracking a request of `record`, whose header the caller peeked at (`call`, `None`
+    /// for a record that is no well-formed call; nothing in it is trusted). `None` when every
+    /// slot is busy, which the in-flight limit prevents for TCP.
+    pub fn track(
+        self: &Arc<Self>,
+        record: &[u8],
+        call: Option<&CallPeek>,
+        now_ms: u64,
+    ) -> Option<Tracked> {
         // The numbers are reported even for a record that is no well-formed call.
         let [xid, _, _, prog, _, proc_num] = call_header_words(record);
-        let call = CallPeek::parse(record).ok();
-        let fh = call
-            .as_ref()
-            .and_then(nfs_handle)
-            .map_or(&[][..], |(fh, _)| fh);
+        let fh = call.and_then(nfs_handle).map_or(&[][..], |(fh, _)| fh);
         for (idx, slot) in self.slots.iter().enumerate() {
             if slot
                 .stage
@@ -151,7 +153,7 @@ impl Connection {
                 }
                 slot.fh_len.store(fh.len() as u8, Ordering::Relaxed);
                 self.last_active_ms.store(now_ms, Ordering::Relaxed);
-                if let Some(call) = &call {
+                if let Some(call) = call {
                     self.last_auth.store(auth_word(call), Ordering::Relaxed);
                 }
                 return Some(Tracked {
@@ -415,6 +417,10 @@ impl Registry {
 mod tests {
     use super::*;
 
+    fn peek(record: &[u8]) -> Option<CallPeek<'_>> {
+        CallPeek::parse(record).ok()
+    }
+
     #[test]
     fn track_and_finish() {
         let reg = Registry::default();
@@ -424,9 +430,12 @@ mod tests {
         rec[..4].copy_from_slice(&0xabcdu32.to_be_bytes());
         rec[12..16].copy_from_slice(&100003u32.to_be_bytes());
         rec[20..24].copy_from_slice(&6u32.to_be_bytes());
-        let a = conn.track(&rec, 150).unwrap();
-        let b = conn.track(&[1, 2], 160).unwrap();
-        assert!(conn.track(&rec, 170).is_none(), "two slots only");
+        let a = conn.track(&rec, peek(&rec).as_ref(), 150).unwrap();
+        let b = conn.track(&[1, 2], None, 160).unwrap();
+        assert!(
+            conn.track(&rec, peek(&rec).as_ref(), 170).is_none(),
+            "two slots only"
+        );
         a.set_stage(Stage::Fs);
         let reqs = reg.requests();
         assert_eq!(reqs.len(), 2);
@@ -459,7 +468,7 @@ mod tests {
         );
         let fh = rnfs_nfs3::nfs_fh3::new(vec![7u8; 37]).unwrap();
         rnfs_xdr::XdrEncode::encode(&rnfs_nfs3::GETATTR3args { object: fh }, &mut call);
-        let t = conn.track(&call, 200).unwrap();
+        let t = conn.track(&call, peek(&call).as_ref(), 200).unwrap();
         assert_eq!(reg.requests()[0].file_handle, vec![7u8; 37]);
         assert_eq!(conn.last_auth.load(Ordering::Relaxed), (1 << 32) | 1);
         drop(t);
@@ -549,7 +558,7 @@ mod tests {
         let busy = at([127, 0, 0, 1], 2, 20);
         let newer = at([127, 0, 0, 1], 3, 300);
         let older = at([127, 0, 0, 1], 4, 200);
-        let _req = busy.track(&[0; 24], 20).unwrap();
+        let _req = busy.track(&[0; 24], None, 20).unwrap();
         let ip = "127.0.0.1".parse().unwrap();
         assert_eq!(reg.release_idlest_of(ip).unwrap().id, older.id);
         assert_eq!(reg.release_idlest_of(ip).unwrap().id, newer.id);

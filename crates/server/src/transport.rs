@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, info, warn};
 
+use rnfs_oncrpc::peek::CallPeek;
 use rnfs_oncrpc::record::RecordReader;
 
 use crate::outgoing::{
@@ -384,10 +385,12 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, sl
                     let record_bytes = (record.len() + 4) as u64;
                     conn.bytes_in
                         .fetch_add(record_bytes, std::sync::atomic::Ordering::Relaxed);
-                    let tracked = conn.track(&record, now_ms());
+                    // The header, peeked once for the registry and the reply reservation.
+                    let call = CallPeek::parse(&record).ok();
+                    let tracked = conn.track(&record, call.as_ref(), now_ms());
                     // Memory for its reply, reserved before anything is allocated; waiting here
                     // stops this connection's reading (see crate::outgoing, "Reply memory").
-                    let want = reply_bytes_estimate(&record, limits.transfer_bytes_max);
+                    let want = reply_bytes_estimate(call.as_ref(), limits.transfer_bytes_max);
                     let budget = &shared.registry.budget;
                     let mut charge = match budget.try_charge(want, Some(&conn)) {
                         Some(c) => c,
@@ -684,7 +687,11 @@ pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
         let record = Bytes::copy_from_slice(&buf[..len]);
         conn.bytes_in
             .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
-        let tracked = conn.track(&record, now_ms());
+        let call = CallPeek::parse(&record).ok();
+        let tracked = conn.track(&record, call.as_ref(), now_ms());
+        // Reply memory first, twice over: the reply and its datagram (see `fit_reply`).
+        let payload = Transport::Udp.payload_bytes_max(shared.service.limits());
+        let want = 2 * reply_bytes_estimate(call.as_ref(), payload);
         let shared = shared.clone();
         let socket = socket.clone();
         tokio::spawn(async move {
@@ -693,9 +700,6 @@ pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
                 transport: Transport::Udp,
                 conn_id,
             };
-            // Reply memory first, twice over: the reply and its datagram (see `fit_reply`).
-            let payload = Transport::Udp.payload_bytes_max(shared.service.limits());
-            let want = 2 * reply_bytes_estimate(&record, payload);
             let budget = &shared.registry.budget;
             let mut charge = match budget.try_charge(want, None) {
                 Some(c) => c,
