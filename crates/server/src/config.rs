@@ -417,7 +417,7 @@ impl ClientMatch {
 
     /// An address block. An IPv4-mapped IPv6 block (`::ffff:a.b.c.d/n`) becomes the IPv4 block
     /// it names, its length rebased from 96, since clients are compared as IPv4 (see
-    /// [`canonical_ip`]); one shorter than 96 would also cover non-IPv4 addresses and is refused.
+    /// `IpAddr::to_canonical`); one shorter than 96 would also cover non-IPv4 addresses and is refused.
     fn cidr(s: &str, addr: IpAddr, len: u8) -> Result<ClientMatch, ConfigError> {
         let IpAddr::V6(v6) = addr else {
             return Ok(ClientMatch::Cidr(addr, len));
@@ -433,11 +433,11 @@ impl ClientMatch {
 
     /// Whether `ip` is covered. IPv4-mapped IPv6 addresses are compared as IPv4.
     pub fn covers(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
+        let ip = ip.to_canonical();
         match self {
             ClientMatch::Any => true,
             ClientMatch::Cidr(net, len) => prefix_matches(*net, *len, ip),
-            ClientMatch::Host(_, addrs) => addrs.iter().any(|a| canonical_ip(*a) == ip),
+            ClientMatch::Host(_, addrs) => addrs.iter().any(|a| a.to_canonical() == ip),
         }
     }
 }
@@ -449,14 +449,6 @@ impl std::fmt::Display for ClientMatch {
             ClientMatch::Cidr(a, l) => write!(f, "{a}/{l}"),
             ClientMatch::Host(h, _) => write!(f, "{h}"),
         }
-    }
-}
-
-/// `::ffff:a.b.c.d` is the IPv4 client a.b.c.d talking to a dual-stack socket.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 

@@ -84,7 +84,7 @@ pub fn set_filter(filter: &str) -> Result<String, String> {
 
 /// Turns per-client debug logging for `ip` on or off.
 pub fn set_client_debug(ip: IpAddr, on: bool) -> Result<(), String> {
-    let ip = crate::config::canonical_ip(ip);
+    let ip = ip.to_canonical();
     let mut set = DEBUG_CLIENTS.lock();
     if on {
         if !set.contains(&ip) {
@@ -118,7 +118,7 @@ fn client_debugged(ip: IpAddr) -> bool {
     if !DEBUG_ANY.load(Ordering::Relaxed) {
         return false;
     }
-    let ip = crate::config::canonical_ip(ip);
+    let ip = ip.to_canonical();
     DEBUG_CLIENTS.lock().contains(&ip)
 }
 

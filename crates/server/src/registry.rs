@@ -343,7 +343,7 @@ impl Registry {
     /// flight, and asks it to close: the slot is the caller's (a newcomer from the same client).
     /// `None` when every connection of that client is busy.
     pub fn release_idlest_of(&self, ip: std::net::IpAddr) -> Option<Arc<Connection>> {
-        let idle = self.idle_tcp(|c| crate::config::canonical_ip(c.peer.ip()) == ip);
+        let idle = self.idle_tcp(|c| c.peer.ip().to_canonical() == ip);
         // The first to set the flag owns the slot: a connection closing at this moment keeps its
         // own (and gives it back itself), so another is chosen.
         let victim = idle.into_iter().find(|c| {

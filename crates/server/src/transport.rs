@@ -219,7 +219,7 @@ impl Shared {
     /// closes the oldest temporary connection: idle connections cannot lock their own client out.
     /// `None` when all of the client's connections are busy.
     fn admit_client(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<ClientSlot> {
-        let ip = crate::config::canonical_ip(ip);
+        let ip = ip.to_canonical();
         let slot = ClientSlot {
             shared: self.clone(),
             ip,

@@ -54,16 +54,16 @@ pub fn local_socket_owner(kind: SocketKind, addr: SocketAddr) -> io::Result<Opti
 /// The uids of the sockets in one `/proc/net` table that match `addr` (see
 /// [`local_socket_owner`]). Malformed lines are skipped.
 pub fn owners_in_table(text: &str, kind: SocketKind, addr: SocketAddr) -> Vec<u32> {
-    let want = canonical(addr.ip());
+    let want = addr.ip().to_canonical();
     text.lines()
         .skip(1)
         .take(TABLE_LINES_MAX)
         .filter_map(parse_line)
         .filter(|s| s.local.port() == addr.port())
         .filter(|s| match kind {
-            SocketKind::Tcp => s.state == TCP_ESTABLISHED && canonical(s.local.ip()) == want,
+            SocketKind::Tcp => s.state == TCP_ESTABLISHED && s.local.ip().to_canonical() == want,
             SocketKind::Udp => {
-                let ip = canonical(s.local.ip());
+                let ip = s.local.ip().to_canonical();
                 ip == want || ip.is_unspecified()
             }
         })
@@ -107,13 +107,6 @@ fn parse_addr(s: &str) -> Option<SocketAddr> {
         _ => return None,
     };
     Some(SocketAddr::new(ip, port))
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 #[cfg(test)]

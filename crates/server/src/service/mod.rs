@@ -321,7 +321,7 @@ impl Service {
             return crate::nfs::dispatch(self, call, reply);
         }
         let key = crate::drc::Key {
-            client: crate::config::canonical_ip(call.peer.ip()),
+            client: call.peer.ip().to_canonical(),
             xid: h.xid,
             prog: h.prog,
             vers: h.vers,

@@ -66,7 +66,7 @@ impl Service {
     /// user can register or remove a service. The kernel's socket table names the caller's uid,
     /// which a registration remembers as its owner. `None`: refused.
     fn registrar(&self, call: &Call) -> Option<u32> {
-        let ip = crate::config::canonical_ip(call.peer.ip());
+        let ip = call.peer.ip().to_canonical();
         if !ip.is_loopback() || call.peer.port() >= PRIVILEGED_PORT_END {
             debug!(peer = %call.peer, "portmapper change refused: not a privileged local caller");
             return None;
