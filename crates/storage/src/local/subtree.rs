@@ -199,7 +199,7 @@ impl LocalFs {
         }
         let root_moved = self.subtree.root_moved.load(Ordering::Relaxed);
         // Taken before the path is read: a change after it bumps the generation past it.
-        let quiet = memo.and(self.subtree.quiet_generation());
+        let quiet = memo.and_then(|_| self.subtree.quiet_generation());
         if let (Some(generation), Some(memo)) = (quiet, memo) {
             if memo.load(Ordering::Relaxed) == generation && !root_moved {
                 return Ok(());
