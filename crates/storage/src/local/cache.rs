@@ -417,8 +417,9 @@ impl AsFd for PathFd {
 }
 
 /// The bounded map from kernel-handle bytes to [`PathFd`]: resolving a directory's handle that was
-/// resolved in the last few seconds costs one `fstat` and one `readlinkat` (its path: still inside
-/// the export? see [`super::subtree`]) instead of `open_by_handle_at` + `fstat` + `close`. Same limits and idle rounds as [`OpenFiles`]; dropping a [`PathFd`] only closes a
+/// resolved in the last few seconds costs one `fstat` and the subtree check (still inside the
+/// export? see [`super::subtree`]) instead of `open_by_handle_at` + `fstat` + `close`. Same limits
+/// and idle rounds as [`OpenFiles`]; dropping a [`PathFd`] only closes a
 /// descriptor, so entries may be dropped anywhere but under the lock.
 pub type PathFds = DescriptorCache<Arc<PathFd>>;
 
