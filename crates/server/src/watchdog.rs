@@ -118,29 +118,67 @@ struct Seen {
 
 fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry, seen: &mut Seen) {
     let now = now_ms();
-    let heartbeat_age = now.saturating_sub(st.heartbeat_ms.load(Ordering::Relaxed));
-    let mut stalls = Vec::new();
-    if heartbeat_age > bound_ms {
-        if !seen.runtime {
-            seen.runtime = true;
-            stalls.push(format!(
-                "async runtime heartbeat stalled for {heartbeat_age} ms"
-            ));
-        }
-    } else {
-        seen.runtime = false;
-    }
-
     let requests = registry.requests();
+    let loans = service.loans().snapshot();
+    let mut stalls = Vec::new();
+    runtime_stall(now, bound_ms, st, seen, &mut stalls);
+    request_stalls(now, bound_ms, &requests, seen, &mut stalls);
+    loan_stalls(now, bound_ms, &loans, seen, &mut stalls);
+    if stalls.is_empty() {
+        return;
+    }
+    let mut text = String::new();
+    for s in &stalls {
+        let _ = writeln!(text, "STALL: {s}");
+    }
+    describe_requests(&mut text, now, &requests);
+    describe_loans(&mut text, now, &loans);
+    describe_locks(&mut text, now);
+    tracing::error!("watchdog: {}", text.trim_end());
+    st.stalls_total
+        .fetch_add(stalls.len() as u64, Ordering::Relaxed);
+    let report = StallReport {
+        at_ms: now,
+        summary: stalls.join("; "),
+        text,
+    };
+    let mut reports = st.reports.lock();
+    if reports.len() >= REPORTS_KEPT {
+        reports.pop_front();
+    }
+    reports.push_back(report);
+}
+
+/// The async runtime's heartbeat, reported once per stall.
+fn runtime_stall(now: u64, bound_ms: u64, st: &WatchState, seen: &mut Seen, out: &mut Vec<String>) {
+    let heartbeat_age = now.saturating_sub(st.heartbeat_ms.load(Ordering::Relaxed));
+    if heartbeat_age <= bound_ms {
+        seen.runtime = false;
+    } else if !seen.runtime {
+        seen.runtime = true;
+        out.push(format!(
+            "async runtime heartbeat stalled for {heartbeat_age} ms"
+        ));
+    }
+}
+
+/// Requests in flight longer than the bound, each reported once.
+fn request_stalls(
+    now: u64,
+    bound_ms: u64,
+    requests: &[crate::registry::RequestInfo],
+    seen: &mut Seen,
+    out: &mut Vec<String>,
+) {
     seen.requests.retain(|k| {
         requests
             .iter()
             .any(|r| (r.conn_id, r.xid, r.started_ms) == *k)
     });
-    for r in &requests {
+    for r in requests {
         let age = now.saturating_sub(r.started_ms);
         if age > bound_ms && seen.requests.insert((r.conn_id, r.xid, r.started_ms)) {
-            stalls.push(format!(
+            out.push(format!(
                 "{} xid {:#x} from {} (connection {}) in flight for {age} ms, waiting on: {}",
                 r.procedure_name(),
                 r.xid,
@@ -150,14 +188,22 @@ fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry,
             ));
         }
     }
+}
 
-    let loans = service.loans().snapshot();
+/// Loans outstanding longer than the bound, each reported once.
+fn loan_stalls(
+    now: u64,
+    bound_ms: u64,
+    loans: &[rnfs_loan::LoanInfo],
+    seen: &mut Seen,
+    out: &mut Vec<String>,
+) {
     seen.loans
         .retain(|k| loans.iter().any(|l| (l.slot, l.started_ms) == *k));
-    for l in &loans {
+    for l in loans {
         let age = now.saturating_sub(l.started_ms);
         if age > bound_ms && seen.loans.insert((l.slot, l.started_ms)) {
-            stalls.push(format!(
+            out.push(format!(
                 "loan in slot {} ({:?}, {} bytes of file {} at {}) held by connection {} for {age} ms{}",
                 l.slot,
                 l.kind,
@@ -173,16 +219,11 @@ fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry,
             ));
         }
     }
+}
 
-    if stalls.is_empty() {
-        return;
-    }
-    let mut text = String::new();
-    for s in &stalls {
-        let _ = writeln!(text, "STALL: {s}");
-    }
+fn describe_requests(text: &mut String, now: u64, requests: &[crate::registry::RequestInfo]) {
     let _ = writeln!(text, "requests in flight ({}):", requests.len());
-    for r in &requests {
+    for r in requests {
         let _ = writeln!(
             text,
             "  conn {} {} xid {:#x} {} age {} ms stage {}",
@@ -194,8 +235,11 @@ fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry,
             r.stage.as_str()
         );
     }
+}
+
+fn describe_loans(text: &mut String, now: u64, loans: &[rnfs_loan::LoanInfo]) {
     let _ = writeln!(text, "loans outstanding ({}):", loans.len());
-    for l in &loans {
+    for l in loans {
         let _ = writeln!(
             text,
             "  slot {} {:?} owner conn {} file {} offset {} bytes {} age {} ms{}",
@@ -213,8 +257,11 @@ fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry,
             }
         );
     }
+}
+
+/// Every tracked lock alive in the process: the service's, the registry's, the DRC's, ...
+fn describe_locks(text: &mut String, now: u64) {
     let _ = writeln!(text, "locks:");
-    // Every tracked lock alive in the process: the service's, the registry's, the DRC's, ...
     for lock in crate::lockdep::all_locks() {
         match lock.holder {
             Some(h) => {
@@ -233,17 +280,4 @@ fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry,
             }
         }
     }
-    tracing::error!("watchdog: {}", text.trim_end());
-    st.stalls_total
-        .fetch_add(stalls.len() as u64, Ordering::Relaxed);
-    let report = StallReport {
-        at_ms: now,
-        summary: stalls.join("; "),
-        text,
-    };
-    let mut reports = st.reports.lock();
-    if reports.len() >= REPORTS_KEPT {
-        reports.pop_front();
-    }
-    reports.push_back(report);
 }
