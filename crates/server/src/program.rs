@@ -24,7 +24,7 @@ use crate::service::{refuse_args, reply_header, reply_success, Call, Outcome, Re
 
 /// Serves one call whose program, version and procedure are known: decodes `call.args`, runs the
 /// procedure and writes the reply (or returns [`Outcome::Drop`]). One shape for every row, so a
-/// table can hold it; [`handler!`] makes one from a typed handler.
+/// table can hold it; `handler!` makes one from a typed handler.
 pub type Handler = fn(&Service, &Call, &mut Reply) -> Outcome;
 
 /// One procedure of a program version.
