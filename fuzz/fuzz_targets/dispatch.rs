@@ -253,10 +253,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok((header, _)) = rnfs_oncrpc::decode_call(message.clone()) else {
         return;
     };
-    if header.prog == 100_003
-        && header.vers == 3
-        && rnfs_server::drc::nfs3_non_idempotent(header.proc_num)
-    {
+    if rnfs_server::drc::covers(header.prog, header.vers, header.proc_num) {
         let hits = w.service.drc.stats.hits.load(Ordering::Relaxed);
         let mut again = Reply::new();
         let outcome = w

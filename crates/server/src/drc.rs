@@ -5,7 +5,7 @@
 //! reconnect, or over UDP. Running a retransmitted REMOVE, RENAME or exclusive CREATE a second time
 //! would turn success into a spurious error (or worse); running a WRITE twice could undo a later
 //! one. So for the modifying procedures (SETATTR, WRITE, CREATE, MKDIR, SYMLINK, MKNOD, REMOVE,
-//! RMDIR, RENAME, LINK, COMMIT):
+//! RMDIR, RENAME, LINK, COMMIT: the rows flagged `cached` in [`crate::nfs::NFS3`]):
 //! * a retransmission of a call still in progress is dropped (the client will retransmit again and
 //!   get the reply), not executed twice;
 //! * a retransmission of a call that completed gets the cached reply, byte for byte.
@@ -197,23 +197,13 @@ impl Drc {
     }
 }
 
-/// Whether NFSv3 procedure `proc_num` changes state and so goes through the cache.
-pub fn nfs3_non_idempotent(proc_num: u32) -> bool {
-    use rnfs_nfs3::*;
-    matches!(
-        proc_num,
-        NFSPROC3_SETATTR
-            | NFSPROC3_WRITE
-            | NFSPROC3_CREATE
-            | NFSPROC3_MKDIR
-            | NFSPROC3_SYMLINK
-            | NFSPROC3_MKNOD
-            | NFSPROC3_REMOVE
-            | NFSPROC3_RMDIR
-            | NFSPROC3_RENAME
-            | NFSPROC3_LINK
-            | NFSPROC3_COMMIT
-    )
+/// Whether a call goes through the cache: its procedure's row (see [`crate::program`]) says its
+/// reply is cached, in a version of the program we serve.
+pub fn covers(prog: u32, vers: u32, proc_num: u32) -> bool {
+    crate::program::find(prog)
+        .filter(|p| p.serves(vers))
+        .and_then(|p| p.procedure(proc_num))
+        .is_some_and(|row| row.cached)
 }
 
 #[cfg(test)]

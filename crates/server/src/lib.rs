@@ -4,6 +4,8 @@
 //! * [`config`] and [`exports`]: what is served to whom.
 //! * [`service`]: one RPC record in, one reply out — synchronous, no sockets, no clocks.
 //! * [`nfs`]: the NFSv3 procedures (RFC 1813 §3.3), one module per group of procedures.
+//! * [`program`]: one table per RPC program, a row per procedure, that dispatch, the duplicate
+//!   request cache and statistics read.
 //! * [`transport`]: TCP (record marking) and UDP listeners; [`outgoing`]: sending TCP replies.
 //! * [`rpcbind`]: registration with a system portmapper.
 //! * [`admin`], [`stats`], [`metrics`], [`logging`]: seeing inside a running server (`rnfsd ctl`,
@@ -34,6 +36,7 @@ pub mod metrics;
 pub mod nfs;
 pub mod outgoing;
 pub mod pool;
+pub mod program;
 pub mod registry;
 pub mod rpcbind;
 pub mod service;

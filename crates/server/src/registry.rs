@@ -237,16 +237,12 @@ pub struct RequestInfo {
 impl RequestInfo {
     /// "NFS READ", "MOUNT MNT", ... for reports.
     pub fn procedure_name(&self) -> String {
-        match self.prog {
-            rnfs_nfs3::NFS_PROGRAM => {
-                format!(
-                    "NFS {}",
-                    rnfs_nfs3::procedure_name(self.proc_num).unwrap_or("?")
-                )
-            }
-            rnfs_mount::MOUNT_PROG => format!("MOUNT proc {}", self.proc_num),
-            rnfs_portmap::PMAP_PROG => format!("PORTMAP proc {}", self.proc_num),
-            p => format!("program {p} proc {}", self.proc_num),
+        match crate::program::find(self.prog) {
+            Some(p) => match p.procedure(self.proc_num) {
+                Some(row) => format!("{} {}", p.name, row.name),
+                None => format!("{} proc {}", p.name, self.proc_num),
+            },
+            None => format!("program {} proc {}", self.prog, self.proc_num),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! `rnfsd ctl stats` and the Prometheus endpoint. Everything here is a fixed array of atomics
 //! indexed by procedure, status and latency bucket: recording is a handful of relaxed
 //! `fetch_add`s, with no lock and no allocation on the request path, and the label set is bounded
-//! by construction (35 procedures × 36 statuses × 26 buckets).
+//! by construction (35 procedures × 36 statuses × 26 buckets; the procedures are the rows of
+//! the program tables in [`crate::program`], plus one slot for anything else).
 //!
 //! The service itself is not touched: what a request was is peeked from its RPC header, and how it
 //! ended from the reply header the service built (the accept/reject status and, for NFS and MNT,
@@ -15,15 +16,10 @@ use std::time::Instant;
 
 use crate::service::{Origin, Reply, Transport};
 
-const NFS_PROCS: usize = 22;
-const MOUNT_PROCS: usize = 6;
-const PMAP_PROCS: usize = 6;
-/// Every procedure we count, plus one slot for anything else (other programs, versions, junk).
-pub const PROCEDURES: usize = NFS_PROCS + MOUNT_PROCS + PMAP_PROCS + 1;
+/// Every procedure of every program's table (see [`crate::program::slot`]), plus one slot for
+/// anything else (other programs, versions, junk).
+pub const PROCEDURES: usize = crate::program::procedures_total() + 1;
 const OTHER: usize = PROCEDURES - 1;
-
-const MOUNT_NAMES: [&str; MOUNT_PROCS] = ["NULL", "MNT", "DUMP", "UMNT", "UMNTALL", "EXPORT"];
-const PMAP_NAMES: [&str; PMAP_PROCS] = ["NULL", "SET", "UNSET", "GETPORT", "DUMP", "CALLIT"];
 
 /// The NFS (and MOUNT) status codes counted, in the order of their counters.
 const STATUS_CODES: [(u32, &str); 28] = [
@@ -247,28 +243,14 @@ impl ProcSnapshot {
     }
 }
 
-/// The program of procedure slot `i`.
+/// The program of procedure slot `i` ("NFS").
 pub fn program_name(i: usize) -> &'static str {
-    match i {
-        _ if i < NFS_PROCS => "NFS",
-        _ if i < NFS_PROCS + MOUNT_PROCS => "MOUNT",
-        _ if i < OTHER => "PORTMAP",
-        _ => "OTHER",
-    }
+    crate::program::of_slot(i).map_or("OTHER", |(p, _)| p.name)
 }
 
 /// The procedure name of slot `i` (e.g. `READ`).
 pub fn procedure_name(i: usize) -> &'static str {
-    if i < NFS_PROCS {
-        return rnfs_nfs3::procedure_name(i as u32).unwrap_or("?");
-    }
-    if i < NFS_PROCS + MOUNT_PROCS {
-        return MOUNT_NAMES[i - NFS_PROCS];
-    }
-    if i < OTHER {
-        return PMAP_NAMES[i - NFS_PROCS - MOUNT_PROCS];
-    }
-    "OTHER"
+    crate::program::of_slot(i).map_or("OTHER", |(_, row)| row.name)
 }
 
 fn error_name(proc_idx: usize, kind: usize) -> String {
@@ -298,13 +280,7 @@ impl std::fmt::Display for EndingName {
 
 /// The procedure slot of a call.
 pub fn proc_index(prog: u32, vers: u32, proc_num: u32) -> usize {
-    let p = proc_num as usize;
-    match prog {
-        rnfs_nfs3::NFS_PROGRAM if vers == rnfs_nfs3::NFS_V3 && p < NFS_PROCS => p,
-        rnfs_mount::MOUNT_PROG if p < MOUNT_PROCS => NFS_PROCS + p,
-        rnfs_portmap::PMAP_PROG if p < PMAP_PROCS => NFS_PROCS + MOUNT_PROCS + p,
-        _ => OTHER,
-    }
+    crate::program::slot(prog, vers, proc_num).unwrap_or(OTHER)
 }
 
 /// What statistics and logs keep of a call, peeked at without decoding it (nothing here is
@@ -376,11 +352,8 @@ pub fn reply_ending(prog: u32, proc_num: u32, msg: &[u8]) -> Ending {
         }) => return rpc(6),
         _ => return unknown,
     };
-    let has_status = match prog {
-        rnfs_nfs3::NFS_PROGRAM => proc_num != rnfs_nfs3::NFSPROC3_NULL,
-        rnfs_mount::MOUNT_PROG => proc_num == rnfs_mount::MOUNTPROC3_MNT,
-        _ => false,
-    };
+    // Whatever the version: a version we do not serve got PROG_MISMATCH above.
+    let has_status = crate::program::procedure(prog, proc_num).is_some_and(|row| row.status);
     if !has_status {
         return Ending::Ok;
     }

@@ -1,4 +1,4 @@
-//! NFS version 3 (RFC 1813 §3.3): dispatch and the procedures.
+//! NFS version 3 (RFC 1813 §3.3): the procedures, and their table ([`NFS3`]).
 //!
 //! Every procedure that names a file handle first passes [`Service::authorize`]: the handle's
 //! export must exist (else NFS3ERR_STALE; a handle too short to name one is NFS3ERR_BADHANDLE),
@@ -12,80 +12,18 @@
 mod attrs;
 mod read;
 mod readdir;
+mod table;
 mod write;
 
-use rnfs_nfs3::{self as nfs3, nfsstat3, Args, Res};
-use rnfs_oncrpc::{AuthStat, ReplyHeader};
+use rnfs_nfs3::{self as nfs3, nfsstat3};
 use rnfs_storage as storage;
 
-use crate::service::{
-    reply_header, reply_success, Authorized, Call, Denied, Outcome, Reply, Service,
-};
+use crate::service::{Authorized, Denied};
+
+pub use table::NFS3;
 
 pub const NFS_PROGRAM: u32 = nfs3::NFS_PROGRAM;
 pub const NFS_VERSION: u32 = nfs3::NFS_V3;
-
-/// Serves one NFS call.
-pub fn dispatch(svc: &Service, call: &Call, reply: &mut Reply) -> Outcome {
-    let xid = call.header.xid;
-    let out = &mut reply.head;
-    if call.header.vers != NFS_VERSION {
-        // Linux tries v4 first and falls back to v3 on this answer.
-        return reply_header(
-            out,
-            xid,
-            ReplyHeader::ProgMismatch {
-                low: NFS_VERSION,
-                high: NFS_VERSION,
-            },
-        );
-    }
-    let args = match Args::decode(call.header.proc_num, call.args.clone()) {
-        Ok(a) => a,
-        Err(e) => return crate::service::refuse_args(out, call, &e),
-    };
-    // READ builds its own reply: its data travels as the reply's tail, on loan.
-    let args = match args {
-        Args::Read(a) => {
-            return match read::read(svc, call, a, reply) {
-                Ok(outcome) => outcome,
-                Err(stat) => reply_header(&mut reply.head, xid, ReplyHeader::AuthError(stat)),
-            }
-        }
-        other => other,
-    };
-    match run(svc, call, args) {
-        Ok(res) => reply_success(out, xid, &res),
-        Err(stat) => reply_header(out, xid, ReplyHeader::AuthError(stat)),
-    }
-}
-
-fn run(svc: &Service, call: &Call, args: Args) -> Result<Res, AuthStat> {
-    Ok(match args {
-        Args::Null => Res::Null,
-        Args::Getattr(a) => Res::Getattr(attrs::getattr(svc, call, a)?),
-        Args::Lookup(a) => Res::Lookup(attrs::lookup(svc, call, a)?),
-        Args::Access(a) => Res::Access(attrs::access(svc, call, a)?),
-        Args::Readlink(a) => Res::Readlink(read::readlink(svc, call, a)?),
-        Args::Read(a) => Res::Read(read::read_res(svc, call, a)?),
-        Args::Readdir(a) => Res::Readdir(readdir::readdir(svc, call, a)?),
-        Args::Readdirplus(a) => Res::Readdirplus(readdir::readdirplus(svc, call, a)?),
-        Args::Fsstat(a) => Res::Fsstat(attrs::fsstat(svc, call, a)?),
-        Args::Fsinfo(a) => Res::Fsinfo(attrs::fsinfo(svc, call, a)?),
-        Args::Pathconf(a) => Res::Pathconf(attrs::pathconf(svc, call, a)?),
-        Args::Setattr(a) => Res::Setattr(write::setattr(svc, call, a)?),
-        Args::Write(a) => Res::Write(write::write(svc, call, a)?),
-        Args::Create(a) => Res::Create(write::create(svc, call, a)?),
-        Args::Mkdir(a) => Res::Mkdir(write::mkdir(svc, call, a)?),
-        Args::Symlink(a) => Res::Symlink(write::symlink(svc, call, a)?),
-        Args::Mknod(a) => Res::Mknod(write::mknod(svc, call, a)?),
-        Args::Remove(a) => Res::Remove(write::remove(svc, call, a)?),
-        Args::Rmdir(a) => Res::Rmdir(write::rmdir(svc, call, a)?),
-        Args::Rename(a) => Res::Rename(write::rename(svc, call, a)?),
-        Args::Link(a) => Res::Link(write::link(svc, call, a)?),
-        Args::Commit(a) => Res::Commit(write::commit(svc, call, a)?),
-    })
-}
 
 /// Authorizes `fh` for `call`, or returns from the enclosing handler: with `Err(AuthStat)` for an
 /// RPC-level rejection, else with `$res::Fail(status, Default::default())`.

@@ -164,35 +164,6 @@ fn buffered(
     }
 }
 
-/// READ as a plain result, data inside (for callers that need a `READ3res` value).
-pub fn read_res(svc: &Service, call: &Call, a: READ3args) -> Result<READ3res, AuthStat> {
-    let auth = authorize!(svc, call, a.file, READ3res);
-    let count = a.count.min(call.transport.payload_bytes_max(svc.limits()));
-    Ok(
-        match auth
-            .export
-            .backend
-            .read(&auth.who, &handle(&a.file), a.offset, count)
-        {
-            Ok(r) => match Opaque::new(r.data) {
-                Some(data) => READ3res::Ok(READ3resok {
-                    file_attributes: Some(fattr(&r.attr)),
-                    count: data.len() as u32,
-                    eof: r.eof,
-                    data,
-                }),
-                None => READ3res::Fail(nfsstat3::NFS3ERR_SERVERFAULT, Default::default()),
-            },
-            Err(e) => READ3res::Fail(
-                status(&e),
-                READ3resfail {
-                    file_attributes: post_op(&auth, &a.file),
-                },
-            ),
-        },
-    )
-}
-
 pub fn readlink(svc: &Service, call: &Call, a: READLINK3args) -> Result<READLINK3res, AuthStat> {
     let auth = authorize!(svc, call, a.symlink, READLINK3res);
     Ok(

@@ -1,9 +1,9 @@
 //! The RPC service: one record in, one reply out, with no sockets and no clocks.
 //!
-//! [`Service::handle_record`] parses the call header (RFC 5531 §9), routes by program and version,
-//! decodes the arguments, applies the export's client rules, runs the procedure and encodes the
-//! reply. It is synchronous and may block in the storage backend, so the transports run it on the
-//! worker pool.
+//! [`Service::handle_record`] parses the call header (RFC 5531 §9), routes by program and version
+//! to the procedure's row in its program's table ([`crate::program`]), whose handler decodes the
+//! arguments, applies the export's client rules, runs the procedure and encodes the reply. It is
+//! synchronous and may block in the storage backend, so the transports run it on the worker pool.
 //!
 //! Programs served on every listener: portmapper v2 (100000), MOUNT v1–v3 (100005) and NFS v3
 //! (100003). A version we do not serve gets PROG_MISMATCH with the range we do, which is how Linux
@@ -26,11 +26,14 @@ use rnfs_xdr::{Opaque, XdrEncode};
 use crate::config::{ClientRule, Limits};
 use crate::exports::{normalize_mount_path, Export, ExportTable};
 use crate::lockdep::TrackedMutex;
+use crate::program::Program;
 
 mod mount;
 mod portmap;
 
+pub(crate) use mount::MOUNT;
 pub use portmap::SocketOwner;
+pub(crate) use portmap::PORTMAP;
 use portmap::{kernel_socket_owner, Registration};
 
 /// Which transport a request came over; it bounds the reply size.
@@ -306,19 +309,30 @@ impl Service {
             conn_id: origin.conn_id,
             now_ms,
         };
-        match call.header.prog {
-            pmap::PMAP_PROG => self.portmap(&call, &mut reply.head),
-            rnfs_mount::MOUNT_PROG => self.mount(&call, &mut reply.head),
-            crate::nfs::NFS_PROGRAM => self.nfs_once(&call, reply),
-            _ => reply_header(&mut reply.head, call.header.xid, ReplyHeader::ProgUnavail),
+        match crate::program::find(call.header.prog) {
+            Some(program) => self.serve(program, &call, reply),
+            None => reply_header(&mut reply.head, call.header.xid, ReplyHeader::ProgUnavail),
         }
     }
 
-    /// NFS dispatch through the duplicate request cache for the non-idempotent procedures.
-    fn nfs_once(&self, call: &Call, reply: &mut Reply) -> Outcome {
+    /// Serves a call of one of our programs by its table: the version, then the procedure's row,
+    /// through the duplicate request cache if the row says so.
+    fn serve(&self, program: &Program, call: &Call, reply: &mut Reply) -> Outcome {
         let h = &call.header;
-        if h.vers != crate::nfs::NFS_VERSION || !crate::drc::nfs3_non_idempotent(h.proc_num) {
-            return crate::nfs::dispatch(self, call, reply);
+        if !program.serves(h.vers) {
+            // Linux tries NFSv4 first and falls back to v3 on this answer.
+            let (low, high) = (program.low, program.high);
+            return reply_header(
+                &mut reply.head,
+                h.xid,
+                ReplyHeader::ProgMismatch { low, high },
+            );
+        }
+        let Some(procedure) = program.procedure(h.proc_num) else {
+            return reply_header(&mut reply.head, h.xid, ReplyHeader::ProcUnavail);
+        };
+        if !procedure.cached {
+            return (procedure.handler)(self, call, reply);
         }
         let key = crate::drc::Key {
             client: call.peer.ip().to_canonical(),
@@ -338,7 +352,7 @@ impl Service {
                 Outcome::Drop
             }
             crate::drc::Lookup::Execute(pending) => {
-                let outcome = crate::nfs::dispatch(self, call, reply);
+                let outcome = (procedure.handler)(self, call, reply);
                 // Modifying procedures reply with a head only (no READ data tail).
                 if outcome == Outcome::Reply && matches!(reply.tail, Tail::None) {
                     pending.complete(&reply.head[Reply::MARKER_BYTES..]);

@@ -1,68 +1,114 @@
 //! MOUNT versions 1 to 3 (RFC 1813 appendix I; version 1 per RFC 1094 appendix A): MNT hands out
-//! an export's root handle to a client its rules admit; the rest lists exports and mounts.
+//! an export's root handle to a client its rules admit; the rest lists exports and mounts. The
+//! table [`MOUNT`] maps procedure numbers to the handlers here (see [`crate::program`]).
 
 use super::*;
+use crate::program::{handler, null, Procedure, Program};
 use rnfs_mount as mount;
 
 /// Mount entries kept for MOUNT DUMP; a bound keeps a client that mounts in a loop from growing it.
 const MOUNT_LIST_ENTRIES_MAX: usize = 4096;
 
+/// MOUNT versions 1 to 3: the procedures are the same in each; MNT's result differs.
+pub(crate) const MOUNT: Program = Program {
+    prog: mount::MOUNT_PROG,
+    name: "MOUNT",
+    low: 1,
+    high: 3,
+    procedures: &[
+        Procedure::new(mount::MOUNTPROC3_NULL, "NULL", handler!(null)),
+        // MNT, UMNT and UMNTALL change the mount list, which a retransmission changes no further.
+        // MNT alone replies with a status (mountstat3, or fhstatus's for v1).
+        Procedure::new(
+            mount::MOUNTPROC3_MNT,
+            "MNT",
+            handler!(into Service::mount_mnt),
+        )
+        .modifies()
+        .status(),
+        Procedure::new(
+            mount::MOUNTPROC3_DUMP,
+            "DUMP",
+            handler!(Service::mount_dump),
+        ),
+        Procedure::new(
+            mount::MOUNTPROC3_UMNT,
+            "UMNT",
+            handler!(Service::mount_umnt),
+        )
+        .modifies(),
+        Procedure::new(
+            mount::MOUNTPROC3_UMNTALL,
+            "UMNTALL",
+            handler!(Service::mount_umntall),
+        )
+        .modifies(),
+        Procedure::new(
+            mount::MOUNTPROC3_EXPORT,
+            "EXPORT",
+            handler!(Service::mount_export),
+        ),
+    ],
+    stats_any_version: true,
+};
+
 impl Service {
-    pub(super) fn mount(&self, call: &Call, out: &mut BytesMut) -> Outcome {
-        let xid = call.header.xid;
+    fn mount_mnt(
+        &self,
+        call: &Call,
+        path: mount::dirpath,
+        reply: &mut Reply,
+    ) -> Result<Outcome, AuthStat> {
         let vers = call.header.vers;
-        if !(1..=3).contains(&vers) {
-            return reply_header(out, xid, ReplyHeader::ProgMismatch { low: 1, high: 3 });
-        }
-        let args = match mount::Args::decode(call.header.proc_num, call.args.clone()) {
-            Ok(a) => a,
-            Err(e) => return refuse_args(out, call, &e),
-        };
-        let host = call.peer.ip().to_string();
-        let res = match args {
-            mount::Args::Null => mount::Res::Null,
-            mount::Args::Mnt(path) => {
-                let res = self.mnt(call, &path);
-                if vers < 3 {
-                    // NFSv2 handles are 32 bytes and we serve only NFSv3: a v1/v2 client learns
-                    // why from the log, and gets EACCES.
-                    let status = match res {
-                        mount::mountres3::Ok(_) => {
-                            warn!(peer = %call.peer, "MOUNT v{vers} MNT refused: rnfsd serves NFSv3 only (use MOUNT v3)");
-                            13
-                        }
-                        mount::mountres3::Fail(s) => s as u32,
-                    };
-                    return reply_success(out, xid, &mount::fhstatus::Fail(status));
+        let res = self.mnt(call, &path);
+        if vers < 3 {
+            // NFSv2 handles are 32 bytes and we serve only NFSv3: a v1/v2 client learns why from
+            // the log, and gets EACCES.
+            let status = match res {
+                mount::mountres3::Ok(_) => {
+                    warn!(peer = %call.peer, "MOUNT v{vers} MNT refused: rnfsd serves NFSv3 only (use MOUNT v3)");
+                    13
                 }
-                mount::Res::Mnt(res)
-            }
-            mount::Args::Dump => mount::Res::Dump(mount::List(
-                self.mounts
-                    .lock()
-                    .iter()
-                    .filter_map(|(h, d)| {
-                        Some(mount::mountbody {
-                            ml_hostname: Opaque::new(h.clone().into_bytes())?,
-                            ml_directory: Opaque::new(d.clone().into_bytes())?,
-                        })
+                mount::mountres3::Fail(s) => s as u32,
+            };
+            let res = mount::fhstatus::Fail(status);
+            return Ok(reply_success(&mut reply.head, call.header.xid, &res));
+        }
+        Ok(reply_success(&mut reply.head, call.header.xid, &res))
+    }
+
+    fn mount_dump(&self, _: &Call, (): ()) -> Result<mount::mountlist, AuthStat> {
+        Ok(mount::List(
+            self.mounts
+                .lock()
+                .iter()
+                .filter_map(|(h, d)| {
+                    Some(mount::mountbody {
+                        ml_hostname: Opaque::new(h.clone().into_bytes())?,
+                        ml_directory: Opaque::new(d.clone().into_bytes())?,
                     })
-                    .collect(),
-            )),
-            mount::Args::Umnt(path) => {
-                let dir = String::from_utf8_lossy(path.as_bytes()).into_owned();
-                let mut mounts = self.mounts.lock();
-                mounts.retain(|(h, d)| !(h == &host && d == &dir));
-                mount::Res::Umnt
-            }
-            mount::Args::Umntall => {
-                let mut mounts = self.mounts.lock();
-                mounts.retain(|(h, _)| h != &host);
-                mount::Res::Umntall
-            }
-            mount::Args::Export => mount::Res::Export(self.export_list()),
-        };
-        reply_success(out, xid, &res)
+                })
+                .collect(),
+        ))
+    }
+
+    fn mount_umnt(&self, call: &Call, path: mount::dirpath) -> Result<(), AuthStat> {
+        let host = call.peer.ip().to_string();
+        let dir = String::from_utf8_lossy(path.as_bytes()).into_owned();
+        let mut mounts = self.mounts.lock();
+        mounts.retain(|(h, d)| !(h == &host && d == &dir));
+        Ok(())
+    }
+
+    fn mount_umntall(&self, call: &Call, (): ()) -> Result<(), AuthStat> {
+        let host = call.peer.ip().to_string();
+        let mut mounts = self.mounts.lock();
+        mounts.retain(|(h, _)| h != &host);
+        Ok(())
+    }
+
+    fn mount_export(&self, _: &Call, (): ()) -> Result<mount::exports, AuthStat> {
+        Ok(self.export_list())
     }
 
     fn mnt(&self, call: &Call, path: &mount::dirpath) -> mount::mountres3 {

@@ -1,8 +1,10 @@
 //! The portmapper, version 2 (RFC 1833 §3), as every rnfsd listener answers it: GETPORT and DUMP
 //! for anyone, SET and UNSET only for privileged local callers, each registration owned by the
-//! uid behind the caller's socket. CALLIT is not served.
+//! uid behind the caller's socket. CALLIT is not served. The table [`PORTMAP`] maps procedure
+//! numbers to the handlers here (see [`crate::program`]).
 
 use super::*;
+use crate::program::{handler, null, Procedure, Program};
 
 /// Registrations kept by our portmapper.
 const PORTMAP_ENTRIES_MAX: usize = 1024;
@@ -33,32 +35,66 @@ pub(super) struct Registration {
     owner: u32,
 }
 
+/// The portmapper, version 2. SET and UNSET change the registrations; like MOUNT, their replies
+/// are not cached (the cache is for NFS, whose clients retransmit). No reply has a status word.
+pub(crate) const PORTMAP: Program = Program {
+    prog: pmap::PMAP_PROG,
+    name: "PORTMAP",
+    low: pmap::PMAP_VERS,
+    high: pmap::PMAP_VERS,
+    procedures: &[
+        Procedure::new(pmap::PMAPPROC_NULL, "NULL", handler!(null)),
+        Procedure::new(pmap::PMAPPROC_SET, "SET", handler!(Service::pmap_set)).modifies(),
+        Procedure::new(pmap::PMAPPROC_UNSET, "UNSET", handler!(Service::pmap_unset)).modifies(),
+        Procedure::new(
+            pmap::PMAPPROC_GETPORT,
+            "GETPORT",
+            handler!(Service::pmap_getport),
+        ),
+        Procedure::new(pmap::PMAPPROC_DUMP, "DUMP", handler!(Service::pmap_dump)),
+        Procedure::new(
+            pmap::PMAPPROC_CALLIT,
+            "CALLIT",
+            handler!(into Service::pmap_callit),
+        ),
+    ],
+    stats_any_version: true,
+};
+
 impl Service {
-    pub(super) fn portmap(&self, call: &Call, out: &mut BytesMut) -> Outcome {
-        let xid = call.header.xid;
-        if call.header.vers != pmap::PMAP_VERS {
-            return reply_header(out, xid, ReplyHeader::ProgMismatch { low: 2, high: 2 });
-        }
-        let args = match pmap::Args::decode(call.header.proc_num, call.args.clone()) {
-            Ok(a) => a,
-            Err(e) => return refuse_args(out, call, &e),
-        };
-        let res = match args {
-            pmap::Args::Null => pmap::Res::Null,
-            pmap::Args::Getport(m) => pmap::Res::Getport(u32::from(self.getport(&m))),
-            pmap::Args::Dump => pmap::Res::Dump(pmap::List(self.portmap_dump())),
-            pmap::Args::Set(m) => pmap::Res::Set(
-                self.registrar(call)
-                    .is_some_and(|uid| self.portmap_set(m, uid)),
-            ),
-            pmap::Args::Unset(m) => pmap::Res::Unset(
-                self.registrar(call)
-                    .is_some_and(|uid| self.portmap_unset(m, uid)),
-            ),
-            // CALLIT would let anyone bounce traffic off us (an amplifier); we do not forward.
-            pmap::Args::Callit(_) => return reply_header(out, xid, ReplyHeader::ProcUnavail),
-        };
-        reply_success(out, xid, &res)
+    fn pmap_set(&self, call: &Call, m: pmap::mapping) -> Result<bool, AuthStat> {
+        Ok(self
+            .registrar(call)
+            .is_some_and(|uid| self.portmap_set(m, uid)))
+    }
+
+    fn pmap_unset(&self, call: &Call, m: pmap::mapping) -> Result<bool, AuthStat> {
+        Ok(self
+            .registrar(call)
+            .is_some_and(|uid| self.portmap_unset(m, uid)))
+    }
+
+    fn pmap_getport(&self, _: &Call, m: pmap::mapping) -> Result<u32, AuthStat> {
+        Ok(u32::from(self.getport(&m)))
+    }
+
+    fn pmap_dump(&self, _: &Call, (): ()) -> Result<pmap::pmaplist, AuthStat> {
+        Ok(pmap::List(self.portmap_dump()))
+    }
+
+    /// CALLIT would let anyone bounce traffic off us (an amplifier); we do not forward. Its
+    /// arguments are still decoded first, so garbage gets GARBAGE_ARGS as before.
+    fn pmap_callit(
+        &self,
+        call: &Call,
+        _: pmap::call_args,
+        reply: &mut Reply,
+    ) -> Result<Outcome, AuthStat> {
+        Ok(reply_header(
+            &mut reply.head,
+            call.header.xid,
+            ReplyHeader::ProcUnavail,
+        ))
     }
 
     /// Who may change registrations, as rpcbind decides for a caller over IP: only a process on
