@@ -253,7 +253,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok((header, _)) = rnfs_oncrpc::decode_call(message.clone()) else {
         return;
     };
-    if rnfs_server::drc::covers(header.prog, header.vers, header.proc_num) {
+    if rnfs_server::program::cached(header.prog, header.vers, header.proc_num) {
         let hits = w.service.drc.stats.hits.load(Ordering::Relaxed);
         let mut again = Reply::new();
         let outcome = w

@@ -208,6 +208,12 @@ pub const TRANSFER_BYTES_MIN: u32 = 4096;
 /// Room a record needs around the largest WRITE's data: RPC header, credential (at most 400 bytes
 /// of body and 400 of verifier, RFC 5531 §8.2), handle, offsets and the record marker.
 pub const RECORD_HEADROOM_BYTES: usize = 4096;
+/// Reply memory reserved for a call whose reply carries no bulk data (every procedure but READ,
+/// READDIR and READDIRPLUS): enough for READLINK's longest path with attributes.
+pub const REPLY_SMALL_BYTES: usize = 8 << 10;
+/// Largest READ/READDIR payload of a UDP reply, whatever `transfer_bytes_max` says: a reply is
+/// one datagram and needs room for its RPC and NFS headers.
+pub const UDP_PAYLOAD_BYTES_MAX: u32 = 32 << 10;
 
 impl Limits {
     /// Checks every limit on its own and the relations between them, naming the key at fault.
@@ -301,6 +307,12 @@ impl Limits {
         self.check_relations()
     }
 
+    /// Largest READ/READDIR payload of a UDP reply: one datagram, with room for the RPC and NFS
+    /// headers.
+    pub fn udp_payload_bytes_max(&self) -> u32 {
+        self.transfer_bytes_max.min(UDP_PAYLOAD_BYTES_MAX)
+    }
+
     /// The relations between limits that the server relies on.
     fn check_relations(&self) -> Result<(), ConfigError> {
         let record_least = self.transfer_bytes_max as usize + RECORD_HEADROOM_BYTES;
@@ -315,10 +327,10 @@ impl Limits {
             });
         }
         // Every reply is charged before it is built: the largest one a call can ask for must fit,
-        // or that call could never run (see crate::outgoing). A UDP reply is charged twice (it is
-        // copied into its datagram).
-        let small = crate::outgoing::REPLY_SMALL_BYTES;
-        let udp_payload = crate::service::Transport::Udp.payload_bytes_max(self) as usize;
+        // or that call could never run (see the server's reply memory). A UDP reply is charged
+        // twice (it is copied into its datagram).
+        let small = REPLY_SMALL_BYTES;
+        let udp_payload = self.udp_payload_bytes_max() as usize;
         let reply_least = (self.transfer_bytes_max as usize + small).max(2 * (udp_payload + small));
         if self.reply_bytes_max < reply_least {
             return Err(ConfigError::Limit {

@@ -197,15 +197,6 @@ impl Drc {
     }
 }
 
-/// Whether a call goes through the cache: its procedure's row (see [`crate::program`]) says its
-/// reply is cached, in a version of the program we serve.
-pub fn covers(prog: u32, vers: u32, proc_num: u32) -> bool {
-    crate::program::find(prog)
-        .filter(|p| p.serves(vers))
-        .and_then(|p| p.procedure(proc_num))
-        .is_some_and(|row| row.cached)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

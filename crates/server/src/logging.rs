@@ -24,7 +24,6 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, Layer, Registry};
 
 use crate::lockdep::TrackedMutex;
-use crate::stats::CallSummary;
 
 /// The target of request spans of clients under per-client debug.
 pub const CLIENT_DEBUG_TARGET: &str = "rnfs_client_debug";
@@ -122,11 +121,13 @@ fn client_debugged(ip: IpAddr) -> bool {
     DEBUG_CLIENTS.lock().contains(&ip)
 }
 
-/// The span a request runs in.
-pub fn request_span(peek: Option<CallSummary>, proc_idx: usize, peer: SocketAddr) -> tracing::Span {
-    let xid = peek.map_or(0, |p| p.xid);
-    let program = crate::stats::program_name(proc_idx);
-    let procedure = crate::stats::procedure_name(proc_idx);
+/// The span a request runs in (`xid` 0 for a record that is no call).
+pub fn request_span(
+    xid: u32,
+    program: &'static str,
+    procedure: &'static str,
+    peer: SocketAddr,
+) -> tracing::Span {
     if client_debugged(peer.ip()) {
         tracing::span!(target: CLIENT_DEBUG_TARGET, Level::DEBUG, "request", xid = %format_args!("{xid:#x}"), client = %peer, program, procedure)
     } else {

@@ -430,10 +430,10 @@ impl WriterQueue {
 /// Charged for every reply whatever it holds: the queue entry, the record writer, the head's
 /// first buffer.
 pub const REPLY_FIXED_BYTES: usize = 1024;
-/// Reserved for a call whose reply carries no bulk data (every procedure but READ, READDIR and
-/// READDIRPLUS): enough for READLINK's longest path with attributes. A larger reply (a long MOUNT
-/// or portmapper list) takes the excess only if it is free (see [`ReplyCharge::fit`]).
-pub const REPLY_SMALL_BYTES: usize = 8 << 10;
+/// Reserved for a call whose reply carries no bulk data (see [`crate::config::REPLY_SMALL_BYTES`]).
+/// A larger reply (a long MOUNT or portmapper list) takes the excess only if it is free (see
+/// [`ReplyCharge::fit`]).
+pub const REPLY_SMALL_BYTES: usize = crate::config::REPLY_SMALL_BYTES;
 /// While requests wait for reply memory, a connection whose replies have not moved to the socket
 /// for this long may be shed (a client that reads gets its bytes moving within a round trip).
 pub const SHED_STALL_MS: u64 = 500;

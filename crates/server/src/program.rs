@@ -1,6 +1,6 @@
 //! One table per RPC program: each procedure's number, name, handler and flags in one row.
 //!
-//! Dispatch ([`crate::service`]), the duplicate request cache ([`crate::drc::covers`]),
+//! Dispatch ([`Service::handle_record`], here), the duplicate request cache ([`cached`]),
 //! statistics slots and names ([`crate::stats`], hence metrics labels and `rnfsd ctl` output) all
 //! read these rows, so what one procedure is and does is written once. The tables live next to
 //! their handlers: [`crate::nfs::NFS3`] (RFC 1813 §3), `MOUNT` in `service/mount.rs` (RFC 1813
@@ -17,10 +17,14 @@
 //! the cache covers exactly the flagged rows. Adding a program is a table and an entry in
 //! [`PROGRAMS`] (its statistics slots follow from the table's length).
 
-use rnfs_oncrpc::{AuthStat, ReplyHeader};
+use bytes::Bytes;
+use rnfs_oncrpc::{decode_call, AuthStat, ReplyHeader};
 use rnfs_xdr::{XdrDecode, XdrEncode};
+use tracing::debug;
 
-use crate::service::{refuse_args, reply_header, reply_success, Call, Outcome, Reply, Service};
+use crate::service::{
+    refuse_args, reply_header, reply_success, Call, Origin, Outcome, Reply, Service, Tail,
+};
 
 /// Serves one call whose program, version and procedure are known: decodes `call.args`, runs the
 /// procedure and writes the reply (or returns [`Outcome::Drop`]). One shape for every row, so a
@@ -163,6 +167,97 @@ pub fn of_slot(mut i: usize) -> Option<(&'static Program, &'static Procedure)> {
         }
     }
     None
+}
+
+/// Whether a call goes through the cache: its procedure's row  says its
+/// reply is cached, in a version of the program we serve.
+pub fn cached(prog: u32, vers: u32, proc_num: u32) -> bool {
+    find(prog)
+        .filter(|p| p.serves(vers))
+        .and_then(|p| p.procedure(proc_num))
+        .is_some_and(|row| row.cached)
+}
+
+impl Service {
+    /// Serves one RPC message, building its reply in `reply`.
+    pub fn handle_record(
+        &self,
+        record: Bytes,
+        origin: Origin,
+        now_ms: u64,
+        reply: &mut Reply,
+    ) -> Outcome {
+        let peer = origin.peer;
+        let (header, args) = match decode_call(record) {
+            Ok(x) => x,
+            Err(err) => {
+                debug!(%peer, error = %err, "refused RPC message");
+                return match err.reply() {
+                    Some((xid, header)) => reply_header(&mut reply.head, xid, header),
+                    None => Outcome::Drop,
+                };
+            }
+        };
+        let call = Call {
+            header,
+            args,
+            peer,
+            transport: origin.transport,
+            conn_id: origin.conn_id,
+            now_ms,
+        };
+        match find(call.header.prog) {
+            Some(program) => self.serve(program, &call, reply),
+            None => reply_header(&mut reply.head, call.header.xid, ReplyHeader::ProgUnavail),
+        }
+    }
+
+    /// Serves a call of one of our programs by its table: the version, then the procedure's row,
+    /// through the duplicate request cache if the row says so.
+    fn serve(&self, program: &Program, call: &Call, reply: &mut Reply) -> Outcome {
+        let h = &call.header;
+        if !program.serves(h.vers) {
+            // Linux tries NFSv4 first and falls back to v3 on this answer.
+            let (low, high) = (program.low, program.high);
+            return reply_header(
+                &mut reply.head,
+                h.xid,
+                ReplyHeader::ProgMismatch { low, high },
+            );
+        }
+        let Some(procedure) = program.procedure(h.proc_num) else {
+            return reply_header(&mut reply.head, h.xid, ReplyHeader::ProcUnavail);
+        };
+        if !procedure.cached {
+            return (procedure.handler)(self, call, reply);
+        }
+        let key = crate::drc::Key {
+            client: call.peer.ip().to_canonical(),
+            xid: h.xid,
+            prog: h.prog,
+            vers: h.vers,
+            proc_num: h.proc_num,
+            checksum: crate::drc::Key::checksum(&h.credential, &call.args),
+        };
+        match self.drc.begin(key) {
+            crate::drc::Lookup::Replay(bytes) => {
+                reply.head.extend_from_slice(&bytes);
+                Outcome::Reply
+            }
+            crate::drc::Lookup::Drop => {
+                debug!(peer = %call.peer, xid = h.xid, "retransmission of a call in progress: dropped");
+                Outcome::Drop
+            }
+            crate::drc::Lookup::Execute(pending) => {
+                let outcome = (procedure.handler)(self, call, reply);
+                // Modifying procedures reply with a head only (no READ data tail).
+                if outcome == Outcome::Reply && matches!(reply.tail, Tail::None) {
+                    pending.complete(&reply.head[Reply::MARKER_BYTES..]);
+                }
+                outcome
+            }
+        }
+    }
 }
 
 /// Runs a typed handler: decodes its arguments, calls it, encodes its results. Arguments that do
@@ -333,12 +428,7 @@ mod tests {
             for vers in 0..=p.high + 1 {
                 for n in 0..=p.procedures.len() as u32 + 1 {
                     let flagged = p.serves(vers) && p.procedure(n).is_some_and(|r| r.cached);
-                    assert_eq!(
-                        crate::drc::covers(p.prog, vers, n),
-                        flagged,
-                        "{} v{vers} {n}",
-                        p.name
-                    );
+                    assert_eq!(cached(p.prog, vers, n), flagged, "{} v{vers} {n}", p.name);
                     let want = p.prog == NFS_PROGRAM && vers == NFS_V3 && expected.contains(&n);
                     assert_eq!(flagged, want, "{} v{vers} {n}", p.name);
                 }

@@ -398,7 +398,12 @@ impl<'a> Observed<'a> {
             transport: origin.transport,
             started: Instant::now(),
             record_bytes: record.len() as u64 + marker,
-            span: crate::logging::request_span(peek, proc_idx, origin.peer),
+            span: crate::logging::request_span(
+                peek.map_or(0, |p| p.xid),
+                program_name(proc_idx),
+                procedure_name(proc_idx),
+                origin.peer,
+            ),
             finished: false,
         }
     }

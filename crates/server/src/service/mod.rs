@@ -1,9 +1,11 @@
 //! The RPC service: one record in, one reply out, with no sockets and no clocks.
 //!
-//! [`Service::handle_record`] parses the call header (RFC 5531 §9), routes by program and version
-//! to the procedure's row in its program's table ([`crate::program`]), whose handler decodes the
-//! arguments, applies the export's client rules, runs the procedure and encodes the reply. It is
-//! synchronous and may block in the storage backend, so the transports run it on the worker pool.
+//! [`Service`] is the state every procedure shares: the export table, the mounts list, the
+//! portmapper's registrations, the loan table, the duplicate request cache and the counters, and
+//! [`Service::authorize`], which every NFS procedure passes. Routing a record to its procedure is
+//! [`crate::program`]'s (`Service::handle_record`), above this module: the handlers take a
+//! `&Service`, so the service does not know them. It is synchronous and may block in the storage
+//! backend, so the transports run it on the worker pool.
 //!
 //! Programs served on every listener: portmapper v2 (100000), MOUNT v1–v3 (100005) and NFS v3
 //! (100003). A version we do not serve gets PROG_MISMATCH with the range we do, which is how Linux
@@ -19,14 +21,13 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use tracing::{debug, warn};
 
-use rnfs_oncrpc::{decode_call, AuthStat, CallError, CallHeader, Credential, ReplyHeader};
+use rnfs_oncrpc::{AuthStat, CallError, CallHeader, Credential, ReplyHeader};
 use rnfs_portmap as pmap;
 use rnfs_xdr::{Opaque, XdrEncode};
 
 use crate::config::{ClientRule, Limits};
 use crate::exports::{normalize_mount_path, Export, ExportTable};
 use crate::lockdep::TrackedMutex;
-use crate::program::Program;
 
 mod mount;
 mod portmap;
@@ -48,8 +49,7 @@ impl Transport {
     pub fn payload_bytes_max(self, limits: &Limits) -> u32 {
         match self {
             Transport::Tcp => limits.transfer_bytes_max,
-            // A UDP reply is one datagram: keep room for RPC and NFS headers.
-            Transport::Udp => limits.transfer_bytes_max.min(32 << 10),
+            Transport::Udp => limits.udp_payload_bytes_max(),
         }
     }
 }
@@ -279,86 +279,6 @@ impl Service {
         OwnPorts {
             tcp: (packed >> 16) as u16,
             udp: packed as u16,
-        }
-    }
-
-    /// Serves one RPC message, building its reply in `reply`.
-    pub fn handle_record(
-        &self,
-        record: Bytes,
-        origin: Origin,
-        now_ms: u64,
-        reply: &mut Reply,
-    ) -> Outcome {
-        let peer = origin.peer;
-        let (header, args) = match decode_call(record) {
-            Ok(x) => x,
-            Err(err) => {
-                debug!(%peer, error = %err, "refused RPC message");
-                return match err.reply() {
-                    Some((xid, header)) => reply_header(&mut reply.head, xid, header),
-                    None => Outcome::Drop,
-                };
-            }
-        };
-        let call = Call {
-            header,
-            args,
-            peer,
-            transport: origin.transport,
-            conn_id: origin.conn_id,
-            now_ms,
-        };
-        match crate::program::find(call.header.prog) {
-            Some(program) => self.serve(program, &call, reply),
-            None => reply_header(&mut reply.head, call.header.xid, ReplyHeader::ProgUnavail),
-        }
-    }
-
-    /// Serves a call of one of our programs by its table: the version, then the procedure's row,
-    /// through the duplicate request cache if the row says so.
-    fn serve(&self, program: &Program, call: &Call, reply: &mut Reply) -> Outcome {
-        let h = &call.header;
-        if !program.serves(h.vers) {
-            // Linux tries NFSv4 first and falls back to v3 on this answer.
-            let (low, high) = (program.low, program.high);
-            return reply_header(
-                &mut reply.head,
-                h.xid,
-                ReplyHeader::ProgMismatch { low, high },
-            );
-        }
-        let Some(procedure) = program.procedure(h.proc_num) else {
-            return reply_header(&mut reply.head, h.xid, ReplyHeader::ProcUnavail);
-        };
-        if !procedure.cached {
-            return (procedure.handler)(self, call, reply);
-        }
-        let key = crate::drc::Key {
-            client: call.peer.ip().to_canonical(),
-            xid: h.xid,
-            prog: h.prog,
-            vers: h.vers,
-            proc_num: h.proc_num,
-            checksum: crate::drc::Key::checksum(&h.credential, &call.args),
-        };
-        match self.drc.begin(key) {
-            crate::drc::Lookup::Replay(bytes) => {
-                reply.head.extend_from_slice(&bytes);
-                Outcome::Reply
-            }
-            crate::drc::Lookup::Drop => {
-                debug!(peer = %call.peer, xid = h.xid, "retransmission of a call in progress: dropped");
-                Outcome::Drop
-            }
-            crate::drc::Lookup::Execute(pending) => {
-                let outcome = (procedure.handler)(self, call, reply);
-                // Modifying procedures reply with a head only (no READ data tail).
-                if outcome == Outcome::Reply && matches!(reply.tail, Tail::None) {
-                    pending.complete(&reply.head[Reply::MARKER_BYTES..]);
-                }
-                outcome
-            }
         }
     }
 
