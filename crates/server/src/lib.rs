@@ -35,6 +35,7 @@ pub mod logging;
 pub mod metrics;
 pub mod nfs;
 pub mod outgoing;
+mod peek;
 pub mod pool;
 pub mod program;
 pub mod registry;

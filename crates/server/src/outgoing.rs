@@ -452,7 +452,7 @@ pub fn reply_bytes_estimate(call: Option<&CallPeek>, payload_max: u32) -> usize 
     let data = call
         .filter(|c| c.prog == rnfs_nfs3::NFS_PROGRAM && c.vers == 3)
         .and_then(|c| {
-            let (_, mut rest) = crate::registry::nfs_handle(c)?;
+            let (_, mut rest) = crate::peek::nfs_handle(c)?;
             // After the handle: READ offset, count; READDIR cookie, verifier, count; READDIRPLUS
             // cookie, verifier, dircount, maxcount.
             let at = match c.proc_num {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 
-use rnfs_oncrpc::peek::{call_header_words, CallPeek, Cursor};
+use rnfs_oncrpc::peek::{call_header_words, CallPeek};
 
 use crate::lockdep::TrackedMutex;
 use crate::service::Transport;
@@ -133,7 +133,9 @@ impl Connection {
     ) -> Option<Tracked> {
         // The numbers are reported even for a record that is no well-formed call.
         let [xid, _, _, prog, _, proc_num] = call_header_words(record);
-        let fh = call.and_then(nfs_handle).map_or(&[][..], |(fh, _)| fh);
+        let fh = call
+            .and_then(crate::peek::nfs_handle)
+            .map_or(&[][..], |(fh, _)| fh);
         for (idx, slot) in self.slots.iter().enumerate() {
             if slot
                 .stage
@@ -207,17 +209,6 @@ impl Connection {
 /// uid (or 0) in the low 32.
 fn auth_word(call: &CallPeek) -> u64 {
     (u64::from(call.cred_flavor) << 32) | u64::from(call.auth_sys_uid().unwrap_or(0))
-}
-
-/// An NFS call's file handle (the first argument of every procedure but NULL) and a cursor at the
-/// arguments that follow it.
-pub fn nfs_handle<'a>(call: &CallPeek<'a>) -> Option<(&'a [u8], Cursor<'a>)> {
-    if call.prog != rnfs_nfs3::NFS_PROGRAM || call.proc_num == rnfs_nfs3::NFSPROC3_NULL {
-        return None;
-    }
-    let mut args = Cursor::new(call.args);
-    let fh = args.opaque(rnfs_nfs3::NFS3_FHSIZE).ok()?;
-    Some((fh, args))
 }
 
 /// A request in flight, as reported.

@@ -310,19 +310,9 @@ impl CallSummary {
             proc_num: call.proc_num,
             flavor: call.cred_flavor,
             uid: call.auth_sys_uid(),
-            write_count: write_count(&call),
+            write_count: crate::peek::write_count(&call),
         })
     }
-}
-
-/// A WRITE's `count` argument (WRITE3args: file handle, offset, count).
-fn write_count(call: &rnfs_oncrpc::peek::CallPeek) -> Option<u32> {
-    if call.proc_num != rnfs_nfs3::NFSPROC3_WRITE {
-        return None;
-    }
-    let (_, mut rest) = crate::registry::nfs_handle(call)?;
-    rest.take(8).ok()?;
-    rest.u32().ok()
 }
 
 /// How a reply (the RPC message, without record marker) ends the call.
