@@ -114,219 +114,261 @@ fn sat(n: u64) -> i64 {
 impl Collector for ServerCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let r = &self.running;
-        let svc = &r.service;
-        let c = &svc.counters;
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let procs = c.procedures.snapshot();
-        let called: Vec<_> = procs.iter().filter(|p| p.calls > 0).collect();
-
-        {
-            let mut m = enc.encode_descriptor(
-                "rnfsd_requests",
-                "RPC requests handled, by program and procedure",
-                None,
-                MetricType::Counter,
-            )?;
-            for p in &called {
-                let labels = [("program", p.program), ("procedure", p.procedure)];
-                let labels = labels.as_slice();
-                ConstCounter::new(p.calls).encode(m.encode_family(&labels)?)?;
-            }
-        }
-        {
-            let mut m = enc.encode_descriptor(
-                "rnfsd_request_errors",
-                "Requests that failed, by program, procedure and status (nfsstat3, mountstat3 or RPC)",
-                None,
-                MetricType::Counter,
-            )?;
-            for p in &called {
-                for (status, n) in &p.errors {
-                    let labels = [
-                        ("program", p.program),
-                        ("procedure", p.procedure),
-                        ("status", status.as_str()),
-                    ];
-                    let labels = labels.as_slice();
-                    ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
-                }
-                if p.dropped > 0 {
-                    let labels = [
-                        ("program", p.program),
-                        ("procedure", p.procedure),
-                        ("status", "NO_REPLY"),
-                    ];
-                    let labels = labels.as_slice();
-                    ConstCounter::new(p.dropped).encode(m.encode_family(&labels)?)?;
-                }
-            }
-        }
-        {
-            let mut m = enc.encode_descriptor(
-                "rnfsd_request_duration_seconds",
-                "Time from taking a request to its reply being ready, by program and procedure",
-                None,
-                MetricType::Histogram,
-            )?;
-            for p in &called {
-                let labels = [("program", p.program), ("procedure", p.procedure)];
-                let labels = labels.as_slice();
-                let buckets: Vec<(f64, u64)> = (0..LATENCY_BUCKETS)
-                    .map(|i| {
-                        let ub = bucket_upper_us(i).map_or(f64::INFINITY, |u| u as f64 / 1e6);
-                        (ub, p.latency[i])
-                    })
-                    .collect();
-                let count: u64 = p.latency.iter().sum();
-                m.encode_family(&labels)?
-                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                        p.latency_sum_us as f64 / 1e6,
-                        count,
-                        &buckets,
-                        None,
-                    )?;
-            }
-        }
-        counter_by(
-            &mut enc,
-            "rnfsd_read_bytes",
-            "NFS READ data bytes sent: zero-copy (spliced from the page cache) or buffered (one copy)",
-            "path",
-            &[
-                ("zero_copy", load(&c.read_bytes_spliced)),
-                ("buffered", load(&c.read_bytes_buffered)),
-            ],
-        )?;
-        counter(
-            &mut enc,
-            "rnfsd_write_bytes",
-            "NFS WRITE data bytes written (successful WRITEs)",
-            load(&c.procedures.write_bytes),
-        )?;
-        counter_by(
-            &mut enc,
-            "rnfsd_network_bytes",
-            "RPC message bytes received and sent",
-            "direction",
-            &[
-                ("in", load(&c.procedures.bytes_in)),
-                ("out", load(&c.procedures.bytes_out)),
-            ],
-        )?;
-
-        let loans = svc.loans().stats();
-        gauge(
-            &mut enc,
-            "rnfsd_loans_outstanding",
-            "READ replies holding a loan slot now",
-            i64::try_from(loans.outstanding).unwrap_or(i64::MAX),
-        )?;
-        gauge(
-            &mut enc,
-            "rnfsd_loan_bytes_outstanding",
-            "READ data bytes on loan now",
-            sat(loans.bytes_outstanding),
-        )?;
-        counter(&mut enc, "rnfsd_loans_lent", "Loans made", loans.lent_total)?;
-        counter(
-            &mut enc,
-            "rnfsd_loans_exhausted",
-            "READs served without a loan because every slot was busy",
-            loans.exhausted,
-        )?;
-
-        let drc = &svc.drc.stats;
-        counter(
-            &mut enc,
-            "rnfsd_drc_hits",
-            "Retransmitted non-idempotent calls answered from the duplicate request cache",
-            load(&drc.hits),
-        )?;
-        counter(
-            &mut enc,
-            "rnfsd_drc_in_progress_drops",
-            "Retransmissions dropped because the original call was still running",
-            load(&drc.in_progress_drops),
-        )?;
-
-        let conns = r.registry.connections();
-        let tcp = conns
-            .iter()
-            .filter(|c| c.transport == crate::service::Transport::Tcp)
-            .count();
-        gauge(
-            &mut enc,
-            "rnfsd_connections",
-            "Open TCP connections",
-            i64::try_from(tcp).unwrap_or(i64::MAX),
-        )?;
-        let in_flight: usize = conns.iter().map(|c| c.requests().len()).sum();
-        gauge(
-            &mut enc,
-            "rnfsd_requests_in_flight",
-            "Requests received and not yet answered",
-            i64::try_from(in_flight).unwrap_or(i64::MAX),
-        )?;
-        counter_by(
-            &mut enc,
-            "rnfsd_connections_closed",
-            "Connections the server closed, by reason",
-            "reason",
-            &[
-                ("idle", load(&c.connections_closed_idle)),
-                ("evicted_idlest", load(&c.connections_evicted_idle)),
-                ("evicted_client_idlest", load(&r.registry.client_evictions)),
-                ("reply_memory", load(&r.registry.budget.shed)),
-                ("slow_record", load(&c.connections_closed_slow_record)),
-                ("send_stall", load(&c.connections_closed_send_stall)),
-                ("bad_record", load(&c.connections_closed_bad_record)),
-            ],
-        )?;
-        counter(
-            &mut enc,
-            "rnfsd_connections_refused",
-            "Connections refused because their client had too many, none of them idle",
-            load(&c.connections_refused_per_client),
-        )?;
-        counter(
-            &mut enc,
-            "rnfsd_udp_datagrams_dropped",
-            "UDP requests dropped because the server was at its request limit",
-            load(&c.udp_datagrams_dropped),
-        )?;
-        let budget = &r.registry.budget;
-        gauge(
-            &mut enc,
-            "rnfsd_reply_memory_bytes",
-            "Bytes of replies being built or waiting to be sent (bounded by reply_bytes_max)",
-            sat(budget.held() as u64),
-        )?;
-        counter(
-            &mut enc,
-            "rnfsd_reply_memory_waits",
-            "Requests that waited because replies not yet sent held all of reply_bytes_max",
-            load(&budget.waits),
-        )?;
-        counter(
-            &mut enc,
-            "rnfsd_reply_memory_overruns",
-            "Replies larger than their reservation answered SYSTEM_ERR as no reply memory was free",
-            load(&budget.overruns),
-        )?;
-        counter(
-            &mut enc,
-            "rnfsd_watchdog_stalls",
-            "Stalls the watchdog reported (requests, loans or the runtime stuck past the bound)",
-            r.watch.stalls_total.load(Ordering::Relaxed),
-        )?;
-        gauge(
-            &mut enc,
-            "rnfsd_uptime_seconds",
-            "Seconds since the server started",
-            sat(crate::clock::now_ms().saturating_sub(self.started_ms) / 1000),
-        )?;
-        Ok(())
+        encode_procedures(&mut enc, &r.service.counters.procedures.snapshot())?;
+        encode_data(&mut enc, &r.service.counters)?;
+        encode_loans_and_drc(&mut enc, &r.service)?;
+        encode_connections(&mut enc, r)?;
+        encode_reply_memory_and_uptime(&mut enc, r, self.started_ms)
     }
+}
+
+fn load(a: &std::sync::atomic::AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+/// Calls, errors and latency by program and procedure (procedures never called are left out).
+fn encode_procedures(
+    enc: &mut DescriptorEncoder,
+    procs: &[crate::stats::ProcSnapshot],
+) -> Result<(), std::fmt::Error> {
+    let called: Vec<_> = procs.iter().filter(|p| p.calls > 0).collect();
+    {
+        let mut m = enc.encode_descriptor(
+            "rnfsd_requests",
+            "RPC requests handled, by program and procedure",
+            None,
+            MetricType::Counter,
+        )?;
+        for p in &called {
+            let labels = [("program", p.program), ("procedure", p.procedure)];
+            let labels = labels.as_slice();
+            ConstCounter::new(p.calls).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    {
+        let mut m = enc.encode_descriptor(
+            "rnfsd_request_errors",
+            "Requests that failed, by program, procedure and status (nfsstat3, mountstat3 or RPC)",
+            None,
+            MetricType::Counter,
+        )?;
+        for p in &called {
+            for (status, n) in &p.errors {
+                let labels = [
+                    ("program", p.program),
+                    ("procedure", p.procedure),
+                    ("status", status.as_str()),
+                ];
+                let labels = labels.as_slice();
+                ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+            }
+            if p.dropped > 0 {
+                let labels = [
+                    ("program", p.program),
+                    ("procedure", p.procedure),
+                    ("status", "NO_REPLY"),
+                ];
+                let labels = labels.as_slice();
+                ConstCounter::new(p.dropped).encode(m.encode_family(&labels)?)?;
+            }
+        }
+    }
+    {
+        let mut m = enc.encode_descriptor(
+            "rnfsd_request_duration_seconds",
+            "Time from taking a request to its reply being ready, by program and procedure",
+            None,
+            MetricType::Histogram,
+        )?;
+        for p in &called {
+            let labels = [("program", p.program), ("procedure", p.procedure)];
+            let labels = labels.as_slice();
+            let buckets: Vec<(f64, u64)> = (0..LATENCY_BUCKETS)
+                .map(|i| {
+                    let ub = bucket_upper_us(i).map_or(f64::INFINITY, |u| u as f64 / 1e6);
+                    (ub, p.latency[i])
+                })
+                .collect();
+            let count: u64 = p.latency.iter().sum();
+            m.encode_family(&labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    p.latency_sum_us as f64 / 1e6,
+                    count,
+                    &buckets,
+                    None,
+                )?;
+        }
+    }
+    Ok(())
+}
+
+/// READ, WRITE and network bytes.
+fn encode_data(
+    enc: &mut DescriptorEncoder,
+    c: &crate::service::Counters,
+) -> Result<(), std::fmt::Error> {
+    counter_by(
+        enc,
+        "rnfsd_read_bytes",
+        "NFS READ data bytes sent: zero-copy (spliced from the page cache) or buffered (one copy)",
+        "path",
+        &[
+            ("zero_copy", load(&c.read_bytes_spliced)),
+            ("buffered", load(&c.read_bytes_buffered)),
+        ],
+    )?;
+    counter(
+        enc,
+        "rnfsd_write_bytes",
+        "NFS WRITE data bytes written (successful WRITEs)",
+        load(&c.procedures.write_bytes),
+    )?;
+    counter_by(
+        enc,
+        "rnfsd_network_bytes",
+        "RPC message bytes received and sent",
+        "direction",
+        &[
+            ("in", load(&c.procedures.bytes_in)),
+            ("out", load(&c.procedures.bytes_out)),
+        ],
+    )?;
+
+    Ok(())
+}
+
+/// The loan table and the duplicate request cache.
+fn encode_loans_and_drc(
+    enc: &mut DescriptorEncoder,
+    svc: &crate::service::Service,
+) -> Result<(), std::fmt::Error> {
+    let loans = svc.loans().stats();
+    gauge(
+        enc,
+        "rnfsd_loans_outstanding",
+        "READ replies holding a loan slot now",
+        i64::try_from(loans.outstanding).unwrap_or(i64::MAX),
+    )?;
+    gauge(
+        enc,
+        "rnfsd_loan_bytes_outstanding",
+        "READ data bytes on loan now",
+        sat(loans.bytes_outstanding),
+    )?;
+    counter(enc, "rnfsd_loans_lent", "Loans made", loans.lent_total)?;
+    counter(
+        enc,
+        "rnfsd_loans_exhausted",
+        "READs served without a loan because every slot was busy",
+        loans.exhausted,
+    )?;
+
+    let drc = &svc.drc.stats;
+    counter(
+        enc,
+        "rnfsd_drc_hits",
+        "Retransmitted non-idempotent calls answered from the duplicate request cache",
+        load(&drc.hits),
+    )?;
+    counter(
+        enc,
+        "rnfsd_drc_in_progress_drops",
+        "Retransmissions dropped because the original call was still running",
+        load(&drc.in_progress_drops),
+    )?;
+
+    Ok(())
+}
+
+/// Connections open, requests in flight, and why connections were closed or refused.
+fn encode_connections(enc: &mut DescriptorEncoder, r: &Running) -> Result<(), std::fmt::Error> {
+    let c = &r.service.counters;
+    let conns = r.registry.connections();
+    let tcp = conns
+        .iter()
+        .filter(|c| c.transport == crate::service::Transport::Tcp)
+        .count();
+    gauge(
+        enc,
+        "rnfsd_connections",
+        "Open TCP connections",
+        i64::try_from(tcp).unwrap_or(i64::MAX),
+    )?;
+    let in_flight: usize = conns.iter().map(|c| c.requests().len()).sum();
+    gauge(
+        enc,
+        "rnfsd_requests_in_flight",
+        "Requests received and not yet answered",
+        i64::try_from(in_flight).unwrap_or(i64::MAX),
+    )?;
+    counter_by(
+        enc,
+        "rnfsd_connections_closed",
+        "Connections the server closed, by reason",
+        "reason",
+        &[
+            ("idle", load(&c.connections_closed_idle)),
+            ("evicted_idlest", load(&c.connections_evicted_idle)),
+            ("evicted_client_idlest", load(&r.registry.client_evictions)),
+            ("reply_memory", load(&r.registry.budget.shed)),
+            ("slow_record", load(&c.connections_closed_slow_record)),
+            ("send_stall", load(&c.connections_closed_send_stall)),
+            ("bad_record", load(&c.connections_closed_bad_record)),
+        ],
+    )?;
+    counter(
+        enc,
+        "rnfsd_connections_refused",
+        "Connections refused because their client had too many, none of them idle",
+        load(&c.connections_refused_per_client),
+    )?;
+    counter(
+        enc,
+        "rnfsd_udp_datagrams_dropped",
+        "UDP requests dropped because the server was at its request limit",
+        load(&c.udp_datagrams_dropped),
+    )?;
+    Ok(())
+}
+
+/// Reply memory, watchdog stalls and uptime.
+fn encode_reply_memory_and_uptime(
+    enc: &mut DescriptorEncoder,
+    r: &Running,
+    started_ms: u64,
+) -> Result<(), std::fmt::Error> {
+    let budget = &r.registry.budget;
+    gauge(
+        enc,
+        "rnfsd_reply_memory_bytes",
+        "Bytes of replies being built or waiting to be sent (bounded by reply_bytes_max)",
+        sat(budget.held() as u64),
+    )?;
+    counter(
+        enc,
+        "rnfsd_reply_memory_waits",
+        "Requests that waited because replies not yet sent held all of reply_bytes_max",
+        load(&budget.waits),
+    )?;
+    counter(
+        enc,
+        "rnfsd_reply_memory_overruns",
+        "Replies larger than their reservation answered SYSTEM_ERR as no reply memory was free",
+        load(&budget.overruns),
+    )?;
+    counter(
+        enc,
+        "rnfsd_watchdog_stalls",
+        "Stalls the watchdog reported (requests, loans or the runtime stuck past the bound)",
+        r.watch.stalls_total.load(Ordering::Relaxed),
+    )?;
+    gauge(
+        enc,
+        "rnfsd_uptime_seconds",
+        "Seconds since the server started",
+        sat(crate::clock::now_ms().saturating_sub(started_ms) / 1000),
+    )?;
+    Ok(())
 }
 
 /// Serves `GET /metrics` on `listener` until the task is cancelled.
