@@ -193,44 +193,8 @@ pub async fn serve_with(
         listen.push(LISTEN_DEFAULT.parse().map_err(|_| ServeError::NoExports)?);
     }
     let mut tasks = tokio::task::JoinSet::new();
-    {
-        let st = watch_state.clone();
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(
-                watchdog::HEARTBEAT_INTERVAL_MS,
-            ));
-            loop {
-                tick.tick().await;
-                st.heartbeat_ms
-                    .store(clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
-            }
-        });
-    }
-    let mut ready_lines = Vec::new();
-    let mut own = OwnPorts::default();
-    for addr in &listen {
-        let (tcp, udp) =
-            transport::bind_pair(*addr)
-                .await
-                .map_err(|source| ServeError::Listen {
-                    addr: *addr,
-                    source,
-                })?;
-        let bound = tcp.local_addr().map_err(|source| ServeError::Listen {
-            addr: *addr,
-            source,
-        })?;
-        if own.tcp == 0 {
-            own = OwnPorts {
-                tcp: bound.port(),
-                udp: bound.port(),
-            };
-        }
-        ready_lines.push(format!("tcp {bound}"));
-        ready_lines.push(format!("udp {bound}"));
-        tasks.spawn(transport::serve_tcp(tcp, shared.clone()));
-        tasks.spawn(transport::serve_udp(udp, shared.clone()));
-    }
+    tasks.spawn(heartbeat(watch_state.clone()));
+    let (own, ready_lines) = listen_all(&listen, &shared, &mut tasks).await?;
     service.set_own_ports(own);
 
     let running = Running {
@@ -255,38 +219,7 @@ pub async fn serve_with(
         })?;
     }
 
-    {
-        // Housekeeping timer: closes idle open files, and once the server has gone quiet (no call
-        // for a whole interval after some activity) gives freed memory back to the kernel. It
-        // runs on tokio's blocking pool (as plain root, not on a request worker) and touches no
-        // connection state.
-        let service = service.clone();
-        tasks.spawn(async move {
-            let mut tick =
-                tokio::time::interval(std::time::Duration::from_millis(HOUSEKEEPING_INTERVAL_MS));
-            let mut calls_seen = 0;
-            let mut trimmed_at = 0;
-            loop {
-                tick.tick().await;
-                let calls = service.counters.procedures.calls_total();
-                let quiet_after_work = calls == calls_seen && calls != trimmed_at;
-                calls_seen = calls;
-                let service = service.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    for e in service.exports().iter() {
-                        e.backend.close_idle_files();
-                    }
-                    if quiet_after_work {
-                        rnfs_sys::release_free_memory();
-                    }
-                })
-                .await;
-                if quiet_after_work {
-                    trimmed_at = calls;
-                }
-            }
-        });
-    }
+    tasks.spawn(housekeeping(service.clone()));
     if let Some(tx) = ready {
         let _ = tx.send(running);
     }
@@ -300,6 +233,77 @@ pub async fn serve_with(
     }
     info!("stopped");
     Ok(())
+}
+
+/// Keeps the watchdog's view of the async runtime fresh: if this stops, the runtime is stuck.
+async fn heartbeat(st: Arc<watchdog::WatchState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(
+        watchdog::HEARTBEAT_INTERVAL_MS,
+    ));
+    loop {
+        tick.tick().await;
+        st.heartbeat_ms
+            .store(clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Binds TCP and UDP on every listen address and serves them; returns the ports of the first
+/// (what the portmapper is told) and the ready file's lines.
+async fn listen_all(
+    listen: &[SocketAddr],
+    shared: &Arc<Shared>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<(OwnPorts, Vec<String>), ServeError> {
+    let mut ready_lines = Vec::new();
+    let mut own = OwnPorts::default();
+    for addr in listen {
+        let failed = |source| ServeError::Listen {
+            addr: *addr,
+            source,
+        };
+        let (tcp, udp) = transport::bind_pair(*addr).await.map_err(failed)?;
+        let bound = tcp.local_addr().map_err(failed)?;
+        if own.tcp == 0 {
+            own = OwnPorts {
+                tcp: bound.port(),
+                udp: bound.port(),
+            };
+        }
+        ready_lines.push(format!("tcp {bound}"));
+        ready_lines.push(format!("udp {bound}"));
+        tasks.spawn(transport::serve_tcp(tcp, shared.clone()));
+        tasks.spawn(transport::serve_udp(udp, shared.clone()));
+    }
+    Ok((own, ready_lines))
+}
+
+/// Housekeeping timer: closes idle open files, and once the server has gone quiet (no call for a
+/// whole interval after some activity) gives freed memory back to the kernel. It runs on tokio's
+/// blocking pool (as plain root, not on a request worker) and touches no connection state.
+async fn housekeeping(service: Arc<Service>) {
+    let mut tick =
+        tokio::time::interval(std::time::Duration::from_millis(HOUSEKEEPING_INTERVAL_MS));
+    let mut calls_seen = 0;
+    let mut trimmed_at = 0;
+    loop {
+        tick.tick().await;
+        let calls = service.counters.procedures.calls_total();
+        let quiet_after_work = calls == calls_seen && calls != trimmed_at;
+        calls_seen = calls;
+        let service = service.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for e in service.exports().iter() {
+                e.backend.close_idle_files();
+            }
+            if quiet_after_work {
+                rnfs_sys::release_free_memory();
+            }
+        })
+        .await;
+        if quiet_after_work {
+            trimmed_at = calls;
+        }
+    }
 }
 
 /// Stops accepting, lets requests in flight finish (up to `grace_ms`), then makes buffered writes
