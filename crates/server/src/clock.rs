@@ -6,8 +6,22 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
+/// When the process first asked.
+static START: OnceLock<Instant> = OnceLock::new();
+
 /// Milliseconds since the process's first call (monotonic).
 pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
+
+/// The instant `ms` milliseconds after the clock's start: the moment [`now_ms`] reaches `ms`,
+/// for timers armed from deadlines in milliseconds. Far in the future if `ms` is out of range.
+pub fn instant_at(ms: u64) -> Instant {
+    let start = *START.get_or_init(Instant::now);
+    start
+        .checked_add(std::time::Duration::from_millis(ms))
+        .unwrap_or_else(|| Instant::now() + FAR_FUTURE)
+}
+
+/// What "never" means for a timer (as tokio's own far future: some 30 years).
+const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
