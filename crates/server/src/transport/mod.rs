@@ -16,24 +16,33 @@
 //!   ([`crate::pool`]), gated by a global semaphore, never on a reactor thread.
 //! * Closing a connection never waits for its sends: the reader just returns; the writer ends when
 //!   its channel closes or the socket fails, and dropping a queued reply is O(1).
+//!
+//! # Layout
+//! * [`conn`]: one TCP connection's protocol state without I/O: record marking (RFC 5531 §11),
+//!   the idle, slow-record and send-stall timers, and the decisions to close.
+//! * [`tcp`]: the listener and the async driver of [`conn`] (the reader and the writer tasks).
+//! * [`udp`]: one datagram, one request.
+//! * Here: what both share — admission ([`Shared`], [`PerClient`]), reply memory, and
+//!   [`hand_off`], the one path from a transport to the worker pool.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, Semaphore};
-use tracing::{debug, info, warn};
+use bytes::Bytes;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
 
-use rnfs_oncrpc::peek::CallPeek;
-use rnfs_oncrpc::record::RecordReader;
-
-use crate::outgoing::{
-    reply_bytes, reply_bytes_estimate, Outgoing, Queued, ReplyCharge, SendSide, SendTurn,
-    WriterQueue,
-};
+use crate::outgoing::{reply_bytes, ReplyCharge};
 use crate::registry::{Connection, Stage, Tracked};
-use crate::service::{Origin, Outcome, Reply, Service, Tail, Transport};
+use crate::service::{Origin, Outcome, Reply, Service};
+
+pub mod conn;
+pub mod tcp;
+pub mod udp;
+
+pub use tcp::serve_tcp;
+pub use udp::{serve_udp, UDP_DATAGRAM_BYTES_MAX};
 
 /// Identifies connections and UDP sockets (the owners of loans) for the life of the process.
 static NEXT_CONN_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -43,21 +52,6 @@ fn next_conn_id() -> u64 {
 }
 
 use crate::clock::now_ms;
-
-const ZERO_PAD: [u8; 3] = [0; 3];
-
-/// Read buffer growth step for TCP connections.
-const READ_CHUNK_BYTES: usize = 64 << 10;
-/// A new connection's read buffer: enough for any call but WRITE; it grows by
-/// [`READ_CHUNK_BYTES`] when a larger record arrives. Small, so idle connections cost little.
-const READ_FIRST_BYTES: usize = 4 << 10;
-/// Most UDP requests per socket the registry tracks at once.
-const UDP_TRACKED_MAX: usize = 256;
-/// At the connection limit, how long to wait for an evicted connection to close before evicting
-/// another.
-const EVICTION_WAIT_MS: u64 = 100;
-/// Largest UDP datagram we accept (the IPv4 maximum payload).
-pub const UDP_DATAGRAM_BYTES_MAX: usize = 65_507;
 
 /// State shared by every transport task.
 pub struct Shared {
@@ -101,84 +95,40 @@ fn run_job(service: &Service, record: Bytes, origin: Origin) -> Option<Reply> {
     reply
 }
 
-/// Runs `service.handle_record` on the worker pool. Returns the reply, or `None` when the message
-/// gets no reply.
-async fn process(
+/// The one path from a transport to the worker pool: waits for a worker (a free permit of
+/// `shared.workers`; waiting is backpressure), then runs `record` on the pool. There, `then` gets
+/// the reply (`None` when the message gets none) and the request's registry entry, with the worker
+/// already released; it must not block (see the liveness rules). `false` when no worker will come
+/// (shutdown); a job the pool refuses is logged and dropped (the client retransmits).
+pub(crate) async fn hand_off<F>(
     shared: &Shared,
     record: Bytes,
     origin: Origin,
-    tracked: Option<&Tracked>,
-) -> Option<Reply> {
+    tracked: Option<Tracked>,
+    then: F,
+) -> bool
+where
+    F: FnOnce(Option<Reply>, Option<Tracked>) + Send + 'static,
+{
     // Closed only at shutdown, when dropping the request is right.
-    let _permit = shared.workers.clone().acquire_owned().await.ok()?;
-    if let Some(t) = tracked {
+    let Ok(worker) = shared.workers.clone().acquire_owned().await else {
+        return false;
+    };
+    if let Some(t) = &tracked {
         t.set_stage(Stage::Fs);
     }
     let service = shared.service.clone();
-    let (done, reply) = tokio::sync::oneshot::channel();
-    let job = Box::new(move || {
-        let _ = done.send(run_job(&service, record, origin));
-    });
-    if let Err(e) = shared.pool.submit(job) {
-        // The request gets no reply; the client retransmits.
+    let submitted = shared.pool.submit(Box::new(move || {
+        let reply = run_job(&service, record, origin);
+        drop(worker);
+        then(reply, tracked);
+    }));
+    if let Err(e) = submitted {
+        // Cannot happen while the semaphores admit at most the pool's bound of jobs; the request
+        // gets no reply and the client retransmits.
         warn!(peer = %origin.peer, error = %e, "cannot run a request");
-        return None;
     }
-    // An error means the job was dropped unrun (the pool is stopping).
-    let reply = reply.await.ok()?;
-    if let Some(t) = tracked {
-        t.set_stage(Stage::Sending);
-    }
-    reply
-}
-
-/// Accepts TCP connections until the listener fails or the task is cancelled.
-pub async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
-    let local = listener.local_addr().ok();
-    loop {
-        // At the connection limit, make room by closing the connection idle the longest (as
-        // knfsd does), so idle or abandoned connections cannot lock honest clients out; if every
-        // connection is busy, wait (the kernel backlog holds newcomers).
-        let permit = match shared.connections.clone().try_acquire_owned() {
-            Ok(p) => p,
-            // The wait after an eviction is bounded: the victim may never return a permit (it can
-            // be a connection that already closed, its permit taken, while another reader of the
-            // registry — the watchdog, the admin interface — still held it), so evict again.
-            Err(_) => loop {
-                if let Some(peer) = shared.registry.evict_idlest() {
-                    debug!(%peer, "connection limit reached: closing the idlest connection");
-                    count(&shared.service.counters.connections_evicted_idle);
-                }
-                let wait = std::time::Duration::from_millis(EVICTION_WAIT_MS);
-                match tokio::time::timeout(wait, shared.connections.clone().acquire_owned()).await {
-                    Ok(Ok(p)) => break p,
-                    Ok(Err(_)) => return,
-                    Err(_) => continue,
-                }
-            },
-        };
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let max = shared.service.limits().client_connections_max;
-                let Some(per_client) = shared.admit_client(peer.ip(), max) else {
-                    warn!(%peer, max, "refusing connection: too many from this client, all busy");
-                    count(&shared.service.counters.connections_refused_per_client);
-                    continue;
-                };
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    connection(stream, peer, shared, &per_client).await;
-                    drop(per_client);
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                // EMFILE and friends: back off briefly rather than spin.
-                warn!(?local, error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
+    true
 }
 
 fn count(c: &std::sync::atomic::AtomicU64) {
@@ -257,260 +207,6 @@ impl Drop for ClientSlot {
             if *n == 0 {
                 counts.remove(&self.ip);
             }
-        }
-    }
-}
-
-async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: &ClientSlot) {
-    let _ = stream.set_nodelay(true);
-    debug!(%peer, "connection opened");
-    let limits = shared.service.limits().clone();
-    let counters = &shared.service.counters;
-    // Shared by the reader and the writer; workers reach it through a `Weak` (see
-    // crate::outgoing), so the socket closes as soon as both are gone.
-    let stream = Arc::new(stream);
-    let origin = Origin {
-        peer,
-        transport: Transport::Tcp,
-        conn_id: next_conn_id(),
-    };
-    let conn = shared.registry.open(
-        origin.conn_id,
-        peer,
-        Transport::Tcp,
-        limits.connection_requests_max,
-        now_ms(),
-    );
-    slot.bind(&conn);
-    // A reply travels with its request's per-connection permit, released only once it is sent:
-    // so at most `connection_requests_max` replies exist per connection (being built, queued or
-    // being sent), and this channel, that large, never fills.
-    let (reply_tx, reply_rx) = mpsc::channel::<Box<Queued>>(limits.connection_requests_max);
-    // At most one unfinished direct send exists: only the holder of the send turn makes one.
-    let (resume_tx, resume_rx) = mpsc::channel::<Box<Queued>>(1);
-    let turn = Arc::new(SendTurn::default());
-    let send_side = SendSide {
-        stream: Arc::downgrade(&stream),
-        turn: turn.clone(),
-        queue: reply_tx,
-        resume: resume_tx,
-    };
-    let in_flight = Arc::new(Semaphore::new(limits.connection_requests_max));
-    // Set by the writer when it gives up, so the reader stops too.
-    let writer_gone = Arc::new(tokio::sync::Notify::new());
-
-    // The writer: sends what workers could not send themselves (see crate::outgoing).
-    {
-        let writer_gone = writer_gone.clone();
-        let shared = shared.clone();
-        let stream = stream.clone();
-        let conn = conn.clone();
-        let send_stall = std::time::Duration::from_millis(limits.send_stall_ms_max);
-        tokio::spawn(async move {
-            let mut replies = WriterQueue::new(turn.clone(), reply_rx, resume_rx);
-            // Shed (see `Registry::shed_stalled`): stop now, dropping every unsent reply.
-            let abort = conn.abort.notified();
-            tokio::pin!(abort);
-            loop {
-                let next = tokio::select! {
-                    biased;
-                    () = &mut abort => None,
-                    item = replies.next() => item,
-                };
-                let Some(mut item) = next else {
-                    break;
-                };
-                // Dropping the reply on timeout returns its loan at once.
-                let sent = tokio::select! {
-                    biased;
-                    () = &mut abort => break,
-                    sent = tokio::time::timeout(send_stall, item.finish(&stream)) => sent,
-                };
-                match sent {
-                    Ok(Ok(())) => {
-                        turn.give_back();
-                        item.done();
-                    }
-                    Ok(Err(e)) => {
-                        debug!(%peer, error = %e, "write failed; dropping queued replies");
-                        break;
-                    }
-                    Err(_) => {
-                        warn!(%peer, ms = send_stall.as_millis() as u64, "closing connection: client stopped reading its replies");
-                        count(&shared.service.counters.connections_closed_send_stall);
-                        break;
-                    }
-                }
-            }
-            // Keeps the turn: nothing may follow a half-sent record.
-            turn.close();
-            writer_gone.notify_one();
-        });
-    }
-
-    let idle = std::time::Duration::from_millis(limits.idle_timeout_ms);
-    let record_max = std::time::Duration::from_millis(limits.record_receive_ms_max);
-    let mut last_activity = tokio::time::Instant::now();
-    let mut record_started: Option<tokio::time::Instant> = None;
-    let mut stopping = shared.stopping.subscribe();
-    let mut reader = RecordReader::new(limits.record_bytes_max, limits.record_fragments_max);
-    let mut input = BytesMut::with_capacity(READ_FIRST_BYTES);
-    // Made once and polled again each turn: a new timer and two new waiter registrations per
-    // request would cost the reactor thread more than the request's own reading.
-    let timer = tokio::time::sleep_until(last_activity + idle);
-    tokio::pin!(timer);
-    let writer_gone_wait = writer_gone.notified();
-    tokio::pin!(writer_gone_wait);
-    let close_wait = conn.close.notified();
-    tokio::pin!(close_wait);
-    loop {
-        if *stopping.borrow() {
-            // Shutting down: take no more requests; those in flight still get their replies.
-            return;
-        }
-        loop {
-            match reader.next_record(&mut input) {
-                Ok(Some(record)) => {
-                    // Backpressure: with this connection's (or the server's) requests all in
-                    // flight, we stop reading until one finishes.
-                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                        return;
-                    };
-                    let Ok(global) = shared.requests.clone().acquire_owned().await else {
-                        return;
-                    };
-                    if conn.shed.load(std::sync::atomic::Ordering::Acquire) {
-                        return;
-                    }
-                    let record_bytes = (record.len() + 4) as u64;
-                    conn.bytes_in
-                        .fetch_add(record_bytes, std::sync::atomic::Ordering::Relaxed);
-                    // The header, peeked once for the registry and the reply reservation.
-                    let call = CallPeek::parse(&record).ok();
-                    let tracked = conn.track(&record, call.as_ref(), now_ms());
-                    // Memory for its reply, reserved before anything is allocated; waiting here
-                    // stops this connection's reading (see crate::outgoing, "Reply memory").
-                    let want = reply_bytes_estimate(call.as_ref(), limits.transfer_bytes_max);
-                    let budget = &shared.registry.budget;
-                    let mut charge = match budget.try_charge(want, Some(&conn)) {
-                        Some(c) => c,
-                        None => {
-                            if let Some(t) = &tracked {
-                                t.set_stage(Stage::Budget);
-                            }
-                            let charge = tokio::select! {
-                                c = wait_for_reply_memory(&shared, Some(&conn), want) => c,
-                                () = &mut close_wait => {
-                                    debug!(%peer, "closing connection on request");
-                                    return;
-                                }
-                                () = &mut writer_gone_wait => return,
-                            };
-                            let Some(charge) = charge else {
-                                return;
-                            };
-                            if let Some(t) = &tracked {
-                                t.set_stage(Stage::Queued);
-                            }
-                            charge
-                        }
-                    };
-                    // A worker for it: waiting here stops this connection's reading (backpressure).
-                    let Ok(worker) = shared.workers.clone().acquire_owned().await else {
-                        return;
-                    };
-                    if let Some(t) = &tracked {
-                        t.set_stage(Stage::Fs);
-                    }
-                    let service = shared.service.clone();
-                    let registry = shared.registry.clone();
-                    let side = send_side.clone();
-                    // Straight onto the worker pool; the job sends its reply itself when the
-                    // socket takes it at once, else hands it to the writer.
-                    let submitted = shared.pool.submit(Box::new(move || {
-                        let reply = run_job(&service, record, origin);
-                        drop((worker, global));
-                        if let Some(reply) = reply {
-                            let reply = fit_reply(&registry.budget, &mut charge, reply, 1);
-                            if let Some(t) = &tracked {
-                                t.set_stage(Stage::Sending);
-                            }
-                            let item = Queued::new(Outgoing::new(reply), tracked, permit, charge);
-                            // A dropped reply (the connection is closing) returns its loan here,
-                            // O(1).
-                            side.send_or_queue(item);
-                        }
-                    }));
-                    if let Err(e) = submitted {
-                        // Cannot happen while the semaphores admit at most the pool's bound of
-                        // jobs; the client retransmits.
-                        warn!(%peer, error = %e, "cannot run a request");
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    warn!(%peer, error = %e, "closing connection: bad record");
-                    count(&counters.connections_closed_bad_record);
-                    return;
-                }
-            }
-        }
-        let mid_record = !input.is_empty() || reader.partial_bytes() > 0;
-        record_started = match (mid_record, record_started) {
-            (false, _) => None,
-            (true, None) => Some(tokio::time::Instant::now()),
-            (true, started) => started,
-        };
-        let deadline = match record_started {
-            Some(t) => t + record_max,
-            None => last_activity + idle,
-        };
-        if input.capacity() - input.len() < READ_FIRST_BYTES {
-            input.reserve(READ_CHUNK_BYTES);
-        }
-        // The timer moves only to an earlier deadline (a record has started). A later one (more
-        // activity) is noticed when the timer fires, which then re-arms it: one timer update per
-        // idle period rather than per request.
-        if deadline < timer.deadline() {
-            timer.as_mut().reset(deadline);
-        }
-        tokio::select! {
-            r = read_some(&stream, &mut input) => match r {
-                Ok(0) => {
-                    debug!(%peer, "connection closed by peer");
-                    return;
-                }
-                Ok(_) => last_activity = tokio::time::Instant::now(),
-                Err(e) => {
-                    debug!(%peer, error = %e, "read failed; closing");
-                    return;
-                }
-            },
-            () = &mut timer => {
-                if tokio::time::Instant::now() < deadline {
-                    timer.as_mut().reset(deadline);
-                    continue;
-                }
-                if record_started.is_some() {
-                    warn!(%peer, ms = record_max.as_millis() as u64, "closing connection: a record took too long to arrive");
-                    count(&counters.connections_closed_slow_record);
-                    return;
-                }
-                if in_flight.available_permits() == limits.connection_requests_max {
-                    debug!(%peer, "closing idle connection");
-                    count(&counters.connections_closed_idle);
-                    return;
-                }
-                // Requests still running: not idle.
-                last_activity = tokio::time::Instant::now();
-                timer.as_mut().reset(last_activity + idle);
-            }
-            () = &mut writer_gone_wait => return,
-            () = &mut close_wait => {
-                debug!(%peer, "closing connection on request");
-                return;
-            }
-            _ = stopping.changed() => {}
         }
     }
 }
@@ -612,129 +308,6 @@ fn fit_reply(
     // Smaller than any reservation: always fits.
     charge.fit(copies * reply_bytes(&refused));
     refused
-}
-
-/// Reads what `stream` has into `input` (at least one byte, or 0 at end of stream). Cancel safe.
-///
-/// A read that does not fill `input`'s spare room emptied the socket's receive queue, so the
-/// socket's readiness is cleared right away (as tokio's own `poll_read` does) instead of by one
-/// more `recv` that would only say `EAGAIN`: one system call less per request. Data arriving after
-/// the read is a new readiness event, which clearing does not lose.
-async fn read_some(stream: &TcpStream, input: &mut BytesMut) -> std::io::Result<usize> {
-    use std::io::ErrorKind::WouldBlock;
-    loop {
-        stream.readable().await?;
-        let spare = input.capacity() - input.len();
-        let mut got = None;
-        let r = stream.try_io(tokio::io::Interest::READABLE, || {
-            let n = stream.try_read_buf(&mut *input)?;
-            got = Some(n);
-            if n > 0 && n < spare {
-                Err(WouldBlock.into())
-            } else {
-                Ok(n)
-            }
-        });
-        match (got, r) {
-            (Some(n), _) => return Ok(n),
-            (None, Err(e)) if e.kind() == WouldBlock => continue,
-            (None, r) => return r,
-        }
-    }
-}
-
-/// Serves RPC over one UDP socket until the task is cancelled.
-pub async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
-    let socket = Arc::new(socket);
-    let conn_id = next_conn_id();
-    let local = socket
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    // Requests over UDP are bounded by `requests_in_flight_max`; the registry tracks up to
-    // UDP_TRACKED_MAX of them per socket (the rest run untracked).
-    let conn = shared.registry.open(
-        conn_id,
-        local,
-        Transport::Udp,
-        shared
-            .service
-            .limits()
-            .requests_in_flight_max
-            .min(UDP_TRACKED_MAX),
-        now_ms(),
-    );
-    let mut buf = vec![0u8; UDP_DATAGRAM_BYTES_MAX + 1];
-    loop {
-        let (len, peer) = match socket.recv_from(&mut buf).await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(error = %e, "UDP receive failed");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if len > UDP_DATAGRAM_BYTES_MAX {
-            debug!(%peer, "dropping oversized datagram");
-            continue;
-        }
-        // Bounded work: with every request slot busy, drop the datagram (the client retransmits)
-        // rather than queue tasks without limit.
-        let Ok(global) = shared.requests.clone().try_acquire_owned() else {
-            count(&shared.service.counters.udp_datagrams_dropped);
-            debug!(%peer, "server busy: dropping a UDP request");
-            continue;
-        };
-        let record = Bytes::copy_from_slice(&buf[..len]);
-        conn.bytes_in
-            .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
-        let call = CallPeek::parse(&record).ok();
-        let tracked = conn.track(&record, call.as_ref(), now_ms());
-        // Reply memory first, twice over: the reply and its datagram (see `fit_reply`).
-        let payload = Transport::Udp.payload_bytes_max(shared.service.limits());
-        let want = 2 * reply_bytes_estimate(call.as_ref(), payload);
-        let shared = shared.clone();
-        let socket = socket.clone();
-        tokio::spawn(async move {
-            let origin = Origin {
-                peer,
-                transport: Transport::Udp,
-                conn_id,
-            };
-            let budget = &shared.registry.budget;
-            let mut charge = match budget.try_charge(want, None) {
-                Some(c) => c,
-                None => {
-                    if let Some(t) = &tracked {
-                        t.set_stage(Stage::Budget);
-                    }
-                    let Some(c) = wait_for_reply_memory(&shared, None, want).await else {
-                        return;
-                    };
-                    if let Some(t) = &tracked {
-                        t.set_stage(Stage::Queued);
-                    }
-                    c
-                }
-            };
-            let reply = process(&shared, record, origin, tracked.as_ref()).await;
-            if let Some(reply) = reply {
-                let reply = fit_reply(budget, &mut charge, reply, 2);
-                // One datagram: the tail (never spliced over UDP) is joined to the head.
-                // Sized once: growing it could double its buffer past what was charged.
-                let mut datagram = BytesMut::with_capacity(reply.message_len());
-                datagram.extend_from_slice(&reply.head[Reply::MARKER_BYTES..]);
-                if let Tail::Bytes(data) = &reply.tail {
-                    datagram.extend_from_slice(data);
-                    datagram.extend_from_slice(&ZERO_PAD[..rnfs_xdr::pad_len(data.len())]);
-                }
-                drop(reply);
-                if let Err(e) = socket.send_to(&datagram, peer).await {
-                    debug!(%peer, error = %e, "UDP send failed");
-                }
-            }
-            drop((charge, global));
-        });
-    }
 }
 
 /// Binds TCP and UDP on `addr`. With port 0, one free port is chosen for both.
