@@ -23,7 +23,7 @@
 //! * [`tcp`]: the listener and the async driver of [`conn`] (the reader and the writer tasks).
 //! * [`udp`]: one datagram, one request.
 //! * Here: what both share — admission ([`Shared`], [`PerClient`]), reply memory, and
-//!   [`hand_off`], the one path from a transport to the worker pool.
+//!   `hand_off`, the one path from a transport to the worker pool.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

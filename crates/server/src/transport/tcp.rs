@@ -1,7 +1,7 @@
 //! The TCP listener and the driver of [`super::conn`]: async code that owns the socket and the
 //! timers and acts on what the state machine decides. Per connection, a *reader* task reads into
 //! the machine, admits each record (the three semaphores, reply memory) and hands it to the worker
-//! pool ([`super::hand_off`]); a *writer* task sends what workers could not (see
+//! pool (`super::hand_off`); a *writer* task sends what workers could not (see
 //! [`crate::outgoing`]). Record marking is RFC 5531 §11 (see [`super::conn`]).
 
 use std::net::SocketAddr;
@@ -308,8 +308,7 @@ impl Reader<'_> {
                     }
                 },
                 () = &mut timer => {
-                    let busy = self.limits.connection_requests_max - self.in_flight.available_permits();
-                    if let Some(reason) = machine.on_timeout(now_ms(), busy) {
+                    if let Some(reason) = machine.on_timeout(now_ms(), self.requests_in_flight()) {
                         return report_close(&reason, peer, counters);
                     }
                     timer.as_mut().reset(timer_at(machine.next_deadline()));
@@ -322,6 +321,11 @@ impl Reader<'_> {
                 _ = stopping.changed() => {}
             }
         }
+    }
+
+    /// This connection's requests not yet answered (their replies unsent).
+    fn requests_in_flight(&self) -> usize {
+        self.limits.connection_requests_max - self.in_flight.available_permits()
     }
 
     /// Admits one record and hands it to the worker pool. Every wait here stops this

@@ -1,6 +1,6 @@
 //! RPC over UDP: one datagram, one call, one reply datagram (no record marking). Admission is by
 //! the server-wide request semaphore only: with every slot busy a datagram is dropped (the client
-//! retransmits). Requests reach the worker pool by the same path as TCP's ([`super::hand_off`]).
+//! retransmits). Requests reach the worker pool by the same path as TCP's (`super::hand_off`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
