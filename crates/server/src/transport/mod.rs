@@ -1,0 +1,331 @@
+//! TCP and UDP transports: the only place sockets meet the service.
+//!
+//! # Liveness rules (see also the crate docs)
+//! * A connection's socket is written by whoever holds its *send turn* (an atomic flag, see
+//!   [`crate::outgoing`]): the file-system worker that built a reply sends it itself when the turn
+//!   is free and the socket takes it without blocking; otherwise the connection's *writer* task
+//!   sends it (queued over a bounded channel) or finishes it (handed over with the turn). Workers
+//!   never wait for the turn or for the socket, so no thread blocks on a slow client.
+//! * The *reader* stops reading when the connection's in-flight limit is reached (backpressure),
+//!   instead of queueing requests without bound, and when no reply memory is left
+//!   (`reply_bytes_max`, charged before a call runs and released when its reply is sent or
+//!   dropped; see [`crate::outgoing`], "Reply memory").
+//! * At `client_connections_max`, a newcomer from that client closes the client's idlest
+//!   connection (nothing in flight); it is refused only when all of them are busy.
+//! * Request handling (decode, file-system calls, encode) runs on the worker pool
+//!   ([`crate::pool`]), gated by a global semaphore, never on a reactor thread.
+//! * Closing a connection never waits for its sends: the reader just returns; the writer ends when
+//!   its channel closes or the socket fails, and dropping a queued reply is O(1).
+//!
+//! # Layout
+//! * [`conn`]: one TCP connection's protocol state without I/O: record marking (RFC 5531 §11),
+//!   the idle, slow-record and send-stall timers, and the decisions to close.
+//! * [`tcp`]: the listener and the async driver of [`conn`] (the reader and the writer tasks).
+//! * [`udp`]: one datagram, one request.
+//! * Here: what both share — admission ([`Shared`], [`PerClient`]), reply memory, and
+//!   `hand_off`, the one path from a transport to the worker pool.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::outgoing::{reply_bytes, ReplyCharge};
+use crate::registry::{Connection, Stage, Tracked};
+use crate::service::{Origin, Outcome, Reply, Service};
+
+pub mod conn;
+pub mod tcp;
+pub mod udp;
+
+pub use tcp::serve_tcp;
+pub use udp::{serve_udp, UDP_DATAGRAM_BYTES_MAX};
+
+/// Identifies connections and UDP sockets (the owners of loans) for the life of the process.
+static NEXT_CONN_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_conn_id() -> u64 {
+    NEXT_CONN_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+use crate::clock::now_ms;
+
+/// State shared by every transport task.
+pub struct Shared {
+    pub service: Arc<Service>,
+    /// Gates the worker pool: one permit per request being processed.
+    pub workers: Arc<Semaphore>,
+    /// The threads that run request handlers (see crate::pool).
+    pub pool: crate::pool::WorkerPool,
+    /// One permit per open TCP connection.
+    pub connections: Arc<Semaphore>,
+    /// Live connections and their requests in flight.
+    pub registry: Arc<crate::registry::Registry>,
+    /// One permit per request being processed, server-wide (TCP and UDP).
+    pub requests: Arc<Semaphore>,
+    /// Connections per client address.
+    pub per_client: PerClient,
+    /// Becomes true at shutdown: connections stop taking requests.
+    pub stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// Serves one record on the current (worker) thread. A panic in a handler is a bug: it is logged
+/// and the message gets no reply (the client retransmits); the server carries on.
+fn run_job(service: &Service, record: Bytes, origin: Origin) -> Option<Reply> {
+    let now = now_ms();
+    // Admin: per-procedure statistics and the request's log span (see crate::stats).
+    let observed = crate::stats::Observed::start(&service.counters.procedures, &record, origin);
+    let span = observed.span().clone();
+    let _in_span = span.enter();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut reply = Reply::new();
+        match service.handle_record(record, origin, now, &mut reply) {
+            Outcome::Reply => Some(reply),
+            Outcome::Drop => None,
+        }
+    }));
+    let reply = result.unwrap_or_else(|_| {
+        warn!(peer = %origin.peer, "request handler panicked; no reply sent");
+        None
+    });
+    observed.finish(reply.as_ref());
+    reply
+}
+
+/// The one path from a transport to the worker pool: waits for a worker (a free permit of
+/// `shared.workers`; waiting is backpressure), then runs `record` on the pool. There, `then` gets
+/// the reply (`None` when the message gets none) and the request's registry entry, with the worker
+/// already released; it must not block (see the liveness rules). `false` when no worker will come
+/// (shutdown); a job the pool refuses is logged and dropped (the client retransmits).
+pub(crate) async fn hand_off<F>(
+    shared: &Shared,
+    record: Bytes,
+    origin: Origin,
+    tracked: Option<Tracked>,
+    then: F,
+) -> bool
+where
+    F: FnOnce(Option<Reply>, Option<Tracked>) + Send + 'static,
+{
+    // Closed only at shutdown, when dropping the request is right.
+    let Ok(worker) = shared.workers.clone().acquire_owned().await else {
+        return false;
+    };
+    if let Some(t) = &tracked {
+        t.set_stage(Stage::Fs);
+    }
+    let service = shared.service.clone();
+    let submitted = shared.pool.submit(Box::new(move || {
+        let reply = run_job(&service, record, origin);
+        drop(worker);
+        then(reply, tracked);
+    }));
+    if let Err(e) = submitted {
+        // Cannot happen while the semaphores admit at most the pool's bound of jobs; the request
+        // gets no reply and the client retransmits.
+        warn!(peer = %origin.peer, error = %e, "cannot run a request");
+    }
+    true
+}
+
+fn count(c: &std::sync::atomic::AtomicU64) {
+    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Connections per client address, so one client cannot take every connection slot.
+pub struct PerClient {
+    counts: crate::lockdep::TrackedMutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+impl Default for PerClient {
+    fn default() -> Self {
+        PerClient {
+            counts: crate::lockdep::TrackedMutex::new("transport.per_client", Default::default()),
+        }
+    }
+}
+
+/// One admitted connection; dropping it gives its client's slot back, unless a newcomer from the
+/// same client took it over by evicting this connection.
+pub struct ClientSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+    /// The connection holding the slot, once registered.
+    conn: std::sync::OnceLock<Arc<Connection>>,
+}
+
+impl ClientSlot {
+    fn bind(&self, conn: &Arc<Connection>) {
+        let _ = self.conn.set(conn.clone());
+    }
+}
+
+impl Shared {
+    /// Admits one more connection from `ip`. At `max`, the client's idlest connection (nothing in
+    /// flight, idle the longest) is closed and its slot handed to the newcomer, as Linux's nfsd
+    /// closes the oldest temporary connection: idle connections cannot lock their own client out.
+    /// `None` when all of the client's connections are busy.
+    fn admit_client(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<ClientSlot> {
+        let ip = ip.to_canonical();
+        let slot = ClientSlot {
+            shared: self.clone(),
+            ip,
+            conn: std::sync::OnceLock::new(),
+        };
+        {
+            let mut counts = self.per_client.counts.lock();
+            let n = counts.entry(ip).or_insert(0);
+            if *n < max {
+                *n += 1;
+                return Some(slot);
+            }
+        }
+        // Outside the leaf lock (the registry has its own). The count stays: the victim's slot
+        // is the newcomer's now, and the victim's own drop leaves the count alone.
+        let victim = self.registry.release_idlest_of(ip)?;
+        info!(peer = %victim.peer, max, "client connection limit reached: closing its idlest connection");
+        Some(slot)
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        // The first to set the flag owns the slot (see `Registry::release_idlest_of`).
+        if let Some(c) = self.conn.get() {
+            if c.client_slot_released
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                return;
+            }
+        }
+        let mut counts = self.shared.per_client.counts.lock();
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Waits for `want` bytes of reply memory once the budget was found spent (see crate::outgoing,
+/// "Reply memory"). A connection holding some waits until its own replies are sent or dropped
+/// (it must not take memory others wait for); then, like a UDP request, it waits its turn in the
+/// budget's FIFO queue (connections that never had a reply sent take their turns apart, see
+/// `ReplyBudget::newcomer_turn`). While it waits, connections whose replies have not moved for
+/// `SHED_STALL_MS` are shed, the biggest holders first, until what the queue wants is freed (one
+/// round per `SHED_INTERVAL_MS`, server-wide). `None` if the budget closed.
+async fn wait_for_reply_memory(
+    shared: &Shared,
+    conn: Option<&Arc<Connection>>,
+    want: usize,
+) -> Option<ReplyCharge> {
+    use crate::outgoing::{SHED_INTERVAL_MS, SHED_STALL_MS};
+    use std::sync::atomic::Ordering;
+    let budget = &shared.registry.budget;
+    count(&budget.waits);
+    if let Some(c) = conn {
+        while c.reply_bytes.load(Ordering::Acquire) > 0 {
+            // Notified when they reach zero (a stored permit if that happens first).
+            c.replies_drained.notified().await;
+        }
+        if let Some(charge) = budget.try_charge(want, conn) {
+            return Some(charge);
+        }
+    }
+    let stall_ms = SHED_STALL_MS.min(shared.service.limits().send_stall_ms_max);
+    let tick = std::time::Duration::from_millis(SHED_INTERVAL_MS);
+    let shed = || {
+        let now = now_ms();
+        if budget.shed_due(now) {
+            // Enough for every waiter, so none waits on another's shedding round.
+            for (peer, bytes) in shared
+                .registry
+                .shed_stalled(now, stall_ms, budget.shortfall())
+            {
+                warn!(%peer, reply_bytes = bytes, stall_ms, "closing connection: its replies have not moved while others wait for reply memory (reply_bytes_max)");
+            }
+        }
+    };
+    // Proven: one of its replies was sent whole (it reads). A UDP request cannot hold memory
+    // past its send, so it counts as proven.
+    let _turn = if conn.is_none_or(|c| c.bytes_out.load(Ordering::Relaxed) > 0) {
+        None
+    } else {
+        // A newcomer, or a client that never read a reply: one at a time, a try per tick, and
+        // queued like the others only after `NEWCOMER_TRIES` (so no reader waits behind more
+        // than one of them, and a newcomer is not starved by a busy queue).
+        let turn = budget.newcomer_turn().await?;
+        let _wanting = budget.wanting(want);
+        for _ in 0..crate::outgoing::NEWCOMER_TRIES {
+            tokio::time::sleep(tick).await;
+            shed();
+            if let Some(charge) = budget.try_charge(want, conn) {
+                return Some(charge);
+            }
+        }
+        Some(turn)
+    };
+    let charge = budget.charge(want, conn);
+    tokio::pin!(charge);
+    loop {
+        tokio::select! {
+            c = &mut charge => return c,
+            () = tokio::time::sleep(tick) => shed(),
+        }
+    }
+}
+
+/// Fits `charge` to what `reply` holds (`copies` times: a UDP reply is copied into its datagram).
+/// A reply larger than its reservation whose excess is not free is replaced by `SYSTEM_ERR`
+/// (RFC 5531: "e.g. memory allocation failure"): nothing past the budget is ever queued.
+fn fit_reply(
+    budget: &crate::outgoing::ReplyBudget,
+    charge: &mut ReplyCharge,
+    reply: Reply,
+    copies: usize,
+) -> Reply {
+    if charge.fit(copies * reply_bytes(&reply)) {
+        return reply;
+    }
+    count(&budget.overruns);
+    let xid = reply
+        .head
+        .get(Reply::MARKER_BYTES..Reply::MARKER_BYTES + 4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    warn!(
+        xid,
+        reply_bytes = reply_bytes(&reply),
+        reserved = charge.bytes(),
+        "reply larger than its reservation and no reply memory free: answering SYSTEM_ERR"
+    );
+    drop(reply);
+    let mut refused = Reply::new();
+    rnfs_oncrpc::ReplyHeader::SystemErr.encode(xid, &mut refused.head);
+    // Smaller than any reservation: always fits.
+    charge.fit(copies * reply_bytes(&refused));
+    refused
+}
+
+/// Binds TCP and UDP on `addr`. With port 0, one free port is chosen for both.
+pub async fn bind_pair(addr: SocketAddr) -> std::io::Result<(TcpListener, UdpSocket)> {
+    let mut last_err = None;
+    for _ in 0..16 {
+        let tcp = TcpListener::bind(addr).await?;
+        let bound = tcp.local_addr()?;
+        match UdpSocket::bind(bound).await {
+            Ok(udp) => {
+                info!(tcp = %bound, "listening");
+                return Ok((tcp, udp));
+            }
+            // Another socket owns that UDP port: with a fixed port that is final, with port 0 we
+            // try another pair.
+            Err(e) if addr.port() == 0 => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| std::io::Error::other("no free port pair")))
+}

@@ -1,0 +1,446 @@
+//! The TCP listener and the driver of [`super::conn`]: async code that owns the socket and the
+//! timers and acts on what the state machine decides. Per connection, a *reader* task reads into
+//! the machine, admits each record (the three semaphores, reply memory) and hands it to the worker
+//! pool (`super::hand_off`); a *writer* task sends what workers could not (see
+//! [`crate::outgoing`]). Record marking is RFC 5531 §11 (see [`super::conn`]).
+
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::futures::Notified;
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tracing::{debug, warn};
+
+use super::conn::{CloseReason, Conn, Record, SendClock};
+use super::{count, fit_reply, hand_off, next_conn_id, wait_for_reply_memory, ClientSlot, Shared};
+use crate::clock::{instant_at, now_ms};
+use crate::config::Limits;
+use crate::outgoing::{
+    reply_bytes_estimate, Outgoing, Queued, ReplyCharge, SendSide, SendTurn, WriterQueue,
+};
+use crate::registry::{Connection, Stage, Tracked};
+use crate::service::{Counters, Origin, Reply, Transport};
+
+/// At the connection limit, how long to wait for an evicted connection to close before evicting
+/// another.
+const EVICTION_WAIT_MS: u64 = 100;
+
+/// Accepts TCP connections until the listener fails or the task is cancelled.
+pub async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
+    let local = listener.local_addr().ok();
+    loop {
+        // At the connection limit, make room by closing the connection idle the longest (as
+        // knfsd does), so idle or abandoned connections cannot lock honest clients out; if every
+        // connection is busy, wait (the kernel backlog holds newcomers).
+        let permit = match shared.connections.clone().try_acquire_owned() {
+            Ok(p) => p,
+            // The wait after an eviction is bounded: the victim may never return a permit (it can
+            // be a connection that already closed, its permit taken, while another reader of the
+            // registry — the watchdog, the admin interface — still held it), so evict again.
+            Err(_) => loop {
+                if let Some(peer) = shared.registry.evict_idlest() {
+                    debug!(%peer, "connection limit reached: closing the idlest connection");
+                    count(&shared.service.counters.connections_evicted_idle);
+                }
+                let wait = std::time::Duration::from_millis(EVICTION_WAIT_MS);
+                match tokio::time::timeout(wait, shared.connections.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => break p,
+                    Ok(Err(_)) => return,
+                    Err(_) => continue,
+                }
+            },
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let max = shared.service.limits().client_connections_max;
+                let Some(per_client) = shared.admit_client(peer.ip(), max) else {
+                    warn!(%peer, max, "refusing connection: too many from this client, all busy");
+                    count(&shared.service.counters.connections_refused_per_client);
+                    continue;
+                };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    connection(stream, peer, shared, &per_client).await;
+                    drop(per_client);
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off briefly rather than spin.
+                warn!(?local, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+/// Logs and counts why a connection closed (the `rnfsd_connections_closed` reasons).
+fn report_close(reason: &CloseReason, peer: SocketAddr, counters: &Counters) {
+    match reason {
+        CloseReason::BadRecord(e) => {
+            warn!(%peer, error = %e, "closing connection: bad record");
+            count(&counters.connections_closed_bad_record);
+        }
+        CloseReason::SlowRecord { ms } => {
+            warn!(%peer, ms = *ms, "closing connection: a record took too long to arrive");
+            count(&counters.connections_closed_slow_record);
+        }
+        CloseReason::Idle => {
+            debug!(%peer, "closing idle connection");
+            count(&counters.connections_closed_idle);
+        }
+        CloseReason::SendStall { ms } => {
+            warn!(%peer, ms = *ms, "closing connection: client stopped reading its replies");
+            count(&counters.connections_closed_send_stall);
+        }
+    }
+}
+
+/// The timer instant for a machine's deadline (none: far in the future).
+fn timer_at(deadline_ms: Option<u64>) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(instant_at(deadline_ms.unwrap_or(u64::MAX)))
+}
+
+/// Serves one connection until it closes: starts its writer, then reads.
+async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: &ClientSlot) {
+    let _ = stream.set_nodelay(true);
+    debug!(%peer, "connection opened");
+    let limits = shared.service.limits().clone();
+    // Shared by the reader and the writer; workers reach it through a `Weak` (see
+    // crate::outgoing), so the socket closes as soon as both are gone.
+    let stream = Arc::new(stream);
+    let origin = Origin {
+        peer,
+        transport: Transport::Tcp,
+        conn_id: next_conn_id(),
+    };
+    let conn = shared.registry.open(
+        origin.conn_id,
+        peer,
+        Transport::Tcp,
+        limits.connection_requests_max,
+        now_ms(),
+    );
+    slot.bind(&conn);
+    // A reply travels with its request's per-connection permit, released only once it is sent:
+    // so at most `connection_requests_max` replies exist per connection (being built, queued or
+    // being sent), and this channel, that large, never fills.
+    let (reply_tx, reply_rx) = mpsc::channel::<Box<Queued>>(limits.connection_requests_max);
+    // At most one unfinished direct send exists: only the holder of the send turn makes one.
+    let (resume_tx, resume_rx) = mpsc::channel::<Box<Queued>>(1);
+    let turn = Arc::new(SendTurn::default());
+    let send_side = SendSide {
+        stream: Arc::downgrade(&stream),
+        turn: turn.clone(),
+        queue: reply_tx,
+        resume: resume_tx,
+    };
+    // Set by the writer when it gives up, so the reader stops too.
+    let writer_gone = Arc::new(Notify::new());
+    let replies = WriterQueue::new(turn, reply_rx, resume_rx);
+    tokio::spawn(write_loop(
+        replies,
+        stream.clone(),
+        conn.clone(),
+        shared.clone(),
+        writer_gone.clone(),
+    ));
+    let reader = Reader {
+        in_flight: Arc::new(Semaphore::new(limits.connection_requests_max)),
+        shared: &shared,
+        conn: &conn,
+        origin,
+        send_side,
+        limits: &limits,
+    };
+    reader.run(&stream, &writer_gone).await;
+}
+
+/// How the writer's attempt at one reply ended.
+enum Sent {
+    Whole,
+    Aborted,
+    Failed(std::io::Error),
+    Stalled(CloseReason),
+}
+
+/// The writer: sends what workers could not send themselves (see crate::outgoing), each reply
+/// within `send_stall_ms_max` ([`SendClock`]).
+async fn write_loop(
+    mut replies: WriterQueue,
+    stream: Arc<TcpStream>,
+    conn: Arc<Connection>,
+    shared: Arc<Shared>,
+    writer_gone: Arc<Notify>,
+) {
+    let peer = conn.peer;
+    let mut clock = SendClock::new(shared.service.limits());
+    // Shed (see `Registry::shed_stalled`): stop now, dropping every unsent reply.
+    let abort = conn.abort.notified();
+    tokio::pin!(abort);
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = &mut abort => None,
+            item = replies.next() => item,
+        };
+        let Some(mut item) = next else {
+            break;
+        };
+        clock.started(now_ms());
+        // Dropping the reply on timeout (or abort) returns its loan at once.
+        match send_in_time(&mut item, &stream, &mut clock, abort.as_mut()).await {
+            Sent::Whole => {
+                clock.finished();
+                replies.turn.give_back();
+                item.done();
+            }
+            Sent::Aborted => break,
+            Sent::Failed(e) => {
+                debug!(%peer, error = %e, "write failed; dropping queued replies");
+                break;
+            }
+            Sent::Stalled(reason) => {
+                report_close(&reason, peer, &shared.service.counters);
+                break;
+            }
+        }
+    }
+    // Keeps the turn: nothing may follow a half-sent record.
+    replies.turn.close();
+    writer_gone.notify_one();
+}
+
+/// Finishes sending `item` unless the connection is aborted or the send stalls past `clock`'s
+/// deadline.
+async fn send_in_time(
+    item: &mut Queued,
+    stream: &TcpStream,
+    clock: &mut SendClock,
+    mut abort: Pin<&mut Notified<'_>>,
+) -> Sent {
+    loop {
+        let deadline = timer_at(clock.next_deadline());
+        let sent = tokio::select! {
+            biased;
+            () = abort.as_mut() => return Sent::Aborted,
+            sent = tokio::time::timeout_at(deadline, item.finish(stream)) => sent,
+        };
+        match sent {
+            Ok(Ok(())) => return Sent::Whole,
+            Ok(Err(e)) => return Sent::Failed(e),
+            Err(_) => {
+                if let Some(reason) = clock.on_timeout(now_ms()) {
+                    return Sent::Stalled(reason);
+                }
+                // Woken a little early: the send resumes where it stopped.
+            }
+        }
+    }
+}
+
+/// The reader's side of one connection: what each record needs to be admitted and handed off.
+struct Reader<'a> {
+    shared: &'a Arc<Shared>,
+    conn: &'a Arc<Connection>,
+    origin: Origin,
+    /// One permit per request of this connection not yet answered.
+    in_flight: Arc<Semaphore>,
+    send_side: SendSide,
+    limits: &'a Limits,
+}
+
+impl Reader<'_> {
+    /// Reads records and hands them off until the connection closes. Closing never waits for
+    /// sends: this just returns.
+    async fn run(&self, stream: &TcpStream, writer_gone: &Notify) {
+        let peer = self.origin.peer;
+        let counters = &self.shared.service.counters;
+        let mut machine = Conn::new(self.limits, now_ms());
+        let mut stopping = self.shared.stopping.subscribe();
+        // Made once and polled again each turn: a new timer and two new waiter registrations per
+        // request would cost the reactor thread more than the request's own reading.
+        let timer = tokio::time::sleep_until(timer_at(machine.next_deadline()));
+        tokio::pin!(timer);
+        let writer_gone_wait = writer_gone.notified();
+        tokio::pin!(writer_gone_wait);
+        let close_wait = self.conn.close.notified();
+        tokio::pin!(close_wait);
+        loop {
+            if *stopping.borrow() {
+                // Shutting down: take no more requests; those in flight still get their replies.
+                return;
+            }
+            loop {
+                match machine.poll_record(now_ms()) {
+                    Ok(Some(record)) => {
+                        let admitted = self
+                            .admit(record, close_wait.as_mut(), writer_gone_wait.as_mut())
+                            .await;
+                        if admitted.is_break() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(reason) => return report_close(&reason, peer, counters),
+                }
+            }
+            // The timer moves only to an earlier deadline (a record has started). A later one
+            // (more activity) is noticed when the timer fires, which then re-arms it: one timer
+            // update per idle period rather than per request.
+            let deadline = timer_at(machine.next_deadline());
+            if deadline < timer.deadline() {
+                timer.as_mut().reset(deadline);
+            }
+            tokio::select! {
+                r = read_some(stream, machine.recv_buf()) => match r {
+                    Ok(0) => {
+                        debug!(%peer, "connection closed by peer");
+                        return;
+                    }
+                    Ok(n) => machine.received(n, now_ms()),
+                    Err(e) => {
+                        debug!(%peer, error = %e, "read failed; closing");
+                        return;
+                    }
+                },
+                () = &mut timer => {
+                    if let Some(reason) = machine.on_timeout(now_ms(), self.requests_in_flight()) {
+                        return report_close(&reason, peer, counters);
+                    }
+                    timer.as_mut().reset(timer_at(machine.next_deadline()));
+                }
+                () = &mut writer_gone_wait => return,
+                () = &mut close_wait => {
+                    debug!(%peer, "closing connection on request");
+                    return;
+                }
+                _ = stopping.changed() => {}
+            }
+        }
+    }
+
+    /// This connection's requests not yet answered (their replies unsent).
+    fn requests_in_flight(&self) -> usize {
+        self.limits.connection_requests_max - self.in_flight.available_permits()
+    }
+
+    /// Admits one record and hands it to the worker pool. Every wait here stops this
+    /// connection's reading (backpressure): for a slot among its requests in flight, one among the
+    /// server's, reply memory, a worker. `Break` closes the connection.
+    async fn admit(
+        &self,
+        record: Record,
+        close_wait: Pin<&mut Notified<'_>>,
+        writer_gone_wait: Pin<&mut Notified<'_>>,
+    ) -> ControlFlow<()> {
+        let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+            return ControlFlow::Break(());
+        };
+        let Ok(global) = self.shared.requests.clone().acquire_owned().await else {
+            return ControlFlow::Break(());
+        };
+        if self.conn.shed.load(std::sync::atomic::Ordering::Acquire) {
+            return ControlFlow::Break(());
+        }
+        self.conn
+            .bytes_in
+            .fetch_add(record.wire_bytes(), std::sync::atomic::Ordering::Relaxed);
+        // The header, peeked once for the registry and the reply reservation.
+        let call = record.call();
+        let tracked = self.conn.track(record.bytes(), call.as_ref(), now_ms());
+        let want = reply_bytes_estimate(call.as_ref(), self.limits.transfer_bytes_max);
+        let reserved = self.reserve_reply(want, tracked.as_ref(), close_wait, writer_gone_wait);
+        let Some(mut charge) = reserved.await else {
+            return ControlFlow::Break(());
+        };
+        let registry = self.shared.registry.clone();
+        let side = self.send_side.clone();
+        // The job sends its reply itself when the socket takes it at once, else hands it to the
+        // writer.
+        let then = move |reply: Option<Reply>, tracked: Option<Tracked>| {
+            drop(global);
+            if let Some(reply) = reply {
+                let reply = fit_reply(&registry.budget, &mut charge, reply, 1);
+                if let Some(t) = &tracked {
+                    t.set_stage(Stage::Sending);
+                }
+                let item = Queued::new(Outgoing::new(reply), tracked, permit, charge);
+                // A dropped reply (the connection is closing) returns its loan here, O(1).
+                side.send_or_queue(item);
+            }
+        };
+        let open = hand_off(self.shared, record.into_bytes(), self.origin, tracked, then).await;
+        if open {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    }
+
+    /// Memory for a reply of `want` bytes, reserved before anything is allocated (see
+    /// crate::outgoing, "Reply memory"). `None` when the connection is closing.
+    async fn reserve_reply(
+        &self,
+        want: usize,
+        tracked: Option<&Tracked>,
+        close_wait: Pin<&mut Notified<'_>>,
+        writer_gone_wait: Pin<&mut Notified<'_>>,
+    ) -> Option<ReplyCharge> {
+        if let Some(c) = self
+            .shared
+            .registry
+            .budget
+            .try_charge(want, Some(self.conn))
+        {
+            return Some(c);
+        }
+        if let Some(t) = tracked {
+            t.set_stage(Stage::Budget);
+        }
+        let charge = tokio::select! {
+            c = wait_for_reply_memory(self.shared, Some(self.conn), want) => c,
+            () = close_wait => {
+                debug!(peer = %self.origin.peer, "closing connection on request");
+                return None;
+            }
+            () = writer_gone_wait => return None,
+        };
+        if let (Some(t), Some(_)) = (tracked, &charge) {
+            t.set_stage(Stage::Queued);
+        }
+        charge
+    }
+}
+
+/// Reads what `stream` has into `input` (at least one byte, or 0 at end of stream). Cancel safe.
+///
+/// A read that does not fill `input`'s spare room emptied the socket's receive queue, so the
+/// socket's readiness is cleared right away (as tokio's own `poll_read` does) instead of by one
+/// more `recv` that would only say `EAGAIN`: one system call less per request. Data arriving after
+/// the read is a new readiness event, which clearing does not lose.
+async fn read_some(stream: &TcpStream, input: &mut BytesMut) -> std::io::Result<usize> {
+    use std::io::ErrorKind::WouldBlock;
+    loop {
+        stream.readable().await?;
+        let spare = input.capacity() - input.len();
+        let mut got = None;
+        let r = stream.try_io(tokio::io::Interest::READABLE, || {
+            let n = stream.try_read_buf(&mut *input)?;
+            got = Some(n);
+            if n > 0 && n < spare {
+                Err(WouldBlock.into())
+            } else {
+                Ok(n)
+            }
+        });
+        match (got, r) {
+            (Some(n), _) => return Ok(n),
+            (None, Err(e)) if e.kind() == WouldBlock => continue,
+            (None, r) => return r,
+        }
+    }
+}
