@@ -576,7 +576,7 @@ fn log(d: &Value) -> String {
 
 /// Prints one summary line every `every` until the process exits.
 pub fn progress_loop(running: &rnfs_server::Running, every: Duration) {
-    let stats = &running.service.counters.procedures;
+    let stats = &running.stats;
     let read = || {
         (
             stats.calls_total(),

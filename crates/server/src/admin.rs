@@ -365,7 +365,7 @@ impl Admin {
             })).collect::<Vec<_>>(),
             "connections": tcp,
             "requests_in_flight": in_flight,
-            "requests_total": c.procedures.calls_total(),
+            "requests_total": r.stats.calls_total(),
             "loans": {
                 "outstanding": loans.outstanding,
                 "bytes_outstanding": loans.bytes_outstanding,
@@ -374,18 +374,18 @@ impl Admin {
                 "exhausted": loans.exhausted,
             },
             "reply_memory": {
-                "held": r.registry.budget.held(),
-                "max": r.registry.budget.max(),
-                "waits": load(&r.registry.budget.waits),
-                "connections_shed": load(&r.registry.budget.shed),
-                "overruns": load(&r.registry.budget.overruns),
+                "held": r.budget.held(),
+                "max": r.budget.max(),
+                "waits": load(&r.budget.waits),
+                "connections_shed": load(&r.budget.shed),
+                "overruns": load(&r.budget.overruns),
             },
             "write_verifier": hex(&r.service.write_verifier()),
             "read_bytes": {
                 "zero_copy": load(&c.read_bytes_spliced),
                 "buffered": load(&c.read_bytes_buffered),
             },
-            "write_bytes": load(&c.procedures.write_bytes),
+            "write_bytes": load(&r.stats.write_bytes),
             "drc_hits": load(&r.service.drc.stats.hits),
             "stalls_total": load(&r.watch.stalls_total),
             "heartbeat_age_ms": now.saturating_sub(load(&r.watch.heartbeat_ms)),
@@ -531,10 +531,11 @@ impl Admin {
     }
 
     fn stats(&self) -> Value {
-        let c = &self.running.service.counters;
+        let r = &self.running;
+        let c = &r.service.counters;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        let procs: Vec<Value> = c
-            .procedures
+        let procs: Vec<Value> = r
+            .stats
             .snapshot()
             .iter()
             .filter(|p| p.calls > 0)
@@ -563,12 +564,12 @@ impl Admin {
             .collect();
         json!({
             "uptime_ms": now_ms().saturating_sub(self.started_ms),
-            "requests_total": c.procedures.calls_total(),
-            "bytes_in": load(&c.procedures.bytes_in),
-            "bytes_out": load(&c.procedures.bytes_out),
+            "requests_total": r.stats.calls_total(),
+            "bytes_in": load(&r.stats.bytes_in),
+            "bytes_out": load(&r.stats.bytes_out),
             "read_bytes_zero_copy": load(&c.read_bytes_spliced),
             "read_bytes_buffered": load(&c.read_bytes_buffered),
-            "write_bytes": load(&c.procedures.write_bytes),
+            "write_bytes": load(&r.stats.write_bytes),
             "drc_hits": load(&self.running.service.drc.stats.hits),
             "procedures": procs,
         })

@@ -39,6 +39,7 @@ mod peek;
 pub mod pool;
 pub mod program;
 pub mod registry;
+pub mod reply_memory;
 pub mod rpcbind;
 pub mod service;
 pub mod stats;
@@ -145,6 +146,10 @@ pub async fn serve_reporting(
 pub struct Running {
     pub service: Arc<Service>,
     pub registry: Arc<registry::Registry>,
+    /// Reply memory: what replies not yet sent hold, and the waits and shedding it caused.
+    pub budget: Arc<reply_memory::ReplyBudget>,
+    /// Per-procedure calls, errors, latency and bytes.
+    pub stats: Arc<stats::Stats>,
     pub watch: Arc<watchdog::WatchState>,
     /// The bound TCP (and UDP) addresses, one per listener.
     pub listening: Vec<SocketAddr>,
@@ -172,7 +177,9 @@ pub async fn serve_with(
         // Every queued job holds a `workers` permit, so the queue never holds more than that.
         pool: pool::WorkerPool::new("rnfsd-fs", limits.fs_workers_max, limits.fs_workers_max),
         connections: Arc::new(Semaphore::new(limits.connections_max)),
-        registry: Arc::new(registry::Registry::new(limits.reply_bytes_max)),
+        registry: Arc::new(registry::Registry::new()),
+        budget: Arc::new(reply_memory::ReplyBudget::new(limits.reply_bytes_max)),
+        stats: Arc::new(stats::Stats::default()),
         requests: Arc::new(Semaphore::new(limits.requests_in_flight_max)),
         per_client: transport::PerClient::default(),
         stopping: tokio::sync::watch::channel(false).0,
@@ -200,6 +207,8 @@ pub async fn serve_with(
     let running = Running {
         service: service.clone(),
         registry: shared.registry.clone(),
+        budget: shared.budget.clone(),
+        stats: shared.stats.clone(),
         watch: watch_state.clone(),
         listening: ready_lines
             .iter()
@@ -219,7 +228,7 @@ pub async fn serve_with(
         })?;
     }
 
-    tasks.spawn(housekeeping(service.clone()));
+    tasks.spawn(housekeeping(service.clone(), shared.stats.clone()));
     if let Some(tx) = ready {
         let _ = tx.send(running);
     }
@@ -280,14 +289,14 @@ async fn listen_all(
 /// Housekeeping timer: closes idle open files, and once the server has gone quiet (no call for a
 /// whole interval after some activity) gives freed memory back to the kernel. It runs on tokio's
 /// blocking pool (as plain root, not on a request worker) and touches no connection state.
-async fn housekeeping(service: Arc<Service>) {
+async fn housekeeping(service: Arc<Service>, stats: Arc<stats::Stats>) {
     let mut tick =
         tokio::time::interval(std::time::Duration::from_millis(HOUSEKEEPING_INTERVAL_MS));
     let mut calls_seen = 0;
     let mut trimmed_at = 0;
     loop {
         tick.tick().await;
-        let calls = service.counters.procedures.calls_total();
+        let calls = stats.calls_total();
         let quiet_after_work = calls == calls_seen && calls != trimmed_at;
         calls_seen = calls;
         let service = service.clone();

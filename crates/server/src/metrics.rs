@@ -114,8 +114,8 @@ fn sat(n: u64) -> i64 {
 impl Collector for ServerCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let r = &self.running;
-        encode_procedures(&mut enc, &r.service.counters.procedures.snapshot())?;
-        encode_data(&mut enc, &r.service.counters)?;
+        encode_procedures(&mut enc, &r.stats.snapshot())?;
+        encode_data(&mut enc, &r.service.counters, &r.stats)?;
         encode_loans_and_drc(&mut enc, &r.service)?;
         encode_connections(&mut enc, r)?;
         encode_reply_memory_and_uptime(&mut enc, r, self.started_ms)
@@ -206,6 +206,7 @@ fn encode_procedures(
 fn encode_data(
     enc: &mut DescriptorEncoder,
     c: &crate::service::Counters,
+    stats: &crate::stats::Stats,
 ) -> Result<(), std::fmt::Error> {
     counter_by(
         enc,
@@ -221,7 +222,7 @@ fn encode_data(
         enc,
         "rnfsd_write_bytes",
         "NFS WRITE data bytes written (successful WRITEs)",
-        load(&c.procedures.write_bytes),
+        load(&stats.write_bytes),
     )?;
     counter_by(
         enc,
@@ -229,8 +230,8 @@ fn encode_data(
         "RPC message bytes received and sent",
         "direction",
         &[
-            ("in", load(&c.procedures.bytes_in)),
-            ("out", load(&c.procedures.bytes_out)),
+            ("in", load(&stats.bytes_in)),
+            ("out", load(&stats.bytes_out)),
         ],
     )?;
 
@@ -310,7 +311,7 @@ fn encode_connections(enc: &mut DescriptorEncoder, r: &Running) -> Result<(), st
             ("idle", load(&c.connections_closed_idle)),
             ("evicted_idlest", load(&c.connections_evicted_idle)),
             ("evicted_client_idlest", load(&r.registry.client_evictions)),
-            ("reply_memory", load(&r.registry.budget.shed)),
+            ("reply_memory", load(&r.budget.shed)),
             ("slow_record", load(&c.connections_closed_slow_record)),
             ("send_stall", load(&c.connections_closed_send_stall)),
             ("bad_record", load(&c.connections_closed_bad_record)),
@@ -337,7 +338,7 @@ fn encode_reply_memory_and_uptime(
     r: &Running,
     started_ms: u64,
 ) -> Result<(), std::fmt::Error> {
-    let budget = &r.registry.budget;
+    let budget = &r.budget;
     gauge(
         enc,
         "rnfsd_reply_memory_bytes",

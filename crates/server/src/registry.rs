@@ -238,27 +238,23 @@ impl RequestInfo {
     }
 }
 
-/// All live connections, and the reply memory they hold.
+/// All live connections.
 pub struct Registry {
     conns: TrackedMutex<Vec<Weak<Connection>>>,
-    /// Reply memory (`reply_bytes_max`), shared by every connection and UDP socket.
-    pub budget: crate::outgoing::ReplyBudget,
     /// Connections closed to admit a newcomer from the same client at `client_connections_max`.
     pub client_evictions: AtomicU64,
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry::new(crate::config::Limits::default().reply_bytes_max)
+        Registry::new()
     }
 }
 
 impl Registry {
-    /// An empty registry whose connections share `reply_bytes_max` bytes of reply memory.
-    pub fn new(reply_bytes_max: usize) -> Registry {
+    pub fn new() -> Registry {
         Registry {
             conns: TrackedMutex::new("registry.connections", Vec::new()),
-            budget: crate::outgoing::ReplyBudget::new(reply_bytes_max),
             client_evictions: AtomicU64::new(0),
         }
     }
@@ -379,7 +375,6 @@ impl Registry {
             // Both store a permit, so neither the writer nor the reader can miss it.
             victim.abort.notify_one();
             victim.close.notify_one();
-            self.budget.shed.fetch_add(1, Ordering::Relaxed);
             freed += bytes;
             shed.push((victim.peer, bytes));
         }
@@ -469,7 +464,8 @@ mod tests {
     /// or one already shed.
     #[test]
     fn shedding_picks_the_biggest_stalled_holder() {
-        let reg = Registry::new(1 << 20);
+        let reg = Registry::new();
+        let budget = crate::reply_memory::ReplyBudget::new(1 << 20);
         let open = |id: u64, port: u16| {
             let peer = SocketAddr::from(([127, 0, 0, 1], port));
             reg.open(id, peer, Transport::Tcp, 4, 0)
@@ -482,7 +478,7 @@ mod tests {
             (&moving, 300_000, 900),
             (&building, 400_000, 0),
         ] {
-            let mut charge = reg.budget.try_charge(bytes, Some(c)).unwrap();
+            let mut charge = budget.try_charge(bytes, Some(c)).unwrap();
             if c.id != 4 {
                 charge.mark_unsent();
                 c.send_progress_ms.store(at_ms, Ordering::Relaxed);
@@ -494,11 +490,10 @@ mod tests {
         assert!(big.shed.load(Ordering::Relaxed));
         assert_eq!(reg.shed_stalled(1000, 500, 1), vec![(small.peer, 10_000)]);
         assert_eq!(reg.shed_stalled(1000, 500, 1), vec![]);
-        assert_eq!(reg.budget.shed.load(Ordering::Relaxed), 2);
         // As many as it takes to free what waiters need, biggest first.
         for (id, bytes) in [(5, 30_000), (6, 20_000), (7, 40_000)] {
             let c = open(id, id as u16);
-            let mut charge = reg.budget.try_charge(bytes, Some(&c)).unwrap();
+            let mut charge = budget.try_charge(bytes, Some(&c)).unwrap();
             charge.mark_unsent();
             c.send_progress_ms.store(0, Ordering::Relaxed);
             charges.push(charge);

@@ -1,6 +1,6 @@
 //! NFS version 3 (RFC 1813 §3.3): the procedures, and their table ([`NFS3`]).
 //!
-//! Every procedure that names a file handle first passes [`Service::authorize`]: the handle's
+//! Every procedure that names a file handle first passes [`crate::service::Service::authorize`]: the handle's
 //! export must exist (else NFS3ERR_STALE; a handle too short to name one is NFS3ERR_BADHANDLE),
 //! the client must be covered by one of its rules (else NFS3ERR_ACCES; an insecure source port
 //! on a `secure` export is an RPC AUTH_TOOWEAK), and the caller's credential is squashed by that

@@ -192,8 +192,6 @@ pub struct Counters {
     pub connections_closed_send_stall: std::sync::atomic::AtomicU64,
     pub connections_closed_bad_record: std::sync::atomic::AtomicU64,
     pub udp_datagrams_dropped: std::sync::atomic::AtomicU64,
-    /// Per-procedure calls, errors, latency and bytes (admin interface; see [`crate::stats`]).
-    pub procedures: crate::stats::Stats,
 }
 
 impl Service {

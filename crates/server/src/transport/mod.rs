@@ -33,8 +33,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use crate::outgoing::{reply_bytes, ReplyCharge};
 use crate::registry::{Connection, Stage, Tracked};
+use crate::reply_memory::{reply_bytes, ReplyCharge};
 use crate::service::{Origin, Outcome, Reply, Service};
 
 pub mod conn;
@@ -64,6 +64,10 @@ pub struct Shared {
     pub connections: Arc<Semaphore>,
     /// Live connections and their requests in flight.
     pub registry: Arc<crate::registry::Registry>,
+    /// Reply memory (`reply_bytes_max`), shared by every connection and UDP socket.
+    pub budget: Arc<crate::reply_memory::ReplyBudget>,
+    /// Per-procedure statistics (admin interface, metrics).
+    pub stats: Arc<crate::stats::Stats>,
     /// One permit per request being processed, server-wide (TCP and UDP).
     pub requests: Arc<Semaphore>,
     /// Connections per client address.
@@ -74,10 +78,15 @@ pub struct Shared {
 
 /// Serves one record on the current (worker) thread. A panic in a handler is a bug: it is logged
 /// and the message gets no reply (the client retransmits); the server carries on.
-fn run_job(service: &Service, record: Bytes, origin: Origin) -> Option<Reply> {
+fn run_job(
+    service: &Service,
+    stats: &crate::stats::Stats,
+    record: Bytes,
+    origin: Origin,
+) -> Option<Reply> {
     let now = now_ms();
     // Admin: per-procedure statistics and the request's log span (see crate::stats).
-    let observed = crate::stats::Observed::start(&service.counters.procedures, &record, origin);
+    let observed = crate::stats::Observed::start(stats, &record, origin);
     let span = observed.span().clone();
     let _in_span = span.enter();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -118,8 +127,9 @@ where
         t.set_stage(Stage::Fs);
     }
     let service = shared.service.clone();
+    let stats = shared.stats.clone();
     let submitted = shared.pool.submit(Box::new(move || {
-        let reply = run_job(&service, record, origin);
+        let reply = run_job(&service, &stats, record, origin);
         drop(worker);
         then(reply, tracked);
     }));
@@ -223,9 +233,9 @@ async fn wait_for_reply_memory(
     conn: Option<&Arc<Connection>>,
     want: usize,
 ) -> Option<ReplyCharge> {
-    use crate::outgoing::{SHED_INTERVAL_MS, SHED_STALL_MS};
+    use crate::reply_memory::{SHED_INTERVAL_MS, SHED_STALL_MS};
     use std::sync::atomic::Ordering;
-    let budget = &shared.registry.budget;
+    let budget = &shared.budget;
     count(&budget.waits);
     if let Some(c) = conn {
         while c.reply_bytes.load(Ordering::Acquire) > 0 {
@@ -246,6 +256,7 @@ async fn wait_for_reply_memory(
                 .registry
                 .shed_stalled(now, stall_ms, budget.shortfall())
             {
+                count(&budget.shed);
                 warn!(%peer, reply_bytes = bytes, stall_ms, "closing connection: its replies have not moved while others wait for reply memory (reply_bytes_max)");
             }
         }
@@ -260,7 +271,7 @@ async fn wait_for_reply_memory(
         // than one of them, and a newcomer is not starved by a busy queue).
         let turn = budget.newcomer_turn().await?;
         let _wanting = budget.wanting(want);
-        for _ in 0..crate::outgoing::NEWCOMER_TRIES {
+        for _ in 0..crate::reply_memory::NEWCOMER_TRIES {
             tokio::time::sleep(tick).await;
             shed();
             if let Some(charge) = budget.try_charge(want, conn) {
@@ -283,7 +294,7 @@ async fn wait_for_reply_memory(
 /// A reply larger than its reservation whose excess is not free is replaced by `SYSTEM_ERR`
 /// (RFC 5531: "e.g. memory allocation failure"): nothing past the budget is ever queued.
 fn fit_reply(
-    budget: &crate::outgoing::ReplyBudget,
+    budget: &crate::reply_memory::ReplyBudget,
     charge: &mut ReplyCharge,
     reply: Reply,
     copies: usize,

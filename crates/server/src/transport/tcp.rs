@@ -19,10 +19,9 @@ use super::conn::{CloseReason, Conn, Record, SendClock};
 use super::{count, fit_reply, hand_off, next_conn_id, wait_for_reply_memory, ClientSlot, Shared};
 use crate::clock::{instant_at, now_ms};
 use crate::config::Limits;
-use crate::outgoing::{
-    reply_bytes_estimate, Outgoing, Queued, ReplyCharge, SendSide, SendTurn, WriterQueue,
-};
+use crate::outgoing::{Outgoing, Queued, SendSide, SendTurn, WriterQueue};
 use crate::registry::{Connection, Stage, Tracked};
+use crate::reply_memory::{reply_bytes_estimate, ReplyCharge};
 use crate::service::{Counters, Origin, Reply, Transport};
 
 /// At the connection limit, how long to wait for an evicted connection to close before evicting
@@ -357,14 +356,14 @@ impl Reader<'_> {
         let Some(mut charge) = reserved.await else {
             return ControlFlow::Break(());
         };
-        let registry = self.shared.registry.clone();
+        let budget = self.shared.budget.clone();
         let side = self.send_side.clone();
         // The job sends its reply itself when the socket takes it at once, else hands it to the
         // writer.
         let then = move |reply: Option<Reply>, tracked: Option<Tracked>| {
             drop(global);
             if let Some(reply) = reply {
-                let reply = fit_reply(&registry.budget, &mut charge, reply, 1);
+                let reply = fit_reply(&budget, &mut charge, reply, 1);
                 if let Some(t) = &tracked {
                     t.set_stage(Stage::Sending);
                 }
@@ -390,12 +389,7 @@ impl Reader<'_> {
         close_wait: Pin<&mut Notified<'_>>,
         writer_gone_wait: Pin<&mut Notified<'_>>,
     ) -> Option<ReplyCharge> {
-        if let Some(c) = self
-            .shared
-            .registry
-            .budget
-            .try_charge(want, Some(self.conn))
-        {
+        if let Some(c) = self.shared.budget.try_charge(want, Some(self.conn)) {
             return Some(c);
         }
         if let Some(t) = tracked {

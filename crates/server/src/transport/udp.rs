@@ -14,8 +14,8 @@ use rnfs_oncrpc::peek::CallPeek;
 
 use super::{count, fit_reply, hand_off, next_conn_id, wait_for_reply_memory, Shared};
 use crate::clock::now_ms;
-use crate::outgoing::{reply_bytes_estimate, ReplyCharge};
 use crate::registry::{Stage, Tracked};
+use crate::reply_memory::{reply_bytes_estimate, ReplyCharge};
 use crate::service::{Origin, Reply, Tail, Transport};
 
 const ZERO_PAD: [u8; 3] = [0; 3];
@@ -116,7 +116,7 @@ async fn answer(shared: Arc<Shared>, socket: Arc<UdpSocket>, call: Call) {
         return;
     };
     if let Some(reply) = reply {
-        let reply = fit_reply(&shared.registry.budget, &mut charge, reply, 2);
+        let reply = fit_reply(&shared.budget, &mut charge, reply, 2);
         let datagram = datagram(reply);
         if let Err(e) = socket.send_to(&datagram, origin.peer).await {
             debug!(peer = %origin.peer, error = %e, "UDP send failed");
@@ -131,7 +131,7 @@ async fn reserve_reply(
     want: usize,
     tracked: Option<&Tracked>,
 ) -> Option<ReplyCharge> {
-    if let Some(c) = shared.registry.budget.try_charge(want, None) {
+    if let Some(c) = shared.budget.try_charge(want, None) {
         return Some(c);
     }
     if let Some(t) = tracked {
