@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use rnfs_storage::handle::HandleKey;
 use rnfs_storage::local::LocalFs;
+use common::Checked;
 use rnfs_storage::{
-    Backend, CreateMode, Error, FileHandle, FileType, Identity, NodeKind, SetAttrs, SetTime,
+    CreateMode, Error, FileHandle, FileType, Identity, NodeKind, SetAttrs, SetTime,
     Stability, Timestamp,
 };
 

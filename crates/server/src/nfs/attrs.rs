@@ -5,14 +5,14 @@ use rnfs_nfs3::*;
 use rnfs_oncrpc::AuthStat;
 use rnfs_storage as storage;
 
-use super::{authorize, fattr, handle, nfs_fh, post_op, status};
+use super::{authorize, fattr, nfs_fh, post_op, status};
 use crate::config::Access;
 use crate::service::{Call, Service};
 
 pub fn getattr(svc: &Service, call: &Call, a: GETATTR3args) -> Result<GETATTR3res, AuthStat> {
     let auth = authorize!(svc, call, a.object, GETATTR3res);
     Ok(
-        match auth.export.backend.getattr(&auth.who, &handle(&a.object)) {
+        match auth.export.backend.getattr(&auth.who, &auth.handle) {
             Ok(attr) => GETATTR3res::Ok(GETATTR3resok {
                 obj_attributes: fattr(&attr),
             }),
@@ -26,14 +26,14 @@ pub fn lookup(svc: &Service, call: &Call, a: LOOKUP3args) -> Result<LOOKUP3res, 
     let auth = authorize!(svc, call, dir, LOOKUP3res);
     if a.what.name.len() > NAME_MAX {
         let fail = LOOKUP3resfail {
-            dir_attributes: post_op(&auth, dir),
+            dir_attributes: post_op(&auth),
         };
         return Ok(LOOKUP3res::Fail(nfsstat3::NFS3ERR_NAMETOOLONG, fail));
     }
     let (result, dir_attr) =
         auth.export
             .backend
-            .lookup_with_dir(&auth.who, &handle(dir), a.what.name.as_bytes());
+            .lookup_with_dir(&auth.who, &auth.handle, a.what.name.as_bytes());
     let dir_attributes = dir_attr.as_ref().map(fattr);
     Ok(match result {
         Ok((fh, attr)) => match nfs_fh(&fh) {
@@ -55,7 +55,7 @@ pub fn access(svc: &Service, call: &Call, a: ACCESS3args) -> Result<ACCESS3res, 
         match auth
             .export
             .backend
-            .access(&auth.who, &handle(&a.object), requested)
+            .access(&auth.who, &auth.handle, requested)
         {
             Ok((mut granted, attr)) => {
                 if auth.rule.access == Access::Ro {
@@ -70,7 +70,7 @@ pub fn access(svc: &Service, call: &Call, a: ACCESS3args) -> Result<ACCESS3res, 
             Err(e) => ACCESS3res::Fail(
                 status(&e),
                 ACCESS3resfail {
-                    obj_attributes: post_op(&auth, &a.object),
+                    obj_attributes: post_op(&auth),
                 },
             ),
         },
@@ -80,7 +80,7 @@ pub fn access(svc: &Service, call: &Call, a: ACCESS3args) -> Result<ACCESS3res, 
 pub fn fsstat(svc: &Service, call: &Call, a: FSSTAT3args) -> Result<FSSTAT3res, AuthStat> {
     let auth = authorize!(svc, call, a.fsroot, FSSTAT3res);
     Ok(
-        match auth.export.backend.fsstat(&auth.who, &handle(&a.fsroot)) {
+        match auth.export.backend.fsstat(&auth.who, &auth.handle) {
             Ok((st, attr)) => FSSTAT3res::Ok(FSSTAT3resok {
                 obj_attributes: Some(fattr(&attr)),
                 tbytes: st.total_bytes,
@@ -95,7 +95,7 @@ pub fn fsstat(svc: &Service, call: &Call, a: FSSTAT3args) -> Result<FSSTAT3res, 
             Err(e) => FSSTAT3res::Fail(
                 status(&e),
                 FSSTAT3resfail {
-                    obj_attributes: post_op(&auth, &a.fsroot),
+                    obj_attributes: post_op(&auth),
                 },
             ),
         },
@@ -111,7 +111,7 @@ pub fn fsinfo(svc: &Service, call: &Call, a: FSINFO3args) -> Result<FSINFO3res, 
     let auth = authorize!(svc, call, a.fsroot, FSINFO3res);
     let max = svc.limits().transfer_bytes_max;
     Ok(
-        match auth.export.backend.getattr(&auth.who, &handle(&a.fsroot)) {
+        match auth.export.backend.getattr(&auth.who, &auth.handle) {
             Ok(attr) => FSINFO3res::Ok(FSINFO3resok {
                 obj_attributes: Some(fattr(&attr)),
                 rtmax: max,
@@ -142,7 +142,7 @@ pub fn fsinfo(svc: &Service, call: &Call, a: FSINFO3args) -> Result<FSINFO3res, 
 pub fn pathconf(svc: &Service, call: &Call, a: PATHCONF3args) -> Result<PATHCONF3res, AuthStat> {
     let auth = authorize!(svc, call, a.object, PATHCONF3res);
     Ok(
-        match auth.export.backend.pathconf(&auth.who, &handle(&a.object)) {
+        match auth.export.backend.pathconf(&auth.who, &auth.handle) {
             Ok((pc, attr)) => PATHCONF3res::Ok(PATHCONF3resok {
                 obj_attributes: Some(fattr(&attr)),
                 linkmax: pc.link_max,
@@ -155,7 +155,7 @@ pub fn pathconf(svc: &Service, call: &Call, a: PATHCONF3args) -> Result<PATHCONF
             Err(e) => PATHCONF3res::Fail(
                 status(&e),
                 PATHCONF3resfail {
-                    obj_attributes: post_op(&auth, &a.object),
+                    obj_attributes: post_op(&auth),
                 },
             ),
         },
