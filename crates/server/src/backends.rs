@@ -51,7 +51,8 @@ pub fn open(spec: &BackendSpec<'_>) -> Result<Arc<dyn Backend>, String> {
     check_kind(spec.kind)?;
     match spec.kind {
         "local" => {
-            let fs = LocalFs::new(spec.id, spec.path, spec.key.clone()).map_err(|e| e.to_string())?;
+            let fs =
+                LocalFs::new(spec.id, spec.path, spec.key.clone()).map_err(|e| e.to_string())?;
             Ok(Arc::new(fs))
         }
         // `check_kind` passed: a kind listed in KINDS without an arm here is a bug of this file.
@@ -84,6 +85,10 @@ mod tests {
         };
         let b = open(&spec).unwrap();
         assert_eq!(b.describe(), path.display().to_string());
-        assert!(open(&BackendSpec { kind: "nfs", ..spec }).is_err());
+        assert!(open(&BackendSpec {
+            kind: "nfs",
+            ..spec
+        })
+        .is_err());
     }
 }

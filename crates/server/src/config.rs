@@ -740,7 +740,10 @@ mod tests {
             "names the export: {e}"
         );
         let msg = e.to_string();
-        assert!(msg.contains("\"cephfs\"") && msg.contains("\"local\""), "{msg}");
+        assert!(
+            msg.contains("\"cephfs\"") && msg.contains("\"local\""),
+            "{msg}"
+        );
         // Through `load` too, before any export is opened.
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("rnfsd.toml");

@@ -49,7 +49,11 @@ impl Counting {
     }
 
     fn called(&self, fh: &VerifiedHandle) -> Result<Attr> {
-        assert_eq!(fh.export_id(), self.id, "a handle of another export got here");
+        assert_eq!(
+            fh.export_id(),
+            self.id,
+            "a handle of another export got here"
+        );
         let issued = [self.root(), self.seal(b"child")];
         assert!(issued.contains(fh.handle()), "{fh:?} is not one of ours");
         self.calls.fetch_add(1, Ordering::Relaxed);
@@ -174,7 +178,14 @@ const PEER: &str = "127.0.0.1:700";
 /// Sends one NFS call and returns the reply's nfsstat3.
 fn call(svc: &Service, proc_num: u32, args: &impl XdrEncode) -> u32 {
     let mut b = BytesMut::new();
-    encode_call(&mut b, 7, nfs3::NFS_PROGRAM, nfs3::NFS_V3, proc_num, &OpaqueAuth::none());
+    encode_call(
+        &mut b,
+        7,
+        nfs3::NFS_PROGRAM,
+        nfs3::NFS_V3,
+        proc_num,
+        &OpaqueAuth::none(),
+    );
     args.encode(&mut b);
     let origin = Origin {
         peer: PEER.parse::<SocketAddr>().unwrap(),
@@ -257,7 +268,11 @@ fn unverified_handles_never_reach_the_backend() {
     let unknown_export = handle::seal(&server.for_export(3, b"root-3", b"/fake"), 3, b"root");
     let short = FileHandle::from_wire(good.to_bytes().slice(..TAG_LEN));
     let cases = [
-        (&bad_server_tag, nfsstat3::NFS3ERR_BADHANDLE, Denied::BadHandle),
+        (
+            &bad_server_tag,
+            nfsstat3::NFS3ERR_BADHANDLE,
+            Denied::BadHandle,
+        ),
         (&relabelled, nfsstat3::NFS3ERR_BADHANDLE, Denied::BadHandle),
         (&earlier_root, nfsstat3::NFS3ERR_STALE, Denied::Stale),
         (&retired, nfsstat3::NFS3ERR_STALE, Denied::Stale),
@@ -267,7 +282,11 @@ fn unverified_handles_never_reach_the_backend() {
     for (i, (fh, want, denied)) in cases.into_iter().enumerate() {
         let before = one.calls();
         assert_eq!(getattr(&svc, fh), status(want), "case {i}: {fh:?}");
-        assert_eq!((one.calls(), two.calls()), (before, 0), "case {i}: not called");
+        assert_eq!(
+            (one.calls(), two.calls()),
+            (before, 0),
+            "case {i}: not called"
+        );
         let call = rnfs_server::service::Call {
             header: rnfs_oncrpc::CallHeader {
                 xid: 1,

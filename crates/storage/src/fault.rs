@@ -143,7 +143,12 @@ impl Backend for FaultBackend {
     fn getattr(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Attr> {
         self.run(Op::Getattr, || self.inner.getattr(who, fh))
     }
-    fn lookup(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<(FileHandle, Attr)> {
+    fn lookup(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+    ) -> Result<(FileHandle, Attr)> {
         self.run(Op::Lookup, || self.inner.lookup(who, dir, name))
     }
     fn access(&self, who: &Identity, fh: &VerifiedHandle, requested: u32) -> Result<(u32, Attr)> {
@@ -152,7 +157,13 @@ impl Backend for FaultBackend {
     fn readlink(&self, who: &Identity, fh: &VerifiedHandle) -> Result<(Bytes, Attr)> {
         self.run(Op::Readlink, || self.inner.readlink(who, fh))
     }
-    fn read(&self, who: &Identity, fh: &VerifiedHandle, offset: u64, count: u32) -> Result<ReadData> {
+    fn read(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        offset: u64,
+        count: u32,
+    ) -> Result<ReadData> {
         self.run(Op::Read, || self.inner.read(who, fh, offset, count))
     }
     fn read_spliced(

@@ -440,11 +440,17 @@ mod tests {
         let k = export_key(7);
         let fh = seal(&k, 7, b"body");
         let v = k.verify(7, &fh).unwrap();
-        assert_eq!((v.export_id(), v.body(), v.handle()), (7, &b"body"[..], &fh));
+        assert_eq!(
+            (v.export_id(), v.body(), v.handle()),
+            (7, &b"body"[..], &fh)
+        );
         assert_eq!(k.verify(8, &fh), Err(Error::BadHandle));
         let mut v1 = fh.as_bytes().to_vec();
         v1[0] = RETIRED_LAYOUT_VERSION;
-        assert_eq!(k.verify(7, &FileHandle::from_wire(v1.into())), Err(Error::Stale));
+        assert_eq!(
+            k.verify(7, &FileHandle::from_wire(v1.into())),
+            Err(Error::Stale)
+        );
         let empty = FileHandle::from_wire(Bytes::new());
         assert_eq!(k.verify(7, &empty), Err(Error::BadHandle));
     }

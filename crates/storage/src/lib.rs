@@ -365,7 +365,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Looks `name` up in directory `dir` (LOOKUP), with `.` and `..` handled and `..` of the root
     /// being the root. Returns the object's handle and attributes.
-    fn lookup(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<(FileHandle, Attr)>;
+    fn lookup(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+    ) -> Result<(FileHandle, Attr)>;
 
     /// [`Backend::lookup`] and the directory's attributes, for a LOOKUP reply (which carries
     /// both, success or not). A backend that has the directory's attributes at hand during the
@@ -387,7 +392,13 @@ pub trait Backend: Send + Sync + 'static {
     fn readlink(&self, who: &Identity, fh: &VerifiedHandle) -> Result<(Bytes, Attr)>;
 
     /// Up to `count` bytes of `fh` from `offset`.
-    fn read(&self, who: &Identity, fh: &VerifiedHandle, offset: u64, count: u32) -> Result<ReadData>;
+    fn read(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        offset: u64,
+        count: u32,
+    ) -> Result<ReadData>;
 
     /// Like [`Backend::read`], but moves the data into `pipe` by `splice(2)` instead of copying it
     /// to user space: the pipe then holds references to the file's pages (the loan the server sends

@@ -850,7 +850,12 @@ impl Backend for LocalFs {
         Ok(self.attr(&st))
     }
 
-    fn lookup(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<(FileHandle, Attr)> {
+    fn lookup(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+    ) -> Result<(FileHandle, Attr)> {
         self.lookup_with_dir(who, dir, name).0
     }
 
@@ -927,7 +932,13 @@ impl Backend for LocalFs {
         Ok((Bytes::from(target), self.attr(&st)))
     }
 
-    fn read(&self, who: &Identity, fh: &VerifiedHandle, offset: u64, count: u32) -> Result<ReadData> {
+    fn read(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        offset: u64,
+        count: u32,
+    ) -> Result<ReadData> {
         // Regular files only: devices and FIFOs are not read through NFS.
         let (open, st) = self.open_for_read(who, fh)?;
         let file = open.fd();

@@ -12,9 +12,9 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use common::Checked;
 use rnfs_storage::handle::{self, HandleKey};
 use rnfs_storage::local::LocalFs;
-use common::Checked;
 use rnfs_storage::{access, DirEntry, Error, FileHandle, FileType, Identity};
 
 const NOBODY: u32 = 65534;

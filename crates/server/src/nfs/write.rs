@@ -14,7 +14,9 @@ use rnfs_nfs3::*;
 use rnfs_oncrpc::AuthStat;
 use rnfs_storage as storage;
 
-use super::{admit, authorize, denied_status, fattr, nfs_fh, post_op, post_op_admitted, status, time};
+use super::{
+    admit, authorize, denied_status, fattr, nfs_fh, post_op, post_op_admitted, status, time,
+};
 use crate::config::Access;
 use crate::service::{Admitted, Authorized, Call, Service};
 
@@ -531,12 +533,11 @@ pub fn link(svc: &Service, call: &Call, a: LINK3args) -> Result<LINK3res, AuthSt
         Err(d) => return Ok(fail(denied_status(d), wcc_data::default())),
     };
     Ok(
-        match auth.export.backend.link(
-            &auth.who,
-            &auth.handle,
-            &dir.handle,
-            a.link.name.as_bytes(),
-        ) {
+        match auth
+            .export
+            .backend
+            .link(&auth.who, &auth.handle, &dir.handle, a.link.name.as_bytes())
+        {
             Ok((attr, w)) => LINK3res::Ok(LINK3resok {
                 file_attributes: attr.as_ref().map(fattr),
                 linkdir_wcc: wcc(&w),

@@ -473,9 +473,8 @@ mod tests {
             release.is_some_and(|r| r >= SUBTREE_CHECK_RELEASE),
             "the kernel's subtree check is used where it exists ({release:?})"
         );
-        let lookup = |dir: &VerifiedHandle, name: &str| {
-            fs.verify(&fs.lookup(&who, dir, name.as_bytes())?.0)
-        };
+        let lookup =
+            |dir: &VerifiedHandle, name: &str| fs.verify(&fs.lookup(&who, dir, name.as_bytes())?.0);
         let sub = lookup(&fs.verify(&fs.root()).unwrap(), "sub").unwrap();
         let (d, f) = (lookup(&sub, "d").unwrap(), lookup(&sub, "f").unwrap());
         let modes = [(true, true), (true, false), (false, true), (false, false)];

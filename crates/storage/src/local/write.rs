@@ -127,8 +127,8 @@ use rnfs_sys::{IdentityGuard, Stat, TimeArg, TimeSpec};
 use super::cache::{OpenFile, PathFd};
 use super::{as_caller, component, encode_body, timestamp, LocalFs};
 use crate::{
-    Attr, CreateMode, Created, Error, Identity, NodeKind, Result, SetAttrs, SetTime,
-    Stability, Timestamp, VerifiedHandle, Wcc, WccAttr, Written,
+    Attr, CreateMode, Created, Error, Identity, NodeKind, Result, SetAttrs, SetTime, Stability,
+    Timestamp, VerifiedHandle, Wcc, WccAttr, Written,
 };
 
 /// Mode of a new file, FIFO, socket or device when the client gives none, and of an EXCLUSIVE
@@ -590,7 +590,12 @@ impl LocalFs {
 
     // ---- Removing, renaming, linking ----
 
-    pub(super) fn do_remove(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
+    pub(super) fn do_remove(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+    ) -> Result<Wcc> {
         let (dfd, dst) = self.resolve(dir)?;
         if !dst.is_dir() {
             return Err(Error::NotDir);
@@ -613,7 +618,12 @@ impl LocalFs {
         Ok(Wcc { before, after })
     }
 
-    pub(super) fn do_rmdir(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
+    pub(super) fn do_rmdir(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+    ) -> Result<Wcc> {
         let (dfd, dst) = self.resolve(dir)?;
         if !dst.is_dir() {
             return Err(Error::NotDir);

@@ -94,8 +94,13 @@ pub trait Checked {
         name: &[u8],
         how: &CreateMode,
     ) -> Result<Created>;
-    fn mkdir(&self, who: &Identity, dir: &FileHandle, name: &[u8], attrs: &SetAttrs)
-        -> Result<Created>;
+    fn mkdir(
+        &self,
+        who: &Identity,
+        dir: &FileHandle,
+        name: &[u8],
+        attrs: &SetAttrs,
+    ) -> Result<Created>;
     fn symlink(
         &self,
         who: &Identity,
