@@ -53,6 +53,11 @@ impl Export {
     pub fn verify(&self, fh: &FileHandle) -> rnfs_storage::Result<VerifiedHandle> {
         self.backend.handle_key().verify(self.id, fh)
     }
+
+    /// [`Export::verify`] taking the handle (the request path: no clone).
+    pub fn verify_owned(&self, fh: FileHandle) -> rnfs_storage::Result<VerifiedHandle> {
+        self.backend.handle_key().verify_owned(self.id, fh)
+    }
 }
 
 /// All exports.

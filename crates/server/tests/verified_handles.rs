@@ -302,7 +302,11 @@ fn unverified_handles_never_reach_the_backend() {
             conn_id: 1,
             now_ms: 0,
         };
-        assert_eq!(svc.authorize(&call, fh).err(), Some(denied), "case {i}");
+        assert_eq!(
+            svc.authorize(&call, fh.clone()).err(),
+            Some(denied),
+            "case {i}"
+        );
         // RENAME: as the first handle or (same export) as the second.
         assert_eq!(rename(&svc, fh, &good), status(want), "case {i}, from");
         if handle::export_id(fh.as_bytes()) == Some(1) {

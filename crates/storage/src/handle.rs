@@ -321,11 +321,14 @@ impl ExportKey {
     /// issued for an earlier root of the export (a wrong export tag), or in the retired layout,
     /// is [`Error::Stale`].
     pub fn verify(&self, export_id: u32, fh: &FileHandle) -> Result<VerifiedHandle> {
+        self.verify_owned(export_id, fh.clone())
+    }
+
+    /// [`ExportKey::verify`] of a handle the caller is done with (it moves into the result:
+    /// no reference-count traffic on the request path).
+    pub fn verify_owned(&self, export_id: u32, fh: FileHandle) -> Result<VerifiedHandle> {
         open(self, export_id, fh.as_bytes())?;
-        Ok(VerifiedHandle {
-            export_id,
-            raw: fh.clone(),
-        })
+        Ok(VerifiedHandle { export_id, raw: fh })
     }
 }
 

@@ -95,7 +95,7 @@ fn run(svc: &Service, call: &Call, args: Args) -> Result<Res, AuthStat> {
 /// RPC-level rejection, else with `$res::Fail(status, Default::default())`.
 macro_rules! authorize {
     ($svc:expr, $call:expr, $fh:expr, $res:ident) => {
-        match $svc.authorize($call, &crate::nfs::handle(&$fh)) {
+        match $svc.authorize($call, crate::nfs::handle(&$fh)) {
             Ok(a) => a,
             Err(crate::service::Denied::Auth(stat)) => return Err(stat),
             Err(d) => return Ok($res::Fail(crate::nfs::denied_status(d), Default::default())),
@@ -103,7 +103,7 @@ macro_rules! authorize {
     };
     // For handlers that encode into a `Reply` themselves: the failure is written there.
     ($svc:expr, $call:expr, $fh:expr, $res:ident, $reply:expr) => {
-        match $svc.authorize($call, &crate::nfs::handle(&$fh)) {
+        match $svc.authorize($call, crate::nfs::handle(&$fh)) {
             Ok(a) => a,
             Err(crate::service::Denied::Auth(stat)) => return Err(stat),
             Err(d) => {
@@ -123,7 +123,7 @@ pub(crate) use authorize;
 /// RENAME and LINK.
 macro_rules! admit {
     ($svc:expr, $call:expr, $fh:expr, $res:ident) => {
-        match $svc.admit($call, &crate::nfs::handle(&$fh)) {
+        match $svc.admit($call, crate::nfs::handle(&$fh)) {
             Ok(a) => a,
             Err(crate::service::Denied::Auth(stat)) => return Err(stat),
             Err(d) => return Ok($res::Fail(crate::nfs::denied_status(d), Default::default())),

@@ -353,7 +353,7 @@ impl Service {
     /// verified with the export's key, or why the call must fail. Applied to every NFS
     /// procedure, not only at MOUNT. This is the one place client handles are verified: backends
     /// only ever get the [`VerifiedHandle`] this returns.
-    pub fn authorize(&self, call: &Call, fh: &FileHandle) -> Result<Authorized, Denied> {
+    pub fn authorize(&self, call: &Call, fh: FileHandle) -> Result<Authorized, Denied> {
         self.admit(call, fh)?.verify()
     }
 
@@ -361,7 +361,8 @@ impl Service {
     /// (else stale), a rule must cover the client, and its port must do. The handle is verified
     /// by [`Admitted::verify`]; RENAME and LINK admit their second handle and verify it only once
     /// it is known to be of the same export (another export is XDEV whatever its tags).
-    pub fn admit(&self, call: &Call, fh: &FileHandle) -> Result<Admitted, Denied> {
+    /// (The handle is taken by value: it moves into the result, no clone per call.)
+    pub fn admit(&self, call: &Call, fh: FileHandle) -> Result<Admitted, Denied> {
         let Some(id) = rnfs_storage::handle::export_id(fh.as_bytes()) else {
             return Err(Denied::BadHandle);
         };
@@ -385,7 +386,7 @@ impl Service {
             export: export.clone(),
             rule: rule.clone(),
             who,
-            raw: fh.clone(),
+            raw: fh,
         })
     }
 }
@@ -417,7 +418,7 @@ impl Admitted {
     /// [`Denied::BadHandle`], one of an earlier root of the export (or the retired layout)
     /// [`Denied::Stale`] (see [`rnfs_storage::handle`]).
     pub fn verify(self) -> Result<Authorized, Denied> {
-        let handle = self.export.verify(&self.raw).map_err(|e| match e {
+        let handle = self.export.verify_owned(self.raw).map_err(|e| match e {
             rnfs_storage::Error::Stale => Denied::Stale,
             _ => Denied::BadHandle,
         })?;
