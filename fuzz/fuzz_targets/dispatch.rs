@@ -77,7 +77,6 @@ fn world() -> &'static World {
         let table = ExportTable::from_exports(vec![Arc::new(Export {
             id: EXPORT_ID,
             mount_path: "/export".into(),
-            local_path: export.clone(),
             backend: backend.clone(),
             rules,
         })]);
@@ -169,19 +168,21 @@ impl World {
         let root = Identity::root();
         let b = &self.backend;
         let rh = b.root();
+        // The backend takes verified handles only: verify as the server does.
         let look = |dir: &rnfs_storage::FileHandle, name: &[u8]| {
-            b.lookup(&root, dir, name)
+            b.verify(dir)
+                .and_then(|dir| b.lookup(&root, &dir, name))
                 .map(|(h, _)| h)
                 .unwrap_or_else(|e| panic!("scratch lookup {:?}: {e}", name))
         };
         let d = look(&rh, b"d");
         let handles = vec![
-            rh.0.to_vec(),
-            look(&rh, b"f").0.to_vec(),
-            d.0.to_vec(),
-            look(&rh, b"l").0.to_vec(),
-            look(&d, b"g").0.to_vec(),
-            look(&rh, b"p").0.to_vec(),
+            rh.as_bytes().to_vec(),
+            look(&rh, b"f").as_bytes().to_vec(),
+            d.as_bytes().to_vec(),
+            look(&rh, b"l").as_bytes().to_vec(),
+            look(&d, b"g").as_bytes().to_vec(),
+            look(&rh, b"p").as_bytes().to_vec(),
         ];
         *self.handles.lock().unwrap_or_else(|e| e.into_inner()) = handles;
     }

@@ -361,7 +361,7 @@ impl Admin {
             "exports": table.iter().map(|e| json!({
                 "id": e.id,
                 "mount_path": e.mount_path,
-                "local_path": e.local_path.display().to_string(),
+                "local_path": e.backend.describe(),
             })).collect::<Vec<_>>(),
             "connections": tcp,
             "requests_in_flight": in_flight,
@@ -647,7 +647,7 @@ fn export_list(table: &ExportTable) -> Vec<Value> {
             json!({
                 "id": e.id,
                 "mount_path": e.mount_path,
-                "local_path": e.local_path.display().to_string(),
+                "local_path": e.backend.describe(),
                 "rules": e.rules.iter().map(|r| json!({
                     "match": r.matches.to_string(),
                     "access": match r.access {
@@ -688,7 +688,7 @@ pub fn reload_exports(
     let (mut added, mut changed, mut kept) = (Vec::new(), Vec::new(), Vec::new());
     for e in fresh.iter() {
         let backend = match old.by_id(e.id) {
-            Some(o) if o.local_path == e.local_path => {
+            Some(o) if o.backend.describe() == e.backend.describe() => {
                 let same_rules = format!("{:?}", o.rules) == format!("{:?}", e.rules)
                     && o.mount_path == e.mount_path;
                 if same_rules {
@@ -706,7 +706,6 @@ pub fn reload_exports(
         exports.push(Arc::new(Export {
             id: e.id,
             mount_path: e.mount_path.clone(),
-            local_path: e.local_path.clone(),
             backend,
             rules: e.rules.clone(),
         }));
@@ -716,7 +715,7 @@ pub fn reload_exports(
         .filter(|o| {
             !exports
                 .iter()
-                .any(|e| e.id == o.id && e.local_path == o.local_path)
+                .any(|e| e.id == o.id && e.backend.describe() == o.backend.describe())
         })
         .map(|o| o.mount_path.clone())
         .collect();

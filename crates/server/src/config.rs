@@ -11,6 +11,7 @@
 //! path = "/srv/data"        # local directory
 //! mount_path = "/data"      # what clients mount (default: same as path)
 //! id = 1                    # stable export id, part of every file handle (default: derived)
+//! backend = "local"         # what serves it (default "local"; see `crate::backends::KINDS`)
 //!
 //! [[export.client]]
 //! match = "192.168.1.0/24"  # CIDR, address, host name, or "*"
@@ -84,6 +85,9 @@ pub struct ExportConfig {
     pub path: PathBuf,
     pub mount_path: Option<String>,
     pub id: Option<u32>,
+    /// Which backend serves it: one of [`crate::backends::KINDS`].
+    #[serde(default = "default_backend")]
+    pub backend: String,
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientRuleConfig>,
 }
@@ -110,6 +114,9 @@ pub struct ClientRuleConfig {
 
 fn yes() -> bool {
     true
+}
+fn default_backend() -> String {
+    crate::backends::DEFAULT_KIND.to_owned()
 }
 fn nobody() -> u32 {
     NOBODY
@@ -355,8 +362,19 @@ impl Config {
         })?;
         let mut config: Config = toml::from_str(&text)?;
         config.limits.check()?;
+        config.check_backends()?;
         config.source = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()));
         Ok(config)
+    }
+
+    /// Every export names a backend this server has (else the error names the export and the
+    /// backends there are).
+    pub fn check_backends(&self) -> Result<(), ConfigError> {
+        for e in &self.exports {
+            crate::backends::check_kind(&e.backend)
+                .map_err(|msg| ConfigError::Export(e.path.display().to_string(), msg))?;
+        }
+        Ok(())
     }
 
     /// The configuration `rnfsd serve DIR` uses: DIR exported read-write to loopback clients with
@@ -378,6 +396,7 @@ impl Config {
                 path: dir,
                 mount_path: None,
                 id: None,
+                backend: default_backend(),
                 clients: vec![loopback("127.0.0.0/8"), loopback("::1/128")],
             }],
             limits: Limits::default(),
@@ -711,5 +730,43 @@ mod tests {
             toml::from_str::<Config>("bogus = 1").is_err(),
             "unknown keys are refused"
         );
+    }
+
+    #[test]
+    fn backend_defaults_to_local_and_unknown_ones_are_refused() {
+        let parse = |backend: &str| {
+            toml::from_str::<Config>(&format!(
+                "[[export]]\npath = \"/srv\"\n{backend}\n[[export.client]]\nmatch = \"*\"\n"
+            ))
+            .unwrap()
+        };
+        let c = parse("");
+        assert_eq!(c.exports[0].backend, "local");
+        assert!(c.check_backends().is_ok());
+        let c = parse("backend = \"local\"");
+        assert_eq!(c.exports[0].backend, "local");
+        assert!(c.check_backends().is_ok());
+        let e = parse("backend = \"cephfs\"").check_backends().unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Export(path, _) if path == "/srv"),
+            "names the export: {e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("\"cephfs\"") && msg.contains("\"local\""),
+            "{msg}"
+        );
+        // Through `load` too, before any export is opened.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rnfsd.toml");
+        std::fs::write(
+            &file,
+            "[[export]]\npath = \"/nonexistent\"\nbackend = \"cephfs\"\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            Config::load(&file),
+            Err(ConfigError::Export(path, _)) if path == "/nonexistent"
+        ));
     }
 }

@@ -41,7 +41,6 @@ impl Embedded {
         let export = Arc::new(Export {
             id,
             mount_path: mount_path.to_owned(),
-            local_path,
             backend,
             rules,
         });

@@ -3,15 +3,24 @@
 //! Every NFS request names its export through the prefix of its file handle
 //! ([`rnfs_storage::handle::export_id`]); the table maps that id to the export's backend and client
 //! rules. The table is immutable once built; reloading builds a new one and swaps the `Arc`.
+//!
+//! # Whose key verifies a handle
+//! An export's handles are sealed by its backend, with a key bound to the export's root (the
+//! local backend derives it from the root's kernel handle and path: see
+//! [`rnfs_storage::handle`]). The export verifies client handles with that same key, which it
+//! asks its backend for ([`Backend::handle_key`]), rather than keeping a copy: export and backend
+//! can never disagree on it, and a reloaded export that keeps its backend keeps its key.
+//!
+//! Backends are made by the factory in [`crate::backends`] from each export's `backend` setting.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rnfs_storage::handle::HandleKey;
-use rnfs_storage::local::LocalFs;
-use rnfs_storage::Backend;
+use rnfs_storage::{Backend, FileHandle, VerifiedHandle};
 
+use crate::backends::{self, BackendSpec};
 use crate::config::{ClientRule, Config, ConfigError};
 
 /// One served directory.
@@ -19,7 +28,6 @@ pub struct Export {
     pub id: u32,
     /// What clients name in MNT (e.g. `/srv/data`).
     pub mount_path: String,
-    pub local_path: PathBuf,
     pub backend: Arc<dyn Backend>,
     pub rules: Vec<ClientRule>,
 }
@@ -29,7 +37,7 @@ impl std::fmt::Debug for Export {
         f.debug_struct("Export")
             .field("id", &self.id)
             .field("mount_path", &self.mount_path)
-            .field("local_path", &self.local_path)
+            .field("backend", &self.backend.describe())
             .finish_non_exhaustive()
     }
 }
@@ -38,6 +46,17 @@ impl Export {
     /// The first rule covering `ip`, or `None` when this client may not use the export.
     pub fn rule_for(&self, ip: IpAddr) -> Option<&ClientRule> {
         self.rules.iter().find(|r| r.matches.covers(ip))
+    }
+
+    /// Verifies `fh` as a handle of this export, with the key its backend seals handles with
+    /// (`BadHandle`, or `Stale` for a handle of an earlier root: see [`rnfs_storage::handle`]).
+    pub fn verify(&self, fh: &FileHandle) -> rnfs_storage::Result<VerifiedHandle> {
+        self.backend.handle_key().verify(self.id, fh)
+    }
+
+    /// [`Export::verify`] taking the handle (the request path: no clone).
+    pub fn verify_owned(&self, fh: FileHandle) -> rnfs_storage::Result<VerifiedHandle> {
+        self.backend.handle_key().verify_owned(self.id, fh)
     }
 }
 
@@ -48,12 +67,14 @@ pub struct ExportTable {
 }
 
 impl ExportTable {
-    /// Opens every export of `config` with the local file-system backend.
+    /// Opens every export of `config`, each with the backend its `backend` setting names.
     pub fn build(config: &Config, key: &HandleKey) -> Result<ExportTable, ConfigError> {
         let mut exports: Vec<Arc<Export>> = Vec::new();
         for e in &config.exports {
             let name = e.path.display().to_string();
             let err = |msg: String| ConfigError::Export(name.clone(), msg);
+            // Before anything is opened: an unknown backend is a configuration error.
+            backends::check_kind(&e.backend).map_err(err)?;
             let local_path = std::fs::canonicalize(&e.path).map_err(|io| err(io.to_string()))?;
             if !local_path.is_dir() {
                 return Err(err("not a directory".into()));
@@ -82,13 +103,17 @@ impl ExportTable {
                     "no [[export.client]] rule: nobody could mount it".into()
                 ));
             }
-            let backend =
-                LocalFs::new(id, &local_path, key.clone()).map_err(|io| err(io.to_string()))?;
+            let backend = backends::open(&BackendSpec {
+                kind: &e.backend,
+                id,
+                path: &local_path,
+                key,
+            })
+            .map_err(err)?;
             exports.push(Arc::new(Export {
                 id,
                 mount_path,
-                local_path,
-                backend: Arc::new(backend),
+                backend,
                 rules,
             }));
         }
@@ -166,6 +191,7 @@ fn derived_export_id(path: &Path) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rnfs_storage::local::LocalFs;
 
     #[test]
     fn mount_paths_normalize() {
@@ -182,7 +208,6 @@ mod tests {
             Arc::new(Export {
                 id,
                 mount_path: mount_path.to_owned(),
-                local_path: dir.path().to_owned(),
                 backend: Arc::new(LocalFs::new(id, dir.path(), key.clone()).unwrap()),
                 rules: Vec::new(),
             })

@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod backends;
 pub mod clock;
 pub mod config;
 pub mod drc;
@@ -467,7 +468,7 @@ fn announce(service: &Service, own: OwnPorts, listen: &[SocketAddr]) {
             .collect();
         info!(
             "exporting {} as {} to {}",
-            e.local_path.display(),
+            e.backend.describe(),
             e.mount_path,
             rules.join(", ")
         );

@@ -134,25 +134,42 @@ impl Backend for FaultBackend {
     fn root(&self) -> FileHandle {
         self.inner.root()
     }
-    fn getattr(&self, who: &Identity, fh: &FileHandle) -> Result<Attr> {
+    fn handle_key(&self) -> &handle::ExportKey {
+        self.inner.handle_key()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn getattr(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Attr> {
         self.run(Op::Getattr, || self.inner.getattr(who, fh))
     }
-    fn lookup(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<(FileHandle, Attr)> {
+    fn lookup(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+    ) -> Result<(FileHandle, Attr)> {
         self.run(Op::Lookup, || self.inner.lookup(who, dir, name))
     }
-    fn access(&self, who: &Identity, fh: &FileHandle, requested: u32) -> Result<(u32, Attr)> {
+    fn access(&self, who: &Identity, fh: &VerifiedHandle, requested: u32) -> Result<(u32, Attr)> {
         self.run(Op::Access, || self.inner.access(who, fh, requested))
     }
-    fn readlink(&self, who: &Identity, fh: &FileHandle) -> Result<(Bytes, Attr)> {
+    fn readlink(&self, who: &Identity, fh: &VerifiedHandle) -> Result<(Bytes, Attr)> {
         self.run(Op::Readlink, || self.inner.readlink(who, fh))
     }
-    fn read(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<ReadData> {
+    fn read(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        offset: u64,
+        count: u32,
+    ) -> Result<ReadData> {
         self.run(Op::Read, || self.inner.read(who, fh, offset, count))
     }
     fn read_spliced(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
         offset: u64,
         count: u32,
         pipe: &rnfs_sys::pipe::Pipe,
@@ -164,7 +181,7 @@ impl Backend for FaultBackend {
     fn readdir(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         cookie: u64,
         verifier: [u8; 8],
         plus: bool,
@@ -174,16 +191,16 @@ impl Backend for FaultBackend {
             self.inner.readdir(who, dir, cookie, verifier, plus, sink)
         })
     }
-    fn fsstat(&self, who: &Identity, fh: &FileHandle) -> Result<(FsStat, Attr)> {
+    fn fsstat(&self, who: &Identity, fh: &VerifiedHandle) -> Result<(FsStat, Attr)> {
         self.run(Op::Fsstat, || self.inner.fsstat(who, fh))
     }
-    fn pathconf(&self, who: &Identity, fh: &FileHandle) -> Result<(PathConf, Attr)> {
+    fn pathconf(&self, who: &Identity, fh: &VerifiedHandle) -> Result<(PathConf, Attr)> {
         self.run(Op::Pathconf, || self.inner.pathconf(who, fh))
     }
     fn setattr(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
         attrs: &SetAttrs,
         guard: Option<Timestamp>,
     ) -> Result<Wcc> {
@@ -192,7 +209,7 @@ impl Backend for FaultBackend {
     fn write(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
         offset: u64,
         data: &[u8],
         stable: Stability,
@@ -201,13 +218,13 @@ impl Backend for FaultBackend {
             self.inner.write(who, fh, offset, data, stable)
         })
     }
-    fn commit(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<Wcc> {
+    fn commit(&self, who: &Identity, fh: &VerifiedHandle, offset: u64, count: u32) -> Result<Wcc> {
         self.run(Op::Commit, || self.inner.commit(who, fh, offset, count))
     }
     fn create(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         how: &CreateMode,
     ) -> Result<Created> {
@@ -216,7 +233,7 @@ impl Backend for FaultBackend {
     fn mkdir(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         attrs: &SetAttrs,
     ) -> Result<Created> {
@@ -225,7 +242,7 @@ impl Backend for FaultBackend {
     fn symlink(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         target: &[u8],
         attrs: &SetAttrs,
@@ -237,25 +254,25 @@ impl Backend for FaultBackend {
     fn mknod(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         kind: NodeKind,
         attrs: &SetAttrs,
     ) -> Result<Created> {
         self.run(Op::Mknod, || self.inner.mknod(who, dir, name, kind, attrs))
     }
-    fn remove(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
+    fn remove(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
         self.run(Op::Remove, || self.inner.remove(who, dir, name))
     }
-    fn rmdir(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
+    fn rmdir(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
         self.run(Op::Rmdir, || self.inner.rmdir(who, dir, name))
     }
     fn rename(
         &self,
         who: &Identity,
-        from_dir: &FileHandle,
+        from_dir: &VerifiedHandle,
         from_name: &[u8],
-        to_dir: &FileHandle,
+        to_dir: &VerifiedHandle,
         to_name: &[u8],
     ) -> Result<(Wcc, Wcc)> {
         self.run(Op::Rename, || {
@@ -265,8 +282,8 @@ impl Backend for FaultBackend {
     fn link(
         &self,
         who: &Identity,
-        fh: &FileHandle,
-        dir: &FileHandle,
+        fh: &VerifiedHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
     ) -> Result<(Option<Attr>, Wcc)> {
         self.run(Op::Link, || self.inner.link(who, fh, dir, name))

@@ -32,6 +32,14 @@
 //! corrupted one does not ([`Error::BadHandle`]). Forging a handle still takes both tags: 128 bits
 //! (the Stale/BadHandle answer tells whether a guessed server tag is right, but only for an export
 //! tag fixed beforehand).
+//!
+//! # Verified once, at the seam
+//! A handle from a client is a [`FileHandle`]: wire bytes that prove nothing. The only way to
+//! turn one into a [`VerifiedHandle`], which is what every [`crate::Backend`] call that names a
+//! client's object takes, is [`ExportKey::verify`]. The server does it once per handle, where it
+//! routes the request to its export (with the key the export's backend sealed its handles with:
+//! [`crate::Backend::handle_key`]), so a backend never sees unverified bytes and cannot forget
+//! the check: no other code can make a `VerifiedHandle`. Backends mint handles with [`seal`].
 
 use std::fmt;
 use std::fs;
@@ -61,13 +69,63 @@ const EXPORT_KEY_CONTEXT: &str = "rnfsd 2026-12 export file handle key v2";
 /// Largest backend body that fits.
 pub const MAX_BODY: usize = FHSIZE - HEADER_LEN - MAC_LEN;
 
-/// An NFSv3 file handle as sent on the wire (at most [`FHSIZE`] bytes).
+/// An NFSv3 file handle as sent on the wire (at most [`FHSIZE`] bytes), verified or not: it
+/// grants nothing until [`ExportKey::verify`] has checked it.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct FileHandle(pub Bytes);
+pub struct FileHandle(Bytes);
 
 impl FileHandle {
+    /// The handle a client sent, for the protocol layer (any bytes: it is checked later).
+    pub fn from_wire(raw: Bytes) -> FileHandle {
+        FileHandle(raw)
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// The wire bytes (a reference-counted clone, no copy), for encoding replies.
+    pub fn to_bytes(&self) -> Bytes {
+        self.0.clone()
+    }
+}
+
+/// A handle [`ExportKey::verify`] found authentic and current for its export: the only kind of
+/// handle a backend is given. Nothing else constructs one (its fields are private, and it is not
+/// deserializable or convertible from bytes). It holds the wire bytes (a `Bytes` clone of the
+/// request's, not a copy) and reads the backend body out of them.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct VerifiedHandle {
+    export_id: u32,
+    raw: FileHandle,
+}
+
+impl VerifiedHandle {
+    /// The export it was verified for.
+    pub fn export_id(&self) -> u32 {
+        self.export_id
+    }
+
+    /// The backend body (what [`seal`] was given).
+    pub fn body(&self) -> &[u8] {
+        let raw = self.raw.as_bytes();
+        // Verification checked the length: HEADER_LEN + MAC_LEN <= len <= FHSIZE.
+        &raw[HEADER_LEN..raw.len() - MAC_LEN]
+    }
+
+    /// The handle as the client sent it (for replies that echo it, e.g. LOOKUP of `.`).
+    pub fn handle(&self) -> &FileHandle {
+        &self.raw
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.raw.as_bytes()
+    }
+}
+
+impl fmt::Debug for VerifiedHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Verified{:?}", self.raw)
     }
 }
 
@@ -82,7 +140,7 @@ impl fmt::Debug for FileHandle {
 }
 
 /// The export a raw handle claims to belong to, read from its unauthenticated prefix so the server
-/// can route a request to the right backend (which then verifies the whole handle). `None` when the
+/// can route a request to the right export (whose key then verifies the whole handle). `None` when the
 /// handle cannot be a valid one (wrong length or layout version). A handle of the retired
 /// layout names its export too (it is refused there as stale).
 pub fn export_id(raw: &[u8]) -> Option<u32> {
@@ -257,11 +315,25 @@ pub fn seal(key: &ExportKey, export_id: u32, body: &[u8]) -> FileHandle {
     FileHandle(b.freeze())
 }
 
-/// Verifies `raw` as a handle of export `expected_export_id` (whose key is `key`) and returns its
-/// body. Anything malformed, of another export or with a wrong server tag is
-/// [`Error::BadHandle`]; a handle this server issued for an earlier root of the export (a wrong
-/// export tag), or in the retired layout, is [`Error::Stale`].
-pub fn open<'a>(key: &ExportKey, expected_export_id: u32, raw: &'a [u8]) -> Result<&'a [u8]> {
+impl ExportKey {
+    /// Verifies `fh` as a handle of export `export_id` (whose key this is). Anything malformed,
+    /// of another export or with a wrong server tag is [`Error::BadHandle`]; a handle this server
+    /// issued for an earlier root of the export (a wrong export tag), or in the retired layout,
+    /// is [`Error::Stale`].
+    pub fn verify(&self, export_id: u32, fh: &FileHandle) -> Result<VerifiedHandle> {
+        self.verify_owned(export_id, fh.clone())
+    }
+
+    /// [`ExportKey::verify`] of a handle the caller is done with (it moves into the result:
+    /// no reference-count traffic on the request path).
+    pub fn verify_owned(&self, export_id: u32, fh: FileHandle) -> Result<VerifiedHandle> {
+        open(self, export_id, fh.as_bytes())?;
+        Ok(VerifiedHandle { export_id, raw: fh })
+    }
+}
+
+/// The checks of [`ExportKey::verify`]; returns the body.
+fn open<'a>(key: &ExportKey, expected_export_id: u32, raw: &'a [u8]) -> Result<&'a [u8]> {
     if export_id(raw) != Some(expected_export_id) {
         return Err(Error::BadHandle);
     }
@@ -363,6 +435,27 @@ mod tests {
         v1[0] = RETIRED_LAYOUT_VERSION;
         assert_eq!(export_id(&v1), Some(9));
         assert_eq!(open(&old, 9, &v1), Err(Error::Stale));
+    }
+
+    /// `verify` answers as `open` does, and the verified handle gives back the body and bytes.
+    #[test]
+    fn verify_gives_body_and_wire_bytes() {
+        let k = export_key(7);
+        let fh = seal(&k, 7, b"body");
+        let v = k.verify(7, &fh).unwrap();
+        assert_eq!(
+            (v.export_id(), v.body(), v.handle()),
+            (7, &b"body"[..], &fh)
+        );
+        assert_eq!(k.verify(8, &fh), Err(Error::BadHandle));
+        let mut v1 = fh.as_bytes().to_vec();
+        v1[0] = RETIRED_LAYOUT_VERSION;
+        assert_eq!(
+            k.verify(7, &FileHandle::from_wire(v1.into())),
+            Err(Error::Stale)
+        );
+        let empty = FileHandle::from_wire(Bytes::new());
+        assert_eq!(k.verify(7, &empty), Err(Error::BadHandle));
     }
 
     #[test]

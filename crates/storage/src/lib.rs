@@ -10,7 +10,8 @@
 //!   names the export so a request can be routed before its handle is verified. Handles carry a keyed
 //!   MAC (see [`handle`]): a forged or corrupted handle is [`Error::BadHandle`], one for an object that
 //!   no longer exists, or is no longer inside its export (moved out, or the export redefined), is
-//!   [`Error::Stale`].
+//!   [`Error::Stale`]. The server verifies the MAC with the backend's key ([`Backend::handle_key`])
+//!   before any call, so backend methods take [`VerifiedHandle`]s, which only that check makes.
 //! * Errors are a closed set of NFS-meaningful kinds ([`Error`]); the server maps them to `nfsstat3`.
 #![forbid(unsafe_code)]
 
@@ -20,7 +21,7 @@ pub mod local;
 
 use bytes::Bytes;
 
-pub use handle::FileHandle;
+pub use handle::{FileHandle, VerifiedHandle};
 
 /// Who performs a call, after root/all squashing (RFC 1813 §4.4, AUTH_SYS of RFC 5531 appendix A).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -350,12 +351,26 @@ pub trait Backend: Send + Sync + 'static {
     /// The export's root handle.
     fn root(&self) -> FileHandle;
 
+    /// The key this backend seals its handles with ([`handle::seal`]). The server verifies every
+    /// handle a client sends with it ([`handle::ExportKey::verify`]) before calling the backend,
+    /// which therefore only ever sees [`VerifiedHandle`]s.
+    fn handle_key(&self) -> &handle::ExportKey;
+
+    /// What the export is served from, for logs and the admin interface (e.g. the directory of a
+    /// local export).
+    fn describe(&self) -> String;
+
     /// Attributes of `fh` (GETATTR). Needs no permission on the object itself.
-    fn getattr(&self, who: &Identity, fh: &FileHandle) -> Result<Attr>;
+    fn getattr(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Attr>;
 
     /// Looks `name` up in directory `dir` (LOOKUP), with `.` and `..` handled and `..` of the root
     /// being the root. Returns the object's handle and attributes.
-    fn lookup(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<(FileHandle, Attr)>;
+    fn lookup(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+    ) -> Result<(FileHandle, Attr)>;
 
     /// [`Backend::lookup`] and the directory's attributes, for a LOOKUP reply (which carries
     /// both, success or not). A backend that has the directory's attributes at hand during the
@@ -363,7 +378,7 @@ pub trait Backend: Send + Sync + 'static {
     fn lookup_with_dir(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
     ) -> (Result<(FileHandle, Attr)>, Option<Attr>) {
         let found = self.lookup(who, dir, name);
@@ -371,13 +386,19 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     /// Which of the `requested` ACCESS3 bits `who` holds on `fh`, and its attributes.
-    fn access(&self, who: &Identity, fh: &FileHandle, requested: u32) -> Result<(u32, Attr)>;
+    fn access(&self, who: &Identity, fh: &VerifiedHandle, requested: u32) -> Result<(u32, Attr)>;
 
     /// The target of symbolic link `fh` and its attributes.
-    fn readlink(&self, who: &Identity, fh: &FileHandle) -> Result<(Bytes, Attr)>;
+    fn readlink(&self, who: &Identity, fh: &VerifiedHandle) -> Result<(Bytes, Attr)>;
 
     /// Up to `count` bytes of `fh` from `offset`.
-    fn read(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<ReadData>;
+    fn read(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        offset: u64,
+        count: u32,
+    ) -> Result<ReadData>;
 
     /// Like [`Backend::read`], but moves the data into `pipe` by `splice(2)` instead of copying it
     /// to user space: the pipe then holds references to the file's pages (the loan the server sends
@@ -387,7 +408,7 @@ pub trait Backend: Send + Sync + 'static {
     fn read_spliced(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
         offset: u64,
         count: u32,
         pipe: &rnfs_sys::pipe::Pipe,
@@ -408,7 +429,7 @@ pub trait Backend: Send + Sync + 'static {
     fn readdir(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         cookie: u64,
         verifier: [u8; 8],
         plus: bool,
@@ -416,10 +437,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<DirListing>;
 
     /// File system totals for the file system holding `fh`, and `fh`'s attributes.
-    fn fsstat(&self, who: &Identity, fh: &FileHandle) -> Result<(FsStat, Attr)>;
+    fn fsstat(&self, who: &Identity, fh: &VerifiedHandle) -> Result<(FsStat, Attr)>;
 
     /// POSIX limits for `fh`, and its attributes.
-    fn pathconf(&self, who: &Identity, fh: &FileHandle) -> Result<(PathConf, Attr)>;
+    fn pathconf(&self, who: &Identity, fh: &VerifiedHandle) -> Result<(PathConf, Attr)>;
     // ---- The modifying procedures. Defaults refuse (a read-only backend needs nothing more). ----
 
     /// Changes attributes (SETATTR). With `guard`, the change happens only if the object's ctime
@@ -427,7 +448,7 @@ pub trait Backend: Send + Sync + 'static {
     fn setattr(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
         attrs: &SetAttrs,
         guard: Option<Timestamp>,
     ) -> Result<Wcc> {
@@ -439,7 +460,7 @@ pub trait Backend: Send + Sync + 'static {
     fn write(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
         offset: u64,
         data: &[u8],
         stable: Stability,
@@ -450,7 +471,7 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Makes earlier unstable writes to `fh` durable (COMMIT). A write-back error is `Io` and is
     /// also counted in [`Backend::writeback_errors`].
-    fn commit(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<Wcc> {
+    fn commit(&self, who: &Identity, fh: &VerifiedHandle, offset: u64, count: u32) -> Result<Wcc> {
         let _ = (who, fh, offset, count);
         Err(Error::RoFs)
     }
@@ -459,7 +480,7 @@ pub trait Backend: Send + Sync + 'static {
     fn create(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         how: &CreateMode,
     ) -> Result<Created> {
@@ -471,7 +492,7 @@ pub trait Backend: Send + Sync + 'static {
     fn mkdir(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         attrs: &SetAttrs,
     ) -> Result<Created> {
@@ -483,7 +504,7 @@ pub trait Backend: Send + Sync + 'static {
     fn symlink(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         target: &[u8],
         attrs: &SetAttrs,
@@ -496,7 +517,7 @@ pub trait Backend: Send + Sync + 'static {
     fn mknod(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         kind: NodeKind,
         attrs: &SetAttrs,
@@ -506,13 +527,13 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     /// Removes a non-directory (REMOVE).
-    fn remove(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
+    fn remove(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
         let _ = (who, dir, name);
         Err(Error::RoFs)
     }
 
     /// Removes an empty directory (RMDIR).
-    fn rmdir(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
+    fn rmdir(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
         let _ = (who, dir, name);
         Err(Error::RoFs)
     }
@@ -522,9 +543,9 @@ pub trait Backend: Send + Sync + 'static {
     fn rename(
         &self,
         who: &Identity,
-        from_dir: &FileHandle,
+        from_dir: &VerifiedHandle,
         from_name: &[u8],
-        to_dir: &FileHandle,
+        to_dir: &VerifiedHandle,
         to_name: &[u8],
     ) -> Result<(Wcc, Wcc)> {
         let _ = (who, from_dir, from_name, to_dir, to_name);
@@ -536,8 +557,8 @@ pub trait Backend: Send + Sync + 'static {
     fn link(
         &self,
         who: &Identity,
-        fh: &FileHandle,
-        dir: &FileHandle,
+        fh: &VerifiedHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
     ) -> Result<(Option<Attr>, Wcc)> {
         let _ = (who, fh, dir, name);

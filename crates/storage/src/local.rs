@@ -10,9 +10,10 @@
 //! memory does not grow with the number of files clients have seen.
 //!
 //! # Every call: resolve as root, operate as the caller
-//! 1. The handle is verified (tags → [`Error::BadHandle`], or [`Error::Stale`] for a handle of an
-//!    earlier root of the export: see [`crate::handle`]) and opened with `open_by_handle_at(2)` as
-//!    an `O_PATH` descriptor. This needs `CAP_DAC_READ_SEARCH`, so it runs as root; `ESTALE`/`ENOENT`
+//! 1. The handle was verified by the server before the call (tags → [`Error::BadHandle`], or
+//!    [`Error::Stale`] for a handle of an earlier root of the export: see [`crate::handle`]; the
+//!    key is this backend's, [`Backend::handle_key`]); its body is opened with
+//!    `open_by_handle_at(2)` as an `O_PATH` descriptor. This needs `CAP_DAC_READ_SEARCH`, so it runs as root; `ESTALE`/`ENOENT`
 //!    become [`Error::Stale`], and so does an object no longer inside the export ([`subtree`]).
 //! 2. The operation itself runs with the caller's fsuid/fsgid/groups ([`rnfs_sys::identity`]), so
 //!    the kernel's own permission checks decide (RFC 1813 §4.4): `openat` for LOOKUP needs search
@@ -92,7 +93,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rnfs_sys::{identity, IdentityGuard, KernelHandle, Stat, TimeSpec};
 
-use crate::handle::{self, ExportKey, HandleKey, MAX_BODY};
+use crate::handle::{self, ExportKey, HandleKey, VerifiedHandle, MAX_BODY};
 use crate::{
     access, Attr, Backend, CreateMode, Created, DirEntry, DirListing, Error, FileHandle, FileType,
     FsStat, Identity, NodeKind, PathConf, ReadData, Result, SetAttrs, Stability, Timestamp, Wcc,
@@ -308,10 +309,22 @@ impl LocalFs {
             .max(1)
     }
 
-    /// Verifies `fh` and gives its object's `O_PATH` descriptor (cached, or opened as root).
-    fn resolve(&self, fh: &FileHandle) -> Result<(Arc<PathFd>, Stat)> {
-        let body = handle::open(&self.key, self.export_id, &fh.0)?;
-        self.resolve_body(body)
+    /// Verifies `fh` as a handle of this export (what the server does before every call; tests
+    /// and embedders that call the backend directly use this).
+    pub fn verify(&self, fh: &FileHandle) -> Result<VerifiedHandle> {
+        self.key.verify(self.export_id, fh)
+    }
+
+    /// The body of a handle the server verified with this export's key.
+    fn body<'a>(&self, fh: &'a VerifiedHandle) -> &'a [u8] {
+        // The server routes by export id and verifies with this backend's key, which binds the id.
+        debug_assert_eq!(fh.export_id(), self.export_id);
+        fh.body()
+    }
+
+    /// The `O_PATH` descriptor of `fh`'s object (cached, or opened as root).
+    fn resolve(&self, fh: &VerifiedHandle) -> Result<(Arc<PathFd>, Stat)> {
+        self.resolve_body(self.body(fh))
     }
 
     /// The `O_PATH` descriptor of the object of a verified handle body: from the descriptor cache
@@ -446,7 +459,7 @@ impl LocalFs {
     fn lookup_in(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         dfd: &PathFd,
         dst: &Stat,
         name: &[u8],
@@ -492,7 +505,7 @@ impl LocalFs {
         };
         let Some(child) = child.transpose() else {
             let fh = if dot {
-                dir.clone()
+                dir.handle().clone()
             } else {
                 self.root_handle.clone()
             };
@@ -518,7 +531,7 @@ impl LocalFs {
     }
 
     /// Stat and handle of an object reached from a directory, refusing other mounts.
-    fn describe(&self, fd: BorrowedFd<'_>) -> Result<(FileHandle, Stat)> {
+    fn describe_sealed(&self, fd: BorrowedFd<'_>) -> Result<(FileHandle, Stat)> {
         let (body, st) = self.describe_body(fd)?;
         Ok((self.seal_body(&body), st))
     }
@@ -817,8 +830,17 @@ impl Backend for LocalFs {
         self.root_handle.clone()
     }
 
-    fn getattr(&self, _who: &Identity, fh: &FileHandle) -> Result<Attr> {
-        let body = handle::open(&self.key, self.export_id, &fh.0)?;
+    fn handle_key(&self) -> &ExportKey {
+        &self.key
+    }
+
+    /// The export root's path (as the kernel names it).
+    fn describe(&self) -> String {
+        String::from_utf8_lossy(self.subtree.root_path()).into_owned()
+    }
+
+    fn getattr(&self, _who: &Identity, fh: &VerifiedHandle) -> Result<Attr> {
+        let body = self.body(fh);
         // A file kept open for READ/WRITE answers from its descriptor: one fstat instead of
         // open_by_handle_at + fstat + close (clients GETATTR the files they are reading).
         if let Some(file) = self.files.get(body) {
@@ -828,14 +850,19 @@ impl Backend for LocalFs {
         Ok(self.attr(&st))
     }
 
-    fn lookup(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<(FileHandle, Attr)> {
+    fn lookup(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+    ) -> Result<(FileHandle, Attr)> {
         self.lookup_with_dir(who, dir, name).0
     }
 
     fn lookup_with_dir(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
     ) -> (Result<(FileHandle, Attr)>, Option<Attr>) {
         let (dfd, dst) = match self.resolve(dir) {
@@ -847,7 +874,7 @@ impl Backend for LocalFs {
         (self.lookup_in(who, dir, &dfd, &dst, name), dir_attr)
     }
 
-    fn access(&self, who: &Identity, fh: &FileHandle, requested: u32) -> Result<(u32, Attr)> {
+    fn access(&self, who: &Identity, fh: &VerifiedHandle, requested: u32) -> Result<(u32, Attr)> {
         let (fd, st) = self.resolve(fh)?;
         let is_dir = st.is_dir();
         // Creating, removing or renaming in a directory needs write *and* search permission on it
@@ -896,7 +923,7 @@ impl Backend for LocalFs {
         Ok((granted, self.attr(&st)))
     }
 
-    fn readlink(&self, _who: &Identity, fh: &FileHandle) -> Result<(Bytes, Attr)> {
+    fn readlink(&self, _who: &Identity, fh: &VerifiedHandle) -> Result<(Bytes, Attr)> {
         let (fd, st) = self.resolve(fh)?;
         if st.file_type() != libc::S_IFLNK {
             return Err(Error::Inval);
@@ -905,7 +932,13 @@ impl Backend for LocalFs {
         Ok((Bytes::from(target), self.attr(&st)))
     }
 
-    fn read(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<ReadData> {
+    fn read(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        offset: u64,
+        count: u32,
+    ) -> Result<ReadData> {
         // Regular files only: devices and FIFOs are not read through NFS.
         let (open, st) = self.open_for_read(who, fh)?;
         let file = open.fd();
@@ -947,7 +980,7 @@ impl Backend for LocalFs {
     fn read_spliced(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
         offset: u64,
         count: u32,
         pipe: &rnfs_sys::pipe::Pipe,
@@ -968,7 +1001,7 @@ impl Backend for LocalFs {
     fn readdir(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         cookie: u64,
         _verifier: [u8; 8],
         plus: bool,
@@ -976,7 +1009,7 @@ impl Backend for LocalFs {
     ) -> Result<DirListing> {
         // Read before the directory is `fstat`ed (see `listing::Stamp::settled`).
         let now = std::time::SystemTime::now();
-        let body = handle::open(&self.key, self.export_id, &dir.0)?;
+        let body = self.body(dir);
         let (dfd, dst) = self.resolve_body(body)?;
         if !dst.is_dir() {
             return Err(Error::NotDir);
@@ -1020,7 +1053,7 @@ impl Backend for LocalFs {
                     key: body,
                     rd: rd.as_fd(),
                     dst: &dst,
-                    dir,
+                    dir: dir.handle(),
                     dir_attr: &dir_attr,
                 };
                 // Calls answered from a complete listing record nothing (there is nothing left to
@@ -1059,7 +1092,10 @@ impl Backend for LocalFs {
                     continue; // a deleted slot, on file systems that report them
                 }
                 let (fileid, extras) = match d.name {
-                    b"." => (dst.ino, plus.then(|| (dir_attr.clone(), dir.clone()))),
+                    b"." => (
+                        dst.ino,
+                        plus.then(|| (dir_attr.clone(), dir.handle().clone())),
+                    ),
                     b".." if is_root => (
                         dst.ino,
                         plus.then(|| (dir_attr.clone(), self.root_handle.clone())),
@@ -1106,7 +1142,7 @@ impl Backend for LocalFs {
         }
     }
 
-    fn fsstat(&self, _who: &Identity, fh: &FileHandle) -> Result<(FsStat, Attr)> {
+    fn fsstat(&self, _who: &Identity, fh: &VerifiedHandle) -> Result<(FsStat, Attr)> {
         let (fd, st) = self.resolve(fh)?;
         let v = rnfs_sys::fstatvfs(fd.as_fd())?;
         let bytes = |blocks: u64| blocks.saturating_mul(v.frsize);
@@ -1121,7 +1157,7 @@ impl Backend for LocalFs {
         Ok((fs, self.attr(&st)))
     }
 
-    fn pathconf(&self, _who: &Identity, fh: &FileHandle) -> Result<(PathConf, Attr)> {
+    fn pathconf(&self, _who: &Identity, fh: &VerifiedHandle) -> Result<(PathConf, Attr)> {
         let (fd, st) = self.resolve(fh)?;
         // glibc answers from the file system type (65000 for ext4); an unknown limit is reported as
         // ext4's rather than as "none", which NFSv3 cannot express.
@@ -1145,7 +1181,7 @@ impl Backend for LocalFs {
     fn setattr(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
         attrs: &SetAttrs,
         guard: Option<Timestamp>,
     ) -> Result<Wcc> {
@@ -1155,7 +1191,7 @@ impl Backend for LocalFs {
     fn write(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
         offset: u64,
         data: &[u8],
         stable: Stability,
@@ -1163,14 +1199,14 @@ impl Backend for LocalFs {
         self.do_write(who, fh, offset, data, stable)
     }
 
-    fn commit(&self, who: &Identity, fh: &FileHandle, offset: u64, count: u32) -> Result<Wcc> {
+    fn commit(&self, who: &Identity, fh: &VerifiedHandle, offset: u64, count: u32) -> Result<Wcc> {
         self.do_commit(who, fh, offset, count)
     }
 
     fn create(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         how: &CreateMode,
     ) -> Result<Created> {
@@ -1180,7 +1216,7 @@ impl Backend for LocalFs {
     fn mkdir(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         attrs: &SetAttrs,
     ) -> Result<Created> {
@@ -1190,7 +1226,7 @@ impl Backend for LocalFs {
     fn symlink(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         target: &[u8],
         attrs: &SetAttrs,
@@ -1201,7 +1237,7 @@ impl Backend for LocalFs {
     fn mknod(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         kind: NodeKind,
         attrs: &SetAttrs,
@@ -1209,20 +1245,20 @@ impl Backend for LocalFs {
         self.do_mknod(who, dir, name, kind, attrs)
     }
 
-    fn remove(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
+    fn remove(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
         self.do_remove(who, dir, name)
     }
 
-    fn rmdir(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
+    fn rmdir(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
         self.do_rmdir(who, dir, name)
     }
 
     fn rename(
         &self,
         who: &Identity,
-        from_dir: &FileHandle,
+        from_dir: &VerifiedHandle,
         from_name: &[u8],
-        to_dir: &FileHandle,
+        to_dir: &VerifiedHandle,
         to_name: &[u8],
     ) -> Result<(Wcc, Wcc)> {
         self.do_rename(who, from_dir, from_name, to_dir, to_name)
@@ -1231,8 +1267,8 @@ impl Backend for LocalFs {
     fn link(
         &self,
         who: &Identity,
-        fh: &FileHandle,
-        dir: &FileHandle,
+        fh: &VerifiedHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
     ) -> Result<(Option<Attr>, Wcc)> {
         self.do_link(who, fh, dir, name)

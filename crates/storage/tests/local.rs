@@ -12,9 +12,10 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use common::Checked;
 use rnfs_storage::handle::{self, HandleKey};
 use rnfs_storage::local::LocalFs;
-use rnfs_storage::{access, Backend, DirEntry, Error, FileHandle, FileType, Identity};
+use rnfs_storage::{access, DirEntry, Error, FileHandle, FileType, Identity};
 
 const NOBODY: u32 = 65534;
 
@@ -86,8 +87,8 @@ fn handle_round_trip_and_getattr() {
     let (dir, fs, _) = setup();
     write(&dir.path().join("f"), b"hello", 0o644);
     let fh = lookup(&fs, &fs.root(), "f");
-    assert!(fh.0.len() <= 64);
-    assert_eq!(handle::export_id(&fh.0), Some(1));
+    assert!(fh.as_bytes().len() <= 64);
+    assert_eq!(handle::export_id(fh.as_bytes()), Some(1));
     let a = fs.getattr(&nobody(), &fh).unwrap();
     let m = fs::metadata(dir.path().join("f")).unwrap();
     assert_eq!(a.file_type, FileType::Regular);
@@ -112,21 +113,21 @@ fn forged_or_foreign_handles_are_bad() {
     let (dir, fs, key) = setup();
     write(&dir.path().join("f"), b"x", 0o644);
     let fh = lookup(&fs, &fs.root(), "f");
-    for i in 0..fh.0.len() {
-        let mut raw = fh.0.to_vec();
+    for i in 0..fh.as_bytes().len() {
+        let mut raw = fh.as_bytes().to_vec();
         raw[i] ^= 0x40;
         assert_eq!(
-            fs.getattr(&root(), &FileHandle(raw.into())),
+            fs.getattr(&root(), &FileHandle::from_wire(raw.into())),
             Err(Error::BadHandle),
             "byte {i}"
         );
     }
     assert_eq!(
-        fs.getattr(&root(), &FileHandle(fh.0.slice(..10))),
+        fs.getattr(&root(), &FileHandle::from_wire(fh.to_bytes().slice(..10))),
         Err(Error::BadHandle)
     );
     assert_eq!(
-        fs.getattr(&root(), &FileHandle(Default::default())),
+        fs.getattr(&root(), &FileHandle::from_wire(Default::default())),
         Err(Error::BadHandle)
     );
     // Same directory and key, another export id: the handle does not belong there.

@@ -12,11 +12,12 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
+use common::Checked;
 use rnfs_storage::handle::HandleKey;
 use rnfs_storage::local::LocalFs;
 use rnfs_storage::{
-    Backend, CreateMode, Error, FileHandle, FileType, Identity, NodeKind, SetAttrs, SetTime,
-    Stability, Timestamp,
+    CreateMode, Error, FileHandle, FileType, Identity, NodeKind, SetAttrs, SetTime, Stability,
+    Timestamp,
 };
 
 const USER: u32 = 1000;

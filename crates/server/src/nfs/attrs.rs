@@ -5,20 +5,18 @@ use rnfs_nfs3::*;
 use rnfs_oncrpc::AuthStat;
 use rnfs_storage as storage;
 
-use super::{authorize, fattr, handle, nfs_fh, post_op, status};
+use super::{authorize, fattr, nfs_fh, post_op, status};
 use crate::config::Access;
 use crate::service::{Call, Service};
 
 pub fn getattr(svc: &Service, call: &Call, a: GETATTR3args) -> Result<GETATTR3res, AuthStat> {
     let auth = authorize!(svc, call, a.object, GETATTR3res);
-    Ok(
-        match auth.export.backend.getattr(&auth.who, &handle(&a.object)) {
-            Ok(attr) => GETATTR3res::Ok(GETATTR3resok {
-                obj_attributes: fattr(&attr),
-            }),
-            Err(e) => GETATTR3res::Fail(status(&e), ()),
-        },
-    )
+    Ok(match auth.export.backend.getattr(&auth.who, &auth.handle) {
+        Ok(attr) => GETATTR3res::Ok(GETATTR3resok {
+            obj_attributes: fattr(&attr),
+        }),
+        Err(e) => GETATTR3res::Fail(status(&e), ()),
+    })
 }
 
 pub fn lookup(svc: &Service, call: &Call, a: LOOKUP3args) -> Result<LOOKUP3res, AuthStat> {
@@ -26,14 +24,14 @@ pub fn lookup(svc: &Service, call: &Call, a: LOOKUP3args) -> Result<LOOKUP3res, 
     let auth = authorize!(svc, call, dir, LOOKUP3res);
     if a.what.name.len() > NAME_MAX {
         let fail = LOOKUP3resfail {
-            dir_attributes: post_op(&auth, dir),
+            dir_attributes: post_op(&auth),
         };
         return Ok(LOOKUP3res::Fail(nfsstat3::NFS3ERR_NAMETOOLONG, fail));
     }
     let (result, dir_attr) =
         auth.export
             .backend
-            .lookup_with_dir(&auth.who, &handle(dir), a.what.name.as_bytes());
+            .lookup_with_dir(&auth.who, &auth.handle, a.what.name.as_bytes());
     let dir_attributes = dir_attr.as_ref().map(fattr);
     Ok(match result {
         Ok((fh, attr)) => match nfs_fh(&fh) {
@@ -55,7 +53,7 @@ pub fn access(svc: &Service, call: &Call, a: ACCESS3args) -> Result<ACCESS3res, 
         match auth
             .export
             .backend
-            .access(&auth.who, &handle(&a.object), requested)
+            .access(&auth.who, &auth.handle, requested)
         {
             Ok((mut granted, attr)) => {
                 if auth.rule.access == Access::Ro {
@@ -70,7 +68,7 @@ pub fn access(svc: &Service, call: &Call, a: ACCESS3args) -> Result<ACCESS3res, 
             Err(e) => ACCESS3res::Fail(
                 status(&e),
                 ACCESS3resfail {
-                    obj_attributes: post_op(&auth, &a.object),
+                    obj_attributes: post_op(&auth),
                 },
             ),
         },
@@ -79,27 +77,25 @@ pub fn access(svc: &Service, call: &Call, a: ACCESS3args) -> Result<ACCESS3res, 
 
 pub fn fsstat(svc: &Service, call: &Call, a: FSSTAT3args) -> Result<FSSTAT3res, AuthStat> {
     let auth = authorize!(svc, call, a.fsroot, FSSTAT3res);
-    Ok(
-        match auth.export.backend.fsstat(&auth.who, &handle(&a.fsroot)) {
-            Ok((st, attr)) => FSSTAT3res::Ok(FSSTAT3resok {
-                obj_attributes: Some(fattr(&attr)),
-                tbytes: st.total_bytes,
-                fbytes: st.free_bytes,
-                abytes: st.avail_bytes,
-                tfiles: st.total_files,
-                ffiles: st.free_files,
-                afiles: st.avail_files,
-                // The totals change at any time: clients should not cache them.
-                invarsec: 0,
-            }),
-            Err(e) => FSSTAT3res::Fail(
-                status(&e),
-                FSSTAT3resfail {
-                    obj_attributes: post_op(&auth, &a.fsroot),
-                },
-            ),
-        },
-    )
+    Ok(match auth.export.backend.fsstat(&auth.who, &auth.handle) {
+        Ok((st, attr)) => FSSTAT3res::Ok(FSSTAT3resok {
+            obj_attributes: Some(fattr(&attr)),
+            tbytes: st.total_bytes,
+            fbytes: st.free_bytes,
+            abytes: st.avail_bytes,
+            tfiles: st.total_files,
+            ffiles: st.free_files,
+            afiles: st.avail_files,
+            // The totals change at any time: clients should not cache them.
+            invarsec: 0,
+        }),
+        Err(e) => FSSTAT3res::Fail(
+            status(&e),
+            FSSTAT3resfail {
+                obj_attributes: post_op(&auth),
+            },
+        ),
+    })
 }
 
 /// Block size clients should align transfers to.
@@ -110,39 +106,37 @@ const READDIR_PREFERRED_BYTES: u32 = 64 << 10;
 pub fn fsinfo(svc: &Service, call: &Call, a: FSINFO3args) -> Result<FSINFO3res, AuthStat> {
     let auth = authorize!(svc, call, a.fsroot, FSINFO3res);
     let max = svc.limits().transfer_bytes_max;
-    Ok(
-        match auth.export.backend.getattr(&auth.who, &handle(&a.fsroot)) {
-            Ok(attr) => FSINFO3res::Ok(FSINFO3resok {
-                obj_attributes: Some(fattr(&attr)),
-                rtmax: max,
-                rtpref: max,
-                rtmult: TRANSFER_MULTIPLE_BYTES,
-                wtmax: max,
-                wtpref: max,
-                wtmult: TRANSFER_MULTIPLE_BYTES,
-                dtpref: READDIR_PREFERRED_BYTES,
-                maxfilesize: i64::MAX as u64,
-                // Local file systems keep nanoseconds.
-                time_delta: nfstime3 {
-                    seconds: 0,
-                    nseconds: 1,
-                },
-                properties: FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME,
-            }),
-            Err(e) => FSINFO3res::Fail(
-                status(&e),
-                FSINFO3resfail {
-                    obj_attributes: None,
-                },
-            ),
-        },
-    )
+    Ok(match auth.export.backend.getattr(&auth.who, &auth.handle) {
+        Ok(attr) => FSINFO3res::Ok(FSINFO3resok {
+            obj_attributes: Some(fattr(&attr)),
+            rtmax: max,
+            rtpref: max,
+            rtmult: TRANSFER_MULTIPLE_BYTES,
+            wtmax: max,
+            wtpref: max,
+            wtmult: TRANSFER_MULTIPLE_BYTES,
+            dtpref: READDIR_PREFERRED_BYTES,
+            maxfilesize: i64::MAX as u64,
+            // Local file systems keep nanoseconds.
+            time_delta: nfstime3 {
+                seconds: 0,
+                nseconds: 1,
+            },
+            properties: FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME,
+        }),
+        Err(e) => FSINFO3res::Fail(
+            status(&e),
+            FSINFO3resfail {
+                obj_attributes: None,
+            },
+        ),
+    })
 }
 
 pub fn pathconf(svc: &Service, call: &Call, a: PATHCONF3args) -> Result<PATHCONF3res, AuthStat> {
     let auth = authorize!(svc, call, a.object, PATHCONF3res);
     Ok(
-        match auth.export.backend.pathconf(&auth.who, &handle(&a.object)) {
+        match auth.export.backend.pathconf(&auth.who, &auth.handle) {
             Ok((pc, attr)) => PATHCONF3res::Ok(PATHCONF3resok {
                 obj_attributes: Some(fattr(&attr)),
                 linkmax: pc.link_max,
@@ -155,7 +149,7 @@ pub fn pathconf(svc: &Service, call: &Call, a: PATHCONF3args) -> Result<PATHCONF
             Err(e) => PATHCONF3res::Fail(
                 status(&e),
                 PATHCONF3resfail {
-                    obj_attributes: post_op(&auth, &a.object),
+                    obj_attributes: post_op(&auth),
                 },
             ),
         },

@@ -1,10 +1,14 @@
 //! NFS version 3 (RFC 1813 §3.3): the procedures, and their table ([`NFS3`]).
 //!
-//! Every procedure that names a file handle first passes [`crate::service::Service::authorize`]: the handle's
-//! export must exist (else NFS3ERR_STALE; a handle too short to name one is NFS3ERR_BADHANDLE),
-//! the client must be covered by one of its rules (else NFS3ERR_ACCES; an insecure source port
-//! on a `secure` export is an RPC AUTH_TOOWEAK), and the caller's credential is squashed by that
-//! rule before the backend sees it. The backend then verifies the handle's MAC.
+//! Every procedure that names a file handle first passes [`crate::service::Service::authorize`]:
+//! the handle's export must exist (else NFS3ERR_STALE; a handle too short to name one is
+//! NFS3ERR_BADHANDLE), the client must be covered by one of its rules (else NFS3ERR_ACCES; an
+//! insecure source port on a `secure` export is an RPC AUTH_TOOWEAK), the caller's credential is
+//! squashed by that rule, and the handle's MAC is verified with the export's key (else NFS3ERR_BADHANDLE, or
+//! NFS3ERR_STALE for a handle of an earlier root of the export). Backends are given only the
+//! verified handle ([`storage::VerifiedHandle`]). The second handle of RENAME and LINK is admitted
+//! the same way but verified only once it is known to be of the same export (another export is
+//! NFS3ERR_XDEV, whatever its tags), as before.
 //!
 //! Handlers return `Err(AuthStat)` only for an RPC-level rejection; NFS errors are `XXX3res::Fail`
 //! values with the post-operation attributes the RFC asks for.
@@ -18,7 +22,7 @@ mod write;
 use rnfs_nfs3::{self as nfs3, nfsstat3};
 use rnfs_storage as storage;
 
-use crate::service::{Authorized, Denied};
+use crate::service::{Admitted, Authorized, Denied};
 
 pub use table::NFS3;
 
@@ -29,7 +33,7 @@ pub const NFS_VERSION: u32 = nfs3::NFS_V3;
 /// RPC-level rejection, else with `$res::Fail(status, Default::default())`.
 macro_rules! authorize {
     ($svc:expr, $call:expr, $fh:expr, $res:ident) => {
-        match $svc.authorize($call, $fh.as_bytes()) {
+        match $svc.authorize($call, crate::nfs::handle(&$fh)) {
             Ok(a) => a,
             Err(crate::service::Denied::Auth(stat)) => return Err(stat),
             Err(d) => return Ok($res::Fail(crate::nfs::denied_status(d), Default::default())),
@@ -37,7 +41,7 @@ macro_rules! authorize {
     };
     // For handlers that encode into a `Reply` themselves: the failure is written there.
     ($svc:expr, $call:expr, $fh:expr, $res:ident, $reply:expr) => {
-        match $svc.authorize($call, $fh.as_bytes()) {
+        match $svc.authorize($call, crate::nfs::handle(&$fh)) {
             Ok(a) => a,
             Err(crate::service::Denied::Auth(stat)) => return Err(stat),
             Err(d) => {
@@ -52,6 +56,19 @@ macro_rules! authorize {
     };
 }
 pub(crate) use authorize;
+
+/// [`authorize!`] without verifying the handle yet ([`crate::service::Service::admit`]): for the second handle of
+/// RENAME and LINK.
+macro_rules! admit {
+    ($svc:expr, $call:expr, $fh:expr, $res:ident) => {
+        match $svc.admit($call, crate::nfs::handle(&$fh)) {
+            Ok(a) => a,
+            Err(crate::service::Denied::Auth(stat)) => return Err(stat),
+            Err(d) => return Ok($res::Fail(crate::nfs::denied_status(d), Default::default())),
+        }
+    };
+}
+pub(crate) use admit;
 
 /// The NFS status for a refusal that is not an RPC-level one.
 pub(crate) fn denied_status(d: Denied) -> nfsstat3 {
@@ -133,21 +150,33 @@ pub(crate) fn fattr(a: &storage::Attr) -> nfs3::fattr3 {
     }
 }
 
-/// The storage handle inside an NFS handle.
+/// The storage handle inside an NFS handle (unverified; a `Bytes` clone, no copy).
 pub(crate) fn handle(fh: &nfs3::nfs_fh3) -> storage::FileHandle {
-    storage::FileHandle(fh.data.0.clone())
+    storage::FileHandle::from_wire(fh.data.0.clone())
 }
 
 /// The NFS handle for a storage handle (`None` only if a backend broke the 64-byte rule).
 pub(crate) fn nfs_fh(h: &storage::FileHandle) -> Option<nfs3::nfs_fh3> {
-    nfs3::nfs_fh3::new(h.0.clone())
+    nfs3::nfs_fh3::new(h.to_bytes())
 }
 
-/// Post-operation attributes, best effort: used on error paths where the RFC asks for them.
-pub(crate) fn post_op(auth: &Authorized, fh: &nfs3::nfs_fh3) -> nfs3::post_op_attr {
+/// Post-operation attributes of the authorized handle, best effort: used on error paths where
+/// the RFC asks for them.
+pub(crate) fn post_op(auth: &Authorized) -> nfs3::post_op_attr {
     auth.export
         .backend
-        .getattr(&auth.who, &handle(fh))
+        .getattr(&auth.who, &auth.handle)
+        .ok()
+        .map(|a| fattr(&a))
+}
+
+/// [`post_op`] for a handle admitted but not verified yet: its attributes if it verifies (a
+/// handle that does not gets none, as when the backend checked it).
+pub(crate) fn post_op_admitted(adm: &Admitted) -> nfs3::post_op_attr {
+    let fh = adm.export.verify(adm.handle()).ok()?;
+    adm.export
+        .backend
+        .getattr(&adm.who, &fh)
         .ok()
         .map(|a| fattr(&a))
 }

@@ -21,7 +21,7 @@ use rnfs_nfs3::*;
 use rnfs_oncrpc::{AuthStat, ReplyHeader};
 use std::sync::atomic::Ordering;
 
-use super::{authorize, fattr, handle, post_op, status};
+use super::{authorize, fattr, post_op, status};
 use crate::service::{
     reply_success, Authorized, Call, Outcome, PipeResource, Reply, Service, Tail, Transport,
 };
@@ -48,7 +48,7 @@ pub fn read(
             {
                 match auth.export.backend.read_spliced(
                     &auth.who,
-                    &handle(&a.file),
+                    &auth.handle,
                     a.offset,
                     count,
                     &pipe.0,
@@ -91,7 +91,7 @@ pub fn read(
                         let fail = READ3res::Fail(
                             status(&e),
                             READ3resfail {
-                                file_attributes: post_op(&auth, &a.file),
+                                file_attributes: post_op(&auth),
                             },
                         );
                         return Ok(reply_success(&mut reply.head, call.header.xid, &fail));
@@ -121,7 +121,7 @@ fn buffered(
     match auth
         .export
         .backend
-        .read(&auth.who, &handle(&a.file), a.offset, count)
+        .read(&auth.who, &auth.handle, a.offset, count)
     {
         Ok(r) if r.data.len() <= count as usize => {
             let n = r.data.len();
@@ -156,7 +156,7 @@ fn buffered(
             let fail = READ3res::Fail(
                 status(&e),
                 READ3resfail {
-                    file_attributes: post_op(auth, &a.file),
+                    file_attributes: post_op(auth),
                 },
             );
             reply_success(&mut reply.head, xid, &fail)
@@ -167,7 +167,7 @@ fn buffered(
 pub fn readlink(svc: &Service, call: &Call, a: READLINK3args) -> Result<READLINK3res, AuthStat> {
     let auth = authorize!(svc, call, a.symlink, READLINK3res);
     Ok(
-        match auth.export.backend.readlink(&auth.who, &handle(&a.symlink)) {
+        match auth.export.backend.readlink(&auth.who, &auth.handle) {
             Ok((target, attr)) => match Opaque::new(target) {
                 Some(data) => READLINK3res::Ok(READLINK3resok {
                     symlink_attributes: Some(fattr(&attr)),
@@ -183,7 +183,7 @@ pub fn readlink(svc: &Service, call: &Call, a: READLINK3args) -> Result<READLINK
             Err(e) => READLINK3res::Fail(
                 status(&e),
                 READLINK3resfail {
-                    symlink_attributes: post_op(&auth, &a.symlink),
+                    symlink_attributes: post_op(&auth),
                 },
             ),
         },

@@ -14,7 +14,7 @@ use rnfs_nfs3::*;
 use rnfs_oncrpc::AuthStat;
 use rnfs_storage::DirEntry;
 
-use super::{authorize, fattr, handle, nfs_fh, post_op, status};
+use super::{authorize, fattr, nfs_fh, post_op, status};
 use crate::service::{Authorized, Call, Service};
 
 /// The status word plus the largest fixed part of a READDIR(PLUS) reply.
@@ -24,7 +24,7 @@ pub fn readdir(svc: &Service, call: &Call, a: READDIR3args) -> Result<READDIR3re
     let auth = authorize!(svc, call, a.dir, READDIR3res);
     // READDIR has no dircount: only `count` bounds it.
     let budget = Budget::new(svc, call, a.count, usize::MAX);
-    Ok(assemble(&auth, &a.dir, a.cookie, a.cookieverf, budget))
+    Ok(assemble(&auth, a.cookie, a.cookieverf, budget))
 }
 
 pub fn readdirplus(
@@ -41,7 +41,7 @@ pub fn readdirplus(
         a.dircount as usize
     };
     let budget = Budget::new(svc, call, a.maxcount, dircount);
-    Ok(assemble(&auth, &a.dir, a.cookie, a.cookieverf, budget))
+    Ok(assemble(&auth, a.cookie, a.cookieverf, budget))
 }
 
 /// What is left of the client's limits, in bytes.
@@ -85,10 +85,10 @@ trait DirReply: Sized {
     fn fail(status: nfsstat3, dir_attributes: post_op_attr) -> Self;
 }
 
-/// Lists `dir` from `cookie`, keeping entries while they fit `budget`, and builds the result.
+/// Lists the authorized directory from `cookie`, keeping entries while they fit `budget`, and
+/// builds the result.
 fn assemble<R: DirReply>(
     auth: &Authorized,
-    dir: &nfs_fh3,
     cookie: cookie3,
     verf: cookieverf3,
     mut budget: Budget,
@@ -108,14 +108,14 @@ fn assemble<R: DirReply>(
     let listing =
         auth.export
             .backend
-            .readdir(&auth.who, &handle(dir), cookie, verf, R::PLUS, &mut sink);
+            .readdir(&auth.who, &auth.handle, cookie, verf, R::PLUS, &mut sink);
     match listing {
         // The TOOSMALL rule: not even one entry fit, and the directory has more.
         Ok(l) if entries.is_empty() && !l.eof => {
             R::fail(nfsstat3::NFS3ERR_TOOSMALL, Some(fattr(&l.dir_attr)))
         }
         Ok(l) => R::ok(Some(fattr(&l.dir_attr)), l.verifier, entries, l.eof),
-        Err(e) => R::fail(status(&e), post_op(auth, dir)),
+        Err(e) => R::fail(status(&e), post_op(auth)),
     }
 }
 

@@ -14,9 +14,11 @@ use rnfs_nfs3::*;
 use rnfs_oncrpc::AuthStat;
 use rnfs_storage as storage;
 
-use super::{authorize, fattr, handle, nfs_fh, post_op, status, time};
+use super::{
+    admit, authorize, denied_status, fattr, nfs_fh, post_op, post_op_admitted, status, time,
+};
 use crate::config::Access;
-use crate::service::{Authorized, Call, Service};
+use crate::service::{Admitted, Authorized, Call, Service};
 
 fn wcc(w: &storage::Wcc) -> wcc_data {
     wcc_data {
@@ -30,10 +32,18 @@ fn wcc(w: &storage::Wcc) -> wcc_data {
 }
 
 /// wcc data after a refused change: nothing happened, so only the current attributes.
-fn unchanged(auth: &Authorized, fh: &nfs_fh3) -> wcc_data {
+fn unchanged(auth: &Authorized) -> wcc_data {
     wcc_data {
         before: None,
-        after: post_op(auth, fh),
+        after: post_op(auth),
+    }
+}
+
+/// [`unchanged`] for the second handle of RENAME or LINK before it is verified.
+fn unchanged_admitted(adm: &Admitted) -> wcc_data {
+    wcc_data {
+        before: None,
+        after: post_op_admitted(adm),
     }
 }
 
@@ -103,7 +113,7 @@ pub fn setattr(svc: &Service, call: &Call, a: SETATTR3args) -> Result<SETATTR3re
         return Ok(SETATTR3res::Fail(
             nfsstat3::NFS3ERR_ROFS,
             SETATTR3resfail {
-                obj_wcc: unchanged(&auth, &a.object),
+                obj_wcc: unchanged(&auth),
             },
         ));
     }
@@ -114,7 +124,7 @@ pub fn setattr(svc: &Service, call: &Call, a: SETATTR3args) -> Result<SETATTR3re
     Ok(
         match auth.export.backend.setattr(
             &auth.who,
-            &handle(&a.object),
+            &auth.handle,
             &set_attrs(&a.new_attributes),
             guard,
         ) {
@@ -122,7 +132,7 @@ pub fn setattr(svc: &Service, call: &Call, a: SETATTR3args) -> Result<SETATTR3re
             Err(e) => SETATTR3res::Fail(
                 status(&e),
                 SETATTR3resfail {
-                    obj_wcc: unchanged(&auth, &a.object),
+                    obj_wcc: unchanged(&auth),
                 },
             ),
         },
@@ -135,7 +145,7 @@ pub fn write(svc: &Service, call: &Call, a: WRITE3args) -> Result<WRITE3res, Aut
         WRITE3res::Fail(
             s,
             WRITE3resfail {
-                file_wcc: unchanged(&auth, &a.file),
+                file_wcc: unchanged(&auth),
             },
         )
     };
@@ -148,7 +158,7 @@ pub fn write(svc: &Service, call: &Call, a: WRITE3args) -> Result<WRITE3res, Aut
     }
     let result = auth.export.backend.write(
         &auth.who,
-        &handle(&a.file),
+        &auth.handle,
         a.offset,
         a.data.as_bytes(),
         stability(a.stable),
@@ -170,7 +180,7 @@ pub fn commit(svc: &Service, call: &Call, a: COMMIT3args) -> Result<COMMIT3res, 
         return Ok(COMMIT3res::Fail(
             nfsstat3::NFS3ERR_ROFS,
             COMMIT3resfail {
-                file_wcc: unchanged(&auth, &a.file),
+                file_wcc: unchanged(&auth),
             },
         ));
     }
@@ -178,7 +188,7 @@ pub fn commit(svc: &Service, call: &Call, a: COMMIT3args) -> Result<COMMIT3res, 
         match auth
             .export
             .backend
-            .commit(&auth.who, &handle(&a.file), a.offset, a.count)
+            .commit(&auth.who, &auth.handle, a.offset, a.count)
         {
             // The verifier is read after the flush, so a write-back error it met is already in it.
             Ok(w) => COMMIT3res::Ok(COMMIT3resok {
@@ -188,7 +198,7 @@ pub fn commit(svc: &Service, call: &Call, a: COMMIT3args) -> Result<COMMIT3res, 
             Err(e) => COMMIT3res::Fail(
                 status(&e),
                 COMMIT3resfail {
-                    file_wcc: unchanged(&auth, &a.file),
+                    file_wcc: unchanged(&auth),
                 },
             ),
         },
@@ -225,7 +235,7 @@ pub fn create(svc: &Service, call: &Call, a: CREATE3args) -> Result<CREATE3res, 
         Ok(CREATE3res::Fail(
             s,
             CREATE3resfail {
-                dir_wcc: unchanged(&auth, dir),
+                dir_wcc: unchanged(&auth),
             },
         ))
     };
@@ -243,7 +253,7 @@ pub fn create(svc: &Service, call: &Call, a: CREATE3args) -> Result<CREATE3res, 
     let r = auth
         .export
         .backend
-        .create(&auth.who, &handle(dir), a.r#where.name.as_bytes(), &how);
+        .create(&auth.who, &auth.handle, a.r#where.name.as_bytes(), &how);
     Ok(match made(r) {
         Ok(m) => CREATE3res::Ok(CREATE3resok {
             obj: m.obj,
@@ -253,7 +263,7 @@ pub fn create(svc: &Service, call: &Call, a: CREATE3args) -> Result<CREATE3res, 
         Err(s) => CREATE3res::Fail(
             s,
             CREATE3resfail {
-                dir_wcc: unchanged(&auth, dir),
+                dir_wcc: unchanged(&auth),
             },
         ),
     })
@@ -266,7 +276,7 @@ pub fn mkdir(svc: &Service, call: &Call, a: MKDIR3args) -> Result<MKDIR3res, Aut
         Ok(MKDIR3res::Fail(
             s,
             MKDIR3resfail {
-                dir_wcc: unchanged(&auth, dir),
+                dir_wcc: unchanged(&auth),
             },
         ))
     };
@@ -278,7 +288,7 @@ pub fn mkdir(svc: &Service, call: &Call, a: MKDIR3args) -> Result<MKDIR3res, Aut
     }
     let r = auth.export.backend.mkdir(
         &auth.who,
-        &handle(dir),
+        &auth.handle,
         a.r#where.name.as_bytes(),
         &set_attrs(&a.attributes),
     );
@@ -291,7 +301,7 @@ pub fn mkdir(svc: &Service, call: &Call, a: MKDIR3args) -> Result<MKDIR3res, Aut
         Err(s) => MKDIR3res::Fail(
             s,
             MKDIR3resfail {
-                dir_wcc: unchanged(&auth, dir),
+                dir_wcc: unchanged(&auth),
             },
         ),
     })
@@ -304,7 +314,7 @@ pub fn symlink(svc: &Service, call: &Call, a: SYMLINK3args) -> Result<SYMLINK3re
         Ok(SYMLINK3res::Fail(
             s,
             SYMLINK3resfail {
-                dir_wcc: unchanged(&auth, dir),
+                dir_wcc: unchanged(&auth),
             },
         ))
     };
@@ -316,7 +326,7 @@ pub fn symlink(svc: &Service, call: &Call, a: SYMLINK3args) -> Result<SYMLINK3re
     }
     let r = auth.export.backend.symlink(
         &auth.who,
-        &handle(dir),
+        &auth.handle,
         a.r#where.name.as_bytes(),
         a.symlink.symlink_data.as_bytes(),
         &set_attrs(&a.symlink.symlink_attributes),
@@ -330,7 +340,7 @@ pub fn symlink(svc: &Service, call: &Call, a: SYMLINK3args) -> Result<SYMLINK3re
         Err(s) => SYMLINK3res::Fail(
             s,
             SYMLINK3resfail {
-                dir_wcc: unchanged(&auth, dir),
+                dir_wcc: unchanged(&auth),
             },
         ),
     })
@@ -343,7 +353,7 @@ pub fn mknod(svc: &Service, call: &Call, a: MKNOD3args) -> Result<MKNOD3res, Aut
         Ok(MKNOD3res::Fail(
             s,
             MKNOD3resfail {
-                dir_wcc: unchanged(&auth, dir),
+                dir_wcc: unchanged(&auth),
             },
         ))
     };
@@ -375,7 +385,7 @@ pub fn mknod(svc: &Service, call: &Call, a: MKNOD3args) -> Result<MKNOD3res, Aut
     };
     let r = auth.export.backend.mknod(
         &auth.who,
-        &handle(dir),
+        &auth.handle,
         a.r#where.name.as_bytes(),
         kind,
         &set_attrs(attrs),
@@ -389,7 +399,7 @@ pub fn mknod(svc: &Service, call: &Call, a: MKNOD3args) -> Result<MKNOD3res, Aut
         Err(s) => MKNOD3res::Fail(
             s,
             MKNOD3resfail {
-                dir_wcc: unchanged(&auth, dir),
+                dir_wcc: unchanged(&auth),
             },
         ),
     })
@@ -402,7 +412,7 @@ pub fn remove(svc: &Service, call: &Call, a: REMOVE3args) -> Result<REMOVE3res, 
         return Ok(REMOVE3res::Fail(
             nfsstat3::NFS3ERR_ROFS,
             REMOVE3resfail {
-                dir_wcc: unchanged(&auth, dir),
+                dir_wcc: unchanged(&auth),
             },
         ));
     }
@@ -410,13 +420,13 @@ pub fn remove(svc: &Service, call: &Call, a: REMOVE3args) -> Result<REMOVE3res, 
         match auth
             .export
             .backend
-            .remove(&auth.who, &handle(dir), a.object.name.as_bytes())
+            .remove(&auth.who, &auth.handle, a.object.name.as_bytes())
         {
             Ok(w) => REMOVE3res::Ok(REMOVE3resok { dir_wcc: wcc(&w) }),
             Err(e) => REMOVE3res::Fail(
                 status(&e),
                 REMOVE3resfail {
-                    dir_wcc: unchanged(&auth, dir),
+                    dir_wcc: unchanged(&auth),
                 },
             ),
         },
@@ -430,7 +440,7 @@ pub fn rmdir(svc: &Service, call: &Call, a: RMDIR3args) -> Result<RMDIR3res, Aut
         return Ok(RMDIR3res::Fail(
             nfsstat3::NFS3ERR_ROFS,
             RMDIR3resfail {
-                dir_wcc: unchanged(&auth, dir),
+                dir_wcc: unchanged(&auth),
             },
         ));
     }
@@ -438,13 +448,13 @@ pub fn rmdir(svc: &Service, call: &Call, a: RMDIR3args) -> Result<RMDIR3res, Aut
         match auth
             .export
             .backend
-            .rmdir(&auth.who, &handle(dir), a.object.name.as_bytes())
+            .rmdir(&auth.who, &auth.handle, a.object.name.as_bytes())
         {
             Ok(w) => RMDIR3res::Ok(RMDIR3resok { dir_wcc: wcc(&w) }),
             Err(e) => RMDIR3res::Fail(
                 status(&e),
                 RMDIR3resfail {
-                    dir_wcc: unchanged(&auth, dir),
+                    dir_wcc: unchanged(&auth),
                 },
             ),
         },
@@ -453,30 +463,37 @@ pub fn rmdir(svc: &Service, call: &Call, a: RMDIR3args) -> Result<RMDIR3res, Aut
 
 pub fn rename(svc: &Service, call: &Call, a: RENAME3args) -> Result<RENAME3res, AuthStat> {
     let auth = authorize!(svc, call, a.from.dir, RENAME3res);
-    let to = authorize!(svc, call, a.to.dir, RENAME3res);
-    let fail = |s| {
+    // Verified below, once it is known to be of the same export: another export is XDEV
+    // whatever its tags.
+    let to = admit!(svc, call, a.to.dir, RENAME3res);
+    let fail = |s, todir_wcc| {
         RENAME3res::Fail(
             s,
             RENAME3resfail {
-                fromdir_wcc: unchanged(&auth, &a.from.dir),
-                todir_wcc: unchanged(&to, &a.to.dir),
+                fromdir_wcc: unchanged(&auth),
+                todir_wcc,
             },
         )
     };
-    if read_only(&auth) || read_only(&to) {
-        return Ok(fail(nfsstat3::NFS3ERR_ROFS));
+    let refused = if read_only(&auth) || to.rule.access == Access::Ro {
+        Some(nfsstat3::NFS3ERR_ROFS)
+    } else if to.export.id != auth.export.id {
+        Some(nfsstat3::NFS3ERR_XDEV)
+    } else {
+        new_name_status(&a.to.name)
+    };
+    if let Some(s) = refused {
+        return Ok(fail(s, unchanged_admitted(&to)));
     }
-    if to.export.id != auth.export.id {
-        return Ok(fail(nfsstat3::NFS3ERR_XDEV));
-    }
-    if let Some(s) = new_name_status(&a.to.name) {
-        return Ok(fail(s));
-    }
+    let to = match to.verify() {
+        Ok(to) => to,
+        Err(d) => return Ok(fail(denied_status(d), wcc_data::default())),
+    };
     let r = auth.export.backend.rename(
         &auth.who,
-        &handle(&a.from.dir),
+        &auth.handle,
         a.from.name.as_bytes(),
-        &handle(&a.to.dir),
+        &to.handle,
         a.to.name.as_bytes(),
     );
     Ok(match r {
@@ -484,43 +501,48 @@ pub fn rename(svc: &Service, call: &Call, a: RENAME3args) -> Result<RENAME3res, 
             fromdir_wcc: wcc(&from),
             todir_wcc: wcc(&to),
         }),
-        Err(e) => fail(status(&e)),
+        Err(e) => fail(status(&e), unchanged(&to)),
     })
 }
 
 pub fn link(svc: &Service, call: &Call, a: LINK3args) -> Result<LINK3res, AuthStat> {
     let auth = authorize!(svc, call, a.file, LINK3res);
-    let dir = authorize!(svc, call, a.link.dir, LINK3res);
-    let fail = |s| {
+    // Verified below, once it is known to be of the same export (as RENAME's target).
+    let dir = admit!(svc, call, a.link.dir, LINK3res);
+    let fail = |s, linkdir_wcc| {
         LINK3res::Fail(
             s,
             LINK3resfail {
-                file_attributes: post_op(&auth, &a.file),
-                linkdir_wcc: unchanged(&dir, &a.link.dir),
+                file_attributes: post_op(&auth),
+                linkdir_wcc,
             },
         )
     };
-    if read_only(&auth) || read_only(&dir) {
-        return Ok(fail(nfsstat3::NFS3ERR_ROFS));
+    let refused = if read_only(&auth) || dir.rule.access == Access::Ro {
+        Some(nfsstat3::NFS3ERR_ROFS)
+    } else if dir.export.id != auth.export.id {
+        Some(nfsstat3::NFS3ERR_XDEV)
+    } else {
+        new_name_status(&a.link.name)
+    };
+    if let Some(s) = refused {
+        return Ok(fail(s, unchanged_admitted(&dir)));
     }
-    if dir.export.id != auth.export.id {
-        return Ok(fail(nfsstat3::NFS3ERR_XDEV));
-    }
-    if let Some(s) = new_name_status(&a.link.name) {
-        return Ok(fail(s));
-    }
+    let dir = match dir.verify() {
+        Ok(dir) => dir,
+        Err(d) => return Ok(fail(denied_status(d), wcc_data::default())),
+    };
     Ok(
-        match auth.export.backend.link(
-            &auth.who,
-            &handle(&a.file),
-            &handle(&a.link.dir),
-            a.link.name.as_bytes(),
-        ) {
+        match auth
+            .export
+            .backend
+            .link(&auth.who, &auth.handle, &dir.handle, a.link.name.as_bytes())
+        {
             Ok((attr, w)) => LINK3res::Ok(LINK3resok {
                 file_attributes: attr.as_ref().map(fattr),
                 linkdir_wcc: wcc(&w),
             }),
-            Err(e) => fail(status(&e)),
+            Err(e) => fail(status(&e), unchanged(&dir)),
         },
     )
 }

@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 
 use rnfs_oncrpc::{AuthStat, CallError, CallHeader, Credential, ReplyHeader};
 use rnfs_portmap as pmap;
+use rnfs_storage::{FileHandle, VerifiedHandle};
 use rnfs_xdr::{Opaque, XdrEncode};
 
 use crate::config::{ClientRule, Limits};
@@ -280,10 +281,21 @@ impl Service {
         }
     }
 
-    /// The export a file handle belongs to and the caller's rule and identity for it, or why the
-    /// call must fail. Applied to every NFS procedure, not only at MOUNT.
-    pub fn authorize(&self, call: &Call, handle: &[u8]) -> Result<Authorized, Denied> {
-        let Some(id) = rnfs_storage::handle::export_id(handle) else {
+    /// The export a file handle belongs to, the caller's rule and identity for it, and the handle
+    /// verified with the export's key, or why the call must fail. Applied to every NFS
+    /// procedure, not only at MOUNT. This is the one place client handles are verified: backends
+    /// only ever get the [`VerifiedHandle`] this returns.
+    pub fn authorize(&self, call: &Call, fh: FileHandle) -> Result<Authorized, Denied> {
+        self.admit(call, fh)?.verify()
+    }
+
+    /// [`Service::authorize`] up to the MAC check: the export the handle's prefix names must exist
+    /// (else stale), a rule must cover the client, and its port must do. The handle is verified
+    /// by [`Admitted::verify`]; RENAME and LINK admit their second handle and verify it only once
+    /// it is known to be of the same export (another export is XDEV whatever its tags).
+    /// (The handle is taken by value: it moves into the result, no clone per call.)
+    pub fn admit(&self, call: &Call, fh: FileHandle) -> Result<Admitted, Denied> {
+        let Some(id) = rnfs_storage::handle::export_id(fh.as_bytes()) else {
             return Err(Denied::BadHandle);
         };
         let table = self.exports();
@@ -302,10 +314,11 @@ impl Service {
             Credential::Sys(sys) => rule.squash(sys.uid, sys.gid, &sys.gids),
             Credential::None => rule.anonymous(),
         };
-        Ok(Authorized {
+        Ok(Admitted {
             export: export.clone(),
             rule: rule.clone(),
             who,
+            raw: fh,
         })
     }
 }
@@ -315,6 +328,39 @@ pub struct Authorized {
     pub export: Arc<Export>,
     pub rule: ClientRule,
     pub who: rnfs_storage::Identity,
+    /// The call's handle, verified for `export`.
+    pub handle: VerifiedHandle,
+}
+
+/// A handle whose export and caller [`Service::admit`] accepted, not verified yet.
+pub struct Admitted {
+    pub export: Arc<Export>,
+    pub rule: ClientRule,
+    pub who: rnfs_storage::Identity,
+    raw: FileHandle,
+}
+
+impl Admitted {
+    /// The handle as the client sent it.
+    pub fn handle(&self) -> &FileHandle {
+        &self.raw
+    }
+
+    /// Verifies the handle's tags with the export's key: a forged or corrupted handle is
+    /// [`Denied::BadHandle`], one of an earlier root of the export (or the retired layout)
+    /// [`Denied::Stale`] (see [`rnfs_storage::handle`]).
+    pub fn verify(self) -> Result<Authorized, Denied> {
+        let handle = self.export.verify_owned(self.raw).map_err(|e| match e {
+            rnfs_storage::Error::Stale => Denied::Stale,
+            _ => Denied::BadHandle,
+        })?;
+        Ok(Authorized {
+            export: self.export,
+            rule: self.rule,
+            who: self.who,
+            handle,
+        })
+    }
 }
 
 /// Why [`Service::authorize`] refused.

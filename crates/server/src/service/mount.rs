@@ -137,7 +137,11 @@ impl Service {
         };
         let mut fh = export.backend.root();
         for name in &below {
-            match export.backend.lookup(&who, &fh, name.as_bytes()) {
+            // The backend's own root or LOOKUP result: verified as a client's handle would be.
+            let found = export
+                .verify(&fh)
+                .and_then(|dir| export.backend.lookup(&who, &dir, name.as_bytes()));
+            match found {
                 Ok((next, attr)) if attr.file_type == rnfs_storage::FileType::Directory => {
                     fh = next
                 }
@@ -154,7 +158,7 @@ impl Service {
                 }
             }
         }
-        let Some(fhandle) = Opaque::new(fh.0.clone()) else {
+        let Some(fhandle) = Opaque::new(fh.to_bytes()) else {
             return mount::mountres3::Fail(MNT3ERR_SERVERFAULT);
         };
         {

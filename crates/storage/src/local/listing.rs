@@ -254,7 +254,8 @@ impl Listing {
         let kind = match s.kind {
             SlotKind::Dot => ListedKind::Dot,
             SlotKind::DotDot => ListedKind::DotDot,
-            SlotKind::Child => ListedKind::Child(FileHandle(
+            // A handle this backend sealed, kept in the listing's buffer.
+            SlotKind::Child => ListedKind::Child(FileHandle::from_wire(
                 self.bytes
                     .slice(handle_at..handle_at + usize::from(s.handle_len)),
             )),
@@ -559,7 +560,7 @@ mod tests {
                 ino: 100 + i,
                 name: Bytes::from(format!("f{i}")),
                 cookie: (i + 1) * 10,
-                kind: ListedKind::Child(FileHandle(Bytes::from(format!("h{i}")))),
+                kind: ListedKind::Child(FileHandle::from_wire(Bytes::from(format!("h{i}")))),
             })
             .collect()
     }

@@ -450,7 +450,7 @@ mod tests {
     /// fallback of older kernels, with verdicts remembered under fanotify and without it.
     #[test]
     fn moved_out_is_stale_with_and_without_the_kernels_check() {
-        use crate::{Backend, FileHandle, Identity};
+        use crate::{Backend, Identity, VerifiedHandle};
         let who = Identity::root();
         let dir = tempfile::tempdir().unwrap();
         let (export, outside) = (dir.path().join("export"), dir.path().join("outside"));
@@ -473,9 +473,10 @@ mod tests {
             release.is_some_and(|r| r >= SUBTREE_CHECK_RELEASE),
             "the kernel's subtree check is used where it exists ({release:?})"
         );
-        let lookup = |dir: &FileHandle, name: &str| fs.lookup(&who, dir, name.as_bytes());
-        let sub = lookup(&fs.root(), "sub").unwrap().0;
-        let (d, f) = (lookup(&sub, "d").unwrap().0, lookup(&sub, "f").unwrap().0);
+        let lookup =
+            |dir: &VerifiedHandle, name: &str| fs.verify(&fs.lookup(&who, dir, name.as_bytes())?.0);
+        let sub = lookup(&fs.verify(&fs.root()).unwrap(), "sub").unwrap();
+        let (d, f) = (lookup(&sub, "d").unwrap(), lookup(&sub, "f").unwrap());
         let modes = [(true, true), (true, false), (false, true), (false, false)];
         for (by_handle, watched) in modes {
             for (moved, gone) in [
@@ -510,7 +511,7 @@ mod tests {
                     for fh in [&sub, &d, &f] {
                         assert!(fs.getattr(&who, fh).is_ok(), "{what}, then back");
                     }
-                    assert_eq!(fs.lookup(&who, &d, b"..").unwrap().0, sub);
+                    assert_eq!(&fs.lookup(&who, &d, b"..").unwrap().0, sub.handle());
                 }
             }
         }

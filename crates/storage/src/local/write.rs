@@ -126,10 +126,9 @@ use rnfs_sys::{IdentityGuard, Stat, TimeArg, TimeSpec};
 
 use super::cache::{OpenFile, PathFd};
 use super::{as_caller, component, encode_body, timestamp, LocalFs};
-use crate::handle;
 use crate::{
-    Attr, CreateMode, Created, Error, FileHandle, Identity, NodeKind, Result, SetAttrs, SetTime,
-    Stability, Timestamp, Wcc, WccAttr, Written,
+    Attr, CreateMode, Created, Error, Identity, NodeKind, Result, SetAttrs, SetTime, Stability,
+    Timestamp, VerifiedHandle, Wcc, WccAttr, Written,
 };
 
 /// Mode of a new file, FIFO, socket or device when the client gives none, and of an EXCLUSIVE
@@ -215,9 +214,8 @@ impl LocalFs {
     fn open_for_write(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        body: &[u8],
     ) -> Result<(Arc<OpenFile>, Stat, IdentityGuard)> {
-        let body = handle::open(&self.key, self.export_id, &fh.0)?;
         let (found, st) = self.find_file(body)?;
         let as_who = as_caller(who)?;
         may_use(found.fd(), &st, who, Use::Write)?;
@@ -261,9 +259,9 @@ impl LocalFs {
     pub(crate) fn open_for_read(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
     ) -> Result<(Arc<OpenFile>, Stat)> {
-        let body = handle::open(&self.key, self.export_id, &fh.0)?;
+        let body = self.body(fh);
         let (found, st) = self.find_file(body)?;
         // A stream of READs by one caller asks the same question each time: remember the last
         // answer, keyed on everything it depends on (the caller's ids and groups; the file's
@@ -286,16 +284,17 @@ impl LocalFs {
         Ok((file, st))
     }
 
-    /// Truncates or extends regular file `fh` to `size` as `who`. Call it as root.
-    fn set_size(&self, who: &Identity, fh: &FileHandle, size: u64) -> Result<()> {
-        let (file, _, _as) = self.open_for_write(who, fh)?;
+    /// Truncates or extends regular file `body` (a verified handle's, or one just made) to `size`
+    /// as `who`. Call it as root.
+    fn set_size(&self, who: &Identity, body: &[u8], size: u64) -> Result<()> {
+        let (file, _, _as) = self.open_for_write(who, body)?;
         rnfs_sys::ftruncate(file.fd(), size).map_err(op_error)
     }
 
     pub(super) fn do_write(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
         offset: u64,
         data: &[u8],
         stable: Stability,
@@ -305,7 +304,7 @@ impl LocalFs {
         if end.is_none_or(|end| end > i64::MAX as u64) {
             return Err(Error::FBig);
         }
-        let (file, st, as_who) = self.open_for_write(who, fh)?;
+        let (file, st, as_who) = self.open_for_write(who, self.body(fh))?;
         let before = Some(wcc_attr(&self.attr(&st)));
         let written = rnfs_sys::pwrite_all(file.fd(), data, offset).map_err(op_error)?;
         drop(as_who); // syncs run as root
@@ -325,13 +324,13 @@ impl LocalFs {
     pub(super) fn do_commit(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
         _offset: u64,
         _count: u32,
     ) -> Result<Wcc> {
         // Any cached descriptor will do for fsync; the one that did the UNSTABLE writes is the one
         // in the cache (it is only ever replaced after being synced).
-        let body = handle::open(&self.key, self.export_id, &fh.0)?;
+        let body = self.body(fh);
         let (found, st) = self.find_file(body)?;
         {
             // As knfsd: COMMIT needs the permission WRITE needs (asked before anything opens).
@@ -350,7 +349,7 @@ impl LocalFs {
     pub(super) fn do_setattr(
         &self,
         who: &Identity,
-        fh: &FileHandle,
+        fh: &VerifiedHandle,
         attrs: &SetAttrs,
         guard: Option<Timestamp>,
     ) -> Result<Wcc> {
@@ -361,7 +360,7 @@ impl LocalFs {
         let before = Some(wcc_attr(&self.attr(&st)));
         if let Some(size) = attrs.size_bytes {
             match st.file_type() {
-                libc::S_IFREG => self.set_size(who, fh, size)?,
+                libc::S_IFREG => self.set_size(who, self.body(fh), size)?,
                 libc::S_IFDIR => return Err(Error::IsDir),
                 _ => return Err(Error::Inval),
             }
@@ -387,7 +386,7 @@ impl LocalFs {
     pub(super) fn do_create(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         how: &CreateMode,
     ) -> Result<Created> {
@@ -435,13 +434,14 @@ impl LocalFs {
                 libc::S_IFDIR => return Err(Error::IsDir),
                 _ => return Err(Error::Exist),
             }
-            let (handle, _) = self.describe(made.as_fd()).map_err(|e| match e {
+            let (body, _) = self.describe_body(made.as_fd()).map_err(|e| match e {
                 Error::XDev => Error::Exist, // a mount point: not ours to serve
                 e => e,
             })?;
             if let Some(size) = attrs.size_bytes {
-                self.set_size(who, &handle, size)?;
+                self.set_size(who, &body, size)?;
             }
+            let handle = self.seal_body(&body);
             let st = rnfs_sys::fstat(made.as_fd())?;
             return Ok(Created {
                 handle,
@@ -497,7 +497,7 @@ impl LocalFs {
     pub(super) fn do_mkdir(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         attrs: &SetAttrs,
     ) -> Result<Created> {
@@ -510,7 +510,7 @@ impl LocalFs {
     pub(super) fn do_symlink(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         target: &[u8],
         attrs: &SetAttrs,
@@ -527,7 +527,7 @@ impl LocalFs {
     pub(super) fn do_mknod(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         kind: NodeKind,
         attrs: &SetAttrs,
@@ -549,7 +549,7 @@ impl LocalFs {
     fn make(
         &self,
         who: &Identity,
-        dir: &FileHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
         attrs: &SetAttrs,
         file_type: u32,
@@ -580,7 +580,7 @@ impl LocalFs {
         before: Option<WccAttr>,
         after: Option<Attr>,
     ) -> Result<Created> {
-        let (handle, st) = self.describe(fd)?;
+        let (handle, st) = self.describe_sealed(fd)?;
         Ok(Created {
             handle,
             attr: self.attr(&st),
@@ -590,7 +590,12 @@ impl LocalFs {
 
     // ---- Removing, renaming, linking ----
 
-    pub(super) fn do_remove(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
+    pub(super) fn do_remove(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+    ) -> Result<Wcc> {
         let (dfd, dst) = self.resolve(dir)?;
         if !dst.is_dir() {
             return Err(Error::NotDir);
@@ -613,7 +618,12 @@ impl LocalFs {
         Ok(Wcc { before, after })
     }
 
-    pub(super) fn do_rmdir(&self, who: &Identity, dir: &FileHandle, name: &[u8]) -> Result<Wcc> {
+    pub(super) fn do_rmdir(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+    ) -> Result<Wcc> {
         let (dfd, dst) = self.resolve(dir)?;
         if !dst.is_dir() {
             return Err(Error::NotDir);
@@ -643,9 +653,9 @@ impl LocalFs {
     pub(super) fn do_rename(
         &self,
         who: &Identity,
-        from_dir: &FileHandle,
+        from_dir: &VerifiedHandle,
         from_name: &[u8],
-        to_dir: &FileHandle,
+        to_dir: &VerifiedHandle,
         to_name: &[u8],
     ) -> Result<(Wcc, Wcc)> {
         self.same_export(&[from_dir, to_dir])?;
@@ -684,8 +694,8 @@ impl LocalFs {
     pub(super) fn do_link(
         &self,
         who: &Identity,
-        fh: &FileHandle,
-        dir: &FileHandle,
+        fh: &VerifiedHandle,
+        dir: &VerifiedHandle,
         name: &[u8],
     ) -> Result<(Option<Attr>, Wcc)> {
         self.same_export(&[fh, dir])?;
@@ -707,11 +717,10 @@ impl LocalFs {
 
     // ---- Helpers ----
 
-    /// RENAME and LINK between exports: refused before the handles are even verified.
-    fn same_export(&self, handles: &[&FileHandle]) -> Result<()> {
-        let foreign = handles
-            .iter()
-            .any(|fh| handle::export_id(&fh.0).is_some_and(|id| id != self.export_id));
+    /// RENAME and LINK between exports (the server refuses them first; this keeps a handle of
+    /// another export from reaching `resolve` should one get here).
+    fn same_export(&self, handles: &[&VerifiedHandle]) -> Result<()> {
+        let foreign = handles.iter().any(|fh| fh.export_id() != self.export_id);
         if foreign {
             Err(Error::XDev)
         } else {
