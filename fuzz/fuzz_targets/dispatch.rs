@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use rnfs_server::config::{ClientRule, Config, Limits};
-use rnfs_server::exports::{Export, ExportTable};
-use rnfs_server::service::{Origin, Outcome, Reply, Service, Tail, Transport};
+use rnfs_server::{Export, ExportTable};
+use rnfs_server::{Origin, Outcome, Reply, Service, Tail, Transport};
 use rnfs_storage::local::LocalFs;
 use rnfs_storage::{Backend, Identity};
 
@@ -254,7 +254,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok((header, _)) = rnfs_oncrpc::decode_call(message.clone()) else {
         return;
     };
-    if rnfs_server::program::cached(header.prog, header.vers, header.proc_num) {
+    if rnfs_server::drc_covers(header.prog, header.vers, header.proc_num) {
         let hits = w.service.drc.stats.hits.load(Ordering::Relaxed);
         let mut again = Reply::new();
         let outcome = w

@@ -1,4 +1,4 @@
-//! `rnfsd ctl`: the client of the control socket (`rnfs_server::admin`), and the `--progress`
+//! `rnfsd ctl`: the client of the control socket (the server's `admin` module), and the `--progress`
 //! line of `rnfsd serve`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -20,8 +20,8 @@ const REPLY_BYTES_MAX: u64 = 64 << 20;
 pub fn run(args: CtlArgs, default_state_dir: fn() -> PathBuf) -> anyhow::Result<()> {
     let socket = match (&args.socket, &args.state_dir) {
         (Some(s), _) => s.clone(),
-        (None, Some(d)) => d.join(rnfs_server::admin::SOCKET_NAME),
-        (None, None) => default_state_dir().join(rnfs_server::admin::SOCKET_NAME),
+        (None, Some(d)) => d.join(rnfs_server::CONTROL_SOCKET_NAME),
+        (None, None) => default_state_dir().join(rnfs_server::CONTROL_SOCKET_NAME),
     };
     let request = request_for(&args.command)?;
     let reply = call(&socket, &request)?;
@@ -594,7 +594,7 @@ pub fn progress_loop(running: &rnfs_server::Running, every: Duration) {
         let conns = running.registry.connections();
         let tcp = conns
             .iter()
-            .filter(|c| c.transport == rnfs_server::service::Transport::Tcp)
+            .filter(|c| c.transport == rnfs_server::Transport::Tcp)
             .count();
         let in_flight: usize = conns.iter().map(|c| c.requests().len()).sum();
         let mib = |b: u64| b as f64 / secs / (1 << 20) as f64;

@@ -132,7 +132,7 @@ fn main() -> anyhow::Result<()> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| args.log.clone());
-    rnfs_server::logging::init(
+    rnfs_server::init_logging(
         &filter,
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
     )

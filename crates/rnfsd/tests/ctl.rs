@@ -610,7 +610,7 @@ struct InProcess {
     addr: SocketAddr,
     faulty: Arc<FaultBackend>,
     // Dropped before the directory: the server stops first.
-    _server: rnfs_server::embed::Embedded,
+    _server: rnfs_server::Embedded,
     _dir: tempfile::TempDir,
 }
 
@@ -627,7 +627,7 @@ impl InProcess {
             ..Default::default()
         };
         let state_dir = dir.path().join("state");
-        let server = rnfs_server::embed::Embedded::start(
+        let server = rnfs_server::Embedded::start(
             faulty.clone(),
             9,
             "/export",
@@ -735,10 +735,7 @@ fn slow_read_shows_in_requests_with_a_growing_age() {
 #[test]
 fn locks_name_a_held_locks_holder_and_site() {
     let srv = InProcess::start(5000);
-    let lock = Arc::new(rnfs_server::lockdep::TrackedMutex::new(
-        "test.ctl.held",
-        0u32,
-    ));
+    let lock = Arc::new(rnfs_server::TrackedMutex::new("test.ctl.held", 0u32));
     let (held_tx, held_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let holder = {
@@ -746,9 +743,7 @@ fn locks_name_a_held_locks_holder_and_site() {
         std::thread::spawn(move || {
             let line = line!() + 1;
             let guard = lock.lock();
-            held_tx
-                .send((rnfs_server::lockdep::thread_number(), line))
-                .unwrap();
+            held_tx.send((rnfs_server::thread_number(), line)).unwrap();
             let _ = release_rx.recv_timeout(Duration::from_secs(30));
             drop(guard);
         })

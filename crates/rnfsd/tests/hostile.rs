@@ -1622,7 +1622,7 @@ fn one_byte_a_second_is_cut_off() {
 #[test]
 fn client_that_never_reads_its_replies_is_disconnected_and_its_loans_returned() {
     use rnfs_server::config::Limits;
-    use rnfs_server::embed::Embedded;
+    use rnfs_server::Embedded;
     const STALL_MS: u64 = 1500;
     require_root("rnfsd needs CAP_DAC_READ_SEARCH");
     let dir = tempfile::tempdir().unwrap();

@@ -364,7 +364,7 @@ fn same_xid_with_different_arguments_credential_or_client_is_executed() {
 mod in_process {
     use super::*;
     use rnfs_server::config::Limits;
-    use rnfs_server::embed::Embedded;
+    use rnfs_server::Embedded;
     use rnfs_storage::fault::{Action, FaultBackend, Op, Rule};
     use rnfs_storage::handle::HandleKey;
     use rnfs_storage::local::LocalFs;

@@ -337,7 +337,7 @@ impl Admin {
         let conns = r.registry.connections();
         let tcp = conns
             .iter()
-            .filter(|c| c.transport == crate::service::Transport::Tcp)
+            .filter(|c| c.transport == crate::call::Transport::Tcp)
             .count();
         let in_flight: usize = conns.iter().map(|c| c.requests().len()).sum();
         let loans = r.service.loans().stats();
@@ -411,15 +411,15 @@ impl Admin {
                     let f = (auth >> 32) as u32;
                     (Some(flavor_name(f)), (f == 1).then_some(auth as u32))
                 };
-                let udp = c.transport == crate::service::Transport::Udp;
+                let udp = c.transport == crate::call::Transport::Udp;
                 json!({
                     "id": c.id,
                     // A UDP socket serves every UDP client: its counters are theirs together.
                     "peer": if udp { "*".to_owned() } else { c.peer.to_string() },
                     "local": udp.then(|| c.peer.to_string()),
                     "transport": match c.transport {
-                        crate::service::Transport::Tcp => "tcp",
-                        crate::service::Transport::Udp => "udp",
+                        crate::call::Transport::Tcp => "tcp",
+                        crate::call::Transport::Udp => "udp",
                     },
                     "auth": flavor,
                     "uid": uid,

@@ -85,7 +85,7 @@ pub struct ExportConfig {
     pub path: PathBuf,
     pub mount_path: Option<String>,
     pub id: Option<u32>,
-    /// Which backend serves it: one of [`crate::backends::KINDS`].
+    /// Which backend serves it: `"local"` (the default; the kinds are listed in `backends::KINDS`).
     #[serde(default = "default_backend")]
     pub backend: String,
     #[serde(default, rename = "client")]

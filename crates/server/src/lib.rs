@@ -1,51 +1,88 @@
-//! The rnfsd server: exports, the RPC service (portmapper, MOUNT, NFSv3), and the tokio glue.
+//! The rnfsd server: exports, the RPC programs (portmapper, MOUNT, NFSv3), and the tokio glue.
 //!
-//! # Layers
-//! * [`config`] and [`exports`]: what is served to whom.
-//! * [`service`]: one RPC record in, one reply out — synchronous, no sockets, no clocks.
-//! * [`nfs`]: the NFSv3 procedures (RFC 1813 §3.3), one module per group of procedures.
-//! * [`program`]: one table per RPC program, a row per procedure, that dispatch, the duplicate
-//!   request cache and statistics read.
-//! * [`transport`]: TCP (record marking) and UDP listeners; [`outgoing`]: sending TCP replies.
-//! * [`rpcbind`]: registration with a system portmapper.
-//! * [`admin`], [`stats`], [`metrics`], [`logging`]: seeing inside a running server (`rnfsd ctl`,
-//!   per-procedure statistics, Prometheus metrics, request spans and run-time log switches).
+//! # Layers (bottom up; a module uses only those below it, checked by `tests/layers.rs`)
+//! * `clock`, `lockdep`, [`config`], `peek` (NFS arguments read before decoding): no server state.
+//! * `call`: one RPC call and the reply being built ([`Call`], [`Reply`], [`Transport`]).
+//! * `exports` and `backends`: what is served to whom, and the factory that opens each export's
+//!   storage backend (`backend = "local"`).
+//! * `service`: the state every procedure shares ([`Service`]) and `Service::authorize`, where a
+//!   client's file handle is verified once, before any backend sees it.
+//! * `nfs/` (NFSv3, RFC 1813), `service/mount.rs` and `service/portmap.rs`: the procedures of each
+//!   program, each with its table, one row per procedure.
+//! * `program`: the tables' shape, the list of programs, and routing (`Service::handle_record`:
+//!   program, version, row, duplicate request cache).
+//! * `stats`, `registry`, `reply_memory`, `outgoing`: per-procedure statistics, what each
+//!   connection is doing, the reply memory budget, sending TCP replies.
+//! * `transport/`: `conn.rs` is a connection as a state machine (bytes and `now` in; records,
+//!   deadlines and close reasons out; no sockets), `tcp.rs` and `udp.rs` drive it, `mod.rs` hands
+//!   records to the worker pool (`pool`).
+//! * `admin`, `metrics`, `logging`, `watchdog`, `rpcbind`: seeing inside a running server and
+//!   registering with a system portmapper; [`serve`] ties it together.
+//!
+//! # Where new things go
+//! * **A procedure:** its wire types in the protocol crate, a handler in its program's module, a
+//!   row in that program's table (`program` docs).
+//! * **A program:** a wire-type crate, a module with its handlers and its table, the table in
+//!   `program::PROGRAMS` (statistics, metrics and the DRC follow), and its registration in
+//!   `rpcbind`.
+//! * **A transport:** a driver beside `transport/tcp.rs` that turns its input into records
+//!   (reusing `transport::conn` if it is a byte stream) and hands them to the pool through
+//!   `transport::hand_off`, charging reply memory first.
+//! * **A storage backend:** an implementation of `rnfs_storage::Backend` (it is given only
+//!   verified handles) and a kind in `backends` (`KINDS`, `open`).
 //!
 //! # Liveness rules
 //! These hold everywhere in this crate and are what keeps one stuck client or file from stopping
 //! the server:
 //! 1. No lock is held across `.await` (`clippy::await_holding_lock` is denied workspace-wide); the
-//!    service's locks are leaf locks held for a few field accesses (see [`service`]).
-//! 2. File-system calls run only on the server's worker pool ([`pool`]: threads that run nothing
+//!    service's locks are leaf locks held for a few field accesses (see `service`).
+//! 2. File-system calls run only on the server's worker pool (`pool`: threads that run nothing
 //!    else), gated by a semaphore, never on a reactor thread.
-//! 3. One writer at a time per connection, by its send turn (an atomic flag, see [`outgoing`]): a
+//! 3. One writer at a time per connection, by its send turn (an atomic flag, see `outgoing`): a
 //!    worker sends its own reply only without blocking, and only the connection's writer task
 //!    waits for the socket; closing a connection never waits for its sends.
 //! 4. Every queue between tasks is bounded.
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod backends;
-pub mod clock;
+// The modules are private: what embedders (the binary, tests, fuzz targets) may use is the list
+// of re-exports below, so everything else can change without breaking them.
+mod admin;
+mod backends;
+mod call;
+mod clock;
 pub mod config;
-pub mod drc;
-pub mod embed;
-pub mod exports;
-pub mod lockdep;
-pub mod logging;
-pub mod metrics;
-pub mod nfs;
-pub mod outgoing;
+mod drc;
+mod embed;
+mod exports;
+mod lockdep;
+mod logging;
+mod metrics;
+mod nfs;
+mod outgoing;
 mod peek;
-pub mod pool;
-pub mod program;
-pub mod registry;
-pub mod reply_memory;
-pub mod rpcbind;
-pub mod service;
-pub mod stats;
-pub mod transport;
-pub mod watchdog;
+mod pool;
+mod program;
+mod registry;
+mod reply_memory;
+mod rpcbind;
+mod service;
+mod stats;
+mod transport;
+mod watchdog;
+
+pub use admin::SOCKET_NAME as CONTROL_SOCKET_NAME;
+pub use call::{Call, Origin, Outcome, Reply, Tail, Transport};
+pub use clock::now_ms;
+pub use embed::Embedded;
+pub use exports::{Export, ExportTable};
+pub use lockdep::{thread_number, TrackedMutex};
+pub use logging::init as init_logging;
+pub use program::cached as drc_covers;
+pub use registry::{Connection, Registry};
+pub use reply_memory::ReplyBudget;
+pub use service::{Authorized, Denied, Service, SocketOwner};
+pub use stats::Stats;
+pub use watchdog::WatchState;
 
 use std::future::Future;
 use std::io::Read;
@@ -57,8 +94,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::exports::ExportTable;
-use crate::service::{OwnPorts, Service};
+use crate::service::OwnPorts;
 use crate::transport::Shared;
 
 /// The address served when none is configured: loopback only, the standard NFS port.

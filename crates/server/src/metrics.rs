@@ -287,7 +287,7 @@ fn encode_connections(enc: &mut DescriptorEncoder, r: &Running) -> Result<(), st
     let conns = r.registry.connections();
     let tcp = conns
         .iter()
-        .filter(|c| c.transport == crate::service::Transport::Tcp)
+        .filter(|c| c.transport == crate::call::Transport::Tcp)
         .count();
     gauge(
         enc,

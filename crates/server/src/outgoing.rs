@@ -33,9 +33,9 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 
+use crate::call::{LoanedPipe, Reply, Tail};
 use crate::registry::Tracked;
 use crate::reply_memory::ReplyCharge;
-use crate::service::{LoanedPipe, Reply, Tail};
 
 const ZERO_PAD: [u8; 3] = [0; 3];
 
@@ -177,7 +177,8 @@ impl Outgoing {
         debug_assert_eq!(n, p, "wrote more than the record");
     }
 
-    /// Sends the rest of the record, waiting for the socket as needed (the writer's path).
+    /// Sends the rest of the record, waiting for the socket as needed.
+    #[cfg(test)]
     pub async fn finish(&mut self, stream: &TcpStream) -> io::Result<()> {
         while !self.advance(stream)? {
             stream.writable().await?;
@@ -192,7 +193,8 @@ impl Outgoing {
 pub struct Queued {
     pub out: Outgoing,
     pub tracked: Option<Tracked>,
-    pub permit: OwnedSemaphorePermit,
+    /// Held, not read: released when the reply is sent or dropped.
+    pub _permit: OwnedSemaphorePermit,
     pub charge: ReplyCharge,
 }
 
@@ -208,7 +210,7 @@ impl Queued {
         Queued {
             out,
             tracked,
-            permit,
+            _permit: permit,
             charge,
         }
     }

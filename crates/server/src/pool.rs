@@ -133,6 +133,7 @@ impl WorkerPool {
     }
 
     /// Threads started so far (they are kept until the pool is dropped).
+    #[cfg(test)]
     pub fn threads(&self) -> usize {
         self.inner.lock().threads
     }

@@ -22,9 +22,8 @@ use rnfs_oncrpc::{decode_call, AuthStat, ReplyHeader};
 use rnfs_xdr::{XdrDecode, XdrEncode};
 use tracing::debug;
 
-use crate::service::{
-    refuse_args, reply_header, reply_success, Call, Origin, Outcome, Reply, Service, Tail,
-};
+use crate::call::{refuse_args, reply_header, reply_success, Call, Origin, Outcome, Reply, Tail};
+use crate::service::Service;
 
 /// Serves one call whose program, version and procedure are known: decodes `call.args`, runs the
 /// procedure and writes the reply (or returns [`Outcome::Drop`]). One shape for every row, so a
@@ -109,7 +108,9 @@ impl Program {
 
     /// The row of procedure `num` (rows are indexed by number).
     pub fn procedure(&self, num: u32) -> Option<&'static Procedure> {
-        self.procedures.get(usize::try_from(num).ok()?)
+        let row = self.procedures.get(usize::try_from(num).ok()?)?;
+        debug_assert_eq!(row.num, num, "{} table out of order", self.name);
+        Some(row)
     }
 }
 
@@ -228,6 +229,12 @@ impl Service {
         let Some(procedure) = program.procedure(h.proc_num) else {
             return reply_header(&mut reply.head, h.xid, ReplyHeader::ProcUnavail);
         };
+        // Only a call that changes something can do harm when executed twice.
+        debug_assert!(
+            procedure.modifies || !procedure.cached,
+            "{}",
+            procedure.name
+        );
         if !procedure.cached {
             return (procedure.handler)(self, call, reply);
         }
@@ -308,9 +315,9 @@ macro_rules! handler {
     ($f:expr) => {{
         fn handler(
             svc: &crate::service::Service,
-            call: &crate::service::Call,
-            reply: &mut crate::service::Reply,
-        ) -> crate::service::Outcome {
+            call: &crate::call::Call,
+            reply: &mut crate::call::Reply,
+        ) -> crate::call::Outcome {
             crate::program::typed(svc, call, reply, $f)
         }
         handler as crate::program::Handler
@@ -318,9 +325,9 @@ macro_rules! handler {
     (into $f:expr) => {{
         fn handler(
             svc: &crate::service::Service,
-            call: &crate::service::Call,
-            reply: &mut crate::service::Reply,
-        ) -> crate::service::Outcome {
+            call: &crate::call::Call,
+            reply: &mut crate::call::Reply,
+        ) -> crate::call::Outcome {
             crate::program::typed_into(svc, call, reply, $f)
         }
         handler as crate::program::Handler
@@ -488,9 +495,9 @@ mod tests {
             &rnfs_oncrpc::OpaqueAuth::none(),
         );
         msg.extend_from_slice(args);
-        let origin = crate::service::Origin {
+        let origin = crate::call::Origin {
             peer: "127.0.0.1:700".parse().expect("literal address"),
-            transport: crate::service::Transport::Tcp,
+            transport: crate::call::Transport::Tcp,
             conn_id: 1,
         };
         let mut reply = Reply::new();

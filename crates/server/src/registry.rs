@@ -12,8 +12,8 @@ use std::sync::{Arc, Weak};
 
 use rnfs_oncrpc::peek::{call_header_words, CallPeek};
 
+use crate::call::Transport;
 use crate::lockdep::TrackedMutex;
-use crate::service::Transport;
 
 /// Where an in-flight request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

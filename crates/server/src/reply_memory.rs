@@ -25,7 +25,7 @@
 //!   `send_stall_ms_max`. While requests wait in the queue, connections whose replies have not
 //!   moved to the socket for [`SHED_STALL_MS`] are closed (their writers drop their replies at
 //!   once), the biggest holders first, until what the queue wants is freed: one round per
-//!   [`SHED_INTERVAL_MS`], server-wide. A client that reads keeps its bytes moving: not shed.
+//!   `SHED_INTERVAL_MS`, server-wide. A client that reads keeps its bytes moving: not shed.
 //! * **No deadlock.** A connection's replies are sent by its writer, which never waits for the
 //!   budget; a reader waiting for its own replies needs only them to be sent or dropped; a queued
 //!   request needs only releases, which sends and shedding (time alone) provide.
@@ -36,8 +36,8 @@ use std::sync::Arc;
 use rnfs_oncrpc::peek::CallPeek;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::call::Reply;
 use crate::registry::Connection;
-use crate::service::Reply;
 
 /// Charged for every reply whatever it holds: the queue entry, the record writer, the head's
 /// first buffer.
@@ -52,7 +52,7 @@ pub const SHED_STALL_MS: u64 = 500;
 /// How often a request waiting for reply memory looks for connections to shed; one shedding round
 /// per interval, server-wide.
 pub const SHED_INTERVAL_MS: u64 = 10;
-/// A newcomer whose turn it is tries this many times, one per [`SHED_INTERVAL_MS`], to take free
+/// A newcomer whose turn it is tries this many times, one per `SHED_INTERVAL_MS`, to take free
 /// reply memory before it queues with the readers (see [`ReplyBudget::newcomer_turn`]).
 pub const NEWCOMER_TRIES: u32 = 10;
 
@@ -162,8 +162,8 @@ impl ReplyBudget {
 
     /// The newcomers' turn, FIFO. A connection none of whose replies was ever sent whole (a
     /// newcomer, or a client that never reads) waits for it, then takes reply memory only when it
-    /// is free with no reading client queued for it, one try per [`SHED_INTERVAL_MS`], and queues
-    /// with the readers only after [`NEWCOMER_TRIES`]. So fresh connections, however many, put at
+    /// is free with no reading client queued for it, one try per `SHED_INTERVAL_MS`, and queues
+    /// with the readers only after `NEWCOMER_TRIES`. So fresh connections, however many, put at
     /// most one request ahead of a client that reads, and take what is freed at a bounded rate:
     /// memory shed from stalled connections is not all refilled by new non-readers before it can
     /// be shed again.
@@ -191,7 +191,7 @@ impl ReplyBudget {
     }
 
     /// Whether the caller may run a shedding round now (server-wide one per
-    /// [`SHED_INTERVAL_MS`]).
+    /// `SHED_INTERVAL_MS`).
     pub fn shed_due(&self, now_ms: u64) -> bool {
         let next = self.next_shed_ms.load(Ordering::Relaxed);
         now_ms >= next
@@ -393,7 +393,7 @@ mod tests {
     fn conn() -> Arc<Connection> {
         let reg = crate::registry::Registry::default();
         let peer = "127.0.0.1:9".parse().unwrap();
-        reg.open(1, peer, crate::service::Transport::Tcp, 4, 0)
+        reg.open(1, peer, crate::call::Transport::Tcp, 4, 0)
     }
 
     /// Charging, fitting and releasing keep the budget and the connection's own account equal;

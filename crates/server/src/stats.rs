@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::service::{Origin, Reply, Transport};
+use crate::call::{Origin, Reply, Transport};
 
 /// Every procedure of every program's table (see [`crate::program::slot`]), plus one slot for
 /// anything else (other programs, versions, junk).

@@ -65,7 +65,6 @@ impl WatchState {
 
 /// The running watchdog thread; stops when dropped.
 pub struct Watchdog {
-    pub state: Arc<WatchState>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -91,7 +90,6 @@ impl Watchdog {
                 }
             })?;
         Ok(Watchdog {
-            state,
             stop,
             thread: Some(thread),
         })

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use rnfs_client::nfs3::*;
 use rnfs_client::{Client, Error};
 use rnfs_server::config::Limits;
-use rnfs_server::embed::Embedded;
+use rnfs_server::Embedded;
 use rnfs_storage::fault::{Action, FaultBackend, Op, Rule};
 use rnfs_storage::handle::HandleKey;
 use rnfs_storage::local::LocalFs;

@@ -22,7 +22,7 @@ use rnfs_client::nfs3::{self, nfs_fh3, READ3args, READ3res};
 use rnfs_client::Client;
 use rnfs_oncrpc::{decode_reply, encode_call, AuthSys, ReplyHeader};
 use rnfs_server::config::Limits;
-use rnfs_server::embed::Embedded;
+use rnfs_server::Embedded;
 use rnfs_storage::handle::HandleKey;
 use rnfs_storage::local::LocalFs;
 use rnfs_xdr::{Decoder, XdrDecode, XdrEncode};
@@ -267,7 +267,7 @@ fn storm_of_reads_resets_and_rewrites_never_stalls_or_leaks() {
     let mut worst_heartbeat_ms = 0;
     let mut worst_fresh = Duration::ZERO;
     while Instant::now() < deadline {
-        let hb = rnfs_server::clock::now_ms()
+        let hb = rnfs_server::now_ms()
             .saturating_sub(running.watch.heartbeat_ms.load(Ordering::Relaxed));
         worst_heartbeat_ms = worst_heartbeat_ms.max(hb);
         let t = Instant::now();

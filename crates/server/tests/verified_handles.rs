@@ -15,8 +15,8 @@ use bytes::{Bytes, BytesMut};
 use rnfs_nfs3::{self as nfs3, nfsstat3, XdrEncode};
 use rnfs_oncrpc::{encode_call, OpaqueAuth};
 use rnfs_server::config::{Access, ClientRule, ClientRuleConfig, Limits};
-use rnfs_server::exports::{Export, ExportTable};
-use rnfs_server::service::{Denied, Origin, Reply, Service, Transport};
+use rnfs_server::{Denied, Origin, Reply, Service, Transport};
+use rnfs_server::{Export, ExportTable};
 use rnfs_storage::handle::{self, ExportKey, HandleKey, RETIRED_LAYOUT_VERSION, TAG_LEN};
 use rnfs_storage::{
     Attr, Backend, DirEntry, DirListing, Error, FileHandle, FileType, FsStat, Identity, PathConf,
@@ -287,7 +287,7 @@ fn unverified_handles_never_reach_the_backend() {
             (before, 0),
             "case {i}: not called"
         );
-        let call = rnfs_server::service::Call {
+        let call = rnfs_server::Call {
             header: rnfs_oncrpc::CallHeader {
                 xid: 1,
                 prog: nfs3::NFS_PROGRAM,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rnfs_client::Client;
 use rnfs_server::config::Limits;
-use rnfs_server::embed::Embedded;
+use rnfs_server::Embedded;
 use rnfs_storage::fault::{Action, FaultBackend, Op, Rule};
 use rnfs_storage::handle::HandleKey;
 use rnfs_storage::local::LocalFs;

@@ -6,8 +6,9 @@ use rnfs_oncrpc::AuthStat;
 use rnfs_storage as storage;
 
 use super::{authorize, fattr, nfs_fh, post_op, status};
+use crate::call::Call;
 use crate::config::Access;
-use crate::service::{Call, Service};
+use crate::service::Service;
 
 pub fn getattr(svc: &Service, call: &Call, a: GETATTR3args) -> Result<GETATTR3res, AuthStat> {
     let auth = authorize!(svc, call, a.object, GETATTR3res);

@@ -46,7 +46,7 @@ macro_rules! authorize {
             Err(crate::service::Denied::Auth(stat)) => return Err(stat),
             Err(d) => {
                 let fail = $res::Fail(crate::nfs::denied_status(d), Default::default());
-                return Ok(crate::service::reply_success(
+                return Ok(crate::call::reply_success(
                     &mut $reply.head,
                     $call.header.xid,
                     &fail,

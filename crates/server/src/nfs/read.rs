@@ -22,9 +22,8 @@ use rnfs_oncrpc::{AuthStat, ReplyHeader};
 use std::sync::atomic::Ordering;
 
 use super::{authorize, fattr, post_op, status};
-use crate::service::{
-    reply_success, Authorized, Call, Outcome, PipeResource, Reply, Service, Tail, Transport,
-};
+use crate::call::{reply_success, Call, Outcome, PipeResource, Reply, Tail, Transport};
+use crate::service::{Authorized, Service};
 
 /// READ with its data as the reply's tail (the path every READ over the network takes).
 pub fn read(

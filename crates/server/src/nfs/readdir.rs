@@ -15,7 +15,8 @@ use rnfs_oncrpc::AuthStat;
 use rnfs_storage::DirEntry;
 
 use super::{authorize, fattr, nfs_fh, post_op, status};
-use crate::service::{Authorized, Call, Service};
+use crate::call::Call;
+use crate::service::{Authorized, Service};
 
 /// The status word plus the largest fixed part of a READDIR(PLUS) reply.
 const REPLY_OVERHEAD_BYTES: usize = 4 + READDIR3RESOK_MAX_OVERHEAD;

@@ -17,8 +17,9 @@ use rnfs_storage as storage;
 use super::{
     admit, authorize, denied_status, fattr, nfs_fh, post_op, post_op_admitted, status, time,
 };
+use crate::call::Call;
 use crate::config::Access;
-use crate::service::{Admitted, Authorized, Call, Service};
+use crate::service::{Admitted, Authorized, Service};
 
 fn wcc(w: &storage::Wcc) -> wcc_data {
     wcc_data {

@@ -3,6 +3,7 @@
 //! table [`MOUNT`] maps procedure numbers to the handlers here (see [`crate::program`]).
 
 use super::*;
+use crate::call::{reply_success, Call, Outcome, Reply};
 use crate::program::{handler, null, Procedure, Program};
 use rnfs_mount as mount;
 

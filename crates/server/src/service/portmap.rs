@@ -4,7 +4,9 @@
 //! numbers to the handlers here (see [`crate::program`]).
 
 use super::*;
+use crate::call::{reply_header, Call, Outcome, Reply, Transport};
 use crate::program::{handler, null, Procedure, Program};
+use rnfs_oncrpc::ReplyHeader;
 
 /// Registrations kept by our portmapper.
 const PORTMAP_ENTRIES_MAX: usize = 1024;

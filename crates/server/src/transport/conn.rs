@@ -123,6 +123,7 @@ impl Conn {
     }
 
     /// `bytes` arrived at `now_ms` (copied in; the driver reads into [`Conn::recv_buf`] instead).
+    #[cfg(test)]
     pub fn receive(&mut self, bytes: &[u8], now_ms: u64) {
         self.recv_buf().extend_from_slice(bytes);
         self.received(bytes.len(), now_ms);

@@ -33,16 +33,17 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+use crate::call::{Origin, Outcome, Reply};
 use crate::registry::{Connection, Stage, Tracked};
 use crate::reply_memory::{reply_bytes, ReplyCharge};
-use crate::service::{Origin, Outcome, Reply, Service};
+use crate::service::Service;
 
 pub mod conn;
 pub mod tcp;
 pub mod udp;
 
 pub use tcp::serve_tcp;
-pub use udp::{serve_udp, UDP_DATAGRAM_BYTES_MAX};
+pub use udp::serve_udp;
 
 /// Identifies connections and UDP sockets (the owners of loans) for the life of the process.
 static NEXT_CONN_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

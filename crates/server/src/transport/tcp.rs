@@ -17,12 +17,13 @@ use tracing::{debug, warn};
 
 use super::conn::{CloseReason, Conn, Record, SendClock};
 use super::{count, fit_reply, hand_off, next_conn_id, wait_for_reply_memory, ClientSlot, Shared};
+use crate::call::{Origin, Reply, Transport};
 use crate::clock::{instant_at, now_ms};
 use crate::config::Limits;
 use crate::outgoing::{Outgoing, Queued, SendSide, SendTurn, WriterQueue};
 use crate::registry::{Connection, Stage, Tracked};
 use crate::reply_memory::{reply_bytes_estimate, ReplyCharge};
-use crate::service::{Counters, Origin, Reply, Transport};
+use crate::service::Counters;
 
 /// At the connection limit, how long to wait for an evicted connection to close before evicting
 /// another.

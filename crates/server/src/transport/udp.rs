@@ -13,10 +13,10 @@ use tracing::{debug, warn};
 use rnfs_oncrpc::peek::CallPeek;
 
 use super::{count, fit_reply, hand_off, next_conn_id, wait_for_reply_memory, Shared};
+use crate::call::{Origin, Reply, Tail, Transport};
 use crate::clock::now_ms;
 use crate::registry::{Stage, Tracked};
 use crate::reply_memory::{reply_bytes_estimate, ReplyCharge};
-use crate::service::{Origin, Reply, Tail, Transport};
 
 const ZERO_PAD: [u8; 3] = [0; 3];
 /// Most UDP requests per socket the registry tracks at once.
