@@ -551,4 +551,40 @@ mod tests {
         assert!(!other.client_slot_released.load(Ordering::Relaxed));
         assert_eq!(reg.client_evictions.load(Ordering::Relaxed), 2);
     }
+
+    /// At the connection limit the idlest TCP connection with nothing in flight, of any client,
+    /// is asked to close; busy connections and UDP sockets never are, and with none idle there is
+    /// no victim. Nothing is marked: if the victim has not closed when the caller looks again,
+    /// it is chosen again.
+    #[tokio::test]
+    async fn the_idlest_idle_connection_is_evicted_at_the_connection_limit() {
+        let reg = Registry::default();
+        let at = |id: u64, transport: Transport, active_ms: u64| {
+            let c = reg.open(
+                id,
+                SocketAddr::from(([127, 0, 0, id as u8], 700)),
+                transport,
+                2,
+                0,
+            );
+            c.last_active_ms.store(active_ms, Ordering::Relaxed);
+            c
+        };
+        let udp = at(1, Transport::Udp, 1);
+        let busy = at(2, Transport::Tcp, 5);
+        let idlest = at(3, Transport::Tcp, 10);
+        let _recent = at(4, Transport::Tcp, 900);
+        let req = busy.track(&[0; 24], None, 5).unwrap();
+        assert_eq!(reg.evict_idlest(), Some(idlest.peer));
+        tokio::time::timeout(std::time::Duration::from_secs(1), idlest.close.notified())
+            .await
+            .expect("the victim is told to close");
+        assert_eq!(reg.evict_idlest(), Some(idlest.peer), "chosen again");
+        drop(idlest);
+        drop(_recent);
+        assert_eq!(reg.evict_idlest(), None, "the busy one and UDP are left");
+        drop(req);
+        assert_eq!(reg.evict_idlest(), Some(busy.peer));
+        drop(udp);
+    }
 }
