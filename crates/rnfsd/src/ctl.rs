@@ -178,13 +178,9 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn status(d: &Value) -> String {
-    let list = |v: &Value| {
-        v.as_array()
-            .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default()
-    };
-    let exports: Vec<String> = d["exports"]
+/// `mount_path (id N, backend)` for each export.
+fn status_exports(d: &Value) -> String {
+    d["exports"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -193,12 +189,21 @@ fn status(d: &Value) -> String {
                         "{} (id {}, {})",
                         s(&e["mount_path"]),
                         e["id"],
-                        s(&e["local_path"])
+                        s(&e["backend"])
                     )
                 })
-                .collect()
+                .collect::<Vec<_>>()
+                .join("; ")
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn status(d: &Value) -> String {
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
     let l = &d["loans"];
     let mut out = format!(
         "rnfsd {} (pid {}), up {}\n",
@@ -211,7 +216,7 @@ fn status(d: &Value) -> String {
         ("metrics", s(&d["metrics"])),
         ("control socket", s(&d["control_socket"])),
         ("config", s(&d["config"])),
-        ("exports", exports.join("; ")),
+        ("exports", status_exports(d)),
         ("connections", d["connections"].to_string()),
         (
             "requests",
@@ -432,7 +437,7 @@ fn exports(list: &Value, config: Option<&str>) -> String {
             "export {} id {} -> {}\n",
             s(&e["mount_path"]),
             e["id"],
-            s(&e["local_path"])
+            s(&e["backend"])
         ));
         for r in e["rules"].as_array().into_iter().flatten() {
             let mut flags = vec![s(&r["access"])];

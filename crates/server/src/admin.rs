@@ -361,7 +361,7 @@ impl Admin {
             "exports": table.iter().map(|e| json!({
                 "id": e.id,
                 "mount_path": e.mount_path,
-                "local_path": e.backend.describe(),
+                "backend": e.backend.describe(),
             })).collect::<Vec<_>>(),
             "connections": tcp,
             "requests_in_flight": in_flight,
@@ -647,7 +647,7 @@ fn export_list(table: &ExportTable) -> Vec<Value> {
             json!({
                 "id": e.id,
                 "mount_path": e.mount_path,
-                "local_path": e.backend.describe(),
+                "backend": e.backend.describe(),
                 "rules": e.rules.iter().map(|r| json!({
                     "match": r.matches.to_string(),
                     "access": match r.access {

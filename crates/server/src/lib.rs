@@ -90,7 +90,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -208,19 +207,7 @@ pub async fn serve_with(
     let verifier = random_verifier();
     let service = Arc::new(Service::new(table, opts.config.limits.clone(), verifier));
     let limits = opts.config.limits.clone();
-    let shared = Arc::new(Shared {
-        service: service.clone(),
-        workers: Arc::new(Semaphore::new(limits.fs_workers_max)),
-        // Every queued job holds a `workers` permit, so the queue never holds more than that.
-        pool: pool::WorkerPool::new("rnfsd-fs", limits.fs_workers_max, limits.fs_workers_max),
-        connections: Arc::new(Semaphore::new(limits.connections_max)),
-        registry: Arc::new(registry::Registry::new()),
-        budget: Arc::new(reply_memory::ReplyBudget::new(limits.reply_bytes_max)),
-        stats: Arc::new(stats::Stats::default()),
-        requests: Arc::new(Semaphore::new(limits.requests_in_flight_max)),
-        per_client: transport::PerClient::default(),
-        stopping: tokio::sync::watch::channel(false).0,
-    });
+    let shared = Arc::new(Shared::new(service.clone(), &limits));
     let watch_state = Arc::new(watchdog::WatchState::default());
     let _watchdog = watchdog::Watchdog::start(
         limits.stall_bound_ms,

@@ -37,73 +37,87 @@ pub fn read(
     let min = svc.limits().zero_copy_min_bytes;
     // No free slot: serve from a buffer without one (the loan table counts it as exhausted).
     let mut claim = svc.loans().claim(call.conn_id, call.now_ms);
-    // Set when a backend that declined to splice left bytes in the pipe anyway.
-    let mut pipe_dirty = false;
-    if let (Some(c), Transport::Tcp) = (claim.as_mut(), call.transport) {
-        if min > 0 && count >= min {
-            let pipe_bytes = svc.limits().transfer_bytes_max as usize;
-            if let Ok(pipe) =
-                c.resource_or_try_init(|| rnfs_sys::pipe::Pipe::new(pipe_bytes).map(PipeResource))
-            {
-                match auth.export.backend.read_spliced(
-                    &auth.who,
-                    &auth.handle,
-                    a.offset,
-                    count,
-                    &pipe.0,
-                ) {
-                    Ok(Some(r)) => {
-                        let Some(c) = claim.take() else {
-                            return Ok(Outcome::Drop);
-                        };
-                        let bytes = u64::from(r.bytes);
-                        let loan = c.lend(
-                            LoanKind::Spliced,
-                            call.conn_id,
-                            r.attr.fileid,
-                            a.offset,
-                            bytes,
-                            call.now_ms,
-                        );
-                        ReplyHeader::Success.encode(call.header.xid, &mut reply.head);
-                        encode_read3resok_header(
-                            &Some(fattr(&r.attr)),
-                            r.bytes,
-                            r.eof,
-                            r.bytes as usize,
-                            &mut reply.head,
-                        );
-                        reply.tail = Tail::Spliced {
-                            loan,
-                            len: r.bytes as usize,
-                        };
-                        svc.counters
-                            .read_bytes_spliced
-                            .fetch_add(bytes, Ordering::Relaxed);
-                        return Ok(Outcome::Reply);
-                    }
-                    // This backend cannot splice: buffered below.
-                    Ok(None) => pipe_dirty = !matches!(pipe.0.len_bytes(), Ok(0)),
-                    Err(e) => {
-                        // The claim goes back through the reaper, which empties its pipe.
-                        drop(claim);
-                        let fail = READ3res::Fail(
-                            status(&e),
-                            READ3resfail {
-                                file_attributes: post_op(&auth),
-                            },
-                        );
-                        return Ok(reply_success(&mut reply.head, call.header.xid, &fail));
-                    }
-                }
-            }
+    if call.transport == Transport::Tcp && min > 0 && count >= min {
+        match spliced(svc, call, &auth, &a, count, &mut claim, reply) {
+            Spliced::Answered(outcome) => return Ok(outcome),
+            Spliced::Declined => {}
+            // Back through the reaper, which empties the pipe; this READ goes without a loan.
+            Spliced::DeclinedPipeDirty => claim = None,
         }
     }
-    if pipe_dirty {
-        // Back through the reaper, which empties the pipe; this READ goes without a loan.
-        claim = None;
-    }
     Ok(buffered(svc, call, &auth, &a, count, reply, claim))
+}
+
+/// How the zero-copy path went.
+enum Spliced {
+    /// The reply is written (the data, or the backend's error).
+    Answered(Outcome),
+    /// No pipe, or the backend cannot splice: serve it buffered.
+    Declined,
+    /// The backend declined but left bytes in the pipe: buffered, without this claim.
+    DeclinedPipeDirty,
+}
+
+/// The zero-copy path: the file's pages spliced into the claim's pipe, the reply's tail.
+fn spliced(
+    svc: &Service,
+    call: &Call,
+    auth: &Authorized,
+    a: &READ3args,
+    count: u32,
+    claim: &mut Option<rnfs_loan::Claim<PipeResource>>,
+    reply: &mut Reply,
+) -> Spliced {
+    let Some(c) = claim.as_mut() else {
+        return Spliced::Declined;
+    };
+    let pipe_bytes = svc.limits().transfer_bytes_max as usize;
+    let Ok(pipe) =
+        c.resource_or_try_init(|| rnfs_sys::pipe::Pipe::new(pipe_bytes).map(PipeResource))
+    else {
+        return Spliced::Declined;
+    };
+    let read = auth
+        .export
+        .backend
+        .read_spliced(&auth.who, &auth.handle, a.offset, count, &pipe.0);
+    match read {
+        Ok(Some(r)) => {
+            let Some(c) = claim.take() else {
+                return Spliced::Answered(Outcome::Drop);
+            };
+            let bytes = u64::from(r.bytes);
+            let loan = c.lend(
+                LoanKind::Spliced,
+                call.conn_id,
+                r.attr.fileid,
+                a.offset,
+                bytes,
+                call.now_ms,
+            );
+            ReplyHeader::Success.encode(call.header.xid, &mut reply.head);
+            let len = r.bytes as usize;
+            encode_read3resok_header(&Some(fattr(&r.attr)), r.bytes, r.eof, len, &mut reply.head);
+            reply.tail = Tail::Spliced { loan, len };
+            svc.counters
+                .read_bytes_spliced
+                .fetch_add(bytes, Ordering::Relaxed);
+            Spliced::Answered(Outcome::Reply)
+        }
+        Ok(None) if matches!(pipe.0.len_bytes(), Ok(0)) => Spliced::Declined,
+        Ok(None) => Spliced::DeclinedPipeDirty,
+        Err(e) => {
+            // The claim goes back through the reaper, which empties its pipe.
+            *claim = None;
+            let fail = READ3res::Fail(
+                status(&e),
+                READ3resfail {
+                    file_attributes: post_op(auth),
+                },
+            );
+            Spliced::Answered(reply_success(&mut reply.head, call.header.xid, &fail))
+        }
+    }
 }
 
 /// The buffered path: one copy, into the buffer sent as the tail.

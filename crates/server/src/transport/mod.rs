@@ -77,6 +77,31 @@ pub struct Shared {
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
+impl Shared {
+    /// The state of a server starting with `limits`, serving `service`.
+    pub fn new(service: Arc<Service>, limits: &crate::config::Limits) -> Shared {
+        Shared {
+            service,
+            workers: Arc::new(Semaphore::new(limits.fs_workers_max)),
+            // Every queued job holds a `workers` permit, so the queue never holds more than that.
+            pool: crate::pool::WorkerPool::new(
+                "rnfsd-fs",
+                limits.fs_workers_max,
+                limits.fs_workers_max,
+            ),
+            connections: Arc::new(Semaphore::new(limits.connections_max)),
+            registry: Arc::new(crate::registry::Registry::new()),
+            budget: Arc::new(crate::reply_memory::ReplyBudget::new(
+                limits.reply_bytes_max,
+            )),
+            stats: Arc::new(crate::stats::Stats::default()),
+            requests: Arc::new(Semaphore::new(limits.requests_in_flight_max)),
+            per_client: PerClient::default(),
+            stopping: tokio::sync::watch::channel(false).0,
+        }
+    }
+}
+
 /// Serves one record on the current (worker) thread. A panic in a handler is a bug: it is logged
 /// and the message gets no reply (the client retransmits); the server carries on.
 fn run_job(
