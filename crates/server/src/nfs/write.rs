@@ -462,6 +462,32 @@ pub fn rmdir(svc: &Service, call: &Call, a: RMDIR3args) -> Result<RMDIR3res, Aut
     )
 }
 
+/// The second directory of RENAME and LINK, where `name` is to appear: refused (with its
+/// attributes, when known) if either export is read-only for the caller, if it is in another
+/// export (XDEV, whatever its tags), or if `name` cannot be created; only then is its handle
+/// verified.
+// The error is the failure reply's own payload, moved once into it: boxing it would only add an
+// allocation to a failing call.
+#[allow(clippy::result_large_err)]
+fn second_dir(
+    auth: &Authorized,
+    dir: Admitted,
+    name: &filename3,
+) -> Result<Authorized, (nfsstat3, wcc_data)> {
+    let refused = if read_only(auth) || dir.rule.access == Access::Ro {
+        Some(nfsstat3::NFS3ERR_ROFS)
+    } else if dir.export.id != auth.export.id {
+        Some(nfsstat3::NFS3ERR_XDEV)
+    } else {
+        new_name_status(name)
+    };
+    if let Some(s) = refused {
+        return Err((s, unchanged_admitted(&dir)));
+    }
+    dir.verify()
+        .map_err(|d| (denied_status(d), wcc_data::default()))
+}
+
 pub fn rename(svc: &Service, call: &Call, a: RENAME3args) -> Result<RENAME3res, AuthStat> {
     let auth = authorize!(svc, call, a.from.dir, RENAME3res);
     // Verified below, once it is known to be of the same export: another export is XDEV
@@ -476,19 +502,9 @@ pub fn rename(svc: &Service, call: &Call, a: RENAME3args) -> Result<RENAME3res, 
             },
         )
     };
-    let refused = if read_only(&auth) || to.rule.access == Access::Ro {
-        Some(nfsstat3::NFS3ERR_ROFS)
-    } else if to.export.id != auth.export.id {
-        Some(nfsstat3::NFS3ERR_XDEV)
-    } else {
-        new_name_status(&a.to.name)
-    };
-    if let Some(s) = refused {
-        return Ok(fail(s, unchanged_admitted(&to)));
-    }
-    let to = match to.verify() {
+    let to = match second_dir(&auth, to, &a.to.name) {
         Ok(to) => to,
-        Err(d) => return Ok(fail(denied_status(d), wcc_data::default())),
+        Err((s, todir_wcc)) => return Ok(fail(s, todir_wcc)),
     };
     let r = auth.export.backend.rename(
         &auth.who,
@@ -519,19 +535,9 @@ pub fn link(svc: &Service, call: &Call, a: LINK3args) -> Result<LINK3res, AuthSt
             },
         )
     };
-    let refused = if read_only(&auth) || dir.rule.access == Access::Ro {
-        Some(nfsstat3::NFS3ERR_ROFS)
-    } else if dir.export.id != auth.export.id {
-        Some(nfsstat3::NFS3ERR_XDEV)
-    } else {
-        new_name_status(&a.link.name)
-    };
-    if let Some(s) = refused {
-        return Ok(fail(s, unchanged_admitted(&dir)));
-    }
-    let dir = match dir.verify() {
+    let dir = match second_dir(&auth, dir, &a.link.name) {
         Ok(dir) => dir,
-        Err(d) => return Ok(fail(denied_status(d), wcc_data::default())),
+        Err((s, linkdir_wcc)) => return Ok(fail(s, linkdir_wcc)),
     };
     Ok(
         match auth
