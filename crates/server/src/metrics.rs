@@ -132,72 +132,73 @@ fn encode_procedures(
     procs: &[crate::stats::ProcSnapshot],
 ) -> Result<(), std::fmt::Error> {
     let called: Vec<_> = procs.iter().filter(|p| p.calls > 0).collect();
-    {
-        let mut m = enc.encode_descriptor(
-            "rnfsd_requests",
-            "RPC requests handled, by program and procedure",
-            None,
-            MetricType::Counter,
-        )?;
-        for p in &called {
-            let labels = [("program", p.program), ("procedure", p.procedure)];
-            let labels = labels.as_slice();
-            ConstCounter::new(p.calls).encode(m.encode_family(&labels)?)?;
+    let mut m = enc.encode_descriptor(
+        "rnfsd_requests",
+        "RPC requests handled, by program and procedure",
+        None,
+        MetricType::Counter,
+    )?;
+    for p in &called {
+        let labels = [("program", p.program), ("procedure", p.procedure)];
+        ConstCounter::new(p.calls).encode(m.encode_family(&labels.as_slice())?)?;
+    }
+    encode_errors(enc, &called)?;
+    encode_durations(enc, &called)
+}
+
+/// Failed requests by program, procedure and status; a call that got no reply is `NO_REPLY`.
+fn encode_errors(
+    enc: &mut DescriptorEncoder,
+    called: &[&crate::stats::ProcSnapshot],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(
+        "rnfsd_request_errors",
+        "Requests that failed, by program, procedure and status (nfsstat3, mountstat3 or RPC)",
+        None,
+        MetricType::Counter,
+    )?;
+    for p in called {
+        let dropped = (p.dropped > 0).then_some(("NO_REPLY", p.dropped));
+        let errors = p.errors.iter().map(|(s, n)| (s.as_str(), *n));
+        for (status, n) in errors.chain(dropped) {
+            let labels = [
+                ("program", p.program),
+                ("procedure", p.procedure),
+                ("status", status),
+            ];
+            ConstCounter::new(n).encode(m.encode_family(&labels.as_slice())?)?;
         }
     }
-    {
-        let mut m = enc.encode_descriptor(
-            "rnfsd_request_errors",
-            "Requests that failed, by program, procedure and status (nfsstat3, mountstat3 or RPC)",
-            None,
-            MetricType::Counter,
-        )?;
-        for p in &called {
-            for (status, n) in &p.errors {
-                let labels = [
-                    ("program", p.program),
-                    ("procedure", p.procedure),
-                    ("status", status.as_str()),
-                ];
-                let labels = labels.as_slice();
-                ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
-            }
-            if p.dropped > 0 {
-                let labels = [
-                    ("program", p.program),
-                    ("procedure", p.procedure),
-                    ("status", "NO_REPLY"),
-                ];
-                let labels = labels.as_slice();
-                ConstCounter::new(p.dropped).encode(m.encode_family(&labels)?)?;
-            }
-        }
-    }
-    {
-        let mut m = enc.encode_descriptor(
-            "rnfsd_request_duration_seconds",
-            "Time from taking a request to its reply being ready, by program and procedure",
-            None,
-            MetricType::Histogram,
-        )?;
-        for p in &called {
-            let labels = [("program", p.program), ("procedure", p.procedure)];
-            let labels = labels.as_slice();
-            let buckets: Vec<(f64, u64)> = (0..LATENCY_BUCKETS)
-                .map(|i| {
-                    let ub = bucket_upper_us(i).map_or(f64::INFINITY, |u| u as f64 / 1e6);
-                    (ub, p.latency[i])
-                })
-                .collect();
-            let count: u64 = p.latency.iter().sum();
-            m.encode_family(&labels)?
-                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                    p.latency_sum_us as f64 / 1e6,
-                    count,
-                    &buckets,
-                    None,
-                )?;
-        }
+    Ok(())
+}
+
+/// The latency histogram of each procedure called.
+fn encode_durations(
+    enc: &mut DescriptorEncoder,
+    called: &[&crate::stats::ProcSnapshot],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(
+        "rnfsd_request_duration_seconds",
+        "Time from taking a request to its reply being ready, by program and procedure",
+        None,
+        MetricType::Histogram,
+    )?;
+    for p in called {
+        let labels = [("program", p.program), ("procedure", p.procedure)];
+        let buckets: Vec<(f64, u64)> = (0..LATENCY_BUCKETS)
+            .map(|i| {
+                let ub = bucket_upper_us(i).map_or(f64::INFINITY, |u| u as f64 / 1e6);
+                (ub, p.latency[i])
+            })
+            .collect();
+        let count: u64 = p.latency.iter().sum();
+        m.encode_family(&labels.as_slice())?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                p.latency_sum_us as f64 / 1e6,
+                count,
+                &buckets,
+                None,
+            )?;
     }
     Ok(())
 }
