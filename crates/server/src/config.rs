@@ -232,75 +232,28 @@ impl Limits {
         const HOUR_MS: u64 = 3_600_000;
         // (key, value, least, most): the upper bounds keep a typo from allocating without bound
         // (slots, channels and threads are sized from these at start).
+        let transfer_most = rnfs_nfs3::WRITE_DATA_MAX_BYTES.min(rnfs_nfs3::READ_DATA_MAX_BYTES);
+        #[rustfmt::skip]
         let ranges: [(&'static str, u64, u64, u64); 18] = [
-            (
-                "record_bytes_max",
-                self.record_bytes_max as u64,
-                8192,
-                64 * MIB,
-            ),
-            (
-                "record_fragments_max",
-                self.record_fragments_max as u64,
-                1,
-                65_536,
-            ),
+            ("record_bytes_max", self.record_bytes_max as u64, 8192, 64 * MIB),
+            ("record_fragments_max", self.record_fragments_max as u64, 1, 65_536),
             ("connections_max", self.connections_max as u64, 1, 1 << 20),
-            (
-                "connection_requests_max",
-                self.connection_requests_max as u64,
-                1,
-                4096,
-            ),
+            ("connection_requests_max", self.connection_requests_max as u64, 1, 4096),
             ("fs_workers_max", self.fs_workers_max as u64, 1, 1024),
-            (
-                "transfer_bytes_max",
-                u64::from(self.transfer_bytes_max),
-                u64::from(TRANSFER_BYTES_MIN),
-                rnfs_nfs3::WRITE_DATA_MAX_BYTES.min(rnfs_nfs3::READ_DATA_MAX_BYTES) as u64,
-            ),
+            ("transfer_bytes_max", u64::from(self.transfer_bytes_max),
+                u64::from(TRANSFER_BYTES_MIN), transfer_most as u64),
             ("loans_max", self.loans_max as u64, 1, 65_536),
-            (
-                "zero_copy_min_bytes",
-                u64::from(self.zero_copy_min_bytes),
-                0,
-                u64::from(u32::MAX),
-            ),
+            ("zero_copy_min_bytes", u64::from(self.zero_copy_min_bytes), 0, u64::from(u32::MAX)),
             ("stall_bound_ms", self.stall_bound_ms, 100, HOUR_MS),
             ("drc_entries_max", self.drc_entries_max as u64, 1, 1 << 22),
-            (
-                "drc_bytes_max",
-                self.drc_bytes_max as u64,
-                64 << 10,
-                4096 * MIB,
-            ),
-            (
-                "client_connections_max",
-                self.client_connections_max as u64,
-                1,
-                1 << 20,
-            ),
-            (
-                "requests_in_flight_max",
-                self.requests_in_flight_max as u64,
-                1,
-                1 << 20,
-            ),
+            ("drc_bytes_max", self.drc_bytes_max as u64, 64 << 10, 4096 * MIB),
+            ("client_connections_max", self.client_connections_max as u64, 1, 1 << 20),
+            ("requests_in_flight_max", self.requests_in_flight_max as u64, 1, 1 << 20),
             ("idle_timeout_ms", self.idle_timeout_ms, 1000, 24 * HOUR_MS),
-            (
-                "record_receive_ms_max",
-                self.record_receive_ms_max,
-                100,
-                HOUR_MS,
-            ),
+            ("record_receive_ms_max", self.record_receive_ms_max, 100, HOUR_MS),
             ("send_stall_ms_max", self.send_stall_ms_max, 100, HOUR_MS),
             ("shutdown_grace_ms", self.shutdown_grace_ms, 0, HOUR_MS),
-            (
-                "reply_bytes_max",
-                self.reply_bytes_max as u64,
-                64 << 10,
-                64 * 1024 * MIB,
-            ),
+            ("reply_bytes_max", self.reply_bytes_max as u64, 64 << 10, 64 * 1024 * MIB),
         ];
         for (key, value, least, most) in ranges {
             if !(least..=most).contains(&value) {
