@@ -470,11 +470,6 @@ impl LocalFs {
         let cname = component(name)?;
         let dot = name == b".";
         let dotdot_of_root = name == b".." && self.is_root(dst);
-        // The only permission a lookup needs is search on the directory, and an O_PATH open of
-        // the name needs nothing more, whoever makes it. So once the kernel has said yes to this
-        // caller for this directory as it is now (owner, mode, ctime: see `grant_key`), the next
-        // lookups skip the identity switch and run as root.
-        let grant = self.grant_key(dst, who, libc::X_OK);
         // `..` is kept open, to be confirmed below (as root) to lie inside the export.
         let find = || -> Result<Option<LookedUp>> {
             if dot || dotdot_of_root {
@@ -488,21 +483,7 @@ impl LocalFs {
             let (body, st) = self.describe_child(dfd.as_fd(), &cname)?;
             Ok(Some((body, st, None)))
         };
-        let child = if dfd.search_granted(grant) {
-            find()
-        } else {
-            let _as = as_caller(who)?;
-            // Asked first, so that the answer can be remembered (dot and dotdot need no open,
-            // but the caller still needs search permission, as for any lookup).
-            rnfs_sys::faccessat2(
-                dfd.as_fd(),
-                c"",
-                libc::X_OK,
-                libc::AT_EACCESS | libc::AT_EMPTY_PATH,
-            )?;
-            dfd.grant_search(grant);
-            find()
-        };
+        let child = self.with_search_permission(who, dfd, dst, find)?;
         let Some(child) = child.transpose() else {
             let fh = if dot {
                 dir.handle().clone()
@@ -528,6 +509,35 @@ impl LocalFs {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Runs `find` once `who` may search `dfd` (whose attributes are `dst`). The only permission
+    /// a lookup needs is search on the directory, and an O_PATH open of the name needs nothing
+    /// more, whoever makes it. So once the kernel has said yes to this caller for this directory
+    /// as it is now (owner, mode, ctime: see `grant_key`), the next lookups skip the identity
+    /// switch and run as root; until then `find` runs as the caller.
+    fn with_search_permission<T>(
+        &self,
+        who: &Identity,
+        dfd: &PathFd,
+        dst: &Stat,
+        find: impl FnOnce() -> T,
+    ) -> Result<T> {
+        let grant = self.grant_key(dst, who, libc::X_OK);
+        if dfd.search_granted(grant) {
+            return Ok(find());
+        }
+        let _as = as_caller(who)?;
+        // Asked first, so that the answer can be remembered (dot and dotdot need no open, but
+        // the caller still needs search permission, as for any lookup).
+        rnfs_sys::faccessat2(
+            dfd.as_fd(),
+            c"",
+            libc::X_OK,
+            libc::AT_EACCESS | libc::AT_EMPTY_PATH,
+        )?;
+        dfd.grant_search(grant);
+        Ok(find())
     }
 
     /// Stat and handle of an object reached from a directory, refusing other mounts.
@@ -595,23 +605,28 @@ impl LocalFs {
 
     /// READDIRPLUS extras for `name` in the directory `dir` (read as the caller); `None` when they
     /// cannot be had (no search permission, entry vanished, mount point).
-    fn plus_extras(&self, dir: BorrowedFd<'_>, name: &[u8]) -> Option<(Attr, FileHandle)> {
+    fn plus_extras(&self, dir: BorrowedFd<'_>, name: &[u8]) -> Option<PlusExtras> {
         let cname = CString::new(name).ok()?;
         let (body, st) = self.describe_child(dir, &cname).ok()?;
         Some((self.attr(&st), self.seal_body(&body)))
     }
 }
 
-/// A remembered listing and the call it serves (see [`LocalFs::readdir_remembered`]).
-struct Remembered<'a> {
-    listing: &'a Listing,
-    /// The directory's handle body (the listing's key).
+/// One READDIR(PLUS) call, on a directory resolved and opened for reading as the caller.
+struct DirCall<'a> {
+    /// The directory's handle body (its listing's key).
     key: &'a [u8],
-    /// The directory, opened for reading as the caller.
+    /// The directory, opened for reading as the caller and positioned at `cookie`.
     rd: BorrowedFd<'a>,
     dst: &'a Stat,
     dir: &'a FileHandle,
     dir_attr: &'a Attr,
+    is_root: bool,
+    plus: bool,
+    cookie: u64,
+    stamp: Stamp,
+    /// See [`Stamp::settled`].
+    settled: bool,
 }
 
 /// How much of a call a remembered listing answered (see [`LocalFs::readdir_remembered`]).
@@ -625,7 +640,144 @@ enum Served {
     PrefixEnd(u64),
 }
 
+/// A READDIRPLUS entry's attributes and handle.
+type PlusExtras = (Attr, FileHandle);
+
 impl LocalFs {
+    /// Records what a READDIRPLUS call sent (see [`Listings::record`]); READDIR records nothing.
+    fn record_sent(&self, call: &DirCall<'_>, batch: Option<Vec<Listed>>, eof: bool) {
+        if call.plus {
+            self.listings
+                .record(call.key, call.stamp, call.settled, call.cookie, batch, eof);
+        }
+    }
+
+    /// Answers the call from the directory's remembered listing if that reaches the cookie:
+    /// `Some(eof)` when the reply is complete, `None` when the call goes on to read the directory
+    /// (`call.rd` then positioned where a remembered prefix ends, if one was served).
+    fn readdir_from_memory(
+        &self,
+        call: &DirCall<'_>,
+        sink: &mut dyn FnMut(DirEntry) -> bool,
+        batch: &mut Option<Vec<Listed>>,
+    ) -> Result<Option<bool>> {
+        let Some(remembered) = self.listings.get(call.key, &call.stamp) else {
+            return Ok(None);
+        };
+        let start = remembered
+            .position(call.cookie)
+            .filter(|&i| i < remembered.len() || remembered.is_complete());
+        let Some(start) = start else {
+            return Ok(None);
+        };
+        // Calls answered from a complete listing record nothing (there is nothing left to learn);
+        // from a prefix they do, so that their pass can complete the listing.
+        let prefix = !remembered.is_complete();
+        let recording = batch.as_mut().filter(|_| prefix);
+        let served = self.readdir_remembered(call, &remembered, start, sink, recording);
+        if !matches!(served, Served::Nothing) {
+            self.listings.count_served();
+        }
+        match served {
+            Served::Nothing => Ok(None),
+            Served::Answered { eof, recorded } => {
+                if prefix {
+                    self.record_sent(call, batch.take().filter(|_| recorded), eof);
+                }
+                Ok(Some(eof))
+            }
+            Served::PrefixEnd(last) => {
+                rnfs_sys::lseek(call.rd, last as i64, libc::SEEK_SET)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Answers the call (the rest of it, after a remembered prefix) by reading the directory from
+    /// where `call.rd` stands; returns eof. `batch` holds what the pass recorded so far.
+    fn readdir_from_disk(
+        &self,
+        call: &DirCall<'_>,
+        sink: &mut dyn FnMut(DirEntry) -> bool,
+        mut batch: Option<Vec<Listed>>,
+    ) -> Result<bool> {
+        let mut buf = vec![0u8; DIRENT_BUF_MAX];
+        let mut want = DIRENT_BUF_FIRST;
+        loop {
+            let n = rnfs_sys::getdents64(call.rd, &mut buf[..want])?;
+            want = (want * 2).min(DIRENT_BUF_MAX);
+            if n == 0 {
+                self.record_sent(call, batch, true);
+                return Ok(true);
+            }
+            for d in rnfs_sys::dirents(&buf[..n]) {
+                if d.ino == 0 {
+                    continue; // a deleted slot, on file systems that report them
+                }
+                let (entry, kind) = self.read_entry(call, &d);
+                let name = entry.name.clone();
+                if !sink(entry) {
+                    self.record_sent(call, batch, false);
+                    return Ok(false);
+                }
+                batch = batch.zip(kind).map(|(mut b, kind)| {
+                    b.push(Listed {
+                        ino: d.ino,
+                        name,
+                        cookie: d.off as u64,
+                        kind,
+                    });
+                    b
+                });
+            }
+        }
+    }
+
+    /// The entry to send for `d`, read from the directory, and how a listing remembers it
+    /// (`None`: it must not be).
+    fn read_entry(
+        &self,
+        call: &DirCall<'_>,
+        d: &rnfs_sys::Dirent<'_>,
+    ) -> (DirEntry, Option<ListedKind>) {
+        let plus = call.plus;
+        let (fileid, extras) = match d.name {
+            b"." => (
+                call.dst.ino,
+                plus.then(|| (call.dir_attr.clone(), call.dir.clone())),
+            ),
+            b".." if call.is_root => (
+                call.dst.ino,
+                plus.then(|| (call.dir_attr.clone(), self.root_handle.clone())),
+            ),
+            name => (
+                d.ino,
+                if plus {
+                    self.plus_extras(call.rd, name)
+                } else {
+                    None
+                },
+            ),
+        };
+        let kind = match (d.name, &extras) {
+            (b".", _) => Some(ListedKind::Dot),
+            (b"..", _) => Some(ListedKind::DotDot),
+            (_, Some((_, h))) => Some(ListedKind::Child(h.clone())),
+            // What this caller could not see must not be remembered for others.
+            (_, None) => None,
+        };
+        let (attr, handle) = extras.map_or((None, None), |(a, h)| (Some(a), Some(h)));
+        let entry = DirEntry {
+            fileid,
+            name: Bytes::copy_from_slice(d.name),
+            // Cookies are `d_off` values reinterpreted as u64 (see `open_at_cookie`).
+            cookie: d.off as u64,
+            attr,
+            handle,
+        };
+        (entry, kind)
+    }
+
     /// Serves a READDIR(PLUS) call from a remembered listing, from entry `start`, as the caller
     /// (whose identity is in effect): names, cookies and handles as remembered, attributes from
     /// one `fstatat` per entry. Each entry sent is also pushed to `recording` if given. If the
@@ -634,51 +786,24 @@ impl LocalFs {
     /// the directory from that point.
     fn readdir_remembered(
         &self,
-        from: Remembered<'_>,
+        call: &DirCall<'_>,
+        listing: &Listing,
         start: usize,
-        plus: bool,
         sink: &mut dyn FnMut(DirEntry) -> bool,
         mut recording: Option<&mut Vec<Listed>>,
     ) -> Served {
-        let is_root = self.is_root(from.dst);
-        let here = || (from.dir_attr.clone(), from.dir.clone());
         let mut sent = false;
-        for (i, e) in (start..from.listing.len()).map_while(|i| Some((i, from.listing.get(i)?))) {
-            let (fileid, extras) = match &e.kind {
-                ListedKind::Dot => (from.dst.ino, plus.then(here)),
-                ListedKind::DotDot if is_root => (
-                    from.dst.ino,
-                    plus.then(|| (from.dir_attr.clone(), self.root_handle.clone())),
-                ),
-                ListedKind::DotDot => (
-                    e.ino,
-                    plus.then(|| self.plus_extras(from.rd, b"..")).flatten(),
-                ),
-                ListedKind::Child(handle) if plus => {
-                    let stat = from
-                        .listing
-                        .c_name(i)
-                        .map(|n| rnfs_sys::fstatat(from.rd, n, libc::AT_SYMLINK_NOFOLLOW));
-                    match stat {
-                        Some(Ok(st)) if st.ino == e.ino && st.dev == self.root_dev => {
-                            (e.ino, Some((self.attr(&st), handle.clone())))
-                        }
-                        // As when reading the directory: no search permission, no extras.
-                        Some(Err(err)) if denied(&err) => (e.ino, None),
-                        _ => {
-                            self.listings.forget(from.key);
-                            return if sent {
-                                Served::Answered {
-                                    eof: false,
-                                    recorded: false,
-                                }
-                            } else {
-                                Served::Nothing
-                            };
-                        }
+        for (i, e) in (start..listing.len()).map_while(|i| Some((i, listing.get(i)?))) {
+            let Some((fileid, extras)) = self.remembered_entry(call, listing, i, &e) else {
+                self.listings.forget(call.key);
+                return if sent {
+                    Served::Answered {
+                        eof: false,
+                        recorded: false,
                     }
-                }
-                ListedKind::Child(_) => (e.ino, None),
+                } else {
+                    Served::Nothing
+                };
             };
             let (attr, handle) = extras.map_or((None, None), |(a, h)| (Some(a), Some(h)));
             let entry = DirEntry {
@@ -699,15 +824,69 @@ impl LocalFs {
             }
             sent = true;
         }
-        if from.listing.is_complete() {
+        if listing.is_complete() {
             Served::Answered {
                 eof: true,
                 recorded: true,
             }
         } else {
-            Served::PrefixEnd(from.listing.last_cookie())
+            Served::PrefixEnd(listing.last_cookie())
         }
     }
+
+    /// The fileid and READDIRPLUS extras of remembered entry `e` (number `i` of `listing`);
+    /// `None` if it no longer matches the directory.
+    fn remembered_entry(
+        &self,
+        call: &DirCall<'_>,
+        listing: &Listing,
+        i: usize,
+        e: &Listed,
+    ) -> Option<(u64, Option<PlusExtras>)> {
+        let plus = call.plus;
+        Some(match &e.kind {
+            ListedKind::Dot => (
+                call.dst.ino,
+                plus.then(|| (call.dir_attr.clone(), call.dir.clone())),
+            ),
+            ListedKind::DotDot if call.is_root => (
+                call.dst.ino,
+                plus.then(|| (call.dir_attr.clone(), self.root_handle.clone())),
+            ),
+            ListedKind::DotDot => (
+                e.ino,
+                plus.then(|| self.plus_extras(call.rd, b"..")).flatten(),
+            ),
+            ListedKind::Child(handle) if plus => {
+                let stat = listing
+                    .c_name(i)
+                    .map(|n| rnfs_sys::fstatat(call.rd, n, libc::AT_SYMLINK_NOFOLLOW));
+                match stat {
+                    Some(Ok(st)) if st.ino == e.ino && st.dev == self.root_dev => {
+                        (e.ino, Some((self.attr(&st), handle.clone())))
+                    }
+                    // As when reading the directory: no search permission, no extras.
+                    Some(Err(err)) if denied(&err) => (e.ino, None),
+                    _ => return None,
+                }
+            }
+            ListedKind::Child(_) => (e.ino, None),
+        })
+    }
+}
+
+/// `dir` opened for reading (as the calling thread's identity), positioned at `cookie`.
+fn open_at_cookie(dir: BorrowedFd<'_>, cookie: u64) -> Result<OwnedFd> {
+    let rd = rnfs_sys::reopen(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+    // Cookies are `d_off` values reinterpreted as u64 (see `LocalFs::read_entry`); undo that bit
+    // for bit.
+    rnfs_sys::lseek(rd.as_fd(), cookie as i64, libc::SEEK_SET).map_err(|e| {
+        match e.raw_os_error() {
+            Some(libc::EINVAL) => Error::BadCookie,
+            _ => Error::from(e),
+        }
+    })?;
+    Ok(rd)
 }
 
 /// What LOOKUP found by name: its handle body and attributes, and, for `..`, its descriptor.
@@ -1017,129 +1196,35 @@ impl Backend for LocalFs {
         let stamp = Stamp::of(&dst);
         let is_root = self.is_root(&dst);
         let dir_attr = self.attr(&dst);
-        let listing = |eof| DirListing {
-            eof,
-            verifier: verifier(&dst),
-            dir_attr: dir_attr.clone(),
-        };
-        // Cookies are `d_off` values reinterpreted as u64 (below); undo that bit for bit.
-        let pos = cookie as i64;
 
         // Everything below runs as the caller: the open needs read permission, the READDIRPLUS
         // lookups search permission. The sink is our own encoder and touches no file system.
         let _as = as_caller(who)?;
-        let rd = rnfs_sys::reopen(dfd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY)?;
-        rnfs_sys::lseek(rd.as_fd(), pos, libc::SEEK_SET).map_err(|e| match e.raw_os_error() {
-            Some(libc::EINVAL) => Error::BadCookie,
-            _ => Error::from(e),
-        })?;
+        let rd = open_at_cookie(dfd.as_fd(), cookie)?;
+        let call = DirCall {
+            key: body,
+            rd: rd.as_fd(),
+            dst: &dst,
+            dir: dir.handle(),
+            dir_attr: &dir_attr,
+            is_root,
+            plus,
+            cookie,
+            stamp,
+            settled: stamp.settled(now),
+        };
         // A READDIRPLUS pass records what it sends (see `listing`); `None` once an entry cannot
         // be remembered.
         let mut batch = plus.then(Vec::new);
-        let settled = stamp.settled(now);
-        let record = |batch: Option<Vec<Listed>>, eof: bool| {
-            if plus {
-                self.listings
-                    .record(body, stamp, settled, cookie, batch, eof);
-            }
+        let eof = match self.readdir_from_memory(&call, sink, &mut batch)? {
+            Some(eof) => eof,
+            None => self.readdir_from_disk(&call, sink, batch)?,
         };
-        if let Some(remembered) = self.listings.get(body, &stamp) {
-            let start = remembered
-                .position(cookie)
-                .filter(|&i| i < remembered.len() || remembered.is_complete());
-            if let Some(start) = start {
-                let from = Remembered {
-                    listing: &remembered,
-                    key: body,
-                    rd: rd.as_fd(),
-                    dst: &dst,
-                    dir: dir.handle(),
-                    dir_attr: &dir_attr,
-                };
-                // Calls answered from a complete listing record nothing (there is nothing left to
-                // learn); from a prefix they do, so that their pass can complete the listing.
-                let prefix = !remembered.is_complete();
-                let recording = batch.as_mut().filter(|_| prefix);
-                let served = self.readdir_remembered(from, start, plus, sink, recording);
-                if !matches!(served, Served::Nothing) {
-                    self.listings.count_served();
-                }
-                match served {
-                    Served::Nothing => {}
-                    Served::Answered { eof, recorded } => {
-                        if prefix {
-                            record(batch.filter(|_| recorded), eof);
-                        }
-                        return Ok(listing(eof));
-                    }
-                    Served::PrefixEnd(last) => {
-                        rnfs_sys::lseek(rd.as_fd(), last as i64, libc::SEEK_SET)?;
-                    }
-                }
-            }
-        }
-        let mut buf = vec![0u8; DIRENT_BUF_MAX];
-        let mut want = DIRENT_BUF_FIRST;
-        loop {
-            let n = rnfs_sys::getdents64(rd.as_fd(), &mut buf[..want])?;
-            want = (want * 2).min(DIRENT_BUF_MAX);
-            if n == 0 {
-                record(batch, true);
-                return Ok(listing(true));
-            }
-            for d in rnfs_sys::dirents(&buf[..n]) {
-                if d.ino == 0 {
-                    continue; // a deleted slot, on file systems that report them
-                }
-                let (fileid, extras) = match d.name {
-                    b"." => (
-                        dst.ino,
-                        plus.then(|| (dir_attr.clone(), dir.handle().clone())),
-                    ),
-                    b".." if is_root => (
-                        dst.ino,
-                        plus.then(|| (dir_attr.clone(), self.root_handle.clone())),
-                    ),
-                    name => (
-                        d.ino,
-                        if plus {
-                            self.plus_extras(rd.as_fd(), name)
-                        } else {
-                            None
-                        },
-                    ),
-                };
-                let kind = match (d.name, &extras) {
-                    (b".", _) => Some(ListedKind::Dot),
-                    (b"..", _) => Some(ListedKind::DotDot),
-                    (_, Some((_, h))) => Some(ListedKind::Child(h.clone())),
-                    // What this caller could not see must not be remembered for others.
-                    (_, None) => None,
-                };
-                let (attr, handle) = extras.map_or((None, None), |(a, h)| (Some(a), Some(h)));
-                let name = Bytes::copy_from_slice(d.name);
-                let entry = DirEntry {
-                    fileid,
-                    name: name.clone(),
-                    cookie: d.off as u64,
-                    attr,
-                    handle,
-                };
-                if !sink(entry) {
-                    record(batch, false);
-                    return Ok(listing(false));
-                }
-                batch = batch.zip(kind).map(|(mut b, kind)| {
-                    b.push(Listed {
-                        ino: d.ino,
-                        name,
-                        cookie: d.off as u64,
-                        kind,
-                    });
-                    b
-                });
-            }
-        }
+        Ok(DirListing {
+            eof,
+            verifier: verifier(&dst),
+            dir_attr,
+        })
     }
 
     fn fsstat(&self, _who: &Identity, fh: &VerifiedHandle) -> Result<(FsStat, Attr)> {

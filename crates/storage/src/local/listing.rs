@@ -332,6 +332,67 @@ impl State {
         }
     }
 
+    /// Starts a pass over `key` (none is in progress), making way if [`BUILDING_MAX`] are.
+    fn start_building(&mut self, key: &[u8], stamp: Stamp) {
+        if self.building.len() >= BUILDING_MAX {
+            // The pass that grew longest ago gives way.
+            let oldest = self
+                .building
+                .iter()
+                .min_by_key(|(_, b)| b.round)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.drop_building(&k);
+            }
+        }
+        self.building.insert(
+            key.to_vec(),
+            Building {
+                stamp,
+                packed: Packed::default(),
+                round: self.calls,
+            },
+        );
+    }
+
+    /// Appends `batch`, the entries after `cookie`, to the pass over `key`; false if they cannot
+    /// be (cookies not increasing, no room, an entry that does not pack), and the pass must end.
+    fn extend_building(&mut self, key: &[u8], cookie: u64, batch: Vec<Listed>) -> bool {
+        let mut last = if cookie == 0 { None } else { Some(cookie) };
+        let increasing = batch.iter().all(|e| {
+            let ok = last.is_none_or(|l| e.cookie > l);
+            last = Some(e.cookie);
+            ok
+        });
+        if !increasing || !self.make_room(batch.len()) {
+            return false;
+        }
+        let round = self.calls;
+        let Some(b) = self.building.get_mut(key) else {
+            return false;
+        };
+        b.round = round;
+        let before = b.packed.slots.len();
+        let whole = batch.into_iter().all(|e| b.packed.push(e));
+        let added = b.packed.slots.len() - before;
+        self.building_entries += added;
+        whole
+    }
+
+    /// Ends the pass over `key` at eof: what it read becomes the directory's complete listing.
+    fn complete_building(&mut self, key: &[u8]) {
+        let Some(b) = self.building.remove(key) else {
+            return;
+        };
+        self.building_entries -= b.packed.slots.len();
+        self.forget_done(key);
+        let listing = b.packed.into_listing(b.stamp, true);
+        self.done_entries += listing.len();
+        let listing = Arc::new(listing);
+        let mut evicted = Vec::new();
+        self.done.insert_new(key, listing, usize::MAX, &mut evicted);
+    }
+
     /// Ends the pass over `key`: what it read becomes the directory's prefix listing if it was
     /// read under `stamp` (the directory's now) and is longer than what is remembered under it.
     fn give_up_building(&mut self, key: &[u8], stamp: Stamp) {
@@ -409,7 +470,6 @@ impl Listings {
         eof: bool,
     ) {
         let mut s = self.lock();
-        let round = s.calls;
         let continues = s
             .building
             .get(dir)
@@ -423,64 +483,18 @@ impl Listings {
             if !settled {
                 return;
             }
-            if s.building.len() >= BUILDING_MAX {
-                // The pass that grew longest ago gives way.
-                let oldest = s
-                    .building
-                    .iter()
-                    .min_by_key(|(_, b)| b.round)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    s.drop_building(&k);
-                }
-            }
-            s.building.insert(
-                dir.to_vec(),
-                Building {
-                    stamp,
-                    packed: Packed::default(),
-                    round,
-                },
-            );
+            s.start_building(dir, stamp);
         } else if !continues {
             s.drop_building(dir);
             return;
         }
-        let mut last = if cookie == 0 { None } else { Some(cookie) };
-        let increasing = batch.iter().all(|e| {
-            let ok = last.is_none_or(|l| e.cookie > l);
-            last = Some(e.cookie);
-            ok
-        });
-        if !increasing || !s.make_room(batch.len()) {
+        if !s.extend_building(dir, cookie, batch) {
             s.drop_building(dir);
             return;
         }
-        let Some(b) = s.building.get_mut(dir) else {
-            return;
-        };
-        b.round = round;
-        let before = b.packed.slots.len();
-        let whole = batch.into_iter().all(|e| b.packed.push(e));
-        let added = b.packed.slots.len() - before;
-        s.building_entries += added;
-        if !whole {
-            s.drop_building(dir);
-            return;
+        if eof {
+            s.complete_building(dir);
         }
-        if !eof {
-            return;
-        }
-        let Some(b) = s.building.remove(dir) else {
-            return;
-        };
-        s.building_entries -= b.packed.slots.len();
-        s.forget_done(dir);
-        let listing = b.packed.into_listing(b.stamp, true);
-        s.done_entries += listing.len();
-        let listing = Arc::new(listing);
-        let mut evicted = Vec::new();
-        s.done.insert_new(dir, listing, usize::MAX, &mut evicted);
     }
 
     /// Housekeeping: every [`IDLE_ROUNDS`] calls, drops the listings and passes not used since

@@ -427,32 +427,44 @@ impl LocalFs {
                     Err(e) => return Err(e),
                 }
             };
-            // UNCHECKED over an existing name.
-            let st = rnfs_sys::fstat(made.as_fd())?;
-            match st.file_type() {
-                libc::S_IFREG => {}
-                libc::S_IFDIR => return Err(Error::IsDir),
-                _ => return Err(Error::Exist),
-            }
-            let (body, _) = self.describe_body(made.as_fd()).map_err(|e| match e {
-                Error::XDev => Error::Exist, // a mount point: not ours to serve
-                e => e,
-            })?;
-            if let Some(size) = attrs.size_bytes {
-                self.set_size(who, &body, size)?;
-            }
-            let handle = self.seal_body(&body);
-            let st = rnfs_sys::fstat(made.as_fd())?;
-            return Ok(Created {
-                handle,
-                attr: self.attr(&st),
-                dir: Wcc {
-                    before,
-                    after: self.post(dfd.as_fd()),
-                },
-            });
+            return self.create_over_existing(who, dfd.as_fd(), made.as_fd(), attrs, before);
         }
         Err(Error::ServerFault(libc::EAGAIN))
+    }
+
+    /// UNCHECKED over a name that exists (`made`, opened in `dfd`): it must be a regular file,
+    /// and of the attributes only the size is applied.
+    fn create_over_existing(
+        &self,
+        who: &Identity,
+        dfd: BorrowedFd<'_>,
+        made: BorrowedFd<'_>,
+        attrs: &SetAttrs,
+        before: Option<WccAttr>,
+    ) -> Result<Created> {
+        let st = rnfs_sys::fstat(made)?;
+        match st.file_type() {
+            libc::S_IFREG => {}
+            libc::S_IFDIR => return Err(Error::IsDir),
+            _ => return Err(Error::Exist),
+        }
+        let (body, _) = self.describe_body(made).map_err(|e| match e {
+            Error::XDev => Error::Exist, // a mount point: not ours to serve
+            e => e,
+        })?;
+        if let Some(size) = attrs.size_bytes {
+            self.set_size(who, &body, size)?;
+        }
+        let handle = self.seal_body(&body);
+        let st = rnfs_sys::fstat(made)?;
+        Ok(Created {
+            handle,
+            attr: self.attr(&st),
+            dir: Wcc {
+                before,
+                after: self.post(dfd),
+            },
+        })
     }
 
     fn create_exclusive(
