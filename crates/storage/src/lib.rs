@@ -579,4 +579,24 @@ pub trait Backend: Send + Sync + 'static {
     /// Closes every open file, first making UNSTABLE writes durable (the COMMIT-equivalent flush
     /// of a graceful shutdown). A failure counts in [`Backend::writeback_errors`].
     fn close_all_files(&self) {}
+
+    /// Opens a description of the regular file `fh` of its own, on which one NFS lock owner's
+    /// byte-range locks are mirrored into the file system, so local processes and NFS clients see
+    /// each other's locks (as with Linux's nfsd). `None`: this backend has no such locks, and the
+    /// server's lock manager alone decides. Opened as root: whether the caller may lock the file
+    /// is the server's business (export rules), not the file's mode.
+    fn open_lock_file(&self, _fh: &VerifiedHandle) -> Result<Option<Box<dyn LockFile>>> {
+        Ok(None)
+    }
+}
+
+/// One lock owner's private description of a file ([`Backend::open_lock_file`]). Its locks are
+/// released when it is dropped. Nothing here may wait for another lock holder: a conflict is an
+/// answer, not a wait, because the caller holds the server's lock-manager mutex.
+pub trait LockFile: Send + Sync {
+    /// Takes, upgrades or downgrades the range (`len_bytes` 0 = to end of file). `Ok(false)`:
+    /// a lock the server does not hold (a local process's) conflicts; nothing changed.
+    fn lock(&self, exclusive: bool, start: u64, len_bytes: u64) -> std::io::Result<bool>;
+    /// Releases the range (parts not held are ignored, as with `fcntl`).
+    fn unlock(&self, start: u64, len_bytes: u64) -> std::io::Result<()>;
 }

@@ -96,8 +96,8 @@ use rnfs_sys::{identity, IdentityGuard, KernelHandle, Stat, TimeSpec};
 use crate::handle::{self, ExportKey, HandleKey, VerifiedHandle, MAX_BODY};
 use crate::{
     access, Attr, Backend, CreateMode, Created, DirEntry, DirListing, Error, FileHandle, FileType,
-    FsStat, Identity, NodeKind, PathConf, ReadData, Result, SetAttrs, Stability, Timestamp, Wcc,
-    Written,
+    FsStat, Identity, LockFile, NodeKind, PathConf, ReadData, Result, SetAttrs, Stability,
+    Timestamp, Wcc, Written,
 };
 use cache::{OpenFiles, PathFd, PathFds};
 use listing::{Listed, ListedKind, Listing, Listings, Stamp};
@@ -1004,7 +1004,84 @@ fn settled(ctime: TimeSpec, now: std::time::SystemTime) -> bool {
     })
 }
 
+/// A description of a file of its own that mirrors one NFS lock owner's locks as OFD locks
+/// (`F_OFD_SETLK`, never the waiting form), which conflict with every other description's locks
+/// and with classic `fcntl` locks of local processes, and are released when it is closed.
+struct OfdLockFile {
+    fd: OwnedFd,
+    /// Opened read-only (a read-only file system, a file being executed): exclusive locks cannot
+    /// be mirrored on it and are left to the lock manager alone.
+    read_only: bool,
+}
+
+impl LockFile for OfdLockFile {
+    fn lock(&self, exclusive: bool, start: u64, len_bytes: u64) -> io::Result<bool> {
+        use rnfs_sys::ofd::{LockKind, Outcome};
+        if exclusive && self.read_only {
+            return Ok(true);
+        }
+        let kind = if exclusive {
+            LockKind::Exclusive
+        } else {
+            LockKind::Shared
+        };
+        match rnfs_sys::ofd::lock(self.fd.as_fd(), kind, start, len_bytes) {
+            Ok(Outcome::Granted) => Ok(true),
+            Ok(Outcome::Denied) => Ok(false),
+            // Offsets the kernel cannot represent (past i64::MAX): nothing local can lock them.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn unlock(&self, start: u64, len_bytes: u64) -> io::Result<()> {
+        match rnfs_sys::ofd::unlock(self.fd.as_fd(), start, len_bytes) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+impl LocalFs {
+    /// [`Backend::open_lock_file`]: a new description of the regular file, read-write where the
+    /// file system allows it.
+    fn open_ofd_lock_file(&self, fh: &VerifiedHandle) -> Result<Box<dyn LockFile>> {
+        let (path, st) = self.resolve(fh)?;
+        if st.file_type() != libc::S_IFREG {
+            return Err(if st.is_dir() {
+                Error::IsDir
+            } else {
+                Error::Inval
+            });
+        }
+        let flags = libc::O_NOCTTY | libc::O_NONBLOCK;
+        match rnfs_sys::reopen(path.as_fd(), libc::O_RDWR | flags) {
+            Ok(fd) => Ok(Box::new(OfdLockFile {
+                fd,
+                read_only: false,
+            })),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EROFS | libc::ETXTBSY | libc::EACCES)
+                ) =>
+            {
+                let fd = rnfs_sys::reopen(path.as_fd(), libc::O_RDONLY | flags)?;
+                Ok(Box::new(OfdLockFile {
+                    fd,
+                    read_only: true,
+                }))
+            }
+            Err(e) => Err(Error::from(e)),
+        }
+    }
+}
+
 impl Backend for LocalFs {
+    fn open_lock_file(&self, fh: &VerifiedHandle) -> Result<Option<Box<dyn LockFile>>> {
+        self.open_ofd_lock_file(fh).map(Some)
+    }
+
     fn root(&self) -> FileHandle {
         self.root_handle.clone()
     }

@@ -871,3 +871,45 @@ fn remembered_listings_keep_each_callers_permissions() {
     list(&fs, &nobody(), &h, true, 30);
     assert_eq!(fs.remembered_listings().listings, 0);
 }
+
+/// NFS lock owners' descriptions ([`rnfs_storage::Backend::open_lock_file`]) hold OFD locks that
+/// conflict with each other and with a local process's locks, and release them when dropped.
+#[test]
+fn lock_files_mirror_locks_into_the_file_system() {
+    use rnfs_storage::Backend;
+    use rnfs_sys::ofd::{self, LockKind, Outcome};
+    use std::os::fd::AsFd;
+    let (dir, fs, _) = setup();
+    write(&dir.path().join("f"), b"data", 0o600);
+    let vh = fs.verify(&lookup(&fs, &Backend::root(&fs), "f")).unwrap();
+    let a = Backend::open_lock_file(&fs, &vh).unwrap().unwrap();
+    let b = Backend::open_lock_file(&fs, &vh).unwrap().unwrap();
+    assert!(a.lock(true, 0, 10).unwrap());
+    assert!(
+        !b.lock(false, 5, 1).unwrap(),
+        "owners' descriptions conflict"
+    );
+    assert!(b.lock(false, 10, 0).unwrap(), "adjacent, to end of file");
+    let local = fs::File::open(dir.path().join("f")).unwrap();
+    assert!(matches!(
+        ofd::lock(local.as_fd(), LockKind::Shared, 9, 1).unwrap(),
+        Outcome::Denied
+    ));
+    a.unlock(0, 5).unwrap();
+    assert!(matches!(
+        ofd::lock(local.as_fd(), LockKind::Shared, 0, 5).unwrap(),
+        Outcome::Granted
+    ));
+    drop(a);
+    assert!(matches!(
+        ofd::lock(local.as_fd(), LockKind::Shared, 5, 5).unwrap(),
+        Outcome::Granted
+    ));
+    // The local shared lock now keeps an NFS owner's exclusive lock out, and vice versa.
+    assert!(!b.lock(true, 3, 1).unwrap());
+    let root = fs.verify(&Backend::root(&fs)).unwrap();
+    assert!(matches!(
+        Backend::open_lock_file(&fs, &root),
+        Err(Error::IsDir)
+    ));
+}
