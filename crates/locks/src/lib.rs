@@ -32,6 +32,35 @@
 //! Locks are also mirrored into the local file system through the [`Mirror`] hook (OFD locks in
 //! the server), so that local processes and NFS clients see each other's locks: the manager asks
 //! the mirror after deciding a lock is possible among NFS owners and before committing it.
+//!
+//! # Example
+//! ```
+//! use rnfs_locks::{Bytes, Limits, LockKind, LockManager, LockOutcome, LockRequest, NoMirror};
+//! use rnfs_locks::{Range, Target};
+//!
+//! let mut locks = LockManager::new(Limits::default())?;
+//! let target = |owner: &'static [u8]| Target {
+//!     client: Bytes::from_static(b"host-a"),
+//!     owner: Bytes::from_static(owner),
+//!     file: Bytes::from_static(b"fh-1"),
+//! };
+//! let range = Range::from_offset_len(0, 0)?; // the whole file
+//! let req = |owner, block| LockRequest {
+//!     target: target(owner),
+//!     kind: LockKind::Exclusive,
+//!     range,
+//!     block,
+//!     reclaim: false,
+//! };
+//! let now_ms = 0;
+//! let first = locks.lock(now_ms, &req(b"pid 1", false), &mut NoMirror);
+//! assert_eq!(first.outcome, LockOutcome::Granted);
+//! let second = locks.lock(now_ms, &req(b"pid 2", true), &mut NoMirror);
+//! let LockOutcome::Blocked(waiter) = second.outcome else { panic!("pid 1 holds the file") };
+//! let granted = locks.unlock(now_ms, &target(b"pid 1"), range, &mut NoMirror)?;
+//! assert_eq!(granted[0].waiter, waiter); // the server now sends NLM_GRANTED
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

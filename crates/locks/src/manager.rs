@@ -199,9 +199,14 @@ impl LockManager {
             }
             return answer(self.enqueue(now_ms, ids, kind, range, true));
         }
-        self.apply_plan(ids, &plan);
         // Only a downgrade in place (exclusive to shared) can let a waiter through.
-        let granted = if kind == LockKind::Shared {
+        let downgrade = kind == LockKind::Shared
+            && self.segs_of(ids.file, ids.owner).is_some_and(|segs| {
+                segs.overlapping(range)
+                    .any(|(_, seg)| seg.kind == LockKind::Exclusive)
+            });
+        self.apply_plan(ids, &plan);
+        let granted = if downgrade {
             self.regrant(now_ms, ids.file, mirror)
         } else {
             Vec::new()

@@ -472,6 +472,11 @@ fn other_limits_are_enforced() {
         LockOutcome::NoLocks(Limit::KeyBytes)
     );
     assert_eq!(m.usage().owners, 3);
+}
+
+#[test]
+fn total_limits_are_enforced() {
+    let (a, b) = (who("a"), who("b"));
     let mut m = LockManager::new(Limits {
         waiters_total_max: 1,
         waiters_per_file_max: 1,
