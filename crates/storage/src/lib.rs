@@ -599,4 +599,12 @@ pub trait LockFile: Send + Sync {
     fn lock(&self, exclusive: bool, start: u64, len_bytes: u64) -> std::io::Result<bool>;
     /// Releases the range (parts not held are ignored, as with `fcntl`).
     fn unlock(&self, start: u64, len_bytes: u64) -> std::io::Result<()>;
+    /// A lock held through another description (or by a local process) that would conflict with
+    /// this one taking the range: `(exclusive, start, len_bytes)`, `len_bytes` 0 = to end of file.
+    fn conflict(
+        &self,
+        exclusive: bool,
+        start: u64,
+        len_bytes: u64,
+    ) -> std::io::Result<Option<(bool, u64, u64)>>;
 }

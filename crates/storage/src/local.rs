@@ -1040,6 +1040,25 @@ impl LockFile for OfdLockFile {
             other => other,
         }
     }
+
+    fn conflict(
+        &self,
+        exclusive: bool,
+        start: u64,
+        len_bytes: u64,
+    ) -> io::Result<Option<(bool, u64, u64)>> {
+        use rnfs_sys::ofd::LockKind;
+        let kind = if exclusive {
+            LockKind::Exclusive
+        } else {
+            LockKind::Shared
+        };
+        match rnfs_sys::ofd::get(self.fd.as_fd(), kind, start, len_bytes) {
+            Ok(found) => Ok(found.map(|c| (c.kind == LockKind::Exclusive, c.start, c.len))),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl LocalFs {
