@@ -110,6 +110,12 @@ impl LockManager {
         &self.counters
     }
 
+    /// Whether `owner` holds any range of `file` (a server that mirrors locks per (file, owner)
+    /// closes its description when this turns false).
+    pub fn holds(&self, file: FileId, owner: OwnerId) -> bool {
+        self.segs_of(file, owner).is_some_and(|segs| !segs.is_empty())
+    }
+
     /// The current table sizes.
     pub fn usage(&self) -> Usage {
         Usage {
