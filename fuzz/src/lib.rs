@@ -3,9 +3,9 @@
 //! The fuzz targets live in `fuzz_targets/`; `src/bin/gen_corpus.rs` writes the seed corpus into
 //! `corpus/<target>/` from [`seeds`], after checking that every seed decodes.
 //!
-//! The seeds are written here as raw wire bytes (RFC 1813 / 1833 / 5531), not with the crates'
-//! encoders, so they do not depend on type names that are still moving and they double as an
-//! independent check of the decoders (see [`check_seeds`]).
+//! The seeds are written here as raw wire bytes (RFC 1813 / 1833 / 5531, XNFS for NLM and NSM),
+//! not with the crates' encoders, so they do not depend on type names that are still moving and
+//! they double as an independent check of the decoders (see [`check_seeds`]).
 
 pub mod xdr_sample {
     use rnfs_xdr::{Array, Opaque};
@@ -32,31 +32,39 @@ pub mod xdr_sample {
     }
 }
 
-/// The body of a fuzz target for one RPC program crate (`rnfs_portmap`, `rnfs_mount`, `rnfs_nfs3`),
-/// which all expose `Args::decode(procedure, bytes)`, `Res::decode(procedure, bytes)`,
-/// `procedure()`, `XdrEncode` and `ArgsError::{ProcUnavail, GarbageArgs}`.
+/// The body of a fuzz target for one RPC program crate or module (`rnfs_portmap`, `rnfs_mount`,
+/// `rnfs_nfs3`, `rnfs_nlm`, `rnfs_nlm::nsm` brought into scope with `use`), which all expose
+/// `Args::decode(procedure, bytes)`, `Res::decode(procedure, bytes)`, `procedure()`, `XdrEncode`
+/// and `ArgsError::{ProcUnavail, GarbageArgs}`.
 ///
 /// Input: byte 0 = `0x80` bit set for results (client side) / clear for arguments (server side),
 /// low 7 bits modulo `procedures + 2` = the procedure (so two invalid numbers are tried too); the
-/// rest = the XDR bytes. Checks: no panic; an unknown procedure gives exactly `ProcUnavail(p)` and a
-/// known one never does; a successful decode re-encodes to exactly the input (the decoders are
-/// strict: one encoding per value), with a matching `encoded_len` and `procedure()`.
+/// rest = the XDR bytes. The optional third argument lists the numbers below `procedures` that the
+/// program does not define (NLM v4 defines none of 16 to 19). Checks: no panic; an unknown
+/// procedure gives exactly `ProcUnavail(p)` and a known one never does; a successful decode
+/// re-encodes to exactly the input (the decoders are strict: one encoding per value), with a
+/// matching `encoded_len` and `procedure()`.
 #[macro_export]
 macro_rules! program_fuzz_target {
     ($krate:ident, $procedures:expr) => {
+        $crate::program_fuzz_target!($krate, $procedures, &[]);
+    };
+    ($krate:ident, $procedures:expr, $unavailable:expr) => {
         libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             let Some((&sel, rest)) = data.split_first() else {
                 return;
             };
             let procedures: u32 = $procedures;
+            let unavailable: &[u32] = $unavailable;
             let procedure = u32::from(sel & 0x7f) % (procedures + 2);
+            let known = procedure < procedures && !unavailable.contains(&procedure);
             let bytes = bytes::Bytes::copy_from_slice(rest);
             if sel & 0x80 == 0 {
                 $crate::check_decode!(
                     $krate::Args::decode(procedure, bytes.clone()),
                     $krate,
                     procedure,
-                    procedures,
+                    known,
                     bytes
                 );
             } else {
@@ -64,7 +72,7 @@ macro_rules! program_fuzz_target {
                     $krate::Res::decode(procedure, bytes.clone()),
                     $krate,
                     procedure,
-                    procedures,
+                    known,
                     bytes
                 );
             }
@@ -75,14 +83,10 @@ macro_rules! program_fuzz_target {
 /// See [`program_fuzz_target`].
 #[macro_export]
 macro_rules! check_decode {
-    ($result:expr, $krate:ident, $procedure:ident, $procedures:ident, $bytes:ident) => {
+    ($result:expr, $krate:ident, $procedure:ident, $known:ident, $bytes:ident) => {
         match $result {
             Ok(v) => {
-                assert!(
-                    $procedure < $procedures,
-                    "decoded unknown procedure {}",
-                    $procedure
-                );
+                assert!($known, "decoded unknown procedure {}", $procedure);
                 assert_eq!(v.procedure(), $procedure, "decoded as another procedure");
                 let again = rnfs_xdr::to_bytes(&v);
                 assert_eq!(
@@ -94,15 +98,9 @@ macro_rules! check_decode {
             }
             Err($krate::ArgsError::ProcUnavail(p)) => {
                 assert_eq!(p, $procedure);
-                assert!(
-                    $procedure >= $procedures,
-                    "known procedure {p} reported unavailable"
-                );
+                assert!(!$known, "known procedure {p} reported unavailable");
             }
-            Err(_) => assert!(
-                $procedure < $procedures,
-                "unknown procedure not ProcUnavail"
-            ),
+            Err(_) => assert!($known, "unknown procedure not ProcUnavail"),
         }
     };
 }
@@ -111,6 +109,10 @@ macro_rules! check_decode {
 pub const PORTMAP_PROCEDURES: u32 = 6;
 pub const MOUNT_PROCEDURES: u32 = 6;
 pub const NFS3_PROCEDURES: u32 = 22;
+pub const NLM_PROCEDURES: u32 = 24;
+/// The numbers below [`NLM_PROCEDURES`] that NLM v4 does not define.
+pub const NLM_UNAVAILABLE: &[u32] = &[16, 17, 18, 19];
+pub const NSM_PROCEDURES: u32 = 7;
 
 /// A tiny XDR writer for the seeds.
 #[derive(Default)]
@@ -158,6 +160,8 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
         ("portmap", portmap_seeds()),
         ("mount", mount_seeds()),
         ("nfs3", nfs3_seeds()),
+        ("nlm", nlm_seeds()),
+        ("nsm", nsm_seeds()),
         ("dispatch", dispatch::seeds()),
     ]
 }
@@ -595,6 +599,103 @@ fn nfs3_seeds() -> Vec<Seed> {
     ]
 }
 
+/// NLM v4 (XNFS chapters 10 and 14, RFC 1813 Appendix II).
+fn nlm_seeds() -> Vec<Seed> {
+    // nlm4_lock: caller_name, fh, oh, svid, l_offset, l_len.
+    let alock = || {
+        W::new()
+            .opaque(b"client.example")
+            .opaque(&[0x5a; 28])
+            .opaque(b"4242@client.example")
+            .u32(4242)
+            .u64(0)
+            .u64(0)
+    };
+    let cookie = || W::new().opaque(&[0, 0, 0, 0, 0, 0, 0, 1]);
+    // cookie, block, exclusive, alock, reclaim, state.
+    let lockargs = |block: u32, reclaim: u32| {
+        cookie()
+            .u32(block)
+            .u32(1)
+            .raw(&alock().done())
+            .u32(reclaim)
+            .u32(3)
+    };
+    let testargs = || cookie().u32(1).raw(&alock().done());
+    let holder = || W::new().u32(1).u32(77).opaque(b"77@other").u64(100).u64(10);
+    let res = |stat: u32| cookie().u32(stat);
+    // cookie, share (caller_name, fh, oh, mode, access), reclaim.
+    let shareargs = || {
+        cookie()
+            .opaque(b"pc.example")
+            .opaque(&[0x33; 64])
+            .opaque(b"share-owner")
+            .u32(2)
+            .u32(3)
+            .u32(0)
+    };
+    let a = |p: u32, name: &str, w: W| (format!("{p:02}-{name}"), sel(p, false, w.done()));
+    let r = |p: u32, name: &str, w: W| (format!("{p:02}-{name}-res"), sel(p, true, w.done()));
+    vec![
+        a(0, "null", W::new()),
+        a(1, "test", testargs()),
+        a(2, "lock", lockargs(0, 0)),
+        a(2, "lock-block-reclaim", lockargs(1, 1)),
+        a(3, "cancel", cookie().u32(1).u32(1).raw(&alock().done())),
+        a(4, "unlock", cookie().raw(&alock().done())),
+        a(5, "granted", testargs()),
+        a(7, "lock-msg", lockargs(1, 0)),
+        a(11, "test-res-denied", cookie().u32(1).raw(&holder().done())),
+        a(12, "lock-res", res(0)),
+        a(20, "share", shareargs()),
+        a(21, "unshare", shareargs()),
+        a(22, "nm-lock", lockargs(0, 0)),
+        a(23, "free-all", W::new().opaque(b"client.example").u32(5)),
+        r(1, "test-granted", res(0)),
+        r(1, "test-denied", cookie().u32(1).raw(&holder().done())),
+        r(2, "lock-blocked", res(3)),
+        r(5, "granted", res(0)),
+        r(20, "share", res(0).u32(1)),
+    ]
+}
+
+/// NSM v1 (XNFS chapter 11).
+fn nsm_seeds() -> Vec<Seed> {
+    // my_id: my_name, my_prog, my_vers, my_proc (Linux lockd's callback: NLM v3 proc 16).
+    let my_id = || {
+        W::new()
+            .opaque(b"server.example")
+            .u32(100_021)
+            .u32(3)
+            .u32(16)
+    };
+    let mon_id = || W::new().opaque(b"client.example").raw(&my_id().done());
+    vec![
+        ("null".into(), sel(0, false, vec![])),
+        (
+            "stat".into(),
+            sel(1, false, W::new().opaque(b"client.example").done()),
+        ),
+        ("mon".into(), sel(2, false, mon_id().fixed(&[7; 16]).done())),
+        ("unmon".into(), sel(3, false, mon_id().done())),
+        ("unmon-all".into(), sel(4, false, my_id().done())),
+        ("simu-crash".into(), sel(5, false, vec![])),
+        (
+            "notify".into(),
+            sel(6, false, W::new().opaque(b"client.example").u32(7).done()),
+        ),
+        (
+            "stat-res".into(),
+            sel(1, true, W::new().u32(0).u32(3).done()),
+        ),
+        (
+            "mon-res-fail".into(),
+            sel(2, true, W::new().u32(1).u32(3).done()),
+        ),
+        ("unmon-res".into(), sel(3, true, W::new().u32(5).done())),
+    ]
+}
+
 /// The input layout of the `dispatch` target (whole requests through `Service::handle_record`),
 /// shared by the target, its seeds and the seed check.
 ///
@@ -907,7 +1008,7 @@ pub fn check_seeds() -> Vec<String> {
     for (target, seeds) in seeds() {
         for (name, data) in seeds {
             let ok = match target {
-                "portmap" | "mount" | "nfs3" => {
+                "portmap" | "mount" | "nfs3" | "nlm" | "nsm" => {
                     let (&s, rest) = data.split_first().unwrap_or((&0, &[]));
                     let p = u32::from(s & 0x7f);
                     let b = Bytes::copy_from_slice(rest);
@@ -923,6 +1024,18 @@ pub fn check_seeds() -> Vec<String> {
                             .map(|_| ())
                             .map_err(|e| e.to_string()),
                         ("mount", true) => rnfs_mount::Res::decode(p, b)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                        ("nlm", false) => rnfs_nlm::Args::decode(p, b)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                        ("nlm", true) => rnfs_nlm::Res::decode(p, b)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                        ("nsm", false) => rnfs_nlm::nsm::Args::decode(p, b)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                        ("nsm", true) => rnfs_nlm::nsm::Res::decode(p, b)
                             .map(|_| ())
                             .map_err(|e| e.to_string()),
                         (_, false) => rnfs_nfs3::Args::decode(p, b)

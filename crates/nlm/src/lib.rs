@@ -51,9 +51,10 @@ macro_rules! procedure_enum {
 
         impl $name {
             #[doc = concat!(
-                "Decodes the ", $what, " of procedure `procedure`; the whole of `bytes` must be ",
-                "consumed. An unknown procedure is [`ArgsError::ProcUnavail`], anything malformed, ",
-                "over a bound or followed by extra bytes [`ArgsError::GarbageArgs`]."
+                "Decodes the ", $what, " of procedure `procedure`; the whole of `bytes` ",
+                "must be consumed. An unknown procedure is [`ArgsError::ProcUnavail`], ",
+                "anything malformed, over a bound or followed by extra bytes ",
+                "[`ArgsError::GarbageArgs`]."
             )]
             pub fn decode(procedure: u32, bytes: Bytes) -> Result<$name, ArgsError> {
                 let mut d = Decoder::new(bytes);
@@ -90,7 +91,9 @@ macro_rules! procedure_enum {
             }
         }
     };
-    (@decode $d:ident, $name:ident, $variant:ident ($ty:ty)) => { $name::$variant($d.decode::<$ty>()?) };
+    (@decode $d:ident, $name:ident, $variant:ident ($ty:ty)) => {
+        $name::$variant($d.decode::<$ty>()?)
+    };
     (@decode $d:ident, $name:ident, $variant:ident) => { $name::$variant };
     (@bind $name:ident, $variant:ident, $v:ident ($ty:ty)) => { $name::$variant($v) };
     (@bind $name:ident, $variant:ident, $v:ident) => { $name::$variant };

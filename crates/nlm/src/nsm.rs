@@ -9,8 +9,9 @@
 //! [`NLMPROC_NSM_NOTIFY`](crate::NLMPROC_NSM_NOTIFY)).
 //!
 //! Transcribed from The Open Group's "Protocols for Interworking: XNFS" (Issue 4 / Version 3W,
-//! chapter 11, "Network Status Monitor Protocol"), cross-checked against the BSDs' `sm_inter.x`. Type, field and variant names
-//! follow the `.x`. [`Args::decode`] is the entry point for dispatch and fuzzing.
+//! chapter 11, "Network Status Monitor Protocol"), cross-checked against the BSDs' `sm_inter.x`.
+//! Type, field and variant names follow the `.x`. [`Args::decode`] is the entry point for
+//! dispatch and fuzzing.
 
 use rnfs_xdr::{xdr_enum, xdr_struct};
 pub use rnfs_xdr::{ArgsError, BufMut, Bytes, Decoder, Opaque, XdrDecode, XdrEncode};

@@ -221,7 +221,10 @@ proptest! {
     }
 
     #[test]
-    fn decode_never_panics(procedure in 0u32..26, data in proptest::collection::vec(any::<u8>(), 0..160)) {
+    fn decode_never_panics(
+        procedure in 0u32..26,
+        data in proptest::collection::vec(any::<u8>(), 0..160),
+    ) {
         let data = Bytes::from(data);
         let known = NLM4_PROCEDURES.contains(&procedure);
         for r in [
@@ -622,7 +625,10 @@ mod nsm_wire {
         }
 
         #[test]
-        fn decode_never_panics(procedure in 0u32..9, data in proptest::collection::vec(any::<u8>(), 0..128)) {
+        fn decode_never_panics(
+            procedure in 0u32..9,
+            data in proptest::collection::vec(any::<u8>(), 0..128),
+        ) {
             let data = Bytes::from(data);
             for r in [
                 Args::decode(procedure, data.clone()).map(|_| ()),
