@@ -113,7 +113,18 @@ impl LockManager {
     /// Whether `owner` holds any range of `file` (a server that mirrors locks per (file, owner)
     /// closes its description when this turns false).
     pub fn holds(&self, file: FileId, owner: OwnerId) -> bool {
-        self.segs_of(file, owner).is_some_and(|segs| !segs.is_empty())
+        self.segs_of(file, owner)
+            .is_some_and(|segs| !segs.is_empty())
+    }
+
+    /// Whether `owner` has a blocked request queued on `file`.
+    pub fn waits(&self, file: FileId, owner: OwnerId) -> bool {
+        self.owners.get(owner.0).is_some_and(|o| {
+            o.waiters
+                .iter()
+                .filter_map(|w| self.waiters.get(w))
+                .any(|w| w.ids.file == file)
+        })
     }
 
     /// The current table sizes.

@@ -182,6 +182,15 @@ pub struct Limits {
     pub reply_bytes_max: usize,
     /// At SIGTERM, how long requests in flight get to finish before the server exits anyway.
     pub shutdown_grace_ms: u64,
+    /// Byte-range locks (NLM) held by one client, on one file, and in all; past each, LOCK gets
+    /// NLM4_DENIED_NOLOCKS.
+    pub locks_per_client_max: usize,
+    pub locks_per_file_max: usize,
+    pub locks_max: usize,
+    /// Blocked lock requests queued, all files together (64 at most per file).
+    pub lock_waiters_max: usize,
+    /// After a restart, how long only lock reclaims are granted (NLM4_DENIED_GRACE_PERIOD).
+    pub lock_grace_ms: u64,
 }
 
 impl Default for Limits {
@@ -205,6 +214,11 @@ impl Default for Limits {
             send_stall_ms_max: 60_000,
             reply_bytes_max: 128 << 20,
             shutdown_grace_ms: 5000,
+            locks_per_client_max: 10_000,
+            locks_per_file_max: 10_000,
+            locks_max: 100_000,
+            lock_waiters_max: 4096,
+            lock_grace_ms: 90_000,
         }
     }
 }
@@ -234,7 +248,7 @@ impl Limits {
         // (slots, channels and threads are sized from these at start).
         let transfer_most = rnfs_nfs3::WRITE_DATA_MAX_BYTES.min(rnfs_nfs3::READ_DATA_MAX_BYTES);
         #[rustfmt::skip]
-        let ranges: [(&'static str, u64, u64, u64); 18] = [
+        let ranges: [(&'static str, u64, u64, u64); 23] = [
             ("record_bytes_max", self.record_bytes_max as u64, 8192, 64 * MIB),
             ("record_fragments_max", self.record_fragments_max as u64, 1, 65_536),
             ("connections_max", self.connections_max as u64, 1, 1 << 20),
@@ -254,6 +268,11 @@ impl Limits {
             ("send_stall_ms_max", self.send_stall_ms_max, 100, HOUR_MS),
             ("shutdown_grace_ms", self.shutdown_grace_ms, 0, HOUR_MS),
             ("reply_bytes_max", self.reply_bytes_max as u64, 64 << 10, 64 * 1024 * MIB),
+            ("locks_per_client_max", self.locks_per_client_max as u64, 1, 1 << 24),
+            ("locks_per_file_max", self.locks_per_file_max as u64, 1, 1 << 24),
+            ("locks_max", self.locks_max as u64, 1, 1 << 24),
+            ("lock_waiters_max", self.lock_waiters_max as u64, 1, 1 << 20),
+            ("lock_grace_ms", self.lock_grace_ms, 0, HOUR_MS),
         ];
         for (key, value, least, most) in ranges {
             if !(least..=most).contains(&value) {
@@ -273,8 +292,31 @@ impl Limits {
         self.transfer_bytes_max.min(UDP_PAYLOAD_BYTES_MAX)
     }
 
+    /// The lock manager's limits: the named ones above, the rest sized from them.
+    pub fn lock_limits(&self) -> rnfs_locks::Limits {
+        let d = rnfs_locks::Limits::default();
+        rnfs_locks::Limits {
+            locks_per_client_max: self.locks_per_client_max,
+            locks_per_file_max: self.locks_per_file_max,
+            locks_total_max: self.locks_max,
+            waiters_total_max: self.lock_waiters_max,
+            waiters_per_file_max: d.waiters_per_file_max.min(self.lock_waiters_max),
+            // Each lock, share or waiter has at most one owner, client and file of its own.
+            owners_max: self.locks_max.max(d.owners_max),
+            files_max: self.locks_max.max(d.files_max),
+            ..d
+        }
+    }
+
     /// The relations between limits that the server relies on.
     fn check_relations(&self) -> Result<(), ConfigError> {
+        if let Err(e) = self.lock_limits().validate() {
+            return Err(ConfigError::Limit {
+                key: "locks_max",
+                value: self.locks_max as u64,
+                why: format!("lock limits do not fit together: {e}"),
+            });
+        }
         let record_least = self.transfer_bytes_max as usize + RECORD_HEADROOM_BYTES;
         if self.record_bytes_max < record_least {
             return Err(ConfigError::Limit {

@@ -55,9 +55,11 @@ mod drc;
 mod embed;
 mod exports;
 mod lockdep;
+mod locking;
 mod logging;
 mod metrics;
 mod nfs;
+mod nlm;
 mod outgoing;
 mod peek;
 mod pool;
@@ -328,6 +330,7 @@ async fn housekeeping(service: Arc<Service>, stats: Arc<stats::Stats>) {
             for e in service.exports().iter() {
                 e.backend.close_idle_files();
             }
+            service.locking.housekeeping(clock::now_ms());
             if quiet_after_work {
                 rnfs_sys::release_free_memory();
             }

@@ -115,10 +115,12 @@ impl Program {
 }
 
 /// Every program served, in the order of their statistics slots.
-pub const PROGRAMS: [&Program; 3] = [
+pub const PROGRAMS: [&Program; 5] = [
     &crate::nfs::NFS3,
     &crate::service::MOUNT,
     &crate::service::PORTMAP,
+    &crate::nlm::NLM4,
+    &crate::nlm::NSM,
 ];
 
 /// The program numbered `prog`, if we serve it.
@@ -335,6 +337,16 @@ macro_rules! handler {
 }
 pub(crate) use handler;
 
+/// A row for a procedure number the program leaves unused or does not serve (NLM's 16-19): the
+/// call gets PROC_UNAVAIL, as a number past the table's end does.
+pub const fn unavailable(num: u32, name: &'static str) -> Procedure {
+    Procedure::new(num, name, proc_unavail)
+}
+
+fn proc_unavail(_: &Service, call: &Call, reply: &mut Reply) -> Outcome {
+    reply_header(&mut reply.head, call.header.xid, ReplyHeader::ProcUnavail)
+}
+
 /// A NULL procedure (number 0 of every program): no arguments, no results.
 pub fn null(_: &Service, _: &Call, (): ()) -> Result<(), AuthStat> {
     Ok(())
@@ -378,6 +390,48 @@ mod tests {
                     (PMAPPROC_CALLIT, "CALLIT"),
                 ]
             }
+            rnfs_nlm::NLM_PROG => {
+                use rnfs_nlm::*;
+                let mut v = vec![
+                    (NLMPROC4_NULL, "NULL"),
+                    (NLMPROC4_TEST, "TEST"),
+                    (NLMPROC4_LOCK, "LOCK"),
+                    (NLMPROC4_CANCEL, "CANCEL"),
+                    (NLMPROC4_UNLOCK, "UNLOCK"),
+                    (NLMPROC4_GRANTED, "GRANTED"),
+                    (NLMPROC4_TEST_MSG, "TEST_MSG"),
+                    (NLMPROC4_LOCK_MSG, "LOCK_MSG"),
+                    (NLMPROC4_CANCEL_MSG, "CANCEL_MSG"),
+                    (NLMPROC4_UNLOCK_MSG, "UNLOCK_MSG"),
+                    (NLMPROC4_GRANTED_MSG, "GRANTED_MSG"),
+                    (NLMPROC4_TEST_RES, "TEST_RES"),
+                    (NLMPROC4_LOCK_RES, "LOCK_RES"),
+                    (NLMPROC4_CANCEL_RES, "CANCEL_RES"),
+                    (NLMPROC4_UNLOCK_RES, "UNLOCK_RES"),
+                    (NLMPROC4_GRANTED_RES, "GRANTED_RES"),
+                ];
+                // 16-19 are not NLM v4 procedures: their rows refuse them.
+                v.extend((16..20).map(|n| (n, "-")));
+                v.extend([
+                    (NLMPROC4_SHARE, "SHARE"),
+                    (NLMPROC4_UNSHARE, "UNSHARE"),
+                    (NLMPROC4_NM_LOCK, "NM_LOCK"),
+                    (NLMPROC4_FREE_ALL, "FREE_ALL"),
+                ]);
+                v
+            }
+            rnfs_nlm::nsm::SM_PROG => {
+                use rnfs_nlm::nsm::*;
+                vec![
+                    (SM_NULL, "NULL"),
+                    (SM_STAT, "STAT"),
+                    (SM_MON, "MON"),
+                    (SM_UNMON, "UNMON"),
+                    (SM_UNMON_ALL, "UNMON_ALL"),
+                    (SM_SIMU_CRASH, "SIMU_CRASH"),
+                    (SM_NOTIFY, "NOTIFY"),
+                ]
+            }
             p => panic!("program {p} has no protocol crate here"),
         }
     }
@@ -390,7 +444,9 @@ mod tests {
             [
                 rnfs_nfs3::NFS_PROGRAM,
                 rnfs_mount::MOUNT_PROG,
-                rnfs_portmap::PMAP_PROG
+                rnfs_portmap::PMAP_PROG,
+                rnfs_nlm::NLM_PROG,
+                rnfs_nlm::nsm::SM_PROG,
             ]
         );
         for p in PROGRAMS {

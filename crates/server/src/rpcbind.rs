@@ -34,6 +34,7 @@ const PROGRAMS: &[(u32, u32)] = &[
     (rnfs_mount::MOUNT_PROG, 1),
     (rnfs_mount::MOUNT_PROG, 2),
     (rnfs_mount::MOUNT_PROG, 3),
+    (rnfs_nlm::NLM_PROG, rnfs_nlm::NLM4_VERS),
 ];
 
 /// A loopback UDP socket, on a privileged port when we may bind one.

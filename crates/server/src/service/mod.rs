@@ -63,6 +63,8 @@ pub struct Service {
     pub counters: Counters,
     /// Replies of non-idempotent calls, for retransmissions.
     pub drc: Arc<crate::drc::Drc>,
+    /// File locks (NLM now, NFSv4 later) and their mirror in the file system.
+    pub(crate) locking: crate::locking::Locking,
 }
 
 /// Monotonic counters the service keeps (metrics and benchmarks read them).
@@ -97,6 +99,7 @@ impl Service {
             loans: rnfs_loan::LoanTable::new(limits.loans_max),
             counters: Counters::default(),
             drc: crate::drc::Drc::new(limits.drc_entries_max, limits.drc_bytes_max),
+            locking: crate::locking::Locking::new(limits.lock_limits()),
         }
     }
 
@@ -108,11 +111,14 @@ impl Service {
 
     /// The state of the service's locks (for stall reports and `rnfsd ctl locks`).
     pub fn lock_infos(&self) -> Vec<crate::lockdep::LockInfo> {
+        let [nlm_state, nlm_granted] = self.locking.lock_infos();
         vec![
             self.exports.info(),
             self.mounts.info(),
             self.portmap.info(),
             self.drc.lock_info(),
+            nlm_state,
+            nlm_granted,
         ]
     }
 

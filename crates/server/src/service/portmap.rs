@@ -147,6 +147,12 @@ impl Service {
                     port,
                 });
             }
+            v.push(pmap::mapping {
+                prog: rnfs_nlm::NLM_PROG,
+                vers: rnfs_nlm::NLM4_VERS,
+                prot,
+                port,
+            });
         }
         v
     }

@@ -1,0 +1,445 @@
+//! The server's file-locking state: one [`rnfs_locks::LockManager`] for the whole server (byte
+//! ranges, shares, waiters, deadlocks, grace, limits), which NLM (`crate::nlm`) uses now and
+//! NFSv4 will share. This module holds it behind a leaf lock and mirrors each lock owner's
+//! ranges into the file system through the export's backend ([`rnfs_storage::LockFile`]: an OFD
+//! lock on a description of the owner's own), so a local process's `fcntl` lock and an NFS
+//! client's lock see each other, as with Linux's nfsd.
+//!
+//! # Who is who
+//! * A **client** is the caller's address *and* the `caller_name` it gives: a host cannot act for
+//!   (or free the locks of) another host by naming it.
+//! * An **owner** is (client, svid, oh), as NLM defines it; a **file** is its verified handle.
+//!
+//! # Locks (liveness)
+//! `state` is a leaf lock held for one manager call and the non-blocking `F_OFD_SETLK`/`GETLK`
+//! calls it makes (never a waiting lock call, never a file open): descriptions are opened before
+//! it is taken and closed after it is released. A blocked request waits as a queued waiter in the
+//! manager, never as a thread.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rnfs_locks::{
+    Conflict, External, FileId, Granted, Holder, LockKind, LockManager, Mirror, OwnerId, Range,
+    Target,
+};
+use rnfs_storage::{Backend, LockFile, VerifiedHandle};
+use tracing::warn;
+
+use crate::lockdep::TrackedMutex;
+
+/// A description opened for one (file, owner), with the file it was opened for: ids are reused
+/// once the manager forgets them, so an entry is only used for the same file key.
+struct Described {
+    file_key: Bytes,
+    lock_file: Box<dyn LockFile>,
+}
+
+/// The manager and the descriptions that mirror its locks.
+struct LockState {
+    manager: LockManager,
+    described: HashMap<(FileId, OwnerId), Described>,
+}
+
+/// Server-wide locking state (one per [`crate::service::Service`]).
+pub(crate) struct Locking {
+    state: TrackedMutex<LockState>,
+    /// Waiters granted whose clients have not been told yet (GRANTED callbacks go out from here).
+    granted: TrackedMutex<Vec<Granted>>,
+    /// Our NSM state number: odd while up, bumped at every start (XNFS chapter 11).
+    nsm_state: AtomicI32,
+    pub counters: LockingCounters,
+}
+
+/// Events the manager does not count itself.
+#[derive(Debug, Default)]
+pub(crate) struct LockingCounters {
+    /// A mirror call failed with an I/O error (logged); the lock was decided by the manager alone.
+    pub mirror_errors: AtomicU64,
+    /// Calls refused because the handle was stale or forged.
+    pub stale_handles: AtomicU64,
+}
+
+impl Locking {
+    /// Locking state bounded by `limits` (checked with the configuration, see
+    /// `config::Limits::check`; if they were not, the defaults apply and the error is logged).
+    pub fn new(limits: rnfs_locks::Limits) -> Locking {
+        let manager = LockManager::new(limits).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "invalid lock limits: using the defaults");
+            LockManager::new(rnfs_locks::Limits::default())
+                .unwrap_or_else(|_| unreachable!("the default lock limits are valid"))
+        });
+        Locking {
+            state: TrackedMutex::new(
+                "nlm.state",
+                LockState {
+                    manager,
+                    described: HashMap::new(),
+                },
+            ),
+            granted: TrackedMutex::new("nlm.granted", Vec::new()),
+            nsm_state: AtomicI32::new(1),
+            counters: LockingCounters::default(),
+        }
+    }
+
+    pub fn lock_infos(&self) -> [crate::lockdep::LockInfo; 2] {
+        [self.state.info(), self.granted.info()]
+    }
+
+    /// Our NSM state number.
+    pub fn nsm_state(&self) -> i32 {
+        self.nsm_state.load(Ordering::Relaxed)
+    }
+
+    /// Starts the grace period after a restart: only reclaims are granted until it ends.
+    pub fn start_grace(&self, now_ms: u64, grace_ms: u64) {
+        self.state.lock().manager.start_grace(now_ms, grace_ms);
+    }
+
+    /// Runs `f` on the manager, with a mirror backed by the owners' descriptions. `spare` is a
+    /// description opened beforehand for the request's (file, owner) if it had none. Descriptions
+    /// no longer holding anything are closed after the lock is released.
+    pub(crate) fn with_manager<R>(
+        &self,
+        spare: Option<Spare>,
+        f: impl FnOnce(&mut LockManager, &mut OfdMirror<'_>) -> R,
+    ) -> R {
+        let mut closing = Vec::new();
+        let result = {
+            let mut state = self.state.lock();
+            let LockState { manager, described } = &mut *state;
+            let mut mirror = OfdMirror {
+                described,
+                spare,
+                touched: Vec::new(),
+                errors: 0,
+            };
+            let result = f(manager, &mut mirror);
+            self.counters
+                .mirror_errors
+                .fetch_add(mirror.errors, Ordering::Relaxed);
+            closing.extend(mirror.spare.take().map(|s| s.lock_file));
+            for key in std::mem::take(&mut mirror.touched) {
+                if !manager.holds(key.0, key.1) && !manager.waits(key.0, key.1) {
+                    closing.extend(described.remove(&key).map(|d| d.lock_file));
+                }
+            }
+            result
+        };
+        drop(closing);
+        result
+    }
+
+    /// Whether (file, owner) of `target` already has a description (so none need be opened).
+    fn described(&self, target: &Target) -> bool {
+        let state = self.state.lock();
+        let m = &state.manager;
+        let (Some(file), Some(owner)) = (
+            m.file_id(&target.file),
+            m.owner_id(&target.client, &target.owner),
+        ) else {
+            return false;
+        };
+        state
+            .described
+            .get(&(file, owner))
+            .is_some_and(|d| d.file_key == target.file)
+    }
+
+    /// A description for `target`'s owner if it has none yet (opened without any lock held).
+    pub(crate) fn spare_for(
+        &self,
+        target: &Target,
+        backend: &dyn Backend,
+        fh: &VerifiedHandle,
+    ) -> Option<Spare> {
+        if self.described(target) {
+            return None;
+        }
+        match backend.open_lock_file(fh) {
+            Ok(lock_file) => lock_file.map(|lock_file| Spare {
+                file_key: target.file.clone(),
+                lock_file,
+            }),
+            Err(e) => {
+                warn!(error = ?e, "cannot open a description to mirror NFS locks: manager alone decides");
+                self.counters.mirror_errors.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// The owner key of `owner` (svid and oh), if the manager still knows it.
+    pub(crate) fn owner_key_of(&self, owner: OwnerId) -> Option<Bytes> {
+        let state = self.state.lock();
+        state.manager.owner_key(owner).map(|(_, key)| key.clone())
+    }
+
+    /// Frees everything the client `key` holds or waits for (FREE_ALL, SM_NOTIFY).
+    pub fn free_client(&self, now_ms: u64, key: &[u8]) {
+        let granted = self.with_manager(None, |m, mirror| match m.client_id(key) {
+            Some(client) => m.free_client(now_ms, client, mirror),
+            None => Vec::new(),
+        });
+        self.push_granted(granted);
+    }
+
+    /// The housekeeping timer's part: waiters blocked only by local (non-NFS) locks are tried
+    /// again, and granted waiters are handed to the callback sender. Until GRANTED callbacks
+    /// are sent, a granted waiter's client learns of its lock when it sends its LOCK again (NLM
+    /// clients re-send a blocked LOCK every 30 s or so), which is answered GRANTED: the lock is
+    /// already its owner's.
+    pub fn housekeeping(&self, now_ms: u64) {
+        let granted = self.with_manager(None, |m, mirror| m.retry_external(now_ms, mirror));
+        self.push_granted(granted);
+        let granted = self.take_granted();
+        if !granted.is_empty() {
+            tracing::debug!(waiters = granted.len(), "blocked locks granted");
+        }
+    }
+
+    /// Queues granted waiters for their GRANTED callbacks.
+    pub(crate) fn push_granted(&self, granted: Vec<Granted>) {
+        if !granted.is_empty() {
+            self.granted.lock().extend(granted);
+        }
+    }
+
+    /// Takes the granted waiters whose clients are to be told.
+    pub fn take_granted(&self) -> Vec<Granted> {
+        std::mem::take(&mut *self.granted.lock())
+    }
+
+    /// Counters and sizes, for metrics and `rnfsd ctl`.
+    pub fn snapshot(&self) -> (rnfs_locks::Counters, rnfs_locks::Usage) {
+        let state = self.state.lock();
+        (state.manager.counters().clone(), state.manager.usage())
+    }
+
+    /// Every lock, share and waiter, rendered for `rnfsd ctl locks` (bounded by `rows_max`).
+    pub fn report(&self, now_ms: u64, rows_max: usize) -> Vec<LockRow> {
+        let state = self.state.lock();
+        let m = &state.manager;
+        let locks = m.locks().map(|l| LockRow {
+            what: "lock",
+            file: l.file.1.clone(),
+            client: l.client.1.clone(),
+            owner: l.owner.1.clone(),
+            mode: kind_name(l.kind).to_owned(),
+            range: l.range.to_offset_len(),
+            age_ms: now_ms.saturating_sub(l.since_ms),
+        });
+        let shares = m.shares().map(|s| LockRow {
+            what: "share",
+            file: s.file.1.clone(),
+            client: s.client.1.clone(),
+            owner: s.owner.1.clone(),
+            mode: format!("access={} deny={}", s.access, s.deny),
+            range: (0, 0),
+            age_ms: now_ms.saturating_sub(s.since_ms),
+        });
+        let waiters = m.waiters().map(|w| LockRow {
+            what: "waiter",
+            file: w.file.1.clone(),
+            client: w.client.1.clone(),
+            owner: w.owner.1.clone(),
+            mode: kind_name(w.kind).to_owned(),
+            range: w.range.to_offset_len(),
+            age_ms: now_ms.saturating_sub(w.since_ms),
+        });
+        locks.chain(shares).chain(waiters).take(rows_max).collect()
+    }
+}
+
+/// One line of `rnfsd ctl locks`.
+#[derive(Debug, Clone)]
+pub(crate) struct LockRow {
+    pub what: &'static str,
+    pub file: Bytes,
+    pub client: Bytes,
+    pub owner: Bytes,
+    pub mode: String,
+    /// (offset, length); length 0 = to end of file.
+    pub range: (u64, u64),
+    pub age_ms: u64,
+}
+
+fn kind_name(kind: LockKind) -> &'static str {
+    match kind {
+        LockKind::Shared => "shared",
+        LockKind::Exclusive => "exclusive",
+    }
+}
+
+/// A description opened for a request before the state lock was taken; used for the request's
+/// file only (a waiter granted on another file by the same call goes unmirrored instead).
+pub(crate) struct Spare {
+    file_key: Bytes,
+    lock_file: Box<dyn LockFile>,
+}
+
+/// The [`Mirror`] over the owners' descriptions.
+pub(crate) struct OfdMirror<'a> {
+    described: &'a mut HashMap<(FileId, OwnerId), Described>,
+    spare: Option<Spare>,
+    /// (file, owner) pairs whose locks changed: their descriptions are closed if now empty.
+    touched: Vec<(FileId, OwnerId)>,
+    errors: u64,
+}
+
+impl OfdMirror<'_> {
+    /// The description of (file, owner), taking the spare for a new pair. `None`: the backend has
+    /// no file-system locks (or opening failed): the manager alone decides.
+    fn description(
+        &mut self,
+        file: FileId,
+        file_key: &Bytes,
+        owner: OwnerId,
+    ) -> Option<&dyn LockFile> {
+        let key = (file, owner);
+        let stale = self
+            .described
+            .get(&key)
+            .is_some_and(|d| d.file_key != *file_key);
+        if stale || !self.described.contains_key(&key) {
+            let spare = self.spare.take_if(|s| s.file_key == *file_key)?;
+            self.described.insert(
+                key,
+                Described {
+                    file_key: spare.file_key,
+                    lock_file: spare.lock_file,
+                },
+            );
+        }
+        self.touched.push(key);
+        self.described.get(&key).map(|d| &*d.lock_file)
+    }
+
+    /// Keeps the spare as (file, owner)'s description (a blocked request's, for its grant).
+    pub(crate) fn keep(&mut self, file: FileId, file_key: &Bytes, owner: OwnerId) {
+        let _ = self.description(file, file_key, owner);
+    }
+
+    /// [`OfdMirror::probe`] for an owner the manager does not know yet: through the spare.
+    pub(crate) fn probe_new(
+        &mut self,
+        file_key: &Bytes,
+        kind: LockKind,
+        range: Range,
+    ) -> Option<Conflict> {
+        let spare = self.spare.as_ref().filter(|s| s.file_key == *file_key)?;
+        let (start, len) = range.to_offset_len();
+        match spare
+            .lock_file
+            .conflict(kind == LockKind::Exclusive, start, len)
+        {
+            Ok(found) => found.map(|c| external_conflict(c, range)),
+            Err(e) => {
+                warn!(error = %e, "F_OFD_GETLK failed");
+                self.errors += 1;
+                None
+            }
+        }
+    }
+
+    /// The lock of another description (or a local process) in the way of `kind` over `range`.
+    pub(crate) fn probe(
+        &mut self,
+        file: FileId,
+        file_key: &Bytes,
+        owner: OwnerId,
+        kind: LockKind,
+        range: Range,
+    ) -> Option<Conflict> {
+        let (start, len) = range.to_offset_len();
+        let exclusive = kind == LockKind::Exclusive;
+        let lock_file = self.description(file, file_key, owner)?;
+        match lock_file.conflict(exclusive, start, len) {
+            Ok(found) => found.map(|c| external_conflict(c, range)),
+            Err(e) => {
+                warn!(error = %e, "F_OFD_GETLK failed");
+                self.errors += 1;
+                None
+            }
+        }
+    }
+}
+
+impl Mirror for OfdMirror<'_> {
+    fn acquire(
+        &mut self,
+        file: FileId,
+        file_key: &Bytes,
+        owner: OwnerId,
+        kind: LockKind,
+        range: Range,
+    ) -> Result<(), External> {
+        let (start, len) = range.to_offset_len();
+        let Some(lock_file) = self.description(file, file_key, owner) else {
+            return Ok(());
+        };
+        match lock_file.lock(kind == LockKind::Exclusive, start, len) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(External { kind, range }),
+            Err(e) => {
+                warn!(error = %e, "mirroring an NFS lock as an OFD lock failed: manager alone decides");
+                self.errors += 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn release(&mut self, file: FileId, file_key: &Bytes, owner: OwnerId, range: Range) {
+        let key = (file, owner);
+        let Some(d) = self.described.get(&key).filter(|d| d.file_key == *file_key) else {
+            return;
+        };
+        let (start, len) = range.to_offset_len();
+        if let Err(e) = d.lock_file.unlock(start, len) {
+            warn!(error = %e, "releasing a mirrored OFD lock failed");
+            self.errors += 1;
+        }
+        self.touched.push(key);
+    }
+}
+
+/// A lock the file system reports, as a conflict with a holder outside the manager.
+fn external_conflict((exclusive, start, len): (bool, u64, u64), asked: Range) -> Conflict {
+    Conflict {
+        holder: Holder::External,
+        kind: if exclusive {
+            LockKind::Exclusive
+        } else {
+            LockKind::Shared
+        },
+        range: Range::from_offset_len(start, len).unwrap_or(asked),
+    }
+}
+
+/// The manager's client key: the caller's address and the name it gives (see module docs).
+pub(crate) fn client_key(peer: IpAddr, caller_name: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(caller_name.len() + 20);
+    b.put_slice(peer.to_canonical().to_string().as_bytes());
+    b.put_u8(b' ');
+    b.put_slice(caller_name);
+    b.freeze()
+}
+
+/// The manager's owner key for NLM: svid, then the owner handle.
+pub(crate) fn owner_key(svid: i32, oh: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(oh.len() + 4);
+    b.put_i32(svid);
+    b.put_slice(oh);
+    b.freeze()
+}
+
+/// svid and oh back from an owner key (for NLM4_DENIED's holder).
+pub(crate) fn split_owner_key(key: &[u8]) -> (i32, Bytes) {
+    match key.split_first_chunk::<4>() {
+        Some((svid, oh)) => (i32::from_be_bytes(*svid), Bytes::copy_from_slice(oh)),
+        None => (0, Bytes::new()),
+    }
+}

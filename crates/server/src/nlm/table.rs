@@ -1,0 +1,355 @@
+//! The NLM v4 procedure table (XNFS chapter 10; procedure numbers 0-15 and 20-23, 16-19 unused)
+//! and its handlers. See [`crate::program`] for what a row holds.
+
+use rnfs_locks::{
+    Conflict, Holder, LockKind, LockOutcome, LockRequest, Range, ShareOutcome, ShareRequest,
+    Target, TestOutcome, SHARE_READ, SHARE_WRITE,
+};
+use rnfs_nlm::*;
+use rnfs_oncrpc::AuthStat;
+use rnfs_storage::FileHandle;
+use tracing::debug;
+
+use crate::call::Call;
+use crate::locking::{client_key, owner_key, split_owner_key};
+use crate::program::{handler, null, unavailable, Procedure, Program};
+use crate::service::{Authorized, Denied, Service};
+
+/// NLM version 4. LOCK, UNLOCK, CANCEL, SHARE and UNSHARE change the lock state but may run
+/// twice (a second LOCK of the same range by the same owner is granted again), so nothing is
+/// cached. The `_MSG` forms are answered by a `_RES` call back to the client; until that
+/// callback path exists they are refused as unavailable, which clients treat as "use the
+/// synchronous form".
+pub const NLM4: Program = Program {
+    prog: NLM_PROG,
+    name: "NLM",
+    low: NLM4_VERS,
+    high: NLM4_VERS,
+    procedures: &[
+        Procedure::new(NLMPROC4_NULL, "NULL", handler!(null)),
+        Procedure::new(NLMPROC4_TEST, "TEST", handler!(test)),
+        Procedure::new(NLMPROC4_LOCK, "LOCK", handler!(lock)).modifies(),
+        Procedure::new(NLMPROC4_CANCEL, "CANCEL", handler!(cancel)).modifies(),
+        Procedure::new(NLMPROC4_UNLOCK, "UNLOCK", handler!(unlock)).modifies(),
+        Procedure::new(NLMPROC4_GRANTED, "GRANTED", handler!(granted)),
+        unavailable(NLMPROC4_TEST_MSG, "TEST_MSG"),
+        unavailable(NLMPROC4_LOCK_MSG, "LOCK_MSG"),
+        unavailable(NLMPROC4_CANCEL_MSG, "CANCEL_MSG"),
+        unavailable(NLMPROC4_UNLOCK_MSG, "UNLOCK_MSG"),
+        unavailable(NLMPROC4_GRANTED_MSG, "GRANTED_MSG"),
+        unavailable(NLMPROC4_TEST_RES, "TEST_RES"),
+        unavailable(NLMPROC4_LOCK_RES, "LOCK_RES"),
+        unavailable(NLMPROC4_CANCEL_RES, "CANCEL_RES"),
+        unavailable(NLMPROC4_UNLOCK_RES, "UNLOCK_RES"),
+        unavailable(NLMPROC4_GRANTED_RES, "GRANTED_RES"),
+        unavailable(16, "-"),
+        unavailable(17, "-"),
+        unavailable(18, "-"),
+        unavailable(19, "-"),
+        Procedure::new(NLMPROC4_SHARE, "SHARE", handler!(share)).modifies(),
+        Procedure::new(NLMPROC4_UNSHARE, "UNSHARE", handler!(unshare)).modifies(),
+        Procedure::new(NLMPROC4_NM_LOCK, "NM_LOCK", handler!(nm_lock)).modifies(),
+        Procedure::new(NLMPROC4_FREE_ALL, "FREE_ALL", handler!(free_all)).modifies(),
+    ],
+    stats_any_version: false,
+};
+
+fn res(cookie: netobj, stat: nlm4_stats) -> nlm4_res {
+    nlm4_res {
+        cookie,
+        stat: nlm4_stat { stat },
+    }
+}
+
+fn kind(exclusive: bool) -> LockKind {
+    if exclusive {
+        LockKind::Exclusive
+    } else {
+        LockKind::Shared
+    }
+}
+
+/// The export, identity and verified handle of `fh`, or the NLM status refusing the call. NLM
+/// handles are NFS handles, so the export's client rules apply as to any NFS call.
+fn authorize(
+    svc: &Service,
+    call: &Call,
+    fh: &netobj,
+) -> Result<Result<Authorized, nlm4_stats>, AuthStat> {
+    let handle = FileHandle::from_wire(bytes::Bytes::copy_from_slice(fh.as_bytes()));
+    match svc.authorize(call, handle) {
+        Ok(auth) => Ok(Ok(auth)),
+        Err(Denied::BadHandle | Denied::Stale) => {
+            svc.locking
+                .counters
+                .stale_handles
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(Err(nlm4_stats::NLM4_STALE_FH))
+        }
+        Err(Denied::Access) => {
+            debug!(peer = %call.peer, "NLM call refused: no client rule matches");
+            Ok(Err(nlm4_stats::NLM4_FAILED))
+        }
+        Err(Denied::Auth(stat)) => Err(stat),
+    }
+}
+
+/// Who and what an `nlm4_lock` names, for the manager (the handle already verified).
+fn target(call: &Call, lock: &nlm4_lock, auth: &Authorized) -> Target {
+    Target {
+        client: client_key(call.peer.ip(), lock.caller_name.as_bytes()),
+        owner: owner_key(lock.svid, lock.oh.as_bytes()),
+        file: auth.handle.handle().to_bytes(),
+    }
+}
+
+/// The byte range of an `nlm4_lock`; one past 2^64 - 1 is NLM4_FBIG.
+fn range(lock: &nlm4_lock) -> Result<Range, nlm4_stats> {
+    Range::from_offset_len(lock.l_offset, lock.l_len).map_err(|_| nlm4_stats::NLM4_FBIG)
+}
+
+/// Verifies the handle, builds the target and range, opens a description if needed, and runs
+/// `f` on the manager: the common part of TEST, LOCK, UNLOCK and CANCEL.
+fn with_lock<R>(
+    svc: &Service,
+    call: &Call,
+    lock: &nlm4_lock,
+    f: impl FnOnce(
+        &mut rnfs_locks::LockManager,
+        &mut crate::locking::OfdMirror<'_>,
+        &Target,
+        Range,
+    ) -> R,
+) -> Result<Result<R, nlm4_stats>, AuthStat> {
+    let auth = match authorize(svc, call, &lock.fh)? {
+        Ok(auth) => auth,
+        Err(stat) => return Ok(Err(stat)),
+    };
+    let range = match range(lock) {
+        Ok(r) => r,
+        Err(stat) => return Ok(Err(stat)),
+    };
+    let target = target(call, lock, &auth);
+    let spare = svc
+        .locking
+        .spare_for(&target, auth.export.backend.as_ref(), &auth.handle);
+    Ok(Ok(svc.locking.with_manager(spare, |m, mirror| {
+        f(m, mirror, &target, range)
+    })))
+}
+
+fn holder(svc: &Service, conflict: &Conflict) -> nlm4_holder {
+    let (svid, oh) = match conflict.holder {
+        Holder::Owner { owner, .. } => svc
+            .locking
+            .owner_key_of(owner)
+            .map(|k| split_owner_key(&k))
+            .unwrap_or_default(),
+        Holder::External => (0, bytes::Bytes::new()),
+    };
+    let (l_offset, l_len) = conflict.range.to_offset_len();
+    nlm4_holder {
+        exclusive: conflict.kind == LockKind::Exclusive,
+        svid,
+        oh: Opaque::new(oh).unwrap_or_default(),
+        l_offset,
+        l_len,
+    }
+}
+
+fn test(svc: &Service, call: &Call, args: nlm4_testargs) -> Result<nlm4_testres, AuthStat> {
+    let now = call.now_ms;
+    let want = kind(args.exclusive);
+    let answer = with_lock(svc, call, &args.alock, |m, mirror, target, range| {
+        match m.test(now, target, want, range) {
+            TestOutcome::Free => {
+                // The manager knows NFS owners only: ask the file system about local locks.
+                let ids = (
+                    m.file_id(&target.file),
+                    m.owner_id(&target.client, &target.owner),
+                );
+                let local = match ids {
+                    (Some(file), Some(owner)) => {
+                        mirror.probe(file, &target.file, owner, want, range)
+                    }
+                    _ => mirror.probe_new(&target.file, want, range),
+                };
+                local.map_or(TestOutcome::Free, TestOutcome::Conflict)
+            }
+            other => other,
+        }
+    })?;
+    let test_stat = match answer {
+        Ok(TestOutcome::Free) => nlm4_testrply::Status(nlm4_stats::NLM4_GRANTED),
+        Ok(TestOutcome::Conflict(c)) => nlm4_testrply::Denied(holder(svc, &c)),
+        Ok(TestOutcome::GracePeriod) => nlm4_testrply::Status(nlm4_stats::NLM4_DENIED_GRACE_PERIOD),
+        Err(stat) => nlm4_testrply::Status(stat),
+    };
+    Ok(nlm4_testres {
+        cookie: args.cookie,
+        test_stat,
+    })
+}
+
+fn lock_status(outcome: LockOutcome) -> nlm4_stats {
+    match outcome {
+        LockOutcome::Granted => nlm4_stats::NLM4_GRANTED,
+        LockOutcome::Denied(_) => nlm4_stats::NLM4_DENIED,
+        LockOutcome::Blocked(_) => nlm4_stats::NLM4_BLOCKED,
+        LockOutcome::Deadlock => nlm4_stats::NLM4_DEADLCK,
+        LockOutcome::GracePeriod => nlm4_stats::NLM4_DENIED_GRACE_PERIOD,
+        LockOutcome::NoLocks(_) => nlm4_stats::NLM4_DENIED_NOLOCKS,
+    }
+}
+
+/// LOCK and NM_LOCK (`block` false for NM_LOCK: a client without NSM cannot be called back).
+fn do_lock(
+    svc: &Service,
+    call: &Call,
+    args: &nlm4_lockargs,
+    block: bool,
+) -> Result<nlm4_stats, AuthStat> {
+    let now = call.now_ms;
+    let answer = with_lock(svc, call, &args.alock, |m, mirror, target, range| {
+        let req = LockRequest {
+            target: target.clone(),
+            kind: kind(args.exclusive),
+            range,
+            block,
+            reclaim: args.reclaim,
+        };
+        let reply = m.lock(now, &req, mirror);
+        if let LockOutcome::Blocked(_) = reply.outcome {
+            // Keep the request's description for when the waiter is granted.
+            if let (Some(file), Some(owner)) = (
+                m.file_id(&target.file),
+                m.owner_id(&target.client, &target.owner),
+            ) {
+                mirror.keep(file, &target.file, owner);
+            }
+        }
+        reply
+    })?;
+    Ok(match answer {
+        Ok(reply) => {
+            svc.locking.push_granted(reply.granted);
+            lock_status(reply.outcome)
+        }
+        Err(stat) => stat,
+    })
+}
+
+fn lock(svc: &Service, call: &Call, args: nlm4_lockargs) -> Result<nlm4_res, AuthStat> {
+    let stat = do_lock(svc, call, &args, args.block)?;
+    Ok(res(args.cookie, stat))
+}
+
+fn nm_lock(svc: &Service, call: &Call, args: nlm4_lockargs) -> Result<nlm4_res, AuthStat> {
+    let stat = do_lock(svc, call, &args, false)?;
+    Ok(res(args.cookie, stat))
+}
+
+fn unlock(svc: &Service, call: &Call, args: nlm4_unlockargs) -> Result<nlm4_res, AuthStat> {
+    let now = call.now_ms;
+    let answer = with_lock(svc, call, &args.alock, |m, mirror, target, range| {
+        m.unlock(now, target, range, mirror)
+    })?;
+    let stat = match answer {
+        Ok(Ok(granted)) => {
+            svc.locking.push_granted(granted);
+            nlm4_stats::NLM4_GRANTED
+        }
+        Ok(Err(_limit)) => nlm4_stats::NLM4_DENIED_NOLOCKS,
+        Err(stat) => stat,
+    };
+    Ok(res(args.cookie, stat))
+}
+
+fn cancel(svc: &Service, call: &Call, args: nlm4_cancargs) -> Result<nlm4_res, AuthStat> {
+    let want = kind(args.exclusive);
+    let answer = with_lock(svc, call, &args.alock, |m, _, target, range| {
+        m.cancel(target, want, range)
+    })?;
+    let stat = match answer {
+        Ok(true) => nlm4_stats::NLM4_GRANTED,
+        Ok(false) => nlm4_stats::NLM4_DENIED,
+        Err(stat) => stat,
+    };
+    Ok(res(args.cookie, stat))
+}
+
+/// GRANTED is a client's procedure (the server calls it); a server has no blocked lock of ours
+/// to take, so it is refused.
+fn granted(_: &Service, _: &Call, args: nlm4_testargs) -> Result<nlm4_res, AuthStat> {
+    Ok(res(args.cookie, nlm4_stats::NLM4_DENIED))
+}
+
+/// Access and deny bits of a share reservation (read = 1, write = 2 in both).
+fn share_bits(share: &nlm4_share) -> (u8, u8) {
+    let bits = |v: u32| {
+        (if v & 1 != 0 { SHARE_READ } else { 0 }) | (if v & 2 != 0 { SHARE_WRITE } else { 0 })
+    };
+    (bits(share.access as u32), bits(share.mode as u32))
+}
+
+fn share_target(call: &Call, share: &nlm4_share, auth: &Authorized) -> Target {
+    Target {
+        client: client_key(call.peer.ip(), share.caller_name.as_bytes()),
+        owner: owner_key(0, share.oh.as_bytes()),
+        file: auth.handle.handle().to_bytes(),
+    }
+}
+
+fn share(svc: &Service, call: &Call, args: nlm4_shareargs) -> Result<nlm4_shareres, AuthStat> {
+    let stat = match authorize(svc, call, &args.share.fh)? {
+        Err(stat) => stat,
+        Ok(auth) => {
+            let (access, deny) = share_bits(&args.share);
+            let req = ShareRequest {
+                target: share_target(call, &args.share, &auth),
+                access,
+                deny,
+                reclaim: args.reclaim,
+            };
+            match svc
+                .locking
+                .with_manager(None, |m, _| m.share(call.now_ms, &req))
+            {
+                ShareOutcome::Granted => nlm4_stats::NLM4_GRANTED,
+                ShareOutcome::Denied { .. } => nlm4_stats::NLM4_DENIED,
+                ShareOutcome::GracePeriod => nlm4_stats::NLM4_DENIED_GRACE_PERIOD,
+                ShareOutcome::NoLocks(_) => nlm4_stats::NLM4_DENIED_NOLOCKS,
+            }
+        }
+    };
+    Ok(nlm4_shareres {
+        cookie: args.cookie,
+        stat,
+        sequence: 0,
+    })
+}
+
+fn unshare(svc: &Service, call: &Call, args: nlm4_shareargs) -> Result<nlm4_shareres, AuthStat> {
+    let stat = match authorize(svc, call, &args.share.fh)? {
+        Err(stat) => stat,
+        Ok(auth) => {
+            let target = share_target(call, &args.share, &auth);
+            svc.locking.with_manager(None, |m, _| m.unshare(&target));
+            nlm4_stats::NLM4_GRANTED
+        }
+    };
+    Ok(nlm4_shareres {
+        cookie: args.cookie,
+        stat,
+        sequence: 0,
+    })
+}
+
+/// FREE_ALL: the host `name` (at the caller's address) rebooted; everything it held goes.
+fn free_all(svc: &Service, call: &Call, args: nlm4_notify) -> Result<(), AuthStat> {
+    svc.locking.free_client(
+        call.now_ms,
+        &client_key(call.peer.ip(), args.name.as_bytes()),
+    );
+    Ok(())
+}
