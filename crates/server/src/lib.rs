@@ -58,6 +58,7 @@ mod lockdep;
 mod logging;
 mod metrics;
 mod nfs;
+mod nlm_callback;
 mod outgoing;
 mod peek;
 mod pool;
