@@ -437,6 +437,8 @@ mod tests {
         /// First answers with the wrong xid (status DENIED), and from another socket with the
         /// right xid (status DENIED), then properly.
         Decoys,
+        /// Answers PROG_UNAVAIL.
+        Refuses,
     }
 
     struct FakeClient {
@@ -504,7 +506,11 @@ mod tests {
                     let elsewhere = reply(xid, nlm4_stats::NLM4_DENIED);
                     decoy.send_to(&elsewhere, from).await.unwrap();
                 }
-                if nlm != Nlm::Silent {
+                if nlm == Nlm::Refuses {
+                    let mut b = BytesMut::new();
+                    ReplyHeader::ProgUnavail.encode(xid, &mut b);
+                    lm.send_to(&b, from).await.unwrap();
+                } else if nlm != Nlm::Silent {
                     let good = reply(xid, nlm4_stats::NLM4_GRANTED);
                     lm.send_to(&good, from).await.unwrap();
                 }
@@ -636,6 +642,42 @@ mod tests {
         .unwrap();
         let res: nlm4_res = from_bytes(body).unwrap();
         assert_eq!(res.stat.stat, nlm4_stats::NLM4_GRANTED);
+    }
+
+    #[tokio::test]
+    async fn an_rpc_error_is_refused_at_once_and_forgets_the_port() {
+        let client = fake_client(Nlm::Refuses, None).await;
+        let cache = PortCache::default();
+        let err = deliver(
+            &granted(&granted_args(b"c")),
+            &limits(&client, 3, 2000),
+            &cache,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, CallbackError::Refused(ReplyHeader::ProgUnavail)),
+            "{err:?}"
+        );
+        assert_eq!(client.getports.load(Ordering::Relaxed), 1);
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_callback_is_reported_and_counted() {
+        let client = fake_client(Nlm::Silent, None).await;
+        let (done_tx, mut done_rx) = mpsc::channel::<bool>(4);
+        let queue = spawn(limits(&client, 2, 30), move |_, outcome| {
+            let timed_out = matches!(outcome, Err(CallbackError::TimedOut { attempts: 2 }));
+            done_tx.try_send(timed_out).unwrap();
+        });
+        queue.submit(granted(&granted_args(b"c"))).unwrap();
+        let timed_out = tokio::time::timeout(Duration::from_secs(10), done_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(timed_out);
+        assert_eq!((queue.delivered(), queue.failed()), (0, 1));
     }
 
     #[tokio::test]
