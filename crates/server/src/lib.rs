@@ -60,6 +60,7 @@ mod logging;
 mod metrics;
 mod nfs;
 mod nlm;
+mod nlm_callback;
 mod outgoing;
 mod peek;
 mod pool;
