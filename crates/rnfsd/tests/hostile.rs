@@ -298,6 +298,8 @@ fn hostile_messages(fh: &nfs_fh3, file: &nfs_fh3) -> Vec<Case> {
     let nfs = NFS_PROGRAM;
     let mnt = 100_005;
     let pmap = 100_000;
+    let nlm = 100_021;
+    let nsm = 100_024;
     let fh_args = to_bytes(fh);
     let mut forged = fh.data.as_bytes().to_vec();
     *forged.last_mut().unwrap() ^= 1;
@@ -735,6 +737,48 @@ fn hostile_messages(fh: &nfs_fh3, file: &nfs_fh3) -> Vec<Case> {
             ),
             Expect::Answered,
         ),
+        // NLM v4 and NSM: garbage arguments, unused and unserved procedures.
+        case(
+            "NLM LOCK with 3 bytes of arguments",
+            call(7, nlm, 4, 2, &[0, 0, 0]),
+            rpc_status(ReplyStatus::GarbageArgs),
+        ),
+        case(
+            "NLM TEST with a caller_name of 2000 bytes",
+            call(
+                7,
+                nlm,
+                4,
+                1,
+                &W::default().opaque(b"c").u32(0).opaque(&[b'x'; 2000]).0,
+            ),
+            rpc_status(ReplyStatus::GarbageArgs),
+        ),
+        case(
+            "NLM LOCK with block = 2",
+            call(7, nlm, 4, 2, &W::default().opaque(b"c").u32(2).0),
+            rpc_status(ReplyStatus::GarbageArgs),
+        ),
+        case(
+            "NLM procedure 17 (unused)",
+            call(7, nlm, 4, 17, &[]),
+            rpc_status(ReplyStatus::ProcUnavail),
+        ),
+        case(
+            "NLM version 3",
+            call(7, nlm, 3, 0, &[]),
+            rpc_status(ReplyStatus::ProgMismatch { low: 4, high: 4 }),
+        ),
+        case(
+            "NSM SM_NOTIFY with a name length of 0x7fffffff",
+            call(7, nsm, 1, 6, &W::default().u32(0x7fff_ffff).0),
+            rpc_status(ReplyStatus::GarbageArgs),
+        ),
+        case(
+            "NSM SM_MON (not a general status monitor)",
+            call(7, nsm, 1, 2, &[]),
+            rpc_status(ReplyStatus::ProcUnavail),
+        ),
     ];
     // Random arguments for every NFS, MOUNT and portmap procedure, with a real handle first (so
     // they get past the handle) and without.
@@ -758,6 +802,23 @@ fn hostile_messages(fh: &nfs_fh3, file: &nfs_fh3) -> Vec<Case> {
             v.push(case(
                 format!("program {prog} proc {p} random arguments"),
                 call(7, prog, vers, p, &noise(u64::from(prog + p), 40)),
+                Expect::Answered,
+            ));
+        }
+    }
+    // The NLM and NSM procedures served (the others are refused as unavailable, above).
+    let served = [0, 1, 2, 3, 4, 5, 20, 21, 22, 23].map(|p| (nlm, 4, p));
+    for (prog, vers, p) in served.into_iter().chain([0, 1, 6].map(|p| (nsm, 1, p))) {
+        for len in [40, 120] {
+            v.push(case(
+                format!("program {prog} proc {p} random arguments ({len} bytes)"),
+                call(
+                    7,
+                    prog,
+                    vers,
+                    p,
+                    &noise(u64::from(prog + p) * 3 + len as u64, len),
+                ),
                 Expect::Answered,
             ));
         }
