@@ -93,6 +93,7 @@ fn human(cmd: &str, d: &Value) -> String {
         "requests" => requests(d),
         "loans" => loans(d),
         "locks" => locks(d),
+        "filelocks" => file_locks(d),
         "exports" => exports(&d["exports"], d["config"].as_str()),
         "exports reload" | "reload" => reload(d),
         "stats" => stats(d),
@@ -425,6 +426,50 @@ fn locks(d: &Value) -> String {
         ],
         &rows,
     )
+}
+
+fn file_locks(d: &Value) -> String {
+    let u = &d["usage"];
+    let mut out = format!(
+        "{} locks, {} shares, {} blocked requests; {} clients, {} files; NSM state {}\n",
+        u["locks"], u["shares"], u["waiters"], u["clients"], u["files"], d["nsm_state"]
+    );
+    let rows: Vec<Vec<String>> = d["rows"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    let len = r["len"].as_u64().unwrap_or(0);
+                    vec![
+                        s(&r["what"]),
+                        s(&r["client"]),
+                        s(&r["owner"]),
+                        s(&r["mode"]),
+                        if len == 0 {
+                            format!("{}-EOF", r["offset"])
+                        } else {
+                            format!("{}+{len}", r["offset"])
+                        },
+                        r["age_ms"].as_u64().map_or("-".into(), dur),
+                        s(&r["file"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push_str(&table(
+        &[
+            "WHAT",
+            "CLIENT",
+            "OWNER",
+            "MODE",
+            "RANGE",
+            "AGE",
+            "FILE HANDLE",
+        ],
+        &rows,
+    ));
+    out
 }
 
 fn exports(list: &Value, config: Option<&str>) -> String {

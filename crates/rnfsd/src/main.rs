@@ -37,6 +37,7 @@ enum Command {
     ///   requests                    every request in flight: xid, procedure, age, what it waits on
     ///   loans                       READ data on loan: owner, file, range, bytes, age
     ///   locks                       every tracked lock: holder thread, call site, held for, waiters
+    ///   filelocks                   NFS clients' file locks, shares and blocked requests (NLM)
     ///   exports                     the export table and client rules
     ///   exports reload              re-read the --config file and swap the export table
     ///   stats                       per-procedure calls, errors by status, latency percentiles

@@ -273,3 +273,139 @@ fn one_client_flooding_distinct_ranges_is_refused_at_its_limit_with_bounded_memo
     assert_eq!(other.ask("lock 1 1 1 1"), "GRANTED");
     assert!(other.ask("test 1 1 0 0").starts_with("DENIED 1 7 "));
 }
+
+/// Runs `script` with bash in a new network and mount namespace (loopback up, private `/run`),
+/// where 127.0.0.1:111 is free for `fakeclient.py`, the client host's portmapper: the server's
+/// calls to its clients (GRANTED, SM_NOTIFY) go there. Variables: `$RNFSD`, `$NLMTOOL`, `$FAKE`,
+/// `$EXPORT`, `$STATE`, `$SCRATCH`, and `$CONFIG` (a configuration exporting `$EXPORT`).
+fn in_namespace(server: &TestServer, limits: &str, script: &str) -> common::ToolOutput {
+    common::require_root("network namespaces and port 111");
+    let config = server.scratch().join("ns.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[export]]\npath = {:?}\n[[export.client]]\nmatch = \"127.0.0.0/8\"\n[limits]\n{limits}\n",
+            server.export()
+        ),
+    )
+    .unwrap();
+    let prelude = r#"
+set -u
+# Everything started here goes with the script (and the namespace).
+trap 'kill -KILL $(jobs -p) 2>/dev/null; wait 2>/dev/null' EXIT
+ip link set lo up
+mount -t tmpfs -o size=8m tmpfs /run
+# tool HOST COMMAND...: nlmtool as client HOST, its answers on one line.
+tool() { local who=$1; shift; printf '%s\n' "$@" | "$NLMTOOL" 127.0.0.1 "$PORT" "$PORT" "$PORT" "$EXPORT" f "$who" | paste -sd' '; }
+start_rnfsd() {
+    rm -f "$SCRATCH/ready-ns"
+    "$RNFSD" serve --config "$CONFIG" --listen "127.0.0.1:${PORT:-0}" --portmap off --state-dir "$STATE" --ready-file "$SCRATCH/ready-ns" >>"$SCRATCH/rnfsd-ns.log" 2>&1 &
+    RNFSD_PID=$!
+    for _ in $(seq 200); do [ -s "$SCRATCH/ready-ns" ] && break; sleep 0.05; done
+    PORT=$(awk '/^tcp/{n=split($2,a,":"); print a[n]; exit}' "$SCRATCH/ready-ns")
+}
+# wait_for PATTERN FILE: up to 10 s for a line matching PATTERN.
+wait_for() { for _ in $(seq 200); do grep -q "$1" "$2" && return 0; sleep 0.05; done; echo "never saw $1 in $2"; cat "$2"; return 1; }
+"#;
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--net", "--mount", "--propagation", "private", "bash", "-c"])
+        .arg(format!("{prelude}\n{script}"))
+        .env("RNFSD", env!("CARGO_BIN_EXE_rnfsd"))
+        .env("NLMTOOL", nlmtool())
+        .env(
+            "FAKE",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nlm/fakeclient.py"),
+        )
+        .env("EXPORT", server.export())
+        .env("STATE", server.state_dir())
+        .env("SCRATCH", server.scratch())
+        .env("CONFIG", &config);
+    let out = common::run_bounded(&mut cmd, Duration::from_secs(90));
+    let log = std::fs::read_to_string(server.scratch().join("rnfsd-ns.log")).unwrap_or_default();
+    assert!(out.success(), "{}\n--- rnfsd log:\n{log}", out.describe());
+    out
+}
+
+#[test]
+fn a_blocked_client_is_called_back_with_granted_when_the_lock_is_free() {
+    let server = TestServer::new();
+    std::fs::write(server.export().join("f"), b"x").unwrap();
+    let out = in_namespace(
+        &server,
+        "",
+        r#"
+python3 "$FAKE" 127.0.0.1 > "$SCRATCH/fake.log" 2>&1 & wait_for READY "$SCRATCH/fake.log"
+start_rnfsd
+echo "a: $(tool host-a 'lock 1 1 0 10')"
+echo "b: $(tool host-b 'lock 2 1 5 10 1')"
+echo "a: $(tool host-a 'unlock 1 0 10')"
+wait_for '^GRANTED' "$SCRATCH/fake.log"
+echo "fake: $(grep '^GRANTED' "$SCRATCH/fake.log" | head -1)"
+echo "c: $(tool host-c 'test 1 1 5 1')"
+"#,
+    );
+    assert_eq!(
+        out.stdout_str(),
+        "a: GRANTED\nb: BLOCKED\na: GRANTED\nfake: GRANTED host-b 2 1 5 10\nc: DENIED 1 2 5 10\n"
+    );
+}
+
+#[test]
+fn a_client_whose_callback_port_is_dead_stalls_nothing() {
+    let server = TestServer::new();
+    std::fs::write(server.export().join("f"), b"x").unwrap();
+    let out = in_namespace(
+        &server,
+        "lock_callback_attempts_max = 3\nlock_callback_timeout_ms = 200",
+        r#"
+python3 "$FAKE" 127.0.0.1 --silent-nlm > "$SCRATCH/fake.log" 2>&1 & wait_for READY "$SCRATCH/fake.log"
+start_rnfsd
+tool host-a 'lock 1 1 0 10' >/dev/null
+tool host-b 'lock 2 1 0 10 1' >/dev/null
+tool host-a 'unlock 1 0 10' >/dev/null
+# While the server calls a dead port, other clients are served at once.
+start=$(date +%s%N)
+echo "c: $(tool host-c 'lock 1 1 100 1' 'unlock 1 100 1' 'test 1 1 0 1')"
+echo "fast: $(( ($(date +%s%N) - start) / 1000000 < 500 ))"
+sleep 1.5
+echo "attempts: $(grep -c '^GRANTED host-b' "$SCRATCH/fake.log")"
+grep -q 'call to a lock client failed' "$SCRATCH/rnfsd-ns.log" && echo "failure logged"
+# The lock stays its owner's: the client learns of it when it asks again.
+echo "b: $(tool host-b 'lock 2 1 0 10 1')"
+"#,
+    );
+    assert_eq!(
+        out.stdout_str(),
+        "c: GRANTED GRANTED DENIED 1 2 0 10\nfast: 1\nattempts: 3\nfailure logged\nb: GRANTED\n"
+    );
+}
+
+#[test]
+fn after_sigkill_clients_are_notified_and_reclaim_in_the_grace_period() {
+    let server = TestServer::new();
+    std::fs::write(server.export().join("f"), b"x").unwrap();
+    let out = in_namespace(
+        &server,
+        "lock_grace_ms = 3000",
+        r#"
+python3 "$FAKE" 127.0.0.1 > "$SCRATCH/fake.log" 2>&1 & wait_for READY "$SCRATCH/fake.log"
+start_rnfsd
+echo "a: $(tool host-a 'lock 1 1 0 10')"
+kill -KILL "$RNFSD_PID"; wait "$RNFSD_PID" 2>/dev/null
+start_rnfsd
+wait_for '^NOTIFY' "$SCRATCH/fake.log"
+echo "fake: $(grep '^NOTIFY' "$SCRATCH/fake.log" | awk '{print $1, $3}')"
+echo "grace: $(tool host-b 'lock 1 1 0 10' 'test 1 1 0 10')"
+echo "reclaim: $(tool host-a 'lock 1 1 0 10 0 1')"
+sleep 3.2
+echo "after: $(tool host-b 'lock 1 1 0 10' 'test 1 1 0 10')"
+echo "a rebooted: $(tool host-a 'notify host-a 5')"
+echo "b: $(tool host-b 'lock 1 1 0 10')"
+"#,
+    );
+    assert_eq!(
+        out.stdout_str(),
+        "a: GRANTED\nfake: NOTIFY 3\ngrace: DENIED_GRACE_PERIOD DENIED_GRACE_PERIOD\n\
+         reclaim: GRANTED\nafter: DENIED DENIED 1 1 0 10\na rebooted: OK\nb: GRANTED\n"
+    );
+}

@@ -315,6 +315,7 @@ impl Admin {
             "requests" => Ok(self.requests()),
             "loans" => Ok(self.loans()),
             "locks" => Ok(locks()),
+            "filelocks" => Ok(self.file_locks()),
             "exports" => Ok(self.exports()),
             "exports reload" | "reload" => self.reload().await,
             "stats" => Ok(self.stats()),
@@ -322,7 +323,7 @@ impl Admin {
             "log" => log_command(&req),
             other => Err(format!(
                 "unknown command {other:?}; commands: status, connections, requests, loans, locks, \
-                 exports, exports reload, stats, stalls, log"
+                 filelocks, exports, exports reload, stats, stalls, log"
             )),
         };
         match result {
@@ -586,6 +587,43 @@ impl Admin {
                 "ago_ms": now.saturating_sub(r.at_ms),
                 "summary": r.summary,
                 "text": r.text,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Rows of `rnfsd ctl filelocks` at most (the manager may hold many more; their count is given).
+const FILE_LOCK_ROWS_MAX: usize = 10_000;
+
+impl Admin {
+    /// NFS clients' byte-range locks, share reservations and blocked requests, with counters.
+    fn file_locks(&self) -> Value {
+        let locking = &self.running.service.locking;
+        let (counters, usage) = locking.snapshot();
+        let rows = locking.report(now_ms(), FILE_LOCK_ROWS_MAX);
+        let text = |b: &bytes::Bytes| String::from_utf8_lossy(b).into_owned();
+        let hex = |b: &bytes::Bytes| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        json!({
+            "usage": {
+                "locks": usage.locks, "shares": usage.shares, "waiters": usage.waiters,
+                "owners": usage.owners, "clients": usage.clients, "files": usage.files,
+            },
+            "counters": {
+                "grants": counters.grants, "waiter_grants": counters.waiter_grants,
+                "denials": counters.denials, "blocks": counters.blocks,
+                "deadlocks": counters.deadlocks, "grace_refusals": counters.grace_refusals,
+                "nolocks_refusals": counters.nolocks_refusals, "cancels": counters.cancels,
+            },
+            "nsm_state": locking.nsm_state(),
+            "rows": rows.iter().map(|r| json!({
+                "what": r.what,
+                "file": hex(&r.file),
+                "client": text(&r.client),
+                "owner": hex(&r.owner),
+                "mode": r.mode,
+                "offset": r.range.0,
+                "len": r.range.1,
+                "age_ms": r.age_ms,
             })).collect::<Vec<_>>(),
         })
     }

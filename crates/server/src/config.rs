@@ -189,8 +189,12 @@ pub struct Limits {
     pub locks_max: usize,
     /// Blocked lock requests queued, all files together (64 at most per file).
     pub lock_waiters_max: usize,
-    /// After a restart, how long only lock reclaims are granted (NLM4_DENIED_GRACE_PERIOD).
+    /// After a restart, how long only lock reclaims are granted (NLM4_DENIED_GRACE_PERIOD). Only
+    /// when clients held locks before the restart (NSM records in the state directory).
     pub lock_grace_ms: u64,
+    /// Calls to a client (GRANTED, SM_NOTIFY): attempts, and how long each waits for an answer.
+    pub lock_callback_attempts_max: u32,
+    pub lock_callback_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -219,6 +223,8 @@ impl Default for Limits {
             locks_max: 100_000,
             lock_waiters_max: 4096,
             lock_grace_ms: 90_000,
+            lock_callback_attempts_max: 5,
+            lock_callback_timeout_ms: 2000,
         }
     }
 }
@@ -248,7 +254,7 @@ impl Limits {
         // (slots, channels and threads are sized from these at start).
         let transfer_most = rnfs_nfs3::WRITE_DATA_MAX_BYTES.min(rnfs_nfs3::READ_DATA_MAX_BYTES);
         #[rustfmt::skip]
-        let ranges: [(&'static str, u64, u64, u64); 23] = [
+        let ranges: [(&'static str, u64, u64, u64); 25] = [
             ("record_bytes_max", self.record_bytes_max as u64, 8192, 64 * MIB),
             ("record_fragments_max", self.record_fragments_max as u64, 1, 65_536),
             ("connections_max", self.connections_max as u64, 1, 1 << 20),
@@ -273,6 +279,8 @@ impl Limits {
             ("locks_max", self.locks_max as u64, 1, 1 << 24),
             ("lock_waiters_max", self.lock_waiters_max as u64, 1, 1 << 20),
             ("lock_grace_ms", self.lock_grace_ms, 0, HOUR_MS),
+            ("lock_callback_attempts_max", u64::from(self.lock_callback_attempts_max), 1, 100),
+            ("lock_callback_timeout_ms", self.lock_callback_timeout_ms, 10, 60_000),
         ];
         for (key, value, least, most) in ranges {
             if !(least..=most).contains(&value) {

@@ -61,6 +61,7 @@ mod metrics;
 mod nfs;
 mod nlm;
 mod nlm_callback;
+mod nsm_store;
 mod outgoing;
 mod peek;
 mod pool;
@@ -256,6 +257,7 @@ pub async fn serve_with(
     }
 
     tasks.spawn(housekeeping(service.clone(), shared.stats.clone()));
+    start_locking(&service, &opts, &mut tasks);
     if let Some(tx) = ready {
         let _ = tx.send(running);
     }
@@ -269,6 +271,72 @@ pub async fn serve_with(
     }
     info!("stopped");
     Ok(())
+}
+
+/// File locking at start: NSM's records and state number (a grace period and SM_NOTIFY to every
+/// client that held locks before), and the task that makes calls to clients (GRANTED, `_RES`,
+/// SM_NOTIFY).
+fn start_locking(
+    service: &Arc<Service>,
+    opts: &ServeOptions,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    let limits = &opts.config.limits;
+    let name = host_name();
+    match service.locking.start_nsm(
+        &opts.state_dir,
+        name.as_bytes(),
+        clock::now_ms(),
+        limits.lock_grace_ms,
+    ) {
+        Ok(0) => {}
+        Ok(n) => info!(
+            clients = n,
+            grace_ms = limits.lock_grace_ms,
+            "lock grace period: only reclaims granted; notifying the clients that held locks"
+        ),
+        Err(e) => {
+            warn!(dir = %opts.state_dir.display(), error = %e, "no NSM records: clients will not be told to reclaim their locks after a restart")
+        }
+    }
+    let callback_limits = nlm_callback::CallbackLimits {
+        attempts_max: limits.lock_callback_attempts_max,
+        attempt_timeout_ms: limits.lock_callback_timeout_ms,
+        ..nlm_callback::CallbackLimits::default()
+    };
+    tasks.spawn(call_clients(service.clone(), callback_limits));
+}
+
+/// Hands the lock service's calls to clients to the bounded sender as they are queued.
+async fn call_clients(service: Arc<Service>, limits: nlm_callback::CallbackLimits) {
+    let done = service.clone();
+    let queue = nlm_callback::spawn(limits, move |cb, outcome| {
+        if let Err(e) = &outcome {
+            warn!(peer = %cb.peer_ip, prog = cb.prog, proc_num = cb.proc_num, error = %e, "call to a lock client failed");
+        }
+        done.locking.callback_done(cb, outcome.is_ok());
+    });
+    loop {
+        service.locking.outbox_ready.notified().await;
+        for cb in service.locking.take_outbox() {
+            if queue.submit(cb).is_err() {
+                service
+                    .locking
+                    .counters
+                    .callbacks_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// This host's name, as NSM peers know it (SM_NOTIFY's `mon_name`).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// Keeps the watchdog's view of the async runtime fresh: if this stops, the runtime is stuck.

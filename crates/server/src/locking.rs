@@ -16,7 +16,7 @@
 //! it is taken and closed after it is released. A blocked request waits as a queued waiter in the
 //! manager, never as a thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
@@ -29,6 +29,13 @@ use rnfs_storage::{Backend, LockFile, VerifiedHandle};
 use tracing::warn;
 
 use crate::lockdep::TrackedMutex;
+use crate::nlm_callback::Callback;
+use crate::nsm_store::NsmStore;
+
+/// Calls to clients waiting to be handed to the callback sender: GRANTED for each waiter granted,
+/// a `_RES` for each `_MSG` call, SM_NOTIFY after a restart. Past it, new ones are dropped and
+/// counted (a client whose GRANTED is lost learns of its lock when it asks again).
+pub(crate) const OUTBOX_MAX: usize = 8192;
 
 /// A description opened for one (file, owner), with the file it was opened for: ids are reused
 /// once the manager forgets them, so an entry is only used for the same file key.
@@ -46,8 +53,12 @@ struct LockState {
 /// Server-wide locking state (one per [`crate::service::Service`]).
 pub(crate) struct Locking {
     state: TrackedMutex<LockState>,
-    /// Waiters granted whose clients have not been told yet (GRANTED callbacks go out from here).
-    granted: TrackedMutex<Vec<Granted>>,
+    /// Calls to clients not yet handed to the sender (see [`OUTBOX_MAX`]).
+    outbox: TrackedMutex<VecDeque<Callback>>,
+    /// Wakes the callback task when the outbox gains calls.
+    pub outbox_ready: tokio::sync::Notify,
+    /// Clients that hold locks, on disk (set at start when the server has a state directory).
+    nsm: std::sync::OnceLock<NsmStore>,
     /// Our NSM state number: odd while up, bumped at every start (XNFS chapter 11).
     nsm_state: AtomicI32,
     pub counters: LockingCounters,
@@ -60,6 +71,14 @@ pub(crate) struct LockingCounters {
     pub mirror_errors: AtomicU64,
     /// Calls refused because the handle was stale or forged.
     pub stale_handles: AtomicU64,
+    /// Calls to clients delivered (answered, or sent when no answer is expected).
+    pub callbacks_delivered: AtomicU64,
+    /// Calls to clients that failed (no port, no answer in the bounded attempts, refused).
+    pub callbacks_failed: AtomicU64,
+    /// Calls to clients dropped because the outbox or the sender's queue was full.
+    pub callbacks_dropped: AtomicU64,
+    /// Writing a client's NSM record failed (logged).
+    pub nsm_record_errors: AtomicU64,
 }
 
 impl Locking {
@@ -79,19 +98,116 @@ impl Locking {
                     described: HashMap::new(),
                 },
             ),
-            granted: TrackedMutex::new("nlm.granted", Vec::new()),
+            outbox: TrackedMutex::new("nlm.outbox", VecDeque::new()),
+            outbox_ready: tokio::sync::Notify::new(),
+            nsm: std::sync::OnceLock::new(),
             nsm_state: AtomicI32::new(1),
             counters: LockingCounters::default(),
         }
     }
 
     pub fn lock_infos(&self) -> [crate::lockdep::LockInfo; 2] {
-        [self.state.info(), self.granted.info()]
+        [self.state.info(), self.outbox.info()]
     }
 
     /// Our NSM state number.
     pub fn nsm_state(&self) -> i32 {
         self.nsm_state.load(Ordering::Relaxed)
+    }
+
+    /// At start: opens the NSM records in `state_dir`, takes the new state number, and if any
+    /// client held locks before, opens the grace period and queues SM_NOTIFY to each (`our_name`
+    /// is the name they know us by). Returns how many clients are notified.
+    pub fn start_nsm(
+        &self,
+        state_dir: &std::path::Path,
+        our_name: &[u8],
+        now_ms: u64,
+        grace_ms: u64,
+    ) -> std::io::Result<usize> {
+        let opened = crate::nsm_store::NsmStore::open(state_dir)?;
+        self.nsm_state.store(opened.state, Ordering::Relaxed);
+        let _ = self.nsm.set(opened.store);
+        let previous = opened.previous_clients;
+        if previous.is_empty() {
+            return Ok(0);
+        }
+        self.start_grace(now_ms, grace_ms);
+        let mon_name =
+            rnfs_xdr::Opaque::new(bytes::Bytes::copy_from_slice(our_name)).unwrap_or_default();
+        let args = rnfs_xdr::to_bytes(&rnfs_nlm::nsm::stat_chge {
+            mon_name,
+            state: opened.state,
+        });
+        let mut notified = 0;
+        for key in &previous {
+            let Some((peer_ip, _)) = split_client_key(key) else {
+                continue;
+            };
+            self.send(Callback {
+                peer_ip,
+                prog: rnfs_nlm::nsm::SM_PROG,
+                vers: rnfs_nlm::nsm::SM_VERS,
+                proc_num: rnfs_nlm::nsm::SM_NOTIFY,
+                args: args.clone(),
+                expect_reply: true,
+                client: key.clone(),
+            });
+            notified += 1;
+        }
+        Ok(notified)
+    }
+
+    /// Records on disk that `client` holds locks, so it is notified after a restart (a disk
+    /// write the first time per client and process; call it outside every lock).
+    pub fn remember_client(&self, client: &Bytes) {
+        if let Some(store) = self.nsm.get() {
+            if let Err(e) = store.remember(client) {
+                warn!(error = %e, "cannot record a locking client for NSM: it will not be notified after a restart");
+                self.counters
+                    .nsm_record_errors
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A call to a client was delivered or failed: counts it, and forgets the NSM record of a
+    /// client told of our restart.
+    pub fn callback_done(&self, cb: &Callback, delivered: bool) {
+        let counter = if delivered {
+            &self.counters.callbacks_delivered
+        } else {
+            &self.counters.callbacks_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if delivered && cb.prog == rnfs_nlm::nsm::SM_PROG {
+            if let Some(store) = self.nsm.get() {
+                if let Err(e) = store.notified(&cb.client) {
+                    warn!(error = %e, "cannot remove a notified client's NSM record");
+                }
+            }
+        }
+    }
+
+    /// Queues a call to a client (dropped and counted when the outbox is full).
+    pub fn send(&self, cb: Callback) {
+        {
+            let mut outbox = self.outbox.lock();
+            if outbox.len() >= OUTBOX_MAX {
+                drop(outbox);
+                self.counters
+                    .callbacks_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            outbox.push_back(cb);
+        }
+        self.outbox_ready.notify_one();
+    }
+
+    /// Takes the calls waiting in the outbox.
+    pub fn take_outbox(&self) -> VecDeque<Callback> {
+        std::mem::take(&mut *self.outbox.lock())
     }
 
     /// Starts the grace period after a restart: only reclaims are granted until it ends.
@@ -188,29 +304,29 @@ impl Locking {
     }
 
     /// The housekeeping timer's part: waiters blocked only by local (non-NFS) locks are tried
-    /// again, and granted waiters are handed to the callback sender. Until GRANTED callbacks
-    /// are sent, a granted waiter's client learns of its lock when it sends its LOCK again (NLM
-    /// clients re-send a blocked LOCK every 30 s or so), which is answered GRANTED: the lock is
-    /// already its owner's.
+    /// again (nothing else would wake them), and those granted are called back.
     pub fn housekeeping(&self, now_ms: u64) {
         let granted = self.with_manager(None, |m, mirror| m.retry_external(now_ms, mirror));
         self.push_granted(granted);
-        let granted = self.take_granted();
-        if !granted.is_empty() {
-            tracing::debug!(waiters = granted.len(), "blocked locks granted");
-        }
     }
 
-    /// Queues granted waiters for their GRANTED callbacks.
+    /// Queues a GRANTED call to the client of each waiter granted (XNFS 10: the server calls the
+    /// client's NLM back). The lock is already its owner's; one whose owner is gone by now has
+    /// nobody to tell.
     pub(crate) fn push_granted(&self, granted: Vec<Granted>) {
-        if !granted.is_empty() {
-            self.granted.lock().extend(granted);
+        if granted.is_empty() {
+            return;
         }
-    }
-
-    /// Takes the granted waiters whose clients are to be told.
-    pub fn take_granted(&self) -> Vec<Granted> {
-        std::mem::take(&mut *self.granted.lock())
+        let calls: Vec<Callback> = {
+            let state = self.state.lock();
+            granted
+                .iter()
+                .filter_map(|g| granted_call(&state.manager, g))
+                .collect()
+        };
+        for cb in calls {
+            self.send(cb);
+        }
     }
 
     /// Counters and sizes, for metrics and `rnfsd ctl`.
@@ -417,6 +533,47 @@ fn external_conflict((exclusive, start, len): (bool, u64, u64), asked: Range) ->
         },
         range: Range::from_offset_len(start, len).unwrap_or(asked),
     }
+}
+
+/// The GRANTED call telling a waiter's client that its lock is held: the lock as the client
+/// asked for it (caller_name, handle, owner, range); the cookie is the waiter's id.
+fn granted_call(m: &LockManager, g: &Granted) -> Option<Callback> {
+    use rnfs_nlm::{nlm4_lock, nlm4_testargs};
+    let client = m.client_key(g.client)?;
+    let (peer_ip, caller_name) = split_client_key(client)?;
+    let (_, owner) = m.owner_key(g.owner)?;
+    let (svid, oh) = split_owner_key(owner);
+    let fh = m.file_key(g.file)?;
+    let (l_offset, l_len) = g.range.to_offset_len();
+    let args = nlm4_testargs {
+        cookie: rnfs_xdr::Opaque::new(Bytes::copy_from_slice(&g.waiter.0.to_be_bytes()))
+            .unwrap_or_default(),
+        exclusive: g.kind == LockKind::Exclusive,
+        alock: nlm4_lock {
+            caller_name: rnfs_xdr::Opaque::new(caller_name).unwrap_or_default(),
+            fh: rnfs_xdr::Opaque::new(fh.clone()).unwrap_or_default(),
+            oh: rnfs_xdr::Opaque::new(oh).unwrap_or_default(),
+            svid,
+            l_offset,
+            l_len,
+        },
+    };
+    Some(Callback {
+        peer_ip,
+        prog: rnfs_nlm::NLM_PROG,
+        vers: rnfs_nlm::NLM4_VERS,
+        proc_num: rnfs_nlm::NLMPROC4_GRANTED,
+        args: rnfs_xdr::to_bytes(&args),
+        expect_reply: true,
+        client: client.clone(),
+    })
+}
+
+/// The address and caller_name of a client key ([`client_key`]'s inverse).
+pub(crate) fn split_client_key(key: &Bytes) -> Option<(IpAddr, Bytes)> {
+    let space = key.iter().position(|&b| b == b' ')?;
+    let ip = std::str::from_utf8(&key[..space]).ok()?.parse().ok()?;
+    Some((ip, key.slice(space + 1..)))
 }
 
 /// The manager's client key: the caller's address and the name it gives (see module docs).

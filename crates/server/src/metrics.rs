@@ -118,6 +118,7 @@ impl Collector for ServerCollector {
         encode_data(&mut enc, &r.service.counters, &r.stats)?;
         encode_loans_and_drc(&mut enc, &r.service)?;
         encode_connections(&mut enc, r)?;
+        encode_file_locks(&mut enc, &r.service)?;
         encode_reply_memory_and_uptime(&mut enc, r, self.started_ms)
     }
 }
@@ -283,6 +284,67 @@ fn encode_loans_and_drc(
 }
 
 /// Connections open, requests in flight, and why connections were closed or refused.
+/// NLM: lock requests by outcome, calls to clients by result, and what is held now.
+fn encode_file_locks(
+    enc: &mut DescriptorEncoder,
+    service: &crate::service::Service,
+) -> Result<(), std::fmt::Error> {
+    let locking = &service.locking;
+    let (c, u) = locking.snapshot();
+    counter_by(
+        enc,
+        "rnfsd_file_lock_requests",
+        "Byte-range lock requests (NLM) by outcome",
+        "outcome",
+        &[
+            ("granted", c.grants),
+            ("granted_after_wait", c.waiter_grants),
+            ("denied", c.denials),
+            ("blocked", c.blocks),
+            ("deadlock", c.deadlocks),
+            ("grace_period", c.grace_refusals),
+            ("no_locks", c.nolocks_refusals),
+            ("cancelled", c.cancels),
+        ],
+    )?;
+    let k = &locking.counters;
+    counter_by(
+        enc,
+        "rnfsd_file_lock_callbacks",
+        "Calls to lock clients (GRANTED, _RES, SM_NOTIFY) by result",
+        "result",
+        &[
+            ("delivered", load(&k.callbacks_delivered)),
+            ("failed", load(&k.callbacks_failed)),
+            ("dropped", load(&k.callbacks_dropped)),
+        ],
+    )?;
+    gauge(
+        enc,
+        "rnfsd_file_locks",
+        "Byte ranges locked by NFS clients",
+        sat(u.locks as u64),
+    )?;
+    gauge(
+        enc,
+        "rnfsd_file_lock_waiters",
+        "Blocked lock requests queued",
+        sat(u.waiters as u64),
+    )?;
+    gauge(
+        enc,
+        "rnfsd_file_lock_shares",
+        "Share reservations held",
+        sat(u.shares as u64),
+    )?;
+    gauge(
+        enc,
+        "rnfsd_file_lock_clients",
+        "Clients holding locks or waiting",
+        sat(u.clients as u64),
+    )
+}
+
 fn encode_connections(enc: &mut DescriptorEncoder, r: &Running) -> Result<(), std::fmt::Error> {
     let c = &r.service.counters;
     let conns = r.registry.connections();

@@ -31,7 +31,6 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use rnfs_nlm::{NLM4_VERS, NLM_PROG};
 use rnfs_oncrpc::{decode_reply, encode_call, OpaqueAuth, ReplyHeader};
 use rnfs_portmap as pmap;
 use rnfs_xdr::XdrEncode;
@@ -68,23 +67,28 @@ impl Default for CallbackLimits {
     }
 }
 
-/// One call to a client's NLM service (program 100021, version 4, over UDP).
+/// One call to a client's service over UDP: its NLM v4 (GRANTED, the `_RES` answers) or its
+/// status monitor (NSM v1 SM_NOTIFY after our restart).
 #[derive(Debug, Clone)]
 pub(crate) struct Callback {
     pub peer_ip: IpAddr,
-    /// `NLMPROC4_GRANTED` or one of the `NLMPROC4_*_RES`.
+    pub prog: u32,
+    pub vers: u32,
+    /// `NLMPROC4_GRANTED`, one of the `NLMPROC4_*_RES`, or `SM_NOTIFY`.
     pub proc_num: u32,
     /// The XDR-encoded arguments.
     pub args: Bytes,
     /// Whether to wait for (and retransmit until) a reply.
     pub expect_reply: bool,
+    /// The lock manager's key of the client called (for what follows its delivery).
+    pub client: Bytes,
 }
 
 /// Why a callback was not delivered.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CallbackError {
-    /// The client's portmapper never gave a port for NLM v4 over UDP (silent, or answered 0).
-    #[error("the client's NLM v4 UDP port is unknown")]
+    /// The client's portmapper never gave a port for the program over UDP (silent, or 0).
+    #[error("the client's UDP port for the program is unknown")]
     PortUnknown,
     /// The client's NLM service never answered.
     #[error("no answer after {attempts} attempts")]
@@ -99,7 +103,7 @@ pub(crate) enum CallbackError {
 /// Where each client's NLM service listens, as its portmapper said: a small map with expiry.
 pub(crate) struct PortCache {
     /// Peer → (port, when learned). Held for one lookup, insert or removal; never across `.await`.
-    entries: Mutex<HashMap<IpAddr, (u16, Instant)>>,
+    entries: Mutex<HashMap<(IpAddr, u32), (u16, Instant)>>,
     ttl: Duration,
     max_entries: usize,
 }
@@ -119,13 +123,13 @@ impl PortCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u16, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(IpAddr, u32), (u16, Instant)>> {
         // The map is always consistent between statements; a panic elsewhere does not spoil it.
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The cached port of `ip`, if learned less than the time-to-live ago.
-    pub(crate) fn get(&self, ip: IpAddr) -> Option<u16> {
+    pub(crate) fn get(&self, ip: (IpAddr, u32)) -> Option<u16> {
         let mut map = self.lock();
         match map.get(&ip) {
             Some(&(port, at)) if at.elapsed() < self.ttl => Some(port),
@@ -138,7 +142,7 @@ impl PortCache {
     }
 
     /// Remembers `port` for `ip`. When full, expired entries go first, then the oldest one.
-    pub(crate) fn insert(&self, ip: IpAddr, port: u16) {
+    pub(crate) fn insert(&self, ip: (IpAddr, u32), port: u16) {
         let mut map = self.lock();
         if map.len() >= self.max_entries && !map.contains_key(&ip) {
             let ttl = self.ttl;
@@ -154,7 +158,7 @@ impl PortCache {
     }
 
     /// Forgets `ip` (its service may have restarted on another port).
-    pub(crate) fn forget(&self, ip: IpAddr) {
+    pub(crate) fn forget(&self, ip: (IpAddr, u32)) {
         self.lock().remove(&ip);
     }
 
@@ -217,17 +221,18 @@ async fn await_reply(
     }
 }
 
-/// One GETPORT for NLM v4 over UDP. `Ok(None)` when no usable port came back in time.
+/// One GETPORT for `cb`'s program over UDP. `Ok(None)` when no usable port came back in time.
 async fn lookup_port(
     sock: &UdpSocket,
     buf: &mut [u8],
     portmapper: SocketAddr,
+    cb: &Callback,
     deadline: tokio::time::Instant,
 ) -> Result<Option<u16>, CallbackError> {
     let xid = next_xid();
     let mapping = pmap::mapping {
-        prog: NLM_PROG,
-        vers: NLM4_VERS,
+        prog: cb.prog,
+        vers: cb.vers,
         prot: pmap::IPPROTO_UDP,
         port: 0,
     };
@@ -268,17 +273,18 @@ pub(crate) async fn deliver(
     let portmapper = SocketAddr::new(cb.peer_ip, limits.portmap_port);
     let timeout = Duration::from_millis(limits.attempt_timeout_ms);
     let xid = next_xid();
-    let msg = call_message(xid, NLM_PROG, NLM4_VERS, cb.proc_num, &cb.args);
+    let msg = call_message(xid, cb.prog, cb.vers, cb.proc_num, &cb.args);
+    let key = (cb.peer_ip, cb.prog);
     let mut buf = vec![0u8; REPLY_BUF_BYTES];
     let mut port_known = false;
     let attempts = limits.attempts_max.max(1);
     for _ in 0..attempts {
         let deadline = tokio::time::Instant::now() + timeout;
-        let port = match cache.get(cb.peer_ip) {
+        let port = match cache.get(key) {
             Some(p) => p,
-            None => match lookup_port(&sock, &mut buf, portmapper, deadline).await? {
+            None => match lookup_port(&sock, &mut buf, portmapper, cb, deadline).await? {
                 Some(p) => {
-                    cache.insert(cb.peer_ip, p);
+                    cache.insert(key, p);
                     p
                 }
                 None => {
@@ -298,11 +304,11 @@ pub(crate) async fn deliver(
         match await_reply(&sock, &mut buf, nlm, xid, deadline).await? {
             Answer::Reply(ReplyHeader::Success, body) => return Ok(Some(body)),
             Answer::Reply(refusal, _) => {
-                cache.forget(cb.peer_ip);
+                cache.forget(key);
                 return Err(CallbackError::Refused(refusal));
             }
             // The client may have restarted on a new port: ask its portmapper again.
-            Answer::Nothing => cache.forget(cb.peer_ip),
+            Answer::Nothing => cache.forget(key),
         }
     }
     if port_known {
@@ -423,6 +429,7 @@ mod tests {
 
     use super::*;
     use rnfs_nlm::{nlm4_lock, nlm4_res, nlm4_stat, nlm4_stats, nlm4_testargs, Opaque};
+    use rnfs_nlm::{NLM4_VERS, NLM_PROG};
     use rnfs_oncrpc::{decode_call, CallHeader};
     use rnfs_xdr::{from_bytes, to_bytes};
     use std::sync::atomic::AtomicUsize;
@@ -551,9 +558,12 @@ mod tests {
     fn granted(args: &nlm4_testargs) -> Callback {
         Callback {
             peer_ip: Ipv4Addr::LOCALHOST.into(),
+            prog: NLM_PROG,
+            vers: NLM4_VERS,
             proc_num: rnfs_nlm::NLMPROC4_GRANTED,
             args: to_bytes(args),
             expect_reply: true,
+            client: Bytes::new(),
         }
     }
 
@@ -575,7 +585,7 @@ mod tests {
             (NLM_PROG, NLM4_VERS, rnfs_nlm::NLMPROC4_GRANTED)
         );
         assert_eq!(from_bytes::<nlm4_testargs>(got).unwrap(), args);
-        assert!(cache.get(Ipv4Addr::LOCALHOST.into()).is_some());
+        assert!(cache.get((Ipv4Addr::LOCALHOST.into(), NLM_PROG)).is_some());
 
         // A second call uses the cached port: no second GETPORT.
         deliver(&granted(&args), &limits(&client, 3, 2000), &cache)
@@ -697,7 +707,7 @@ mod tests {
     #[test]
     fn the_port_cache_is_bounded_and_expires() {
         let cache = PortCache::new(Duration::from_millis(30), 2);
-        let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
+        let ip = |n: u8| (IpAddr::from([10, 0, 0, n]), NLM_PROG);
         cache.insert(ip(1), 1);
         cache.insert(ip(2), 2);
         cache.insert(ip(3), 3);

@@ -17,9 +17,9 @@ use crate::service::{Authorized, Denied, Service};
 
 /// NLM version 4. LOCK, UNLOCK, CANCEL, SHARE and UNSHARE change the lock state but may run
 /// twice (a second LOCK of the same range by the same owner is granted again), so nothing is
-/// cached. The `_MSG` forms are answered by a `_RES` call back to the client; until that
-/// callback path exists they are refused as unavailable, which clients treat as "use the
-/// synchronous form".
+/// cached. Each `_MSG` form runs as its synchronous form and sends the results back to the
+/// caller's NLM service as the matching `_RES` call; the `_RES` calls a client sends us answer
+/// nothing we asked (we call GRANTED, not GRANTED_MSG) and are accepted and ignored.
 pub const NLM4: Program = Program {
     prog: NLM_PROG,
     name: "NLM",
@@ -32,16 +32,32 @@ pub const NLM4: Program = Program {
         Procedure::new(NLMPROC4_CANCEL, "CANCEL", handler!(cancel)).modifies(),
         Procedure::new(NLMPROC4_UNLOCK, "UNLOCK", handler!(unlock)).modifies(),
         Procedure::new(NLMPROC4_GRANTED, "GRANTED", handler!(granted)),
-        unavailable(NLMPROC4_TEST_MSG, "TEST_MSG"),
-        unavailable(NLMPROC4_LOCK_MSG, "LOCK_MSG"),
-        unavailable(NLMPROC4_CANCEL_MSG, "CANCEL_MSG"),
-        unavailable(NLMPROC4_UNLOCK_MSG, "UNLOCK_MSG"),
-        unavailable(NLMPROC4_GRANTED_MSG, "GRANTED_MSG"),
-        unavailable(NLMPROC4_TEST_RES, "TEST_RES"),
-        unavailable(NLMPROC4_LOCK_RES, "LOCK_RES"),
-        unavailable(NLMPROC4_CANCEL_RES, "CANCEL_RES"),
-        unavailable(NLMPROC4_UNLOCK_RES, "UNLOCK_RES"),
-        unavailable(NLMPROC4_GRANTED_RES, "GRANTED_RES"),
+        Procedure::new(NLMPROC4_TEST_MSG, "TEST_MSG", handler!(test_msg)),
+        Procedure::new(NLMPROC4_LOCK_MSG, "LOCK_MSG", handler!(lock_msg)).modifies(),
+        Procedure::new(NLMPROC4_CANCEL_MSG, "CANCEL_MSG", handler!(cancel_msg)).modifies(),
+        Procedure::new(NLMPROC4_UNLOCK_MSG, "UNLOCK_MSG", handler!(unlock_msg)).modifies(),
+        Procedure::new(NLMPROC4_GRANTED_MSG, "GRANTED_MSG", handler!(granted_msg)),
+        Procedure::new(
+            NLMPROC4_TEST_RES,
+            "TEST_RES",
+            handler!(ignore::<nlm4_testres>),
+        ),
+        Procedure::new(NLMPROC4_LOCK_RES, "LOCK_RES", handler!(ignore::<nlm4_res>)),
+        Procedure::new(
+            NLMPROC4_CANCEL_RES,
+            "CANCEL_RES",
+            handler!(ignore::<nlm4_res>),
+        ),
+        Procedure::new(
+            NLMPROC4_UNLOCK_RES,
+            "UNLOCK_RES",
+            handler!(ignore::<nlm4_res>),
+        ),
+        Procedure::new(
+            NLMPROC4_GRANTED_RES,
+            "GRANTED_RES",
+            handler!(ignore::<nlm4_res>),
+        ),
         unavailable(16, "-"),
         unavailable(17, "-"),
         unavailable(18, "-"),
@@ -202,13 +218,15 @@ fn lock_status(outcome: LockOutcome) -> nlm4_stats {
     }
 }
 
-/// LOCK and NM_LOCK (`block` false for NM_LOCK: a client without NSM cannot be called back).
+/// LOCK and NM_LOCK (`monitored` false for NM_LOCK: a client without a status monitor is not
+/// recorded for SM_NOTIFY, and cannot be called back, so it never blocks).
 fn do_lock(
     svc: &Service,
     call: &Call,
     args: &nlm4_lockargs,
-    block: bool,
+    monitored: bool,
 ) -> Result<nlm4_stats, AuthStat> {
+    let block = monitored && args.block;
     let now = call.now_ms;
     let answer = with_lock(svc, call, &args.alock, |m, mirror, target, range| {
         let req = LockRequest {
@@ -228,11 +246,18 @@ fn do_lock(
                 mirror.keep(file, &target.file, owner);
             }
         }
-        reply
+        (reply, target.client.clone())
     })?;
     Ok(match answer {
-        Ok(reply) => {
+        Ok((reply, client)) => {
             svc.locking.push_granted(reply.granted);
+            let held = matches!(
+                reply.outcome,
+                LockOutcome::Granted | LockOutcome::Blocked(_)
+            );
+            if monitored && held {
+                svc.locking.remember_client(&client);
+            }
             lock_status(reply.outcome)
         }
         Err(stat) => stat,
@@ -240,7 +265,7 @@ fn do_lock(
 }
 
 fn lock(svc: &Service, call: &Call, args: nlm4_lockargs) -> Result<nlm4_res, AuthStat> {
-    let stat = do_lock(svc, call, &args, args.block)?;
+    let stat = do_lock(svc, call, &args, true)?;
     Ok(res(args.cookie, stat))
 }
 
@@ -351,5 +376,54 @@ fn free_all(svc: &Service, call: &Call, args: nlm4_notify) -> Result<(), AuthSta
         call.now_ms,
         &client_key(call.peer.ip(), args.name.as_bytes()),
     );
+    Ok(())
+}
+
+/// Sends a `_MSG` call's results to the caller's NLM service as the `_RES` call `proc_num`.
+fn answer_later<R: rnfs_xdr::XdrEncode>(svc: &Service, call: &Call, proc_num: u32, results: &R) {
+    svc.locking.send(crate::nlm_callback::Callback {
+        peer_ip: call.peer.ip().to_canonical(),
+        prog: NLM_PROG,
+        vers: NLM4_VERS,
+        proc_num,
+        args: rnfs_xdr::to_bytes(results),
+        expect_reply: false,
+        client: bytes::Bytes::new(),
+    });
+}
+
+fn test_msg(svc: &Service, call: &Call, args: nlm4_testargs) -> Result<(), AuthStat> {
+    let res = test(svc, call, args)?;
+    answer_later(svc, call, NLMPROC4_TEST_RES, &res);
+    Ok(())
+}
+
+fn lock_msg(svc: &Service, call: &Call, args: nlm4_lockargs) -> Result<(), AuthStat> {
+    let res = lock(svc, call, args)?;
+    answer_later(svc, call, NLMPROC4_LOCK_RES, &res);
+    Ok(())
+}
+
+fn cancel_msg(svc: &Service, call: &Call, args: nlm4_cancargs) -> Result<(), AuthStat> {
+    let res = cancel(svc, call, args)?;
+    answer_later(svc, call, NLMPROC4_CANCEL_RES, &res);
+    Ok(())
+}
+
+fn unlock_msg(svc: &Service, call: &Call, args: nlm4_unlockargs) -> Result<(), AuthStat> {
+    let res = unlock(svc, call, args)?;
+    answer_later(svc, call, NLMPROC4_UNLOCK_RES, &res);
+    Ok(())
+}
+
+fn granted_msg(svc: &Service, call: &Call, args: nlm4_testargs) -> Result<(), AuthStat> {
+    let res = granted(svc, call, args)?;
+    answer_later(svc, call, NLMPROC4_GRANTED_RES, &res);
+    Ok(())
+}
+
+/// A `_RES` call: results of something we never asked asynchronously; decoded (garbage is
+/// GARBAGE_ARGS) and dropped.
+fn ignore<A>(_: &Service, _: &Call, _: A) -> Result<(), AuthStat> {
     Ok(())
 }
