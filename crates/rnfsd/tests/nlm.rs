@@ -18,6 +18,11 @@ use common::TestServer;
 /// How long one nlmtool command may take.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where the NLM test helpers live.
+fn nlm_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nlm")
+}
+
 /// Builds nlmtool once per test binary (gcc and libnfs-dev: scripts/test installs them).
 fn nlmtool() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -246,6 +251,45 @@ fn a_rebooted_client_loses_its_locks_by_sm_notify_or_free_all() {
 }
 
 #[test]
+fn share_reservations_deny_what_they_say_to_other_clients() {
+    let server = server_with_file("doc");
+    let mut a = Host::new(&server, "doc", "host-a");
+    let fh = a.ask("fh");
+    let port = server.port().to_string();
+    let raw = |args: &[&str]| {
+        let out = Command::new("python3")
+            .arg(nlm_dir().join("nlmraw.py"))
+            .args([port.as_str(), fh.as_str()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    // host-a opens read-write, denying writers (mode DW = 2, access RW = 3).
+    assert_eq!(raw(&["host-a", "share", "w1", "2", "3"]), "GRANTED");
+    assert_eq!(
+        raw(&["host-b", "share", "x", "0", "2"]),
+        "DENIED",
+        "a writer"
+    );
+    assert_eq!(
+        raw(&["host-b", "share", "x", "0", "1"]),
+        "GRANTED",
+        "a reader"
+    );
+    assert_eq!(
+        raw(&["host-c", "share", "y", "1", "1"]),
+        "DENIED",
+        "denies readers: a reads"
+    );
+    assert_eq!(raw(&["host-a", "unshare", "w1"]), "GRANTED");
+    assert_eq!(raw(&["host-c", "share", "y", "0", "2"]), "GRANTED");
+    // Byte-range locks are independent of shares.
+    assert_eq!(a.ask("lock 1 1 0 0"), "GRANTED");
+}
+
+#[test]
 fn one_client_flooding_distinct_ranges_is_refused_at_its_limit_with_bounded_memory() {
     let mut server = TestServer::new();
     std::fs::write(server.export().join("f"), b"x").unwrap();
@@ -312,10 +356,8 @@ wait_for() { for _ in $(seq 200); do grep -q "$1" "$2" && return 0; sleep 0.05; 
         .arg(format!("{prelude}\n{script}"))
         .env("RNFSD", env!("CARGO_BIN_EXE_rnfsd"))
         .env("NLMTOOL", nlmtool())
-        .env(
-            "FAKE",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nlm/fakeclient.py"),
-        )
+        .env("FAKE", nlm_dir().join("fakeclient.py"))
+        .env("RAW", nlm_dir().join("nlmraw.py"))
         .env("EXPORT", server.export())
         .env("STATE", server.state_dir())
         .env("SCRATCH", server.scratch())
@@ -342,11 +384,16 @@ echo "a: $(tool host-a 'unlock 1 0 10')"
 wait_for '^GRANTED' "$SCRATCH/fake.log"
 echo "fake: $(grep '^GRANTED' "$SCRATCH/fake.log" | head -1)"
 echo "c: $(tool host-c 'test 1 1 5 1')"
+# The asynchronous form: LOCK_MSG, answered by a LOCK_RES call to the client's NLM service.
+python3 "$RAW" "$PORT" "$(tool host-d fh)" host-d lock_msg 4 100 1 >/dev/null
+wait_for '^RES' "$SCRATCH/fake.log"
+echo "fake: $(grep '^RES' "$SCRATCH/fake.log")"
 "#,
     );
     assert_eq!(
         out.stdout_str(),
-        "a: GRANTED\nb: BLOCKED\na: GRANTED\nfake: GRANTED host-b 2 1 5 10\nc: DENIED 1 2 5 10\n"
+        "a: GRANTED\nb: BLOCKED\na: GRANTED\nfake: GRANTED host-b 2 1 5 10\nc: DENIED 1 2 5 10\n\
+         fake: RES 12 0\n"
     );
 }
 

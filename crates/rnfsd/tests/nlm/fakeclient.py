@@ -4,6 +4,7 @@ of ADDRESS), an NLM v4 service that answers GRANTED, and a status monitor (NSM v
 SM_NOTIFY. Each call received is printed on stdout, one line:
 
     GRANTED caller_name svid exclusive offset length
+    RES procedure status        (an answer to a _MSG call: LOCK_RES is procedure 12)
     NOTIFY mon_name state
 
 Usage: fakeclient.py ADDRESS [--silent-nlm]
@@ -74,6 +75,10 @@ def main():
                 if not silent_nlm:
                     res = struct.pack(">I", len(cookie)) + cookie + b"\0" * (-len(cookie) % 4)
                     sock.sendto(reply(xid, res + struct.pack(">I", 0)), peer)
+            elif sock is nlm and prog == NLM and proc in (12, 13, 14, 15):  # *_RES(nlm4_res)
+                _cookie, off = opaque(args, 0)
+                (stat,) = struct.unpack_from(">I", args, off)
+                print("RES %d %d" % (proc, stat), flush=True)
             elif sock is nsm and prog == NSM and proc == 6:  # SM_NOTIFY(stat_chge)
                 name, off = opaque(args, 0)
                 (state,) = struct.unpack_from(">i", args, off)

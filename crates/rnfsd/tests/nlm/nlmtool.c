@@ -16,6 +16,7 @@
  *   cancel SVID EXCL OFFSET LEN                   -> GRANTED | DENIED | ...
  *   notify MON_NAME STATE                         -> OK          (NSM SM_NOTIFY to the server)
  *   null                                          -> OK          (NLM NULL)
+ *   fh                                            -> the file handle, in hex
  *   flood COUNT QD SVID                           -> GRANTED g DENIED_NOLOCKS n OTHER o
  *       COUNT exclusive LOCKs by one owner of distinct, separated one-byte ranges (2i, 1), QD in
  *       flight at once: what a hostile client does to grow the server's lock state.
@@ -504,6 +505,11 @@ int main(int argc, char **argv) {
             do_notify(rpc, name, n);
         } else if (!strcmp(cmd, "null")) {
             do_null(rpc);
+        } else if (!strcmp(cmd, "fh")) {
+            unsigned i;
+            for (i = 0; i < fh_len; i++)
+                printf("%02x", (unsigned char)fh_buf[i]);
+            printf("\n");
         } else if (!strcmp(cmd, "flood")) {
             if (sscanf(line, "%*s %ld %d %u", &rounds, &n, &svid) != 3)
                 die("syntax", line);
