@@ -117,6 +117,11 @@ impl LockManager {
             .is_some_and(|segs| !segs.is_empty())
     }
 
+    /// Every client the manager knows (holding locks or shares, or waiting), with its key.
+    pub fn clients(&self) -> impl Iterator<Item = (ClientId, &Bytes)> + '_ {
+        self.clients.iter().map(|(id, c)| (ClientId(id), &c.key))
+    }
+
     /// Whether `owner` has a blocked request queued on `file`.
     pub fn waits(&self, file: FileId, owner: OwnerId) -> bool {
         self.owners.get(owner.0).is_some_and(|o| {

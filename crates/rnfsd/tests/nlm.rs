@@ -343,7 +343,7 @@ mount -t tmpfs -o size=8m tmpfs /run
 tool() { local who=$1; shift; printf '%s\n' "$@" | "$NLMTOOL" 127.0.0.1 "$PORT" "$PORT" "$PORT" "$EXPORT" f "$who" | paste -sd' '; }
 start_rnfsd() {
     rm -f "$SCRATCH/ready-ns"
-    "$RNFSD" serve --config "$CONFIG" --listen "127.0.0.1:${PORT:-0}" --portmap off --state-dir "$STATE" --ready-file "$SCRATCH/ready-ns" >>"$SCRATCH/rnfsd-ns.log" 2>&1 &
+    "$RNFSD" serve --config "$CONFIG" --listen "127.0.0.1:${PORT:-0}" --portmap "${PORTMAP_MODE:-off}" --state-dir "$STATE" --ready-file "$SCRATCH/ready-ns" >>"$SCRATCH/rnfsd-ns.log" 2>&1 &
     RNFSD_PID=$!
     for _ in $(seq 200); do [ -s "$SCRATCH/ready-ns" ] && break; sleep 0.05; done
     PORT=$(awk '/^tcp/{n=split($2,a,":"); print a[n]; exit}' "$SCRATCH/ready-ns")
@@ -454,5 +454,40 @@ echo "b: $(tool host-b 'lock 1 1 0 10')"
         out.stdout_str(),
         "a: GRANTED\nfake: NOTIFY 3\ngrace: DENIED_GRACE_PERIOD DENIED_GRACE_PERIOD\n\
          reclaim: GRANTED\nafter: DENIED DENIED 1 1 0 10\na rebooted: OK\nb: GRANTED\n"
+    );
+}
+
+#[test]
+fn with_the_hosts_rpc_statd_client_reboots_are_learned_from_it() {
+    let server = TestServer::new();
+    std::fs::write(server.export().join("f"), b"x").unwrap();
+    let out = in_namespace(
+        &server,
+        "",
+        r#"
+ip link add v0 type veth peer name v1 && ip addr add 10.99.0.1/24 dev v0 && ip link set v0 up && ip link set v1 up
+rpcbind -f -w & sleep 0.3
+mkdir -p "$SCRATCH/statd/sm" "$SCRATCH/statd/sm.bak"
+rpc.statd -F --no-notify -P "$SCRATCH/statd" >"$SCRATCH/statd.log" 2>&1 &
+for _ in $(seq 100); do rpcinfo -p 127.0.0.1 2>/dev/null | grep -q ' 100024 ' && break; sleep 0.05; done
+PORTMAP_MODE=auto start_rnfsd
+rpcinfo -p 127.0.0.1 > "$SCRATCH/rpcinfo.txt"
+echo "nlm registered: $(awk -v p="$PORT" '$1==100021 && $4==p' "$SCRATCH/rpcinfo.txt" | wc -l)"
+echo "nsm left to statd: $(awk -v p="$PORT" '$1==100024 && $4==p' "$SCRATCH/rpcinfo.txt" | wc -l)"
+echo "a: $(tool host-a 'lock 1 1 0 10')"
+# rnfsd asked statd to monitor the client's address.
+# (statd names its record after the canonical name of the address: localhost.)
+for _ in $(seq 100); do [ -n "$(ls "$SCRATCH/statd/sm")" ] && break; sleep 0.05; done
+echo "monitored: $(ls "$SCRATCH/statd/sm" | wc -l)"
+# The client host restarts: its SM_NOTIFY goes to this host's statd, which calls rnfsd back.
+STATD_PORT=$(awk '$1==100024 && $3=="tcp" {print $4; exit}' "$SCRATCH/rpcinfo.txt")
+echo "notify: $(printf 'notify 127.0.0.1 9\n' | "$NLMTOOL" 127.0.0.1 "$PORT" "$PORT" "$STATD_PORT" "$EXPORT" f host-a)"
+for _ in $(seq 100); do r=$(tool host-b 'test 1 1 0 1'); [ "$r" = GRANTED ] && break; sleep 0.05; done
+echo "b: $r"
+"#,
+    );
+    assert_eq!(
+        out.stdout_str(),
+        "nlm registered: 2\nnsm left to statd: 0\na: GRANTED\nmonitored: 1\nnotify: OK\nb: GRANTED\n"
     );
 }

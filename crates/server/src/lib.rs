@@ -247,6 +247,10 @@ pub async fn serve_with(
     admin::start(&running, &opts, &mut tasks).await?;
 
     let registered = start_portmap(opts.portmap, &listen, own, &shared, &mut tasks).await;
+    let statd = registered == Some(true);
+    if statd {
+        service.locking.use_system_statd();
+    }
     announce(&service, own, &listen);
 
     if let Some(path) = &opts.ready_file {
@@ -264,8 +268,8 @@ pub async fn serve_with(
 
     shutdown.await;
     graceful_stop(&shared, &mut tasks, limits.shutdown_grace_ms).await;
-    if registered {
-        tokio::task::spawn_blocking(move || rpcbind::unregister_all(own))
+    if registered.is_some() {
+        tokio::task::spawn_blocking(move || rpcbind::unregister_all(own, !statd))
             .await
             .ok();
     }
@@ -460,17 +464,18 @@ async fn graceful_stop(shared: &Arc<Shared>, tasks: &mut tokio::task::JoinSet<()
     );
 }
 
-/// Registers with a system portmapper, or serves port 111. Returns whether a system portmapper
-/// answered (then shutdown unregisters).
+/// Registers with a system portmapper, or serves port 111. `Some(statd)` when a system
+/// portmapper answered (then shutdown unregisters); `statd`: another process serves NSM there,
+/// so we did not register it and use that one.
 async fn start_portmap(
     mode: PortmapMode,
     listen: &[SocketAddr],
     own: OwnPorts,
     shared: &Arc<Shared>,
     tasks: &mut tokio::task::JoinSet<()>,
-) -> bool {
+) -> Option<bool> {
     if mode == PortmapMode::Off {
-        return false;
+        return None;
     }
     if mode == PortmapMode::Auto {
         let registered = tokio::task::spawn_blocking(move || rpcbind::register_all(own))
@@ -478,26 +483,38 @@ async fn start_portmap(
             .unwrap_or(rpcbind::Registered::NoPortmapper);
         // Say only what happened: a portmapper that answered may still have refused every SET.
         match registered {
-            rpcbind::Registered::Answered { accepted, tried } if accepted == tried => {
-                info!("registered NFS and MOUNT with the system portmapper on port 111");
-                return true;
+            rpcbind::Registered::Answered {
+                accepted,
+                tried,
+                statd,
+            } if accepted == tried => {
+                info!(statd, "registered NFS, MOUNT and NLM with the system portmapper on port 111 (and NSM, unless another status monitor serves it: statd)");
+                return Some(statd);
             }
-            rpcbind::Registered::Answered { accepted: 0, tried } => {
+            rpcbind::Registered::Answered {
+                accepted: 0,
+                tried,
+                statd,
+            } => {
                 warn!(tried, "the system portmapper on port 111 refused every registration: clients that ask it will not find rnfsd (give them its port, or run rnfsd as root)");
-                return true;
+                return Some(statd);
             }
-            rpcbind::Registered::Answered { accepted, tried } => {
+            rpcbind::Registered::Answered {
+                accepted,
+                tried,
+                statd,
+            } => {
                 warn!(
                     accepted,
                     tried, "the system portmapper on port 111 accepted only some registrations"
                 );
-                return true;
+                return Some(statd);
             }
             rpcbind::Registered::NoPortmapper => {}
         }
         // Port 111 is privileged: only root can serve it.
         if !running_as_root() {
-            return false;
+            return None;
         }
     }
     for addr in listen {
@@ -517,7 +534,7 @@ async fn start_portmap(
             Err(e) => warn!(addr = %pm, error = %e, "cannot serve the portmapper"),
         }
     }
-    false
+    None
 }
 
 /// Whether this process runs with effective uid 0.

@@ -36,6 +36,8 @@ use crate::nsm_store::NsmStore;
 /// a `_RES` for each `_MSG` call, SM_NOTIFY after a restart. Past it, new ones are dropped and
 /// counted (a client whose GRANTED is lost learns of its lock when it asks again).
 pub(crate) const OUTBOX_MAX: usize = 8192;
+/// Client addresses the host's status monitor is asked to watch, at most.
+const MONITORED_MAX: usize = 65_536;
 
 /// A description opened for one (file, owner), with the file it was opened for: ids are reused
 /// once the manager forgets them, so an entry is only used for the same file key.
@@ -59,6 +61,11 @@ pub(crate) struct Locking {
     pub outbox_ready: tokio::sync::Notify,
     /// Clients that hold locks, on disk (set at start when the server has a state directory).
     nsm: std::sync::OnceLock<NsmStore>,
+    /// The host's own status monitor serves NSM: client reboots are learned from it (SM_MON for
+    /// each client address, its callback is NLM procedure 16), not from SM_NOTIFY to us.
+    system_statd: std::sync::atomic::AtomicBool,
+    /// Client addresses already monitored by the system status monitor.
+    monitored: TrackedMutex<std::collections::HashSet<IpAddr>>,
     /// Our NSM state number: odd while up, bumped at every start (XNFS chapter 11).
     nsm_state: AtomicI32,
     pub counters: LockingCounters,
@@ -101,13 +108,15 @@ impl Locking {
             outbox: TrackedMutex::new("nlm.outbox", VecDeque::new()),
             outbox_ready: tokio::sync::Notify::new(),
             nsm: std::sync::OnceLock::new(),
+            system_statd: std::sync::atomic::AtomicBool::new(false),
+            monitored: TrackedMutex::new("nlm.monitored", std::collections::HashSet::new()),
             nsm_state: AtomicI32::new(1),
             counters: LockingCounters::default(),
         }
     }
 
-    pub fn lock_infos(&self) -> [crate::lockdep::LockInfo; 2] {
-        [self.state.info(), self.outbox.info()]
+    pub fn lock_infos(&self) -> [crate::lockdep::LockInfo; 3] {
+        [self.state.info(), self.outbox.info(), self.monitored.info()]
     }
 
     /// Our NSM state number.
@@ -158,9 +167,73 @@ impl Locking {
         Ok(notified)
     }
 
+    /// Use the host's status monitor for client reboots (see `system_statd`).
+    pub fn use_system_statd(&self) {
+        self.system_statd.store(true, Ordering::Relaxed);
+    }
+
+    /// Asks the host's status monitor to watch the client at `ip` (once per address): when that
+    /// host restarts, the monitor calls our NLM procedure 16 (as Linux's lockd is called).
+    fn monitor(&self, ip: IpAddr) {
+        {
+            let mut monitored = self.monitored.lock();
+            if monitored.len() >= MONITORED_MAX || !monitored.insert(ip) {
+                return;
+            }
+        }
+        let ip_name = ip.to_string();
+        let name = |s: &[u8]| rnfs_xdr::Opaque::new(Bytes::copy_from_slice(s)).unwrap_or_default();
+        let args = rnfs_nlm::nsm::mon {
+            mon_id: rnfs_nlm::nsm::mon_id {
+                mon_name: name(ip_name.as_bytes()),
+                my_id: rnfs_nlm::nsm::my_id {
+                    my_name: name(b"127.0.0.1"),
+                    my_prog: rnfs_nlm::NLM_PROG as i32,
+                    my_vers: rnfs_nlm::NLM4_VERS as i32,
+                    my_proc: rnfs_nlm::NLMPROC_NSM_NOTIFY as i32,
+                },
+            },
+            r#priv: [0; 16],
+        };
+        self.send(Callback {
+            peer_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            prog: rnfs_nlm::nsm::SM_PROG,
+            vers: rnfs_nlm::nsm::SM_VERS,
+            proc_num: rnfs_nlm::nsm::SM_MON,
+            args: rnfs_xdr::to_bytes(&args),
+            expect_reply: true,
+            client: Bytes::new(),
+        });
+    }
+
+    /// The host at `ip` restarted (the status monitor says so): every client at that address
+    /// loses its locks, shares and waiters.
+    pub fn host_rebooted(&self, now_ms: u64, ip: IpAddr) {
+        let prefix = format!("{} ", ip.to_canonical());
+        let granted = self.with_manager(None, |m, mirror| {
+            let clients: Vec<_> = m
+                .clients()
+                .filter(|(_, key)| key.starts_with(prefix.as_bytes()))
+                .map(|(id, _)| id)
+                .collect();
+            let mut granted = Vec::new();
+            for client in clients {
+                granted.extend(m.free_client(now_ms, client, mirror));
+            }
+            granted
+        });
+        self.monitored.lock().remove(&ip);
+        self.push_granted(granted);
+    }
+
     /// Records on disk that `client` holds locks, so it is notified after a restart (a disk
     /// write the first time per client and process; call it outside every lock).
     pub fn remember_client(&self, client: &Bytes) {
+        if self.system_statd.load(Ordering::Relaxed) {
+            if let Some((ip, _)) = split_client_key(client) {
+                self.monitor(ip);
+            }
+        }
         if let Some(store) = self.nsm.get() {
             if let Err(e) = store.remember(client) {
                 warn!(error = %e, "cannot record a locking client for NSM: it will not be notified after a restart");

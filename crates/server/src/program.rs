@@ -410,8 +410,10 @@ mod tests {
                     (NLMPROC4_UNLOCK_RES, "UNLOCK_RES"),
                     (NLMPROC4_GRANTED_RES, "GRANTED_RES"),
                 ];
-                // 16-19 are not NLM v4 procedures: their rows refuse them.
-                v.extend((16..20).map(|n| (n, "-")));
+                // 16 is the host status monitor's callback (as Linux's lockd has it); 17-19 are
+                // not NLM procedures: their rows refuse them.
+                v.push((NLMPROC_NSM_NOTIFY, "NSM_NOTIFY"));
+                v.extend((17..20).map(|n| (n, "-")));
                 v.extend([
                     (NLMPROC4_SHARE, "SHARE"),
                     (NLMPROC4_UNSHARE, "UNSHARE"),

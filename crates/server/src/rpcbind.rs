@@ -89,8 +89,28 @@ fn set(portmapper: SocketAddr, proc_num: u32, m: &pmap::mapping) -> bool {
 pub enum Registered {
     /// Nothing answered on port 111.
     NoPortmapper,
-    /// A portmapper answered: it accepted `accepted` of `tried` SETs.
-    Answered { accepted: usize, tried: usize },
+    /// A portmapper answered: it accepted `accepted` of `tried` SETs. `statd`: another process
+    /// (the host's `rpc.statd`) serves NSM, so we did not register it and use that one.
+    Answered {
+        accepted: usize,
+        tried: usize,
+        statd: bool,
+    },
+}
+
+/// NSM version 1, registered only when no other status monitor is.
+const NSM: (u32, u32) = (rnfs_nlm::nsm::SM_PROG, rnfs_nlm::nsm::SM_VERS);
+
+/// Whether another process has NSM registered with `portmapper` (a non-zero UDP port).
+fn statd_registered(portmapper: SocketAddr) -> bool {
+    let m = pmap::mapping {
+        prog: NSM.0,
+        vers: NSM.1,
+        prot: pmap::IPPROTO_UDP,
+        port: 0,
+    };
+    call(portmapper, pmap::PMAPPROC_GETPORT, &m)
+        .is_some_and(|b| b.len() == 4 && b.iter().any(|&x| x != 0))
 }
 
 /// Registers NFS and MOUNT over TCP and UDP, and says how many SETs the portmapper accepted.
@@ -109,8 +129,10 @@ fn register_with(portmapper: SocketAddr, ports: OwnPorts) -> Registered {
     if call(portmapper, pmap::PMAPPROC_GETPORT, &probe).is_none() {
         return Registered::NoPortmapper;
     }
+    let statd = statd_registered(portmapper);
+    let nsm: &[(u32, u32)] = if statd { &[] } else { &[NSM] };
     let (mut accepted, mut tried) = (0, 0);
-    for &(prog, vers) in PROGRAMS {
+    for &(prog, vers) in PROGRAMS.iter().chain(nsm) {
         let _ = set(
             portmapper,
             pmap::PMAPPROC_UNSET,
@@ -139,12 +161,17 @@ fn register_with(portmapper: SocketAddr, ports: OwnPorts) -> Registered {
             }
         }
     }
-    Registered::Answered { accepted, tried }
+    Registered::Answered {
+        accepted,
+        tried,
+        statd,
+    }
 }
 
-/// Removes our registrations.
-pub fn unregister_all(_ports: OwnPorts) {
-    for &(prog, vers) in PROGRAMS {
+/// Removes our registrations (NSM's too when it was ours).
+pub fn unregister_all(_ports: OwnPorts, nsm_ours: bool) {
+    let nsm: &[(u32, u32)] = if nsm_ours { &[NSM] } else { &[] };
+    for &(prog, vers) in PROGRAMS.iter().chain(nsm) {
         let _ = set(
             SYSTEM_PORTMAPPER,
             pmap::PMAPPROC_UNSET,
@@ -195,7 +222,9 @@ mod tests {
     #[test]
     fn refused_registrations_are_counted() {
         let per_program = 3; // UNSET, SET over TCP, SET over UDP
-        let (addr, server) = refusing_portmapper(1 + per_program * PROGRAMS.len());
+                             // No status monitor is registered (GETPORT answers 0): NSM is registered too.
+        let programs = PROGRAMS.len() + 1;
+        let (addr, server) = refusing_portmapper(2 + per_program * programs);
         let ports = OwnPorts {
             tcp: 2049,
             udp: 2049,
@@ -206,12 +235,13 @@ mod tests {
             got,
             Registered::Answered {
                 accepted: 0,
-                tried: 2 * PROGRAMS.len()
+                tried: 2 * programs,
+                statd: false,
             }
         );
-        assert_eq!(procs[0], pmap::PMAPPROC_GETPORT);
+        assert_eq!(procs[..2], [pmap::PMAPPROC_GETPORT; 2]);
         let sets = procs.iter().filter(|p| **p == pmap::PMAPPROC_SET).count();
-        assert_eq!(sets, 2 * PROGRAMS.len());
+        assert_eq!(sets, 2 * programs);
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub const NLM4: Program = Program {
             "GRANTED_RES",
             handler!(ignore::<nlm4_res>),
         ),
-        unavailable(16, "-"),
+        Procedure::new(NLMPROC_NSM_NOTIFY, "NSM_NOTIFY", handler!(nsm_notify)).modifies(),
         unavailable(17, "-"),
         unavailable(18, "-"),
         unavailable(19, "-"),
@@ -425,5 +425,22 @@ fn granted_msg(svc: &Service, call: &Call, args: nlm4_testargs) -> Result<(), Au
 /// A `_RES` call: results of something we never asked asynchronously; decoded (garbage is
 /// GARBAGE_ARGS) and dropped.
 fn ignore<A>(_: &Service, _: &Call, _: A) -> Result<(), AuthStat> {
+    Ok(())
+}
+
+/// The host's status monitor (we asked it with SM_MON, see `crate::locking`) says a monitored
+/// host restarted: `mon_name` is the address we gave it. Taken only from this host.
+fn nsm_notify(svc: &Service, call: &Call, args: rnfs_nlm::nsm::status) -> Result<(), AuthStat> {
+    if !call.peer.ip().to_canonical().is_loopback() {
+        debug!(peer = %call.peer, "NSM callback from another host ignored");
+        return Ok(());
+    }
+    let Ok(ip) = std::str::from_utf8(args.mon_name.as_bytes())
+        .unwrap_or_default()
+        .parse()
+    else {
+        return Ok(());
+    };
+    svc.locking.host_rebooted(call.now_ms, ip);
     Ok(())
 }

@@ -111,14 +111,15 @@ impl Service {
 
     /// The state of the service's locks (for stall reports and `rnfsd ctl locks`).
     pub fn lock_infos(&self) -> Vec<crate::lockdep::LockInfo> {
-        let [nlm_state, nlm_granted] = self.locking.lock_infos();
+        let [nlm_state, nlm_outbox, nlm_monitored] = self.locking.lock_infos();
         vec![
             self.exports.info(),
             self.mounts.info(),
             self.portmap.info(),
             self.drc.lock_info(),
             nlm_state,
-            nlm_granted,
+            nlm_outbox,
+            nlm_monitored,
         ]
     }
 

@@ -153,6 +153,12 @@ impl Service {
                 prot,
                 port,
             });
+            v.push(pmap::mapping {
+                prog: rnfs_nlm::nsm::SM_PROG,
+                vers: rnfs_nlm::nsm::SM_VERS,
+                prot,
+                port,
+            });
         }
         v
     }
