@@ -1,6 +1,7 @@
 //! Fuzz target for whole-request dispatch: arbitrary RPC messages through
 //! `Service::handle_record`, against a real `LocalFs` export in a scratch directory — decoding,
-//! export rules, squashing, every NFS/MOUNT/portmap procedure, the local backend's system calls,
+//! export rules, squashing, every NFS/MOUNT/portmap/NLM/NSM procedure (NLM's locks mirrored as
+//! OFD locks on the scratch files), the local backend's system calls,
 //! the duplicate request cache and reply encoding.
 //!
 //! Input layout: see `rnfs_fuzz::dispatch` (flags, procedure, uid, xid, then arguments in which

@@ -959,7 +959,95 @@ pub mod dispatch {
             &W::new().raw(HANDLE_TOKEN).raw(&[0]).done(),
         ));
         v.push(("raw-getattr".to_string(), raw));
+        v.extend(nlm_seeds());
         v
+    }
+
+    /// NLM v4 and NSM calls as whole messages (the raw kind: their programs have no kind bits).
+    fn nlm_seeds() -> Vec<Seed> {
+        let alock = |svid: u32, offset: u64, len: u64| {
+            W::new()
+                .opaque(b"fuzz-host")
+                .raw(HANDLE_TOKEN)
+                .raw(&[FILE])
+                .opaque(b"oh")
+                .u32(svid)
+                .u64(offset)
+                .u64(len)
+        };
+        let cookie = || W::new().opaque(b"ck");
+        let lock = |block: u32, svid: u32| {
+            cookie()
+                .u32(block)
+                .u32(1)
+                .raw(&alock(svid, 0, 10).done())
+                .u32(0)
+                .u32(1)
+        };
+        let share = cookie()
+            .opaque(b"fuzz-host")
+            .raw(HANDLE_TOKEN)
+            .raw(&[FILE])
+            .opaque(b"oh")
+            .u32(2)
+            .u32(3)
+            .u32(0);
+        let calls: [(&str, u32, u32, u32, W); 9] = [
+            (
+                "nlm-test",
+                100_021,
+                4,
+                1,
+                cookie().u32(1).raw(&alock(1, 5, 0).done()),
+            ),
+            ("nlm-lock", 100_021, 4, 2, lock(0, 1)),
+            ("nlm-lock-block", 100_021, 4, 2, lock(1, 2)),
+            (
+                "nlm-cancel",
+                100_021,
+                4,
+                3,
+                cookie().u32(1).u32(1).raw(&alock(2, 0, 10).done()),
+            ),
+            (
+                "nlm-unlock",
+                100_021,
+                4,
+                4,
+                cookie().raw(&alock(1, 0, 0).done()),
+            ),
+            ("nlm-lock-msg", 100_021, 4, 7, lock(0, 3)),
+            ("nlm-share", 100_021, 4, 20, share),
+            (
+                "nlm-free-all",
+                100_021,
+                4,
+                23,
+                W::new().opaque(b"fuzz-host").u32(3),
+            ),
+            (
+                "nsm-notify",
+                100_024,
+                1,
+                6,
+                W::new().opaque(b"fuzz-host").u32(3),
+            ),
+        ];
+        calls
+            .into_iter()
+            .map(|(name, prog, vers, proc_num, args)| {
+                let mut raw = vec![KIND_RAW];
+                raw.extend(super::call(
+                    9,
+                    prog,
+                    vers,
+                    proc_num,
+                    Some(1000),
+                    &args.done(),
+                ));
+                (format!("raw-{name}"), raw)
+            })
+            .collect()
     }
 
     /// Checks one seed: it builds a call that decodes, with arguments its program accepts.
@@ -978,6 +1066,12 @@ pub mod dispatch {
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
             (100_000, 2) => rnfs_portmap::Args::decode(p, args)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            (100_021, 4) => rnfs_nlm::Args::decode(p, args)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            (100_024, 1) => rnfs_nlm::nsm::Args::decode(p, args)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
             // A version the server does not serve: nothing to decode.
