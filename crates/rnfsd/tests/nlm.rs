@@ -250,6 +250,53 @@ fn a_rebooted_client_loses_its_locks_by_sm_notify_or_free_all() {
     assert_eq!(b.ask("lock 2 1 0 30"), "GRANTED");
 }
 
+/// `nlmraw.py` with `args`, from `from` (a loopback address); its one-line answer.
+fn nlmraw(server: &TestServer, fh: &str, from: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(nlm_dir().join("nlmraw.py"))
+        .args(["--from", from, &server.port().to_string(), fh])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn clients_at_different_addresses_are_different_hosts_whatever_name_they_give() {
+    let server = server_with_file("f");
+    let fh = Host::new(&server, "f", "host-a").ask("fh");
+    let (one, two) = ("127.0.0.1", "127.0.0.2");
+    assert_eq!(
+        nlmraw(&server, &fh, one, &["host-a", "lock", "1", "1", "0", "10"]),
+        "GRANTED"
+    );
+    // Same name, same owner, another address: another host, refused.
+    assert_eq!(
+        nlmraw(&server, &fh, two, &["host-a", "lock", "1", "1", "0", "10"]),
+        "DENIED"
+    );
+    assert_eq!(
+        nlmraw(&server, &fh, two, &["host-a", "lock", "1", "1", "10", "10"]),
+        "GRANTED"
+    );
+    // FREE_ALL from the second address frees only what that host holds.
+    assert_eq!(nlmraw(&server, &fh, two, &["host-a", "free_all"]), "done");
+    assert_eq!(
+        nlmraw(&server, &fh, two, &["host-b", "test", "1", "1", "0", "1"]),
+        "DENIED"
+    );
+    assert_eq!(
+        nlmraw(&server, &fh, two, &["host-b", "test", "1", "1", "10", "1"]),
+        "GRANTED"
+    );
+    assert_eq!(nlmraw(&server, &fh, one, &["host-a", "free_all"]), "done");
+    assert_eq!(
+        nlmraw(&server, &fh, two, &["host-a", "lock", "1", "1", "0", "10"]),
+        "GRANTED"
+    );
+}
+
 #[test]
 fn share_reservations_deny_what_they_say_to_other_clients() {
     let server = server_with_file("doc");
@@ -384,6 +431,15 @@ echo "a: $(tool host-a 'unlock 1 0 10')"
 wait_for '^GRANTED' "$SCRATCH/fake.log"
 echo "fake: $(grep '^GRANTED' "$SCRATCH/fake.log" | head -1)"
 echo "c: $(tool host-c 'test 1 1 5 1')"
+# Blocked by a local process's lock: tried again by the server's timer once it goes, then called.
+python3 -c 'import fcntl,sys,time
+f=open(sys.argv[1],"r+"); fcntl.lockf(f,fcntl.LOCK_EX,10,200); print("held",flush=True); time.sleep(60)' "$EXPORT/f" > "$SCRATCH/local.log" &
+LOCAL=$!
+wait_for held "$SCRATCH/local.log"
+echo "e: $(tool host-e 'lock 5 1 205 1 1')"
+kill "$LOCAL"; wait "$LOCAL" 2>/dev/null
+wait_for '^GRANTED host-e' "$SCRATCH/fake.log"
+echo "fake: $(grep '^GRANTED host-e' "$SCRATCH/fake.log" | head -1)"
 # The asynchronous form: LOCK_MSG, answered by a LOCK_RES call to the client's NLM service.
 python3 "$RAW" "$PORT" "$(tool host-d fh)" host-d lock_msg 4 100 1 >/dev/null
 wait_for '^RES' "$SCRATCH/fake.log"
@@ -393,7 +449,7 @@ echo "fake: $(grep '^RES' "$SCRATCH/fake.log")"
     assert_eq!(
         out.stdout_str(),
         "a: GRANTED\nb: BLOCKED\na: GRANTED\nfake: GRANTED host-b 2 1 5 10\nc: DENIED 1 2 5 10\n\
-         fake: RES 12 0\n"
+         e: BLOCKED\nfake: GRANTED host-e 5 1 205 1\nfake: RES 12 0\n"
     );
 }
 
@@ -490,4 +546,84 @@ echo "b: $r"
         out.stdout_str(),
         "nlm registered: 2\nnsm left to statd: 0\na: GRANTED\nmonitored: 1\nnotify: OK\nb: GRANTED\n"
     );
+}
+
+#[test]
+fn rnfsd_ctl_filelocks_and_metrics_show_locks_waiters_and_counts() {
+    let mut server = TestServer::new().args(["--metrics", "127.0.0.1:0"]);
+    std::fs::write(server.export().join("f"), b"x").unwrap();
+    server.start();
+    let mut a = Host::new(&server, "f", "host-a");
+    let mut b = Host::new(&server, "f", "host-b");
+    assert_eq!(a.ask("lock 1 1 0 10"), "GRANTED");
+    assert_eq!(a.ask("lock 2 0 100 0"), "GRANTED");
+    assert_eq!(b.ask("lock 1 1 5 1 1"), "BLOCKED");
+    assert_eq!(b.ask("lock 2 1 5 1"), "DENIED");
+    let ctl = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rnfsd"));
+        cmd.arg("ctl").arg("--state-dir").arg(server.state_dir());
+        if json {
+            cmd.arg("--json");
+        }
+        let out = common::run_bounded(cmd.arg("filelocks"), REPLY_TIMEOUT);
+        assert!(out.success(), "{}", out.describe());
+        out.stdout_str()
+    };
+    let text = ctl(false);
+    assert!(
+        text.starts_with("2 locks, 0 shares, 1 blocked requests; 2 clients, 1 files"),
+        "{text}"
+    );
+    let rows: Vec<&str> = text.lines().skip(2).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(
+        rows.iter().any(|r| r.starts_with("lock")
+            && r.contains("127.0.0.1 host-a")
+            && r.contains("exclusive")
+            && r.contains("0+10")),
+        "{text}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("shared") && r.contains("100-EOF")),
+        "{text}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("waiter") && r.contains("host-b") && r.contains("5+1")),
+        "{text}"
+    );
+    let json = ctl(true);
+    for counter in ["\"grants\":2", "\"blocks\":1", "\"denials\":1"] {
+        assert!(json.contains(counter), "{counter} in {json}");
+    }
+    // Prometheus: the same counts.
+    let status = common::run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_rnfsd"))
+            .args(["ctl", "--json", "--state-dir"])
+            .arg(server.state_dir())
+            .arg("status"),
+        REPLY_TIMEOUT,
+    )
+    .stdout_str();
+    let addr = status
+        .split("\"metrics\":\"http://")
+        .nth(1)
+        .and_then(|r| r.split("/metrics").next())
+        .unwrap_or_else(|| panic!("no metrics URL in {status}"))
+        .to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    write!(conn, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut text).unwrap();
+    for series in [
+        "rnfsd_file_lock_requests_total{outcome=\"granted\"} 2",
+        "rnfsd_file_lock_requests_total{outcome=\"blocked\"} 1",
+        "rnfsd_file_lock_requests_total{outcome=\"denied\"} 1",
+        "rnfsd_file_locks 2",
+        "rnfsd_file_lock_waiters 1",
+    ] {
+        assert!(text.lines().any(|l| l == series), "{series} in:\n{text}");
+    }
 }

@@ -329,3 +329,88 @@ fn unverified_handles_never_reach_the_backend() {
     assert_eq!(rename(&svc, &good, &good), status(nfsstat3::NFS3_OK));
     assert_eq!(one.calls() - before, 2);
 }
+
+/// NLM TEST of `fh` from [`PEER`]; returns the nlm4_stats of the reply.
+fn nlm_test(svc: &Service, fh: &FileHandle) -> u32 {
+    use rnfs_nlm::{netobj, nlm4_lock, nlm4_testargs};
+    let netobj = |b: &[u8]| netobj::new(Bytes::copy_from_slice(b)).unwrap();
+    let args = nlm4_testargs {
+        cookie: netobj(b"ck"),
+        exclusive: true,
+        alock: nlm4_lock {
+            caller_name: rnfs_xdr::Opaque::new(Bytes::from_static(b"host")).unwrap(),
+            fh: netobj(fh.as_bytes()),
+            oh: netobj(b"oh"),
+            svid: 1,
+            l_offset: 0,
+            l_len: 0,
+        },
+    };
+    let mut b = BytesMut::new();
+    encode_call(
+        &mut b,
+        8,
+        rnfs_nlm::NLM_PROG,
+        rnfs_nlm::NLM4_VERS,
+        rnfs_nlm::NLMPROC4_TEST,
+        &OpaqueAuth::none(),
+    );
+    rnfs_xdr::XdrEncode::encode(&args, &mut b);
+    let origin = Origin {
+        peer: PEER.parse::<SocketAddr>().unwrap(),
+        transport: Transport::Tcp,
+        conn_id: 1,
+    };
+    let mut reply = Reply::new();
+    svc.handle_record(b.freeze(), origin, 0, &mut reply);
+    let head = &reply.head[Reply::MARKER_BYTES..];
+    assert_eq!(&head[8..24], &[0; 16], "an accepted, successful RPC reply");
+    // The cookie echoed ("ck": length 2, padded to 4), then the status.
+    assert_eq!(&head[24..32], &[0, 0, 0, 2, b'c', b'k', 0, 0]);
+    u32::from_be_bytes(head[32..36].try_into().unwrap())
+}
+
+/// NLM handles are NFS handles: verified the same way, and the export's client rules apply.
+#[test]
+fn nlm_calls_verify_handles_and_apply_export_rules() {
+    use rnfs_nlm::nlm4_stats::*;
+    let server = HandleKey::random().unwrap();
+    let (open, closed) = (
+        Counting::new(&server, 1, b"root-1"),
+        Counting::new(&server, 2, b"root-2"),
+    );
+    let closed_export = Export {
+        id: 2,
+        mount_path: "/e2".into(),
+        backend: closed.clone(),
+        rules: vec![ClientRule::from_config(&ClientRuleConfig {
+            matches: "10.0.0.0/8".into(),
+            access: Access::Rw,
+            root_squash: true,
+            all_squash: false,
+            anonuid: 65534,
+            anongid: 65534,
+            secure: false,
+        })
+        .unwrap()],
+    };
+    let svc = Service::new(
+        ExportTable::from_exports(vec![export(open.clone()), Arc::new(closed_export)]),
+        Limits::default(),
+        [0; 8],
+    );
+    let good = open.root();
+    assert_eq!(nlm_test(&svc, &good), NLM4_GRANTED as u32);
+    let forged = with_bytes(&good, |r| {
+        let n = r.len();
+        r[n - 1] ^= 1;
+    });
+    assert_eq!(nlm_test(&svc, &forged), NLM4_STALE_FH as u32);
+    let unknown = handle::seal(&server.for_export(3, b"root-3", b"/fake"), 3, b"root");
+    assert_eq!(nlm_test(&svc, &unknown), NLM4_STALE_FH as u32);
+    assert_eq!(nlm_test(&svc, &closed.root()), NLM4_FAILED as u32);
+    assert_eq!(
+        nlm_test(&svc, &FileHandle::from_wire(Bytes::new())),
+        NLM4_STALE_FH as u32
+    );
+}
