@@ -230,6 +230,11 @@ fn a_blocked_lock_is_granted_when_the_holder_unlocks_and_cancel_removes_it() {
         "DENIED 1 1 0 10",
         "the cancelled waiter got nothing"
     );
+    // Two owners each waiting for the other: the second wait is refused, not queued.
+    assert_eq!(a.ask("lock 3 1 100 1"), "GRANTED");
+    assert_eq!(b.ask("lock 3 1 200 1"), "GRANTED");
+    assert_eq!(a.ask("lock 3 1 200 1 1"), "BLOCKED");
+    assert_eq!(b.ask("lock 3 1 100 1 1"), "DEADLCK");
 }
 
 #[test]
