@@ -36,6 +36,9 @@ use crate::nsm_store::NsmStore;
 /// a `_RES` for each `_MSG` call, SM_NOTIFY after a restart. Past it, new ones are dropped and
 /// counted (a client whose GRANTED is lost learns of its lock when it asks again).
 pub(crate) const OUTBOX_MAX: usize = 8192;
+/// Descriptions held open to mirror locks, at most (each is a file descriptor). Past it, new
+/// (file, owner) pairs are decided by the lock manager alone: local processes do not see them.
+pub(crate) const DESCRIPTIONS_MAX: usize = 16_384;
 /// Client addresses the host's status monitor is asked to watch, at most.
 const MONITORED_MAX: usize = 65_536;
 
@@ -322,9 +325,14 @@ impl Locking {
         result
     }
 
-    /// Whether (file, owner) of `target` already has a description (so none need be opened).
+    /// Whether (file, owner) of `target` already has a description, or may not get one (so none
+    /// need be opened).
     fn described(&self, target: &Target) -> bool {
         let state = self.state.lock();
+        if state.described.len() >= DESCRIPTIONS_MAX {
+            // Full: none will be opened (so none is "needed").
+            return true;
+        }
         let m = &state.manager;
         let (Some(file), Some(owner)) = (
             m.file_id(&target.file),
