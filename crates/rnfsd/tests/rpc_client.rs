@@ -349,10 +349,18 @@ fn unknown_program_is_prog_unavail() {
             reply_status(&mut c, 200_123, 1, 0, &[]),
             ReplyStatus::ProgUnavail
         );
-        // NLM and NSM are not served (yet).
+        // NLM v4 and NSM v1 are served on the same port; NLM's older versions are not.
         assert_eq!(
             reply_status(&mut c, 100_021, 4, 0, &[]),
-            ReplyStatus::ProgUnavail
+            ReplyStatus::Success(Bytes::new())
+        );
+        assert_eq!(
+            reply_status(&mut c, 100_021, 3, 0, &[]),
+            ReplyStatus::ProgMismatch { low: 4, high: 4 }
+        );
+        assert_eq!(
+            reply_status(&mut c, 100_024, 1, 0, &[]),
+            ReplyStatus::Success(Bytes::new())
         );
     }
 }
