@@ -461,7 +461,7 @@ fn file_locks(d: &Value) -> String {
         &[
             "WHAT",
             "CLIENT",
-            "OWNER",
+            "OWNER (SVID/OH)",
             "MODE",
             "RANGE",
             "AGE",

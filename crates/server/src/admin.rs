@@ -602,7 +602,15 @@ impl Admin {
         let (counters, usage) = locking.snapshot();
         let rows = locking.report(now_ms(), FILE_LOCK_ROWS_MAX);
         let text = |b: &bytes::Bytes| String::from_utf8_lossy(b).into_owned();
-        let hex = |b: &bytes::Bytes| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        // NLM owners are svid and the owner handle (often text, e.g. "1234@host").
+        let owner = |b: &bytes::Bytes| {
+            let (svid, oh) = crate::locking::split_owner_key(b);
+            match std::str::from_utf8(&oh) {
+                Ok(t) if t.chars().all(|c| c.is_ascii_graphic()) => format!("{svid}/{t}"),
+                _ => format!("{svid}/0x{}", hex(&oh)),
+            }
+        };
         json!({
             "usage": {
                 "locks": usage.locks, "shares": usage.shares, "waiters": usage.waiters,
@@ -617,9 +625,9 @@ impl Admin {
             "nsm_state": locking.nsm_state(),
             "rows": rows.iter().map(|r| json!({
                 "what": r.what,
-                "file": hex(&r.file),
+                "file": hex(&r.file[..]),
                 "client": text(&r.client),
-                "owner": hex(&r.owner),
+                "owner": owner(&r.owner),
                 "mode": r.mode,
                 "offset": r.range.0,
                 "len": r.range.1,
