@@ -416,42 +416,39 @@ impl Locking {
         (state.manager.counters().clone(), state.manager.usage())
     }
 
-    /// Every lock, share and waiter, rendered for `rnfsd ctl locks` (bounded by `rows_max`).
+    /// Every lock, share and waiter, rendered for `rnfsd ctl filelocks` (at most `rows_max`).
     pub fn report(&self, now_ms: u64, rows_max: usize) -> Vec<LockRow> {
         let state = self.state.lock();
         let m = &state.manager;
-        let locks = m.locks().map(|l| LockRow {
-            what: "lock",
-            file: l.file.1.clone(),
-            client: l.client.1.clone(),
-            owner: l.owner.1.clone(),
-            mode: kind_name(l.kind).to_owned(),
-            range: l.range.to_offset_len(),
-            age_ms: now_ms.saturating_sub(l.since_ms),
+        let row = |what, keys: [&Bytes; 3], mode: String, range, since_ms: u64| LockRow {
+            what,
+            file: keys[0].clone(),
+            client: keys[1].clone(),
+            owner: keys[2].clone(),
+            mode,
+            range,
+            age_ms: now_ms.saturating_sub(since_ms),
+        };
+        let locks = m.locks().map(|l| {
+            let keys = [l.file.1, l.client.1, l.owner.1];
+            let mode = kind_name(l.kind).to_owned();
+            row("lock", keys, mode, l.range.to_offset_len(), l.since_ms)
         });
-        let shares = m.shares().map(|s| LockRow {
-            what: "share",
-            file: s.file.1.clone(),
-            client: s.client.1.clone(),
-            owner: s.owner.1.clone(),
-            mode: format!("access={} deny={}", s.access, s.deny),
-            range: (0, 0),
-            age_ms: now_ms.saturating_sub(s.since_ms),
+        let shares = m.shares().map(|s| {
+            let keys = [s.file.1, s.client.1, s.owner.1];
+            let mode = format!("access={} deny={}", s.access, s.deny);
+            row("share", keys, mode, (0, 0), s.since_ms)
         });
-        let waiters = m.waiters().map(|w| LockRow {
-            what: "waiter",
-            file: w.file.1.clone(),
-            client: w.client.1.clone(),
-            owner: w.owner.1.clone(),
-            mode: kind_name(w.kind).to_owned(),
-            range: w.range.to_offset_len(),
-            age_ms: now_ms.saturating_sub(w.since_ms),
+        let waiters = m.waiters().map(|w| {
+            let keys = [w.file.1, w.client.1, w.owner.1];
+            let mode = kind_name(w.kind).to_owned();
+            row("waiter", keys, mode, w.range.to_offset_len(), w.since_ms)
         });
         locks.chain(shares).chain(waiters).take(rows_max).collect()
     }
 }
 
-/// One line of `rnfsd ctl locks`.
+/// One line of `rnfsd ctl filelocks`.
 #[derive(Debug, Clone)]
 pub(crate) struct LockRow {
     pub what: &'static str,
@@ -528,18 +525,16 @@ impl OfdMirror<'_> {
         range: Range,
     ) -> Option<Conflict> {
         let spare = self.spare.as_ref().filter(|s| s.file_key == *file_key)?;
-        let (start, len) = range.to_offset_len();
-        match spare
-            .lock_file
-            .conflict(kind == LockKind::Exclusive, start, len)
-        {
-            Ok(found) => found.map(|c| external_conflict(c, range)),
-            Err(e) => {
-                warn!(error = %e, "F_OFD_GETLK failed");
-                self.errors += 1;
-                None
-            }
-        }
+        let found = local_conflict(&*spare.lock_file, kind, range);
+        self.count(found)
+    }
+
+    /// A probe's answer, its failure counted (and logged by [`local_conflict`]).
+    fn count(&mut self, found: Result<Option<Conflict>, ()>) -> Option<Conflict> {
+        found.unwrap_or_else(|()| {
+            self.errors += 1;
+            None
+        })
     }
 
     /// The lock of another description (or a local process) in the way of `kind` over `range`.
@@ -551,16 +546,25 @@ impl OfdMirror<'_> {
         kind: LockKind,
         range: Range,
     ) -> Option<Conflict> {
-        let (start, len) = range.to_offset_len();
-        let exclusive = kind == LockKind::Exclusive;
         let lock_file = self.description(file, file_key, owner)?;
-        match lock_file.conflict(exclusive, start, len) {
-            Ok(found) => found.map(|c| external_conflict(c, range)),
-            Err(e) => {
-                warn!(error = %e, "F_OFD_GETLK failed");
-                self.errors += 1;
-                None
-            }
+        let found = local_conflict(lock_file, kind, range);
+        self.count(found)
+    }
+}
+
+/// `F_OFD_GETLK` through `lock_file`: a lock in the way of `kind` over `range` that the manager
+/// does not know (`Err` when the call failed; logged).
+fn local_conflict(
+    lock_file: &dyn LockFile,
+    kind: LockKind,
+    range: Range,
+) -> Result<Option<Conflict>, ()> {
+    let (start, len) = range.to_offset_len();
+    match lock_file.conflict(kind == LockKind::Exclusive, start, len) {
+        Ok(found) => Ok(found.map(|c| external_conflict(c, range))),
+        Err(e) => {
+            warn!(error = %e, "F_OFD_GETLK failed");
+            Err(())
         }
     }
 }

@@ -8,6 +8,17 @@ use crate::call::{reply_header, Call, Outcome, Reply, Transport};
 use crate::program::{handler, null, Procedure, Program};
 use rnfs_oncrpc::ReplyHeader;
 
+/// The (program, version) pairs every listener answers, as our portmapper lists them.
+const OWN_PROGRAMS: &[(u32, u32)] = &[
+    (pmap::PMAP_PROG, pmap::PMAP_VERS),
+    (crate::nfs::NFS_PROGRAM, 3),
+    (rnfs_mount::MOUNT_PROG, 1),
+    (rnfs_mount::MOUNT_PROG, 2),
+    (rnfs_mount::MOUNT_PROG, 3),
+    (rnfs_nlm::NLM_PROG, rnfs_nlm::NLM4_VERS),
+    (rnfs_nlm::nsm::SM_PROG, rnfs_nlm::nsm::SM_VERS),
+];
+
 /// Registrations kept by our portmapper.
 const PORTMAP_ENTRIES_MAX: usize = 1024;
 /// Source ports below this are privileged: binding one needs root or `CAP_NET_BIND_SERVICE`.
@@ -126,39 +137,14 @@ impl Service {
             if port == 0 {
                 continue;
             }
-            let port = u32::from(port);
-            v.push(pmap::mapping {
-                prog: pmap::PMAP_PROG,
-                vers: pmap::PMAP_VERS,
-                prot,
-                port,
-            });
-            v.push(pmap::mapping {
-                prog: crate::nfs::NFS_PROGRAM,
-                vers: 3,
-                prot,
-                port,
-            });
-            for vers in 1..=3 {
+            for &(prog, vers) in OWN_PROGRAMS {
                 v.push(pmap::mapping {
-                    prog: rnfs_mount::MOUNT_PROG,
+                    prog,
                     vers,
                     prot,
-                    port,
+                    port: u32::from(port),
                 });
             }
-            v.push(pmap::mapping {
-                prog: rnfs_nlm::NLM_PROG,
-                vers: rnfs_nlm::NLM4_VERS,
-                prot,
-                port,
-            });
-            v.push(pmap::mapping {
-                prog: rnfs_nlm::nsm::SM_PROG,
-                vers: rnfs_nlm::nsm::SM_VERS,
-                prot,
-                port,
-            });
         }
         v
     }
