@@ -545,11 +545,18 @@ STATD_PORT=$(awk '$1==100024 && $3=="tcp" {print $4; exit}' "$SCRATCH/rpcinfo.tx
 echo "notify: $(printf 'notify 127.0.0.1 9\n' | "$NLMTOOL" 127.0.0.1 "$PORT" "$PORT" "$STATD_PORT" "$EXPORT" f host-a)"
 for _ in $(seq 100); do r=$(tool host-b 'test 1 1 0 1'); [ "$r" = GRANTED ] && break; sleep 0.05; done
 echo "b: $r"
+# Locks again, then lets go of everything: within a housekeeping tick rnfsd asks statd to stop
+# watching the address (SM_UNMON), and statd drops its record.
+tool host-a 'lock 1 1 0 10' >/dev/null
+for _ in $(seq 100); do [ -n "$(ls "$SCRATCH/statd/sm")" ] && break; sleep 0.05; done
+tool host-a 'unlock 1 0 10' >/dev/null
+for _ in $(seq 200); do [ -z "$(ls "$SCRATCH/statd/sm")" ] && break; sleep 0.05; done
+echo "unmonitored: $(ls "$SCRATCH/statd/sm" | wc -l)"
 "#,
     );
     assert_eq!(
         out.stdout_str(),
-        "nlm registered: 2\nnsm left to statd: 0\na: GRANTED\nmonitored: 1\nnotify: OK\nb: GRANTED\n"
+        "nlm registered: 2\nnsm left to statd: 0\na: GRANTED\nmonitored: 1\nnotify: OK\nb: GRANTED\nunmonitored: 0\n"
     );
 }
 

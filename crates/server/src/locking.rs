@@ -175,8 +175,8 @@ impl Locking {
         self.system_statd.store(true, Ordering::Relaxed);
     }
 
-    /// Asks the host's status monitor to watch the client at `ip` (once per address): when that
-    /// host restarts, the monitor calls our NLM procedure 16 (as Linux's lockd is called).
+    /// Asks the host's status monitor to watch the client at `ip` (once per address, see
+    /// [`statd_call`]).
     fn monitor(&self, ip: IpAddr) {
         {
             let mut monitored = self.monitored.lock();
@@ -184,29 +184,36 @@ impl Locking {
                 return;
             }
         }
-        let ip_name = ip.to_string();
-        let name = |s: &[u8]| rnfs_xdr::Opaque::new(Bytes::copy_from_slice(s)).unwrap_or_default();
-        let args = rnfs_nlm::nsm::mon {
-            mon_id: rnfs_nlm::nsm::mon_id {
-                mon_name: name(ip_name.as_bytes()),
-                my_id: rnfs_nlm::nsm::my_id {
-                    my_name: name(b"127.0.0.1"),
-                    my_prog: rnfs_nlm::NLM_PROG as i32,
-                    my_vers: rnfs_nlm::NLM4_VERS as i32,
-                    my_proc: rnfs_nlm::NLMPROC_NSM_NOTIFY as i32,
-                },
-            },
-            r#priv: [0; 16],
+        self.send(statd_call(rnfs_nlm::nsm::SM_MON, ip));
+    }
+
+    /// Stops the host's status monitor watching addresses where no client holds or waits for
+    /// anything any more (SM_UNMON), as Linux's lockd does when it forgets a host.
+    fn unmonitor_idle(&self) {
+        if !self.system_statd.load(Ordering::Relaxed) {
+            return;
+        }
+        let active: std::collections::HashSet<IpAddr> = {
+            let state = self.state.lock();
+            state
+                .manager
+                .clients()
+                .filter_map(|(_, key)| split_client_key(key).map(|(ip, _)| ip))
+                .collect()
         };
-        self.send(Callback {
-            peer_ip: std::net::Ipv4Addr::LOCALHOST.into(),
-            prog: rnfs_nlm::nsm::SM_PROG,
-            vers: rnfs_nlm::nsm::SM_VERS,
-            proc_num: rnfs_nlm::nsm::SM_MON,
-            args: rnfs_xdr::to_bytes(&args),
-            expect_reply: true,
-            client: Bytes::new(),
-        });
+        let idle: Vec<IpAddr> = {
+            let mut monitored = self.monitored.lock();
+            let idle = monitored
+                .iter()
+                .filter(|ip| !active.contains(ip))
+                .copied()
+                .collect();
+            monitored.retain(|ip| active.contains(ip));
+            idle
+        };
+        for ip in idle {
+            self.send(statd_call(rnfs_nlm::nsm::SM_UNMON, ip));
+        }
     }
 
     /// The host at `ip` restarted (the status monitor says so): every client at that address
@@ -389,6 +396,7 @@ impl Locking {
     pub fn housekeeping(&self, now_ms: u64) {
         let granted = self.with_manager(None, |m, mirror| m.retry_external(now_ms, mirror));
         self.push_granted(granted);
+        self.unmonitor_idle();
     }
 
     /// Queues a GRANTED call to the client of each waiter granted (XNFS 10: the server calls the
@@ -617,6 +625,40 @@ fn external_conflict((exclusive, start, len): (bool, u64, u64), asked: Range) ->
             LockKind::Shared
         },
         range: Range::from_offset_len(start, len).unwrap_or(asked),
+    }
+}
+
+/// SM_MON (`mon`) or SM_UNMON (`mon_id`) of the client address `ip`, to the host's status
+/// monitor: when that host restarts, the monitor calls our NLM procedure 16 (as it calls Linux's
+/// lockd) with the address as `mon_name`.
+fn statd_call(proc_num: u32, ip: IpAddr) -> Callback {
+    use rnfs_nlm::nsm::{mon, mon_id, my_id, SM_MON};
+    let name = |s: &[u8]| rnfs_xdr::Opaque::new(Bytes::copy_from_slice(s)).unwrap_or_default();
+    let id = mon_id {
+        mon_name: name(ip.to_string().as_bytes()),
+        my_id: my_id {
+            my_name: name(b"127.0.0.1"),
+            my_prog: rnfs_nlm::NLM_PROG as i32,
+            my_vers: rnfs_nlm::NLM4_VERS as i32,
+            my_proc: rnfs_nlm::NLMPROC_NSM_NOTIFY as i32,
+        },
+    };
+    let args = if proc_num == SM_MON {
+        rnfs_xdr::to_bytes(&mon {
+            mon_id: id,
+            r#priv: [0; 16],
+        })
+    } else {
+        rnfs_xdr::to_bytes(&id)
+    };
+    Callback {
+        peer_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        prog: rnfs_nlm::nsm::SM_PROG,
+        vers: rnfs_nlm::nsm::SM_VERS,
+        proc_num,
+        args,
+        expect_reply: true,
+        client: Bytes::new(),
     }
 }
 
