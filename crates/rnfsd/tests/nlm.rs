@@ -639,3 +639,32 @@ fn rnfsd_ctl_filelocks_and_metrics_show_locks_waiters_and_counts() {
         assert!(text.lines().any(|l| l == series), "{series} in:\n{text}");
     }
 }
+
+/// Each lock owner's description (a file descriptor) lives exactly as long as the owner holds or
+/// waits for something on the file.
+#[test]
+fn lock_owners_descriptions_close_when_they_hold_and_wait_for_nothing() {
+    let server = server_with_file("f");
+    let pid = server.pid().unwrap();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let mut a = Host::new(&server, "f", "host-a");
+    let mut b = Host::new(&server, "f", "host-b");
+    assert_eq!(a.ask("null"), "OK");
+    assert_eq!(b.ask("null"), "OK");
+    let idle = fds();
+    assert_eq!(a.ask("lock 1 1 0 10"), "GRANTED");
+    assert_eq!(a.ask("lock 1 1 20 10"), "GRANTED");
+    assert_eq!(fds(), idle + 1, "one description per (file, owner)");
+    assert_eq!(b.ask("lock 1 1 0 1 1"), "BLOCKED");
+    assert_eq!(fds(), idle + 2, "the waiter's, kept for its grant");
+    assert_eq!(b.ask("cancel 1 1 0 1"), "GRANTED");
+    assert_eq!(fds(), idle + 1);
+    assert_eq!(a.ask("unlock 1 0 0"), "GRANTED");
+    assert_eq!(fds(), idle);
+    assert_eq!(a.ask("test 1 1 0 1"), "GRANTED");
+    assert_eq!(fds(), idle, "a TEST's probe leaves nothing open");
+}

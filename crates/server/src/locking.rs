@@ -396,7 +396,28 @@ impl Locking {
     pub fn housekeeping(&self, now_ms: u64) {
         let granted = self.with_manager(None, |m, mirror| m.retry_external(now_ms, mirror));
         self.push_granted(granted);
+        self.close_idle_descriptions();
         self.unmonitor_idle();
+    }
+
+    /// Closes the descriptions of (file, owner) pairs that hold and wait for nothing any more and
+    /// that no call marked (a client freed by FREE_ALL while only waiting, say).
+    fn close_idle_descriptions(&self) {
+        let closing: Vec<Described> = {
+            let mut state = self.state.lock();
+            let LockState { manager, described } = &mut *state;
+            let idle: Vec<_> = described
+                .keys()
+                .filter(|&&(file, owner)| {
+                    !manager.holds(file, owner) && !manager.waits(file, owner)
+                })
+                .copied()
+                .collect();
+            idle.iter()
+                .filter_map(|key| described.remove(key))
+                .collect()
+        };
+        drop(closing);
     }
 
     /// Queues a GRANTED call to the client of each waiter granted (XNFS 10: the server calls the
@@ -518,6 +539,17 @@ impl OfdMirror<'_> {
         }
         self.touched.push(key);
         self.described.get(&key).map(|d| &*d.lock_file)
+    }
+
+    /// Marks `target`'s (file, owner) as changed: its description is closed after the call if
+    /// it holds and waits for nothing.
+    pub(crate) fn touch(&mut self, m: &LockManager, target: &Target) {
+        if let (Some(file), Some(owner)) = (
+            m.file_id(&target.file),
+            m.owner_id(&target.client, &target.owner),
+        ) {
+            self.touched.push((file, owner));
+        }
     }
 
     /// Keeps the spare as (file, owner)'s description (a blocked request's, for its grant).

@@ -292,7 +292,9 @@ fn unlock(svc: &Service, call: &Call, args: nlm4_unlockargs) -> Result<nlm4_res,
 
 fn cancel(svc: &Service, call: &Call, args: nlm4_cancargs) -> Result<nlm4_res, AuthStat> {
     let want = kind(args.exclusive);
-    let answer = with_lock(svc, call, &args.alock, |m, _, target, range| {
+    let answer = with_lock(svc, call, &args.alock, |m, mirror, target, range| {
+        // The waiter's description (kept for its grant) closes with it.
+        mirror.touch(m, target);
         m.cancel(target, want, range)
     })?;
     let stat = match answer {
@@ -431,8 +433,10 @@ fn ignore<A>(_: &Service, _: &Call, _: A) -> Result<(), AuthStat> {
 /// The host's status monitor (we asked it with SM_MON, see `crate::locking`) says a monitored
 /// host restarted: `mon_name` is the address we gave it. Taken only from this host.
 fn nsm_notify(svc: &Service, call: &Call, args: rnfs_nlm::nsm::status) -> Result<(), AuthStat> {
-    if !call.peer.ip().to_canonical().is_loopback() {
-        debug!(peer = %call.peer, "NSM callback from another host ignored");
+    // As Linux's lockd: only a privileged process on this host (the status monitor) may say
+    // that a host rebooted, or any local user could free other hosts' locks.
+    if !call.peer.ip().to_canonical().is_loopback() || call.peer.port() >= 1024 {
+        debug!(peer = %call.peer, "NSM callback not from a privileged local process: ignored");
         return Ok(());
     }
     let Ok(ip) = std::str::from_utf8(args.mon_name.as_bytes())
