@@ -247,17 +247,13 @@ pub async fn serve_with(
     admin::start(&running, &opts, &mut tasks).await?;
 
     let registered = start_portmap(opts.portmap, &listen, own, &shared, &mut tasks).await;
-    let statd = registered == Some(true);
-    if statd {
+    if registered == Some(true) {
         service.locking.use_system_statd();
     }
     announce(&service, own, &listen);
 
     if let Some(path) = &opts.ready_file {
-        write_ready_file(path, &ready_lines).map_err(|source| ServeError::ReadyFile {
-            path: path.clone(),
-            source,
-        })?;
+        write_ready_file(path, &ready_lines)?;
     }
 
     tasks.spawn(housekeeping(service.clone(), shared.stats.clone()));
@@ -268,10 +264,9 @@ pub async fn serve_with(
 
     shutdown.await;
     graceful_stop(&shared, &mut tasks, limits.shutdown_grace_ms).await;
-    if registered.is_some() {
-        tokio::task::spawn_blocking(move || rpcbind::unregister_all(own, !statd))
-            .await
-            .ok();
+    if let Some(statd) = registered {
+        let nsm_ours = !statd;
+        let _ = tokio::task::spawn_blocking(move || rpcbind::unregister_all(own, nsm_ours)).await;
     }
     info!("stopped");
     Ok(())
@@ -593,10 +588,14 @@ fn announce(service: &Service, own: OwnPorts, listen: &[SocketAddr]) {
     }
 }
 
-fn write_ready_file(path: &Path, lines: &[String]) -> std::io::Result<()> {
+fn write_ready_file(path: &Path, lines: &[String]) -> Result<(), ServeError> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, lines.join("\n") + "\n")?;
-    std::fs::rename(&tmp, path)
+    std::fs::write(&tmp, lines.join("\n") + "\n")
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| ServeError::ReadyFile {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// A fresh write verifier for this server instance (RFC 1813 §3.3.7).
