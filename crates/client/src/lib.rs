@@ -1,5 +1,5 @@
-//! A small blocking client for NFSv3 (RFC 1813), MOUNT v3 (RFC 1813 Appendix I) and the
-//! portmapper (RFC 1833), over TCP or UDP, for integration tests, benchmarks and tools.
+//! A small blocking client for NFSv3 (RFC 1813), MOUNT v3 (RFC 1813 Appendix I), the portmapper
+//! (RFC 1833) and NLM v4 / NSM v1 (XNFS), over TCP or UDP, for integration tests, benchmarks and tools.
 //!
 //! It speaks ONC RPC v2 (RFC 5531) through its own small [`rpc`] module, one call at a time per
 //! [`Client`]. Three levels of API:
@@ -11,8 +11,13 @@
 //! * Typed helpers ([`Client::mount`], [`Client::getattr`], [`Client::read`], [`Client::readdir`],
 //!   ...) return the `...resok` body, a failing NFS status becoming [`Error::Nfs`]. For the
 //!   failure body use [`Client::nfs_call`] and the `...3res` type.
+//!
+//! For file locking, [`locking`] adds typed NLM v4 and NSM v1 calls ([`Client::nlm_lock`],
+//! [`Client::sm_notify`], ...), [`LockOwner`] to build their arguments, and [`GrantedService`],
+//! the callback service (and portmapper) a lock server calls back with NLM GRANTED.
 #![forbid(unsafe_code)]
 
+pub mod locking;
 pub mod rpc;
 
 use std::io;
@@ -23,8 +28,9 @@ use bytes::Bytes;
 use rnfs_nfs3::*;
 use rnfs_xdr::{to_bytes, Decoder, Opaque, XdrDecode, XdrEncode};
 /// The protocol crates, re-exported so users need not depend on them.
-pub use {rnfs_mount as mount, rnfs_nfs3 as nfs3, rnfs_portmap as portmap};
+pub use {rnfs_mount as mount, rnfs_nfs3 as nfs3, rnfs_nlm as nlm, rnfs_portmap as portmap};
 
+pub use locking::{GrantedService, LockOwner};
 pub use rpc::{Auth, ReplyStatus, RpcReply};
 
 /// What can go wrong with a call.

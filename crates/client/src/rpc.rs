@@ -224,6 +224,90 @@ pub fn decode_reply(msg: Bytes) -> rnfs_xdr::Result<RpcReply> {
     }
 }
 
+/// A parsed call message, for the small services a client runs itself (an NLM GRANTED callback
+/// service and its portmapper). The credential and verifier are skipped, not checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcCall {
+    pub xid: u32,
+    pub rpcvers: u32,
+    pub prog: u32,
+    pub vers: u32,
+    pub proc: u32,
+    /// The procedure's encoded arguments.
+    pub args: Bytes,
+}
+
+/// Parses one call message (one UDP datagram, or one record).
+pub fn decode_call(msg: Bytes) -> rnfs_xdr::Result<RpcCall> {
+    let mut d = Decoder::new(msg);
+    let xid = d.u32()?;
+    let mtype = d.u32()?;
+    if mtype != MSG_CALL {
+        return Err(rnfs_xdr::Error::InvalidEnum {
+            type_name: "msg_type",
+            value: mtype.into(),
+        });
+    }
+    let rpcvers = d.u32()?;
+    let prog = d.u32()?;
+    let vers = d.u32()?;
+    let proc = d.u32()?;
+    for _ in 0..2 {
+        // Credential, then verifier: flavor and body.
+        d.u32()?;
+        d.opaque_var(MAX_AUTH_BYTES)?;
+    }
+    Ok(RpcCall {
+        xid,
+        rpcvers,
+        prog,
+        vers,
+        proc,
+        args: d.into_rest(),
+    })
+}
+
+/// Encodes a complete reply message (without record marking) with an AUTH_NONE verifier for an
+/// accepted call: the inverse of [`decode_reply`].
+pub fn encode_reply(xid: u32, status: &ReplyStatus) -> Bytes {
+    let mut b = BytesMut::with_capacity(64);
+    b.put_u32(xid);
+    b.put_u32(MSG_REPLY);
+    let accepted = |b: &mut BytesMut, stat: u32| {
+        b.put_u32(MSG_ACCEPTED);
+        b.put_u32(AUTH_NONE);
+        b.put_u32(0);
+        b.put_u32(stat);
+    };
+    match status {
+        ReplyStatus::Success(res) => {
+            accepted(&mut b, 0);
+            b.put_slice(res);
+        }
+        ReplyStatus::ProgUnavail => accepted(&mut b, 1),
+        ReplyStatus::ProgMismatch { low, high } => {
+            accepted(&mut b, 2);
+            b.put_u32(*low);
+            b.put_u32(*high);
+        }
+        ReplyStatus::ProcUnavail => accepted(&mut b, 3),
+        ReplyStatus::GarbageArgs => accepted(&mut b, 4),
+        ReplyStatus::SystemErr => accepted(&mut b, 5),
+        ReplyStatus::RpcMismatch { low, high } => {
+            b.put_u32(MSG_DENIED);
+            b.put_u32(0);
+            b.put_u32(*low);
+            b.put_u32(*high);
+        }
+        ReplyStatus::AuthError(stat) => {
+            b.put_u32(MSG_DENIED);
+            b.put_u32(1);
+            b.put_u32(*stat);
+        }
+    }
+    b.freeze()
+}
+
 /// Writes `msg` as one record, split into fragments of at most `max_fragment` bytes (at least 1).
 /// Servers must reassemble fragments, so tests can choose small ones on purpose.
 pub fn write_record<W: Write>(w: &mut W, msg: &[u8], max_fragment: usize) -> io::Result<()> {
@@ -380,6 +464,41 @@ mod tests {
         assert!(decode_reply(reply(&[1, 1, 1, 2], &[])).is_err()); // bad reject_stat
         assert!(decode_reply(reply(&[1, 1, 0, 0, 401], &[])).is_err()); // verifier too long
         assert!(decode_reply(reply(&[1, 1, 0, 0, 0, 2, 3], &[])).is_err()); // truncated
+    }
+
+    #[test]
+    fn call_and_reply_round_trip() {
+        let auth = Auth::Sys {
+            stamp: 1,
+            machinename: Bytes::from_static(b"h"),
+            uid: 0,
+            gid: 0,
+            gids: vec![],
+        };
+        let m = encode_call(7, 100_021, 4, 5, &auth, &[9, 9, 9, 9]);
+        let c = decode_call(m).unwrap();
+        assert_eq!(
+            (c.xid, c.rpcvers, c.prog, c.vers, c.proc),
+            (7, 2, 100_021, 4, 5)
+        );
+        assert_eq!(&c.args[..], &[9, 9, 9, 9]);
+        assert!(
+            decode_call(reply(&[1, 1, 0], &[])).is_err(),
+            "a reply, not a call"
+        );
+        for status in [
+            ReplyStatus::Success(Bytes::from_static(&[0, 0, 0, 1])),
+            ReplyStatus::ProgUnavail,
+            ReplyStatus::ProgMismatch { low: 4, high: 4 },
+            ReplyStatus::ProcUnavail,
+            ReplyStatus::GarbageArgs,
+            ReplyStatus::SystemErr,
+            ReplyStatus::RpcMismatch { low: 2, high: 2 },
+            ReplyStatus::AuthError(auth_stat::AUTH_TOOWEAK),
+        ] {
+            let r = decode_reply(encode_reply(3, &status)).unwrap();
+            assert_eq!((r.xid, &r.status), (3, &status));
+        }
     }
 
     #[test]
