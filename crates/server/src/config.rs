@@ -183,7 +183,8 @@ pub struct Limits {
     /// At SIGTERM, how long requests in flight get to finish before the server exits anyway.
     pub shutdown_grace_ms: u64,
     /// Byte-range locks (NLM) held by one client, on one file, and in all; past each, LOCK gets
-    /// NLM4_DENIED_NOLOCKS.
+    /// NLM4_DENIED_NOLOCKS. A file's limit above one client's keeps a single client from using
+    /// up a file (others can still lock it).
     pub locks_per_client_max: usize,
     pub locks_per_file_max: usize,
     pub locks_max: usize,
@@ -219,7 +220,7 @@ impl Default for Limits {
             reply_bytes_max: 128 << 20,
             shutdown_grace_ms: 5000,
             locks_per_client_max: 10_000,
-            locks_per_file_max: 10_000,
+            locks_per_file_max: 20_000,
             locks_max: 100_000,
             lock_waiters_max: 4096,
             lock_grace_ms: 90_000,
