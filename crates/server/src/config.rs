@@ -643,7 +643,11 @@ mod tests {
 
     #[test]
     fn default_limits_pass_their_own_check() {
-        Limits::default().check().unwrap();
+        let l = Limits::default();
+        l.check().unwrap();
+        // One client at its lock limit leaves room on the file for others.
+        assert!(l.locks_per_file_max > l.locks_per_client_max);
+        l.lock_limits().validate().unwrap();
     }
 
     /// Each limit that used to hang, panic or lie is refused with its key named.
