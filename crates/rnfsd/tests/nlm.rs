@@ -238,7 +238,7 @@ fn a_blocked_lock_is_granted_when_the_holder_unlocks_and_cancel_removes_it() {
 }
 
 #[test]
-fn a_rebooted_client_loses_its_locks_by_sm_notify_or_free_all() {
+fn a_rebooted_client_loses_its_locks_by_sm_notify() {
     let server = server_with_file("f");
     let mut a = Host::new(&server, "f", "host-a");
     let mut b = Host::new(&server, "f", "host-b");
