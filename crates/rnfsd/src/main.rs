@@ -23,9 +23,11 @@ enum Command {
     /// Serve DIR (or the exports of --config) over NFSv3.
     ///
     /// With only DIR: exports DIR read-write to loopback clients (127.0.0.0/8 and ::1) with root
-    /// squash, on 127.0.0.1:2049, TCP and UDP; NFS, MOUNT and the portmapper all answer on that
-    /// port. Clients mount DIR's absolute path, e.g.
-    /// `mount -t nfs -o vers=3,port=2049,mountport=2049,nolock 127.0.0.1:/srv/data /mnt`.
+    /// squash, on 127.0.0.1:2049, TCP and UDP; NFS, MOUNT, NLM (file locks), NSM and the
+    /// portmapper all answer on that port. Clients mount DIR's absolute path, e.g.
+    /// `mount -t nfs -o vers=3,port=2049,mountport=2049 127.0.0.1:/srv/data /mnt`.
+    /// Client lock managers find NLM through port 111 (see --portmap); without it, mount with
+    /// `nolock` and locks stay local to each client.
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
 

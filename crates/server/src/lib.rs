@@ -580,7 +580,7 @@ fn announce(service: &Service, own: OwnPorts, listen: &[SocketAddr]) {
             rules.join(", ")
         );
         info!(
-            "mount with: mount -t nfs -o vers=3,proto=tcp,port={p},mountport={p},nolock {host}:{m} /mnt   \
+            "mount with: mount -t nfs -o vers=3,proto=tcp,port={p},mountport={p} {host}:{m} /mnt   \
              or libnfs: nfs://{host}{m}?version=3&nfsport={p}&mountport={p}",
             p = own.tcp,
             m = e.mount_path,
