@@ -376,12 +376,6 @@ impl Locking {
         }
     }
 
-    /// The owner key of `owner` (svid and oh), if the manager still knows it.
-    pub(crate) fn owner_key_of(&self, owner: OwnerId) -> Option<Bytes> {
-        let state = self.state.lock();
-        state.manager.owner_key(owner).map(|(_, key)| key.clone())
-    }
-
     /// Frees everything the client `key` holds or waits for (FREE_ALL, SM_NOTIFY).
     pub fn free_client(&self, now_ms: u64, key: &[u8]) {
         let granted = self.with_manager(None, |m, mirror| match m.client_id(key) {
@@ -753,9 +747,9 @@ pub(crate) fn owner_key(svid: i32, oh: &[u8]) -> Bytes {
 }
 
 /// svid and oh back from an owner key (for NLM4_DENIED's holder).
-pub(crate) fn split_owner_key(key: &[u8]) -> (i32, Bytes) {
-    match key.split_first_chunk::<4>() {
-        Some((svid, oh)) => (i32::from_be_bytes(*svid), Bytes::copy_from_slice(oh)),
+pub(crate) fn split_owner_key(key: &Bytes) -> (i32, Bytes) {
+    match key.first_chunk::<4>() {
+        Some(svid) => (i32::from_be_bytes(*svid), key.slice(4..)),
         None => (0, Bytes::new()),
     }
 }

@@ -319,6 +319,17 @@ fn encode_file_locks(
             ("dropped", load(&k.callbacks_dropped)),
         ],
     )?;
+    counter_by(
+        enc,
+        "rnfsd_file_lock_errors",
+        "Lock calls that met a problem, by kind (each is also logged)",
+        "kind",
+        &[
+            ("stale_handle", load(&k.stale_handles)),
+            ("mirror", load(&k.mirror_errors)),
+            ("nsm_record", load(&k.nsm_record_errors)),
+        ],
+    )?;
     gauge(
         enc,
         "rnfsd_file_locks",

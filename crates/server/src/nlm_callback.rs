@@ -21,12 +21,9 @@
 //!   time; while they are all busy the queue fills and further callbacks are refused.
 //! * Nothing here runs on a worker thread or blocks the reactor: sockets are tokio's.
 
-// Used by the NLM service, landing next.
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -162,6 +159,7 @@ impl PortCache {
         self.lock().remove(&ip);
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
@@ -327,50 +325,20 @@ pub(crate) enum SubmitError {
     Closed(Callback),
 }
 
-/// What the callback task has done, for metrics.
-#[derive(Debug, Default)]
-pub(crate) struct CallbackCounters {
-    /// Delivered: answered with success, or sent when no answer was expected.
-    pub delivered: AtomicU64,
-    /// Given up on: timed out, refused, port unknown, or a socket error.
-    pub failed: AtomicU64,
-    /// Refused by [`CallbackQueue::submit`] because the queue was full or the task gone.
-    pub rejected: AtomicU64,
-}
-
 /// The producers' side of the callback task.
 #[derive(Clone)]
 pub(crate) struct CallbackQueue {
     tx: mpsc::Sender<Callback>,
-    counters: Arc<CallbackCounters>,
 }
 
 impl CallbackQueue {
-    /// Queues `cb` without waiting; a full queue is an error at once.
+    /// Queues `cb` without waiting; a full queue is an error at once (the caller counts it,
+    /// as it counts each outcome `on_done` reports).
     pub(crate) fn submit(&self, cb: Callback) -> Result<(), SubmitError> {
-        self.tx.try_send(cb).map_err(|e| {
-            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            match e {
-                mpsc::error::TrySendError::Full(cb) => SubmitError::Full(cb),
-                mpsc::error::TrySendError::Closed(cb) => SubmitError::Closed(cb),
-            }
+        self.tx.try_send(cb).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(cb) => SubmitError::Full(cb),
+            mpsc::error::TrySendError::Closed(cb) => SubmitError::Closed(cb),
         })
-    }
-
-    pub(crate) fn counters(&self) -> &CallbackCounters {
-        &self.counters
-    }
-
-    pub(crate) fn delivered(&self) -> u64 {
-        self.counters.delivered.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn failed(&self) -> u64 {
-        self.counters.failed.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn rejected(&self) -> u64 {
-        self.counters.rejected.load(Ordering::Relaxed)
     }
 }
 
@@ -383,12 +351,10 @@ pub(crate) fn spawn(
     on_done: impl Fn(&Callback, Result<Option<Bytes>, CallbackError>) + Send + Sync + 'static,
 ) -> CallbackQueue {
     let (tx, mut rx) = mpsc::channel::<Callback>(limits.queue_max.max(1));
-    let counters = Arc::new(CallbackCounters::default());
     let permits = Arc::new(Semaphore::new(limits.in_flight_max.max(1)));
     let cache = Arc::new(PortCache::default());
     let limits = Arc::new(limits);
     let on_done = Arc::new(on_done);
-    let task_counters = Arc::clone(&counters);
     tokio::spawn(async move {
         loop {
             // Take a slot first, so that a busy task leaves callbacks in the (bounded) queue.
@@ -398,29 +364,19 @@ pub(crate) fn spawn(
             let Some(cb) = rx.recv().await else {
                 break;
             };
-            let (limits, cache, on_done, counters) = (
+            let (limits, cache, on_done) = (
                 Arc::clone(&limits),
                 Arc::clone(&cache),
                 Arc::clone(&on_done),
-                Arc::clone(&task_counters),
             );
             tokio::spawn(async move {
                 let outcome = deliver(&cb, &limits, &cache).await;
-                let counter = match &outcome {
-                    Ok(_) => &counters.delivered,
-                    Err(e) => {
-                        tracing::debug!(peer = %cb.peer_ip, proc_num = cb.proc_num, error = %e,
-                            "NLM callback not delivered");
-                        &counters.failed
-                    }
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
                 on_done(&cb, outcome);
                 drop(permit);
             });
         }
     });
-    CallbackQueue { tx, counters }
+    CallbackQueue { tx }
 }
 
 #[cfg(test)]
@@ -674,7 +630,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_callback_is_reported_and_counted() {
+    async fn a_failed_callback_is_reported() {
         let client = fake_client(Nlm::Silent, None).await;
         let (done_tx, mut done_rx) = mpsc::channel::<bool>(4);
         let queue = spawn(limits(&client, 2, 30), move |_, outcome| {
@@ -687,7 +643,6 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(timed_out);
-        assert_eq!((queue.delivered(), queue.failed()), (0, 1));
     }
 
     #[tokio::test]
@@ -750,7 +705,6 @@ mod tests {
         }
         assert_eq!(accepted.len(), 2);
         assert_eq!(full, 4);
-        assert_eq!(queue.rejected(), 4);
         let mut seen = Vec::new();
         for _ in 0..accepted.len() {
             let (args, ok) = tokio::time::timeout(Duration::from_secs(10), done_rx.recv())
@@ -764,6 +718,5 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(done_rx.try_recv().is_err());
         assert_eq!(seen, accepted);
-        assert_eq!((queue.delivered(), queue.failed()), (2, 0));
     }
 }

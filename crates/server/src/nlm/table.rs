@@ -92,7 +92,8 @@ fn authorize(
     call: &Call,
     fh: &netobj,
 ) -> Result<Result<Authorized, nlm4_stats>, AuthStat> {
-    let handle = FileHandle::from_wire(bytes::Bytes::copy_from_slice(fh.as_bytes()));
+    // A reference to the received record, not a copy.
+    let handle = FileHandle::from_wire(fh.0.clone());
     match svc.authorize(call, handle) {
         Ok(auth) => Ok(Ok(auth)),
         Err(Denied::BadHandle | Denied::Stale) => {
@@ -110,11 +111,12 @@ fn authorize(
     }
 }
 
-/// Who and what an `nlm4_lock` names, for the manager (the handle already verified).
-fn target(call: &Call, lock: &nlm4_lock, auth: &Authorized) -> Target {
+/// Who and what a lock or share names, for the manager: the caller's host, the owner (svid and
+/// owner handle; shares have no svid) and the file (its handle, already verified).
+fn target(call: &Call, caller_name: &[u8], svid: i32, oh: &[u8], auth: &Authorized) -> Target {
     Target {
-        client: client_key(call.peer.ip(), lock.caller_name.as_bytes()),
-        owner: owner_key(lock.svid, lock.oh.as_bytes()),
+        client: client_key(call.peer.ip(), caller_name),
+        owner: owner_key(svid, oh),
         file: auth.handle.handle().to_bytes(),
     }
 }
@@ -145,7 +147,8 @@ fn with_lock<R>(
         Ok(r) => r,
         Err(stat) => return Ok(Err(stat)),
     };
-    let target = target(call, lock, &auth);
+    let (name, oh) = (lock.caller_name.as_bytes(), lock.oh.as_bytes());
+    let target = target(call, name, lock.svid, oh, &auth);
     let spare = svc
         .locking
         .spare_for(&target, auth.export.backend.as_ref(), &auth.handle);
@@ -154,12 +157,13 @@ fn with_lock<R>(
     })))
 }
 
-fn holder(svc: &Service, conflict: &Conflict) -> nlm4_holder {
+/// NLM4_DENIED's holder: an NFS owner's svid and owner handle (read while the manager is at
+/// hand, so the owner cannot be gone), or svid 0 for a local process's lock.
+fn holder(m: &rnfs_locks::LockManager, conflict: &Conflict) -> nlm4_holder {
     let (svid, oh) = match conflict.holder {
-        Holder::Owner { owner, .. } => svc
-            .locking
-            .owner_key_of(owner)
-            .map(|k| split_owner_key(&k))
+        Holder::Owner { owner, .. } => m
+            .owner_key(owner)
+            .map(|(_, key)| split_owner_key(key))
             .unwrap_or_default(),
         Holder::External => (0, bytes::Bytes::new()),
     };
@@ -190,17 +194,16 @@ fn test(svc: &Service, call: &Call, args: nlm4_testargs) -> Result<nlm4_testres,
                     }
                     _ => mirror.probe_new(&target.file, want, range),
                 };
-                local.map_or(TestOutcome::Free, TestOutcome::Conflict)
+                match local {
+                    Some(c) => nlm4_testrply::Denied(holder(m, &c)),
+                    None => nlm4_testrply::Status(nlm4_stats::NLM4_GRANTED),
+                }
             }
-            other => other,
+            TestOutcome::Conflict(c) => nlm4_testrply::Denied(holder(m, &c)),
+            TestOutcome::GracePeriod => nlm4_testrply::Status(nlm4_stats::NLM4_DENIED_GRACE_PERIOD),
         }
     })?;
-    let test_stat = match answer {
-        Ok(TestOutcome::Free) => nlm4_testrply::Status(nlm4_stats::NLM4_GRANTED),
-        Ok(TestOutcome::Conflict(c)) => nlm4_testrply::Denied(holder(svc, &c)),
-        Ok(TestOutcome::GracePeriod) => nlm4_testrply::Status(nlm4_stats::NLM4_DENIED_GRACE_PERIOD),
-        Err(stat) => nlm4_testrply::Status(stat),
-    };
+    let test_stat = answer.unwrap_or_else(nlm4_testrply::Status);
     Ok(nlm4_testres {
         cookie: args.cookie,
         test_stat,
@@ -320,11 +323,13 @@ fn share_bits(share: &nlm4_share) -> (u8, u8) {
 }
 
 fn share_target(call: &Call, share: &nlm4_share, auth: &Authorized) -> Target {
-    Target {
-        client: client_key(call.peer.ip(), share.caller_name.as_bytes()),
-        owner: owner_key(0, share.oh.as_bytes()),
-        file: auth.handle.handle().to_bytes(),
-    }
+    target(
+        call,
+        share.caller_name.as_bytes(),
+        0,
+        share.oh.as_bytes(),
+        auth,
+    )
 }
 
 fn share(svc: &Service, call: &Call, args: nlm4_shareargs) -> Result<nlm4_shareres, AuthStat> {
@@ -342,7 +347,11 @@ fn share(svc: &Service, call: &Call, args: nlm4_shareargs) -> Result<nlm4_sharer
                 .locking
                 .with_manager(None, |m, _| m.share(call.now_ms, &req))
             {
-                ShareOutcome::Granted => nlm4_stats::NLM4_GRANTED,
+                ShareOutcome::Granted => {
+                    // Told after our restart, watched by the host's statd, as a lock holder is.
+                    svc.locking.remember_client(&req.target.client);
+                    nlm4_stats::NLM4_GRANTED
+                }
                 ShareOutcome::Denied { .. } => nlm4_stats::NLM4_DENIED,
                 ShareOutcome::GracePeriod => nlm4_stats::NLM4_DENIED_GRACE_PERIOD,
                 ShareOutcome::NoLocks(_) => nlm4_stats::NLM4_DENIED_NOLOCKS,
