@@ -340,16 +340,8 @@ impl Locking {
             // Full: none will be opened (so none is "needed").
             return true;
         }
-        let m = &state.manager;
-        let (Some(file), Some(owner)) = (
-            m.file_id(&target.file),
-            m.owner_id(&target.client, &target.owner),
-        ) else {
-            return false;
-        };
-        state
-            .described
-            .get(&(file, owner))
+        ids(&state.manager, target)
+            .and_then(|key| state.described.get(&key))
             .is_some_and(|d| d.file_key == target.file)
     }
 
@@ -538,26 +530,36 @@ impl OfdMirror<'_> {
     /// Marks `target`'s (file, owner) as changed: its description is closed after the call if
     /// it holds and waits for nothing.
     pub(crate) fn touch(&mut self, m: &LockManager, target: &Target) {
-        if let (Some(file), Some(owner)) = (
-            m.file_id(&target.file),
-            m.owner_id(&target.client, &target.owner),
-        ) {
-            self.touched.push((file, owner));
+        if let Some(key) = ids(m, target) {
+            self.touched.push(key);
         }
     }
 
-    /// Keeps the spare as (file, owner)'s description (a blocked request's, for its grant).
-    pub(crate) fn keep(&mut self, file: FileId, file_key: &Bytes, owner: OwnerId) {
-        let _ = self.description(file, file_key, owner);
+    /// Keeps the spare as `target`'s description (a blocked request's, for its grant).
+    pub(crate) fn keep(&mut self, m: &LockManager, target: &Target) {
+        if let Some((file, owner)) = ids(m, target) {
+            let _ = self.description(file, &target.file, owner);
+        }
     }
 
-    /// [`OfdMirror::probe`] for an owner the manager does not know yet: through the spare.
-    pub(crate) fn probe_new(
+    /// A lock of another description or a local process in the way of `target` taking `kind`
+    /// over `range` (TEST, once the manager found no NFS owner in the way). Through the owner's
+    /// own description when it has one, whose locks GETLK ignores; else through the spare.
+    pub(crate) fn probe(
         &mut self,
-        file_key: &Bytes,
+        m: &LockManager,
+        target: &Target,
         kind: LockKind,
         range: Range,
     ) -> Option<Conflict> {
+        match ids(m, target) {
+            Some((file, owner)) => self.probe_described(file, &target.file, owner, kind, range),
+            None => self.probe_new(&target.file, kind, range),
+        }
+    }
+
+    /// [`OfdMirror::probe`] for an owner the manager does not know yet: through the spare.
+    fn probe_new(&mut self, file_key: &Bytes, kind: LockKind, range: Range) -> Option<Conflict> {
         let spare = self.spare.as_ref().filter(|s| s.file_key == *file_key)?;
         let found = local_conflict(&*spare.lock_file, kind, range);
         self.count(found)
@@ -571,8 +573,8 @@ impl OfdMirror<'_> {
         })
     }
 
-    /// The lock of another description (or a local process) in the way of `kind` over `range`.
-    pub(crate) fn probe(
+    /// [`OfdMirror::probe`] through (file, owner)'s description.
+    fn probe_described(
         &mut self,
         file: FileId,
         file_key: &Bytes,
@@ -639,6 +641,14 @@ impl Mirror for OfdMirror<'_> {
         }
         self.touched.push(key);
     }
+}
+
+/// The manager's ids of `target`'s file and owner, if it knows both.
+fn ids(m: &LockManager, target: &Target) -> Option<(FileId, OwnerId)> {
+    Some((
+        m.file_id(&target.file)?,
+        m.owner_id(&target.client, &target.owner)?,
+    ))
 }
 
 /// A lock the file system reports, as a conflict with a holder outside the manager.

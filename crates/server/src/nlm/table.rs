@@ -184,16 +184,7 @@ fn test(svc: &Service, call: &Call, args: nlm4_testargs) -> Result<nlm4_testres,
         match m.test(now, target, want, range) {
             TestOutcome::Free => {
                 // The manager knows NFS owners only: ask the file system about local locks.
-                let ids = (
-                    m.file_id(&target.file),
-                    m.owner_id(&target.client, &target.owner),
-                );
-                let local = match ids {
-                    (Some(file), Some(owner)) => {
-                        mirror.probe(file, &target.file, owner, want, range)
-                    }
-                    _ => mirror.probe_new(&target.file, want, range),
-                };
+                let local = mirror.probe(m, target, want, range);
                 match local {
                     Some(c) => nlm4_testrply::Denied(holder(m, &c)),
                     None => nlm4_testrply::Status(nlm4_stats::NLM4_GRANTED),
@@ -242,12 +233,7 @@ fn do_lock(
         let reply = m.lock(now, &req, mirror);
         if let LockOutcome::Blocked(_) = reply.outcome {
             // Keep the request's description for when the waiter is granted.
-            if let (Some(file), Some(owner)) = (
-                m.file_id(&target.file),
-                m.owner_id(&target.client, &target.owner),
-            ) {
-                mirror.keep(file, &target.file, owner);
-            }
+            mirror.keep(m, target);
         }
         (reply, target.client.clone())
     })?;
