@@ -23,8 +23,8 @@
 //! * **A procedure:** its wire types in the protocol crate, a handler in its program's module, a
 //!   row in that program's table (`program` docs).
 //! * **A program:** a wire-type crate, a module with its handlers and its table, the table in
-//!   `program::PROGRAMS` (statistics, metrics and the DRC follow), and its registration in
-//!   `rpcbind`.
+//!   `program::PROGRAMS` (statistics, metrics and the DRC follow), and its (program, version) in
+//!   `service::OWN_PROGRAMS` (our portmapper answers it, `rpcbind` registers it).
 //! * **A transport:** a driver beside `transport/tcp.rs` that turns its input into records
 //!   (reusing `transport::conn` if it is a byte stream) and hands them to the pool through
 //!   `transport::hand_off`, charging reply memory first.

@@ -27,15 +27,15 @@ const SYSTEM_PORTMAPPER: SocketAddr = SocketAddr::new(
 const RESERVED_PORTS: std::ops::Range<u16> = 600..1024;
 const RESERVED_PORT_TRIES: u16 = 32;
 
-/// The (program, version) pairs we register.
-const PROGRAMS: &[(u32, u32)] = &[
-    (crate::nfs::NFS_PROGRAM, 3),
-    // MOUNT answers versions 1 to 3, as our own portmapper lists them.
-    (rnfs_mount::MOUNT_PROG, 1),
-    (rnfs_mount::MOUNT_PROG, 2),
-    (rnfs_mount::MOUNT_PROG, 3),
-    (rnfs_nlm::NLM_PROG, rnfs_nlm::NLM4_VERS),
-];
+/// The (program, version) pairs we register: what our own portmapper lists
+/// (`service::OWN_PROGRAMS`) but the portmapper itself, and NSM only when `nsm` (no other status
+/// monitor has it).
+fn programs(nsm: bool) -> impl Iterator<Item = (u32, u32)> {
+    crate::service::OWN_PROGRAMS
+        .iter()
+        .copied()
+        .filter(move |&(prog, _)| prog != pmap::PMAP_PROG && (nsm || prog != NSM.0))
+}
 
 /// A loopback UDP socket, on a privileged port when we may bind one.
 fn socket() -> Option<UdpSocket> {
@@ -130,9 +130,8 @@ fn register_with(portmapper: SocketAddr, ports: OwnPorts) -> Registered {
         return Registered::NoPortmapper;
     }
     let statd = statd_registered(portmapper);
-    let nsm: &[(u32, u32)] = if statd { &[] } else { &[NSM] };
     let (mut accepted, mut tried) = (0, 0);
-    for &(prog, vers) in PROGRAMS.iter().chain(nsm) {
+    for (prog, vers) in programs(!statd) {
         let _ = set(
             portmapper,
             pmap::PMAPPROC_UNSET,
@@ -170,8 +169,7 @@ fn register_with(portmapper: SocketAddr, ports: OwnPorts) -> Registered {
 
 /// Removes our registrations (NSM's too when it was ours).
 pub fn unregister_all(_ports: OwnPorts, nsm_ours: bool) {
-    let nsm: &[(u32, u32)] = if nsm_ours { &[NSM] } else { &[] };
-    for &(prog, vers) in PROGRAMS.iter().chain(nsm) {
+    for (prog, vers) in programs(nsm_ours) {
         let _ = set(
             SYSTEM_PORTMAPPER,
             pmap::PMAPPROC_UNSET,
@@ -221,9 +219,11 @@ mod tests {
     /// A portmapper that answers but refuses every SET is reported as such, not as "registered".
     #[test]
     fn refused_registrations_are_counted() {
-        let per_program = 3; // UNSET, SET over TCP, SET over UDP
-                             // No status monitor is registered (GETPORT answers 0): NSM is registered too.
-        let programs = PROGRAMS.len() + 1;
+        // UNSET, SET over TCP, SET over UDP.
+        let per_program = 3;
+        // No status monitor is registered (GETPORT answers 0): NSM is registered too.
+        let programs = programs(true).count();
+        assert_eq!(programs, programs_without_nsm() + 1);
         let (addr, server) = refusing_portmapper(2 + per_program * programs);
         let ports = OwnPorts {
             tcp: 2049,
@@ -242,6 +242,10 @@ mod tests {
         assert_eq!(procs[..2], [pmap::PMAPPROC_GETPORT; 2]);
         let sets = procs.iter().filter(|p| **p == pmap::PMAPPROC_SET).count();
         assert_eq!(sets, 2 * programs);
+    }
+
+    fn programs_without_nsm() -> usize {
+        programs(false).count()
     }
 
     #[test]

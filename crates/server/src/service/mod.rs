@@ -35,8 +35,8 @@ mod portmap;
 
 pub(crate) use mount::MOUNT;
 pub use portmap::SocketOwner;
-pub(crate) use portmap::PORTMAP;
 use portmap::{kernel_socket_owner, Registration};
+pub(crate) use portmap::{OWN_PROGRAMS, PORTMAP};
 
 /// The ports our own programs are reachable on, for portmapper GETPORT.
 #[derive(Debug, Clone, Copy, Default)]

@@ -8,8 +8,9 @@ use crate::call::{reply_header, Call, Outcome, Reply, Transport};
 use crate::program::{handler, null, Procedure, Program};
 use rnfs_oncrpc::ReplyHeader;
 
-/// The (program, version) pairs every listener answers, as our portmapper lists them.
-const OWN_PROGRAMS: &[(u32, u32)] = &[
+/// The (program, version) pairs every listener answers, as our portmapper lists them (and, but
+/// the portmapper, what `rpcbind` registers with a system portmapper).
+pub(crate) const OWN_PROGRAMS: &[(u32, u32)] = &[
     (pmap::PMAP_PROG, pmap::PMAP_VERS),
     (crate::nfs::NFS_PROGRAM, 3),
     (rnfs_mount::MOUNT_PROG, 1),
