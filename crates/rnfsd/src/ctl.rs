@@ -54,6 +54,8 @@ fn request_for(words: &[String]) -> anyhow::Result<Value> {
         ["log", "--client", ..] => bail!("usage: rnfsd ctl log --client IP [debug|off]"),
         ["log", filter] => json!({"cmd": "log", "filter": filter}),
         ["log", ..] => bail!("usage: rnfsd ctl log [FILTER | --client IP debug|off]"),
+        ["nfs4", "expire", id] => json!({"cmd": "nfs4 expire", "client": id}),
+        ["nfs4", "expire", ..] => bail!("usage: rnfsd ctl nfs4 expire CLIENTID"),
         [] => bail!("no command; try `rnfsd ctl status`"),
         words => json!({"cmd": words.join(" ")}),
     })
@@ -94,6 +96,7 @@ fn human(cmd: &str, d: &Value) -> String {
         "loans" => loans(d),
         "locks" => locks(d),
         "filelocks" => file_locks(d),
+        "nfs4 clients" => nfs4_clients(d),
         "exports" => exports(&d["exports"], d["config"].as_str()),
         "exports reload" | "reload" => reload(d),
         "stats" => stats(d),
@@ -426,6 +429,48 @@ fn locks(d: &Value) -> String {
         ],
         &rows,
     )
+}
+
+fn nfs4_clients(d: &Value) -> String {
+    let rows: Vec<Vec<String>> = d["clients"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    vec![
+                        s(&c["clientid"]),
+                        s(&c["owner"]),
+                        dur(n(&c["lease_age_ms"])),
+                        if c["courtesy"] == json!(true) {
+                            "courtesy"
+                        } else {
+                            "active"
+                        }
+                        .into(),
+                        s(&c["sessions"]),
+                        s(&c["slots_in_use"]),
+                        s(&c["opens"]),
+                        s(&c["locks"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = format!("{} NFSv4 clients\n", rows.len());
+    out.push_str(&table(
+        &[
+            "CLIENTID",
+            "OWNER",
+            "LEASE AGE",
+            "STATE",
+            "SESSIONS",
+            "SLOTS BUSY",
+            "OPENS",
+            "LOCKS",
+        ],
+        &rows,
+    ));
+    out
 }
 
 fn file_locks(d: &Value) -> String {

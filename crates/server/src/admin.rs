@@ -316,6 +316,8 @@ impl Admin {
             "loans" => Ok(self.loans()),
             "locks" => Ok(locks()),
             "filelocks" => Ok(self.file_locks()),
+            "nfs4 clients" => Ok(self.nfs4_clients()),
+            "nfs4 expire" => self.nfs4_expire(req.client.as_deref()),
             "exports" => Ok(self.exports()),
             "exports reload" | "reload" => self.reload().await,
             "stats" => Ok(self.stats()),
@@ -323,7 +325,7 @@ impl Admin {
             "log" => log_command(&req),
             other => Err(format!(
                 "unknown command {other:?}; commands: status, connections, requests, loans, locks, \
-                 filelocks, exports, exports reload, stats, stalls, log"
+                 filelocks, nfs4 clients, nfs4 expire, exports, exports reload, stats, stalls, log"
             )),
         };
         match result {
@@ -597,6 +599,25 @@ const FILE_LOCK_ROWS_MAX: usize = 10_000;
 
 impl Admin {
     /// NFS clients' byte-range locks, share reservations and blocked requests, with counters.
+    /// NFSv4 clients: owner, lease age, sessions, slots in use, opens, locks.
+    fn nfs4_clients(&self) -> Value {
+        let clients = self.running.service.v4().clients(now_ms());
+        json!({ "clients": clients })
+    }
+
+    /// Expires an NFSv4 client by hand (its opens and locks are released).
+    fn nfs4_expire(&self, client: Option<&str>) -> Result<Value, String> {
+        let id = client
+            .and_then(|c| u64::from_str_radix(c.trim_start_matches("0x"), 16).ok())
+            .ok_or("usage: rnfsd ctl nfs4 expire CLIENTID (hex, as `nfs4 clients` shows it)")?;
+        let service = &self.running.service;
+        if service.v4().expire(now_ms(), id, &service.locking) {
+            Ok(json!({ "expired": format!("{id:016x}") }))
+        } else {
+            Err(format!("no NFSv4 client {id:016x}"))
+        }
+    }
+
     fn file_locks(&self) -> Value {
         let locking = &self.running.service.locking;
         let (counters, usage) = locking.snapshot();

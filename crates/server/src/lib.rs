@@ -59,6 +59,7 @@ mod locking;
 mod logging;
 mod metrics;
 mod nfs;
+mod nfs4;
 mod nlm;
 mod nlm_callback;
 mod nsm_store;
@@ -72,6 +73,7 @@ mod rpcbind;
 mod service;
 mod stats;
 mod transport;
+mod v4state;
 mod watchdog;
 
 pub use admin::SOCKET_NAME as CONTROL_SOCKET_NAME;
@@ -399,6 +401,7 @@ async fn housekeeping(service: Arc<Service>, stats: Arc<stats::Stats>) {
                 e.backend.close_idle_files();
             }
             service.locking.housekeeping(clock::now_ms());
+            service.v4().housekeeping(clock::now_ms(), &service.locking);
             if quiet_after_work {
                 rnfs_sys::release_free_memory();
             }
@@ -599,7 +602,7 @@ fn write_ready_file(path: &Path, lines: &[String]) -> Result<(), ServeError> {
 }
 
 /// A fresh write verifier for this server instance (RFC 1813 §3.3.7).
-fn random_verifier() -> [u8; 8] {
+pub(crate) fn random_verifier() -> [u8; 8] {
     let mut v = [0u8; 8];
     let ok = std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut v))

@@ -115,22 +115,38 @@ impl Program {
 }
 
 /// Every program served, in the order of their statistics slots.
-pub const PROGRAMS: [&Program; 5] = [
+pub const PROGRAMS: [&Program; 6] = [
     &crate::nfs::NFS3,
+    &crate::nfs4::NFS4,
     &crate::service::MOUNT,
     &crate::service::PORTMAP,
     &crate::nlm::NLM4,
     &crate::nlm::NSM,
 ];
 
-/// The program numbered `prog`, if we serve it.
-pub fn find(prog: u32) -> Option<&'static Program> {
-    PROGRAMS.into_iter().find(|p| p.prog == prog)
+/// The table serving version `vers` of program `prog`; for a version we do not serve, the
+/// program's first table (whose call then gets PROG_MISMATCH). `None` when we serve no version of
+/// `prog`. NFS has two tables: version 3's procedures and version 4's COMPOUND.
+pub fn find(prog: u32, vers: u32) -> Option<&'static Program> {
+    PROGRAMS
+        .into_iter()
+        .find(|p| p.prog == prog && p.serves(vers))
+        .or_else(|| PROGRAMS.into_iter().find(|p| p.prog == prog))
 }
 
-/// The row of a call by program and procedure number, whatever the version (for names).
-pub fn procedure(prog: u32, proc_num: u32) -> Option<&'static Procedure> {
-    find(prog)?.procedure(proc_num)
+/// The lowest and highest version of `prog` served, over all its tables (PROG_MISMATCH's range).
+fn versions(prog: u32) -> (u32, u32) {
+    PROGRAMS
+        .into_iter()
+        .filter(|p| p.prog == prog)
+        .fold((u32::MAX, 0), |(low, high), p| {
+            (low.min(p.low), high.max(p.high))
+        })
+}
+
+/// The row of a call by program, version and procedure number (for names and statistics).
+pub fn procedure(prog: u32, vers: u32, proc_num: u32) -> Option<&'static Procedure> {
+    find(prog, vers)?.procedure(proc_num)
 }
 
 /// Procedures of every program together: the statistics slots they take.
@@ -148,11 +164,9 @@ pub const fn procedures_total() -> usize {
 /// version or procedure we do not count.
 pub fn slot(prog: u32, vers: u32, proc_num: u32) -> Option<usize> {
     let mut base = 0;
+    let counted = |p: &Program| p.serves(vers) || p.stats_any_version;
     for p in PROGRAMS {
-        if p.prog == prog {
-            if !(p.stats_any_version || p.serves(vers)) {
-                return None;
-            }
+        if p.prog == prog && counted(p) {
             let i = usize::try_from(proc_num).ok()?;
             return (i < p.procedures.len()).then_some(base + i);
         }
@@ -175,7 +189,7 @@ pub fn of_slot(mut i: usize) -> Option<(&'static Program, &'static Procedure)> {
 /// Whether a call goes through the cache: its procedure's row  says its
 /// reply is cached, in a version of the program we serve.
 pub fn cached(prog: u32, vers: u32, proc_num: u32) -> bool {
-    find(prog)
+    find(prog, vers)
         .filter(|p| p.serves(vers))
         .and_then(|p| p.procedure(proc_num))
         .is_some_and(|row| row.cached)
@@ -209,7 +223,7 @@ impl Service {
             conn_id: origin.conn_id,
             now_ms,
         };
-        match find(call.header.prog) {
+        match find(call.header.prog, call.header.vers) {
             Some(program) => self.serve(program, &call, reply),
             None => reply_header(&mut reply.head, call.header.xid, ReplyHeader::ProgUnavail),
         }
@@ -221,7 +235,7 @@ impl Service {
         let h = &call.header;
         if !program.serves(h.vers) {
             // Linux tries NFSv4 first and falls back to v3 on this answer.
-            let (low, high) = (program.low, program.high);
+            let (low, high) = versions(program.prog);
             return reply_header(
                 &mut reply.head,
                 h.xid,
@@ -359,8 +373,12 @@ mod tests {
 
     /// Every program's procedure numbers, from its protocol crate: NFSv3 by the names
     /// `rnfs_nfs3` knows, MOUNT and portmap by their constants.
-    fn protocol_procedures(prog: u32) -> Vec<(u32, &'static str)> {
+    fn protocol_procedures(prog: u32, vers: u32) -> Vec<(u32, &'static str)> {
         match prog {
+            rnfs_nfs3::NFS_PROGRAM if vers == rnfs_nfs4::NFS_V4 => vec![
+                (rnfs_nfs4::NFSPROC4_NULL, "NULL"),
+                (rnfs_nfs4::NFSPROC4_COMPOUND, "COMPOUND"),
+            ],
             rnfs_nfs3::NFS_PROGRAM => {
                 let v: Vec<_> = (0..64)
                     .filter_map(|n| Some((n, rnfs_nfs3::procedure_name(n)?)))
@@ -445,6 +463,7 @@ mod tests {
             progs,
             [
                 rnfs_nfs3::NFS_PROGRAM,
+                rnfs_nfs4::NFS4_PROGRAM,
                 rnfs_mount::MOUNT_PROG,
                 rnfs_portmap::PMAP_PROG,
                 rnfs_nlm::NLM_PROG,
@@ -453,7 +472,7 @@ mod tests {
         );
         for p in PROGRAMS {
             let rows: Vec<(u32, &str)> = p.procedures.iter().map(|r| (r.num, r.name)).collect();
-            assert_eq!(rows, protocol_procedures(p.prog), "{}", p.name);
+            assert_eq!(rows, protocol_procedures(p.prog, p.low), "{}", p.name);
             for (i, row) in p.procedures.iter().enumerate() {
                 assert_eq!(
                     row.num as usize, i,
@@ -493,8 +512,13 @@ mod tests {
             for vers in 0..=p.high + 1 {
                 for n in 0..=p.procedures.len() as u32 + 1 {
                     let flagged = p.serves(vers) && p.procedure(n).is_some_and(|r| r.cached);
-                    assert_eq!(cached(p.prog, vers, n), flagged, "{} v{vers} {n}", p.name);
-                    let want = p.prog == NFS_PROGRAM && vers == NFS_V3 && expected.contains(&n);
+                    if p.serves(vers) {
+                        assert_eq!(cached(p.prog, vers, n), flagged, "{} v{vers} {n}", p.name);
+                    }
+                    let want = p.prog == NFS_PROGRAM
+                        && p.serves(NFS_V3)
+                        && vers == NFS_V3
+                        && expected.contains(&n);
                     assert_eq!(flagged, want, "{} v{vers} {n}", p.name);
                 }
             }
@@ -528,7 +552,10 @@ mod tests {
         assert_eq!(stats::program_name(n), "OTHER");
         // Anything else lands in the last slot.
         assert_eq!(stats::proc_index(rnfs_nfs3::NFS_PROGRAM, 3, 22), n);
-        assert_eq!(stats::proc_index(rnfs_nfs3::NFS_PROGRAM, 4, 1), n);
+        assert_eq!(stats::proc_index(rnfs_nfs3::NFS_PROGRAM, 5, 1), n);
+        // NFSv4's COMPOUND has its own slot, not NFSv3's GETATTR.
+        let compound = stats::proc_index(rnfs_nfs3::NFS_PROGRAM, 4, 1);
+        assert_eq!(stats::procedure_name(compound), "COMPOUND");
         assert_eq!(stats::proc_index(1, 1, 0), n);
         // MOUNT and portmap count other versions as before.
         let mount_null = stats::proc_index(rnfs_mount::MOUNT_PROG, 3, 0);
@@ -580,16 +607,10 @@ mod tests {
                 let (h, _) = serve(&svc, p.prog, p.low, n, &[]);
                 assert_eq!(h, ReplyHeader::ProcUnavail, "{} proc {n}", p.name);
             }
-            let (h, _) = serve(&svc, p.prog, p.high + 1, 0, &[]);
-            assert_eq!(
-                h,
-                ReplyHeader::ProgMismatch {
-                    low: p.low,
-                    high: p.high
-                },
-                "{}",
-                p.name
-            );
+            // Past the highest version of any table of the program: the whole range.
+            let (low, high) = versions(p.prog);
+            let (h, _) = serve(&svc, p.prog, high + 1, 0, &[]);
+            assert_eq!(h, ReplyHeader::ProgMismatch { low, high }, "{}", p.name);
             // NULL answers, and refuses arguments it does not take.
             let (h, results) = serve(&svc, p.prog, p.high, 0, &[]);
             assert_eq!((h, results.len()), (ReplyHeader::Success, 0), "{}", p.name);

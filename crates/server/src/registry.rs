@@ -56,6 +56,7 @@ struct Slot {
     stage: AtomicU8,
     xid: AtomicU32,
     prog: AtomicU32,
+    vers: AtomicU32,
     proc_num: AtomicU32,
     started_ms: AtomicU64,
     /// The request's file handle (every NFSv3 procedure's first argument), up to 64 bytes.
@@ -132,7 +133,7 @@ impl Connection {
         now_ms: u64,
     ) -> Option<Tracked> {
         // The numbers are reported even for a record that is no well-formed call.
-        let [xid, _, _, prog, _, proc_num] = call_header_words(record);
+        let [xid, _, _, prog, vers, proc_num] = call_header_words(record);
         let fh = call
             .and_then(crate::peek::nfs_handle)
             .map_or(&[][..], |(fh, _)| fh);
@@ -144,6 +145,7 @@ impl Connection {
             {
                 slot.xid.store(xid, Ordering::Relaxed);
                 slot.prog.store(prog, Ordering::Relaxed);
+                slot.vers.store(vers, Ordering::Relaxed);
                 slot.proc_num.store(proc_num, Ordering::Relaxed);
                 slot.started_ms.store(now_ms, Ordering::Relaxed);
                 for (i, w) in slot.fh_words.iter().enumerate() {
@@ -186,6 +188,7 @@ impl Connection {
                     peer: self.peer,
                     xid: s.xid.load(Ordering::Relaxed),
                     prog: s.prog.load(Ordering::Relaxed),
+                    vers: s.vers.load(Ordering::Relaxed),
                     proc_num: s.proc_num.load(Ordering::Relaxed),
                     file_handle: {
                         let len = usize::from(s.fh_len.load(Ordering::Relaxed)).min(64);
@@ -218,6 +221,7 @@ pub struct RequestInfo {
     pub peer: SocketAddr,
     pub xid: u32,
     pub prog: u32,
+    pub vers: u32,
     pub proc_num: u32,
     pub started_ms: u64,
     pub stage: Stage,
@@ -228,7 +232,7 @@ pub struct RequestInfo {
 impl RequestInfo {
     /// "NFS READ", "MOUNT MNT", ... for reports.
     pub fn procedure_name(&self) -> String {
-        match crate::program::find(self.prog) {
+        match crate::program::find(self.prog, self.vers) {
             Some(p) => match p.procedure(self.proc_num) {
                 Some(row) => format!("{} {}", p.name, row.name),
                 None => format!("{} proc {}", p.name, self.proc_num),

@@ -316,7 +316,7 @@ impl CallSummary {
 }
 
 /// How a reply (the RPC message, without record marker) ends the call.
-pub fn reply_ending(prog: u32, proc_num: u32, msg: &[u8]) -> Ending {
+pub fn reply_ending(prog: u32, vers: u32, proc_num: u32, msg: &[u8]) -> Ending {
     use rnfs_oncrpc::peek::{Cursor, ReplyPeek, ReplyStat};
     use rnfs_oncrpc::{accept_stat, reject_stat};
     let unknown = Ending::Error(RPC_BASE + 7);
@@ -343,7 +343,7 @@ pub fn reply_ending(prog: u32, proc_num: u32, msg: &[u8]) -> Ending {
         _ => return unknown,
     };
     // Whatever the version: a version we do not serve got PROG_MISMATCH above.
-    let has_status = crate::program::procedure(prog, proc_num).is_some_and(|row| row.status);
+    let has_status = crate::program::procedure(prog, vers, proc_num).is_some_and(|row| row.status);
     if !has_status {
         return Ending::Ok;
     }
@@ -410,7 +410,9 @@ impl<'a> Observed<'a> {
         stats
             .bytes_in
             .fetch_add(self.record_bytes, Ordering::Relaxed);
-        let (prog, proc_num) = self.peek.map_or((0, 0), |p| (p.prog, p.proc_num));
+        let (prog, vers, proc_num) = self
+            .peek
+            .map_or((0, 0, 0), |p| (p.prog, p.vers, p.proc_num));
         let ending = match reply {
             Some(r) => {
                 let marker = if self.transport == Transport::Tcp {
@@ -423,6 +425,7 @@ impl<'a> Observed<'a> {
                     .fetch_add((r.message_len() + marker) as u64, Ordering::Relaxed);
                 reply_ending(
                     prog,
+                    vers,
                     proc_num,
                     r.head.get(Reply::MARKER_BYTES..).unwrap_or(&[]),
                 )
@@ -525,10 +528,10 @@ mod tests {
             |words: &[u32]| -> Vec<u8> { words.iter().flat_map(|w| w.to_be_bytes()).collect() };
         // accepted, AUTH_NONE verf, SUCCESS, NFS3ERR_NOENT
         let noent = reply(&[1, 1, 0, 0, 0, 0, 2]);
-        assert_eq!(reply_ending(100003, 3, &noent), Ending::Error(1));
+        assert_eq!(reply_ending(100003, 3, 3, &noent), Ending::Error(1));
         assert_eq!(error_name(3, 1), "NFS3ERR_NOENT");
         assert_eq!(
-            reply_ending(100003, 0, &noent),
+            reply_ending(100003, 3, 0, &noent),
             Ending::Ok,
             "NULL has no status"
         );
@@ -536,7 +539,7 @@ mod tests {
         assert_eq!(
             error_name(
                 3,
-                match reply_ending(100003, 3, &garbage) {
+                match reply_ending(100003, 3, 3, &garbage) {
                     Ending::Error(k) => k,
                     e => panic!("{e:?}"),
                 }
@@ -544,6 +547,9 @@ mod tests {
             "GARBAGE_ARGS"
         );
         let auth = reply(&[1, 1, 1, 1, 5]);
-        assert_eq!(reply_ending(100003, 3, &auth), Ending::Error(RPC_BASE + 6));
+        assert_eq!(
+            reply_ending(100003, 3, 3, &auth),
+            Ending::Error(RPC_BASE + 6)
+        );
     }
 }

@@ -65,6 +65,8 @@ pub struct Service {
     pub drc: Arc<crate::drc::Drc>,
     /// File locks (NLM now, NFSv4 later) and their mirror in the file system.
     pub(crate) locking: crate::locking::Locking,
+    /// NFSv4 clients, sessions and stateids.
+    v4: crate::v4state::V4State,
 }
 
 /// Monotonic counters the service keeps (metrics and benchmarks read them).
@@ -100,6 +102,7 @@ impl Service {
             counters: Counters::default(),
             drc: crate::drc::Drc::new(limits.drc_entries_max, limits.drc_bytes_max),
             locking: crate::locking::Locking::new(limits.lock_limits()),
+            v4: crate::v4state::V4State::new(0),
         }
     }
 
@@ -120,7 +123,18 @@ impl Service {
             nlm_state,
             nlm_outbox,
             nlm_monitored,
+            self.v4.lock_info(),
         ]
+    }
+
+    /// NFSv4 state (clients, sessions, stateids).
+    pub(crate) fn v4(&self) -> &crate::v4state::V4State {
+        &self.v4
+    }
+
+    /// A TCP connection closed: NFSv4 sessions unbind it.
+    pub fn v4_connection_closed(&self, conn_id: u64) {
+        self.v4.with(|s| s.connection_closed(conn_id));
     }
 
     /// The table of READ data on loan.
@@ -219,6 +233,7 @@ impl Service {
 }
 
 /// What [`Service::authorize`] grants.
+#[derive(Clone)]
 pub struct Authorized {
     pub export: Arc<Export>,
     pub rule: ClientRule,

@@ -157,6 +157,9 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, sl
         limits: &limits,
     };
     reader.run(&stream, &writer_gone).await;
+    // NFSv4 sessions forget the connection (a back channel bound to it is gone). A leaf lock,
+    // taken and released here without an await.
+    shared.service.v4_connection_closed(origin.conn_id);
 }
 
 /// How the writer's attempt at one reply ended.

@@ -1,0 +1,160 @@
+//! The callback program (RFC 8881 §20): the CB_COMPOUND the server sends on a session's back
+//! channel. CB_SEQUENCE opens every one; CB_RECALL (delegations) and CB_NULL (procedure 0, a
+//! probe of the path) are the others used so far.
+
+use rnfs_xdr::{xdr_struct, Array, MinEncodedLen};
+
+use crate::*;
+
+pub const OP_CB_RECALL: u32 = 4;
+pub const OP_CB_SEQUENCE: u32 = 11;
+pub const OP_CB_ILLEGAL: u32 = 10044;
+
+xdr_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct referring_call4 { pub rc_sequenceid: u32, pub rc_slotid: u32 }
+}
+impl MinEncodedLen for referring_call4 {
+    const MIN_ENCODED_LEN: usize = 8;
+}
+xdr_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct referring_call_list4 {
+        pub rcl_sessionid: sessionid4,
+        pub rcl_referring_calls: Array<referring_call4, 64>,
+    }
+}
+impl MinEncodedLen for referring_call_list4 {
+    const MIN_ENCODED_LEN: usize = 20;
+}
+xdr_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct CB_SEQUENCE4args {
+        pub csa_sessionid: sessionid4,
+        pub csa_sequenceid: u32,
+        pub csa_slotid: u32,
+        pub csa_highest_slotid: u32,
+        pub csa_cachethis: bool,
+        pub csa_referring_call_lists: Array<referring_call_list4, 16>,
+    }
+}
+xdr_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct CB_SEQUENCE4resok {
+        pub csr_sessionid: sessionid4,
+        pub csr_sequenceid: u32,
+        pub csr_slotid: u32,
+        pub csr_highest_slotid: u32,
+        pub csr_target_highest_slotid: u32,
+    }
+}
+xdr_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct CB_RECALL4args { pub stateid: stateid4, pub truncate: bool, pub fh: nfs_fh4 }
+}
+
+/// One callback operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CbArgOp {
+    Sequence(CB_SEQUENCE4args),
+    Recall(CB_RECALL4args),
+}
+
+impl XdrEncode for CbArgOp {
+    fn encode<B: BufMut>(&self, b: &mut B) {
+        match self {
+            CbArgOp::Sequence(a) => {
+                b.put_u32(OP_CB_SEQUENCE);
+                a.encode(b)
+            }
+            CbArgOp::Recall(a) => {
+                b.put_u32(OP_CB_RECALL);
+                a.encode(b)
+            }
+        }
+    }
+    fn encoded_len(&self) -> usize {
+        4 + match self {
+            CbArgOp::Sequence(a) => a.encoded_len(),
+            CbArgOp::Recall(a) => a.encoded_len(),
+        }
+    }
+}
+
+impl XdrDecode for CbArgOp {
+    fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
+        match d.u32()? {
+            OP_CB_SEQUENCE => Ok(CbArgOp::Sequence(d.decode()?)),
+            OP_CB_RECALL => Ok(CbArgOp::Recall(d.decode()?)),
+            v => Err(XdrError::InvalidEnum {
+                type_name: "nfs_cb_opnum4",
+                value: v.into(),
+            }),
+        }
+    }
+}
+impl MinEncodedLen for CbArgOp {
+    const MIN_ENCODED_LEN: usize = 8;
+}
+
+xdr_struct! {
+    /// CB_COMPOUND's arguments.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CB_COMPOUND4args {
+        pub tag: Opaque<TAG_BYTES_MAX>,
+        pub minorversion: u32,
+        pub callback_ident: u32,
+        pub argarray: Array<CbArgOp, 16>,
+    }
+}
+
+/// One callback result: the operation, its status and, for a successful CB_SEQUENCE, its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CbResOp {
+    pub op: u32,
+    pub status: nfsstat4,
+    pub sequence: Option<CB_SEQUENCE4resok>,
+}
+
+impl MinEncodedLen for CbResOp {
+    const MIN_ENCODED_LEN: usize = 8;
+}
+
+impl XdrDecode for CbResOp {
+    fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
+        let op = d.u32()?;
+        let status: nfsstat4 = d.decode()?;
+        let sequence = if op == OP_CB_SEQUENCE && status == nfsstat4::NFS4_OK {
+            Some(d.decode()?)
+        } else {
+            None
+        };
+        Ok(CbResOp {
+            op,
+            status,
+            sequence,
+        })
+    }
+}
+impl XdrEncode for CbResOp {
+    fn encode<B: BufMut>(&self, b: &mut B) {
+        b.put_u32(self.op);
+        self.status.encode(b);
+        if let Some(s) = &self.sequence {
+            s.encode(b)
+        }
+    }
+    fn encoded_len(&self) -> usize {
+        8 + self.sequence.as_ref().map_or(0, |s| s.encoded_len())
+    }
+}
+
+xdr_struct! {
+    /// CB_COMPOUND's results.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CB_COMPOUND4res {
+        pub status: nfsstat4,
+        pub tag: Opaque<TAG_BYTES_MAX>,
+        pub resarray: Array<CbResOp, 16>,
+    }
+}

@@ -1,0 +1,188 @@
+//! pynfs, the NFSv4.1 server test suite, against the real server, as a ratchet.
+//!
+//! pynfs (GPL-2.0) is a tool we only run: `scripts/pynfs` copies it from `$RNFS_PYNFS_DIR`
+//! (default `../shared/pynfs` next to the repository) and runs its `all` group against `rnfsd serve`
+//! of a scratch directory (read-write, no root squash: pynfs sends AUTH_SYS as the uid running it,
+//! from unprivileged ports). `tests/pynfs/expected-pass.txt` lists the codes that must pass (PASS
+//! or WARNING); the test fails if one of them failed, was skipped or not run, or is no pynfs code,
+//! and prints the codes that pass but are not listed yet, to be added. It also fails when pynfs did
+//! not complete (no `result.json`, or one listing ≤ 100 tests), so it cannot pass vacuously.
+//!
+//! Needs pynfs and Debian's python3-ply (scripts/test installs it). When either is missing the test
+//! is skipped, except in CI (`CI=true`), where it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{run_bounded, TestServer};
+
+/// pynfs's own bound (scripts/pynfs kills it then) ...
+const PYNFS_SECONDS: u64 = 900;
+/// ... and ours on the runner, in case that fails.
+const RUNNER_TIMEOUT: Duration = Duration::from_secs(PYNFS_SECONDS + 120);
+/// A completed pynfs nfs4.1 run lists every test it knows (264 at the snapshot in use).
+const MIN_LISTED: usize = 100;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Outcomes (scripts/pynfs's outcomes.txt) that count as passing.
+fn passed(outcome: &str) -> bool {
+    matches!(outcome, "PASS" | "WARN")
+}
+
+/// The codes of a ratchet file: one per line, `#` starts a comment.
+fn parse_expected(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `CODE OUTCOME` lines (outcomes.txt) into a map.
+fn parse_outcomes(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(c, o)| (c.to_owned(), o.trim().to_owned()))
+        .collect()
+}
+
+/// Compares outcomes with the ratchet: (expected codes that did not pass, with why; codes that
+/// pass but are not expected).
+fn compare(expected: &[String], outcomes: &BTreeMap<String, String>) -> (Vec<String>, Vec<String>) {
+    let listed: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
+    let mut regressions = Vec::new();
+    for code in expected {
+        match outcomes.get(code).map(String::as_str) {
+            None => regressions.push(format!("{code}: not a test pynfs knows")),
+            Some(o) if passed(o) => {}
+            Some(o @ ("SKIP" | "NOTRUN" | "NOTSEL")) => {
+                regressions.push(format!("{code}: did not run ({o})"))
+            }
+            Some(o) => regressions.push(format!("{code}: {o}")),
+        }
+    }
+    let new_passes = outcomes
+        .iter()
+        .filter(|(c, o)| passed(o) && !listed.contains(c.as_str()))
+        .map(|(c, _)| c.clone())
+        .collect();
+    (regressions, new_passes)
+}
+
+/// Whether pynfs can run here; outside CI a missing piece skips the test (with a note), in CI it
+/// fails it.
+fn pynfs_available() -> bool {
+    let dir = std::env::var_os("RNFS_PYNFS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/pynfs"));
+    let mut missing = Vec::new();
+    if !dir.join("nfs4.1/testserver.py").is_file() {
+        missing.push(format!("pynfs at {} (set RNFS_PYNFS_DIR)", dir.display()));
+    }
+    let ply = Command::new("/usr/bin/python3")
+        .args(["-c", "import ply"])
+        .output();
+    if !ply.is_ok_and(|o| o.status.success()) {
+        missing.push("/usr/bin/python3 with ply (apt-get install python3-ply)".into());
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("pynfs cannot run, missing: {}", missing.join("; "));
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "{msg} (CI=true: this test may not skip; scripts/test installs python3-ply)"
+    );
+    eprintln!("SKIPPED: {msg}");
+    false
+}
+
+#[test]
+fn pynfs_all_keeps_every_expected_pass() {
+    if !pynfs_available() {
+        return;
+    }
+    let expected_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pynfs/expected-pass.txt");
+    let expected = parse_expected(&std::fs::read_to_string(&expected_path).unwrap());
+
+    let mut srv = TestServer::new();
+    srv.set_config(&format!(
+        "[[export]]\npath = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.1\"\naccess = \"rw\"\nroot_squash = false\n",
+        srv.export()
+    ));
+    srv.start();
+    let out = srv.scratch().join("pynfs");
+    let run = run_bounded(
+        Command::new(repo().join("scripts/pynfs"))
+            .arg("--server")
+            .arg(srv.tcp_addr().to_string())
+            .arg("--path")
+            .arg(srv.mount_path())
+            .arg("--out")
+            .arg(&out)
+            .args(["--tests", "all", "--timeout", &PYNFS_SECONDS.to_string()]),
+        RUNNER_TIMEOUT,
+    );
+    // Printed here once: a failing test's captured output is shown with its panic message.
+    let summary = std::fs::read_to_string(out.join("summary.txt")).unwrap_or_default();
+    println!("{summary}");
+
+    // pynfs completed: its JSON exists and lists the whole suite.
+    let json = std::fs::read_to_string(out.join("result.json")).unwrap_or_else(|_| {
+        panic!(
+            "pynfs did not complete (no result.json; runner {}; summary above):\n{}",
+            run.status, run.stderr
+        )
+    });
+    let result: serde_json::Value = serde_json::from_str(&json).expect("result.json is JSON");
+    let listed = result["testcase"].as_array().map_or(0, Vec::len);
+    assert!(
+        listed > MIN_LISTED,
+        "result.json lists {listed} tests, expected more than {MIN_LISTED} (summary above)"
+    );
+    let outcomes = parse_outcomes(&std::fs::read_to_string(out.join("outcomes.txt")).unwrap());
+    assert_eq!(outcomes.len(), listed, "outcomes.txt vs result.json");
+
+    let (regressions, new_passes) = compare(&expected, &outcomes);
+    if !new_passes.is_empty() {
+        println!(
+            "{} tests pass but are not in {} yet (add them):\n{}",
+            new_passes.len(),
+            expected_path.display(),
+            new_passes.join("\n")
+        );
+    }
+    assert!(
+        regressions.is_empty(),
+        "{} expected passes did not pass (summary above):\n{}",
+        regressions.len(),
+        regressions.join("\n")
+    );
+}
+
+#[test]
+fn ratchet_comparison_flags_failed_unrun_and_unknown_codes() {
+    let expected =
+        parse_expected("# header\nSEQ1\n EID5a # trailing comment\n\nDELEG1\nCOUR2\nNOPE9\n");
+    assert_eq!(expected, ["SEQ1", "EID5a", "DELEG1", "COUR2", "NOPE9"]);
+    let outcomes =
+        parse_outcomes("SEQ1 PASS\nEID5a WARN\nDELEG1 FAIL\nCOUR2 NOTSEL\nCSESS2 PASS\n");
+    let (regressions, new_passes) = compare(&expected, &outcomes);
+    assert_eq!(
+        regressions,
+        [
+            "DELEG1: FAIL",
+            "COUR2: did not run (NOTSEL)",
+            "NOPE9: not a test pynfs knows"
+        ]
+    );
+    assert_eq!(new_passes, ["CSESS2"]);
+}
