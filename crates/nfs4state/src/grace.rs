@@ -94,6 +94,24 @@ impl Nfs4State {
         Ok(())
     }
 
+    /// What the server persists for the next instance's `previous_clients`: the confirmed
+    /// owners, and, while the grace period lasts, the previous instance's owners that have not
+    /// come back yet (a second restart during grace must not forget them).
+    pub fn persisted_owners(&self, now_ms: u64) -> Vec<Bytes> {
+        let mut owners = self.confirmed_owners();
+        if self.grace.in_grace(now_ms) {
+            let have: HashSet<Bytes> = owners.iter().cloned().collect();
+            owners.extend(
+                self.grace
+                    .pending
+                    .iter()
+                    .filter(|o| !have.contains(*o))
+                    .cloned(),
+            );
+        }
+        owners
+    }
+
     /// Owners of the confirmed clients (courtesy ones included), for the server to persist: the
     /// next instance's `previous_clients`.
     pub fn confirmed_owners(&self) -> Vec<Bytes> {

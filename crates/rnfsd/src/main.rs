@@ -1,4 +1,4 @@
-//! `rnfsd`: serve local directories to NFSv3 clients.
+//! `rnfsd`: serve local directories to NFSv3 and NFSv4.1 clients.
 #![forbid(unsafe_code)]
 
 mod ctl;
@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rnfs_server::config::Config;
 use rnfs_server::{PortmapMode, ServeOptions};
 
-/// A user-space NFSv3 server (RFC 1813) with MOUNT v3 and a portmapper, over TCP and UDP.
+/// A user-space NFS server: NFSv3 (RFC 1813) with MOUNT, NLM and a portmapper over TCP and UDP,
+/// and NFSv4.1 (RFC 8881) over TCP, on one port.
 #[derive(Parser, Debug)]
 #[command(name = "rnfsd", version, about, long_about = None)]
 struct Cli {
@@ -20,12 +21,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve DIR (or the exports of --config) over NFSv3.
+    /// Serve DIR (or the exports of --config) over NFSv3 and NFSv4.1.
     ///
     /// With only DIR: exports DIR read-write to loopback clients (127.0.0.0/8 and ::1) with root
-    /// squash, on 127.0.0.1:2049, TCP and UDP; NFS, MOUNT, NLM (file locks), NSM and the
-    /// portmapper all answer on that port. Clients mount DIR's absolute path, e.g.
-    /// `mount -t nfs -o vers=3,port=2049,mountport=2049 127.0.0.1:/srv/data /mnt`.
+    /// squash, on 127.0.0.1:2049, TCP and UDP; NFS (v3 and v4.1), MOUNT, NLM (file locks), NSM and
+    /// the portmapper all answer on that port. Clients mount DIR's absolute path, e.g.
+    /// `mount -t nfs -o vers=3,port=2049,mountport=2049 127.0.0.1:/srv/data /mnt` or
+    /// `mount -t nfs -o vers=4.1,port=2049 127.0.0.1:/srv/data /mnt`.
     /// Client lock managers find NLM through port 111 (see --portmap); without it, mount with
     /// `nolock` and locks stay local to each client.
     #[command(verbatim_doc_comment)]
@@ -39,7 +41,9 @@ enum Command {
     ///   requests                    every request in flight: xid, procedure, age, what it waits on
     ///   loans                       READ data on loan: owner, file, range, bytes, age
     ///   locks                       every tracked lock: holder thread, call site, held for, waiters
-    ///   filelocks                   NFS clients' file locks, shares and blocked requests (NLM)
+    ///   filelocks                   NFS clients' file locks, shares and blocked requests (NLM, v4)
+    ///   nfs4 clients                NFSv4 clients: owner, lease age, sessions, busy slots, opens, locks
+    ///   nfs4 expire CLIENTID        expire an NFSv4 client now (its opens and locks are released)
     ///   exports                     the export table and client rules
     ///   exports reload              re-read the --config file and swap the export table
     ///   stats                       per-procedure calls, errors by status, latency percentiles

@@ -168,6 +168,77 @@ fn pynfs_all_keeps_every_expected_pass() {
     );
 }
 
+/// pynfs's reboot tests, run separately (`all` does not select them): each SIGKILLs the server
+/// (through `tests/pynfs/reboot-helper`) while clients hold opens, then checks that the restarted
+/// server refuses the old client ids and sessions, lets the clients reclaim (CLAIM_PREVIOUS) in
+/// its grace period, refuses new opens until grace ends, and refuses a second reclaim.
+const REBOOT_TESTS: [&str; 3] = ["REBT1", "REBT2a", "REBT3a"];
+
+#[test]
+fn pynfs_reboot_reclaims_after_sigkill() {
+    if !pynfs_available() {
+        return;
+    }
+    let mut srv = TestServer::new();
+    srv.set_config(&format!(
+        "[[export]]\npath = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.1\"\naccess = \"rw\"\nroot_squash = false\n",
+        srv.export()
+    ));
+    srv.start();
+    let out = srv.scratch().join("pynfs-reboot");
+    let signals = srv.scratch().join("reboot");
+    std::fs::create_dir_all(&signals).unwrap();
+    let helper = format!(
+        "{} {}",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/pynfs/reboot-helper")
+            .display(),
+        signals.display()
+    );
+    let mut cmd = Command::new(repo().join("scripts/pynfs"));
+    cmd.arg("--server")
+        .arg(srv.tcp_addr().to_string())
+        .arg("--path")
+        .arg(srv.mount_path())
+        .arg("--out")
+        .arg(&out)
+        .args(["--serverhelper", &helper])
+        .args(["--timeout", &PYNFS_SECONDS.to_string(), "--tests"])
+        .arg(REBOOT_TESTS.join(" "));
+    let runner = std::thread::spawn(move || run_bounded(&mut cmd, RUNNER_TIMEOUT));
+    let mut reboots = 0;
+    while !runner.is_finished() {
+        if std::fs::remove_file(signals.join("reboot.req")).is_ok() {
+            assert!(srv.kill_hard().is_some(), "rnfsd was not running");
+            srv.start();
+            reboots += 1;
+            std::fs::write(signals.join("reboot.done"), b"").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = runner.join().unwrap();
+    let summary = std::fs::read_to_string(out.join("summary.txt")).unwrap_or_default();
+    println!("{summary}\n{reboots} restarts");
+    let outcomes = parse_outcomes(
+        &std::fs::read_to_string(out.join("outcomes.txt")).unwrap_or_else(|_| {
+            panic!(
+                "pynfs did not complete (runner {}):\n{}",
+                run.status, run.stderr
+            )
+        }),
+    );
+    let expected: Vec<String> = REBOOT_TESTS.iter().map(|c| c.to_string()).collect();
+    let (regressions, _) = compare(&expected, &outcomes);
+    assert!(
+        regressions.is_empty(),
+        "reboot tests did not pass:\n{}\n{}",
+        regressions.join("\n"),
+        srv.log_tail()
+    );
+    // REBT1 and REBT2a restart once each, REBT3a twice.
+    assert!(reboots >= 4, "only {reboots} restarts");
+}
+
 #[test]
 fn ratchet_comparison_flags_failed_unrun_and_unknown_codes() {
     let expected =

@@ -300,12 +300,37 @@ fn start_locking(
             warn!(dir = %opts.state_dir.display(), error = %e, "no NSM records: clients will not be told to reclaim their locks after a restart")
         }
     }
+    start_v4(service, opts);
     let callback_limits = nlm_callback::CallbackLimits {
         attempts_max: limits.lock_callback_attempts_max,
         attempt_timeout_ms: limits.lock_callback_timeout_ms,
         ..nlm_callback::CallbackLimits::default()
     };
     tasks.spawn(call_clients(service.clone(), callback_limits));
+}
+
+/// NFSv4 at start: the previous instance's clients (state directory) may reclaim their opens and
+/// locks during a grace period, which the lock manager shares, so NLM clients wait for them too.
+fn start_v4(service: &Arc<Service>, opts: &ServeOptions) {
+    let grace_ms = opts.config.limits.lock_grace_ms;
+    let now = clock::now_ms();
+    match service.v4().restore(&opts.state_dir, now, grace_ms) {
+        Ok(0) => {}
+        Ok(n) => {
+            if !service.locking.in_grace(now) {
+                service.locking.start_grace(now, grace_ms);
+                service.v4().share_grace();
+            }
+            info!(
+                clients = n,
+                grace_ms,
+                "NFSv4 grace period: only reclaims granted until every client has reclaimed"
+            );
+        }
+        Err(e) => {
+            warn!(dir = %opts.state_dir.display(), error = %e, "no NFSv4 client records: clients cannot reclaim after a restart")
+        }
+    }
 }
 
 /// Hands the lock service's calls to clients to the bounded sender as they are queued.

@@ -293,6 +293,11 @@ impl Locking {
         std::mem::take(&mut *self.outbox.lock())
     }
 
+    /// Whether the grace period is running.
+    pub fn in_grace(&self, now_ms: u64) -> bool {
+        self.state.lock().manager.in_grace(now_ms)
+    }
+
     /// Starts the grace period after a restart: only reclaims are granted until it ends.
     pub fn start_grace(&self, now_ms: u64, grace_ms: u64) {
         self.state.lock().manager.start_grace(now_ms, grace_ms);

@@ -6,9 +6,13 @@
 //! `state` is a leaf lock held for one state-machine call (no I/O, no other lock taken inside).
 //! Calls into [`crate::locking::Locking`] are made after it is released, never under it.
 
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::Bytes;
 use rnfs_nfs4state::{self as st, ClientId, Expiry, Nfs4State, StateInfo, StateRef};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::lockdep::TrackedMutex;
 use crate::locking::Locking;
@@ -54,34 +58,137 @@ pub struct V4ClientInfo {
     pub locks: usize,
 }
 
+/// File in the state directory listing the confirmed clients' owners (one hex line each), read
+/// at start to open the grace period for their reclaims (RFC 8881 §8.4.2.1).
+pub const CLIENTS_FILE: &str = "nfs4-clients";
+const CLIENTS_HEADER: &str = "rnfsd nfs4 clients v1";
+/// Largest client records file read (bytes): the clients table's worth of 1 KiB owners in hex.
+const CLIENTS_FILE_BYTES_MAX: u64 = 16 << 20;
+
 /// Server-wide NFSv4 state (one per [`crate::service::Service`]).
 pub struct V4State {
     state: TrackedMutex<Nfs4State>,
     lease_s: u32,
     owner: Bytes,
+    /// Where client records are kept (none until [`V4State::restore`]); writers take this lock,
+    /// so the file is written by one at a time, each with a fresh snapshot. It is held across
+    /// the file write, by workers and the housekeeping thread only: no timer, reactor or
+    /// connection waits for it.
+    store: TrackedMutex<Option<PathBuf>>,
+    /// The lock manager's grace period was opened for NFSv4's reclaims only: end it with theirs.
+    grace_shared: AtomicBool,
 }
 
 impl V4State {
     pub fn new(now_ms: u64) -> V4State {
         let limits = st::Limits::default();
-        let lease_s = (limits.lease_ms / 1000) as u32;
-        let epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs() as u32)
-            .max(1);
-        let mut secret = [0u8; 16];
-        secret[..8].copy_from_slice(&crate::random_verifier());
-        secret[8..].copy_from_slice(&crate::random_verifier());
-        let config = st::Config::new(limits, epoch, secret, Vec::new());
-        #[allow(clippy::expect_used)]
-        let state = Nfs4State::new(now_ms, config).expect("the default NFSv4 limits are valid");
         V4State {
-            state: TrackedMutex::new("nfs4.state", state),
-            lease_s,
+            state: TrackedMutex::new("nfs4.state", fresh(now_ms, limits.clone(), Vec::new())),
+            lease_s: (limits.lease_ms / 1000) as u32,
             owner: Bytes::from(format!("rnfsd:{}", hostname())),
+            store: TrackedMutex::new("nfs4.store", None),
+            grace_shared: AtomicBool::new(false),
         }
     }
 
+    /// At start: reads the client records of `state_dir` and, if the previous instance had
+    /// clients, opens the grace period (`grace_ms`) for their reclaims. From then on the records
+    /// are kept there. Returns how many clients may reclaim.
+    pub fn restore(&self, state_dir: &Path, now_ms: u64, grace_ms: u64) -> std::io::Result<usize> {
+        let path = state_dir.join(CLIENTS_FILE);
+        let previous = read_clients(&path)?;
+        let n = previous.len();
+        let mut limits = st::Limits::default();
+        limits.grace_ms = grace_ms.max(limits.lease_ms);
+        *self.state.lock() = fresh(now_ms, limits, previous);
+        *self.store.lock() = Some(path);
+        Ok(n)
+    }
+
+    /// The lock manager's grace period was opened for NFSv4 reclaims alone (no NLM client held
+    /// locks): it ends when NFSv4's does, early once every client has reclaimed.
+    pub fn share_grace(&self) {
+        self.grace_shared.store(true, Ordering::Relaxed);
+    }
+
+    /// Writes the client records (after a client is confirmed or goes away).
+    pub fn persist(&self, now_ms: u64) {
+        let store = self.store.lock();
+        let Some(path) = store.as_ref() else {
+            return;
+        };
+        let owners = self.with(|s| s.persisted_owners(now_ms));
+        if let Err(e) = write_clients(path, &owners) {
+            // Tried again at the next change.
+            warn!(path = %path.display(), error = %e, "cannot keep NFSv4 client records: after a restart their clients cannot reclaim");
+        }
+    }
+}
+
+/// A state machine with `previous` clients in grace.
+fn fresh(now_ms: u64, limits: st::Limits, previous: Vec<Bytes>) -> Nfs4State {
+    // Random per instance, so an earlier instance's clientids and stateids are recognised as
+    // stale even across two starts within one second.
+    let r = crate::random_verifier();
+    let epoch = u32::from_be_bytes([r[0], r[1], r[2], r[3]]).max(1);
+    let mut secret = [0u8; 16];
+    secret[..8].copy_from_slice(&crate::random_verifier());
+    secret[8..].copy_from_slice(&crate::random_verifier());
+    let config = st::Config::new(limits, epoch, secret, previous);
+    #[allow(clippy::expect_used)]
+    Nfs4State::new(now_ms, config).expect("the NFSv4 limits are valid (grace_ms >= lease_ms)")
+}
+
+/// Reads the owners a client records file lists (none if there is no file yet).
+fn read_clients(path: &Path) -> std::io::Result<Vec<Bytes>> {
+    let mut text = String::new();
+    match std::fs::File::open(path) {
+        Ok(f) => f.take(CLIENTS_FILE_BYTES_MAX).read_to_string(&mut text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some(CLIENTS_HEADER) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not an rnfsd NFSv4 client records file",
+        ));
+    }
+    Ok(lines.filter_map(unhex).collect())
+}
+
+fn unhex(line: &str) -> Option<Bytes> {
+    let b = line.trim().as_bytes();
+    if b.is_empty() || b.len() % 2 != 0 || b.len() > 2 * rnfs_nfs4::NFS4_OPAQUE_LIMIT {
+        return None;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16);
+    b.chunks(2)
+        .map(|p| Some((nibble(p[0])? * 16 + nibble(p[1])?) as u8))
+        .collect::<Option<Vec<u8>>>()
+        .map(Bytes::from)
+}
+
+/// Writes the records atomically (a new file renamed over the old, synced first: a crash leaves
+/// the old list or the new, never half of one).
+fn write_clients(path: &Path, owners: &[Bytes]) -> std::io::Result<()> {
+    let mut text = String::with_capacity(32 + owners.len() * 64);
+    text.push_str(CLIENTS_HEADER);
+    text.push('\n');
+    for o in owners {
+        for b in o.iter() {
+            text.push_str(&format!("{b:02x}"));
+        }
+        text.push('\n');
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+impl V4State {
     /// Runs `f` on the state machine under its lock.
     pub fn with<R>(&self, f: impl FnOnce(&mut Nfs4State) -> R) -> R {
         f(&mut self.state.lock())
@@ -104,7 +211,14 @@ impl V4State {
     /// The timer's part: clients whose lease ran out become courtesy clients; those purged have
     /// their opens and locks freed in the lock manager.
     pub fn housekeeping(&self, now_ms: u64, locking: &Locking) {
-        let expired = self.with(|s| s.tick(now_ms));
+        let (expired, in_grace) = self.with(|s| (s.tick(now_ms), s.in_grace(now_ms)));
+        if !in_grace && self.grace_shared.swap(false, Ordering::Relaxed) {
+            // Every NFSv4 client reclaimed (or the time is up): so may everyone lock again.
+            locking.start_grace(now_ms, 0);
+            self.persist(now_ms);
+            info!("NFSv4 grace period over");
+        }
+        let purged = expired.iter().any(|e| matches!(e, Expiry::Purged(_)));
         for e in expired {
             match e {
                 Expiry::Courtesy(id) => {
@@ -115,6 +229,9 @@ impl V4State {
                     release(now_ms, locking, r.clientid, &r.states);
                 }
             }
+        }
+        if purged {
+            self.persist(now_ms);
         }
     }
 
@@ -145,6 +262,7 @@ impl V4State {
         match self.with(|s| s.expire(ClientId(id))) {
             Some(r) => {
                 release(now_ms, locking, r.clientid, &r.states);
+                self.persist(now_ms);
                 true
             }
             None => false,
@@ -206,5 +324,26 @@ mod tests {
         assert!(crate::locking::split_client_key(&k).is_none());
         assert_eq!(client_of_key(b"127.0.0.1 host"), None);
         let _ = V4State::new(0);
+    }
+
+    #[test]
+    fn client_records_round_trip_and_reopen_grace() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let v4 = V4State::new(0);
+        assert_eq!(v4.restore(dir.path(), 0, 90_000).expect("no file yet"), 0);
+        let owners = vec![
+            Bytes::from_static(b"linux host a"),
+            Bytes::from(vec![0u8, 255, 7]),
+        ];
+        write_clients(&dir.path().join(CLIENTS_FILE), &owners).expect("written");
+        let again = V4State::new(0);
+        assert_eq!(again.restore(dir.path(), 1000, 90_000).expect("read"), 2);
+        assert!(again.with(|s| s.in_grace(1000)));
+        assert!(!again.with(|s| s.in_grace(1000 + 90_000)));
+        // Garbage is refused, not half read.
+        std::fs::write(dir.path().join(CLIENTS_FILE), "something else\nzz\n").expect("written");
+        assert!(V4State::new(0).restore(dir.path(), 0, 90_000).is_err());
+        assert_eq!(unhex("0g"), None);
+        assert_eq!(unhex("abc"), None);
     }
 }

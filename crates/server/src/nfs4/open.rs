@@ -29,6 +29,10 @@ use crate::config::Access;
 use crate::service::Authorized;
 use crate::v4state::{client_key, client_of_key, lock_owner_key, open_owner_key, release};
 
+/// Courtesy clients one request may expire to get its way (each conflict found expires one, and
+/// the request is tried again); past it, the request is refused as if they were active.
+const COURTESY_EXPIRIES_MAX: usize = 64;
+
 /// What OPEN resolved: the file, whether it was created now, what changed in its directory,
 /// and which attributes were set.
 struct Opened {
@@ -296,7 +300,7 @@ fn share(
     };
     let locking = &ctx.svc.locking;
     let now = ctx.call.now_ms;
-    for _ in 0..2 {
+    for _ in 0..=COURTESY_EXPIRIES_MAX {
         let (outcome, holder) = locking.with_manager(None, |m, _| {
             let o = m.share(now, &req);
             let holder = match o {
@@ -601,7 +605,7 @@ fn take_lock(
         block: false,
         reclaim,
     };
-    for _ in 0..2 {
+    for _ in 0..=COURTESY_EXPIRIES_MAX {
         let spare = locking.spare_for(target, fh.export.backend.as_ref(), &fh.handle);
         let (outcome, info) = locking.with_manager(spare, |m, mirror| {
             let reply = m.lock(now, &req, mirror);

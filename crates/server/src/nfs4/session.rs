@@ -125,16 +125,20 @@ pub fn create_session(ctx: &mut Ctx<'_>, a: w::CREATE_SESSION4args) -> ResOp {
     };
     let now = ctx.call.now_ms;
     match ctx.svc.v4().with(|s| s.create_session(now, req)) {
-        Ok(ok) => ResOp::ok(
-            OP_CREATE_SESSION,
-            ResBody::CreateSession(w::CREATE_SESSION4resok {
-                csr_sessionid: ok.sessionid.0,
-                csr_sequence: ok.sequence,
-                csr_flags: ok.flags,
-                csr_fore_chan_attrs: channel4(&ok.fore),
-                csr_back_chan_attrs: channel4(&ok.back),
-            }),
-        ),
+        Ok(ok) => {
+            // The client may now be confirmed: its record must survive a restart.
+            ctx.svc.v4().persist(now);
+            ResOp::ok(
+                OP_CREATE_SESSION,
+                ResBody::CreateSession(w::CREATE_SESSION4resok {
+                    csr_sessionid: ok.sessionid.0,
+                    csr_sequence: ok.sequence,
+                    csr_flags: ok.flags,
+                    csr_fore_chan_attrs: channel4(&ok.fore),
+                    csr_back_chan_attrs: channel4(&ok.back),
+                }),
+            )
+        }
         Err(e) => err(OP_CREATE_SESSION, e),
     }
 }
@@ -166,7 +170,10 @@ pub fn destroy_clientid(ctx: &mut Ctx<'_>, id: u64) -> ResOp {
         return ResOp::status(OP_DESTROY_CLIENTID, nfsstat4::NFS4ERR_CLIENTID_BUSY);
     }
     match ctx.svc.v4().with(|s| s.destroy_clientid(ClientId(id))) {
-        Ok(()) => ResOp::status(OP_DESTROY_CLIENTID, nfsstat4::NFS4_OK),
+        Ok(()) => {
+            ctx.svc.v4().persist(ctx.call.now_ms);
+            ResOp::status(OP_DESTROY_CLIENTID, nfsstat4::NFS4_OK)
+        }
         Err(e) => err(OP_DESTROY_CLIENTID, e),
     }
 }
