@@ -163,7 +163,140 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
         ("nlm", nlm_seeds()),
         ("nsm", nsm_seeds()),
         ("dispatch", dispatch::seeds()),
+        ("nfs4_compound", nfs4_seeds()),
     ]
+}
+
+/// COMPOUND arguments a server reads (no session: EXCHANGE_ID alone, or operations SEQUENCE
+/// would have to precede), for the `nfs4_compound` target and the `dispatch` target.
+pub fn nfs4_compounds() -> Vec<(&'static str, Vec<u8>)> {
+    use rnfs_nfs4::*;
+    let compound = |minorversion, ops: Vec<ArgOp>| {
+        rnfs_xdr::to_bytes(&Compound {
+            tag: Opaque(bytes::Bytes::from_static(b"fuzz")),
+            minorversion,
+            ops,
+        })
+        .to_vec()
+    };
+    let exchange_id = ArgOp::ExchangeId(EXCHANGE_ID4args {
+        eia_clientowner: client_owner4 {
+            co_verifier: [1; 8],
+            co_ownerid: Opaque(bytes::Bytes::from_static(b"fuzz-client")),
+        },
+        eia_flags: 0,
+        eia_state_protect: state_protect4_a::None,
+        eia_client_impl_id: rnfs_xdr::Array(Vec::new()),
+    });
+    let sequence = ArgOp::Sequence(SEQUENCE4args {
+        sa_sessionid: [7; 16],
+        sa_sequenceid: 1,
+        sa_slotid: 0,
+        sa_highest_slotid: 0,
+        sa_cachethis: false,
+    });
+    vec![
+        ("exchange-id", compound(1, vec![exchange_id])),
+        (
+            "sequence-walk",
+            compound(
+                1,
+                vec![
+                    sequence.clone(),
+                    ArgOp::PutRootFh,
+                    ArgOp::Lookup(Opaque(bytes::Bytes::from_static(b"tmp"))),
+                    ArgOp::GetFh,
+                    ArgOp::GetAttr(Bitmap(vec![0x0010_011a, 0x0030_a23a])),
+                    ArgOp::ReadDir(READDIR4args {
+                        cookie: 0,
+                        cookieverf: [0; 8],
+                        dircount: 4096,
+                        maxcount: 8192,
+                        attr_request: Bitmap(vec![0x0010_0000]),
+                    }),
+                ],
+            ),
+        ),
+        (
+            "sequence-open-read",
+            compound(
+                2,
+                vec![
+                    sequence,
+                    ArgOp::PutRootFh,
+                    ArgOp::Open(OPEN4args {
+                        seqid: 0,
+                        share_access: OPEN4_SHARE_ACCESS_READ,
+                        share_deny: 0,
+                        owner: state_owner4 {
+                            clientid: 1,
+                            owner: Opaque(bytes::Bytes::from_static(b"o")),
+                        },
+                        openhow: OpenHow(None),
+                        claim: open_claim4::Null(Opaque(bytes::Bytes::from_static(b"f"))),
+                    }),
+                    ArgOp::Read(READ4args {
+                        stateid: stateid4::CURRENT,
+                        offset: 0,
+                        count: 4096,
+                    }),
+                ],
+            ),
+        ),
+        ("putrootfh-alone", compound(1, vec![ArgOp::PutRootFh])),
+        ("minor-0", compound(0, vec![ArgOp::PutRootFh])),
+    ]
+}
+
+fn nfs4_seeds() -> Vec<Seed> {
+    use rnfs_nfs4::*;
+    let mut v: Vec<Seed> = nfs4_compounds()
+        .into_iter()
+        .map(|(name, c)| {
+            let mut b = vec![0];
+            b.extend(c);
+            (format!("args-{name}"), b)
+        })
+        .collect();
+    let res = CompoundRes {
+        status: nfsstat4::NFS4ERR_DENIED,
+        tag: Opaque(bytes::Bytes::new()),
+        results: vec![
+            ResOp::ok(
+                op::OP_SEQUENCE,
+                ResBody::Sequence(SEQUENCE4resok {
+                    sr_sessionid: [7; 16],
+                    sr_sequenceid: 1,
+                    sr_slotid: 0,
+                    sr_highest_slotid: 7,
+                    sr_target_highest_slotid: 7,
+                    sr_status_flags: 0,
+                }),
+            ),
+            ResOp::status(op::OP_PUTFH, nfsstat4::NFS4_OK),
+            ResOp::ok(
+                op::OP_GETFH,
+                ResBody::GetFh(Opaque(bytes::Bytes::from_static(&[9; 24]))),
+            ),
+            ResOp {
+                op: op::OP_LOCK,
+                status: nfsstat4::NFS4ERR_DENIED,
+                body: Some(ResBody::Denied(LOCK4denied {
+                    offset: 0,
+                    length: u64::MAX,
+                    locktype: nfs_lock_type4::WRITE_LT,
+                    owner: state_owner4 {
+                        clientid: 3,
+                        owner: Opaque(bytes::Bytes::from_static(b"l")),
+                    },
+                })),
+            },
+        ],
+    };
+    let mut b = vec![1];
+    b.extend(rnfs_xdr::to_bytes(&res).to_vec());
+    v.push(("res-sequence-lock-denied".into(), b));
+    v
 }
 
 fn xdr_seeds() -> Vec<Seed> {
@@ -810,6 +943,16 @@ pub mod dispatch {
     const DIR: u8 = 2;
     const LINK: u8 = 3;
 
+    /// NFSv4 COMPOUND calls (version 4 through [`FLAG_VERSION`], uid 1004), and NULL.
+    fn nfs4_seeds() -> Vec<Seed> {
+        let v4 = KIND_NFS | FLAG_VERSION;
+        let mut v = vec![seed("nfs4-null", v4, 0, 4, W::new())];
+        for (name, args) in super::nfs4_compounds() {
+            v.push(seed(&format!("nfs4-{name}"), v4, 1, 4, W::new().raw(&args)));
+        }
+        v
+    }
+
     pub fn seeds() -> Vec<Seed> {
         let nfs = KIND_NFS;
         let sattr_none = || super::sattr3_none();
@@ -960,6 +1103,7 @@ pub mod dispatch {
         ));
         v.push(("raw-getattr".to_string(), raw));
         v.extend(nlm_seeds());
+        v.extend(nfs4_seeds());
         v
     }
 
@@ -1050,6 +1194,16 @@ pub mod dispatch {
             .collect()
     }
 
+    /// A COMPOUND's arguments decode: the header and every operation.
+    pub fn nfs4_check(args: bytes::Bytes) -> Result<(), String> {
+        let mut d = rnfs_nfs4::Decoder::new(args);
+        let h = rnfs_nfs4::CompoundHeader::decode(&mut d).map_err(|e| e.to_string())?;
+        for _ in 0..h.op_count {
+            rnfs_nfs4::ArgOp::decode(&mut d).map_err(|e| e.to_string())?;
+        }
+        d.finish().map_err(|e| e.to_string())
+    }
+
     /// Checks one seed: it builds a call that decodes, with arguments its program accepts.
     pub fn check(data: &[u8]) -> Result<(), String> {
         // Stand-in handles of the sizes the local backend makes.
@@ -1074,6 +1228,7 @@ pub mod dispatch {
             (100_024, 1) => rnfs_nlm::nsm::Args::decode(p, args)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
+            (100_003, 4) if p == 1 => nfs4_check(args),
             // A version the server does not serve: nothing to decode.
             _ => Ok(()),
         };
@@ -1094,6 +1249,20 @@ fn check_peek_seed(data: &[u8]) -> Result<(), String> {
     } else {
         Err("neither a call nor a reply".into())
     }
+}
+
+/// An `nfs4_compound` seed decodes whole on the side its first byte selects.
+fn check_nfs4_seed(data: &[u8]) -> Result<(), String> {
+    let (&mode, rest) = data.split_first().ok_or("empty")?;
+    let rest = bytes::Bytes::copy_from_slice(rest);
+    if mode % 2 == 1 {
+        let mut d = rnfs_nfs4::Decoder::new(rest);
+        rnfs_nfs4::XdrDecode::decode(&mut d)
+            .map(|_: rnfs_nfs4::CompoundRes| ())
+            .map_err(|e| e.to_string())?;
+        return d.finish().map_err(|e| e.to_string());
+    }
+    dispatch::nfs4_check(rest)
 }
 
 pub fn check_seeds() -> Vec<String> {
@@ -1172,6 +1341,7 @@ pub fn check_seeds() -> Vec<String> {
                 }
                 "peek" => check_peek_seed(&data),
                 "dispatch" => dispatch::check(&data),
+                "nfs4_compound" => check_nfs4_seed(&data),
                 _ => Ok(()),
             };
             if let Err(e) = ok {

@@ -12,6 +12,9 @@
 //!   ...) return the `...resok` body, a failing NFS status becoming [`Error::Nfs`]. For the
 //!   failure body use [`Client::nfs_call`] and the `...3res` type.
 //!
+//! For NFSv4.1, [`v4`] adds a client id and session ([`v4::Session`]): COMPOUNDs that begin with
+//! SEQUENCE on an ordered slot, and typed helpers (path walk, OPEN, READ, WRITE, LOCK...).
+//!
 //! For file locking, [`locking`] adds typed NLM v4 and NSM v1 calls ([`Client::nlm_lock`],
 //! [`Client::sm_notify`], ...), [`LockOwner`] to build their arguments, and [`GrantedService`],
 //! the callback service (and portmapper) a lock server calls back with NLM GRANTED.
@@ -19,6 +22,7 @@
 
 pub mod locking;
 pub mod rpc;
+pub mod v4;
 
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
@@ -28,7 +32,10 @@ use bytes::Bytes;
 use rnfs_nfs3::*;
 use rnfs_xdr::{to_bytes, Decoder, Opaque, XdrDecode, XdrEncode};
 /// The protocol crates, re-exported so users need not depend on them.
-pub use {rnfs_mount as mount, rnfs_nfs3 as nfs3, rnfs_nlm as nlm, rnfs_portmap as portmap};
+pub use {
+    rnfs_mount as mount, rnfs_nfs3 as nfs3, rnfs_nfs4 as nfs4, rnfs_nlm as nlm,
+    rnfs_portmap as portmap,
+};
 
 pub use locking::{GrantedService, LockOwner};
 pub use rpc::{Auth, ReplyStatus, RpcReply};

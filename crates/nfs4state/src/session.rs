@@ -656,6 +656,13 @@ impl Nfs4State {
         flags
     }
 
+    /// The fore channel of session `id`, if it exists: a server checks a request against it
+    /// (NFS4ERR_TOO_MANY_OPS, NFS4ERR_REQ_TOO_BIG) before [`Nfs4State::sequence`] takes the slot,
+    /// since a SEQUENCE that fails leaves its slot unchanged (RFC 8881 §18.46.3).
+    pub fn session_fore(&self, id: SessionId) -> Option<ChannelAttrs> {
+        self.sessions.get(&id).map(|s| s.fore)
+    }
+
     /// SEQUENCE (RFC 8881 §18.46, slot rules §2.10.6.1): NFS4ERR_BADSESSION, NFS4ERR_BADSLOT,
     /// NFS4ERR_DELAY (the slot's request is executing), NFS4ERR_SEQ_MISORDERED,
     /// NFS4ERR_RETRY_UNCACHED_REP, NFS4ERR_SEQ_FALSE_RETRY; else a new request or a replay.

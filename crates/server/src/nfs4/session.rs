@@ -255,7 +255,15 @@ pub fn sequence(ctx: &mut Ctx<'_>, a: &w::SEQUENCE4args, ops: u32, _rest_bytes: 
         digest: Some(digest(&ctx.call.args)),
     };
     let now = ctx.call.now_ms;
-    let ticket = match ctx.svc.v4().with(|s| s.sequence(now, req)) {
+    let request_bytes = ctx.call.args.len();
+    let ticket = match ctx.svc.v4().with(|s| {
+        // The session's limits first: a SEQUENCE refused for them leaves its slot as it was
+        // (§18.46.3), so the client's next request on the slot carries the same sequence id.
+        if let Some(fore) = s.session_fore(req.sessionid) {
+            too_big(&fore, request_bytes, ops as usize)?;
+        }
+        s.sequence(now, req)
+    }) {
         Ok(st::SequenceOutcome::Execute(t)) => t,
         Ok(st::SequenceOutcome::Replay(bytes)) => return Begun::Replay(bytes),
         Err(e) => return Begun::Res(err(OP_SEQUENCE, e)),
@@ -278,13 +286,19 @@ pub fn sequence(ctx: &mut Ctx<'_>, a: &w::SEQUENCE4args, ops: u32, _rest_bytes: 
             sr_status_flags: ticket.status_flags,
         }),
     );
-    // Checked once the slot is ours, so the error is cached like any reply (§2.10.6.4).
-    let checked = ticket.check_request(ctx.call.args.len(), ops as usize);
     ctx.slot = Some(slot);
-    match checked {
-        Ok(()) => Begun::Res(res),
-        Err(e) => Begun::Res(err(OP_SEQUENCE, e)),
+    Begun::Res(res)
+}
+
+/// NFS4ERR_REQ_TOO_BIG or NFS4ERR_TOO_MANY_OPS for a request over the session's fore channel.
+fn too_big(fore: &st::ChannelAttrs, request_bytes: usize, ops: usize) -> Result<(), st::Error> {
+    if request_bytes > fore.maxrequestsize as usize {
+        return Err(st::Error::ReqTooBig);
     }
+    if ops > fore.maxoperations as usize {
+        return Err(st::Error::TooManyOps);
+    }
+    Ok(())
 }
 
 /// A digest of the request for the slot's false-retry check (§2.10.6.1.3).
