@@ -155,10 +155,16 @@ impl Nfs4State {
         if self.clients.len() < self.limits.clients_max {
             return Ok(());
         }
+        self.evict_courtesy(None)
+    }
+
+    /// Purges the longest-silent courtesy client (not `except`), to make room for an active
+    /// one; NFS4ERR_DELAY if there is none.
+    pub(crate) fn evict_courtesy(&mut self, except: Option<ClientId>) -> Result<(), Error> {
         let oldest = self
             .clients
             .values()
-            .filter(|c| c.courtesy)
+            .filter(|c| c.courtesy && Some(c.id) != except)
             .min_by_key(|c| c.renewed_ms)
             .map(|c| c.id)
             .ok_or(Error::Delay)?;

@@ -23,6 +23,8 @@ use crate::{
 /// credentials, the COMPOUND header and a SEQUENCE. Less could carry no useful request
 /// (NFS4ERR_TOOSMALL).
 pub const CHANNEL_BYTES_MIN: u32 = 256;
+/// One session reserves at most this fraction of the reply cache left when it is created.
+pub const CACHE_SHARE_DIVISOR: usize = 8;
 /// Smallest ca_maxoperations accepted: SEQUENCE and one operation.
 pub const CHANNEL_OPS_MIN: u32 = 2;
 
@@ -367,7 +369,7 @@ impl Nfs4State {
         }
         let mut fore = self.negotiate_fore(&req.fore)?;
         let back = negotiate_back(&req.back)?;
-        let (slots, reserved_bytes) = self.reserve_slots(&fore)?;
+        let (slots, reserved_bytes) = self.reserve_slots(&fore, req.clientid)?;
         fore.maxrequests = slots;
         let sessionid = self.new_sessionid(req.clientid);
         let back_wanted = req.flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN != 0;
@@ -459,21 +461,31 @@ impl Nfs4State {
     }
 
     /// How many of the negotiated slots the reply cache has room for, and the bytes reserved.
-    /// NFS4ERR_DELAY when not even one: other sessions will go away.
-    fn reserve_slots(&self, fore: &ChannelAttrs) -> Result<(u32, usize), Error> {
+    /// One session takes at most [`CACHE_SHARE_DIVISOR`]th of the room left (and at least one
+    /// slot), so the budget is shared out over many sessions instead of going to the first few.
+    /// With no room for one slot, courtesy clients (not `requester`) are evicted, longest silent
+    /// first; NFS4ERR_DELAY when there are none left: active sessions will go away.
+    fn reserve_slots(
+        &mut self,
+        fore: &ChannelAttrs,
+        requester: ClientId,
+    ) -> Result<(u32, usize), Error> {
         let per_slot = fore.maxresponsesize_cached as usize;
         if per_slot == 0 {
             return Ok((fore.maxrequests, 0));
         }
-        let room = self
-            .limits
-            .reply_cache_bytes_max
-            .saturating_sub(self.reply_cache_reserved);
-        let slots = fore.maxrequests.min(to_u32(room / per_slot));
-        if slots == 0 {
-            return Err(Error::Delay);
+        loop {
+            let room = self
+                .limits
+                .reply_cache_bytes_max
+                .saturating_sub(self.reply_cache_reserved);
+            let share = (room / CACHE_SHARE_DIVISOR).max(per_slot.min(room));
+            let slots = fore.maxrequests.min(to_u32(share / per_slot));
+            if slots > 0 {
+                return Ok((slots, slots as usize * per_slot));
+            }
+            self.evict_courtesy(Some(requester))?;
         }
-        Ok((slots, slots as usize * per_slot))
     }
 
     /// 8 bytes of clientid, then 8 bytes of a keyed hash of the clientid and a counter: unique

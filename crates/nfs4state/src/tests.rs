@@ -352,34 +352,53 @@ fn sessions_per_client_limit_is_resource() {
 }
 
 #[test]
-fn reply_cache_budget_cuts_slots_then_delays() {
+fn reply_cache_budget_is_shared_out_then_courtesy_clients_make_room() {
     let limits = Limits {
         slots_max: 8,
         slot_reply_bytes_max: 4096,
-        reply_cache_bytes_max: 8 * 4096 + 4096,
+        reply_cache_bytes_max: 64 * 4096,
         ..Limits::default()
     };
     let mut st = Nfs4State::new(0, config(limits, 7, vec![])).unwrap();
-    let ok = st.exchange_id(0, xid(b"a", 1, P, false)).unwrap();
+    let owners: [&'static [u8]; 8] = [b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h"];
+    let mut granted = Vec::new();
+    let mut refused = None;
+    'clients: for owner in owners {
+        let ok = st.exchange_id(0, xid(owner, 1, P, false)).unwrap();
+        for seq in 1..=8 {
+            match st.create_session(0, cs(ok.clientid, seq, P)) {
+                Ok(s) => granted.push(s.fore.maxrequests),
+                Err(e) => {
+                    refused = Some(e);
+                    break 'clients;
+                }
+            }
+        }
+    }
+    // Each session gets at most an eighth of what is left, so slots shrink gradually (8 while
+    // 256 KiB remain, ... 1 at the end), never all to the first.
+    assert_eq!(granted[0], 8);
+    assert!(granted.windows(2).all(|w| w[1] <= w[0]), "{granted:?}");
+    assert_eq!(*granted.last().unwrap(), 1);
+    assert!(granted.len() > 16, "{granted:?}");
     assert_eq!(
-        st.create_session(0, cs(ok.clientid, 1, P))
-            .unwrap()
-            .fore
-            .maxrequests,
-        8
+        refused,
+        Some(Error::Delay),
+        "no courtesy client to evict yet"
     );
-    assert_eq!(
-        st.create_session(0, cs(ok.clientid, 2, P))
-            .unwrap()
-            .fore
-            .maxrequests,
-        1
+    assert!(st.usage().reply_cache_reserved_bytes <= 64 * 4096);
+    // Once the others' leases have run out, a live client's session evicts courtesy clients.
+    let later = Limits::default().lease_ms + 1;
+    st.tick(later);
+    let fresh = st.exchange_id(later, xid(b"late", 1, P, false)).unwrap();
+    let s = st.create_session(later, cs(fresh.clientid, 1, P)).unwrap();
+    assert!(s.fore.maxrequests >= 1);
+    assert!(
+        st.tick(later)
+            .iter()
+            .any(|e| matches!(e, Expiry::Purged(_))),
+        "an evicted client's state is handed back"
     );
-    assert_eq!(
-        st.create_session(0, cs(ok.clientid, 3, P)),
-        Err(Error::Delay)
-    );
-    assert_eq!(st.usage().reply_cache_reserved_bytes, 9 * 4096);
 }
 
 // ---- SEQUENCE and the reply cache, §2.10.6 ----

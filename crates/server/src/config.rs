@@ -196,6 +196,9 @@ pub struct Limits {
     /// Calls to a client (GRANTED, SM_NOTIFY): attempts, and how long each waits for an answer.
     pub lock_callback_attempts_max: u32,
     pub lock_callback_timeout_ms: u64,
+    /// An NFSv4 client's lease (the `lease_time` attribute): renewed by every SEQUENCE; a client
+    /// silent for longer becomes a courtesy client (state kept until another client needs it).
+    pub nfs4_lease_ms: u64,
 }
 
 impl Default for Limits {
@@ -226,6 +229,7 @@ impl Default for Limits {
             lock_grace_ms: 90_000,
             lock_callback_attempts_max: 5,
             lock_callback_timeout_ms: 2000,
+            nfs4_lease_ms: 90_000,
         }
     }
 }
@@ -255,7 +259,7 @@ impl Limits {
         // (slots, channels and threads are sized from these at start).
         let transfer_most = rnfs_nfs3::WRITE_DATA_MAX_BYTES.min(rnfs_nfs3::READ_DATA_MAX_BYTES);
         #[rustfmt::skip]
-        let ranges: [(&'static str, u64, u64, u64); 25] = [
+        let ranges: [(&'static str, u64, u64, u64); 26] = [
             ("record_bytes_max", self.record_bytes_max as u64, 8192, 64 * MIB),
             ("record_fragments_max", self.record_fragments_max as u64, 1, 65_536),
             ("connections_max", self.connections_max as u64, 1, 1 << 20),
@@ -282,6 +286,7 @@ impl Limits {
             ("lock_grace_ms", self.lock_grace_ms, 0, HOUR_MS),
             ("lock_callback_attempts_max", u64::from(self.lock_callback_attempts_max), 1, 100),
             ("lock_callback_timeout_ms", self.lock_callback_timeout_ms, 10, 60_000),
+            ("nfs4_lease_ms", self.nfs4_lease_ms, 1000, HOUR_MS),
         ];
         for (key, value, least, most) in ranges {
             if !(least..=most).contains(&value) {
@@ -313,6 +318,17 @@ impl Limits {
             // Each lock, share or waiter has at most one owner, client and file of its own.
             owners_max: self.locks_max.max(d.owners_max),
             files_max: self.locks_max.max(d.files_max),
+            ..d
+        }
+    }
+
+    /// The NFSv4 state machine's limits: its defaults with this lease, and a grace period at
+    /// least one lease long (a client needs a lease to notice the restart and reclaim).
+    pub fn nfs4_limits(&self) -> rnfs_nfs4state::Limits {
+        let d = rnfs_nfs4state::Limits::default();
+        rnfs_nfs4state::Limits {
+            lease_ms: self.nfs4_lease_ms,
+            grace_ms: self.lock_grace_ms.max(self.nfs4_lease_ms),
             ..d
         }
     }

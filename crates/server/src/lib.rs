@@ -312,9 +312,9 @@ fn start_locking(
 /// NFSv4 at start: the previous instance's clients (state directory) may reclaim their opens and
 /// locks during a grace period, which the lock manager shares, so NLM clients wait for them too.
 fn start_v4(service: &Arc<Service>, opts: &ServeOptions) {
-    let grace_ms = opts.config.limits.lock_grace_ms;
+    let grace_ms = opts.config.limits.nfs4_limits().grace_ms;
     let now = clock::now_ms();
-    match service.v4().restore(&opts.state_dir, now, grace_ms) {
+    match service.v4().restore(&opts.state_dir, now) {
         Ok(0) => {}
         Ok(n) => {
             if !service.locking.in_grace(now) {

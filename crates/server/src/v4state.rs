@@ -68,6 +68,7 @@ const CLIENTS_FILE_BYTES_MAX: u64 = 16 << 20;
 /// Server-wide NFSv4 state (one per [`crate::service::Service`]).
 pub struct V4State {
     state: TrackedMutex<Nfs4State>,
+    limits: st::Limits,
     lease_s: u32,
     owner: Bytes,
     /// Where client records are kept (none until [`V4State::restore`]); writers take this lock,
@@ -80,11 +81,11 @@ pub struct V4State {
 }
 
 impl V4State {
-    pub fn new(now_ms: u64) -> V4State {
-        let limits = st::Limits::default();
+    pub fn new(now_ms: u64, limits: st::Limits) -> V4State {
         V4State {
             state: TrackedMutex::new("nfs4.state", fresh(now_ms, limits.clone(), Vec::new())),
-            lease_s: (limits.lease_ms / 1000) as u32,
+            lease_s: (limits.lease_ms / 1000).max(1) as u32,
+            limits,
             owner: Bytes::from(format!("rnfsd:{}", hostname())),
             store: TrackedMutex::new("nfs4.store", None),
             grace_shared: AtomicBool::new(false),
@@ -92,15 +93,13 @@ impl V4State {
     }
 
     /// At start: reads the client records of `state_dir` and, if the previous instance had
-    /// clients, opens the grace period (`grace_ms`) for their reclaims. From then on the records
-    /// are kept there. Returns how many clients may reclaim.
-    pub fn restore(&self, state_dir: &Path, now_ms: u64, grace_ms: u64) -> std::io::Result<usize> {
+    /// clients, opens the grace period (the limits' `grace_ms`) for their reclaims. From then on
+    /// the records are kept there. Returns how many clients may reclaim.
+    pub fn restore(&self, state_dir: &Path, now_ms: u64) -> std::io::Result<usize> {
         let path = state_dir.join(CLIENTS_FILE);
         let previous = read_clients(&path)?;
         let n = previous.len();
-        let mut limits = st::Limits::default();
-        limits.grace_ms = grace_ms.max(limits.lease_ms);
-        *self.state.lock() = fresh(now_ms, limits, previous);
+        *self.state.lock() = fresh(now_ms, self.limits.clone(), previous);
         *self.store.lock() = Some(path);
         Ok(n)
     }
@@ -323,26 +322,28 @@ mod tests {
         assert_eq!(client_of_key(&k), Some(0x1234));
         assert!(crate::locking::split_client_key(&k).is_none());
         assert_eq!(client_of_key(b"127.0.0.1 host"), None);
-        let _ = V4State::new(0);
+        let _ = V4State::new(0, st::Limits::default());
     }
 
     #[test]
     fn client_records_round_trip_and_reopen_grace() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let v4 = V4State::new(0);
-        assert_eq!(v4.restore(dir.path(), 0, 90_000).expect("no file yet"), 0);
+        let v4 = V4State::new(0, st::Limits::default());
+        assert_eq!(v4.restore(dir.path(), 0).expect("no file yet"), 0);
         let owners = vec![
             Bytes::from_static(b"linux host a"),
             Bytes::from(vec![0u8, 255, 7]),
         ];
         write_clients(&dir.path().join(CLIENTS_FILE), &owners).expect("written");
-        let again = V4State::new(0);
-        assert_eq!(again.restore(dir.path(), 1000, 90_000).expect("read"), 2);
+        let again = V4State::new(0, st::Limits::default());
+        assert_eq!(again.restore(dir.path(), 1000).expect("read"), 2);
         assert!(again.with(|s| s.in_grace(1000)));
         assert!(!again.with(|s| s.in_grace(1000 + 90_000)));
         // Garbage is refused, not half read.
         std::fs::write(dir.path().join(CLIENTS_FILE), "something else\nzz\n").expect("written");
-        assert!(V4State::new(0).restore(dir.path(), 0, 90_000).is_err());
+        assert!(V4State::new(0, st::Limits::default())
+            .restore(dir.path(), 0)
+            .is_err());
         assert_eq!(unhex("0g"), None);
         assert_eq!(unhex("abc"), None);
     }

@@ -102,7 +102,7 @@ impl Service {
             counters: Counters::default(),
             drc: crate::drc::Drc::new(limits.drc_entries_max, limits.drc_bytes_max),
             locking: crate::locking::Locking::new(limits.lock_limits()),
-            v4: crate::v4state::V4State::new(0),
+            v4: crate::v4state::V4State::new(0, limits.nfs4_limits()),
         }
     }
 
