@@ -78,6 +78,24 @@ fn ctl(state_dir: &Path, args: &[&str]) -> Value {
     v["data"].clone()
 }
 
+/// The server's /metrics page (its address from `rnfsd ctl status`).
+fn scrape(state_dir: &Path) -> String {
+    let status = ctl(state_dir, &["status"]).to_string();
+    let addr = status
+        .split("\"metrics\":\"http://")
+        .nth(1)
+        .and_then(|r| r.split("/metrics").next())
+        .unwrap_or_else(|| panic!("no metrics URL in {status}"))
+        .to_owned();
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(conn, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    text
+}
+
 /// Makes the next close of `s` a reset (RST), as a client that crashes mid-reply.
 fn reset_on_close(s: &TcpStream) {
     let l = libc::linger {
@@ -232,7 +250,7 @@ fn writer(
 
 #[test]
 fn nfs4_storm_of_resets_expiries_and_truncates_loses_nothing_and_leaks_nothing() {
-    let mut srv = TestServer::new();
+    let mut srv = TestServer::new().args(["--metrics", "127.0.0.1:0"]);
     srv.set_config(&format!(
         "[[export]]\npath = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.1\"\naccess = \"rw\"\nroot_squash = false\n\n\
          [limits]\nnfs4_lease_ms = {LEASE_MS}\nloans_max = 16\n",
@@ -355,6 +373,20 @@ fn nfs4_storm_of_resets_expiries_and_truncates_loses_nothing_and_leaks_nothing()
         (Some(0), Some(0)),
         "state left in the lock manager: {locks:#}"
     );
+    // The same story in /metrics.
+    let metrics = scrape(&state_dir);
+    let value = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} in:\n{metrics}"))
+    };
+    assert!(value("rnfsd_nfs4_operations_total{op=\"READ\"}") > rounds);
+    assert!(value("rnfsd_nfs4_operations_total{op=\"SEQUENCE\"}") > rounds);
+    assert!(value("rnfsd_nfs4_events_total{event=\"lease_expired\"}") >= rounds);
+    assert_eq!(value("rnfsd_nfs4_clients"), 0);
+    assert_eq!(value("rnfsd_nfs4_stateids"), 0);
+    assert_eq!(value("rnfsd_nfs4_grace"), 0);
     // And the server still serves.
     let mut s = session(addr, &format!("storm-after-{}", std::process::id()));
     let fh = file_fh(&mut s, &export, "big.bin");

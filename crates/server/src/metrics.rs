@@ -119,6 +119,7 @@ impl Collector for ServerCollector {
         encode_loans_and_drc(&mut enc, &r.service)?;
         encode_connections(&mut enc, r)?;
         encode_file_locks(&mut enc, &r.service)?;
+        encode_nfs4(&mut enc, &r.service)?;
         encode_reply_memory_and_uptime(&mut enc, r, self.started_ms)
     }
 }
@@ -353,6 +354,100 @@ fn encode_file_locks(
         "rnfsd_file_lock_clients",
         "Clients holding locks or waiting",
         sat(u.clients as u64),
+    )
+}
+
+/// NFSv4: operations by name (executed, failed), clients, sessions, slots, stateids, grace.
+fn encode_nfs4(
+    enc: &mut DescriptorEncoder,
+    service: &crate::service::Service,
+) -> Result<(), std::fmt::Error> {
+    let v4 = service.v4();
+    let ops = &v4.ops;
+    let by_op = |a: &[std::sync::atomic::AtomicU64]| -> Vec<(&'static str, u64)> {
+        a.iter()
+            .enumerate()
+            .map(|(i, n)| (rnfs_nfs4::op_name(i as u32), load(n)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    };
+    counter_by(
+        enc,
+        "rnfsd_nfs4_operations",
+        "NFSv4 operations executed, by operation",
+        "op",
+        &by_op(&ops.calls),
+    )?;
+    counter_by(
+        enc,
+        "rnfsd_nfs4_operation_errors",
+        "NFSv4 operations that failed (any status but NFS4_OK), by operation",
+        "op",
+        &by_op(&ops.errors),
+    )?;
+    let now = crate::clock::now_ms();
+    let (c, u, in_grace, courtesy, busy) = v4.with(|s| {
+        let clients = s.clients(now);
+        let courtesy = clients.iter().filter(|c| c.courtesy).count();
+        let busy: usize = clients.iter().map(|c| c.slots_in_use).sum();
+        (s.counters(), s.usage(), s.in_grace(now), courtesy, busy)
+    });
+    counter_by(
+        enc,
+        "rnfsd_nfs4_events",
+        "NFSv4 state events: client ids made, sessions made, SEQUENCEs, replies replayed from a slot, leases expired into courtesy, courtesy clients back, clients purged",
+        "event",
+        &[
+            ("exchange_id", c.exchange_ids),
+            ("session_created", c.sessions_created),
+            ("sequence", c.sequences),
+            ("replay", c.replays),
+            ("lease_expired", c.courtesy),
+            ("courtesy_revived", c.revived),
+            ("client_purged", c.purged),
+        ],
+    )?;
+    gauge(
+        enc,
+        "rnfsd_nfs4_clients",
+        "NFSv4 client records",
+        sat(u.clients as u64),
+    )?;
+    gauge(
+        enc,
+        "rnfsd_nfs4_courtesy_clients",
+        "NFSv4 clients whose lease expired, state kept",
+        sat(courtesy as u64),
+    )?;
+    gauge(
+        enc,
+        "rnfsd_nfs4_sessions",
+        "NFSv4 sessions",
+        sat(u.sessions as u64),
+    )?;
+    gauge(
+        enc,
+        "rnfsd_nfs4_slots_busy",
+        "NFSv4 session slots with a request executing",
+        sat(busy as u64),
+    )?;
+    gauge(
+        enc,
+        "rnfsd_nfs4_stateids",
+        "NFSv4 open and lock stateids",
+        sat(u.stateids as u64),
+    )?;
+    gauge(
+        enc,
+        "rnfsd_nfs4_reply_cache_bytes",
+        "Bytes of NFSv4 slot reply caches holding replies",
+        sat(u.reply_cache_used_bytes as u64),
+    )?;
+    gauge(
+        enc,
+        "rnfsd_nfs4_grace",
+        "1 while the NFSv4 grace period runs",
+        i64::from(in_grace),
     )
 }
 

@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use rnfs_nfs4state::{self as st, ClientId, Expiry, Nfs4State, StateInfo, StateRef};
@@ -78,6 +78,39 @@ pub struct V4State {
     store: TrackedMutex<Option<PathBuf>>,
     /// The lock manager's grace period was opened for NFSv4's reclaims only: end it with theirs.
     grace_shared: AtomicBool,
+    /// Operations executed and those that failed, by operation number (OP_ILLEGAL and numbers
+    /// past the last defined one counted at index 0).
+    pub ops: OpCounters,
+}
+
+/// Per-operation counts (for metrics).
+pub struct OpCounters {
+    pub calls: [AtomicU64; OP_SLOTS],
+    pub errors: [AtomicU64; OP_SLOTS],
+}
+
+/// Operation numbers 0 (illegal ones) to the last defined.
+pub const OP_SLOTS: usize = rnfs_nfs4::op::OP_LAST as usize + 1;
+
+impl OpCounters {
+    fn new() -> OpCounters {
+        OpCounters {
+            calls: std::array::from_fn(|_| AtomicU64::new(0)),
+            errors: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Counts one operation's result.
+    pub fn count(&self, op: u32, ok: bool) {
+        let i = usize::try_from(op)
+            .ok()
+            .filter(|&i| i < OP_SLOTS)
+            .unwrap_or(0);
+        self.calls[i].fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl V4State {
@@ -89,6 +122,7 @@ impl V4State {
             owner: Bytes::from(format!("rnfsd:{}", hostname())),
             store: TrackedMutex::new("nfs4.store", None),
             grace_shared: AtomicBool::new(false),
+            ops: OpCounters::new(),
         }
     }
 

@@ -149,6 +149,13 @@ fn run(
         };
         results.count += 1;
         let status = check_reply_size(ctx, reply, op_at, status);
+        let op = u32::from_be_bytes([
+            reply.head[op_at],
+            reply.head[op_at + 1],
+            reply.head[op_at + 2],
+            reply.head[op_at + 3],
+        ]);
+        ctx.svc.v4().ops.count(op, status == nfsstat4::NFS4_OK);
         if status != nfsstat4::NFS4_OK {
             return (status, results);
         }
