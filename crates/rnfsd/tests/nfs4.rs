@@ -747,3 +747,58 @@ fn destroying_a_client_with_state_is_refused_and_keeps_it() {
     let mut c = c;
     v4::destroy_clientid(&mut c, id).unwrap();
 }
+
+/// With `nfs4_domain`, owners travel as `name@domain` (from /etc/passwd and /etc/group; ids
+/// nobody names stay numeric); a SETATTR naming an unknown user or another domain is refused
+/// with NFS4ERR_BADOWNER and changes nothing, and numeric strings are still taken.
+#[test]
+fn owners_are_names_at_the_configured_domain() {
+    require_root("chown through SETATTR");
+    let mut srv = TestServer::new();
+    srv.set_config(&format!(
+        "nfs4_domain = \"Example.com\"\n\n[[export]]\npath = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.1\"\naccess = \"rw\"\nroot_squash = false\n",
+        srv.export()
+    ));
+    srv.start();
+    let mut s = session(&srv, 1, 0, "idmap");
+    let root = root_of(&mut s, srv.export());
+    let (fh, sid) = s.open(&root, "owned", true, RW).unwrap();
+    s.close(&fh, &sid).unwrap();
+    assert_eq!(owner_of(&mut s, &fh), "root@example.com");
+    let setattr = |owner: &str| {
+        ArgOp::SetAttr(nfs4::SETATTR4args {
+            stateid: nfs4::stateid4::ANONYMOUS,
+            obj_attributes: nfs4::attr::encode_settable(&nfs4::attr::SetAttrs4 {
+                owner: Some(Bytes::copy_from_slice(owner.as_bytes())),
+                ..Default::default()
+            }),
+        })
+    };
+    let put = ArgOp::PutFh(fh.clone());
+    for bad in [
+        "no-such-user-here@example.com",
+        "root@elsewhere.org",
+        "root",
+    ] {
+        assert_eq!(
+            last_status(&mut s, vec![put.clone(), setattr(bad)]),
+            NFS4ERR_BADOWNER,
+            "{bad}"
+        );
+    }
+    let path = srv.export().join("owned");
+    assert_eq!(std::fs::metadata(&path).unwrap().uid(), 0);
+    // A numeric id nobody names: taken, and shown numeric.
+    assert_eq!(
+        last_status(&mut s, vec![put.clone(), setattr("4242")]),
+        NFS4_OK
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().uid(), 4242);
+    assert_eq!(owner_of(&mut s, &fh), "4242");
+    // A name at the domain (any case): taken.
+    assert_eq!(
+        last_status(&mut s, vec![put, setattr("root@EXAMPLE.com")]),
+        NFS4_OK
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().uid(), 0);
+}

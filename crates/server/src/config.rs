@@ -51,6 +51,8 @@ pub enum ConfigError {
     MappedPrefix(String),
     #[error("export {0:?}: {1}")]
     Export(String, String),
+    #[error("nfs4_domain = {0:?}: {1}")]
+    Domain(String, &'static str),
     #[error("limits.{key} = {value}: {why}")]
     Limit {
         key: &'static str,
@@ -73,6 +75,10 @@ pub struct Config {
     /// Prometheus metrics over HTTP on this address (`GET /metrics`); off when absent.
     #[serde(default)]
     pub metrics: Option<SocketAddr>,
+    /// NFSv4 `owner`/`owner_group` as `name@nfs4_domain` (from /etc/passwd and /etc/group);
+    /// numeric ids when absent (see `crate::idmap`).
+    #[serde(default)]
+    pub nfs4_domain: Option<String>,
     /// The file this configuration was loaded from (what `rnfsd ctl exports reload` re-reads).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -383,8 +389,26 @@ impl Config {
         let mut config: Config = toml::from_str(&text)?;
         config.limits.check()?;
         config.check_backends()?;
+        config.check_domain()?;
         config.source = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()));
         Ok(config)
+    }
+
+    /// `nfs4_domain` is a DNS-like name: 1 to 255 bytes of letters, digits, '-', '.' and '_'.
+    pub fn check_domain(&self) -> Result<(), ConfigError> {
+        let Some(d) = &self.nfs4_domain else {
+            return Ok(());
+        };
+        let ok = (1..=255).contains(&d.len())
+            && d.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        if !ok {
+            return Err(ConfigError::Domain(
+                d.clone(),
+                "must be 1 to 255 letters, digits, '-', '.' or '_' (e.g. \"example.com\")",
+            ));
+        }
+        Ok(())
     }
 
     /// Every export names a backend this server has (else the error names the export and the
@@ -421,6 +445,7 @@ impl Config {
             }],
             limits: Limits::default(),
             metrics: None,
+            nfs4_domain: None,
             source: None,
         }
     }

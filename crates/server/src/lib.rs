@@ -54,6 +54,7 @@ pub mod config;
 mod drc;
 mod embed;
 mod exports;
+mod idmap;
 mod lockdep;
 mod locking;
 mod logging;
@@ -211,7 +212,15 @@ pub async fn serve_with(
     // Embedders (tests, `rnfsd serve DIR`) may build limits without loading a file.
     opts.config.limits.check()?;
     let verifier = random_verifier();
-    let service = Arc::new(Service::new(table, opts.config.limits.clone(), verifier));
+    let mut service = Service::new(table, opts.config.limits.clone(), verifier);
+    if let Some(domain) = &opts.config.nfs4_domain {
+        service.set_idmap(idmap::IdMap::new(
+            Some(domain.clone()),
+            "/etc/passwd".into(),
+            "/etc/group".into(),
+        ));
+    }
+    let service = Arc::new(service);
     let limits = opts.config.limits.clone();
     let shared = Arc::new(Shared::new(service.clone(), &limits));
     let watch_state = Arc::new(watchdog::WatchState::default());

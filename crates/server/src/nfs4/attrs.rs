@@ -1,9 +1,9 @@
 //! GETATTR, SETATTR, VERIFY, NVERIFY and ACCESS (RFC 8881 §18.7, §18.30, §18.31, §18.15,
 //! §18.1), and the attribute values of an object ([`with_values`]).
 //!
-//! `owner` and `owner_group` are the numeric ids as decimal strings ("1000"), what Linux clients
-//! expect from AUTH_SYS servers by default (`nfs4_disable_idmapping`); SETATTR takes the same
-//! form. `change` is the ctime in nanoseconds.
+//! `owner` and `owner_group` are mapped by `crate::idmap` (decimal ids by default, what Linux
+//! clients expect from AUTH_SYS servers; `name@domain` with `nfs4_domain`). `change` is the
+//! ctime in nanoseconds.
 
 use rnfs_nfs4::attr::{self, AttrValues, FsTotals, SetTime4};
 use rnfs_nfs4::{fattr4, nfs_ftype4, nfsstat4, nfstime4, op::*, specdata4, Bitmap, ResBody, ResOp};
@@ -14,6 +14,7 @@ use super::ctx::{check_io_stateid, Ctx, Fh};
 use super::pseudo;
 use super::status;
 use crate::config::Access;
+use crate::idmap::Kind;
 use crate::service::Authorized;
 
 /// Longest name the exports accept (NAME_MAX of Linux file systems).
@@ -97,8 +98,9 @@ pub fn real_values<R>(
     } else {
         attr.fileid
     };
-    let owner = attr.uid.to_string();
-    let group = attr.gid.to_string();
+    let idmap = ctx.svc.idmap();
+    let owner = idmap.to_wire(ctx.call.now_ms, Kind::User, attr.uid);
+    let group = idmap.to_wire(ctx.call.now_ms, Kind::Group, attr.gid);
     let fh = a.handle.as_bytes();
     let v = object_values(ctx, a, attr, fh, &owner, &group, fs, mounted_on_fileid);
     Ok(f(&v))
@@ -242,14 +244,18 @@ pub fn access(ctx: &mut Ctx<'_>, requested: u32) -> ResOp {
     }
 }
 
-/// The storage form of settable attributes; owners must be numeric ids (NFS4ERR_BADOWNER
-/// otherwise), times must fit the file system's (NFS4ERR_INVAL otherwise).
-pub fn storage_attrs(s: &attr::SetAttrs4) -> Result<storage::SetAttrs, nfsstat4> {
-    let id = |b: &bytes::Bytes| -> Result<u32, nfsstat4> {
-        std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| s.parse::<u32>().ok())
-            .ok_or(nfsstat4::NFS4ERR_BADOWNER)
+/// The storage form of settable attributes; owners must be ids the server can name
+/// (NFS4ERR_BADOWNER otherwise: see `crate::idmap`), times must fit the file system's
+/// (NFS4ERR_INVAL otherwise).
+pub fn storage_attrs(ctx: &Ctx<'_>, s: &attr::SetAttrs4) -> Result<storage::SetAttrs, nfsstat4> {
+    let idmap = ctx.svc.idmap();
+    let now = ctx.call.now_ms;
+    let id = |kind| {
+        move |b: &bytes::Bytes| -> Result<u32, nfsstat4> {
+            idmap
+                .from_wire(now, kind, b)
+                .ok_or(nfsstat4::NFS4ERR_BADOWNER)
+        }
     };
     let time = |t: Option<SetTime4>| -> Result<storage::SetTime, nfsstat4> {
         Ok(match t {
@@ -272,8 +278,8 @@ pub fn storage_attrs(s: &attr::SetAttrs4) -> Result<storage::SetAttrs, nfsstat4>
     }
     Ok(storage::SetAttrs {
         mode: s.mode,
-        uid: s.owner.as_ref().map(id).transpose()?,
-        gid: s.owner_group.as_ref().map(id).transpose()?,
+        uid: s.owner.as_ref().map(id(Kind::User)).transpose()?,
+        gid: s.owner_group.as_ref().map(id(Kind::Group)).transpose()?,
         size_bytes: s.size,
         atime: time(s.atime)?,
         mtime: time(s.mtime)?,
@@ -306,7 +312,7 @@ fn setattr_inner(ctx: &mut Ctx<'_>, args: &rnfs_nfs4::SETATTR4args) -> Result<Bi
     ctx.current()?;
     let a = writable(ctx)?;
     let set = attr::decode_settable(&args.obj_attributes)?;
-    let attrs = storage_attrs(&set)?;
+    let attrs = storage_attrs(ctx, &set)?;
     if set.size.is_some() {
         // A size change is a write: the stateid must allow it (§18.30.3).
         check_io_stateid(ctx, &args.stateid, true)?;

@@ -233,7 +233,7 @@ fn create_inner(ctx: &Ctx<'_>, a: &CREATE4args) -> Result<(Fh, CREATE4resok), nf
     let name = check_name(a.objname.as_bytes())?;
     require_dir(dir)?;
     let set = attr::decode_settable(&a.createattrs)?;
-    let attrs = storage_attrs(&set)?;
+    let attrs = storage_attrs(ctx, &set)?;
     let b = &dir.export.backend;
     let (who, h, n) = (&dir.who, &dir.handle, name.as_bytes());
     let node = |kind| b.mknod(who, h, n, kind, &attrs);

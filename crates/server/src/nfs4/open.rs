@@ -206,7 +206,7 @@ fn create_file(
     let (mode, after) = match how {
         w::createhow4::Unchecked(f) | w::createhow4::Guarded(f) => {
             let set = w::attr::decode_settable(f)?;
-            let sattrs = storage_attrs(&set)?;
+            let sattrs = storage_attrs(ctx, &set)?;
             let mode = if matches!(how, w::createhow4::Guarded(_)) {
                 storage::CreateMode::Guarded(sattrs)
             } else {
@@ -227,7 +227,7 @@ fn create_file(
             {
                 return Err(nfsstat4::NFS4ERR_INVAL);
             }
-            let sattrs = storage_attrs(&set)?;
+            let sattrs = storage_attrs(ctx, &set)?;
             (storage::CreateMode::Exclusive(*v), (set.mask, Some(sattrs)))
         }
     };

@@ -67,6 +67,8 @@ pub struct Service {
     pub(crate) locking: crate::locking::Locking,
     /// NFSv4 clients, sessions and stateids.
     v4: crate::v4state::V4State,
+    /// NFSv4 owner strings.
+    idmap: crate::idmap::IdMap,
 }
 
 /// Monotonic counters the service keeps (metrics and benchmarks read them).
@@ -103,6 +105,7 @@ impl Service {
             drc: crate::drc::Drc::new(limits.drc_entries_max, limits.drc_bytes_max),
             locking: crate::locking::Locking::new(limits.lock_limits()),
             v4: crate::v4state::V4State::new(0, limits.nfs4_limits()),
+            idmap: crate::idmap::IdMap::numeric(),
         }
     }
 
@@ -130,6 +133,15 @@ impl Service {
     /// NFSv4 state (clients, sessions, stateids).
     pub(crate) fn v4(&self) -> &crate::v4state::V4State {
         &self.v4
+    }
+
+    /// How NFSv4 owner strings map to ids (before serving starts).
+    pub fn set_idmap(&mut self, idmap: crate::idmap::IdMap) {
+        self.idmap = idmap;
+    }
+
+    pub(crate) fn idmap(&self) -> &crate::idmap::IdMap {
+        &self.idmap
     }
 
     /// A TCP connection closed: NFSv4 sessions unbind it.
