@@ -511,28 +511,41 @@ pub fn lock(ctx: &mut Ctx<'_>, a: w::LOCK4args) -> ResOp {
     }
 }
 
-fn lock_inner(ctx: &Ctx<'_>, a: &w::LOCK4args) -> Result<Locked, nfsstat4> {
-    let range = range(a.offset, a.length)?;
-    let (fh, _) = ctx.regular()?;
-    let (client, lock_sid, owner, open_access, new) = match &a.locker {
+/// Whose lock LOCK takes, resolved without changing any state.
+struct Locker {
+    client: ClientId,
+    owner: Bytes,
+    /// The open's share access (what lock types it allows).
+    access: u32,
+    /// The lock stateid given (exist_lock_owner4), or the open stateid a new one comes from.
+    from: LockerFrom,
+}
+
+enum LockerFrom {
+    Existing(st::Stateid),
+    Open(st::Stateid),
+}
+
+fn resolve_locker(ctx: &Ctx<'_>, locker: &w::locker4) -> Result<Locker, nfsstat4> {
+    match locker {
         w::locker4::New(n) => {
             let (client, open) = open_of(ctx, &n.open_stateid, StateKind::Open)?;
             let StateInfo::Open { access, .. } = open.info else {
                 return Err(nfsstat4::NFS4ERR_BAD_STATEID);
             };
-            let owner = n.lock_owner.owner.0.clone();
-            let (sid, new) = ctx
-                .svc
-                .v4()
-                .with(|s| s.lock_stateid(client, &open.stateid, owner.clone()))
-                .map_err(st_err)?;
-            (client, sid, owner, access, new)
+            Ok(Locker {
+                client,
+                owner: n.lock_owner.owner.0.clone(),
+                access,
+                from: LockerFrom::Open(open.stateid),
+            })
         }
         w::locker4::Existing(e) => {
             let (client, r) = open_of(ctx, &e.lock_stateid, StateKind::Lock)?;
             let StateInfo::Lock { owner, open, .. } = &r.info else {
                 return Err(nfsstat4::NFS4ERR_BAD_STATEID);
             };
+            // The open it came from may be closed by now (its locks outlive it): any type.
             let access = ctx
                 .svc
                 .v4()
@@ -543,18 +556,40 @@ fn lock_inner(ctx: &Ctx<'_>, a: &w::LOCK4args) -> Result<Locked, nfsstat4> {
                     StateInfo::Lock { .. } => None,
                 })
                 .unwrap_or(w::OPEN4_SHARE_ACCESS_BOTH);
-            (client, r.stateid, owner.clone(), access, false)
+            Ok(Locker {
+                client,
+                owner: owner.clone(),
+                access,
+                from: LockerFrom::Existing(r.stateid),
+            })
         }
-    };
+    }
+}
+
+fn lock_inner(ctx: &Ctx<'_>, a: &w::LOCK4args) -> Result<Locked, nfsstat4> {
+    let range = range(a.offset, a.length)?;
+    let (fh, _) = ctx.regular()?;
+    let locker = resolve_locker(ctx, &a.locker)?;
     let need = if a.locktype.is_write() {
         w::OPEN4_SHARE_ACCESS_WRITE
     } else {
         w::OPEN4_SHARE_ACCESS_READ
     };
-    if open_access & need == 0 {
+    if locker.access & need == 0 {
         return Err(nfsstat4::NFS4ERR_OPENMODE);
     }
+    let (client, owner) = (locker.client, locker.owner);
     grace_check(ctx, client, a.reclaim)?;
+    // Only now, when nothing else can refuse it before the lock manager does, a new lock
+    // stateid (freed again if the lock is not granted).
+    let (lock_sid, new) = match locker.from {
+        LockerFrom::Existing(s) => (s, false),
+        LockerFrom::Open(open) => ctx
+            .svc
+            .v4()
+            .with(|s| s.lock_stateid(client, &open, owner.clone()))
+            .map_err(st_err)?,
+    };
     let target = Target {
         client: client_key(client.0),
         owner: lock_owner_key(&owner),
