@@ -68,6 +68,7 @@ mod outgoing;
 mod peek;
 mod pool;
 mod program;
+mod read_loan;
 mod registry;
 mod reply_memory;
 mod rpcbind;

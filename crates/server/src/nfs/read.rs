@@ -16,13 +16,12 @@
 //! Either way the reply holds a loan slot while in flight, so `rnfsd ctl loans` and the watchdog
 //! see every READ being sent, with its owner, file, range and age.
 
-use rnfs_loan::LoanKind;
 use rnfs_nfs3::*;
 use rnfs_oncrpc::{AuthStat, ReplyHeader};
-use std::sync::atomic::Ordering;
 
 use super::{authorize, fattr, post_op, status};
 use crate::call::{reply_success, Call, Outcome, PipeResource, Reply, Tail, Transport};
+use crate::read_loan::{self, Spliced};
 use crate::service::{Authorized, Service};
 
 /// READ with its data as the reply's tail (the path every READ over the network takes).
@@ -38,8 +37,21 @@ pub fn read(
     // No free slot: serve from a buffer without one (the loan table counts it as exhausted).
     let mut claim = svc.loans().claim(call.conn_id, call.now_ms);
     if call.transport == Transport::Tcp && min > 0 && count >= min {
-        match spliced(svc, call, &auth, &a, count, &mut claim, reply) {
-            Spliced::Answered(outcome) => return Ok(outcome),
+        match read_loan::splice(svc, call, &auth, a.offset, count, &mut claim) {
+            Spliced::Lent { loan, read: r } => {
+                ReplyHeader::Success.encode(call.header.xid, &mut reply.head);
+                let len = r.bytes as usize;
+                encode_read3resok_header(
+                    &Some(fattr(&r.attr)),
+                    r.bytes,
+                    r.eof,
+                    len,
+                    &mut reply.head,
+                );
+                reply.tail = Tail::Spliced { loan, len };
+                return Ok(Outcome::Reply);
+            }
+            Spliced::Failed(e) => return Ok(fail(call, &auth, &e, reply)),
             Spliced::Declined => {}
             // Back through the reaper, which empties the pipe; this READ goes without a loan.
             Spliced::DeclinedPipeDirty => claim = None,
@@ -48,76 +60,14 @@ pub fn read(
     Ok(buffered(svc, call, &auth, &a, count, reply, claim))
 }
 
-/// How the zero-copy path went.
-enum Spliced {
-    /// The reply is written (the data, or the backend's error).
-    Answered(Outcome),
-    /// No pipe, or the backend cannot splice: serve it buffered.
-    Declined,
-    /// The backend declined but left bytes in the pipe: buffered, without this claim.
-    DeclinedPipeDirty,
-}
-
-/// The zero-copy path: the file's pages spliced into the claim's pipe, the reply's tail.
-fn spliced(
-    svc: &Service,
-    call: &Call,
-    auth: &Authorized,
-    a: &READ3args,
-    count: u32,
-    claim: &mut Option<rnfs_loan::Claim<PipeResource>>,
-    reply: &mut Reply,
-) -> Spliced {
-    let Some(c) = claim.as_mut() else {
-        return Spliced::Declined;
-    };
-    let pipe_bytes = svc.limits().transfer_bytes_max as usize;
-    let Ok(pipe) =
-        c.resource_or_try_init(|| rnfs_sys::pipe::Pipe::new(pipe_bytes).map(PipeResource))
-    else {
-        return Spliced::Declined;
-    };
-    let read = auth
-        .export
-        .backend
-        .read_spliced(&auth.who, &auth.handle, a.offset, count, &pipe.0);
-    match read {
-        Ok(Some(r)) => {
-            let Some(c) = claim.take() else {
-                return Spliced::Answered(Outcome::Drop);
-            };
-            let bytes = u64::from(r.bytes);
-            let loan = c.lend(
-                LoanKind::Spliced,
-                call.conn_id,
-                r.attr.fileid,
-                a.offset,
-                bytes,
-                call.now_ms,
-            );
-            ReplyHeader::Success.encode(call.header.xid, &mut reply.head);
-            let len = r.bytes as usize;
-            encode_read3resok_header(&Some(fattr(&r.attr)), r.bytes, r.eof, len, &mut reply.head);
-            reply.tail = Tail::Spliced { loan, len };
-            svc.counters
-                .read_bytes_spliced
-                .fetch_add(bytes, Ordering::Relaxed);
-            Spliced::Answered(Outcome::Reply)
-        }
-        Ok(None) if matches!(pipe.0.len_bytes(), Ok(0)) => Spliced::Declined,
-        Ok(None) => Spliced::DeclinedPipeDirty,
-        Err(e) => {
-            // The claim goes back through the reaper, which empties its pipe.
-            *claim = None;
-            let fail = READ3res::Fail(
-                status(&e),
-                READ3resfail {
-                    file_attributes: post_op(auth),
-                },
-            );
-            Spliced::Answered(reply_success(&mut reply.head, call.header.xid, &fail))
-        }
-    }
+fn fail(call: &Call, auth: &Authorized, e: &rnfs_storage::Error, reply: &mut Reply) -> Outcome {
+    let fail = READ3res::Fail(
+        status(e),
+        READ3resfail {
+            file_attributes: post_op(auth),
+        },
+    );
+    reply_success(&mut reply.head, call.header.xid, &fail)
 }
 
 /// The buffered path: one copy, into the buffer sent as the tail.
@@ -140,22 +90,8 @@ fn buffered(
             let n = r.data.len();
             ReplyHeader::Success.encode(xid, &mut reply.head);
             encode_read3resok_header(&Some(fattr(&r.attr)), n as u32, r.eof, n, &mut reply.head);
-            svc.counters
-                .read_bytes_buffered
-                .fetch_add(n as u64, Ordering::Relaxed);
-            reply.loan = claim.map(|c| {
-                let mut loan = c.lend(
-                    LoanKind::Buffered,
-                    call.conn_id,
-                    r.attr.fileid,
-                    a.offset,
-                    n as u64,
-                    call.now_ms,
-                );
-                // The slot's pipe (if it has one) holds nothing: the reaper has nothing to do.
-                loan.mark_clean();
-                loan
-            });
+            reply.loan =
+                read_loan::lend_buffered(svc, call, claim, r.attr.fileid, a.offset, n as u64);
             reply.tail = Tail::Bytes(r.data);
             Outcome::Reply
         }
@@ -165,15 +101,7 @@ fn buffered(
             xid,
             &READ3res::Fail(nfsstat3::NFS3ERR_SERVERFAULT, Default::default()),
         ),
-        Err(e) => {
-            let fail = READ3res::Fail(
-                status(&e),
-                READ3resfail {
-                    file_attributes: post_op(auth),
-                },
-            );
-            reply_success(&mut reply.head, xid, &fail)
-        }
+        Err(e) => fail(call, auth, &e, reply),
     }
 }
 

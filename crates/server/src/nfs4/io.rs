@@ -6,10 +6,7 @@
 //! read into a buffer once. Either way the reply holds a loan slot while in flight. WRITE and
 //! COMMIT use NFSv3's verifier: random per start, changed by any write-back error.
 
-use std::sync::atomic::Ordering;
-
 use bytes::BufMut;
-use rnfs_loan::LoanKind;
 use rnfs_nfs4::{nfsstat4, op::*, stable_how4, ResBody, ResOp, XdrEncode};
 use rnfs_nfs4::{COMMIT4args, READ4args, WRITE4args, WRITE4resok};
 use rnfs_storage as storage;
@@ -18,6 +15,7 @@ use super::attrs::writable;
 use super::ctx::{check_io_stateid, Ctx};
 use super::status;
 use crate::call::{PipeResource, Reply, Tail, Transport};
+use crate::read_loan::{self, Spliced};
 use crate::service::Authorized;
 
 /// Bytes of READ's result before its data: op number, status, eof, data length.
@@ -40,8 +38,16 @@ pub fn read(ctx: &mut Ctx<'_>, a: READ4args, reply: &mut Reply) -> Option<ResOp>
         && count >= ctx.svc.limits().zero_copy_min_bytes;
     let mut claim = ctx.svc.loans().claim(ctx.call.conn_id, ctx.call.now_ms);
     if zero_copy {
-        match spliced(ctx, &auth, &a, count, &mut claim, reply) {
-            Spliced::Answered(r) => return r,
+        match read_loan::splice(ctx.svc, ctx.call, &auth, a.offset, count, &mut claim) {
+            Spliced::Lent { loan, read: r } => {
+                put_read_head(reply, r.eof, r.bytes);
+                reply.tail = Tail::Spliced {
+                    loan,
+                    len: r.bytes as usize,
+                };
+                return None;
+            }
+            Spliced::Failed(e) => return Some(ResOp::status(OP_READ, read_status(&e))),
             Spliced::Declined => {}
             Spliced::DeclinedPipeDirty => claim = None,
         }
@@ -65,71 +71,6 @@ fn read_count(ctx: &Ctx<'_>, asked: u32) -> u32 {
 /// What a reply holds besides READ's data (headers, SEQUENCE, PUTFH...), generously.
 fn slot_overhead_bytes(_ctx: &Ctx<'_>) -> usize {
     1024
-}
-
-enum Spliced {
-    Answered(Option<ResOp>),
-    Declined,
-    DeclinedPipeDirty,
-}
-
-fn spliced(
-    ctx: &Ctx<'_>,
-    auth: &Authorized,
-    a: &READ4args,
-    count: u32,
-    claim: &mut Option<rnfs_loan::Claim<PipeResource>>,
-    reply: &mut Reply,
-) -> Spliced {
-    let Some(c) = claim.as_mut() else {
-        return Spliced::Declined;
-    };
-    let pipe_bytes = ctx.svc.limits().transfer_bytes_max as usize;
-    let Ok(pipe) =
-        c.resource_or_try_init(|| rnfs_sys::pipe::Pipe::new(pipe_bytes).map(PipeResource))
-    else {
-        return Spliced::Declined;
-    };
-    let read = auth
-        .export
-        .backend
-        .read_spliced(&auth.who, &auth.handle, a.offset, count, &pipe.0);
-    match read {
-        Ok(Some(r)) => {
-            let Some(c) = claim.take() else {
-                return Spliced::Answered(Some(ResOp::status(
-                    OP_READ,
-                    nfsstat4::NFS4ERR_SERVERFAULT,
-                )));
-            };
-            let bytes = u64::from(r.bytes);
-            let call = ctx.call;
-            let loan = c.lend(
-                LoanKind::Spliced,
-                call.conn_id,
-                r.attr.fileid,
-                a.offset,
-                bytes,
-                call.now_ms,
-            );
-            put_read_head(reply, r.eof, r.bytes);
-            reply.tail = Tail::Spliced {
-                loan,
-                len: r.bytes as usize,
-            };
-            ctx.svc
-                .counters
-                .read_bytes_spliced
-                .fetch_add(bytes, Ordering::Relaxed);
-            Spliced::Answered(None)
-        }
-        Ok(None) if matches!(pipe.0.len_bytes(), Ok(0)) => Spliced::Declined,
-        Ok(None) => Spliced::DeclinedPipeDirty,
-        Err(e) => {
-            *claim = None;
-            Spliced::Answered(Some(ResOp::status(OP_READ, read_status(&e))))
-        }
-    }
 }
 
 fn put_read_head(reply: &mut Reply, eof: bool, len: u32) {
@@ -166,25 +107,11 @@ fn buffered(
         Err(e) => return Some(ResOp::status(OP_READ, read_status(&e))),
     };
     let n = r.data.len();
-    ctx.svc
-        .counters
-        .read_bytes_buffered
-        .fetch_add(n as u64, Ordering::Relaxed);
     put_read_head(reply, r.eof, n as u32);
+    let call = ctx.call;
+    let loan = read_loan::lend_buffered(ctx.svc, call, claim, r.attr.fileid, a.offset, n as u64);
     if ctx.last {
-        let call = ctx.call;
-        reply.loan = claim.map(|c| {
-            let mut loan = c.lend(
-                LoanKind::Buffered,
-                call.conn_id,
-                r.attr.fileid,
-                a.offset,
-                n as u64,
-                call.now_ms,
-            );
-            loan.mark_clean();
-            loan
-        });
+        reply.loan = loan;
         reply.tail = Tail::Bytes(r.data);
     } else {
         // More results follow: the data goes into the head, padded.

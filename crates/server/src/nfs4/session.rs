@@ -301,11 +301,18 @@ fn too_big(fore: &st::ChannelAttrs, request_bytes: usize, ops: usize) -> Result<
     Ok(())
 }
 
-/// A digest of the request for the slot's false-retry check (§2.10.6.1.3).
+/// Bytes of a request the false-retry digest covers, after its length.
+const DIGEST_PREFIX_BYTES: usize = 512;
+
+/// A digest of the request for the slot's false-retry check (§2.10.6.1.3): its length and its
+/// first [`DIGEST_PREFIX_BYTES`] (the operations and their arguments but bulk data), as the
+/// NFSv3 duplicate request cache does: hashing a whole 1 MiB WRITE cost 7% of the server's CPU.
 fn digest(args: &Bytes) -> u64 {
-    let h = blake3::hash(args);
+    let mut h = blake3::Hasher::new();
+    h.update(&(args.len() as u64).to_be_bytes());
+    h.update(&args[..args.len().min(DIGEST_PREFIX_BYTES)]);
     let mut b = [0u8; 8];
-    b.copy_from_slice(&h.as_bytes()[..8]);
+    b.copy_from_slice(&h.finalize().as_bytes()[..8]);
     u64::from_be_bytes(b)
 }
 
