@@ -789,7 +789,7 @@ pub async fn io_workload(ctx: &Ctx, o: &Opts, kind: &str, name: &str) -> Result<
                 uncommitted: false,
             },
         )));
-        let mut s = engine::run(&[sess.conn.clone()], ctx.qd, gen.clone()).await;
+        let mut s = engine::run(std::slice::from_ref(&sess.conn), ctx.qd, gen.clone()).await;
         let uncommitted = gen.borrow().work.uncommitted;
         let mut commit_secs = 0.0;
         if s.error.is_none() && uncommitted {
@@ -824,7 +824,7 @@ pub async fn io_workload(ctx: &Ctx, o: &Opts, kind: &str, name: &str) -> Result<
                 pattern,
             },
         )));
-        let s = engine::run(&[sess.conn.clone()], ctx.qd, gen).await;
+        let s = engine::run(std::slice::from_ref(&sess.conn), ctx.qd, gen).await;
         finish(ctx, name, &sess, s, 0.0, &probe, &fields);
     }
     // Untimed clean-up: CLOSE, the written file, the session.
@@ -862,7 +862,7 @@ pub async fn getattr_workload(ctx: &Ctx, o: &Opts, name: &str) -> Result<(), OpE
         },
     )));
     let probe = Probe::start(ctx.server_pid);
-    let s = engine::run(&[sess.conn.clone()], ctx.qd, gen).await;
+    let s = engine::run(std::slice::from_ref(&sess.conn), ctx.qd, gen).await;
     finish(ctx, name, &sess, s, 0.0, &probe, &[("count", n as f64)]);
     sess.destroy().await;
     Ok(())
@@ -910,7 +910,7 @@ pub async fn open_read_close_workload(ctx: &Ctx, o: &Opts, name: &str) -> Result
         },
     )));
     let probe = Probe::start(ctx.server_pid);
-    let s = engine::run(&[sess.conn.clone()], ctx.qd, gen).await;
+    let s = engine::run(std::slice::from_ref(&sess.conn), ctx.qd, gen).await;
     finish(
         ctx,
         name,
