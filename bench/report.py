@@ -42,6 +42,17 @@ WORKLOADS = [
     ("fio-seq-read-1M-qd1", "mib_per_s", "MiB/s", "throughput"),
     ("fio-rand-read-4K-qd16", "ops_per_s", "IOPS", "iops"),
     ("mix-64-clients", "ops_per_s", "ops/s", "iops"),
+    # NFSv4.1 (loadgen --proto v4); one COMPOUND is one op.
+    ("v4-seq-read-1M-qd1", "mib_per_s", "MiB/s", "throughput"),
+    ("v4-seq-read-1M-qd8", "mib_per_s", "MiB/s", "throughput"),
+    ("v4-rand-read-4K-qd1", "ops_per_s", "IOPS", "iops"),
+    ("v4-rand-read-4K-qd16", "ops_per_s", "IOPS", "iops"),
+    ("v4-seq-write-1M-qd1", "mib_per_s", "MiB/s", "throughput"),
+    ("v4-seq-write-1M-qd8", "mib_per_s", "MiB/s", "throughput"),
+    ("v4-getattr-qd1", "ops_per_s", "ops/s", "meta"),
+    ("v4-getattr-qd16", "ops_per_s", "ops/s", "meta"),
+    ("v4-open-read-close-qd1", "ops_per_s", "ops/s", "meta"),
+    ("v4-open-read-close-qd16", "ops_per_s", "ops/s", "meta"),
 ]
 MACHINE = [
     ("tcp-stream", "mib_per_s", "MiB/s", "loopback TCP, 1 MiB messages one way"),

@@ -56,6 +56,8 @@ pub struct Conn {
     pending: Rc<RefCell<HashMap<u32, Waiter>>>,
     broken: Rc<RefCell<Option<String>>>,
     next_xid: Cell<u32>,
+    /// The NFS program version calls go to (3 unless [`Conn::set_version`] changed it).
+    vers: Cell<u32>,
     auth: Auth,
     timeout: Duration,
 }
@@ -200,12 +202,18 @@ impl Conn {
             pending,
             broken,
             next_xid: Cell::new(xid_seed),
+            vers: Cell::new(NFS_V3),
             auth,
             timeout,
         }))
     }
 
-    /// Calls NFSv3 procedure `proc` with arguments given as consecutive parts; returns the
+    /// Sends every later call to NFS program version `vers` (4 for COMPOUNDs).
+    pub fn set_version(&self, vers: u32) {
+        self.vers.set(vers);
+    }
+
+    /// Calls NFS procedure `proc` (of version 3 unless set otherwise) with arguments given as consecutive parts; returns the
     /// procedure's encoded results.
     pub async fn call(&self, proc: u32, args: Vec<Bytes>) -> Result<Bytes, CallError> {
         if let Some(why) = self.broken.borrow().as_ref() {
@@ -213,7 +221,7 @@ impl Conn {
         }
         let xid = self.next_xid.get();
         self.next_xid.set(xid.wrapping_add(1));
-        let header = encode_call(xid, NFS_PROGRAM, NFS_V3, proc, &self.auth, &[]);
+        let header = encode_call(xid, NFS_PROGRAM, self.vers.get(), proc, &self.auth, &[]);
         let len = header.len() + args.iter().map(Bytes::len).sum::<usize>();
         let mut first = BytesMut::with_capacity(4 + header.len() + 256);
         first.put_u32(LAST_FRAGMENT | len as u32);

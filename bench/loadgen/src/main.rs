@@ -10,6 +10,7 @@
 //! See bench/README.md for the workloads; `loadgen help` lists the options.
 
 mod engine;
+mod v4;
 mod workloads;
 
 use std::cell::RefCell;
@@ -42,13 +43,19 @@ workloads:
                all (use --qd = --conns: one per client), for --secs: 4 KiB and 64 KiB random
                READs of --file, 4 KiB WRITEs of --write-file, LOOKUP/GETATTR/SETATTR of the first
                --count entries of --dir, CREATE/REMOVE in a scratch directory, READDIRPLUS pages
+  With --proto v4 (NFSv4.1: a session with --qd slots, each COMPOUND SEQUENCE-first on its own
+  slot; the path walked from PUTROOTFH through --export): seq-read, rand-read, seq-write,
+  rand-write as above (the file OPENed untimed; seq-write creates it), and
+  getattr      PUTFH + GETATTR of --count files of --dir, each once (handles from READDIR)
+  open-read-close  for --secs, one COMPOUND per file of --dir (at most --count, in turn):
+               PUTFH dir, OPEN, READ --bs [4K] at 0, CLOSE (current stateid)
   tcp-limit    loopback TCP throughput of --bs messages, no NFS (stream and request/reply;
                named tcp-stream/tcp-rr for 1M, tcp-stream-NB/tcp-rr-NB for N bytes; with
                --qd N > 1 only request/reply, N in flight, named tcp-rr-qdN)
 
 options (defaults in brackets):
   --addr ADDR:PORT [127.0.0.1:2049]  --mount-port N [the NFS port]  --export PATH [/]
-  --uid N [1000]  --gid N [1000]
+  --uid N [1000]  --gid N [1000]  --proto v3|v4 [v3]
   --qd N [1]  --conns N [1]  --timeout SECS [60] (per call)  --server-pid PID
   --server NAME  --rep N  --name ID  (copied into the output)
   --file PATH  --dir PATH (relative to the export)  --bs BYTES [1M]  --size BYTES [file size]
@@ -1031,7 +1038,22 @@ fn main() {
         .build()
         .expect("runtime");
     let local = tokio::task::LocalSet::new();
+    let proto = o.str("proto", "v3");
     let r = local.block_on(&rt, async {
+        if proto == "v4" {
+            return match kind.as_str() {
+                "seq-read" | "rand-read" | "seq-write" | "rand-write" => {
+                    v4::io_workload(&ctx, &o, &kind, &name).await
+                }
+                "getattr" => v4::getattr_workload(&ctx, &o, &name).await,
+                "open-read-close" => v4::open_read_close_workload(&ctx, &o, &name).await,
+                k => Err(OpError::Failed(format!(
+                    "unknown NFSv4.1 workload {k:?} (see loadgen help)"
+                ))),
+            };
+        } else if proto != "v3" {
+            return Err(OpError::Failed(format!("bad --proto {proto:?} (v3 or v4)")));
+        }
         match kind.as_str() {
             "seq-read" | "rand-read" | "seq-write" | "rand-write" => {
                 io_workload(&ctx, &o, &kind, &name).await

@@ -54,7 +54,7 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    fn next_offset(&mut self, size: u64, bs: u64) -> Option<u64> {
+    pub fn next_offset(&mut self, size: u64, bs: u64) -> Option<u64> {
         match self {
             Pattern::Seq { next } => {
                 if *next >= size {
