@@ -802,3 +802,112 @@ fn owners_are_names_at_the_configured_domain() {
     );
     assert_eq!(std::fs::metadata(&path).unwrap().uid(), 0);
 }
+
+/// SIGKILL with an open and a lock held: after the restart the old session is gone, the client
+/// reclaims its open (CLAIM_PREVIOUS) and lock (reclaim) in the grace period while another
+/// client's new OPEN gets NFS4ERR_GRACE, the committed data is intact, and grace ends early
+/// (well before `lock_grace_ms`) once the only recorded client has sent RECLAIM_COMPLETE.
+#[test]
+fn sigkill_restart_keeps_committed_data_and_state_is_reclaimed() {
+    let mut srv = TestServer::new();
+    srv.set_config(&format!(
+        "[[export]]\npath = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.1\"\naccess = \"rw\"\nroot_squash = false\n\n\
+         [limits]\nlock_grace_ms = 120000\nnfs4_lease_ms = 2000\n",
+        srv.export()
+    ));
+    srv.start();
+    let owner = format!("reboot-{}", std::process::id());
+    let mut s = session(&srv, 1, 0, &owner);
+    let root = root_of(&mut s, srv.export());
+    let (fh, sid) = s.open(&root, "kept", true, RW).unwrap();
+    let data: Vec<u8> = (0..(1 << 20)).map(|i| (i * 7 % 251) as u8).collect();
+    for (i, chunk) in data.chunks(256 << 10).enumerate() {
+        let at = (i * (256 << 10)) as u64;
+        s.write(&fh, &sid, at, chunk, nfs4::stable_how4::UNSTABLE4)
+            .unwrap();
+    }
+    s.commit(&fh, 0, 0).unwrap();
+    s.lock(&fh, &sid, nfs4::nfs_lock_type4::WRITE_LT, 0, 10)
+        .unwrap();
+
+    assert!(srv.kill_hard().is_some());
+    srv.start();
+    let started = Instant::now();
+    // The client reconnects; its session did not survive.
+    *s.client_mut() = Client::connect_tcp_from(SocketAddr::new(ip(1), 0), srv.tcp_addr())
+        .unwrap()
+        .with_auth_sys(0, 0, &[0]);
+    assert_eq!(status_of(s.compound(vec![])), NFS4ERR_BADSESSION);
+
+    // Another client, new since the restart: no new opens until grace ends.
+    let mut other = session(&srv, 1, 0, "newcomer");
+    let oroot = root_of(&mut other, srv.export());
+    assert_eq!(
+        status_of(other.open(&oroot, "kept", false, RD)),
+        NFS4ERR_GRACE
+    );
+
+    // The client comes back under its own name and reclaims.
+    let mut c = Client::connect_tcp_from(SocketAddr::new(ip(1), 0), srv.tcp_addr())
+        .unwrap()
+        .with_auth_sys(0, 0, &[0]);
+    let owner_id = format!("{owner}-{}", std::process::id());
+    let ex = v4::exchange_id(&mut c, owner_id.as_bytes(), [9; 8]).unwrap();
+    let mut r =
+        Session::create(c, ex.eir_clientid, ex.eir_sequenceid, owner_id.as_bytes()).unwrap();
+    let open = nfs4::OPEN4args {
+        seqid: 0,
+        share_access: RW,
+        share_deny: nfs4::OPEN4_SHARE_DENY_NONE,
+        owner: r.open_owner(),
+        openhow: nfs4::OpenHow(None),
+        claim: nfs4::open_claim4::Previous(nfs4::open_delegation_type4::OPEN_DELEGATE_NONE),
+    };
+    let res = r
+        .run(vec![ArgOp::PutFh(fh.clone()), ArgOp::Open(open.clone())])
+        .unwrap();
+    let Some(ResBody::Open(ok)) = &res[1].body else {
+        panic!("OPEN reclaim: {res:?}")
+    };
+    let rsid = ok.stateid;
+    let lock = nfs4::LOCK4args {
+        locktype: nfs4::nfs_lock_type4::WRITE_LT,
+        reclaim: true,
+        offset: 0,
+        length: 10,
+        locker: nfs4::locker4::New(nfs4::open_to_lock_owner4 {
+            open_seqid: 0,
+            open_stateid: rsid,
+            lock_seqid: 0,
+            lock_owner: r.lock_owner(),
+        }),
+    };
+    r.run(vec![ArgOp::PutFh(fh.clone()), ArgOp::Lock(lock)])
+        .unwrap_or_else(|e| panic!("LOCK reclaim: {e}"));
+    r.reclaim_complete().unwrap();
+    // A reclaim after RECLAIM_COMPLETE is refused.
+    assert_eq!(
+        last_status(&mut r, vec![ArgOp::PutFh(fh.clone()), ArgOp::Open(open)]),
+        NFS4ERR_NO_GRACE
+    );
+    assert_eq!(
+        r.read_all(&fh, &rsid, 2 << 20).unwrap(),
+        data,
+        "committed data lost"
+    );
+
+    // Grace ends early: the newcomer may open within seconds, not 120.
+    loop {
+        match other.open(&oroot, "kept", false, RD) {
+            Ok(_) => break,
+            Err(e) if e.status() == Some(NFS4ERR_GRACE) => {}
+            Err(e) => panic!("newcomer's OPEN: {e}"),
+        }
+        assert!(started.elapsed().as_secs() < 30, "grace did not end early");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The reclaimed lock holds against the newcomer.
+    let (ofh, osid) = other.open(&oroot, "kept", false, RW).unwrap();
+    let e = other.lock(&ofh, &osid, nfs4::nfs_lock_type4::WRITE_LT, 0, 1);
+    assert_eq!(status_of(e), NFS4ERR_DENIED);
+}
