@@ -317,7 +317,7 @@ impl Admin {
             "locks" => Ok(locks()),
             "filelocks" => Ok(self.file_locks()),
             "nfs4 clients" => Ok(self.nfs4_clients()),
-            "nfs4 expire" => self.nfs4_expire(req.client.as_deref()),
+            "nfs4 expire" => self.nfs4_expire(req.client.as_deref()).await,
             "exports" => Ok(self.exports()),
             "exports reload" | "reload" => self.reload().await,
             "stats" => Ok(self.stats()),
@@ -605,13 +605,19 @@ impl Admin {
         json!({ "clients": clients })
     }
 
-    /// Expires an NFSv4 client by hand (its opens and locks are released).
-    fn nfs4_expire(&self, client: Option<&str>) -> Result<Value, String> {
+    /// Expires an NFSv4 client by hand (its opens and locks are released, its record file
+    /// rewritten: on a blocking thread, not the runtime's).
+    async fn nfs4_expire(&self, client: Option<&str>) -> Result<Value, String> {
         let id = client
             .and_then(|c| u64::from_str_radix(c.trim_start_matches("0x"), 16).ok())
             .ok_or("usage: rnfsd ctl nfs4 expire CLIENTID (hex, as `nfs4 clients` shows it)")?;
-        let service = &self.running.service;
-        if service.v4().expire(now_ms(), id, &service.locking) {
+        let service = self.running.service.clone();
+        let expired = tokio::task::spawn_blocking(move || {
+            service.v4().expire(now_ms(), id, &service.locking)
+        })
+        .await
+        .map_err(|e| format!("expire failed: {e}"))?;
+        if expired {
             Ok(json!({ "expired": format!("{id:016x}") }))
         } else {
             Err(format!("no NFSv4 client {id:016x}"))

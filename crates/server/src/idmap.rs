@@ -130,8 +130,12 @@ impl IdMap {
         f(&t)
     }
 
+    pub fn lock_info(&self) -> crate::lockdep::LockInfo {
+        self.tables.info()
+    }
+
     /// The string for `id`.
-    pub fn to_wire(&self, now_ms: u64, kind: Kind, id: u32) -> String {
+    pub fn name_of(&self, now_ms: u64, kind: Kind, id: u32) -> String {
         let Some(domain) = &self.domain else {
             return id.to_string();
         };
@@ -148,7 +152,7 @@ impl IdMap {
     }
 
     /// The id a client's string names, or `None` (NFS4ERR_BADOWNER).
-    pub fn from_wire(&self, now_ms: u64, kind: Kind, s: &[u8]) -> Option<u32> {
+    pub fn id_of(&self, now_ms: u64, kind: Kind, s: &[u8]) -> Option<u32> {
         let s = std::str::from_utf8(s).ok()?;
         if !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit()) {
             return s.parse().ok();
@@ -185,23 +189,17 @@ mod tests {
     fn numeric_by_default_names_with_a_domain() {
         let (_d, passwd, group) = files();
         let numeric = IdMap::new(None, passwd.clone(), group.clone());
-        assert_eq!(numeric.to_wire(0, Kind::User, 1000), "1000");
-        assert_eq!(numeric.from_wire(0, Kind::User, b"1000"), Some(1000));
-        assert_eq!(numeric.from_wire(0, Kind::User, b"alice@example.com"), None);
+        assert_eq!(numeric.name_of(0, Kind::User, 1000), "1000");
+        assert_eq!(numeric.id_of(0, Kind::User, b"1000"), Some(1000));
+        assert_eq!(numeric.id_of(0, Kind::User, b"alice@example.com"), None);
         let names = IdMap::new(Some("Example.COM".into()), passwd, group);
-        assert_eq!(names.to_wire(0, Kind::User, 1000), "alice@example.com");
-        assert_eq!(names.to_wire(0, Kind::Group, 50), "staff@example.com");
+        assert_eq!(names.name_of(0, Kind::User, 1000), "alice@example.com");
+        assert_eq!(names.name_of(0, Kind::Group, 50), "staff@example.com");
         // An id nobody names stays numeric.
-        assert_eq!(names.to_wire(0, Kind::User, 4242), "4242");
-        assert_eq!(
-            names.from_wire(0, Kind::User, b"alice@EXAMPLE.com"),
-            Some(1000)
-        );
-        assert_eq!(
-            names.from_wire(0, Kind::Group, b"staff@example.com"),
-            Some(50)
-        );
-        assert_eq!(names.from_wire(0, Kind::User, b"7"), Some(7));
+        assert_eq!(names.name_of(0, Kind::User, 4242), "4242");
+        assert_eq!(names.id_of(0, Kind::User, b"alice@EXAMPLE.com"), Some(1000));
+        assert_eq!(names.id_of(0, Kind::Group, b"staff@example.com"), Some(50));
+        assert_eq!(names.id_of(0, Kind::User, b"7"), Some(7));
         for bad in [
             &b"mallory@example.com"[..],
             b"alice@other.org",
@@ -212,7 +210,7 @@ mod tests {
             b"bob@example.com",
             b"\xff",
         ] {
-            assert_eq!(names.from_wire(0, Kind::User, bad), None, "{bad:?}");
+            assert_eq!(names.id_of(0, Kind::User, bad), None, "{bad:?}");
         }
     }
 
@@ -220,13 +218,13 @@ mod tests {
     fn changed_files_are_read_again() {
         let (_d, passwd, group) = files();
         let names = IdMap::new(Some("example.com".into()), passwd.clone(), group);
-        assert_eq!(names.from_wire(0, Kind::User, b"carol@example.com"), None);
+        assert_eq!(names.id_of(0, Kind::User, b"carol@example.com"), None);
         std::fs::write(&passwd, "carol:x:1001:1001::/:/bin/sh\n").expect("passwd");
         // Files are looked at again only after RECHECK_MS (mtime granularity permitting).
         let t = filetime_bump(&passwd);
         assert!(t);
         assert_eq!(
-            names.from_wire(RECHECK_MS, Kind::User, b"carol@example.com"),
+            names.id_of(RECHECK_MS, Kind::User, b"carol@example.com"),
             Some(1001)
         );
     }

@@ -237,8 +237,8 @@ impl V4State {
         self.owner.clone()
     }
 
-    pub fn lock_info(&self) -> crate::lockdep::LockInfo {
-        self.state.info()
+    pub fn lock_infos(&self) -> [crate::lockdep::LockInfo; 2] {
+        [self.state.info(), self.store.info()]
     }
 
     /// The timer's part: clients whose lease ran out become courtesy clients; those purged have

@@ -99,8 +99,8 @@ pub fn real_values<R>(
         attr.fileid
     };
     let idmap = ctx.svc.idmap();
-    let owner = idmap.to_wire(ctx.call.now_ms, Kind::User, attr.uid);
-    let group = idmap.to_wire(ctx.call.now_ms, Kind::Group, attr.gid);
+    let owner = idmap.name_of(ctx.call.now_ms, Kind::User, attr.uid);
+    let group = idmap.name_of(ctx.call.now_ms, Kind::Group, attr.gid);
     let fh = a.handle.as_bytes();
     let v = object_values(ctx, a, attr, fh, &owner, &group, fs, mounted_on_fileid);
     Ok(f(&v))
@@ -252,9 +252,7 @@ pub fn storage_attrs(ctx: &Ctx<'_>, s: &attr::SetAttrs4) -> Result<storage::SetA
     let now = ctx.call.now_ms;
     let id = |kind| {
         move |b: &bytes::Bytes| -> Result<u32, nfsstat4> {
-            idmap
-                .from_wire(now, kind, b)
-                .ok_or(nfsstat4::NFS4ERR_BADOWNER)
+            idmap.id_of(now, kind, b).ok_or(nfsstat4::NFS4ERR_BADOWNER)
         }
     };
     let time = |t: Option<SetTime4>| -> Result<storage::SetTime, nfsstat4> {

@@ -118,6 +118,7 @@ impl Service {
     /// The state of the service's locks (for stall reports and `rnfsd ctl locks`).
     pub fn lock_infos(&self) -> Vec<crate::lockdep::LockInfo> {
         let [nlm_state, nlm_outbox, nlm_monitored] = self.locking.lock_infos();
+        let [v4_state, v4_store] = self.v4.lock_infos();
         vec![
             self.exports.info(),
             self.mounts.info(),
@@ -126,7 +127,9 @@ impl Service {
             nlm_state,
             nlm_outbox,
             nlm_monitored,
-            self.v4.lock_info(),
+            v4_state,
+            v4_store,
+            self.idmap.lock_info(),
         ]
     }
 
