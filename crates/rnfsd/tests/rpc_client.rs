@@ -366,15 +366,32 @@ fn unknown_program_is_prog_unavail() {
 }
 
 #[test]
-fn nfs_v2_and_v4_are_prog_mismatch_3_to_3() {
+fn nfs_versions_other_than_3_and_4_are_prog_mismatch_and_v4_is_tcp_only() {
     let srv = TestServer::start_default();
     for mut c in [tcp(&srv), udp(&srv)] {
-        for vers in [2, 4] {
+        let udp = c.is_udp();
+        let over = if udp { "UDP" } else { "TCP" };
+        // NFSv4 is served over TCP only (RFC 8881 §2.9.1): UDP offers version 3 alone.
+        let range = if udp {
+            ReplyStatus::ProgMismatch { low: 3, high: 3 }
+        } else {
+            ReplyStatus::ProgMismatch { low: 3, high: 4 }
+        };
+        for vers in [2, 5] {
             assert_eq!(
                 reply_status(&mut c, NFS_PROGRAM, vers, 0, &[]),
-                ReplyStatus::ProgMismatch { low: 3, high: 3 },
-                "NFS version {vers} over {}",
-                if c.is_udp() { "UDP" } else { "TCP" }
+                range,
+                "NFS version {vers} over {over}"
+            );
+        }
+        let v4 = reply_status(&mut c, NFS_PROGRAM, 4, 0, &[]);
+        if udp {
+            assert_eq!(v4, range, "NFS version 4 over UDP");
+        } else {
+            assert_eq!(
+                v4,
+                ReplyStatus::Success(Bytes::new()),
+                "NFS version 4 NULL over TCP"
             );
         }
     }

@@ -22,7 +22,9 @@ use rnfs_oncrpc::{decode_call, AuthStat, ReplyHeader};
 use rnfs_xdr::{XdrDecode, XdrEncode};
 use tracing::debug;
 
-use crate::call::{refuse_args, reply_header, reply_success, Call, Origin, Outcome, Reply, Tail};
+use crate::call::{
+    refuse_args, reply_header, reply_success, Call, Origin, Outcome, Reply, Tail, Transport,
+};
 use crate::service::Service;
 
 /// Serves one call whose program, version and procedure are known: decodes `call.args`, runs the
@@ -99,6 +101,9 @@ pub struct Program {
     /// Statistics count calls of versions not served in this program's slots too. False for NFS,
     /// so NFSv4 probes (NULL, COMPOUND) are not counted as NFSv3 procedures.
     pub stats_any_version: bool,
+    /// Served over TCP only (NFSv4: RFC 8881 §2.9.1 requires a congestion-controlled
+    /// transport); over UDP its versions get PROG_MISMATCH with the others' range.
+    pub tcp_only: bool,
 }
 
 impl Program {
@@ -134,11 +139,12 @@ pub fn find(prog: u32, vers: u32) -> Option<&'static Program> {
         .or_else(|| PROGRAMS.into_iter().find(|p| p.prog == prog))
 }
 
-/// The lowest and highest version of `prog` served, over all its tables (PROG_MISMATCH's range).
-fn versions(prog: u32) -> (u32, u32) {
+/// The lowest and highest version of `prog` served over `transport`, over all its tables
+/// (PROG_MISMATCH's range).
+fn versions(prog: u32, transport: Transport) -> (u32, u32) {
     PROGRAMS
         .into_iter()
-        .filter(|p| p.prog == prog)
+        .filter(|p| p.prog == prog && (transport == Transport::Tcp || !p.tcp_only))
         .fold((u32::MAX, 0), |(low, high), p| {
             (low.min(p.low), high.max(p.high))
         })
@@ -233,9 +239,9 @@ impl Service {
     /// through the duplicate request cache if the row says so.
     fn serve(&self, program: &Program, call: &Call, reply: &mut Reply) -> Outcome {
         let h = &call.header;
-        if !program.serves(h.vers) {
+        if !program.serves(h.vers) || (program.tcp_only && call.transport == Transport::Udp) {
             // Linux tries NFSv4 first and falls back to v3 on this answer.
-            let (low, high) = versions(program.prog);
+            let (low, high) = versions(program.prog, call.transport);
             return reply_header(
                 &mut reply.head,
                 h.xid,
@@ -608,7 +614,7 @@ mod tests {
                 assert_eq!(h, ReplyHeader::ProcUnavail, "{} proc {n}", p.name);
             }
             // Past the highest version of any table of the program: the whole range.
-            let (low, high) = versions(p.prog);
+            let (low, high) = versions(p.prog, Transport::Tcp);
             let (h, _) = serve(&svc, p.prog, high + 1, 0, &[]);
             assert_eq!(h, ReplyHeader::ProgMismatch { low, high }, "{}", p.name);
             // NULL answers, and refuses arguments it does not take.

@@ -69,4 +69,5 @@ pub const NFS3: Program = Program {
             .status(),
     ],
     stats_any_version: false,
+    tcp_only: false,
 };

@@ -38,6 +38,7 @@ pub const NFS4: Program = Program {
         Procedure::new(rnfs_nfs4::NFSPROC4_COMPOUND, "COMPOUND", compound).status(),
     ],
     stats_any_version: false,
+    tcp_only: true,
 };
 
 /// Most operations of a compound outside a session (before SEQUENCE has told us the session's

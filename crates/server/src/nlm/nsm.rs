@@ -28,6 +28,7 @@ pub const NSM: Program = Program {
         Procedure::new(SM_NOTIFY, "NOTIFY", handler!(notify)).modifies(),
     ],
     stats_any_version: false,
+    tcp_only: false,
 };
 
 /// SM_STAT: whether `mon_name` could be monitored (it cannot, here) and our state number.

@@ -68,6 +68,7 @@ pub const NLM4: Program = Program {
         Procedure::new(NLMPROC4_FREE_ALL, "FREE_ALL", handler!(free_all)).modifies(),
     ],
     stats_any_version: false,
+    tcp_only: false,
 };
 
 fn res(cookie: netobj, stat: nlm4_stats) -> nlm4_res {

@@ -7,9 +7,9 @@
 //! `&Service`, so the service does not know them. It is synchronous and may block in the storage
 //! backend, so the transports run it on the worker pool.
 //!
-//! Programs served on every listener: portmapper v2 (100000), MOUNT v1–v3 (100005) and NFS v3
-//! (100003). A version we do not serve gets PROG_MISMATCH with the range we do, which is how Linux
-//! clients fall back from NFSv4 to NFSv3.
+//! Programs served on every listener: portmapper v2 (100000), MOUNT v1–v3 (100005), NLM v4,
+//! NSM v1 and NFS v3 (100003), and NFS v4 over TCP. A version we do not serve gets PROG_MISMATCH
+//! with the range we do over that transport (3 to 4 over TCP, 3 over UDP).
 //!
 //! # Locks
 //! `exports`, `mounts` and `portmap` are leaf locks: each is taken for a few field reads or writes,

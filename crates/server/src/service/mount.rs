@@ -51,6 +51,7 @@ pub(crate) const MOUNT: Program = Program {
         ),
     ],
     stats_any_version: true,
+    tcp_only: false,
 };
 
 impl Service {

@@ -73,6 +73,7 @@ pub(crate) const PORTMAP: Program = Program {
         ),
     ],
     stats_any_version: true,
+    tcp_only: false,
 };
 
 impl Service {
