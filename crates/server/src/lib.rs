@@ -241,6 +241,8 @@ pub async fn serve_with(
     }
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(heartbeat(watch_state.clone()));
+    // Before listening: a client served by the state this replaces would lose its client id.
+    start_v4(&service, &opts);
     let (own, ready_lines) = listen_all(&listen, &shared, &mut tasks).await?;
     service.set_own_ports(own);
 
@@ -301,16 +303,19 @@ fn start_locking(
         limits.lock_grace_ms,
     ) {
         Ok(0) => {}
-        Ok(n) => info!(
-            clients = n,
-            grace_ms = limits.lock_grace_ms,
-            "lock grace period: only reclaims granted; notifying the clients that held locks"
-        ),
+        Ok(n) => {
+            // NLM's clients need the whole grace period, whenever NFSv4's ends.
+            service.v4().unshare_grace();
+            info!(
+                clients = n,
+                grace_ms = limits.lock_grace_ms,
+                "lock grace period: only reclaims granted; notifying the clients that held locks"
+            )
+        }
         Err(e) => {
             warn!(dir = %opts.state_dir.display(), error = %e, "no NSM records: clients will not be told to reclaim their locks after a restart")
         }
     }
-    start_v4(service, opts);
     let callback_limits = nlm_callback::CallbackLimits {
         attempts_max: limits.lock_callback_attempts_max,
         attempt_timeout_ms: limits.lock_callback_timeout_ms,
@@ -367,7 +372,7 @@ async fn call_clients(service: Arc<Service>, limits: nlm_callback::CallbackLimit
 }
 
 /// This host's name, as NSM peers know it (SM_NOTIFY's `mon_name`).
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .ok()

@@ -119,7 +119,7 @@ impl V4State {
             state: TrackedMutex::new("nfs4.state", fresh(now_ms, limits.clone(), Vec::new())),
             lease_s: (limits.lease_ms / 1000).max(1) as u32,
             limits,
-            owner: Bytes::from(format!("rnfsd:{}", hostname())),
+            owner: Bytes::from(format!("rnfsd:{}", crate::host_name())),
             store: TrackedMutex::new("nfs4.store", None),
             grace_shared: AtomicBool::new(false),
             ops: OpCounters::new(),
@@ -142,6 +142,12 @@ impl V4State {
     /// locks): it ends when NFSv4's does, early once every client has reclaimed.
     pub fn share_grace(&self) {
         self.grace_shared.store(true, Ordering::Relaxed);
+    }
+
+    /// NLM's clients need the lock manager's grace period too: it is no longer ended with
+    /// NFSv4's.
+    pub fn unshare_grace(&self) {
+        self.grace_shared.store(false, Ordering::Relaxed);
     }
 
     /// Writes the client records (after a client is confirmed or goes away).
@@ -338,12 +344,6 @@ pub fn release(now_ms: u64, locking: &Locking, id: ClientId, states: &[StateRef]
         granted
     });
     locking.push_granted(granted);
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned())
 }
 
 #[cfg(test)]
