@@ -10,7 +10,7 @@ use rnfs_nfs4::{fattr4, nfs_ftype4, nfsstat4, nfstime4, op::*, specdata4, Bitmap
 use rnfs_nfs4::{ACCESS4resok, ACCESS4_DELETE, ACCESS4_EXTEND, ACCESS4_MODIFY};
 use rnfs_storage as storage;
 
-use super::ctx::{check_io_stateid, Ctx, Fh};
+use super::ctx::{attr_of, check_io_stateid, Ctx, Fh};
 use super::pseudo;
 use super::status;
 use crate::config::Access;
@@ -56,14 +56,7 @@ pub fn with_values<R>(
 ) -> Result<R, nfsstat4> {
     match fh {
         Fh::Pseudo(path) => Ok(f(&pseudo_values(ctx, path, &pseudo::handle(path)))),
-        Fh::Real(a) => {
-            let attr = a
-                .export
-                .backend
-                .getattr(&a.who, &a.handle)
-                .map_err(|e| status(&e))?;
-            real_values(ctx, a, &attr, request, f)
-        }
+        Fh::Real(a) => real_values(ctx, a, &attr_of(a)?, request, f),
     }
 }
 
@@ -320,20 +313,6 @@ fn setattr_inner(ctx: &mut Ctx<'_>, args: &rnfs_nfs4::SETATTR4args) -> Result<Bi
         .setattr(&a.who, &a.handle, &attrs, None)
         .map_err(|e| status(&e))?;
     Ok(set.mask)
-}
-
-/// Whether `a` names a directory (for operations that need one).
-pub fn require_dir(a: &Authorized) -> Result<storage::Attr, nfsstat4> {
-    let attr = a
-        .export
-        .backend
-        .getattr(&a.who, &a.handle)
-        .map_err(|e| status(&e))?;
-    match attr.file_type {
-        storage::FileType::Directory => Ok(attr),
-        storage::FileType::Symlink => Err(nfsstat4::NFS4ERR_SYMLINK),
-        _ => Err(nfsstat4::NFS4ERR_NOTDIR),
-    }
 }
 
 /// A directory's change information around a change (§3.3.6): its ctime before and after.

@@ -223,14 +223,12 @@ fn check_reply_size(ctx: &Ctx<'_>, reply: &mut Reply, op_at: usize, status: nfss
     let Some(slot) = &ctx.slot else {
         return status;
     };
-    let size = reply.message_len();
-    let too_big = if size > slot.response_bytes_max {
-        nfsstat4::NFS4ERR_REP_TOO_BIG
-    } else if slot.cachethis && size > slot.cached_bytes_max {
-        nfsstat4::NFS4ERR_REP_TOO_BIG_TO_CACHE
-    } else {
+    // The session's rule (rnfs-nfs4state): over ca_maxresponsesize, or over
+    // ca_maxresponsesize_cached when the reply is to be cached.
+    let Err(e) = slot.ticket.check_reply(reply.message_len()) else {
         return status;
     };
+    let too_big = nfsstat4::from_u32(e.nfsstat4());
     let op = u32::from_be_bytes([
         reply.head[op_at],
         reply.head[op_at + 1],

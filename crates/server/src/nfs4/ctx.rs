@@ -25,7 +25,6 @@ pub struct SlotTicket {
     pub clientid: u64,
     pub cachethis: bool,
     pub response_bytes_max: usize,
-    pub cached_bytes_max: usize,
 }
 
 /// The state one compound carries from operation to operation.
@@ -184,14 +183,35 @@ impl Ctx<'_> {
     /// The current handle as a regular file of an export.
     pub fn regular(&self) -> Result<(&Authorized, storage::Attr), nfsstat4> {
         let a = self.real(nfsstat4::NFS4ERR_ISDIR)?;
-        let attr = a
-            .export
-            .backend
-            .getattr(&a.who, &a.handle)
-            .map_err(|e| status(&e))?;
+        let attr = attr_of(a)?;
         type_check(attr.file_type)?;
         Ok((a, attr))
     }
+}
+
+/// The attributes of an authorized object, or the status of the backend's error.
+pub fn attr_of(a: &Authorized) -> Result<storage::Attr, nfsstat4> {
+    a.export
+        .backend
+        .getattr(&a.who, &a.handle)
+        .map_err(|e| status(&e))
+}
+
+/// Operations on a directory (LOOKUP, READDIR, CREATE...): a symbolic link is
+/// NFS4ERR_SYMLINK, anything else NFS4ERR_NOTDIR.
+pub fn dir_check(t: storage::FileType) -> Result<(), nfsstat4> {
+    match t {
+        storage::FileType::Directory => Ok(()),
+        storage::FileType::Symlink => Err(nfsstat4::NFS4ERR_SYMLINK),
+        _ => Err(nfsstat4::NFS4ERR_NOTDIR),
+    }
+}
+
+/// The attributes of `a`, which must be a directory.
+pub fn require_dir(a: &Authorized) -> Result<storage::Attr, nfsstat4> {
+    let attr = attr_of(a)?;
+    dir_check(attr.file_type)?;
+    Ok(attr)
 }
 
 /// OPEN, LOCK and I/O apply to regular files (§18.16.3).

@@ -12,8 +12,8 @@ use rnfs_nfs4::{CREATE4args, CREATE4resok, Opaque, READDIR4args, READDIR4resok, 
 use rnfs_nfs4::{RENAME4args, RENAME4resok, XdrEncode};
 use rnfs_storage as storage;
 
-use super::attrs::{self, cinfo, pseudo_values, real_values, require_dir, storage_attrs, writable};
-use super::ctx::{check_name, Ctx, Fh};
+use super::attrs::{self, cinfo, pseudo_values, real_values, storage_attrs, writable};
+use super::ctx::{attr_of, check_name, require_dir, Ctx, Fh};
 use super::pseudo::{self, Target};
 use super::status;
 use crate::service::Authorized;
@@ -23,21 +23,15 @@ const READDIR_OVERHEAD_BYTES: usize = 8 + 4 + 4;
 /// Bytes of an entry besides its name and attributes: the "value follows" word and the cookie.
 const ENTRY_OVERHEAD_BYTES: usize = 4 + 8;
 
-pub fn readdir(ctx: &mut Ctx<'_>, a: READDIR4args) -> ResOp {
+pub fn readdir(ctx: &Ctx<'_>, a: READDIR4args) -> ResOp {
     let res = match ctx.current() {
         Err(s) => Err(s),
         _ if a.cookie == 1 || a.cookie == 2 => Err(nfsstat4::NFS4ERR_BAD_COOKIE),
         _ if attr::WRITE_ONLY.iter().any(|&b| a.attr_request.contains(b)) => {
             Err(nfsstat4::NFS4ERR_INVAL)
         }
-        Ok(Fh::Pseudo(p)) => {
-            let p = p.clone();
-            pseudo_readdir(ctx, &p, &a)
-        }
-        Ok(Fh::Real(auth)) => {
-            let auth = auth.clone();
-            real_readdir(ctx, &auth, &a)
-        }
+        Ok(Fh::Pseudo(p)) => pseudo_readdir(ctx, p, &a),
+        Ok(Fh::Real(auth)) => real_readdir(ctx, auth, &a),
     };
     match res {
         Ok(r) => ResOp::ok(OP_READDIR, ResBody::ReadDir(r)),
@@ -359,12 +353,7 @@ pub fn link(ctx: &mut Ctx<'_>, newname: component4) -> ResOp {
 pub fn readlink(ctx: &mut Ctx<'_>) -> ResOp {
     let res = (|| {
         let a = ctx.real(nfsstat4::NFS4ERR_INVAL)?;
-        let attr = a
-            .export
-            .backend
-            .getattr(&a.who, &a.handle)
-            .map_err(|e| status(&e))?;
-        if attr.file_type != storage::FileType::Symlink {
+        if attr_of(a)?.file_type != storage::FileType::Symlink {
             return Err(nfsstat4::NFS4ERR_INVAL);
         }
         let (text, _) = a

@@ -8,9 +8,9 @@
 //! pseudo file system into an export (LOOKUP) authorizes the export's root the same way.
 
 use rnfs_nfs4::{nfs_fh4, nfsstat4, op::*, secinfo4, Opaque, ResBody, ResOp, AUTH_NONE, AUTH_SYS};
-use rnfs_storage::FileType;
+use rnfs_storage as storage;
 
-use super::ctx::{check_name, Ctx, Fh};
+use super::ctx::{attr_of, check_name, dir_check, require_dir, Ctx, Fh};
 use super::pseudo::{self, Target};
 use super::status;
 
@@ -85,22 +85,16 @@ fn resolve(ctx: &Ctx<'_>, name: &[u8]) -> Result<Fh, nfsstat4> {
             }
         }
         Fh::Real(a) => {
-            let attr = a
-                .export
-                .backend
-                .getattr(&a.who, &a.handle)
-                .map_err(|e| status(&e))?;
-            match attr.file_type {
-                FileType::Directory => {}
-                FileType::Symlink => return Err(nfsstat4::NFS4ERR_SYMLINK),
-                _ => return Err(nfsstat4::NFS4ERR_NOTDIR),
+            // One backend call for the common case; the directory's type only when the lookup
+            // says it is none (a symbolic link has its own status).
+            let found = a.export.backend.lookup(&a.who, &a.handle, name.as_bytes());
+            match found {
+                Ok((fh, _)) => ctx.authorize(fh.to_bytes()),
+                Err(storage::Error::NotDir) => Err(dir_check(attr_of(a)?.file_type)
+                    .err()
+                    .unwrap_or(nfsstat4::NFS4ERR_NOTDIR)),
+                Err(e) => Err(status(&e)),
             }
-            let (fh, _) = a
-                .export
-                .backend
-                .lookup(&a.who, &a.handle, name.as_bytes())
-                .map_err(|e| status(&e))?;
-            ctx.authorize(fh.to_bytes())
         }
     }
 }
@@ -121,18 +115,7 @@ fn parent_of(ctx: &Ctx<'_>) -> Result<Fh, nfsstat4> {
             .map(Fh::Pseudo)
             .ok_or(nfsstat4::NFS4ERR_NOENT),
         Fh::Real(a) => {
-            let attr = a
-                .export
-                .backend
-                .getattr(&a.who, &a.handle)
-                .map_err(|e| status(&e))?;
-            if attr.file_type != FileType::Directory {
-                return Err(if attr.file_type == FileType::Symlink {
-                    nfsstat4::NFS4ERR_SYMLINK
-                } else {
-                    nfsstat4::NFS4ERR_NOTDIR
-                });
-            }
+            require_dir(a)?;
             if a.handle.as_bytes() == a.export.backend.root().as_bytes() {
                 // Out of the export, into the pseudo directory it is mounted on.
                 return pseudo::parent(&a.export.mount_path)

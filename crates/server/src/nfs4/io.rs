@@ -12,7 +12,7 @@ use rnfs_nfs4::{COMMIT4args, READ4args, WRITE4args, WRITE4resok};
 use rnfs_storage as storage;
 
 use super::attrs::writable;
-use super::ctx::{check_io_stateid, Ctx};
+use super::ctx::{attr_of, check_io_stateid, Ctx};
 use super::status;
 use crate::call::{PipeResource, Reply, Tail, Transport};
 use crate::read_loan::{self, Spliced};
@@ -22,9 +22,9 @@ use crate::service::Authorized;
 const READ_HEAD_BYTES: u32 = 16;
 
 /// READ: writes its own result into `reply` (its data may be the reply's tail).
-pub fn read(ctx: &mut Ctx<'_>, a: READ4args, reply: &mut Reply) -> Option<ResOp> {
+pub fn read(ctx: &Ctx<'_>, a: READ4args, reply: &mut Reply) -> Option<ResOp> {
     let auth = match ctx.real(nfsstat4::NFS4ERR_ISDIR) {
-        Ok(auth) => auth.clone(),
+        Ok(auth) => auth,
         Err(s) => return Some(ResOp::status(OP_READ, s)),
     };
     if let Err(s) = check_io_stateid(ctx, &a.stateid, false) {
@@ -38,7 +38,7 @@ pub fn read(ctx: &mut Ctx<'_>, a: READ4args, reply: &mut Reply) -> Option<ResOp>
         && count >= ctx.svc.limits().zero_copy_min_bytes;
     let mut claim = ctx.svc.loans().claim(ctx.call.conn_id, ctx.call.now_ms);
     if zero_copy {
-        match read_loan::splice(ctx.svc, ctx.call, &auth, a.offset, count, &mut claim) {
+        match read_loan::splice(ctx.svc, ctx.call, auth, a.offset, count, &mut claim) {
             Spliced::Lent { loan, read: r } => {
                 put_read_head(reply, r.eof, r.bytes);
                 reply.tail = Tail::Spliced {
@@ -52,7 +52,7 @@ pub fn read(ctx: &mut Ctx<'_>, a: READ4args, reply: &mut Reply) -> Option<ResOp>
             Spliced::DeclinedPipeDirty => claim = None,
         }
     }
-    buffered(ctx, &auth, &a, count, reply, claim)
+    buffered(ctx, auth, &a, count, reply, claim)
 }
 
 /// The largest READ this reply can carry: the client's count, the transfer limit and what the
@@ -164,12 +164,7 @@ pub fn write(ctx: &mut Ctx<'_>, a: WRITE4args) -> ResOp {
 pub fn commit(ctx: &mut Ctx<'_>, a: COMMIT4args) -> ResOp {
     let res = (|| {
         let auth = ctx.real(nfsstat4::NFS4ERR_ISDIR)?;
-        let attr = auth
-            .export
-            .backend
-            .getattr(&auth.who, &auth.handle)
-            .map_err(|e| status(&e))?;
-        match attr.file_type {
+        match attr_of(auth)?.file_type {
             storage::FileType::Regular => {}
             storage::FileType::Directory => return Err(nfsstat4::NFS4ERR_ISDIR),
             storage::FileType::Symlink => return Err(nfsstat4::NFS4ERR_SYMLINK),

@@ -23,7 +23,7 @@ use rnfs_storage as storage;
 
 use super::attrs::cinfo;
 use super::attrs::{self, storage_attrs};
-use super::ctx::{check_name, file_key, ours, st_err, type_check, wire, Ctx, Fh};
+use super::ctx::{check_name, file_key, ours, require_dir, st_err, type_check, wire, Ctx, Fh};
 use super::status;
 use crate::config::Access;
 use crate::service::Authorized;
@@ -147,7 +147,7 @@ fn resolve_open(ctx: &Ctx<'_>, a: &w::OPEN4args) -> Result<Opened, nfsstat4> {
                 }
             })?;
             let name = check_name(name.as_bytes())?;
-            attrs::require_dir(dir)?;
+            require_dir(dir)?;
             match &a.openhow.0 {
                 Some(how) => create_file(ctx, dir, name, how),
                 None => lookup_file(ctx, dir, name),
@@ -172,16 +172,17 @@ fn resolve_open(ctx: &Ctx<'_>, a: &w::OPEN4args) -> Result<Opened, nfsstat4> {
 }
 
 fn lookup_file(ctx: &Ctx<'_>, dir: &Authorized, name: &str) -> Result<Opened, nfsstat4> {
-    let b = &dir.export.backend;
-    let before = b.getattr(&dir.who, &dir.handle).map_err(|e| status(&e))?;
-    let (fh, attr) = b
-        .lookup(&dir.who, &dir.handle, name.as_bytes())
-        .map_err(|e| status(&e))?;
+    // The directory's attributes come with the lookup (for OPEN's change information).
+    let (found, before) =
+        dir.export
+            .backend
+            .lookup_with_dir(&dir.who, &dir.handle, name.as_bytes());
+    let (fh, attr) = found.map_err(|e| status(&e))?;
     type_check(attr.file_type)?;
     let Fh::Real(fh) = ctx.authorize(fh.to_bytes())? else {
         return Err(nfsstat4::NFS4ERR_SERVERFAULT);
     };
-    let change = attrs::change(&before);
+    let change = before.as_ref().map_or(0, attrs::change);
     Ok(Opened {
         fh: *fh,
         created: false,

@@ -273,7 +273,6 @@ pub fn sequence(ctx: &mut Ctx<'_>, a: &w::SEQUENCE4args, ops: u32, _rest_bytes: 
         clientid: ticket.clientid.0,
         cachethis: a.sa_cachethis,
         response_bytes_max: ticket.fore.maxresponsesize as usize,
-        cached_bytes_max: ticket.fore.maxresponsesize_cached as usize,
     };
     let res = ResOp::ok(
         OP_SEQUENCE,
