@@ -81,7 +81,7 @@ pub use manager::LockManager;
 pub use mirror::{External, Mirror, NoMirror};
 pub use observe::{Counters, LockInfo, ShareInfo, Usage, WaiterInfo};
 pub use range::{LockKind, Range, RangeError};
-pub use share::{ShareOutcome, ShareRequest, SHARE_READ, SHARE_WRITE};
+pub use share::{OthersUse, ShareOutcome, ShareRequest, SHARE_READ, SHARE_WRITE};
 
 /// A client (NLM caller_name, NFSv4 clientid), interned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

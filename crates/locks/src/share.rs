@@ -140,3 +140,33 @@ impl LockManager {
         removed
     }
 }
+
+/// What clients other than one make of a file ([`LockManager::used_by_others`]): what an
+/// NFSv4 server checks before it delegates the file (RFC 8881 §10.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OthersUse {
+    /// The union of their share reservations' access bits ([`SHARE_READ`], [`SHARE_WRITE`]).
+    pub access: u8,
+    /// The union of their share reservations' deny bits.
+    pub deny: u8,
+    /// They hold byte-range locks on it.
+    pub locks: bool,
+}
+
+impl LockManager {
+    /// The shares and locks on the file with key `file` of every client but the one with key
+    /// `client`.
+    pub fn used_by_others(&self, file: &[u8], client: &[u8]) -> OthersUse {
+        let mut out = OthersUse::default();
+        let Some(state) = self.file_id(file).and_then(|f| self.files.get(f.0)) else {
+            return out;
+        };
+        let me = self.client_id(client);
+        for s in state.shares.values().filter(|s| Some(s.client) != me) {
+            out.access |= s.access;
+            out.deny |= s.deny;
+        }
+        out.locks = state.locks.values().any(|h| Some(h.client) != me);
+        out
+    }
+}

@@ -3,8 +3,8 @@
 
 use rnfs_locks::{
     Bytes, Conflict, External, FileId, Granted, Holder, Limit, Limits, LockKind, LockManager,
-    LockOutcome, LockRequest, Mirror, NoMirror, OwnerId, Range, ShareOutcome, ShareRequest, Target,
-    TestOutcome, WaiterId, SHARE_READ, SHARE_WRITE,
+    LockOutcome, LockRequest, Mirror, NoMirror, OthersUse, OwnerId, Range, ShareOutcome,
+    ShareRequest, Target, TestOutcome, WaiterId, SHARE_READ, SHARE_WRITE,
 };
 
 use LockKind::{Exclusive as X, Shared as S};
@@ -780,4 +780,50 @@ fn observability_lists_locks_shares_waiters() {
     assert_eq!(m.file_key(l.file.0).unwrap().as_ref(), b"f");
     assert_eq!(m.client_key(l.client.0).unwrap().as_ref(), b"ca");
     assert_eq!(m.owner_key(l.owner.0).unwrap().1.as_ref(), b"a");
+}
+
+#[test]
+fn used_by_others_sums_other_clients_shares_and_locks() {
+    let mut m = mgr();
+    let share = |t: &Target, access, deny| ShareRequest {
+        target: t.clone(),
+        access,
+        deny,
+        reclaim: false,
+    };
+    let (a, b) = (who("a"), who("b"));
+    assert_eq!(m.used_by_others(b"f", b"ca"), OthersUse::default());
+    assert_eq!(
+        m.share(0, &share(&a, SHARE_WRITE, 0)),
+        ShareOutcome::Granted
+    );
+    assert_eq!(
+        m.share(0, &share(&b, SHARE_READ, SHARE_WRITE)),
+        ShareOutcome::Denied {
+            owner: m.owner_id(b"ca", b"a").unwrap(),
+            client: m.client_id(b"ca").unwrap()
+        }
+    );
+    assert_eq!(m.share(0, &share(&b, SHARE_READ, 0)), ShareOutcome::Granted);
+    // Each client sees only the others.
+    assert_eq!(
+        m.used_by_others(b"f", b"ca"),
+        OthersUse {
+            access: SHARE_READ,
+            deny: 0,
+            locks: false
+        }
+    );
+    assert_eq!(
+        m.used_by_others(b"f", b"cb"),
+        OthersUse {
+            access: SHARE_WRITE,
+            deny: 0,
+            locks: false
+        }
+    );
+    assert!(matches!(lock(&mut m, &b, S, r(0, 9)), LockOutcome::Granted));
+    assert!(m.used_by_others(b"f", b"ca").locks);
+    assert!(!m.used_by_others(b"f", b"cb").locks);
+    assert_eq!(m.used_by_others(b"other", b"ca"), OthersUse::default());
 }

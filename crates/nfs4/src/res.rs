@@ -36,21 +36,73 @@ xdr_struct! {
     }
 }
 
-/// The delegation OPEN grants (`open_delegation4`). Only the "none" arms are modelled so far;
-/// delegations come with NFSv4.2's issue.
+/// The delegation OPEN grants (`open_delegation4`, RFC 8881 §18.16.2). The `permissions` ACE
+/// of a granted delegation is sent empty (the client must ask ACCESS), as Linux's nfsd does, and
+/// ignored when decoded; a write delegation's space limit is a file size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum open_delegation4 {
     /// OPEN_DELEGATE_NONE.
     None,
-    /// OPEN_DELEGATE_NONE_EXT with `why_no_delegation4` (only the void arms: not wanted,
-    /// unsupported type, cancelled...).
+    /// OPEN_DELEGATE_READ.
+    Read { stateid: stateid4, recall: bool },
+    /// OPEN_DELEGATE_WRITE, with NFS_LIMIT_SIZE.
+    Write {
+        stateid: stateid4,
+        recall: bool,
+        filesize: u64,
+    },
+    /// OPEN_DELEGATE_NONE_EXT with `why_no_delegation4` (WND4_CONTENTION and WND4_RESOURCE
+    /// carry a "will signal when available" bool, always false here).
     NoneExt(u32),
+}
+
+const NFS_LIMIT_SIZE: u32 = 1;
+const NFS_LIMIT_BLOCKS: u32 = 2;
+/// The empty ACE: ACE4_ACCESS_ALLOWED_ACE_TYPE, no flags, no access, no one.
+const EMPTY_ACE_WORDS: [u32; 4] = [0, 0, 0, 0];
+
+fn skip_ace(d: &mut Decoder) -> rnfs_xdr::Result<()> {
+    d.u32()?;
+    d.u32()?;
+    d.u32()?;
+    let _who: Opaque<NFS4_OPAQUE_LIMIT> = d.decode()?;
+    Ok(())
 }
 
 impl XdrDecode for open_delegation4 {
     fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
         match d.u32()? {
             0 => Ok(open_delegation4::None),
+            1 => {
+                let stateid = d.decode()?;
+                let recall = d.bool()?;
+                skip_ace(d)?;
+                Ok(open_delegation4::Read { stateid, recall })
+            }
+            2 => {
+                let stateid = d.decode()?;
+                let recall = d.bool()?;
+                let filesize = match d.u32()? {
+                    NFS_LIMIT_SIZE => d.u64()?,
+                    NFS_LIMIT_BLOCKS => {
+                        let blocks = d.u32()?;
+                        let bytes_per_block = d.u32()?;
+                        u64::from(blocks).saturating_mul(u64::from(bytes_per_block))
+                    }
+                    v => {
+                        return Err(XdrError::InvalidEnum {
+                            type_name: "limit_by4",
+                            value: v.into(),
+                        })
+                    }
+                };
+                skip_ace(d)?;
+                Ok(open_delegation4::Write {
+                    stateid,
+                    recall,
+                    filesize,
+                })
+            }
             3 => {
                 let why = d.u32()?;
                 if why == 1 || why == 2 {
@@ -70,6 +122,24 @@ impl XdrEncode for open_delegation4 {
     fn encode<B: BufMut>(&self, b: &mut B) {
         match self {
             open_delegation4::None => b.put_u32(0),
+            open_delegation4::Read { stateid, recall } => {
+                b.put_u32(1);
+                stateid.encode(b);
+                recall.encode(b);
+                EMPTY_ACE_WORDS.iter().for_each(|w| b.put_u32(*w));
+            }
+            open_delegation4::Write {
+                stateid,
+                recall,
+                filesize,
+            } => {
+                b.put_u32(2);
+                stateid.encode(b);
+                recall.encode(b);
+                b.put_u32(NFS_LIMIT_SIZE);
+                b.put_u64(*filesize);
+                EMPTY_ACE_WORDS.iter().for_each(|w| b.put_u32(*w));
+            }
             open_delegation4::NoneExt(why) => {
                 b.put_u32(3);
                 b.put_u32(*why);
@@ -82,6 +152,8 @@ impl XdrEncode for open_delegation4 {
     fn encoded_len(&self) -> usize {
         match self {
             open_delegation4::None => 4,
+            open_delegation4::Read { .. } => 4 + 16 + 4 + 16,
+            open_delegation4::Write { .. } => 4 + 16 + 4 + 12 + 16,
             open_delegation4::NoneExt(why) => 8 + if *why == 1 || *why == 2 { 4 } else { 0 },
         }
     }

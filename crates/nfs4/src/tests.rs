@@ -314,16 +314,27 @@ fn any_res() -> impl Strategy<Value = ResOp> {
             )),
         (any::<bool>(), opaque::<WRITE_BYTES_MAX>(40))
             .prop_map(|(eof, data)| ResOp::ok(OP_READ, ResBody::Read(READ4resok { eof, data }))),
-        stateid().prop_map(|s| ResOp::ok(
-            OP_OPEN,
-            ResBody::Open(OPEN4resok {
-                stateid: s,
-                cinfo: change_info4::default(),
-                rflags: OPEN4_RESULT_LOCKTYPE_POSIX,
-                attrset: Bitmap::default(),
-                delegation: open_delegation4::NoneExt(0),
-            })
-        )),
+        (stateid(), stateid(), 0..6u32, any::<bool>(), any::<u64>()).prop_map(
+            |(s, d, kind, recall, filesize)| ResOp::ok(
+                OP_OPEN,
+                ResBody::Open(OPEN4resok {
+                    stateid: s,
+                    cinfo: change_info4::default(),
+                    rflags: OPEN4_RESULT_LOCKTYPE_POSIX,
+                    attrset: Bitmap::default(),
+                    delegation: match kind {
+                        0 => open_delegation4::None,
+                        1 => open_delegation4::Read { stateid: d, recall },
+                        2 => open_delegation4::Write {
+                            stateid: d,
+                            recall,
+                            filesize
+                        },
+                        k => open_delegation4::NoneExt(k - 3),
+                    },
+                })
+            )
+        ),
         Just(ResOp::status(OP_PUTFH, nfsstat4::NFS4_OK)),
         Just(ResOp::status(OP_ILLEGAL, nfsstat4::NFS4ERR_OP_ILLEGAL)),
         Just(ResOp::ok(

@@ -136,6 +136,7 @@ impl Nfs4State {
             sessions: Vec::new(),
             opens: HashMap::new(),
             locks: HashMap::new(),
+            delegs: HashMap::new(),
             revoked: Vec::new(),
             reclaim_complete: false,
         };

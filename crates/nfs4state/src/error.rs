@@ -75,6 +75,10 @@ pub enum Error {
     /// NFS4ERR_ADMIN_REVOKED (10047): the stateid was revoked by [`crate::Nfs4State::revoke`].
     #[error("NFS4ERR_ADMIN_REVOKED")]
     AdminRevoked,
+    /// NFS4ERR_DELEG_REVOKED (10087): the delegation was revoked (its recall was not answered
+    /// in time, or its holder was a courtesy client in another's way).
+    #[error("NFS4ERR_DELEG_REVOKED")]
+    DelegRevoked,
     /// NFS4ERR_BADSESSION (10052): unknown session (destroyed, or its client was purged).
     #[error("NFS4ERR_BADSESSION")]
     BadSession,
@@ -162,6 +166,7 @@ impl Error {
             Self::ClientidBusy => 10074,
             Self::SeqFalseRetry => 10076,
             Self::DeadSession => 10078,
+            Self::DelegRevoked => 10087,
         }
     }
 }
@@ -208,6 +213,7 @@ mod tests {
             (Error::ClientidBusy, 10074),
             (Error::SeqFalseRetry, 10076),
             (Error::DeadSession, 10078),
+            (Error::DelegRevoked, 10087),
         ];
         for (error, number) in expected {
             assert_eq!(error.nfsstat4(), number, "{error}");

@@ -52,6 +52,7 @@
 //!     cb_program: 0x4000_0000,
 //!     cb_sec: Bytes::new(),
 //!     conn: 1,
+//!     minor: 1,
 //! })?;
 //! let seq = |id| Sequence {
 //!     sessionid: session.sessionid,
@@ -73,6 +74,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod deleg;
 mod error;
 mod grace;
 mod limits;
@@ -86,12 +88,13 @@ mod tests;
 
 pub use bytes::Bytes;
 pub use client::{ExchangeId, ExchangeIdOk};
+pub use deleg::{Breaks, NoDeleg, Recall};
 pub use error::Error;
 pub use limits::{Limits, LimitsError};
 pub use observe::{ClientInfo, Counters, Usage};
 pub use session::{
-    Backchannel, BindDir, ChannelAttrs, ConnDir, CreateSession, CreateSessionOk, Sequence,
-    SequenceOutcome, Ticket, CHANNEL_BYTES_MIN, CHANNEL_OPS_MIN,
+    Backchannel, BindDir, CbUnavailable, ChannelAttrs, ConnDir, CreateSession, CreateSessionOk,
+    Sequence, SequenceOutcome, Ticket, CHANNEL_BYTES_MIN, CHANNEL_OPS_MIN,
 };
 pub use state::{Config, Expiry, Nfs4State, PurgeReason, Released};
 pub use stateid::{Closed, OpenResult, StateInfo, StateKind, StateRef};
@@ -137,6 +140,9 @@ pub const SEQ4_STATUS_CB_PATH_DOWN: u32 = 0x1;
 /// SEQ4_STATUS_ADMIN_STATE_REVOKED (§18.46.3): some of the client's stateids were revoked by
 /// [`Nfs4State::revoke`] and not yet freed by FREE_STATEID.
 pub const SEQ4_STATUS_ADMIN_STATE_REVOKED: u32 = 0x20;
+/// SEQ4_STATUS_RECALLABLE_STATE_REVOKED (§18.46.3): some of the client's delegations were
+/// revoked (not returned in time); cleared when it frees them.
+pub const SEQ4_STATUS_RECALLABLE_STATE_REVOKED: u32 = 0x40;
 /// SEQ4_STATUS_CB_PATH_DOWN_SESSION (§18.46.3): this session wants a back channel and has no
 /// back connection bound.
 pub const SEQ4_STATUS_CB_PATH_DOWN_SESSION: u32 = 0x200;

@@ -21,6 +21,10 @@ pub struct Limits {
     pub stateids_per_client_max: usize,
     /// Open and lock stateids in the whole server.
     pub stateids_max: usize,
+    /// Delegations of one client (each is also one of its stateids).
+    pub delegations_per_client_max: usize,
+    /// Delegations in the whole server.
+    pub delegations_max: usize,
     /// Length of a client owner, open or lock owner, principal or file key (the XDR bound of
     /// those opaques is NFS4_OPAQUE_LIMIT, 1024).
     pub key_bytes_max: usize,
@@ -49,6 +53,8 @@ impl Default for Limits {
             reply_cache_bytes_max: 32 * 1024 * 1024,
             stateids_per_client_max: 16_384,
             stateids_max: 131_072,
+            delegations_per_client_max: 4096,
+            delegations_max: 32_768,
             key_bytes_max: 1024,
             lease_ms: 90_000,
             courtesy_ms: 86_400_000,
@@ -125,6 +131,27 @@ impl Limits {
             // RFC 8881 §8.4.2.1: the grace period lasts at least one lease, so every client
             // that renews in time can reclaim.
             (("lease_ms", self.lease_ms), ("grace_ms", self.grace_ms)),
+            (
+                (
+                    "delegations_per_client_max",
+                    self.delegations_per_client_max as u64,
+                ),
+                ("delegations_max", self.delegations_max as u64),
+            ),
+            (
+                (
+                    "delegations_per_client_max",
+                    self.delegations_per_client_max as u64,
+                ),
+                (
+                    "stateids_per_client_max",
+                    self.stateids_per_client_max as u64,
+                ),
+            ),
+            (
+                ("delegations_max", self.delegations_max as u64),
+                ("stateids_max", self.stateids_max as u64),
+            ),
         ];
         for ((small, small_value), (large, large_value)) in pairs {
             if small_value > large_value {
@@ -139,7 +166,7 @@ impl Limits {
         Ok(())
     }
 
-    fn named(&self) -> [(&'static str, u64); 15] {
+    fn named(&self) -> [(&'static str, u64); 17] {
         [
             ("clients_max", self.clients_max as u64),
             (
@@ -155,6 +182,11 @@ impl Limits {
                 self.stateids_per_client_max as u64,
             ),
             ("stateids_max", self.stateids_max as u64),
+            (
+                "delegations_per_client_max",
+                self.delegations_per_client_max as u64,
+            ),
+            ("delegations_max", self.delegations_max as u64),
             ("key_bytes_max", self.key_bytes_max as u64),
             ("lease_ms", self.lease_ms),
             ("courtesy_ms", self.courtesy_ms),

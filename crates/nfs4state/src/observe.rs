@@ -24,6 +24,14 @@ pub struct Counters {
     pub purged: u64,
     /// Open and lock stateids created.
     pub stateids_created: u64,
+    /// Delegations granted.
+    pub delegations_granted: u64,
+    /// Delegations recalled (CB_RECALL asked for).
+    pub delegations_recalled: u64,
+    /// Delegations returned (DELEGRETURN).
+    pub delegations_returned: u64,
+    /// Delegations revoked: not returned in time, or held by a courtesy client in another's way.
+    pub delegations_revoked: u64,
 }
 
 /// One client, as `rnfsd ctl` shows it.
@@ -49,6 +57,8 @@ pub struct ClientInfo {
     pub opens: usize,
     /// Lock stateids.
     pub locks: usize,
+    /// Delegations.
+    pub delegations: usize,
     /// Revoked stateids not yet freed.
     pub revoked: usize,
     /// RECLAIM_COMPLETE done.
@@ -66,6 +76,8 @@ pub struct Usage {
     pub connections: usize,
     /// Stateids.
     pub stateids: usize,
+    /// Delegations.
+    pub delegations: usize,
     /// Reply cache bytes reserved by sessions.
     pub reply_cache_reserved_bytes: usize,
     /// Reply cache bytes holding replies.
@@ -85,6 +97,7 @@ impl Nfs4State {
             sessions: self.sessions.len(),
             connections: self.conns.len(),
             stateids: self.states.len(),
+            delegations: self.delegations(),
             reply_cache_reserved_bytes: self.reply_cache_reserved,
             reply_cache_used_bytes: self.reply_cache_used,
         }
@@ -119,6 +132,7 @@ impl Nfs4State {
             slots_in_use: sessions().map(|s| s.slots_in_use()).sum(),
             opens: c.opens.len(),
             locks: c.locks.len(),
+            delegations: c.delegs.len(),
             revoked: c.revoked.len(),
             reclaim_complete: c.reclaim_complete,
         }

@@ -17,6 +17,7 @@ use crate::state::PurgeReason;
 use crate::{
     ClientId, Error, Nfs4State, SessionId, CREATE_SESSION4_FLAG_CONN_BACK_CHAN,
     SEQ4_STATUS_ADMIN_STATE_REVOKED, SEQ4_STATUS_CB_PATH_DOWN, SEQ4_STATUS_CB_PATH_DOWN_SESSION,
+    SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
 };
 
 /// Smallest ca_maxrequestsize / ca_maxresponsesize accepted: room for an RPC header with some
@@ -93,6 +94,8 @@ pub struct CreateSession {
     pub cb_sec: Bytes,
     /// The connection it arrived on.
     pub conn: u64,
+    /// The COMPOUND's minor version: callbacks are sent with it.
+    pub minor: u32,
 }
 
 /// CREATE_SESSION's result.
@@ -240,6 +243,19 @@ pub struct Backchannel {
     pub slotid: u32,
     /// csa_sequenceid of CB_SEQUENCE for this callback.
     pub sequenceid: u32,
+    /// The minor version of the session's COMPOUNDs, used for its CB_COMPOUNDs.
+    pub minor: u32,
+}
+
+/// Why no callback can be sent on a session now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CbUnavailable {
+    /// No such session (or client), or it asked for no back channel.
+    Gone,
+    /// No connection is bound to its back channel, or the last call on it went unanswered.
+    PathDown,
+    /// Its one back-channel slot carries another callback: try again when that one is done.
+    Busy,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -313,7 +329,15 @@ pub(crate) struct Session {
     back_wanted: bool,
     cb_program: u32,
     cb_sec: Bytes,
+    /// The sequence id of the back channel's one slot, last used by a call the client answered.
     cb_seqid: u32,
+    /// A CB_COMPOUND is in flight on the slot.
+    cb_busy: bool,
+    /// The last call on the back channel (the CB_NULL probe or a CB_COMPOUND) went unanswered,
+    /// or the probe was refused: reported as SEQ4_STATUS_CB_PATH_DOWN_SESSION until a call
+    /// succeeds.
+    cb_down: bool,
+    minor: u32,
 }
 
 impl Session {
@@ -383,6 +407,9 @@ impl Nfs4State {
             cb_program: req.cb_program,
             cb_sec: req.cb_sec,
             cb_seqid: 0,
+            cb_busy: false,
+            cb_down: false,
+            minor: req.minor,
         };
         self.sessions.insert(sessionid, session);
         self.reply_cache_reserved += reserved_bytes;
@@ -612,40 +639,103 @@ impl Nfs4State {
         Ok(())
     }
 
-    /// Where to send the next callback on this session, taking the next CB_SEQUENCE sequence
-    /// id of its one back-channel slot. The server sends one callback at a time per session.
-    /// `None` when no back connection is bound.
-    pub fn backchannel(&mut self, sessionid: SessionId) -> Option<Backchannel> {
-        let session = self.sessions.get_mut(&sessionid)?;
-        let conn = session.back_conn()?;
-        session.cb_seqid = session.cb_seqid.wrapping_add(1);
-        Some(Backchannel {
+    /// Where to send the next CB_COMPOUND on this session: takes its one back-channel slot (the
+    /// server sends one callback at a time per session) with the sequence id after the last
+    /// one answered. Give the slot back with [`Nfs4State::callback_done`].
+    pub fn backchannel(&mut self, sessionid: SessionId) -> Result<Backchannel, CbUnavailable> {
+        let target = self.probe_target(sessionid)?;
+        let session = self
+            .sessions
+            .get_mut(&sessionid)
+            .ok_or(CbUnavailable::Gone)?;
+        if session.cb_busy {
+            return Err(CbUnavailable::Busy);
+        }
+        session.cb_busy = true;
+        Ok(Backchannel {
+            sequenceid: session.cb_seqid.wrapping_add(1),
+            ..target
+        })
+    }
+
+    /// A CB_COMPOUND taken with [`Nfs4State::backchannel`] is over. `answered`: the client's
+    /// CB_SEQUENCE processed it (its sequence id is used up), else the call went unanswered
+    /// and the path is down (the next call reuses the sequence id, as a retry).
+    pub fn callback_done(&mut self, sessionid: SessionId, answered: bool) {
+        if let Some(session) = self.sessions.get_mut(&sessionid) {
+            session.cb_busy = false;
+            session.cb_down = !answered;
+            if answered {
+                session.cb_seqid = session.cb_seqid.wrapping_add(1);
+            }
+        }
+    }
+
+    /// Where to send a CB_NULL probe of the session's back channel (no slot is taken).
+    pub fn probe_target(&self, sessionid: SessionId) -> Result<Backchannel, CbUnavailable> {
+        let session = self.sessions.get(&sessionid).ok_or(CbUnavailable::Gone)?;
+        if !session.back_wanted {
+            return Err(CbUnavailable::Gone);
+        }
+        let conn = session.back_conn().ok_or(CbUnavailable::PathDown)?;
+        Ok(Backchannel {
             sessionid,
             conn,
             cb_program: session.cb_program,
             cb_sec: session.cb_sec.clone(),
             slotid: 0,
             sequenceid: session.cb_seqid,
+            minor: session.minor,
         })
     }
 
-    /// [`Nfs4State::backchannel`] for the client's newest session that has a back connection:
-    /// a recall goes to the client, whichever session carries it.
-    pub fn client_backchannel(&mut self, client: ClientId) -> Option<Backchannel> {
-        let sessions = self.client(client).ok()?.sessions.clone();
-        let sessionid = sessions.into_iter().rev().find(|s| {
-            self.sessions
-                .get(s)
-                .is_some_and(|s| s.back_conn().is_some())
-        })?;
-        self.backchannel(sessionid)
+    /// The outcome of a CB_NULL probe: the path is up if the client answered.
+    pub fn probe_done(&mut self, sessionid: SessionId, answered: bool) {
+        if let Some(session) = self.sessions.get_mut(&sessionid) {
+            session.cb_down = !answered;
+        }
+    }
+
+    /// The client's sessions that may carry a callback, newest first.
+    pub fn client_sessions(&self, client: ClientId) -> Vec<SessionId> {
+        let Ok(record) = self.client(client) else {
+            return Vec::new();
+        };
+        record
+            .sessions
+            .iter()
+            .rev()
+            .filter(|s| {
+                self.sessions
+                    .get(s)
+                    .is_some_and(|s| s.back_wanted && s.back_conn().is_some() && !s.cb_down)
+            })
+            .copied()
+            .collect()
+    }
+
+    /// [`Nfs4State::backchannel`] on the client's newest session whose back channel is up and
+    /// free: a recall goes to the client, whichever session carries it.
+    pub fn client_backchannel(&mut self, client: ClientId) -> Result<Backchannel, CbUnavailable> {
+        let sessions = self.client_sessions(client);
+        if sessions.is_empty() {
+            return Err(CbUnavailable::PathDown);
+        }
+        for sessionid in sessions {
+            if let Ok(b) = self.backchannel(sessionid) {
+                return Ok(b);
+            }
+        }
+        Err(CbUnavailable::Busy)
     }
 
     /// sr_status_flags for a SEQUENCE on this session (RFC 8881 §18.46.3). Set here:
-    /// SEQ4_STATUS_CB_PATH_DOWN_SESSION, SEQ4_STATUS_CB_PATH_DOWN (a back channel was asked for
-    /// and none is bound), SEQ4_STATUS_ADMIN_STATE_REVOKED. Never set: the EXPIRED_* flags (a
-    /// courtesy client keeps all its state or is purged whole, and a purged client has no
-    /// session to hear it), RECALLABLE_STATE_REVOKED (no delegations), the GSS, LEASE_MOVED,
+    /// SEQ4_STATUS_CB_PATH_DOWN_SESSION (a back channel was asked for and none is bound, or
+    /// its last call went unanswered), SEQ4_STATUS_CB_PATH_DOWN (so for every session of the
+    /// client that asked for one), SEQ4_STATUS_ADMIN_STATE_REVOKED,
+    /// SEQ4_STATUS_RECALLABLE_STATE_REVOKED. Never set: the EXPIRED_* flags (a courtesy client
+    /// keeps all its state or is purged whole, and a purged client has no session to hear it;
+    /// its delegations in another's way are revoked), the GSS, LEASE_MOVED,
     /// RESTART_RECLAIM_NEEDED, BACKCHANNEL_FAULT and DEVID flags.
     pub fn status_flags(&self, sessionid: SessionId) -> u32 {
         let Some(session) = self.sessions.get(&sessionid) else {
@@ -654,15 +744,21 @@ impl Nfs4State {
         let Some(client) = self.clients.get(&session.client.0) else {
             return 0;
         };
+        let down = |s: &Session| s.back_conn().is_none() || s.cb_down;
         let mut flags = 0;
-        if session.back_wanted && session.back_conn().is_none() {
+        if session.back_wanted && down(session) {
             flags |= SEQ4_STATUS_CB_PATH_DOWN_SESSION;
         }
         let sessions = || client.sessions.iter().filter_map(|s| self.sessions.get(s));
-        if sessions().any(|s| s.back_wanted) && sessions().all(|s| s.back_conn().is_none()) {
+        let wanted = || sessions().filter(|s| s.back_wanted);
+        if wanted().next().is_some() && wanted().all(down) {
             flags |= SEQ4_STATUS_CB_PATH_DOWN;
         }
-        if !client.revoked.is_empty() {
+        let (delegations, other) = self.revoked_kinds(&client.revoked);
+        if delegations {
+            flags |= SEQ4_STATUS_RECALLABLE_STATE_REVOKED;
+        }
+        if other {
             flags |= SEQ4_STATUS_ADMIN_STATE_REVOKED;
         }
         flags

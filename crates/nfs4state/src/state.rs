@@ -107,6 +107,8 @@ pub(crate) struct Client {
     pub opens: HashMap<(Bytes, Bytes), u32>,
     /// (open slab index, lock-owner) → slab index.
     pub locks: HashMap<(u32, Bytes), u32>,
+    /// File → delegation's slab index (one per client and file).
+    pub delegs: HashMap<Bytes, u32>,
     /// Revoked stateids kept until FREE_STATEID, so the client learns why they stopped working.
     pub revoked: Vec<u32>,
     pub reclaim_complete: bool,
@@ -114,7 +116,7 @@ pub(crate) struct Client {
 
 impl Client {
     pub fn stateids(&self) -> usize {
-        self.opens.len() + self.locks.len() + self.revoked.len()
+        self.opens.len() + self.locks.len() + self.delegs.len() + self.revoked.len()
     }
 
     /// Linux nfsd's client_has_state: what makes taking the owner over a collision.
@@ -142,6 +144,10 @@ pub struct Nfs4State {
     pub(crate) grace: Grace,
     /// Purges that happened inside other calls, reported by the next [`Nfs4State::tick`].
     pub(crate) released: Vec<Released>,
+    /// File → its delegations' slab indexes (every client's, recalled ones included).
+    pub(crate) delegs: HashMap<Bytes, Vec<u32>>,
+    /// Delegations being recalled → when they are revoked if not returned.
+    pub(crate) recalls: HashMap<u32, u64>,
     pub(crate) counters: Counters,
 }
 
@@ -173,6 +179,8 @@ impl Nfs4State {
             reply_cache_used: 0,
             grace,
             released: Vec::new(),
+            delegs: HashMap::new(),
+            recalls: HashMap::new(),
             counters: Counters::default(),
         })
     }
@@ -219,6 +227,7 @@ impl Nfs4State {
             }
         }
         self.grace.tick(now_ms);
+        self.revoke_unreturned(now_ms);
         out
     }
 
@@ -270,7 +279,8 @@ impl Nfs4State {
                 .saturating_add(courtesy)
                 .saturating_add(1)
         });
-        leases.chain(self.grace.end_ms()).min()
+        let recalls = self.recalls.values().map(|d| d.saturating_add(1));
+        leases.chain(self.grace.end_ms()).chain(recalls).min()
     }
 
     /// Purges `client` now, whatever its state (a conflict with a courtesy client, an admin
@@ -291,12 +301,14 @@ impl Nfs4State {
             .locks
             .values()
             .chain(client.opens.values())
+            .chain(client.delegs.values())
             .chain(client.revoked.iter())
             .copied()
             .collect();
         // Refs first: a lock's ref names its open, which must still be in the slab.
         let states: Vec<StateRef> = indexes.iter().filter_map(|&i| self.state_ref(i)).collect();
         for index in indexes {
+            self.unindex_deleg(index);
             self.states.remove(index);
         }
         // A previous client that is gone for good will not reclaim: stop waiting for it.

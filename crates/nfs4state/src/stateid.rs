@@ -23,7 +23,9 @@ pub enum StateKind {
     Open,
     /// A lock stateid (LOCKU, LOCK's exist_lock_owner).
     Lock,
-    /// Either (READ, WRITE, SETATTR, TEST_STATEID).
+    /// A delegation stateid (DELEGRETURN, the CLAIM_DELEG_CUR claims).
+    Deleg,
+    /// Any (READ, WRITE, SETATTR, TEST_STATEID).
     Any,
 }
 
@@ -49,6 +51,17 @@ pub enum StateInfo {
         file: Bytes,
         /// The open stateid it was made from, current seqid.
         open: Stateid,
+    },
+    /// A delegation (RFC 8881 §10.2).
+    Deleg {
+        /// The file key.
+        file: Bytes,
+        /// The file handle CB_RECALL names.
+        fh: Bytes,
+        /// A write delegation (else read).
+        write: bool,
+        /// Being recalled.
+        recalling: bool,
     },
 }
 
@@ -96,14 +109,19 @@ pub(crate) enum Kind {
         file: Bytes,
         open: u32,
     },
+    Deleg {
+        file: Bytes,
+        fh: Bytes,
+        write: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
-    client: ClientId,
-    seqid: u32,
-    kind: Kind,
-    revoked: bool,
+    pub(crate) client: ClientId,
+    pub(crate) seqid: u32,
+    pub(crate) kind: Kind,
+    pub(crate) revoked: bool,
 }
 
 /// The next seqid: after u32::MAX comes 1, as 0 means "current" (§8.2.2).
@@ -126,7 +144,7 @@ fn be32(bytes: &[u8]) -> u32 {
 }
 
 impl Nfs4State {
-    fn stateid_of(&self, index: u32, seqid: u32) -> Stateid {
+    pub(crate) fn stateid_of(&self, index: u32, seqid: u32) -> Stateid {
         let mut other = [0; 12];
         other[..4].copy_from_slice(&self.epoch.to_be_bytes());
         other[4..8].copy_from_slice(&index.to_be_bytes());
@@ -152,6 +170,12 @@ impl Nfs4State {
                 owner: owner.clone(),
                 file: file.clone(),
                 open: self.stateid_of(*open, self.states.at(*open).map_or(0, |o| o.seqid)),
+            },
+            Kind::Deleg { file, fh, write } => StateInfo::Deleg {
+                file: file.clone(),
+                fh: fh.clone(),
+                write: *write,
+                recalling: self.recalls.contains_key(&index),
             },
         };
         Some(StateRef {
@@ -189,7 +213,7 @@ impl Nfs4State {
         }
     }
 
-    fn find_live(
+    pub(crate) fn find_live(
         &self,
         client: ClientId,
         stateid: &Stateid,
@@ -198,13 +222,17 @@ impl Nfs4State {
         let index = self.find(client, stateid)?;
         let entry = self.states.at(index).ok_or(Error::BadStateid)?;
         if entry.revoked {
-            return Err(Error::AdminRevoked);
+            return Err(match entry.kind {
+                Kind::Deleg { .. } => Error::DelegRevoked,
+                _ => Error::AdminRevoked,
+            });
         }
         let kind_ok = matches!(
             (want, &entry.kind),
             (StateKind::Any, _)
                 | (StateKind::Open, Kind::Open { .. })
                 | (StateKind::Lock, Kind::Lock { .. })
+                | (StateKind::Deleg, Kind::Deleg { .. })
         );
         if !kind_ok {
             return Err(Error::BadStateid);
@@ -245,7 +273,7 @@ impl Nfs4State {
 
     /// Room for one more stateid of `client`: NFS4ERR_RESOURCE past the client's own limit (its
     /// retries cannot help), NFS4ERR_DELAY past the server's (other clients' state will go).
-    fn stateid_room(&self, client: &Client) -> Result<(), Error> {
+    pub(crate) fn stateid_room(&self, client: &Client) -> Result<(), Error> {
         if client.stateids() >= self.limits.stateids_per_client_max {
             return Err(Error::Resource);
         }
@@ -255,7 +283,7 @@ impl Nfs4State {
         Ok(())
     }
 
-    fn insert(&mut self, client: ClientId, kind: Kind) -> Result<u32, Error> {
+    pub(crate) fn insert(&mut self, client: ClientId, kind: Kind) -> Result<u32, Error> {
         let entry = Entry {
             client,
             seqid: 1,
@@ -336,7 +364,7 @@ impl Nfs4State {
         let index = *self.client(client).ok()?.opens.get(&key)?;
         match &self.states.at(index)?.kind {
             Kind::Open { access, deny, .. } => Some((*access, *deny)),
-            Kind::Lock { .. } => None,
+            Kind::Lock { .. } | Kind::Deleg { .. } => None,
         }
     }
 
@@ -399,12 +427,14 @@ impl Nfs4State {
     }
 
     /// Removes a stateid from the slab and from its client's tables.
-    fn remove_state(&mut self, client: ClientId, index: u32) {
+    pub(crate) fn remove_state(&mut self, client: ClientId, index: u32) {
         if let Ok(record) = self.client_mut(client) {
             record.opens.retain(|_, i| *i != index);
             record.locks.retain(|_, i| *i != index);
+            record.delegs.retain(|_, i| *i != index);
             record.revoked.retain(|i| *i != index);
         }
+        self.unindex_deleg(index);
         self.states.remove(index);
     }
 
@@ -456,6 +486,9 @@ impl Nfs4State {
                 }
             }
             (StateInfo::Lock { .. }, _) => {}
+            // A live delegation is given back with DELEGRETURN.
+            (StateInfo::Deleg { .. }, false) => return Err(Error::LocksHeld),
+            (StateInfo::Deleg { .. }, true) => {}
         }
         self.remove_state(client, index);
         Ok(freed)
@@ -490,15 +523,17 @@ impl Nfs4State {
         )
     }
 
-    fn mark_revoked(&mut self, client: ClientId, index: u32) {
+    pub(crate) fn mark_revoked(&mut self, client: ClientId, index: u32) {
         if let Some(entry) = self.states.at_mut(index) {
             entry.revoked = true;
         }
         if let Ok(record) = self.client_mut(client) {
             record.opens.retain(|_, i| *i != index);
             record.locks.retain(|_, i| *i != index);
+            record.delegs.retain(|_, i| *i != index);
             record.revoked.push(index);
         }
+        self.unindex_deleg(index);
     }
 
     /// The client's live open stateids.

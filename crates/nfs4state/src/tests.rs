@@ -38,6 +38,7 @@ fn cs(clientid: ClientId, sequence: u32, principal: &'static [u8]) -> CreateSess
         cb_program: 0x4000_0001,
         cb_sec: Bytes::new(),
         conn: 1,
+        minor: 1,
     }
 }
 
@@ -526,14 +527,31 @@ fn connections_bind_and_back_channel_status() {
     assert_eq!(st.status_flags(sid), 0);
     let cb = st.backchannel(sid).unwrap();
     assert_eq!(
-        (cb.conn, cb.cb_program, cb.slotid, cb.sequenceid),
-        (5, 0x4000_0001, 0, 1)
+        (cb.conn, cb.cb_program, cb.slotid, cb.sequenceid, cb.minor),
+        (5, 0x4000_0001, 0, 1, 1)
     );
+    // One callback at a time on the session's one slot.
+    assert_eq!(st.backchannel(sid), Err(CbUnavailable::Busy));
+    assert_eq!(st.client_backchannel(ok.clientid), Err(CbUnavailable::Busy));
+    st.callback_done(sid, true);
     assert_eq!(st.client_backchannel(ok.clientid).unwrap().sequenceid, 2);
+    // Unanswered: the path is down and the next call retries the same sequence id.
+    st.callback_done(sid, false);
+    assert_eq!(
+        st.status_flags(sid),
+        SEQ4_STATUS_CB_PATH_DOWN | SEQ4_STATUS_CB_PATH_DOWN_SESSION
+    );
+    assert_eq!(
+        st.client_backchannel(ok.clientid),
+        Err(CbUnavailable::PathDown)
+    );
+    assert_eq!(st.backchannel(sid).unwrap().sequenceid, 2);
+    st.callback_done(sid, true);
+    assert_eq!(st.status_flags(sid), 0);
     // A SEQUENCE on another connection binds it (fore only).
     request(&mut st, 1, sid, 0, 1);
     st.connection_closed(5);
-    assert_eq!(st.backchannel(sid), None);
+    assert_eq!(st.backchannel(sid), Err(CbUnavailable::PathDown));
     let ticket = request(&mut st, 2, sid, 0, 2);
     assert_eq!(
         ticket.status_flags,
@@ -541,9 +559,17 @@ fn connections_bind_and_back_channel_status() {
     );
     assert_eq!(st.bind_conn(sid, 6, BindDir::BackOrBoth), Ok(ConnDir::Both));
     assert_eq!(st.status_flags(sid), 0);
+    // A probe that goes unanswered marks it down; one answered brings it back.
+    st.probe_done(sid, false);
+    assert_ne!(st.status_flags(sid), 0);
+    st.probe_done(sid, true);
+    assert_eq!(st.status_flags(sid), 0);
     st.backchannel_ctl(sid, 77, b("sec")).unwrap();
     let cb = st.backchannel(sid).unwrap();
-    assert_eq!((cb.conn, cb.cb_program, cb.cb_sec), (6, 77, b("sec")));
+    assert_eq!(
+        (cb.conn, cb.cb_program, cb.cb_sec, cb.sequenceid),
+        (6, 77, b("sec"), 3)
+    );
     assert_eq!(
         st.bind_conn(SessionId([1; 16]), 6, BindDir::Fore),
         Err(Error::BadSession)
@@ -555,7 +581,7 @@ fn session_without_back_channel_request_reports_no_path_down() {
     let mut st = state();
     let (_, sid) = establish(&mut st, 0, b"a");
     assert_eq!(request(&mut st, 1, sid, 0, 1).status_flags, 0);
-    assert_eq!(st.backchannel(sid), None);
+    assert_eq!(st.backchannel(sid), Err(CbUnavailable::Gone));
 }
 
 #[test]
@@ -824,6 +850,8 @@ fn stateid_limits() {
     let limits = Limits {
         stateids_per_client_max: 2,
         stateids_max: 3,
+        delegations_per_client_max: 1,
+        delegations_max: 2,
         ..Limits::default()
     };
     let mut st = Nfs4State::new(0, config(limits, 7, vec![])).unwrap();
@@ -986,4 +1014,108 @@ fn snapshot_and_counters() {
         (1, 1, 1, 2)
     );
     assert_eq!(st.session_client(sid), Some(id));
+}
+
+#[test]
+fn delegations_are_granted_recalled_returned_and_revoked() {
+    let mut st = state();
+    let (a, sa) = establish(&mut st, 0, b"a");
+    let (b_, sb) = establish(&mut st, 0, b"b");
+    let (c, _) = establish(&mut st, 0, b"c");
+    let file = b("file");
+    let da = st.delegate(a, file.clone(), b("fh"), false).unwrap();
+    // The same client asking again keeps its delegation.
+    assert_eq!(st.delegate(a, file.clone(), b("fh"), false), Ok(da));
+    let db = st.delegate(b_, file.clone(), b("fh"), false).unwrap();
+    // Read delegations share; a write delegation does not.
+    assert_eq!(
+        st.delegate(c, file.clone(), b("fh"), true),
+        Err(NoDeleg::Contention)
+    );
+    // A reader does not break read delegations; a writer breaks every other client's.
+    assert_eq!(
+        st.break_delegations(0, &file, Some(c), false),
+        Breaks::default()
+    );
+    let breaks = st.break_delegations(10, &file, Some(a), true);
+    assert!(breaks.pending);
+    assert_eq!(
+        breaks.recall,
+        vec![Recall {
+            client: b_,
+            stateid: db,
+            fh: b("fh")
+        }]
+    );
+    // Asking again does not repeat the recall, and nobody gets a delegation meanwhile.
+    let again = st.break_delegations(20, &file, None, true);
+    assert!(again.pending && again.recall.len() == 1 && again.recall[0].client == a);
+    assert_eq!(
+        st.delegate(c, file.clone(), b("fh"), false),
+        Err(NoDeleg::Contention)
+    );
+    st.delegreturn(a, &da).unwrap();
+    assert_eq!(st.delegreturn(a, &da), Err(Error::BadStateid));
+    assert_eq!(st.delegreturn(a, &db), Err(Error::BadStateid));
+    // b's recall (at 10) is not answered within the lease: revoked (b itself stays alive).
+    let lease = st.limits().lease_ms;
+    request(&mut st, lease, sb, 0, 1);
+    st.tick(lease + 9);
+    assert!(st.break_delegations(0, &file, None, true).pending);
+    st.tick(lease + 10);
+    assert!(!st.break_delegations(0, &file, None, true).pending);
+    assert!(!st.is_courtesy(b_));
+    assert_eq!(
+        st.check(b_, &db, StateKind::Any).map(|_| ()),
+        Err(Error::DelegRevoked)
+    );
+    assert_eq!(st.test_stateid(b_, &db), Err(Error::DelegRevoked));
+    assert_eq!(st.status_flags(sb), SEQ4_STATUS_RECALLABLE_STATE_REVOKED);
+    assert_eq!(st.delegreturn(b_, &db), Err(Error::DelegRevoked));
+    st.free_stateid(b_, &db).unwrap();
+    assert_eq!(st.status_flags(sb), 0);
+    assert_eq!(st.status_flags(sa), 0);
+    assert_eq!(st.counters().delegations_revoked, 1);
+    assert_eq!(st.counters().delegations_returned, 1);
+}
+
+#[test]
+fn a_courtesy_clients_delegation_in_the_way_is_revoked_at_once() {
+    let mut st = state();
+    let (a, _) = establish(&mut st, 0, b"a");
+    let d = st.delegate(a, b("f"), b("fh"), true).unwrap();
+    st.tick(st.limits().lease_ms + 1);
+    assert!(st.is_courtesy(a));
+    let breaks = st.break_delegations(st.limits().lease_ms + 1, b"f", None, false);
+    assert_eq!(breaks, Breaks::default());
+    assert_eq!(st.delegreturn(a, &d), Err(Error::DelegRevoked));
+    assert_eq!(st.delegation_of(a, b"f"), None);
+}
+
+#[test]
+fn delegation_limits_answer_resource() {
+    let limits = Limits {
+        delegations_per_client_max: 1,
+        delegations_max: 2,
+        ..Limits::default()
+    };
+    let mut st = Nfs4State::new(0, config(limits, 7, vec![])).unwrap();
+    let (a, _) = establish(&mut st, 0, b"a");
+    let (c, _) = establish(&mut st, 0, b"c");
+    let (d, _) = establish(&mut st, 0, b"d");
+    st.delegate(a, b("f1"), b("h"), false).unwrap();
+    assert_eq!(
+        st.delegate(a, b("f2"), b("h"), false),
+        Err(NoDeleg::Resource)
+    );
+    st.delegate(c, b("f2"), b("h"), false).unwrap();
+    assert_eq!(
+        st.delegate(d, b("f3"), b("h"), false),
+        Err(NoDeleg::Resource)
+    );
+    assert_eq!(st.usage().delegations, 2);
+    // A purged client's delegations go with it.
+    st.expire(a).unwrap();
+    assert_eq!(st.usage().delegations, 1);
+    st.delegate(d, b("f3"), b("h"), false).unwrap();
 }

@@ -18,6 +18,8 @@ fn limits() -> Limits {
         reply_cache_bytes_max: 4 * 64 * 3,
         stateids_per_client_max: 6,
         stateids_max: 10,
+        delegations_per_client_max: 2,
+        delegations_max: 4,
         lease_ms: 1000,
         courtesy_ms: 5000,
         grace_ms: 1000,
@@ -84,11 +86,36 @@ enum Op {
     ReclaimComplete {
         who: usize,
     },
+    Delegate {
+        who: usize,
+        file: u8,
+        write: bool,
+    },
+    Break {
+        /// `OWNERS`: not an NFSv4 client.
+        by: usize,
+        file: u8,
+        write: bool,
+    },
+    DelegReturn {
+        pick: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let who = 0..OWNERS;
     prop_oneof![
+        (who.clone(), 0..3u8, any::<bool>()).prop_map(|(who, file, write)| Op::Delegate {
+            who,
+            file,
+            write
+        }),
+        (0..=OWNERS, 0..3u8, any::<bool>()).prop_map(|(by, file, write)| Op::Break {
+            by,
+            file,
+            write
+        }),
+        (0..16usize).prop_map(|pick| Op::DelegReturn { pick }),
         (who.clone(), 0..2u8, 0..2u8).prop_map(|(who, verifier, principal)| Op::Establish {
             who,
             verifier,
@@ -220,6 +247,7 @@ impl World {
                     cb_program: 1,
                     cb_sec: Bytes::new(),
                     conn: who as u64,
+                    minor: 1,
                 };
                 if let Ok(ok) = self.st.create_session(now, req) {
                     let k = &mut self.known[who];
@@ -371,7 +399,49 @@ impl World {
                     let _ = self.st.reclaim_complete(clientid);
                 }
             }
+            Op::Delegate { who, file, write } => {
+                if let Some(clientid) = self.known[who].clientid {
+                    let key = Bytes::from(vec![b'f', file]);
+                    if let Ok(stateid) = self.st.delegate(clientid, key.clone(), key, write) {
+                        self.issue(stateid, clientid);
+                    }
+                }
+            }
+            Op::Break { by, file, write } => {
+                let by = self.known.get(by).and_then(|k| k.clientid);
+                let breaks = self
+                    .st
+                    .break_delegations(self.now, &[b'f', file], by, write);
+                prop_assert!(breaks.recall.iter().all(|r| Some(r.client) != by));
+                prop_assert!(breaks.pending || breaks.recall.is_empty());
+            }
+            Op::DelegReturn { pick } => {
+                if let Some((stateid, issued_to)) = self.pick(pick) {
+                    for k in self.known.clone() {
+                        if let Some(clientid) = k.clientid {
+                            let ok = self.st.delegreturn(clientid, &stateid).is_ok();
+                            prop_assert!(!ok || clientid == issued_to);
+                        }
+                    }
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Delegations never conflict: on a file, a write delegation is the only one.
+    fn check_delegations(&self) -> Result<(), TestCaseError> {
+        for file in 0..3u8 {
+            let key = [b'f', file];
+            let held: Vec<bool> = self
+                .known
+                .iter()
+                .filter_map(|k| k.clientid)
+                .filter_map(|c| self.st.delegation_of(c, &key).map(|(_, w)| w))
+                .collect();
+            prop_assert!(!held.contains(&true) || held.len() == 1, "{held:?}");
+        }
+        prop_assert!(self.st.delegations() <= limits().delegations_max);
         Ok(())
     }
 
@@ -384,7 +454,11 @@ impl World {
         prop_assert!(usage.reply_cache_used_bytes <= usage.reply_cache_reserved_bytes);
         prop_assert!(usage.reply_cache_reserved_bytes <= l.reply_cache_bytes_max);
         for info in self.st.clients(self.now) {
-            prop_assert!(info.opens + info.locks + info.revoked <= l.stateids_per_client_max);
+            prop_assert!(
+                info.opens + info.locks + info.delegations + info.revoked
+                    <= l.stateids_per_client_max
+            );
+            prop_assert!(info.delegations <= l.delegations_per_client_max);
             prop_assert!(info.sessions <= l.sessions_per_client_max);
         }
         Ok(())
@@ -402,6 +476,7 @@ proptest! {
         for op in ops {
             world.apply(op)?;
             world.check_limits()?;
+            world.check_delegations()?;
         }
     }
 }

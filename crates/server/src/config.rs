@@ -79,6 +79,11 @@ pub struct Config {
     /// numeric ids when absent (see `crate::idmap`).
     #[serde(default)]
     pub nfs4_domain: Option<String>,
+    /// NFSv4 delegations (RFC 8881 §10): granted to clients with a working back channel when
+    /// nothing conflicts, recalled when another client, an NLM client, an NFSv3 client or a
+    /// local process (seen through a file lease) needs the file.
+    #[serde(default = "default_true")]
+    pub nfs4_delegations: bool,
     /// The file this configuration was loaded from (what `rnfsd ctl exports reload` re-reads).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -121,6 +126,10 @@ pub struct ClientRuleConfig {
 fn yes() -> bool {
     true
 }
+fn default_true() -> bool {
+    true
+}
+
 fn default_backend() -> String {
     crate::backends::DEFAULT_KIND.to_owned()
 }
@@ -205,6 +214,9 @@ pub struct Limits {
     /// An NFSv4 client's lease (the `lease_time` attribute): renewed by every SEQUENCE; a client
     /// silent for longer becomes a courtesy client (state kept until another client needs it).
     pub nfs4_lease_ms: u64,
+    /// NFSv4 delegations held by all clients, and by one client.
+    pub nfs4_delegations_max: usize,
+    pub nfs4_delegations_per_client_max: usize,
 }
 
 impl Default for Limits {
@@ -236,6 +248,8 @@ impl Default for Limits {
             lock_callback_attempts_max: 5,
             lock_callback_timeout_ms: 2000,
             nfs4_lease_ms: 90_000,
+            nfs4_delegations_max: 32_768,
+            nfs4_delegations_per_client_max: 4096,
         }
     }
 }
@@ -265,7 +279,7 @@ impl Limits {
         // (slots, channels and threads are sized from these at start).
         let transfer_most = rnfs_nfs3::WRITE_DATA_MAX_BYTES.min(rnfs_nfs3::READ_DATA_MAX_BYTES);
         #[rustfmt::skip]
-        let ranges: [(&'static str, u64, u64, u64); 26] = [
+        let ranges: [(&'static str, u64, u64, u64); 28] = [
             ("record_bytes_max", self.record_bytes_max as u64, 8192, 64 * MIB),
             ("record_fragments_max", self.record_fragments_max as u64, 1, 65_536),
             ("connections_max", self.connections_max as u64, 1, 1 << 20),
@@ -293,6 +307,13 @@ impl Limits {
             ("lock_callback_attempts_max", u64::from(self.lock_callback_attempts_max), 1, 100),
             ("lock_callback_timeout_ms", self.lock_callback_timeout_ms, 10, 60_000),
             ("nfs4_lease_ms", self.nfs4_lease_ms, 1000, HOUR_MS),
+            ("nfs4_delegations_max", self.nfs4_delegations_max as u64, 1, 131_072),
+            (
+                "nfs4_delegations_per_client_max",
+                self.nfs4_delegations_per_client_max as u64,
+                1,
+                16_384,
+            ),
         ];
         for (key, value, least, most) in ranges {
             if !(least..=most).contains(&value) {
@@ -335,6 +356,8 @@ impl Limits {
         rnfs_nfs4state::Limits {
             lease_ms: self.nfs4_lease_ms,
             grace_ms: self.lock_grace_ms.max(self.nfs4_lease_ms),
+            delegations_max: self.nfs4_delegations_max,
+            delegations_per_client_max: self.nfs4_delegations_per_client_max,
             ..d
         }
     }
@@ -346,6 +369,13 @@ impl Limits {
                 key: "locks_max",
                 value: self.locks_max as u64,
                 why: format!("lock limits do not fit together: {e}"),
+            });
+        }
+        if let Err(e) = self.nfs4_limits().validate() {
+            return Err(ConfigError::Limit {
+                key: "nfs4_delegations_per_client_max",
+                value: self.nfs4_delegations_per_client_max as u64,
+                why: format!("NFSv4 limits do not fit together: {e}"),
             });
         }
         let record_least = self.transfer_bytes_max as usize + RECORD_HEADROOM_BYTES;
@@ -446,6 +476,7 @@ impl Config {
             limits: Limits::default(),
             metrics: None,
             nfs4_domain: None,
+            nfs4_delegations: true,
             source: None,
         }
     }

@@ -47,6 +47,7 @@
 // The modules are private: what embedders (the binary, tests, fuzz targets) may use is the list
 // of re-exports below, so everything else can change without breaking them.
 mod admin;
+mod backchannel;
 mod backends;
 mod call;
 mod clock;
@@ -221,6 +222,10 @@ pub async fn serve_with(
             "/etc/group".into(),
         ));
     }
+    service.v4().delegations.store(
+        opts.config.nfs4_delegations,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let service = Arc::new(service);
     let limits = opts.config.limits.clone();
     let shared = Arc::new(Shared::new(service.clone(), &limits));
@@ -322,6 +327,7 @@ fn start_locking(
         ..nlm_callback::CallbackLimits::default()
     };
     tasks.spawn(call_clients(service.clone(), callback_limits));
+    backchannel::start(service.clone());
 }
 
 /// NFSv4 at start: the previous instance's clients (state directory) may reclaim their opens and

@@ -165,8 +165,9 @@ impl PortCache {
     }
 }
 
-/// A fresh transaction id: a per-process random-ish start plus a counter.
-fn next_xid() -> u32 {
+/// A fresh transaction id: a per-process random-ish start plus a counter (NLM and NFSv4
+/// callbacks).
+pub(crate) fn next_xid() -> u32 {
     static SEED: OnceLock<u32> = OnceLock::new();
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let seed = *SEED.get_or_init(|| {

@@ -78,6 +78,10 @@ pub struct V4State {
     store: TrackedMutex<Option<PathBuf>>,
     /// The lock manager's grace period was opened for NFSv4's reclaims only: end it with theirs.
     grace_shared: AtomicBool,
+    /// Delegations may be granted (the `nfs4_delegations` switch).
+    pub delegations: AtomicBool,
+    /// Some client holds a delegation (see [`V4State::any_delegations`]).
+    any_delegations: AtomicBool,
     /// Operations executed and those that failed, by operation number (OP_ILLEGAL and numbers
     /// past the last defined one counted at index 0).
     pub ops: OpCounters,
@@ -122,6 +126,8 @@ impl V4State {
             owner: Bytes::from(format!("rnfsd:{}", crate::host_name())),
             store: TrackedMutex::new("nfs4.store", None),
             grace_shared: AtomicBool::new(false),
+            delegations: AtomicBool::new(true),
+            any_delegations: AtomicBool::new(false),
             ops: OpCounters::new(),
         }
     }
@@ -230,7 +236,18 @@ fn write_clients(path: &Path, owners: &[Bytes]) -> std::io::Result<()> {
 impl V4State {
     /// Runs `f` on the state machine under its lock.
     pub fn with<R>(&self, f: impl FnOnce(&mut Nfs4State) -> R) -> R {
-        f(&mut self.state.lock())
+        let mut state = self.state.lock();
+        let r = f(&mut state);
+        self.any_delegations
+            .store(state.has_delegations(), Ordering::Release);
+        r
+    }
+
+    /// Whether some client holds a delegation (read without the state's lock: NFSv3's fast
+    /// path). A delegation granted after this read conflicts with nothing this caller does:
+    /// it was granted on what the lock manager showed then.
+    pub fn any_delegations(&self) -> bool {
+        self.any_delegations.load(Ordering::Acquire)
     }
 
     /// The lease time, in seconds (the `lease_time` attribute).
@@ -336,6 +353,8 @@ pub fn release(now_ms: u64, locking: &Locking, id: ClientId, states: &[StateRef]
             let owner = match &s.info {
                 StateInfo::Open { owner, .. } => open_owner_key(owner),
                 StateInfo::Lock { owner, .. } => lock_owner_key(owner),
+                // A delegation holds nothing in the lock manager.
+                StateInfo::Deleg { .. } => continue,
             };
             if let Some(o) = m.owner_id(&client, &owner) {
                 granted.extend(m.free_owner(now_ms, o, mirror));

@@ -300,6 +300,10 @@ pub enum Error {
     NotSupp,
     #[error("object of a type the server does not support")]
     BadType,
+    /// The file is delegated to an NFSv4 client or leased by a local process, and that is
+    /// being recalled: try again shortly (NFS3ERR_JUKEBOX, NFS4ERR_DELAY).
+    #[error("file delegated or leased elsewhere: try again later")]
+    Delay,
     #[error("server fault (errno {0})")]
     ServerFault(i32),
 }
@@ -328,6 +332,8 @@ impl Error {
             libc::EDQUOT => Error::DQuot,
             libc::ESTALE => Error::Stale,
             libc::EOPNOTSUPP => Error::NotSupp,
+            // An O_NONBLOCK open meeting a file lease that is being broken.
+            libc::EWOULDBLOCK => Error::Delay,
             // A symlink met where a directory was needed (O_NOFOLLOW) is "not a directory" to NFS.
             libc::ELOOP => Error::NotDir,
             other => Error::ServerFault(other),

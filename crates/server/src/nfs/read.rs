@@ -32,6 +32,9 @@ pub fn read(
     reply: &mut Reply,
 ) -> Result<Outcome, AuthStat> {
     let auth = authorize!(svc, call, a.file, READ3res, reply);
+    if let Err(e) = svc.delegations_allow(call.now_ms, auth.handle.as_bytes(), false) {
+        return Ok(fail(call, &auth, &e, reply));
+    }
     let count = a.count.min(call.transport.payload_bytes_max(svc.limits()));
     let min = svc.limits().zero_copy_min_bytes;
     // No free slot: serve from a buffer without one (the loan table counts it as exhausted).

@@ -122,22 +122,25 @@ pub fn setattr(svc: &Service, call: &Call, a: SETATTR3args) -> Result<SETATTR3re
         seconds: t.seconds,
         nanoseconds: t.nseconds,
     });
-    Ok(
-        match auth.export.backend.setattr(
-            &auth.who,
-            &auth.handle,
-            &set_attrs(&a.new_attributes),
-            guard,
-        ) {
-            Ok(w) => SETATTR3res::Ok(SETATTR3resok { obj_wcc: wcc(&w) }),
-            Err(e) => SETATTR3res::Fail(
-                status(&e),
-                SETATTR3resfail {
-                    obj_wcc: unchanged(&auth),
-                },
-            ),
-        },
-    )
+    let set = svc
+        .delegations_allow(call.now_ms, auth.handle.as_bytes(), true)
+        .and_then(|()| {
+            auth.export.backend.setattr(
+                &auth.who,
+                &auth.handle,
+                &set_attrs(&a.new_attributes),
+                guard,
+            )
+        });
+    Ok(match set {
+        Ok(w) => SETATTR3res::Ok(SETATTR3resok { obj_wcc: wcc(&w) }),
+        Err(e) => SETATTR3res::Fail(
+            status(&e),
+            SETATTR3resfail {
+                obj_wcc: unchanged(&auth),
+            },
+        ),
+    })
 }
 
 pub fn write(svc: &Service, call: &Call, a: WRITE3args) -> Result<WRITE3res, AuthStat> {
@@ -157,13 +160,17 @@ pub fn write(svc: &Service, call: &Call, a: WRITE3args) -> Result<WRITE3res, Aut
     if a.count as usize != a.data.len() {
         return Ok(fail(nfsstat3::NFS3ERR_INVAL));
     }
-    let result = auth.export.backend.write(
-        &auth.who,
-        &auth.handle,
-        a.offset,
-        a.data.as_bytes(),
-        stability(a.stable),
-    );
+    let result = svc
+        .delegations_allow(call.now_ms, auth.handle.as_bytes(), true)
+        .and_then(|()| {
+            auth.export.backend.write(
+                &auth.who,
+                &auth.handle,
+                a.offset,
+                a.data.as_bytes(),
+                stability(a.stable),
+            )
+        });
     Ok(match result {
         Ok(w) => WRITE3res::Ok(WRITE3resok {
             file_wcc: wcc(&w.file),
@@ -417,21 +424,19 @@ pub fn remove(svc: &Service, call: &Call, a: REMOVE3args) -> Result<REMOVE3res, 
             },
         ));
     }
-    Ok(
-        match auth
-            .export
-            .backend
-            .remove(&auth.who, &auth.handle, a.object.name.as_bytes())
-        {
-            Ok(w) => REMOVE3res::Ok(REMOVE3resok { dir_wcc: wcc(&w) }),
-            Err(e) => REMOVE3res::Fail(
-                status(&e),
-                REMOVE3resfail {
-                    dir_wcc: unchanged(&auth),
-                },
-            ),
-        },
-    )
+    let name = a.object.name.as_bytes();
+    let removed = svc
+        .delegations_allow_name(call.now_ms, &auth, name)
+        .and_then(|()| auth.export.backend.remove(&auth.who, &auth.handle, name));
+    Ok(match removed {
+        Ok(w) => REMOVE3res::Ok(REMOVE3resok { dir_wcc: wcc(&w) }),
+        Err(e) => REMOVE3res::Fail(
+            status(&e),
+            REMOVE3resfail {
+                dir_wcc: unchanged(&auth),
+            },
+        ),
+    })
 }
 
 pub fn rmdir(svc: &Service, call: &Call, a: RMDIR3args) -> Result<RMDIR3res, AuthStat> {
@@ -506,13 +511,19 @@ pub fn rename(svc: &Service, call: &Call, a: RENAME3args) -> Result<RENAME3res, 
         Ok(to) => to,
         Err((s, todir_wcc)) => return Ok(fail(s, todir_wcc)),
     };
-    let r = auth.export.backend.rename(
-        &auth.who,
-        &auth.handle,
-        a.from.name.as_bytes(),
-        &to.handle,
-        a.to.name.as_bytes(),
-    );
+    let now = call.now_ms;
+    let r = svc
+        .delegations_allow_name(now, &auth, a.from.name.as_bytes())
+        .and_then(|()| svc.delegations_allow_name(now, &to, a.to.name.as_bytes()))
+        .and_then(|()| {
+            auth.export.backend.rename(
+                &auth.who,
+                &auth.handle,
+                a.from.name.as_bytes(),
+                &to.handle,
+                a.to.name.as_bytes(),
+            )
+        });
     Ok(match r {
         Ok((from, to)) => RENAME3res::Ok(RENAME3resok {
             fromdir_wcc: wcc(&from),
@@ -539,17 +550,18 @@ pub fn link(svc: &Service, call: &Call, a: LINK3args) -> Result<LINK3res, AuthSt
         Ok(dir) => dir,
         Err((s, linkdir_wcc)) => return Ok(fail(s, linkdir_wcc)),
     };
-    Ok(
-        match auth
-            .export
-            .backend
-            .link(&auth.who, &auth.handle, &dir.handle, a.link.name.as_bytes())
-        {
-            Ok((attr, w)) => LINK3res::Ok(LINK3resok {
-                file_attributes: attr.as_ref().map(fattr),
-                linkdir_wcc: wcc(&w),
-            }),
-            Err(e) => fail(status(&e), unchanged(&dir)),
-        },
-    )
+    let linked = svc
+        .delegations_allow(call.now_ms, auth.handle.as_bytes(), true)
+        .and_then(|()| {
+            auth.export
+                .backend
+                .link(&auth.who, &auth.handle, &dir.handle, a.link.name.as_bytes())
+        });
+    Ok(match linked {
+        Ok((attr, w)) => LINK3res::Ok(LINK3resok {
+            file_attributes: attr.as_ref().map(fattr),
+            linkdir_wcc: wcc(&w),
+        }),
+        Err(e) => fail(status(&e), unchanged(&dir)),
+    })
 }

@@ -307,6 +307,8 @@ fn setattr_inner(ctx: &mut Ctx<'_>, args: &rnfs_nfs4::SETATTR4args) -> Result<Bi
     if set.size.is_some() {
         // A size change is a write: the stateid must allow it (§18.30.3).
         check_io_stateid(ctx, &args.stateid, true)?;
+    } else {
+        super::deleg::allow_change(ctx, a.handle.as_bytes())?;
     }
     a.export
         .backend

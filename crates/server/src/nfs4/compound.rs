@@ -80,7 +80,7 @@ pub fn compound(svc: &Service, call: &Call, reply: &mut Reply) -> Outcome {
         );
         return Outcome::Reply;
     }
-    let mut ctx = Ctx::new(svc, call);
+    let mut ctx = Ctx::new(svc, call, header.minorversion);
     let (status, results) = run(&mut ctx, &header, &mut d, reply);
     if let Some(replayed) = results.replayed {
         // A retransmission: the cached reply, whole, after a fresh RPC header.

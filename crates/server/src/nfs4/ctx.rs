@@ -45,10 +45,12 @@ pub struct Ctx<'a> {
     pub last: bool,
     /// Index of the operation being executed.
     pub index: u32,
+    /// The COMPOUND's minor version (1 or 2).
+    pub minor: u32,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(svc: &'a Service, call: &'a Call) -> Ctx<'a> {
+    pub fn new(svc: &'a Service, call: &'a Call, minor: u32) -> Ctx<'a> {
         Ctx {
             svc,
             call,
@@ -60,6 +62,7 @@ impl<'a> Ctx<'a> {
             slot: None,
             last: false,
             index: 0,
+            minor,
         }
     }
 
@@ -233,28 +236,40 @@ pub fn file_key(a: &Authorized) -> Bytes {
 /// The anonymous and READ-bypass stateids are accepted; another is checked against this
 /// client's state and the current file, and a WRITE needs an open for writing.
 pub fn check_io_stateid(ctx: &Ctx<'_>, s: &stateid4, write: bool) -> Result<(), nfsstat4> {
+    let a = ctx.real(nfsstat4::NFS4ERR_ISDIR)?;
     let s = ctx.resolve(s)?;
-    if s == stateid4::ANONYMOUS || (s == stateid4::BYPASS && !write) {
+    check_stateid(ctx, a, &s, write)?;
+    // Another client's delegation this access conflicts with is recalled first (§10.4.4).
+    let file = a.handle.as_bytes();
+    let by = ctx.clientid().map(ClientId);
+    if !super::deleg::break_for(ctx.svc, ctx.call.now_ms, file, by, write) {
+        return Err(nfsstat4::NFS4ERR_DELAY);
+    }
+    Ok(())
+}
+
+fn check_stateid(ctx: &Ctx<'_>, a: &Authorized, s: &stateid4, write: bool) -> Result<(), nfsstat4> {
+    if *s == stateid4::ANONYMOUS || (*s == stateid4::BYPASS && !write) {
         return Ok(());
     }
-    if s == stateid4::BYPASS || s == stateid4::INVALID {
+    if *s == stateid4::BYPASS || *s == stateid4::INVALID {
         return Err(nfsstat4::NFS4ERR_BAD_STATEID);
     }
     let client = ctx.client()?;
     let r = ctx
         .svc
         .v4()
-        .with(|st| st.check(client, &ours(&s), StateKind::Any))
+        .with(|st| st.check(client, &ours(s), StateKind::Any))
         .map_err(st_err)?;
-    let a = ctx.real(nfsstat4::NFS4ERR_ISDIR)?;
-    let (file, open_access) = match &r.info {
-        StateInfo::Open { file, access, .. } => (file, Some(*access)),
-        StateInfo::Lock { file, .. } => (file, None),
+    let (file, write_ok) = match &r.info {
+        StateInfo::Open { file, access, .. } => (file, *access & w::OPEN4_SHARE_ACCESS_WRITE != 0),
+        StateInfo::Lock { file, .. } => (file, true),
+        StateInfo::Deleg { file, write, .. } => (file, *write),
     };
     if *file != a.handle.as_bytes()[..] {
         return Err(nfsstat4::NFS4ERR_BAD_STATEID);
     }
-    if write && open_access.is_some_and(|acc| acc & w::OPEN4_SHARE_ACCESS_WRITE == 0) {
+    if write && !write_ok {
         return Err(nfsstat4::NFS4ERR_OPENMODE);
     }
     Ok(())

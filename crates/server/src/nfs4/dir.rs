@@ -269,9 +269,10 @@ pub fn remove(ctx: &mut Ctx<'_>, target: component4) -> ResOp {
         let name = check_name(target.as_bytes())?;
         require_dir(dir)?;
         let b = &dir.export.backend;
-        let (_, attr) = b
+        let (fh, attr) = b
             .lookup(&dir.who, &dir.handle, name.as_bytes())
             .map_err(|e| status(&e))?;
+        super::deleg::allow_change(ctx, &fh.to_bytes())?;
         let wcc = if attr.file_type == storage::FileType::Directory {
             b.rmdir(&dir.who, &dir.handle, name.as_bytes())
         } else {
@@ -305,6 +306,8 @@ pub fn rename(ctx: &mut Ctx<'_>, a: RENAME4args) -> ResOp {
         let new = check_name(a.newname.as_bytes())?;
         require_dir(from)?;
         require_dir(to)?;
+        super::deleg::allow_change_name(ctx, from, old.as_bytes())?;
+        super::deleg::allow_change_name(ctx, to, new.as_bytes())?;
         let (fw, tw) = to
             .export
             .backend
@@ -337,6 +340,7 @@ pub fn link(ctx: &mut Ctx<'_>, newname: component4) -> ResOp {
         }
         let name = check_name(newname.as_bytes())?;
         require_dir(dir)?;
+        super::deleg::allow_change(ctx, src.handle.as_bytes())?;
         let (_, wcc) = dir
             .export
             .backend

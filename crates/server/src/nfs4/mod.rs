@@ -13,6 +13,8 @@
 //!   (the same [`crate::service::Service::authorize`] as NFSv3: export rules, squashing, verified
 //!   handles).
 //! * [`session`]: EXCHANGE_ID, CREATE_SESSION, SEQUENCE and their kin, on `rnfs-nfs4state`.
+//! * [`deleg`]: delegations: granted by OPEN, recalled over the back channel
+//!   ([`crate::backchannel`]), DELEGRETURN.
 //! * [`open`]: OPEN, CLOSE, OPEN_DOWNGRADE, LOCK, LOCKT, LOCKU, TEST_STATEID, FREE_STATEID: the
 //!   stateids of `rnfs-nfs4state`, share reservations and byte-range locks in the one lock
 //!   manager NLM uses ([`crate::locking`]).
@@ -23,6 +25,9 @@
 mod attrs;
 mod compound;
 mod ctx;
+mod deleg;
+
+pub(crate) use deleg::break_for;
 mod dir;
 mod fh;
 mod io;
@@ -76,6 +81,7 @@ pub(crate) fn status(e: &storage::Error) -> nfsstat4 {
         E::BadCookie => NFS4ERR_BAD_COOKIE,
         E::NotSupp | E::NoDev => NFS4ERR_NOTSUPP,
         E::BadType => NFS4ERR_BADTYPE,
+        E::Delay => NFS4ERR_DELAY,
         E::NotSync => NFS4ERR_DELAY,
         _ => NFS4ERR_SERVERFAULT,
     }

@@ -24,6 +24,7 @@ use rnfs_storage as storage;
 use super::attrs::cinfo;
 use super::attrs::{self, storage_attrs};
 use super::ctx::{check_name, file_key, ours, require_dir, st_err, type_check, wire, Ctx, Fh};
+use super::deleg;
 use super::status;
 use crate::config::Access;
 use crate::service::Authorized;
@@ -68,6 +69,15 @@ fn open_inner(ctx: &Ctx<'_>, a: &w::OPEN4args) -> Result<(Authorized, w::OPEN4re
     }
     let owner = a.owner.owner.0.clone();
     let file = file_key(&opened.fh);
+    let now = ctx.call.now_ms;
+    // Other clients' delegations this open would invalidate are recalled first (§10.4.4).
+    let writes = access & w::OPEN4_SHARE_ACCESS_WRITE != 0 || a.share_deny != 0;
+    if !reclaim && !deleg::break_for(ctx.svc, now, &file, Some(client), writes) {
+        return Err(nfsstat4::NFS4ERR_DELAY);
+    }
+    if let w::open_claim4::DelegateCur(sid, _) | w::open_claim4::DelegCurFh(sid) = &a.claim {
+        deleg::check_claim(ctx, sid, &file)?;
+    }
     let (union_access, union_deny) = ctx
         .svc
         .v4()
@@ -84,25 +94,12 @@ fn open_inner(ctx: &Ctx<'_>, a: &w::OPEN4args) -> Result<(Authorized, w::OPEN4re
         union_deny,
         reclaim,
     )?;
-    let now = ctx.call.now_ms;
     let r = ctx
         .svc
         .v4()
-        .with(|s| s.open(now, client, owner, file, access, a.share_deny))
+        .with(|s| s.open(now, client, owner, file.clone(), access, a.share_deny))
         .map_err(st_err)?;
-    let delegation = if a.share_access & w::OPEN4_SHARE_ACCESS_WANT_DELEG_MASK != 0 {
-        // WND4_NOT_WANTED for "no delegation", else the server has none to give (WND4_RESOURCE).
-        let why = if a.share_access & w::OPEN4_SHARE_ACCESS_WANT_DELEG_MASK
-            == w::OPEN4_SHARE_ACCESS_WANT_NO_DELEG
-        {
-            0
-        } else {
-            2
-        };
-        w::open_delegation4::NoneExt(why)
-    } else {
-        w::open_delegation4::None
-    };
+    let delegation = deleg::offer(ctx, client, &opened.fh, &file, a.share_access, &a.claim);
     let res = w::OPEN4resok {
         stateid: wire(r.stateid),
         cinfo: opened.cinfo,
@@ -137,7 +134,7 @@ fn grace_check(ctx: &Ctx<'_>, client: ClientId, reclaim: bool) -> Result<(), nfs
 /// The file OPEN names (and creates), per its claim.
 fn resolve_open(ctx: &Ctx<'_>, a: &w::OPEN4args) -> Result<Opened, nfsstat4> {
     match &a.claim {
-        w::open_claim4::Null(name) => {
+        w::open_claim4::Null(name) | w::open_claim4::DelegateCur(_, name) => {
             let dir = ctx.real(nfsstat4::NFS4ERR_ISDIR).map_err(|s| {
                 // The pseudo file system holds no files: nothing to open, nothing to create.
                 if a.openhow.0.is_some() {
@@ -149,11 +146,14 @@ fn resolve_open(ctx: &Ctx<'_>, a: &w::OPEN4args) -> Result<Opened, nfsstat4> {
             let name = check_name(name.as_bytes())?;
             require_dir(dir)?;
             match &a.openhow.0 {
-                Some(how) => create_file(ctx, dir, name, how),
+                Some(how) if matches!(a.claim, w::open_claim4::Null(_)) => {
+                    create_file(ctx, dir, name, how)
+                }
+                Some(_) => Err(nfsstat4::NFS4ERR_INVAL),
                 None => lookup_file(ctx, dir, name),
             }
         }
-        w::open_claim4::Fh | w::open_claim4::Previous(_) => {
+        w::open_claim4::Fh | w::open_claim4::Previous(_) | w::open_claim4::DelegCurFh(_) => {
             if a.openhow.0.is_some() {
                 return Err(nfsstat4::NFS4ERR_INVAL);
             }
@@ -166,8 +166,10 @@ fn resolve_open(ctx: &Ctx<'_>, a: &w::OPEN4args) -> Result<Opened, nfsstat4> {
                 attrset: w::Bitmap::default(),
             })
         }
-        // Delegations are not granted, so there are none to claim.
-        _ => Err(nfsstat4::NFS4ERR_NOTSUPP),
+        // Delegations do not survive a restart of the server or the client: none to reclaim.
+        w::open_claim4::DelegatePrev(_) | w::open_claim4::DelegPrevFh => {
+            Err(nfsstat4::NFS4ERR_NOTSUPP)
+        }
     }
 }
 
@@ -343,6 +345,7 @@ fn open_of(
         .map_err(st_err)?;
     let file = match &r.info {
         StateInfo::Open { file, .. } | StateInfo::Lock { file, .. } => file,
+        StateInfo::Deleg { .. } => return Err(nfsstat4::NFS4ERR_BAD_STATEID),
     };
     let a = ctx.real(nfsstat4::NFS4ERR_ISDIR)?;
     if file[..] != a.handle.as_bytes()[..] {
@@ -554,7 +557,7 @@ fn resolve_locker(ctx: &Ctx<'_>, locker: &w::locker4) -> Result<Locker, nfsstat4
                 .ok()
                 .and_then(|o| match o.info {
                     StateInfo::Open { access, .. } => Some(access),
-                    StateInfo::Lock { .. } => None,
+                    StateInfo::Lock { .. } | StateInfo::Deleg { .. } => None,
                 })
                 .unwrap_or(w::OPEN4_SHARE_ACCESS_BOTH);
             Ok(Locker {
@@ -800,13 +803,4 @@ pub fn free_stateid(ctx: &mut Ctx<'_>, sid: stateid4) -> ResOp {
         Ok(()) => ResOp::status(OP_FREE_STATEID, nfsstat4::NFS4_OK),
         Err(s) => ResOp::status(OP_FREE_STATEID, s),
     }
-}
-
-/// DELEGRETURN: no delegation is ever granted, so no stateid names one.
-pub fn delegreturn(ctx: &mut Ctx<'_>, _sid: stateid4) -> ResOp {
-    let status = match ctx.current() {
-        Err(s) => s,
-        Ok(_) => nfsstat4::NFS4ERR_BAD_STATEID,
-    };
-    ResOp::status(OP_DELEGRETURN, status)
 }

@@ -122,12 +122,16 @@ pub fn create_session(ctx: &mut Ctx<'_>, a: w::CREATE_SESSION4args) -> ResOp {
         cb_program: a.csa_cb_program,
         cb_sec: rnfs_xdr::to_bytes(&a.csa_sec_parms),
         conn: ctx.call.conn_id,
+        minor: ctx.minor,
     };
     let now = ctx.call.now_ms;
     match ctx.svc.v4().with(|s| s.create_session(now, req)) {
         Ok(ok) => {
             // The client may now be confirmed: its record must survive a restart.
             ctx.svc.v4().persist(now);
+            if ok.flags & w::CREATE_SESSION4_FLAG_CONN_BACK_CHAN != 0 {
+                probe(ctx, ok.sessionid);
+            }
             ResOp::ok(
                 OP_CREATE_SESSION,
                 ResBody::CreateSession(w::CREATE_SESSION4resok {
@@ -192,20 +196,37 @@ pub fn bind_conn(ctx: &mut Ctx<'_>, a: w::BIND_CONN_TO_SESSION4args) -> ResOp {
         .v4()
         .with(|s| s.bind_conn(SessionId(a.bctsa_sessid), conn, dir))
     {
-        Ok(granted) => ResOp::ok(
-            OP_BIND_CONN_TO_SESSION,
-            ResBody::BindConn(w::BIND_CONN_TO_SESSION4resok {
-                bctsr_sessid: a.bctsa_sessid,
-                bctsr_dir: match granted {
-                    st::ConnDir::Fore => 1,
-                    st::ConnDir::Back => 2,
-                    st::ConnDir::Both => 3,
-                },
-                bctsr_use_conn_in_rdma_mode: false,
-            }),
-        ),
+        Ok(granted) => {
+            if granted != st::ConnDir::Fore {
+                probe(ctx, SessionId(a.bctsa_sessid));
+            }
+            bound(a.bctsa_sessid, granted)
+        }
         Err(e) => err(OP_BIND_CONN_TO_SESSION, e),
     }
+}
+
+/// Checks a new or changed back channel with CB_NULL (its outcome shows in SEQUENCE's status
+/// flags). Queued, never waited for.
+fn probe(ctx: &Ctx<'_>, sid: SessionId) {
+    ctx.svc
+        .backchannels()
+        .submit(crate::backchannel::CbJob::Probe(sid));
+}
+
+fn bound(sessid: w::sessionid4, granted: st::ConnDir) -> ResOp {
+    ResOp::ok(
+        OP_BIND_CONN_TO_SESSION,
+        ResBody::BindConn(w::BIND_CONN_TO_SESSION4resok {
+            bctsr_sessid: sessid,
+            bctsr_dir: match granted {
+                st::ConnDir::Fore => 1,
+                st::ConnDir::Back => 2,
+                st::ConnDir::Both => 3,
+            },
+            bctsr_use_conn_in_rdma_mode: false,
+        }),
+    )
 }
 
 pub fn backchannel_ctl(ctx: &mut Ctx<'_>, a: w::BACKCHANNEL_CTL4args) -> ResOp {
@@ -219,7 +240,10 @@ pub fn backchannel_ctl(ctx: &mut Ctx<'_>, a: w::BACKCHANNEL_CTL4args) -> ResOp {
         .v4()
         .with(|s| s.backchannel_ctl(sid, a.bca_cb_program, sec))
     {
-        Ok(()) => ResOp::status(OP_BACKCHANNEL_CTL, nfsstat4::NFS4_OK),
+        Ok(()) => {
+            probe(ctx, sid);
+            ResOp::status(OP_BACKCHANNEL_CTL, nfsstat4::NFS4_OK)
+        }
         Err(e) => err(OP_BACKCHANNEL_CTL, e),
     }
 }

@@ -9,7 +9,7 @@
 use rnfs_nfs4::{nfsstat4, op::*, ArgOp, ResOp};
 
 use super::ctx::Ctx;
-use super::{attrs, dir, fh, io, open, session};
+use super::{attrs, deleg, dir, fh, io, open, session};
 use crate::call::Reply;
 
 /// Executes one operation; `None` when the handler wrote its result into `reply` itself (READ).
@@ -21,7 +21,7 @@ pub fn exec(ctx: &mut Ctx<'_>, op: ArgOp, reply: &mut Reply) -> Option<ResOp> {
         ArgOp::Commit(a) => Some(io::commit(ctx, a)),
         ArgOp::Create(a) => Some(dir::create(ctx, a)),
         ArgOp::DelegPurge(_) => notsupp(OP_DELEGPURGE),
-        ArgOp::DelegReturn(s) => Some(open::delegreturn(ctx, s)),
+        ArgOp::DelegReturn(s) => Some(deleg::delegreturn(ctx, s)),
         ArgOp::GetAttr(a) => Some(attrs::getattr(ctx, a)),
         ArgOp::GetFh => Some(fh::getfh(ctx)),
         ArgOp::Link(a) => Some(dir::link(ctx, a)),

@@ -69,6 +69,8 @@ pub struct Service {
     v4: crate::v4state::V4State,
     /// NFSv4 owner strings.
     idmap: crate::idmap::IdMap,
+    /// Calls to NFSv4 clients on their connections.
+    backchannels: crate::backchannel::BackChannels,
 }
 
 /// Monotonic counters the service keeps (metrics and benchmarks read them).
@@ -106,6 +108,7 @@ impl Service {
             locking: crate::locking::Locking::new(limits.lock_limits()),
             v4: crate::v4state::V4State::new(0, limits.nfs4_limits()),
             idmap: crate::idmap::IdMap::numeric(),
+            backchannels: Default::default(),
         }
     }
 
@@ -147,9 +150,48 @@ impl Service {
         &self.idmap
     }
 
-    /// A TCP connection closed: NFSv4 sessions unbind it.
+    /// A TCP connection closed: NFSv4 sessions unbind it, and calls waiting on it fail.
     pub fn v4_connection_closed(&self, conn_id: u64) {
         self.v4.with(|s| s.connection_closed(conn_id));
+        self.backchannels.unregister(conn_id);
+    }
+
+    /// An access to a file by someone other than an NFSv4 client (NFSv3, NLM): recalls the
+    /// NFSv4 delegations it conflicts with (a write delegation for a read; any for a write, a
+    /// removal, a rename or an attribute change) and answers [`rnfs_storage::Error::Delay`] while
+    /// one is still out.
+    pub(crate) fn delegations_allow(
+        &self,
+        now_ms: u64,
+        file: &[u8],
+        write: bool,
+    ) -> Result<(), rnfs_storage::Error> {
+        if !self.v4.any_delegations() || crate::nfs4::break_for(self, now_ms, file, None, write) {
+            return Ok(());
+        }
+        Err(rnfs_storage::Error::Delay)
+    }
+
+    /// [`Service::delegations_allow`] for the file `name` in directory `dir` (REMOVE, RENAME),
+    /// which is looked up only while some delegation exists.
+    pub(crate) fn delegations_allow_name(
+        &self,
+        now_ms: u64,
+        dir: &Authorized,
+        name: &[u8],
+    ) -> Result<(), rnfs_storage::Error> {
+        if !self.v4.any_delegations() {
+            return Ok(());
+        }
+        match dir.export.backend.lookup(&dir.who, &dir.handle, name) {
+            Ok((fh, _)) => self.delegations_allow(now_ms, &fh.to_bytes(), true),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Calls to NFSv4 clients (the back channel).
+    pub(crate) fn backchannels(&self) -> &crate::backchannel::BackChannels {
+        &self.backchannels
     }
 
     /// The table of READ data on loan.

@@ -141,6 +141,16 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, sl
     // Set by the writer when it gives up, so the reader stops too.
     let writer_gone = Arc::new(Notify::new());
     let replies = WriterQueue::new(turn, reply_rx, resume_rx);
+    let in_flight = Arc::new(Semaphore::new(limits.connection_requests_max));
+    // The NFSv4 back channel sends its calls the way workers send replies.
+    shared.service.backchannels().register(
+        origin.conn_id,
+        crate::backchannel::CbConn::new(
+            send_side.clone(),
+            in_flight.clone(),
+            shared.budget.clone(),
+        ),
+    );
     tokio::spawn(write_loop(
         replies,
         stream.clone(),
@@ -149,7 +159,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, sl
         writer_gone.clone(),
     ));
     let reader = Reader {
-        in_flight: Arc::new(Semaphore::new(limits.connection_requests_max)),
+        in_flight,
         shared: &shared,
         conn: &conn,
         origin,
@@ -157,8 +167,8 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, sl
         limits: &limits,
     };
     reader.run(&stream, &writer_gone).await;
-    // NFSv4 sessions forget the connection (a back channel bound to it is gone). A leaf lock,
-    // taken and released here without an await.
+    // NFSv4 sessions forget the connection (a back channel bound to it is gone) and its calls
+    // waiting for replies fail. Leaf locks, taken and released here without an await.
     shared.service.v4_connection_closed(origin.conn_id);
 }
 
@@ -279,6 +289,16 @@ impl Reader<'_> {
             }
             loop {
                 match machine.poll_record(now_ms()) {
+                    Ok(Some(record)) if crate::backchannel::is_reply(record.bytes()) => {
+                        // A client's reply to a callback: never a request, never a worker.
+                        self.conn
+                            .bytes_in
+                            .fetch_add(record.wire_bytes(), std::sync::atomic::Ordering::Relaxed);
+                        let service = &self.shared.service;
+                        service
+                            .backchannels()
+                            .deliver(self.origin.conn_id, record.into_bytes());
+                    }
                     Ok(Some(record)) => {
                         let admitted = self
                             .admit(record, close_wait.as_mut(), writer_gone_wait.as_mut())
