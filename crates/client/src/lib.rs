@@ -82,8 +82,14 @@ enum Transport {
 ///
 /// Over TCP, a timeout or I/O error may leave the stream in the middle of a record: make a new
 /// client after one.
+/// Answers a call the server makes on this client's connection (the NFSv4.1 back channel):
+/// gets the call message, returns the reply message to send (or `None`: no answer).
+pub type CallbackHandler = Box<dyn FnMut(&[u8]) -> Option<Vec<u8>> + Send>;
+
 pub struct Client {
     transport: Transport,
+    /// Calls from the server read while waiting for a reply go here (else they break the stream).
+    callbacks: Option<CallbackHandler>,
     peer: SocketAddr,
     auth: Auth,
     next_xid: u32,
@@ -143,6 +149,7 @@ impl Client {
     fn new(transport: Transport, peer: SocketAddr) -> Self {
         Client {
             transport,
+            callbacks: None,
             peer,
             auth: Auth::None,
             next_xid: initial_xid(),
@@ -340,6 +347,12 @@ impl Client {
         }
     }
 
+    /// Answers the server's calls on this connection (the NFSv4.1 back channel) with `handler`
+    /// while waiting for replies.
+    pub fn set_callback_handler(&mut self, handler: CallbackHandler) {
+        self.callbacks = Some(handler);
+    }
+
     /// Sends a call with already-encoded `args` and returns the parsed reply, whatever its status.
     /// `xid` defaults to the next XID; passing one lets tests retransmit (duplicate request cache).
     /// Replies with other XIDs are skipped. Over UDP the call is resent every retransmit interval
@@ -403,6 +416,15 @@ impl Client {
                 }
                 Err(e) => return Err(e),
             };
+            // A call from the server (msg_type CALL after the xid): answered, not a reply.
+            if reply.get(4..8) == Some(&[0, 0, 0, 0]) {
+                if let Some(handler) = self.callbacks.as_mut() {
+                    if let Some(answer) = handler(&reply) {
+                        self.send_message(&answer)?;
+                    }
+                    continue;
+                }
+            }
             // Over UDP a stray datagram is skipped; over TCP a bad record means a broken stream.
             let parsed = match rpc::decode_reply(reply.clone()) {
                 Ok(r) => r,

@@ -266,10 +266,21 @@ pub fn create_session(
     clientid: u64,
     sequence: u32,
 ) -> Result<nfs4::CREATE_SESSION4resok> {
+    create_session_flags(client, clientid, sequence, 0)
+}
+
+/// [`create_session`] with `csa_flags` (CREATE_SESSION4_FLAG_CONN_BACK_CHAN: this connection
+/// carries the back channel too).
+pub fn create_session_flags(
+    client: &mut Client,
+    clientid: u64,
+    sequence: u32,
+    flags: u32,
+) -> Result<nfs4::CREATE_SESSION4resok> {
     let args = nfs4::CREATE_SESSION4args {
         csa_clientid: clientid,
         csa_sequence: sequence,
-        csa_flags: 0,
+        csa_flags: flags,
         csa_fore_chan_attrs: fore_channel_wanted(),
         csa_back_chan_attrs: nfs4::channel_attrs4 {
             ca_headerpadsize: 0,
@@ -350,6 +361,41 @@ impl Session {
         Ok(s)
     }
 
+    /// [`Session::establish`] asking for a back channel on this connection: the server's calls
+    /// on it (CB_NULL, CB_COMPOUND) go to `handler` while this session waits for its replies
+    /// (see [`callback_answerer`]).
+    pub fn establish_with_back_channel(
+        mut client: Client,
+        owner: &[u8],
+        handler: crate::CallbackHandler,
+    ) -> Result<Session> {
+        client.set_callback_handler(handler);
+        let verifier = client.next_xid().to_be_bytes();
+        let mut v = [0u8; 8];
+        v[..4].copy_from_slice(&verifier);
+        v[4..].copy_from_slice(&std::process::id().to_be_bytes());
+        let ex = exchange_id(&mut client, owner, v)?;
+        let cs = create_session_flags(
+            &mut client,
+            ex.eir_clientid,
+            ex.eir_sequenceid,
+            nfs4::CREATE_SESSION4_FLAG_CONN_BACK_CHAN,
+        )?;
+        let mut s = Session::from_created(client, ex.eir_clientid, cs, owner)?;
+        s.reclaim_complete()?;
+        Ok(s)
+    }
+
+    /// A compound of SEQUENCE alone: renews the lease, lets the server's calls waiting on the
+    /// connection be answered, and returns SEQUENCE's status flags.
+    pub fn ping(&mut self) -> Result<u32> {
+        let res = self.compound(Vec::new())?;
+        match &result(&res, 0, OP_SEQUENCE)?.body {
+            Some(ResBody::Sequence(ok)) => Ok(ok.sr_status_flags),
+            _ => Err(missing(OP_SEQUENCE)),
+        }
+    }
+
     /// CREATE_SESSION for a client id EXCHANGE_ID returned; `owner` names the session's open and
     /// lock owners.
     pub fn create(
@@ -359,6 +405,15 @@ impl Session {
         owner: &[u8],
     ) -> Result<Session> {
         let cs = create_session(&mut client, clientid, sequence)?;
+        Session::from_created(client, clientid, cs, owner)
+    }
+
+    fn from_created(
+        client: Client,
+        clientid: u64,
+        cs: nfs4::CREATE_SESSION4resok,
+        owner: &[u8],
+    ) -> Result<Session> {
         let fore = cs.csr_fore_chan_attrs;
         if fore.ca_maxrequests == 0 || fore.ca_maxoperations < 2 {
             return Err(Error::Protocol(format!(
@@ -1022,4 +1077,70 @@ mod tests {
         b.extend_from_slice(&[0, 0, 0, 0]);
         assert!(decode_compound_res(Bytes::from(b)).is_err());
     }
+}
+
+/// What a test client's back channel saw: CB_NULLs and the delegations recalled.
+#[derive(Debug, Default)]
+pub struct CallbacksSeen {
+    pub nulls: usize,
+    pub recalls: Vec<nfs4::stateid4>,
+}
+
+/// A [`crate::CallbackHandler`] answering CB_NULL and CB_COMPOUND (CB_SEQUENCE echoed back,
+/// CB_RECALL recorded and accepted) into `seen`; with `answer` false it records but never
+/// replies (a client whose back channel is dead).
+pub fn callback_answerer(
+    seen: std::sync::Arc<std::sync::Mutex<CallbacksSeen>>,
+    answer: bool,
+) -> crate::CallbackHandler {
+    use nfs4::cb::{CB_COMPOUND4args, CB_COMPOUND4res, CB_SEQUENCE4resok, CbArgOp, CbResOp};
+    use nfs4::cb::{OP_CB_RECALL, OP_CB_SEQUENCE};
+    Box::new(move |msg: &[u8]| {
+        let call = crate::rpc::decode_call(Bytes::copy_from_slice(msg)).ok()?;
+        let mut seen = seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let results = match call.proc {
+            0 => {
+                seen.nulls += 1;
+                Bytes::new()
+            }
+            1 => {
+                let args: CB_COMPOUND4args = rnfs_xdr::from_bytes(call.args).ok()?;
+                let mut res = Vec::new();
+                for op in args.argarray.0 {
+                    match op {
+                        CbArgOp::Sequence(a) => res.push(CbResOp {
+                            op: OP_CB_SEQUENCE,
+                            status: nfsstat4::NFS4_OK,
+                            sequence: Some(CB_SEQUENCE4resok {
+                                csr_sessionid: a.csa_sessionid,
+                                csr_sequenceid: a.csa_sequenceid,
+                                csr_slotid: a.csa_slotid,
+                                csr_highest_slotid: a.csa_highest_slotid,
+                                csr_target_highest_slotid: a.csa_highest_slotid,
+                            }),
+                        }),
+                        CbArgOp::Recall(r) => {
+                            seen.recalls.push(r.stateid);
+                            res.push(CbResOp {
+                                op: OP_CB_RECALL,
+                                status: nfsstat4::NFS4_OK,
+                                sequence: None,
+                            });
+                        }
+                    }
+                }
+                rnfs_xdr::to_bytes(&CB_COMPOUND4res {
+                    status: nfsstat4::NFS4_OK,
+                    tag: args.tag,
+                    resarray: rnfs_xdr::Array(res),
+                })
+            }
+            _ => return None,
+        };
+        answer.then(|| {
+            crate::rpc::encode_reply(call.xid, &crate::rpc::ReplyStatus::Success(results)).to_vec()
+        })
+    })
 }

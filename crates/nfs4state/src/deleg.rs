@@ -34,6 +34,19 @@ pub struct Breaks {
     pub pending: bool,
 }
 
+/// One live delegation, as `rnfsd ctl` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DelegInfo {
+    /// Its holder.
+    pub client: ClientId,
+    /// The file key.
+    pub file: Bytes,
+    /// A write delegation (else read).
+    pub write: bool,
+    /// When its recall is due, if it is being recalled.
+    pub recall_due_ms: Option<u64>,
+}
+
 /// Why no delegation is granted (the `why_no_delegation4` of OPEN_DELEGATE_NONE_EXT).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoDeleg {
@@ -104,6 +117,31 @@ impl Nfs4State {
         !self.delegs.is_empty()
     }
 
+    /// Every live delegation (at most `max`), recalled ones first.
+    pub fn delegation_list(&self, max: usize) -> Vec<DelegInfo> {
+        let mut all: Vec<DelegInfo> = self
+            .delegs
+            .values()
+            .flatten()
+            .filter_map(|&i| match self.states.at(i)? {
+                Entry {
+                    kind: Kind::Deleg { file, write, .. },
+                    client,
+                    ..
+                } => Some(DelegInfo {
+                    client: *client,
+                    file: file.clone(),
+                    write: *write,
+                    recall_due_ms: self.recalls.get(&i).copied(),
+                }),
+                _ => None,
+            })
+            .collect();
+        all.sort_by_key(|d| (d.recall_due_ms.is_none(), d.recall_due_ms, d.client));
+        all.truncate(max);
+        all
+    }
+
     /// Live delegations, all clients.
     pub fn delegations(&self) -> usize {
         self.delegs.values().map(Vec::len).sum()
@@ -134,6 +172,21 @@ impl Nfs4State {
         by: Option<ClientId>,
         write: bool,
     ) -> Breaks {
+        let lease_ms = self.limits.lease_ms;
+        self.break_delegations_within(now_ms, file, by, write, lease_ms)
+    }
+
+    /// [`Nfs4State::break_delegations`] with recalls due within `recall_ms` (at most a lease): a
+    /// local process kept waiting by a file lease waits only as long as the kernel lets it.
+    pub fn break_delegations_within(
+        &mut self,
+        now_ms: u64,
+        file: &[u8],
+        by: Option<ClientId>,
+        write: bool,
+        recall_ms: u64,
+    ) -> Breaks {
+        let recall_ms = recall_ms.min(self.limits.lease_ms);
         let mut breaks = Breaks::default();
         let indexes = self.delegs.get(file).cloned().unwrap_or_default();
         for index in indexes {
@@ -160,7 +213,10 @@ impl Nfs4State {
                 continue;
             }
             breaks.pending = true;
-            if self.recalls.contains_key(&index) {
+            let due_ms = now_ms.saturating_add(recall_ms);
+            if let Some(deadline) = self.recalls.get_mut(&index) {
+                // Under way: only ever brought forward.
+                *deadline = (*deadline).min(due_ms);
                 continue;
             }
             breaks.recall.push(Recall {
@@ -168,11 +224,49 @@ impl Nfs4State {
                 stateid: self.stateid_of(index, seqid),
                 fh,
             });
-            self.recalls
-                .insert(index, now_ms.saturating_add(self.limits.lease_ms));
+            self.recalls.insert(index, due_ms);
             self.counters.delegations_recalled += 1;
         }
         breaks
+    }
+
+    /// Recalls `client`'s own delegation of `file` (it opened the file in a way its delegation
+    /// does not cover), unless already under way; due in a lease.
+    pub fn recall_own(&mut self, now_ms: u64, client: ClientId, file: &[u8]) -> Option<Recall> {
+        let index = *self.client(client).ok()?.delegs.get(file)?;
+        if self.recalls.contains_key(&index) {
+            return None;
+        }
+        let Entry {
+            kind: Kind::Deleg { fh, .. },
+            seqid,
+            ..
+        } = self.states.at(index)?.clone()
+        else {
+            return None;
+        };
+        self.recalls
+            .insert(index, now_ms.saturating_add(self.limits.lease_ms));
+        self.counters.delegations_recalled += 1;
+        Some(Recall {
+            client,
+            stateid: self.stateid_of(index, seqid),
+            fh,
+        })
+    }
+
+    /// Whether some client holds (or is returning) a delegation of `file`.
+    pub fn is_delegated(&self, file: &[u8]) -> bool {
+        self.delegs.contains_key(file)
+    }
+
+    /// Takes back a delegation just granted that the server could not back (no lease on the
+    /// file): as if it never was.
+    pub fn undelegate(&mut self, client: ClientId, stateid: &Stateid) {
+        if let Ok(index) = self.find_live(client, stateid, StateKind::Deleg) {
+            self.remove_state(client, index);
+            self.counters.delegations_granted -= 1;
+        }
     }
 
     /// DELEGRETURN (RFC 8881 §18.6): the delegation is given back (a revoked one answers

@@ -88,7 +88,7 @@ mod tests;
 
 pub use bytes::Bytes;
 pub use client::{ExchangeId, ExchangeIdOk};
-pub use deleg::{Breaks, NoDeleg, Recall};
+pub use deleg::{Breaks, DelegInfo, NoDeleg, Recall};
 pub use error::Error;
 pub use limits::{Limits, LimitsError};
 pub use observe::{ClientInfo, Counters, Usage};

@@ -97,6 +97,7 @@ fn human(cmd: &str, d: &Value) -> String {
         "locks" => locks(d),
         "filelocks" => file_locks(d),
         "nfs4 clients" => nfs4_clients(d),
+        "nfs4 delegations" => nfs4_delegations(d),
         "exports" => exports(&d["exports"], d["config"].as_str()),
         "exports reload" | "reload" => reload(d),
         "stats" => stats(d),
@@ -451,6 +452,14 @@ fn nfs4_clients(d: &Value) -> String {
                         s(&c["slots_in_use"]),
                         s(&c["opens"]),
                         s(&c["locks"]),
+                        s(&c["delegations"]),
+                        s(&c["revoked"]),
+                        if c["callbacks"] == json!(true) {
+                            "up"
+                        } else {
+                            "down"
+                        }
+                        .into(),
                     ]
                 })
                 .collect()
@@ -467,9 +476,45 @@ fn nfs4_clients(d: &Value) -> String {
             "SLOTS BUSY",
             "OPENS",
             "LOCKS",
+            "DELEGS",
+            "REVOKED",
+            "CALLBACKS",
         ],
         &rows,
     ));
+    out
+}
+
+fn nfs4_delegations(d: &Value) -> String {
+    let rows: Vec<Vec<String>> = d["delegations"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    vec![
+                        s(&x["clientid"]),
+                        s(&x["kind"]),
+                        match x["recall_due_in_ms"].as_u64() {
+                            Some(ms) => format!("recalled, due in {}", dur(ms)),
+                            None => "held".into(),
+                        },
+                        s(&x["file"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let c = &d["callbacks"];
+    let mut out = format!(
+        "{} NFSv4 delegations ({} shown); callbacks: {} calls, {} answered, {} timed out, {} failed\n",
+        s(&d["total"]),
+        rows.len(),
+        s(&c["calls"]),
+        s(&c["answered"]),
+        s(&c["timeouts"]),
+        s(&c["failed"]),
+    );
+    out.push_str(&table(&["CLIENTID", "KIND", "STATE", "FILE HANDLE"], &rows));
     out
 }
 

@@ -42,7 +42,10 @@ enum Command {
     ///   loans                       READ data on loan: owner, file, range, bytes, age
     ///   locks                       every tracked lock: holder thread, call site, held for, waiters
     ///   filelocks                   NFS clients' file locks, shares and blocked requests (NLM, v4)
-    ///   nfs4 clients                NFSv4 clients: owner, lease age, sessions, busy slots, opens, locks
+    ///   nfs4 clients                NFSv4 clients: owner, lease age, sessions, busy slots, opens,
+    ///                               locks, delegations, revoked state, back channel up
+    ///   nfs4 delegations            NFSv4 delegations: holder, file, kind, recall deadline;
+    ///                               back-channel call counts
     ///   nfs4 expire CLIENTID        expire an NFSv4 client now (its opens and locks are released)
     ///   exports                     the export table and client rules
     ///   exports reload              re-read the --config file and swap the export table

@@ -15,7 +15,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ use rnfs_client::v4::{self, Session};
 use rnfs_client::Client;
 use serde_json::Value;
 
-use common::{run_bounded, TestServer};
+use common::{ctl, TestServer};
 
 const LEASE_MS: u64 = 2000;
 const BIG_BYTES: usize = 6 << 20;
@@ -60,22 +59,6 @@ fn file_fh(s: &mut Session, export: &Path, name: &str) -> nfs4::nfs_fh4 {
     let refs: Vec<&str> = c.iter().map(String::as_str).collect();
     let dir = s.lookup_path(&refs).unwrap();
     s.lookup(&dir, name).unwrap()
-}
-
-fn ctl(state_dir: &Path, args: &[&str]) -> Value {
-    let out = run_bounded(
-        Command::new(env!("CARGO_BIN_EXE_rnfsd"))
-            .arg("ctl")
-            .arg("--state-dir")
-            .arg(state_dir)
-            .arg("--json")
-            .args(args),
-        Duration::from_secs(30),
-    );
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("ctl {args:?}: {e}\n{}", out.describe()));
-    assert_eq!(v["ok"], Value::Bool(true), "ctl {args:?}: {v}");
-    v["data"].clone()
 }
 
 /// The server's /metrics page (its address from `rnfsd ctl status`).

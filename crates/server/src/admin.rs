@@ -317,6 +317,7 @@ impl Admin {
             "locks" => Ok(locks()),
             "filelocks" => Ok(self.file_locks()),
             "nfs4 clients" => Ok(self.nfs4_clients()),
+            "nfs4 delegations" => Ok(self.nfs4_delegations()),
             "nfs4 expire" => self.nfs4_expire(req.client.as_deref()).await,
             "exports" => Ok(self.exports()),
             "exports reload" | "reload" => self.reload().await,
@@ -325,7 +326,7 @@ impl Admin {
             "log" => log_command(&req),
             other => Err(format!(
                 "unknown command {other:?}; commands: status, connections, requests, loans, locks, \
-                 filelocks, nfs4 clients, nfs4 expire, exports, exports reload, stats, stalls, log"
+                 filelocks, nfs4 clients, nfs4 delegations, nfs4 expire, exports, exports reload, stats, stalls, log"
             )),
         };
         match result {
@@ -594,6 +595,9 @@ impl Admin {
     }
 }
 
+/// Rows of `rnfsd ctl nfs4 delegations` at most (the total is given).
+const DELEGATION_ROWS_MAX: usize = 10_000;
+
 /// Rows of `rnfsd ctl filelocks` at most (the manager may hold many more; their count is given).
 const FILE_LOCK_ROWS_MAX: usize = 10_000;
 
@@ -603,6 +607,28 @@ impl Admin {
     fn nfs4_clients(&self) -> Value {
         let clients = self.running.service.v4().clients(now_ms());
         json!({ "clients": clients })
+    }
+
+    /// NFSv4 delegations: holder, file handle, kind, and the recall's deadline; with the
+    /// back channel's call counts.
+    fn nfs4_delegations(&self) -> Value {
+        let svc = &self.running.service;
+        let rows = svc.v4().delegations(now_ms(), DELEGATION_ROWS_MAX);
+        let total = svc.v4().with(|s| s.delegations());
+        let c = &svc.callbacks().counters;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        json!({
+            "delegations": rows,
+            "total": total,
+            "callbacks": {
+                "calls": n(&c.calls),
+                "answered": n(&c.answered),
+                "timeouts": n(&c.timeouts),
+                "failed": n(&c.failed),
+                "stray_replies": n(&c.stray_replies),
+                "jobs_refused": n(&c.jobs_refused),
+            },
+        })
     }
 
     /// Expires an NFSv4 client by hand (its opens and locks are released, its record file

@@ -5,8 +5,8 @@
 //! * [`BackChannels`] knows every open TCP connection's way out (the worker's [`SendSide`]) and
 //!   the calls on it waiting for a reply, by xid. A connection's reader hands every RPC *reply*
 //!   it reads to [`BackChannels::deliver`] instead of the worker pool.
-//! * Workers never call a client: they queue a [`CbJob`] ([`BackChannels::submit`], a `try_send`
-//!   on a bounded channel) and the dispatcher task ([`run`]) makes the call: a CB_NULL probe of a
+//! * Workers never call a client: they queue a [`CbJob`] ([`crate::callbacks::Callbacks::submit`],
+//!   a `try_send` on a bounded channel) and the dispatcher task ([`start`]) makes the call: a CB_NULL probe of a
 //!   new back channel, or a CB_COMPOUND (CB_SEQUENCE first, then CB_RECALL...) on the client's
 //!   session whose back channel is up and free.
 //!
@@ -20,8 +20,7 @@
 //! * A closed connection drops its pending calls: their callers see it at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rnfs_nfs4::cb::{CB_COMPOUND4args, CB_COMPOUND4res, CB_SEQUENCE4args, CbArgOp};
@@ -32,6 +31,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, warn};
 
 use crate::call::Reply;
+use crate::callbacks::{count, CbCounters, CbError, CbJob};
 use crate::lockdep::TrackedMutex;
 use crate::outgoing::{Outgoing, Queued, SendSide};
 use crate::reply_memory::ReplyBudget;
@@ -53,54 +53,6 @@ const SLOT_RETRY_MS: u64 = 5;
 /// Largest CB_COMPOUND reply decoded (bytes): CB_SEQUENCE's and a few statuses.
 const CB_REPLY_BYTES_MAX: usize = 64 << 10;
 
-/// Why a call failed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum CbError {
-    #[error("no connection is bound to the back channel")]
-    NoPath,
-    #[error("the connection is full or closing")]
-    ConnBusy,
-    #[error("no reply within {0} ms")]
-    Timeout(u64),
-    #[error("the client refused the call: {0}")]
-    Refused(String),
-    #[error("the client's reply cannot be decoded")]
-    Garbage,
-    #[error("the back channel accepts only RPCSEC_GSS, which this server does not speak")]
-    NoSecurity,
-}
-
-/// What the dispatcher does for a worker.
-#[derive(Clone)]
-pub enum CbJob {
-    /// CB_NULL on a session's back channel (after CREATE_SESSION, a back binding or
-    /// BACKCHANNEL_CTL); its outcome marks the path up or down.
-    Probe(SessionId),
-    /// A CB_COMPOUND of `ops` (after CB_SEQUENCE) to the client, on whichever of its sessions
-    /// has its back channel up and free; `done` gets the result.
-    Compound {
-        client: ClientId,
-        ops: Vec<CbArgOp>,
-        done: CbDone,
-    },
-}
-
-/// What to do with a CB_COMPOUND's outcome (runs on the dispatcher task: must not block).
-pub type CbDone = Arc<dyn Fn(&Service, Result<CB_COMPOUND4res, CbError>) + Send + Sync>;
-
-/// Counters for metrics and `rnfsd ctl`.
-#[derive(Debug, Default)]
-pub struct CbCounters {
-    pub calls: AtomicU64,
-    pub answered: AtomicU64,
-    pub timeouts: AtomicU64,
-    pub failed: AtomicU64,
-    /// Replies whose xid no call waited for (late, or forged).
-    pub stray_replies: AtomicU64,
-    /// Jobs refused because the queue was full or no dispatcher runs.
-    pub jobs_refused: AtomicU64,
-}
-
 /// One connection's way out, and its calls waiting for replies.
 pub struct CbConn {
     side: SendSide,
@@ -121,21 +73,11 @@ impl CbConn {
     }
 }
 
-/// Every connection's back-channel side, and the dispatcher's queue.
+/// Every connection's back-channel side (held by the transport).
 pub struct BackChannels {
     conns: TrackedMutex<HashMap<u64, Arc<CbConn>>>,
-    jobs: OnceLock<mpsc::Sender<CbJob>>,
-    pub counters: CbCounters,
-}
-
-impl Default for BackChannels {
-    fn default() -> Self {
-        BackChannels {
-            conns: TrackedMutex::new("backchannel.conns", HashMap::new()),
-            jobs: OnceLock::new(),
-            counters: CbCounters::default(),
-        }
-    }
+    /// Whose calls these are (its counts, see [`crate::callbacks`]).
+    service: Arc<Service>,
 }
 
 /// An RPC reply message (msg_type REPLY, RFC 5531 §9): the record after its xid says 1.
@@ -143,11 +85,18 @@ pub fn is_reply(record: &[u8]) -> bool {
     record.get(4..8) == Some(&[0, 0, 0, 1])
 }
 
-fn count(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
-
 impl BackChannels {
+    pub fn new(service: Arc<Service>) -> BackChannels {
+        BackChannels {
+            conns: TrackedMutex::new("backchannel.conns", HashMap::new()),
+            service,
+        }
+    }
+
+    fn counts(&self) -> &CbCounters {
+        &self.service.callbacks().counters
+    }
+
     /// A TCP connection opened: calls may be sent on it.
     pub fn register(&self, conn_id: u64, conn: CbConn) {
         self.conns.lock().insert(conn_id, Arc::new(conn));
@@ -176,19 +125,10 @@ impl BackChannels {
                 let _ = tx.send(record);
             }
             None => {
-                count(&self.counters.stray_replies);
+                count(&self.counts().stray_replies);
                 debug!(conn_id, xid, "reply to no call of ours: dropped");
             }
         }
-    }
-
-    /// Queues a job for the dispatcher; never waits. `false` (counted) if it is refused.
-    pub fn submit(&self, job: CbJob) -> bool {
-        let sent = self.jobs.get().is_some_and(|q| q.try_send(job).is_ok());
-        if !sent {
-            count(&self.counters.jobs_refused);
-        }
-        sent
     }
 
     /// Calls `proc_num` of program `prog` on connection `conn_id` and waits (at most
@@ -202,7 +142,7 @@ impl BackChannels {
         args: &[u8],
         timeout_ms: u64,
     ) -> Result<Bytes, CbError> {
-        count(&self.counters.calls);
+        count(&self.counts().calls);
         let conn = self
             .conns
             .lock()
@@ -226,13 +166,13 @@ impl BackChannels {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => return Err(CbError::NoPath),
             Err(_) => {
-                count(&self.counters.timeouts);
+                count(&self.counts().timeouts);
                 return Err(CbError::Timeout(timeout_ms));
             }
         };
         match rnfs_oncrpc::decode_reply(reply) {
             Ok((_, ReplyHeader::Success, results)) => {
-                count(&self.counters.answered);
+                count(&self.counts().answered);
                 Ok(results)
             }
             Ok((_, other, _)) => Err(CbError::Refused(format!("{other:?}"))),
@@ -299,13 +239,12 @@ pub fn credential(cb_sec: &Bytes) -> Result<OpaqueAuth, CbError> {
 }
 
 /// Starts the dispatcher on the current runtime; it runs until the service is dropped.
-pub fn start(service: Arc<Service>) {
+pub fn start(service: &Arc<Service>, conns: Arc<BackChannels>) {
     let (tx, mut rx) = mpsc::channel::<CbJob>(JOBS_QUEUE_MAX);
-    if service.backchannels().jobs.set(tx).is_err() {
+    if !service.callbacks().set_queue(tx) {
         return;
     }
-    let weak = Arc::downgrade(&service);
-    drop(service);
+    let weak = Arc::downgrade(service);
     let permits = Arc::new(Semaphore::new(JOBS_IN_FLIGHT_MAX));
     tokio::spawn(async move {
         loop {
@@ -318,8 +257,9 @@ pub fn start(service: Arc<Service>) {
             let Some(svc) = weak.upgrade() else {
                 break;
             };
+            let conns = conns.clone();
             tokio::spawn(async move {
-                run(&svc, job).await;
+                run(&svc, &conns, job).await;
                 drop(permit);
             });
         }
@@ -327,15 +267,15 @@ pub fn start(service: Arc<Service>) {
 }
 
 /// Runs one job.
-pub async fn run(svc: &Service, job: CbJob) {
+async fn run(svc: &Service, conns: &BackChannels, job: CbJob) {
     match job {
-        CbJob::Probe(sid) => probe(svc, sid).await,
+        CbJob::Probe(sid) => probe(svc, conns, sid).await,
         CbJob::Compound { client, ops, done } => {
-            let res = compound(svc, client, ops).await;
+            let res = compound(svc, conns, client, ops).await;
             if let Err(e) = &res {
                 warn!(client = format_args!("{:016x}", client.0), error = %e, "NFSv4 callback failed");
             }
-            done(svc, res);
+            done(res);
         }
     }
 }
@@ -345,14 +285,13 @@ fn timeout_ms(svc: &Service) -> u64 {
 }
 
 /// CB_NULL on the session's back channel.
-async fn probe(svc: &Service, sid: SessionId) {
+async fn probe(svc: &Service, conns: &BackChannels, sid: SessionId) {
     let Ok(target) = svc.v4().with(|s| s.probe_target(sid)) else {
         return;
     };
     let answered = match credential(&target.cb_sec) {
         Ok(cred) => {
-            let res = svc
-                .backchannels()
+            let res = conns
                 .call(
                     target.conn,
                     target.cb_program,
@@ -364,7 +303,7 @@ async fn probe(svc: &Service, sid: SessionId) {
                 .await;
             if let Err(e) = &res {
                 warn!(error = %e, "NFSv4 back channel probe (CB_NULL) failed: callbacks are off for this session");
-                count(&svc.backchannels().counters.failed);
+                count(&svc.callbacks().counters.failed);
             }
             res.is_ok()
         }
@@ -379,6 +318,7 @@ async fn probe(svc: &Service, sid: SessionId) {
 /// A CB_COMPOUND of CB_SEQUENCE and `ops` to the client.
 async fn compound(
     svc: &Service,
+    conns: &BackChannels,
     client: ClientId,
     ops: Vec<CbArgOp>,
 ) -> Result<CB_COMPOUND4res, CbError> {
@@ -415,7 +355,7 @@ async fn compound(
     let res = match credential(&target.cb_sec) {
         Ok(cred) => {
             let left_ms = deadline_ms.saturating_sub(crate::clock::now_ms()).max(1);
-            svc.backchannels()
+            conns
                 .call(
                     target.conn,
                     target.cb_program,
@@ -437,7 +377,7 @@ async fn compound(
     // Any decoded reply means the client's CB_SEQUENCE saw the sequence id.
     svc.v4().with(|s| s.callback_done(sid, res.is_ok()));
     if res.is_err() {
-        count(&svc.backchannels().counters.failed);
+        count(&svc.callbacks().counters.failed);
     }
     res
 }

@@ -214,7 +214,8 @@ pub struct Limits {
     /// An NFSv4 client's lease (the `lease_time` attribute): renewed by every SEQUENCE; a client
     /// silent for longer becomes a courtesy client (state kept until another client needs it).
     pub nfs4_lease_ms: u64,
-    /// NFSv4 delegations held by all clients, and by one client.
+    /// NFSv4 delegations held by all clients, and by one client. Each holds one open file (its
+    /// lease), so the whole is also kept under a quarter of the process's open-file limit.
     pub nfs4_delegations_max: usize,
     pub nfs4_delegations_per_client_max: usize,
 }
@@ -248,8 +249,8 @@ impl Default for Limits {
             lock_callback_attempts_max: 5,
             lock_callback_timeout_ms: 2000,
             nfs4_lease_ms: 90_000,
-            nfs4_delegations_max: 32_768,
-            nfs4_delegations_per_client_max: 4096,
+            nfs4_delegations_max: 4096,
+            nfs4_delegations_per_client_max: 1024,
         }
     }
 }

@@ -50,6 +50,7 @@ mod admin;
 mod backchannel;
 mod backends;
 mod call;
+mod callbacks;
 mod clock;
 pub mod config;
 mod drc;
@@ -248,6 +249,7 @@ pub async fn serve_with(
     tasks.spawn(heartbeat(watch_state.clone()));
     // Before listening: a client served by the state this replaces would lose its client id.
     start_v4(&service, &opts);
+    start_callbacks(&service, &shared, &mut tasks);
     let (own, ready_lines) = listen_all(&listen, &shared, &mut tasks).await?;
     service.set_own_ports(own);
 
@@ -327,7 +329,41 @@ fn start_locking(
         ..nlm_callback::CallbackLimits::default()
     };
     tasks.spawn(call_clients(service.clone(), callback_limits));
-    backchannel::start(service.clone());
+}
+
+/// The NFSv4 back channel's dispatcher, and the SIGIO watch of delegation leases: both before
+/// the server listens (a lease broken with no SIGIO handler would end the process).
+fn start_callbacks(
+    service: &Arc<Service>,
+    shared: &Arc<Shared>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    backchannel::start(service, shared.backchannels.clone());
+    // Delegations need to hear of local processes breaking their file leases (SIGIO, whose
+    // default action would end the process): without the handler, no delegation is granted.
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::io()) {
+        Ok(sigio) => {
+            tasks.spawn(watch_leases(service.clone(), sigio));
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot handle SIGIO: NFSv4 delegations are off");
+            service
+                .v4()
+                .delegations
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Recalls the delegations of files local processes are opening (their leases break: SIGIO).
+async fn watch_leases(service: Arc<Service>, mut sigio: tokio::signal::unix::Signal) {
+    while sigio.recv().await.is_some() {
+        let svc = service.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            svc.v4().scan_leases(svc.callbacks(), clock::now_ms())
+        })
+        .await;
+    }
 }
 
 /// NFSv4 at start: the previous instance's clients (state directory) may reclaim their opens and
@@ -448,6 +484,11 @@ async fn housekeeping(service: Arc<Service>, stats: Arc<stats::Stats>) {
             }
             service.locking.housekeeping(clock::now_ms());
             service.v4().housekeeping(clock::now_ms(), &service.locking);
+            // Signals can merge: look at the leases anyway, and free those of files no longer
+            // delegated (returned, revoked, purged).
+            let v4 = service.v4();
+            v4.scan_leases(service.callbacks(), clock::now_ms());
+            v4.release_leases();
             if quiet_after_work {
                 rnfs_sys::release_free_memory();
             }

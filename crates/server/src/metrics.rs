@@ -395,7 +395,7 @@ fn encode_nfs4(
     counter_by(
         enc,
         "rnfsd_nfs4_events",
-        "NFSv4 state events: client ids made, sessions made, SEQUENCEs, replies replayed from a slot, leases expired into courtesy, courtesy clients back, clients purged",
+        "NFSv4 state events: client ids made, sessions made, SEQUENCEs, replies replayed from a slot, leases expired into courtesy, courtesy clients back, clients purged, delegations granted, recalled, returned and revoked",
         "event",
         &[
             ("exchange_id", c.exchange_ids),
@@ -405,7 +405,32 @@ fn encode_nfs4(
             ("lease_expired", c.courtesy),
             ("courtesy_revived", c.revived),
             ("client_purged", c.purged),
+            ("delegation_granted", c.delegations_granted),
+            ("delegation_recalled", c.delegations_recalled),
+            ("delegation_returned", c.delegations_returned),
+            ("delegation_revoked", c.delegations_revoked),
         ],
+    )?;
+    let cb = &service.callbacks().counters;
+    counter_by(
+        enc,
+        "rnfsd_nfs4_callbacks",
+        "Calls to NFSv4 clients on their back channel (CB_NULL, CB_COMPOUND): made, answered, timed out, failed otherwise; replies matching no call; callbacks refused (queue full)",
+        "result",
+        &[
+            ("call", load(&cb.calls)),
+            ("answered", load(&cb.answered)),
+            ("timeout", load(&cb.timeouts)),
+            ("failed", load(&cb.failed)),
+            ("stray_reply", load(&cb.stray_replies)),
+            ("refused", load(&cb.jobs_refused)),
+        ],
+    )?;
+    gauge(
+        enc,
+        "rnfsd_nfs4_delegations",
+        "NFSv4 delegations held (those being recalled included)",
+        sat(u.delegations as u64),
     )?;
     gauge(
         enc,

@@ -12,10 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use rnfs_nfs4state::{self as st, ClientId, Expiry, Nfs4State, StateInfo, StateRef};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use crate::callbacks::{Callbacks, CbDone, CbJob};
 use crate::lockdep::TrackedMutex;
 use crate::locking::Locking;
+use rnfs_nfs4::cb::{CB_RECALL4args, CbArgOp};
 
 /// The manager's client key of an NFSv4 client: not an address followed by a space, so it never
 /// reads as an NLM key (`crate::locking::split_client_key`).
@@ -56,6 +58,22 @@ pub struct V4ClientInfo {
     pub slots_in_use: usize,
     pub opens: usize,
     pub locks: usize,
+    pub delegations: usize,
+    /// Revoked stateids the client has not freed yet.
+    pub revoked: usize,
+    /// A back channel works: a session's probe or last callback was answered.
+    pub callbacks: bool,
+}
+
+/// A delegation as `rnfsd ctl nfs4 delegations` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct V4DelegInfo {
+    pub clientid: String,
+    /// The file's handle, in hex.
+    pub file: String,
+    pub kind: &'static str,
+    /// Milliseconds until a recall under way is due (then the delegation is revoked).
+    pub recall_due_in_ms: Option<u64>,
 }
 
 /// File in the state directory listing the confirmed clients' owners (one hex line each), read
@@ -82,6 +100,10 @@ pub struct V4State {
     pub delegations: AtomicBool,
     /// Some client holds a delegation (see [`V4State::any_delegations`]).
     any_delegations: AtomicBool,
+    /// Files leased for delegations (see `crate::nfs4::deleg`), with the backend holding each
+    /// lease. A leaf lock, held for map operations only (never across a backend call).
+    pub leases:
+        TrackedMutex<std::collections::HashMap<Bytes, std::sync::Arc<dyn rnfs_storage::Backend>>>,
     /// Operations executed and those that failed, by operation number (OP_ILLEGAL and numbers
     /// past the last defined one counted at index 0).
     pub ops: OpCounters,
@@ -128,6 +150,7 @@ impl V4State {
             grace_shared: AtomicBool::new(false),
             delegations: AtomicBool::new(true),
             any_delegations: AtomicBool::new(false),
+            leases: TrackedMutex::new("nfs4.leases", Default::default()),
             ops: OpCounters::new(),
         }
     }
@@ -338,10 +361,131 @@ impl V4State {
                     slots_in_use: c.slots_in_use,
                     opens: c.opens,
                     locks: c.locks,
+                    delegations: c.delegations,
+                    revoked: c.revoked,
+                    callbacks: !s.client_sessions(c.clientid).is_empty(),
                 })
                 .collect()
         })
     }
+
+    /// Live delegations (at most `max`), those being recalled first.
+    pub fn delegations(&self, now_ms: u64, max: usize) -> Vec<V4DelegInfo> {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        self.with(|s| s.delegation_list(max))
+            .into_iter()
+            .map(|d| V4DelegInfo {
+                clientid: format!("{:016x}", d.client.0),
+                file: hex(&d.file),
+                kind: if d.write { "write" } else { "read" },
+                recall_due_in_ms: d.recall_due_ms.map(|t| t.saturating_sub(now_ms)),
+            })
+            .collect()
+    }
+}
+
+/// Delegations: recalls, and the leases that make local processes wait for them (see
+/// `crate::nfs4` for the grants). Calls to clients are only queued here ([`Callbacks::submit`]).
+impl V4State {
+    /// Recalls every delegation an access to `file` by `by` (an NFSv4 client; `None` for anyone
+    /// else) conflicts with — reading conflicts with a write delegation, writing (or removing,
+    /// renaming, changing attributes) with any — and says whether the access may go on now
+    /// (`false`: a conflicting delegation is still out; answer "try later", never wait).
+    pub fn break_for(
+        &self,
+        callbacks: &Callbacks,
+        now_ms: u64,
+        file: &[u8],
+        by: Option<ClientId>,
+        write: bool,
+    ) -> bool {
+        let breaks = self.with(|s| s.break_delegations(now_ms, file, by, write));
+        self.send_recalls(callbacks, breaks.recall);
+        !breaks.pending
+    }
+
+    /// Queues CB_RECALL for each delegation (the back channel's dispatcher sends them).
+    pub fn send_recalls(&self, callbacks: &Callbacks, recalls: Vec<st::Recall>) {
+        for r in recalls {
+            info!(
+                client = format_args!("{:016x}", r.client.0),
+                "recalling a delegation: another client or process needs the file"
+            );
+            let op = CbArgOp::Recall(CB_RECALL4args {
+                stateid: rnfs_nfs4::stateid4 {
+                    seqid: r.stateid.seqid,
+                    other: r.stateid.other,
+                },
+                truncate: false,
+                fh: rnfs_nfs4::Opaque(r.fh),
+            });
+            let client = r.client;
+            // A failed recall is not retried: the delegation is revoked at its deadline.
+            let done: CbDone = std::sync::Arc::new(move |res| {
+                if let Ok(res) = res {
+                    debug!(client = client.0, status = ?res.status, "CB_RECALL answered");
+                }
+            });
+            callbacks.submit(CbJob::Compound {
+                client,
+                ops: vec![op],
+                done,
+            });
+        }
+    }
+
+    /// Releases the leases of files no longer delegated (returned, revoked, their holder
+    /// purged): a local process waiting to open one goes on. Called after DELEGRETURN and by the
+    /// timer.
+    pub fn release_leases(&self) {
+        let leased: Vec<Bytes> = self.leases.lock().keys().cloned().collect();
+        if leased.is_empty() {
+            return;
+        }
+        let gone: Vec<Bytes> =
+            self.with(|s| leased.into_iter().filter(|k| !s.is_delegated(k)).collect());
+        for key in gone {
+            let backend = self.leases.lock().remove(&key);
+            if let Some(b) = backend {
+                b.unlease(&key);
+            }
+        }
+    }
+
+    /// Recalls the delegations of files whose lease a local process is breaking (it waits in
+    /// its `open` meanwhile). The recall is due before the kernel ends the wait itself
+    /// (`lease-break-time`): a delegation not returned by then is revoked.
+    pub fn scan_leases(&self, callbacks: &Callbacks, now_ms: u64) {
+        let backends: Vec<std::sync::Arc<dyn rnfs_storage::Backend>> = {
+            let leases = self.leases.lock();
+            let mut seen: Vec<std::sync::Arc<dyn rnfs_storage::Backend>> = Vec::new();
+            for b in leases.values() {
+                if !seen.iter().any(|s| std::sync::Arc::ptr_eq(s, b)) {
+                    seen.push(b.clone());
+                }
+            }
+            seen
+        };
+        let within_ms = local_recall_ms();
+        for backend in backends {
+            for key in backend.leases_broken() {
+                let breaks =
+                    self.with(|s| s.break_delegations_within(now_ms, &key, None, true, within_ms));
+                self.send_recalls(callbacks, breaks.recall);
+            }
+        }
+    }
+}
+
+/// How long a delegation a local process waits for may take to come back: the kernel's
+/// `lease-break-time`, less a margin for the revocation to land first.
+fn local_recall_ms() -> u64 {
+    static MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MS.get_or_init(|| {
+        rnfs_sys::lease::lease_break_ms()
+            .saturating_sub(1000)
+            .max(1000)
+    })
 }
 
 /// Frees a client's opens (share reservations) and lock-owners' ranges in the lock manager.

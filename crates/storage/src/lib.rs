@@ -594,6 +594,25 @@ pub trait Backend: Send + Sync + 'static {
     fn open_lock_file(&self, _fh: &VerifiedHandle) -> Result<Option<Box<dyn LockFile>>> {
         Ok(None)
     }
+
+    /// Takes a read lease on the regular file `fh` for an NFSv4 read delegation: from now on
+    /// a local process opening it for writing (or truncating it) is made to wait, and
+    /// [`Backend::leases_broken`] names it, until [`Backend::unlease`] (RFC 8881 §10.4; Linux's
+    /// nfsd does the same in the kernel). `Ok(false)`: no lease (the file is open for writing
+    /// somewhere, or this backend cannot see local users); the server then grants no delegation.
+    /// Opening the file for writing through this backend breaks the lease too.
+    fn lease(&self, _fh: &VerifiedHandle) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Releases the lease taken on the file whose handle bytes are `key` (nothing if none).
+    fn unlease(&self, _key: &[u8]) {}
+
+    /// The handle bytes of leased files someone is trying to open for writing (their leases are
+    /// being broken, or the kernel broke them). Cheap when nothing is leased.
+    fn leases_broken(&self) -> Vec<Bytes> {
+        Vec::new()
+    }
 }
 
 /// One lock owner's private description of a file ([`Backend::open_lock_file`]). Its locks are

@@ -75,6 +75,7 @@
 //!   permission) on every call.
 
 pub mod cache;
+pub mod lease;
 pub mod listing;
 pub mod subtree;
 pub mod write;
@@ -156,6 +157,8 @@ pub struct LocalFs {
     /// Keys the digests of remembered permissions (per process, random), so that no caller can
     /// aim for another's digest.
     grant_hasher: std::hash::RandomState,
+    /// Read leases held for NFSv4 delegations (see [`lease`]).
+    leases: lease::Leases,
 }
 
 impl LocalFs {
@@ -230,6 +233,7 @@ impl LocalFs {
             listings: Listings::default(),
             writeback_errors: Arc::new(AtomicU64::new(0)),
             grant_hasher: std::hash::RandomState::new(),
+            leases: lease::Leases::default(),
         })
     }
 
@@ -1099,6 +1103,30 @@ impl LocalFs {
 impl Backend for LocalFs {
     fn open_lock_file(&self, fh: &VerifiedHandle) -> Result<Option<Box<dyn LockFile>>> {
         self.open_ofd_lock_file(fh).map(Some)
+    }
+
+    fn lease(&self, fh: &VerifiedHandle) -> Result<bool> {
+        let key = fh.handle().to_bytes();
+        if self.leases.contains(&key) {
+            return Ok(true);
+        }
+        let (path, st) = self.resolve(fh)?;
+        if st.file_type() != libc::S_IFREG {
+            return Ok(false);
+        }
+        let fd = rnfs_sys::reopen(
+            path.as_fd(),
+            libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK,
+        )?;
+        Ok(self.leases.take(key, fd)?)
+    }
+
+    fn unlease(&self, key: &[u8]) {
+        self.leases.release(key);
+    }
+
+    fn leases_broken(&self) -> Vec<Bytes> {
+        self.leases.broken()
     }
 
     fn root(&self) -> FileHandle {

@@ -24,6 +24,7 @@ compile_error!("rnfs-sys supports 64-bit Linux only");
 
 pub mod fanotify;
 pub mod identity;
+pub mod lease;
 pub mod ofd;
 pub mod pipe;
 pub mod sockets;

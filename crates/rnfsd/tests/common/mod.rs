@@ -785,3 +785,21 @@ pub fn write_random_file(path: &Path, len: u64, seed: u64) {
     f.into_inner().unwrap().sync_all().unwrap();
     set_mode(path, 0o644);
 }
+
+/// `rnfsd ctl --json ARGS` against the server with state directory `state_dir`: the reply's
+/// `data`; panics unless the reply is `ok`.
+pub fn ctl(state_dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_rnfsd"))
+            .arg("ctl")
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--json")
+            .args(args),
+        Duration::from_secs(30),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("ctl {args:?}: {e}\n{}", out.describe()));
+    assert_eq!(v["ok"], serde_json::Value::Bool(true), "ctl {args:?}: {v}");
+    v["data"].clone()
+}

@@ -242,7 +242,8 @@ pub fn check_io_stateid(ctx: &Ctx<'_>, s: &stateid4, write: bool) -> Result<(), 
     // Another client's delegation this access conflicts with is recalled first (§10.4.4).
     let file = a.handle.as_bytes();
     let by = ctx.clientid().map(ClientId);
-    if !super::deleg::break_for(ctx.svc, ctx.call.now_ms, file, by, write) {
+    let v4 = ctx.svc.v4();
+    if !v4.break_for(ctx.svc.callbacks(), ctx.call.now_ms, file, by, write) {
         return Err(nfsstat4::NFS4ERR_DELAY);
     }
     Ok(())

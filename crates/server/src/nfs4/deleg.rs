@@ -12,16 +12,13 @@
 //! JUKEBOX) and never waits; the recall's deadline bounds how long that lasts.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use bytes::Bytes;
-use rnfs_nfs4::cb::{CB_RECALL4args, CbArgOp};
 use rnfs_nfs4::{self as w, nfsstat4, op::*, stateid4, ResOp};
-use rnfs_nfs4state::{self as st, ClientId, NoDeleg, StateInfo, StateKind};
-use tracing::{debug, info};
+use rnfs_nfs4state::{ClientId, NoDeleg, StateInfo, StateKind};
+use tracing::debug;
 
 use super::ctx::{ours, st_err, wire, Ctx};
-use crate::backchannel::CbJob;
 use crate::service::{Authorized, Service};
 use crate::v4state::client_key;
 
@@ -29,28 +26,9 @@ use crate::v4state::client_key;
 const WND4_NOT_WANTED: u32 = 0;
 const WND4_CONTENTION: u32 = 1;
 const WND4_RESOURCE: u32 = 2;
+const WND4_WRITE_DELEG_NOT_SUPP_FTYPE: u32 = 4;
 const WND4_CANCELLED: u32 = 7;
-const WANT_READ: u32 = 0x0100;
 const WANT_WRITE: u32 = 0x0200;
-const WANT_ANY: u32 = 0x0300;
-
-/// Recalls every delegation an access to `file` by `by` (an NFSv4 client; `None` for anyone
-/// else) conflicts with — reading conflicts with a write delegation, writing (or removing,
-/// renaming, changing attributes) with any — and says whether the access may go on now
-/// (`false`: a conflicting delegation is still out; answer "try later").
-pub fn break_for(
-    svc: &Service,
-    now_ms: u64,
-    file: &[u8],
-    by: Option<ClientId>,
-    write: bool,
-) -> bool {
-    let breaks = svc
-        .v4()
-        .with(|s| s.break_delegations(now_ms, file, by, write));
-    send_recalls(svc, breaks.recall);
-    !breaks.pending
-}
 
 /// A change to `file` by this compound's client (SETATTR, LINK): other clients' delegations of
 /// it are recalled; NFS4ERR_DELAY while one is out.
@@ -59,7 +37,11 @@ pub fn allow_change(ctx: &Ctx<'_>, file: &[u8]) -> Result<(), nfsstat4> {
         return Ok(());
     }
     let by = ctx.clientid().map(ClientId);
-    if break_for(ctx.svc, ctx.call.now_ms, file, by, true) {
+    if ctx
+        .svc
+        .v4()
+        .break_for(ctx.svc.callbacks(), ctx.call.now_ms, file, by, true)
+    {
         Ok(())
     } else {
         Err(nfsstat4::NFS4ERR_DELAY)
@@ -78,30 +60,23 @@ pub fn allow_change_name(ctx: &Ctx<'_>, dir: &Authorized, name: &[u8]) -> Result
     }
 }
 
-/// Queues CB_RECALL for each delegation (the dispatcher sends them; see crate::backchannel).
-fn send_recalls(svc: &Service, recalls: Vec<st::Recall>) {
-    for r in recalls {
-        info!(
-            client = format_args!("{:016x}", r.client.0),
-            "recalling a delegation: another client or process needs the file"
-        );
-        let op = CbArgOp::Recall(CB_RECALL4args {
-            stateid: wire(r.stateid),
-            truncate: false,
-            fh: w::Opaque(r.fh),
-        });
-        let client = r.client;
-        let done: crate::backchannel::CbDone = Arc::new(move |_svc, res| {
-            // A failed recall is not retried: the delegation is revoked at its deadline.
-            if let Ok(res) = res {
-                debug!(client = client.0, status = ?res.status, "CB_RECALL answered");
-            }
-        });
-        svc.backchannels().submit(CbJob::Compound {
-            client,
-            ops: vec![op],
-            done,
-        });
+/// An OPEN for writing by the holder of a read delegation of the file: the delegation no longer
+/// fits, so it is recalled, and the file's lease released at once — the client's own writes
+/// must not wait for it (its return flushes them first). Other clients' delegations were broken
+/// before ([`break_for`]), so no one else relies on the lease.
+pub fn own_write_open(svc: &Service, now_ms: u64, client: ClientId, file: &Bytes) {
+    let recall = svc.v4().with(|s| {
+        s.delegation_of(client, file)
+            .map(|_| s.recall_own(now_ms, client, file))
+    });
+    let Some(recall) = recall else {
+        return;
+    };
+    svc.v4()
+        .send_recalls(svc.callbacks(), recall.into_iter().collect());
+    let backend = svc.v4().leases.lock().remove(file);
+    if let Some(b) = backend {
+        b.unlease(file);
     }
 }
 
@@ -127,15 +102,14 @@ pub fn offer(
         w::OPEN4_SHARE_ACCESS_WANT_CANCEL => return none(WND4_CANCELLED),
         _ => {}
     }
-    let writing = share_access & w::OPEN4_SHARE_ACCESS_WRITE != 0;
-    // Without a wish, only a read-only open gets one (a read delegation), as Linux's nfsd.
-    let write = match want {
-        WANT_WRITE => true,
-        WANT_ANY => writing,
-        WANT_READ => false,
-        _ if writing => return none(WND4_NOT_WANTED),
-        _ => false,
-    };
+    // Only read delegations, for read-only opens: a write delegation's holder writes through
+    // this server, and this server's own open for writing would break the file's lease (see
+    // rnfs_sys::lease), so a write delegation needs the lease on the very descriptor the
+    // writes use, which the local backend does not offer yet.
+    if share_access & w::OPEN4_SHARE_ACCESS_WRITE != 0 || want == WANT_WRITE {
+        return none(WND4_WRITE_DELEG_NOT_SUPP_FTYPE);
+    }
+    let write = false;
     if !matches!(claim, w::open_claim4::Null(_) | w::open_claim4::Fh)
         || !ctx.svc.v4().delegations.load(Ordering::Relaxed)
     {
@@ -148,6 +122,14 @@ pub fn offer(
         .svc
         .v4()
         .with(|s| s.delegate(client, file.clone(), fh.handle.handle().to_bytes(), write));
+    // A delegation stands only with a lease on the file, which makes local writers wait for it.
+    let got = match got {
+        Ok(stateid) if !leased(ctx.svc, fh, file) => {
+            ctx.svc.v4().with(|s| s.undelegate(client, &stateid));
+            Err(NoDeleg::Contention)
+        }
+        other => other,
+    };
     match got {
         Ok(stateid) if write => w::open_delegation4::Write {
             stateid: wire(stateid),
@@ -163,24 +145,43 @@ pub fn offer(
     }
 }
 
+/// Whether `file` is leased (taking the lease now if not): local processes that open it for
+/// writing are then seen and made to wait (see [`rnfs_storage::Backend::lease`]).
+fn leased(svc: &Service, fh: &Authorized, file: &Bytes) -> bool {
+    if svc.v4().leases.lock().contains_key(file) {
+        return true;
+    }
+    let backend = &fh.export.backend;
+    match backend.lease(&fh.handle) {
+        Ok(true) => {
+            svc.v4().leases.lock().insert(file.clone(), backend.clone());
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            debug!(error = %e, "no lease, so no delegation");
+            false
+        }
+    }
+}
+
 /// The client's back channel answered its probe: a recall can reach it.
 fn callbacks_work(ctx: &Ctx<'_>, client: ClientId) -> bool {
     ctx.svc.v4().with(|s| !s.client_sessions(client).is_empty())
 }
 
-/// No other client (NFSv4 or NLM) has the file open in a way the delegation would hide: for a
-/// read delegation, nobody else writes it; for a write delegation, nobody else has it open or
-/// locked.
+/// No client (NFSv4 or NLM) has the file open in a way the delegation would hide: for a read
+/// delegation, nobody writes it (the holder included: its writes would break the file's
+/// lease); for a write delegation, nobody else has it open or locked.
 fn unshared(ctx: &Ctx<'_>, client: ClientId, file: &Bytes, write: bool) -> bool {
     let me = client_key(client.0);
-    let others = ctx
-        .svc
-        .locking
-        .with_manager(None, |m, _| m.used_by_others(file, &me));
+    let (others, all) = ctx.svc.locking.with_manager(None, |m, _| {
+        (m.used_by_others(file, &me), m.used_by_others(file, b""))
+    });
     if write {
         others == rnfs_locks::OthersUse::default()
     } else {
-        others.access & rnfs_locks::SHARE_WRITE == 0
+        all.access & rnfs_locks::SHARE_WRITE == 0
     }
 }
 
@@ -210,7 +211,9 @@ pub fn delegreturn(ctx: &mut Ctx<'_>, sid: stateid4) -> ResOp {
         ctx.svc
             .v4()
             .with(|s| s.delegreturn(client, &ours(&sid)))
-            .map_err(st_err)
+            .map_err(st_err)?;
+        ctx.svc.v4().release_leases();
+        Ok(())
     })();
     match res {
         Ok(()) => ResOp::status(OP_DELEGRETURN, nfsstat4::NFS4_OK),

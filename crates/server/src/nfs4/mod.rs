@@ -27,7 +27,6 @@ mod compound;
 mod ctx;
 mod deleg;
 
-pub(crate) use deleg::break_for;
 mod dir;
 mod fh;
 mod io;

@@ -72,11 +72,19 @@ fn open_inner(ctx: &Ctx<'_>, a: &w::OPEN4args) -> Result<(Authorized, w::OPEN4re
     let now = ctx.call.now_ms;
     // Other clients' delegations this open would invalidate are recalled first (§10.4.4).
     let writes = access & w::OPEN4_SHARE_ACCESS_WRITE != 0 || a.share_deny != 0;
-    if !reclaim && !deleg::break_for(ctx.svc, now, &file, Some(client), writes) {
+    let callbacks = ctx.svc.callbacks();
+    if !reclaim
+        && !ctx
+            .svc
+            .v4()
+            .break_for(callbacks, now, &file, Some(client), writes)
+    {
         return Err(nfsstat4::NFS4ERR_DELAY);
     }
     if let w::open_claim4::DelegateCur(sid, _) | w::open_claim4::DelegCurFh(sid) = &a.claim {
         deleg::check_claim(ctx, sid, &file)?;
+    } else if access & w::OPEN4_SHARE_ACCESS_WRITE != 0 {
+        deleg::own_write_open(ctx.svc, now, client, &file);
     }
     let (union_access, union_deny) = ctx
         .svc
@@ -774,12 +782,17 @@ pub fn free_stateid(ctx: &mut Ctx<'_>, sid: stateid4) -> ResOp {
     let res = (|| {
         let client = ctx.client()?;
         let sid = ctx.resolve(&sid)?;
-        let r = ctx
+        let checked = ctx
             .svc
             .v4()
-            .with(|s| s.check(client, &ours(&sid), StateKind::Any))
-            .map_err(st_err)?;
-        if let StateInfo::Lock { owner, file, .. } = &r.info {
+            .with(|s| s.check(client, &ours(&sid), StateKind::Any));
+        // A revoked stateid is what FREE_STATEID is for (§18.38.3): it holds nothing any more.
+        let live = match checked {
+            Ok(r) => Some(r),
+            Err(st::Error::AdminRevoked | st::Error::DelegRevoked) => None,
+            Err(e) => return Err(st_err(e)),
+        };
+        if let Some(StateInfo::Lock { owner, file, .. }) = live.as_ref().map(|r| &r.info) {
             let ckey = client_key(client.0);
             let held = ctx.svc.locking.with_manager(None, |m, _| {
                 match (m.owner_id(&ckey, &lock_owner_key(owner)), m.file_id(file)) {

@@ -210,8 +210,8 @@ pub fn bind_conn(ctx: &mut Ctx<'_>, a: w::BIND_CONN_TO_SESSION4args) -> ResOp {
 /// flags). Queued, never waited for.
 fn probe(ctx: &Ctx<'_>, sid: SessionId) {
     ctx.svc
-        .backchannels()
-        .submit(crate::backchannel::CbJob::Probe(sid));
+        .callbacks()
+        .submit(crate::callbacks::CbJob::Probe(sid));
 }
 
 fn bound(sessid: w::sessionid4, granted: st::ConnDir) -> ResOp {

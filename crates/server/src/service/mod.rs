@@ -69,8 +69,8 @@ pub struct Service {
     v4: crate::v4state::V4State,
     /// NFSv4 owner strings.
     idmap: crate::idmap::IdMap,
-    /// Calls to NFSv4 clients on their connections.
-    backchannels: crate::backchannel::BackChannels,
+    /// Calls to NFSv4 clients: the dispatcher's queue (see crate::backchannel) and counts.
+    callbacks: crate::callbacks::Callbacks,
 }
 
 /// Monotonic counters the service keeps (metrics and benchmarks read them).
@@ -108,7 +108,7 @@ impl Service {
             locking: crate::locking::Locking::new(limits.lock_limits()),
             v4: crate::v4state::V4State::new(0, limits.nfs4_limits()),
             idmap: crate::idmap::IdMap::numeric(),
-            backchannels: Default::default(),
+            callbacks: Default::default(),
         }
     }
 
@@ -150,10 +150,9 @@ impl Service {
         &self.idmap
     }
 
-    /// A TCP connection closed: NFSv4 sessions unbind it, and calls waiting on it fail.
+    /// A TCP connection closed: NFSv4 sessions unbind it.
     pub fn v4_connection_closed(&self, conn_id: u64) {
         self.v4.with(|s| s.connection_closed(conn_id));
-        self.backchannels.unregister(conn_id);
     }
 
     /// An access to a file by someone other than an NFSv4 client (NFSv3, NLM): recalls the
@@ -166,7 +165,11 @@ impl Service {
         file: &[u8],
         write: bool,
     ) -> Result<(), rnfs_storage::Error> {
-        if !self.v4.any_delegations() || crate::nfs4::break_for(self, now_ms, file, None, write) {
+        if !self.v4.any_delegations()
+            || self
+                .v4
+                .break_for(&self.callbacks, now_ms, file, None, write)
+        {
             return Ok(());
         }
         Err(rnfs_storage::Error::Delay)
@@ -189,9 +192,9 @@ impl Service {
         }
     }
 
-    /// Calls to NFSv4 clients (the back channel).
-    pub(crate) fn backchannels(&self) -> &crate::backchannel::BackChannels {
-        &self.backchannels
+    /// Calls to NFSv4 clients (the back channel's queue and counts).
+    pub(crate) fn callbacks(&self) -> &crate::callbacks::Callbacks {
+        &self.callbacks
     }
 
     /// The table of READ data on loan.

@@ -75,13 +75,15 @@ pub struct Shared {
     pub per_client: PerClient,
     /// Becomes true at shutdown: connections stop taking requests.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// Each TCP connection's way out for calls to NFSv4 clients, and their pending replies.
+    pub backchannels: Arc<crate::backchannel::BackChannels>,
 }
 
 impl Shared {
     /// The state of a server starting with `limits`, serving `service`.
     pub fn new(service: Arc<Service>, limits: &crate::config::Limits) -> Shared {
         Shared {
-            service,
+            service: service.clone(),
             workers: Arc::new(Semaphore::new(limits.fs_workers_max)),
             // Every queued job holds a `workers` permit, so the queue never holds more than that.
             pool: crate::pool::WorkerPool::new(
@@ -98,6 +100,7 @@ impl Shared {
             requests: Arc::new(Semaphore::new(limits.requests_in_flight_max)),
             per_client: PerClient::default(),
             stopping: tokio::sync::watch::channel(false).0,
+            backchannels: Arc::new(crate::backchannel::BackChannels::new(service.clone())),
         }
     }
 }

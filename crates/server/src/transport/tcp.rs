@@ -143,7 +143,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, sl
     let replies = WriterQueue::new(turn, reply_rx, resume_rx);
     let in_flight = Arc::new(Semaphore::new(limits.connection_requests_max));
     // The NFSv4 back channel sends its calls the way workers send replies.
-    shared.service.backchannels().register(
+    shared.backchannels.register(
         origin.conn_id,
         crate::backchannel::CbConn::new(
             send_side.clone(),
@@ -170,6 +170,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, sl
     // NFSv4 sessions forget the connection (a back channel bound to it is gone) and its calls
     // waiting for replies fail. Leaf locks, taken and released here without an await.
     shared.service.v4_connection_closed(origin.conn_id);
+    shared.backchannels.unregister(origin.conn_id);
 }
 
 /// How the writer's attempt at one reply ended.
@@ -294,9 +295,8 @@ impl Reader<'_> {
                         self.conn
                             .bytes_in
                             .fetch_add(record.wire_bytes(), std::sync::atomic::Ordering::Relaxed);
-                        let service = &self.shared.service;
-                        service
-                            .backchannels()
+                        self.shared
+                            .backchannels
                             .deliver(self.origin.conn_id, record.into_bytes());
                     }
                     Ok(Some(record)) => {

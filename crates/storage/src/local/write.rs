@@ -192,7 +192,10 @@ impl LocalFs {
             Found::Cached(file) if file.writable() || !writable => return Ok(file),
             _ => {}
         }
+        // O_NONBLOCK: a file leased for a delegation answers EWOULDBLOCK (Error::Delay) at once
+        // instead of making this worker wait for the lease break (see rnfs_sys::lease).
         let flags = libc::O_NOCTTY
+            | libc::O_NONBLOCK
             | if writable {
                 libc::O_RDWR
             } else {

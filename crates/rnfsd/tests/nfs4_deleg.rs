@@ -1,0 +1,405 @@
+//! NFSv4.1 delegations and the back channel against the real server, with rnfsd's own client
+//! (`rnfs_client::v4`, answering the server's calls on its connection) beside local processes
+//! and an NFSv3 client: a local writer waits for the recall and sees no stale data, an
+//! unanswered recall is revoked at its deadline, NFSv3 writes wait for the recall, and no
+//! delegation is granted without a back channel that answers.
+//!
+//! pynfs's delegation tests (DELEG*) are the independent client's view (tests/pynfs.rs).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{ctl, require_root, TestServer};
+use rnfs_client::nfs4::{self, nfsstat4, open_delegation4, ArgOp, ResBody};
+use rnfs_client::v4::{callback_answerer, CallbacksSeen, Session};
+use rnfs_client::Client;
+
+const RD: u32 = nfs4::OPEN4_SHARE_ACCESS_READ;
+const WR: u32 = nfs4::OPEN4_SHARE_ACCESS_WRITE;
+const WANT_READ_DELEG: u32 = 0x0100;
+const SEQ4_STATUS_CB_PATH_DOWN_SESSION: u32 = 0x200;
+const SEQ4_STATUS_RECALLABLE_STATE_REVOKED: u32 = 0x40;
+
+fn server(limits: &str, extra: &str) -> TestServer {
+    let mut srv = TestServer::new();
+    srv.set_config(&format!(
+        "{extra}\n[limits]\n{limits}\n\n[[export]]\npath = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.1\"\naccess = \"rw\"\nroot_squash = false\n",
+        srv.export()
+    ));
+    srv.start();
+    srv
+}
+
+type Seen = Arc<Mutex<CallbacksSeen>>;
+
+/// A session whose connection carries its back channel, answered (or not) by the test.
+fn with_back_channel(srv: &TestServer, name: &str, answer: bool) -> (Session, Seen) {
+    let seen = Seen::default();
+    let c = Client::connect_tcp(srv.tcp_addr())
+        .unwrap()
+        .with_auth_sys(0, 0, &[0]);
+    let owner = format!("{name}-{}", std::process::id());
+    let s = Session::establish_with_back_channel(
+        c,
+        owner.as_bytes(),
+        callback_answerer(seen.clone(), answer),
+    )
+    .unwrap();
+    (s, seen)
+}
+
+fn plain(srv: &TestServer, name: &str) -> Session {
+    let c = Client::connect_tcp(srv.tcp_addr())
+        .unwrap()
+        .with_auth_sys(0, 0, &[0]);
+    Session::establish(c, format!("{name}-{}", std::process::id()).as_bytes()).unwrap()
+}
+
+fn export_fh(s: &mut Session, srv: &TestServer) -> nfs4::nfs_fh4 {
+    let comps: Vec<String> = srv
+        .export()
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(s) => Some(s.to_str().unwrap().to_owned()),
+            _ => None,
+        })
+        .collect();
+    let refs: Vec<&str> = comps.iter().map(String::as_str).collect();
+    s.lookup_path(&refs).unwrap()
+}
+
+/// OPEN `name` (existing) for `access`: the status, and on success the handle, the open
+/// stateid and the delegation.
+fn open(
+    s: &mut Session,
+    dir: &nfs4::nfs_fh4,
+    name: &str,
+    access: u32,
+) -> Result<(nfs4::nfs_fh4, nfs4::stateid4, open_delegation4), nfsstat4> {
+    let args = nfs4::OPEN4args {
+        seqid: 0,
+        share_access: access,
+        share_deny: nfs4::OPEN4_SHARE_DENY_NONE,
+        owner: s.open_owner(),
+        openhow: nfs4::OpenHow(None),
+        claim: nfs4::open_claim4::Null(nfs4::Opaque(Bytes::copy_from_slice(name.as_bytes()))),
+    };
+    let r = s
+        .compound(vec![
+            ArgOp::PutFh(dir.clone()),
+            ArgOp::Open(args),
+            ArgOp::GetFh,
+        ])
+        .unwrap();
+    let status = r.results.last().unwrap().status;
+    if status != nfsstat4::NFS4_OK {
+        return Err(status);
+    }
+    let (Some(ResBody::Open(ok)), Some(ResBody::GetFh(fh))) =
+        (&r.results[2].body, &r.results[3].body)
+    else {
+        panic!("OPEN results: {r:?}");
+    };
+    Ok((fh.clone(), ok.stateid, ok.delegation.clone()))
+}
+
+fn read_delegation(d: &open_delegation4) -> nfs4::stateid4 {
+    match d {
+        open_delegation4::Read { stateid, .. } => *stateid,
+        other => panic!("expected a read delegation, got {other:?}"),
+    }
+}
+
+fn last_status(s: &mut Session, ops: Vec<ArgOp>) -> nfsstat4 {
+    s.compound(ops).unwrap().results.last().unwrap().status
+}
+
+/// Pings until `cond` holds on what the back channel saw, or `within` passes.
+fn ping_until(
+    s: &mut Session,
+    seen: &Seen,
+    within: Duration,
+    cond: impl Fn(&CallbacksSeen) -> bool,
+) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        s.ping().unwrap();
+        if cond(&seen.lock().unwrap()) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Opens `path` for writing in another thread, writes `data` at 0, and reports how long the
+/// open took.
+fn local_writer(path: &Path, data: &'static [u8]) -> mpsc::Receiver<Duration> {
+    let (tx, rx) = mpsc::channel();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let waited = t0.elapsed();
+        f.write_all(data).unwrap();
+        let _ = tx.send(waited);
+    });
+    rx
+}
+
+#[test]
+fn a_local_writer_waits_for_the_recall_and_then_no_stale_data_is_served() {
+    require_root("file leases on files of any owner");
+    let srv = server("lock_callback_timeout_ms = 1000", "");
+    let path = srv.export().join("data");
+    std::fs::write(&path, b"one").unwrap();
+    let (mut a, seen) = with_back_channel(&srv, "local-writer-a", true);
+    assert!(
+        ping_until(&mut a, &seen, Duration::from_secs(5), |s| s.nulls > 0),
+        "the server probed the back channel (CB_NULL)"
+    );
+    let dir = export_fh(&mut a, &srv);
+    let (fh, open_sid, deleg) = open(&mut a, &dir, "data", RD | WANT_READ_DELEG).unwrap();
+    let deleg = read_delegation(&deleg);
+
+    let done = local_writer(&path, b"two");
+    assert!(
+        ping_until(&mut a, &seen, Duration::from_secs(5), |s| !s
+            .recalls
+            .is_empty()),
+        "CB_RECALL reached the client"
+    );
+    assert_eq!(seen.lock().unwrap().recalls[0].other, deleg.other);
+    // The local process waits while the delegation is out; an admin sees why.
+    std::thread::sleep(Duration::from_millis(300));
+    a.ping().unwrap();
+    assert!(
+        done.try_recv().is_err(),
+        "the local open waited for the delegation"
+    );
+    let listed = ctl(srv.state_dir(), &["nfs4", "delegations"]);
+    assert_eq!(listed["total"], 1, "{listed}");
+    assert_eq!(listed["delegations"][0]["kind"], "read", "{listed}");
+    assert!(
+        listed["delegations"][0]["recall_due_in_ms"]
+            .as_u64()
+            .is_some(),
+        "{listed}"
+    );
+    assert!(
+        listed["callbacks"]["answered"].as_u64().unwrap() >= 2,
+        "{listed}"
+    );
+    let clients = ctl(srv.state_dir(), &["nfs4", "clients"]);
+    assert_eq!(clients["clients"][0]["delegations"], 1, "{clients}");
+    assert_eq!(clients["clients"][0]["callbacks"], true, "{clients}");
+    let returned = Instant::now();
+    assert_eq!(
+        last_status(
+            &mut a,
+            vec![ArgOp::PutFh(fh.clone()), ArgOp::DelegReturn(deleg)]
+        ),
+        nfsstat4::NFS4_OK
+    );
+    let waited = done
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the local open went on once the delegation was returned");
+    assert!(returned.elapsed() < Duration::from_secs(3), "{waited:?}");
+    assert_eq!(ctl(srv.state_dir(), &["nfs4", "delegations"])["total"], 0);
+    // What the client reads now is the local process's data.
+    let r = a.read(&fh, &open_sid, 0, 16).unwrap();
+    assert_eq!(&r.data.0[..], b"two");
+    // A returned delegation is gone; a second return is refused.
+    assert_eq!(
+        last_status(&mut a, vec![ArgOp::PutFh(fh), ArgOp::DelegReturn(deleg)]),
+        nfsstat4::NFS4ERR_BAD_STATEID
+    );
+}
+
+#[test]
+fn a_recall_never_answered_is_revoked_at_the_deadline() {
+    require_root("file leases on files of any owner");
+    let srv = server("nfs4_lease_ms = 2000\nlock_callback_timeout_ms = 500", "");
+    std::fs::write(srv.export().join("f"), b"x").unwrap();
+    let (mut a, seen) = with_back_channel(&srv, "silent-a", true);
+    assert!(ping_until(&mut a, &seen, Duration::from_secs(5), |s| s
+        .nulls
+        > 0));
+    let dir = export_fh(&mut a, &srv);
+    let (fh, _, deleg) = open(&mut a, &dir, "f", RD | WANT_READ_DELEG).unwrap();
+    let deleg = read_delegation(&deleg);
+    // a now stays silent: it reads nothing, so the recall goes unanswered.
+    let mut b = plain(&srv, "silent-b");
+    let dir_b = export_fh(&mut b, &srv);
+    let t0 = Instant::now();
+    let mut delays = 0;
+    let opened = loop {
+        match open(&mut b, &dir_b, "f", WR) {
+            Err(nfsstat4::NFS4ERR_DELAY) if t0.elapsed() < Duration::from_secs(10) => {
+                delays += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => break other,
+        }
+    };
+    assert!(opened.is_ok(), "{opened:?}");
+    assert!(delays > 0, "the writer waited for the recall");
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(8),
+        "revoked after about a lease (2 s): {waited:?}"
+    );
+    // The holder learns of it: SEQUENCE's flag, NFS4ERR_DELEG_REVOKED, then FREE_STATEID.
+    let flags = a.ping().unwrap();
+    assert_ne!(
+        flags & SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
+        0,
+        "{flags:#x}"
+    );
+    assert_eq!(
+        last_status(
+            &mut a,
+            vec![ArgOp::PutFh(fh.clone()), ArgOp::DelegReturn(deleg)]
+        ),
+        nfsstat4::NFS4ERR_DELEG_REVOKED
+    );
+    assert_eq!(
+        last_status(&mut a, vec![ArgOp::FreeStateid(deleg)]),
+        nfsstat4::NFS4_OK
+    );
+    let flags = a.ping().unwrap();
+    assert_eq!(
+        flags & SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
+        0,
+        "{flags:#x}"
+    );
+}
+
+#[test]
+fn nfsv3_writes_wait_for_the_recall_and_reads_do_not() {
+    require_root("file leases on files of any owner");
+    let srv = server("lock_callback_timeout_ms = 1000", "");
+    std::fs::write(srv.export().join("v3"), b"old").unwrap();
+    let (mut a, seen) = with_back_channel(&srv, "v3-a", true);
+    assert!(ping_until(&mut a, &seen, Duration::from_secs(5), |s| s
+        .nulls
+        > 0));
+    let dir = export_fh(&mut a, &srv);
+    let (fh, _, deleg) = open(&mut a, &dir, "v3", RD | WANT_READ_DELEG).unwrap();
+    let deleg = read_delegation(&deleg);
+    let fh3 = rnfs_client::nfs3::nfs_fh3 {
+        data: rnfs_client::nfs3::Opaque(fh.0.clone()),
+    };
+    let mut v3 = Client::connect_tcp(srv.tcp_addr())
+        .unwrap()
+        .with_auth_sys(0, 0, &[0]);
+    // Reading conflicts with no read delegation.
+    assert_eq!(&v3.read(&fh3, 0, 16).unwrap().data.0[..], b"old");
+    let write = |v3: &mut Client| {
+        v3.write(
+            &fh3,
+            0,
+            Bytes::from_static(b"new"),
+            rnfs_client::nfs3::stable_how::FILE_SYNC,
+        )
+    };
+    match write(&mut v3) {
+        Err(rnfs_client::Error::Nfs(s)) => {
+            assert_eq!(s, rnfs_client::nfs3::nfsstat3::NFS3ERR_JUKEBOX)
+        }
+        other => panic!("expected JUKEBOX, got {other:?}"),
+    }
+    assert!(ping_until(&mut a, &seen, Duration::from_secs(5), |s| !s
+        .recalls
+        .is_empty()));
+    assert_eq!(
+        last_status(&mut a, vec![ArgOp::PutFh(fh), ArgOp::DelegReturn(deleg)]),
+        nfsstat4::NFS4_OK
+    );
+    write(&mut v3).unwrap();
+    assert_eq!(std::fs::read(srv.export().join("v3")).unwrap(), b"new");
+}
+
+#[test]
+fn no_delegation_without_a_back_channel_that_answers_or_when_switched_off() {
+    require_root("file leases on files of any owner");
+    let srv = server("lock_callback_timeout_ms = 300", "");
+    std::fs::write(srv.export().join("g"), b"x").unwrap();
+    // The probe goes unanswered: the path is down, and no delegation is offered.
+    let (mut dead, _) = with_back_channel(&srv, "dead", false);
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut flags = 0;
+    while Instant::now() < end && flags & SEQ4_STATUS_CB_PATH_DOWN_SESSION == 0 {
+        std::thread::sleep(Duration::from_millis(50));
+        flags = dead.ping().unwrap();
+    }
+    assert_ne!(flags & SEQ4_STATUS_CB_PATH_DOWN_SESSION, 0, "{flags:#x}");
+    let dir = export_fh(&mut dead, &srv);
+    let (_, _, d) = open(&mut dead, &dir, "g", RD | WANT_READ_DELEG).unwrap();
+    assert_eq!(d, open_delegation4::NoneExt(1), "WND4_CONTENTION");
+    // No back channel asked for: none either.
+    let mut none = plain(&srv, "none");
+    let (_, _, d) = open(&mut none, &dir, "g", RD | WANT_READ_DELEG).unwrap();
+    assert!(matches!(d, open_delegation4::NoneExt(_)), "{d:?}");
+    // Write delegations are not offered (the holder's own writes would break the lease).
+    let (mut live, seen) = with_back_channel(&srv, "live", true);
+    assert!(ping_until(&mut live, &seen, Duration::from_secs(5), |s| s
+        .nulls
+        > 0));
+    let (_, _, d) = open(&mut live, &dir, "g", RD | WR | 0x0200).unwrap();
+    assert_eq!(
+        d,
+        open_delegation4::NoneExt(4),
+        "WND4_WRITE_DELEG_NOT_SUPP_FTYPE"
+    );
+    drop(srv);
+
+    let srv = server("", "nfs4_delegations = false");
+    std::fs::write(srv.export().join("g"), b"x").unwrap();
+    let (mut s, seen) = with_back_channel(&srv, "off", true);
+    assert!(ping_until(&mut s, &seen, Duration::from_secs(5), |s| s
+        .nulls
+        > 0));
+    let dir = export_fh(&mut s, &srv);
+    let (_, _, d) = open(&mut s, &dir, "g", RD | WANT_READ_DELEG).unwrap();
+    assert_eq!(d, open_delegation4::NoneExt(2), "WND4_RESOURCE");
+    let (_, _, d) = open(&mut s, &dir, "g", RD).unwrap();
+    assert_eq!(d, open_delegation4::None);
+}
+
+#[test]
+fn a_local_writer_waits_no_longer_than_the_deadline_when_the_holder_is_silent() {
+    require_root("file leases on files of any owner");
+    let srv = server("nfs4_lease_ms = 2000\nlock_callback_timeout_ms = 500", "");
+    let path = srv.export().join("h");
+    std::fs::write(&path, b"one").unwrap();
+    let (mut a, seen) = with_back_channel(&srv, "silent-holder", true);
+    assert!(ping_until(&mut a, &seen, Duration::from_secs(5), |s| s
+        .nulls
+        > 0));
+    let dir = export_fh(&mut a, &srv);
+    let (_, _, deleg) = open(&mut a, &dir, "h", RD | WANT_READ_DELEG).unwrap();
+    read_delegation(&deleg);
+    // a never reads its connection again: the recall goes unanswered.
+    let done = local_writer(&path, b"two");
+    let waited = done
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the local open went on at the recall's deadline");
+    assert!(
+        waited >= Duration::from_millis(1000) && waited < Duration::from_secs(6),
+        "waited about a lease (2 s), not the kernel's lease-break-time: {waited:?}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), b"two");
+    let flags = a.ping().unwrap();
+    assert_ne!(
+        flags & SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
+        0,
+        "{flags:#x}"
+    );
+}
