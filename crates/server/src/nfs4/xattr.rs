@@ -48,7 +48,8 @@ fn with_xattrs<'c>(ctx: &'c Ctx<'_>) -> Result<&'c Authorized, nfsstat4> {
 
 fn xattr_status(e: &storage::Error) -> nfsstat4 {
     match e {
-        // A value or name the file system cannot hold.
+        // The file's attributes together would outgrow what the file system keeps per file
+        // (ext4 without ea_inode: one block), which §8.4.2.4 calls NFS4ERR_XATTR2BIG.
         storage::Error::NoSpc => nfsstat4::NFS4ERR_XATTR2BIG,
         e => status(e),
     }
