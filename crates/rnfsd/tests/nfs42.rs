@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{chown, require_root, run_bounded, set_mode, TestServer, USER};
 use rnfs_client::nfs4::{self, attr::num, nfsstat4::*, ArgOp, Bitmap, Opaque, ResBody, ResOp};
-use rnfs_client::nfs4::{read_plus_content, setxattr_option4::*};
+use rnfs_client::nfs4::{read_plus_content, setxattr_option4::*, XdrEncode};
 use rnfs_client::v4::Session;
 use rnfs_client::Client;
 
@@ -218,6 +218,30 @@ fn seek_deallocate_allocate_and_read_plus_on_a_sparse_file() {
         read_plus_content::Hole(h) => assert_eq!((h.offset, h.length), (MIB, 4096)),
         other => panic!("{other:?}"),
     }
+    // A whole MiB of hole costs a segment header, not a MiB of zeros on the wire.
+    let hole = on(
+        &mut s,
+        &fh,
+        ArgOp::ReadPlus(nfs4::READ_PLUS4args {
+            stateid: sid,
+            offset: MIB,
+            count: MIB as u32,
+        }),
+    )
+    .unwrap();
+    let read = on(
+        &mut s,
+        &fh,
+        ArgOp::Read(nfs4::READ4args {
+            stateid: sid,
+            offset: MIB,
+            count: MIB as u32,
+        }),
+    )
+    .unwrap();
+    let (plus_bytes, read_bytes) = (hole.encoded_len(), read.encoded_len());
+    eprintln!("1 MiB hole: READ_PLUS result {plus_bytes} bytes, READ result {read_bytes} bytes");
+    assert!(plus_bytes < 64 && read_bytes > MIB as usize, "{hole:?}");
     // At the end: eof, and a read past it is empty with eof.
     let r = read_plus(&mut s, &fh, sid, 3 * MIB - 100, 4096);
     assert!(r.eof && flatten(&r, 3 * MIB - 100) == on_disk[(3 * MIB - 100) as usize..]);
@@ -465,6 +489,27 @@ fn xattrs_set_get_list_remove_within_limits_and_permissions() {
     let mut o = session(&srv, USER + 1, "other-again");
     assert_eq!(getx(&mut o, &fh, "color"), Err(NFS4ERR_ACCESS));
     assert_eq!(local_get(&path, c"user.color").unwrap(), b"green");
+
+    // Round trips, for the record (a debug build on loopback: not asserted).
+    let rounds = 500;
+    let t = std::time::Instant::now();
+    for _ in 0..rounds {
+        getx(&mut s, &fh, "color").unwrap();
+    }
+    let get_us = t.elapsed().as_micros() / rounds;
+    let t = std::time::Instant::now();
+    for i in 0..rounds {
+        setx(
+            &mut s,
+            &fh,
+            SETXATTR4_EITHER,
+            "counter",
+            i.to_string().as_bytes(),
+        )
+        .unwrap();
+    }
+    let set_us = t.elapsed().as_micros() / rounds;
+    eprintln!("GETXATTR {get_us} µs, SETXATTR {set_us} µs per compound (SEQUENCE, PUTFH, op)");
 
     // REMOVEXATTR, then it is gone; a second removal finds nothing.
     let c = match on(&mut s, &fh, ArgOp::RemoveXattr(xname("color")))
