@@ -222,7 +222,7 @@ pub fn nfs4_compounds() -> Vec<(&'static str, Vec<u8>)> {
             compound(
                 2,
                 vec![
-                    sequence,
+                    sequence.clone(),
                     ArgOp::PutRootFh,
                     ArgOp::Open(OPEN4args {
                         seqid: 0,
@@ -240,6 +240,47 @@ pub fn nfs4_compounds() -> Vec<(&'static str, Vec<u8>)> {
                         offset: 0,
                         count: 4096,
                     }),
+                ],
+            ),
+        ),
+        (
+            "sequence-sparse-xattr",
+            compound(
+                2,
+                vec![
+                    sequence,
+                    ArgOp::PutRootFh,
+                    ArgOp::Seek(SEEK4args {
+                        stateid: stateid4::ANONYMOUS,
+                        offset: 4096,
+                        what: data_content4::NFS4_CONTENT_HOLE,
+                    }),
+                    ArgOp::ReadPlus(READ_PLUS4args {
+                        stateid: stateid4::ANONYMOUS,
+                        offset: 0,
+                        count: 65536,
+                    }),
+                    ArgOp::Allocate(ALLOCATE4args {
+                        stateid: stateid4::CURRENT,
+                        offset: 0,
+                        length: 8192,
+                    }),
+                    ArgOp::Deallocate(ALLOCATE4args {
+                        stateid: stateid4::CURRENT,
+                        offset: 4096,
+                        length: 4096,
+                    }),
+                    ArgOp::SetXattr(SETXATTR4args {
+                        option: setxattr_option4::SETXATTR4_CREATE,
+                        key: Opaque(bytes::Bytes::from_static(b"color")),
+                        value: Opaque(bytes::Bytes::from_static(b"blue")),
+                    }),
+                    ArgOp::GetXattr(Opaque(bytes::Bytes::from_static(b"color"))),
+                    ArgOp::ListXattrs(LISTXATTRS4args {
+                        cookie: 0,
+                        maxcount: 4096,
+                    }),
+                    ArgOp::RemoveXattr(Opaque(bytes::Bytes::from_static(b"color"))),
                 ],
             ),
         ),
@@ -296,6 +337,47 @@ fn nfs4_seeds() -> Vec<Seed> {
     let mut b = vec![1];
     b.extend(rnfs_xdr::to_bytes(&res).to_vec());
     v.push(("res-sequence-lock-denied".into(), b));
+    let res = CompoundRes {
+        status: nfsstat4::NFS4_OK,
+        tag: Opaque(bytes::Bytes::new()),
+        results: vec![
+            ResOp::ok(
+                op::OP_SEEK,
+                ResBody::Seek(seek_res4 {
+                    eof: false,
+                    offset: 8192,
+                }),
+            ),
+            ResOp::ok(
+                op::OP_READ_PLUS,
+                ResBody::ReadPlus(read_plus_res4 {
+                    eof: true,
+                    contents: rnfs_xdr::Array(vec![
+                        read_plus_content::Data(data4 {
+                            offset: 0,
+                            data: Opaque(bytes::Bytes::from_static(b"abc")),
+                        }),
+                        read_plus_content::Hole(data_info4 {
+                            offset: 3,
+                            length: 4093,
+                        }),
+                    ]),
+                }),
+            ),
+            ResOp::ok(
+                op::OP_LISTXATTRS,
+                ResBody::ListXattrs(LISTXATTRS4resok {
+                    cookie: 1,
+                    names: rnfs_xdr::Array(vec![Opaque(bytes::Bytes::from_static(b"color"))]),
+                    eof: true,
+                }),
+            ),
+            ResOp::status(op::OP_GETXATTR, nfsstat4::NFS4ERR_NOXATTR),
+        ],
+    };
+    let mut b = vec![1];
+    b.extend(rnfs_xdr::to_bytes(&res).to_vec());
+    v.push(("res-seek-read-plus-listxattrs".into(), b));
     v
 }
 

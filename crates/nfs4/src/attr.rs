@@ -57,6 +57,8 @@ pub mod num {
     pub const TIME_MODIFY_SET: u32 = 54;
     pub const MOUNTED_ON_FILEID: u32 = 55;
     pub const SUPPATTR_EXCLCREAT: u32 = 75;
+    /// Whether the object's file system has extended attributes (RFC 8276 §8.1).
+    pub const XATTR_SUPPORT: u32 = 82;
 }
 use num::*;
 
@@ -108,6 +110,7 @@ pub const SUPPORTED: &[u32] = &[
     TIME_MODIFY_SET,
     MOUNTED_ON_FILEID,
     SUPPATTR_EXCLCREAT,
+    XATTR_SUPPORT,
 ];
 
 /// The attributes a client may set (SETATTR, CREATE, OPEN's createattrs).
@@ -174,6 +177,8 @@ pub struct AttrValues<'a> {
     pub time_metadata: nfstime4,
     pub time_modify: nfstime4,
     pub mounted_on_fileid: u64,
+    /// GETXATTR and its kin work on this object's file system.
+    pub xattr_support: bool,
 }
 
 /// Whether any of the file system totals is in `request` (so the server knows to read them).
@@ -268,6 +273,7 @@ fn put_value(v: &AttrValues<'_>, a: u32, out: &mut Vec<u8>) -> bool {
         TIME_MODIFY => put_time(out, v.time_modify),
         MOUNTED_ON_FILEID => out.put_u64(v.mounted_on_fileid),
         SUPPATTR_EXCLCREAT => suppattr_exclcreat().encode(out),
+        XATTR_SUPPORT => v.xattr_support.encode(out),
         _ => return false,
     }
     true

@@ -1,6 +1,8 @@
 //! Wire types of NFS version 4.1 (RFC 8881; the XDR of RFC 5662, with the 4.2 additions of
 //! RFC 7863 where they share numbers): the COMPOUND procedure, its operations' arguments and
 //! results, file attributes, and the callback COMPOUND the server sends on the back channel.
+//! Of NFSv4.2's optional operations, the sparse-file ones (RFC 7862 §15) and extended
+//! attributes (RFC 8276) are modelled (their types are re-exported from the `v42` module).
 //!
 //! # Shape
 //! A COMPOUND (RFC 8881 §16.2) is a tag, a minor version and a list of operations. A server reads
@@ -28,11 +30,13 @@ mod ops;
 mod res;
 #[cfg(test)]
 mod tests;
+mod v42;
 
 pub use ops::*;
 pub use res::*;
 use rnfs_xdr::{xdr_enum, xdr_struct};
 pub use rnfs_xdr::{BufMut, Bytes, Decoder, Error as XdrError, Opaque, XdrDecode, XdrEncode};
+pub use v42::*;
 
 /// NFS's program number; version 4 shares it with version 3.
 pub const NFS4_PROGRAM: u32 = 100_003;

@@ -56,6 +56,14 @@ pub mod op {
     pub const OP_WANT_DELEGATION: u32 = 56;
     pub const OP_DESTROY_CLIENTID: u32 = 57;
     pub const OP_RECLAIM_COMPLETE: u32 = 58;
+    pub const OP_ALLOCATE: u32 = 59;
+    pub const OP_DEALLOCATE: u32 = 62;
+    pub const OP_READ_PLUS: u32 = 68;
+    pub const OP_SEEK: u32 = 69;
+    pub const OP_GETXATTR: u32 = 72;
+    pub const OP_SETXATTR: u32 = 73;
+    pub const OP_LISTXATTRS: u32 = 74;
+    pub const OP_REMOVEXATTR: u32 = 75;
     /// The highest operation number defined (NFSv4.2's REMOVEXATTR, RFC 8276).
     pub const OP_LAST: u32 = 75;
     pub const OP_ILLEGAL: u32 = 10044;
@@ -761,6 +769,14 @@ pub enum ArgOp {
     TestStateid(Array<stateid4, TEST_STATEIDS_MAX>),
     DestroyClientid(clientid4),
     ReclaimComplete(bool),
+    Allocate(ALLOCATE4args),
+    Deallocate(DEALLOCATE4args),
+    ReadPlus(READ_PLUS4args),
+    Seek(SEEK4args),
+    GetXattr(xattrkey4),
+    SetXattr(SETXATTR4args),
+    ListXattrs(LISTXATTRS4args),
+    RemoveXattr(xattrkey4),
     /// A defined operation this crate does not model (its arguments are not read): the server
     /// answers NFS4ERR_NOTSUPP. 4.0-only operations are here too.
     Unsupported(u32),
@@ -822,6 +838,14 @@ impl ArgOp {
             OP_TEST_STATEID => ArgOp::TestStateid(d.decode()?),
             OP_DESTROY_CLIENTID => ArgOp::DestroyClientid(d.u64()?),
             OP_RECLAIM_COMPLETE => ArgOp::ReclaimComplete(d.bool()?),
+            OP_ALLOCATE => ArgOp::Allocate(d.decode()?),
+            OP_DEALLOCATE => ArgOp::Deallocate(d.decode()?),
+            OP_READ_PLUS => ArgOp::ReadPlus(d.decode()?),
+            OP_SEEK => ArgOp::Seek(d.decode()?),
+            OP_GETXATTR => ArgOp::GetXattr(d.decode()?),
+            OP_SETXATTR => ArgOp::SetXattr(d.decode()?),
+            OP_LISTXATTRS => ArgOp::ListXattrs(d.decode()?),
+            OP_REMOVEXATTR => ArgOp::RemoveXattr(d.decode()?),
             n if (OP_ACCESS..=OP_LAST).contains(&n) => ArgOp::Unsupported(n),
             n => ArgOp::Illegal(n),
         })
@@ -873,6 +897,14 @@ impl ArgOp {
             ArgOp::TestStateid(_) => OP_TEST_STATEID,
             ArgOp::DestroyClientid(_) => OP_DESTROY_CLIENTID,
             ArgOp::ReclaimComplete(_) => OP_RECLAIM_COMPLETE,
+            ArgOp::Allocate(_) => OP_ALLOCATE,
+            ArgOp::Deallocate(_) => OP_DEALLOCATE,
+            ArgOp::ReadPlus(_) => OP_READ_PLUS,
+            ArgOp::Seek(_) => OP_SEEK,
+            ArgOp::GetXattr(_) => OP_GETXATTR,
+            ArgOp::SetXattr(_) => OP_SETXATTR,
+            ArgOp::ListXattrs(_) => OP_LISTXATTRS,
+            ArgOp::RemoveXattr(_) => OP_REMOVEXATTR,
             ArgOp::Unsupported(n) => *n,
             ArgOp::Illegal(_) => OP_ILLEGAL,
         }
@@ -917,6 +949,12 @@ impl ArgOp {
             ArgOp::TestStateid(a) => a,
             ArgOp::DestroyClientid(a) => a,
             ArgOp::ReclaimComplete(a) => a,
+            ArgOp::Allocate(a) | ArgOp::Deallocate(a) => a,
+            ArgOp::ReadPlus(a) => a,
+            ArgOp::Seek(a) => a,
+            ArgOp::GetXattr(a) | ArgOp::RemoveXattr(a) => a,
+            ArgOp::SetXattr(a) => a,
+            ArgOp::ListXattrs(a) => a,
             ArgOp::GetFh
             | ArgOp::LookupP
             | ArgOp::PutPubFh

@@ -336,7 +336,7 @@ pub enum ResBody {
     Create(CREATE4resok),
     GetAttr(fattr4),
     GetFh(nfs_fh4),
-    /// LINK and REMOVE: the directory's change.
+    /// LINK and REMOVE: the directory's change; SETXATTR and REMOVEXATTR: the object's.
     Cinfo(change_info4),
     /// LOCK and LOCKT with NFS4ERR_DENIED.
     Denied(LOCK4denied),
@@ -355,6 +355,10 @@ pub enum ResBody {
     CreateSession(CREATE_SESSION4resok),
     Sequence(SEQUENCE4resok),
     TestStateid(Array<nfsstat4, TEST_STATEIDS_MAX>),
+    Seek(seek_res4),
+    ReadPlus(read_plus_res4),
+    GetXattr(xattrvalue4),
+    ListXattrs(LISTXATTRS4resok),
 }
 
 impl XdrEncode for ResBody {
@@ -381,6 +385,10 @@ impl XdrEncode for ResBody {
             ResBody::CreateSession(x) => x.encode(b),
             ResBody::Sequence(x) => x.encode(b),
             ResBody::TestStateid(x) => x.encode(b),
+            ResBody::Seek(x) => x.encode(b),
+            ResBody::ReadPlus(x) => x.encode(b),
+            ResBody::GetXattr(x) => x.encode(b),
+            ResBody::ListXattrs(x) => x.encode(b),
         }
     }
     fn encoded_len(&self) -> usize {
@@ -406,6 +414,10 @@ impl XdrEncode for ResBody {
             ResBody::CreateSession(x) => x.encoded_len(),
             ResBody::Sequence(x) => x.encoded_len(),
             ResBody::TestStateid(x) => x.encoded_len(),
+            ResBody::Seek(x) => x.encoded_len(),
+            ResBody::ReadPlus(x) => x.encoded_len(),
+            ResBody::GetXattr(x) => x.encoded_len(),
+            ResBody::ListXattrs(x) => x.encoded_len(),
         }
     }
 }
@@ -467,7 +479,7 @@ impl ResOp {
             OP_CREATE => ResBody::Create(d.decode()?),
             OP_GETATTR => ResBody::GetAttr(d.decode()?),
             OP_GETFH => ResBody::GetFh(d.decode()?),
-            OP_LINK | OP_REMOVE => ResBody::Cinfo(d.decode()?),
+            OP_LINK | OP_REMOVE | OP_SETXATTR | OP_REMOVEXATTR => ResBody::Cinfo(d.decode()?),
             OP_OPEN => ResBody::Open(d.decode()?),
             OP_READ => ResBody::Read(d.decode()?),
             OP_READDIR => ResBody::ReadDir(d.decode()?),
@@ -480,6 +492,10 @@ impl ResOp {
             OP_CREATE_SESSION => ResBody::CreateSession(d.decode()?),
             OP_SEQUENCE => ResBody::Sequence(d.decode()?),
             OP_TEST_STATEID => ResBody::TestStateid(d.decode()?),
+            OP_SEEK => ResBody::Seek(d.decode()?),
+            OP_READ_PLUS => ResBody::ReadPlus(d.decode()?),
+            OP_GETXATTR => ResBody::GetXattr(d.decode()?),
+            OP_LISTXATTRS => ResBody::ListXattrs(d.decode()?),
             _ => return Ok(None),
         }))
     }

@@ -261,12 +261,104 @@ fn state_op() -> impl Strategy<Value = ArgOp> {
     ]
 }
 
+/// NFSv4.2's sparse-file and xattr operations (RFC 7862, RFC 8276).
+fn v42_op() -> impl Strategy<Value = ArgOp> {
+    let range = || {
+        (stateid(), any::<u64>(), any::<u64>()).prop_map(|(stateid, offset, length)| {
+            ALLOCATE4args {
+                stateid,
+                offset,
+                length,
+            }
+        })
+    };
+    let what = prop::sample::select(data_content4::ALL.to_vec());
+    let option = prop::sample::select(setxattr_option4::ALL.to_vec());
+    prop_oneof![
+        range().prop_map(ArgOp::Allocate),
+        range().prop_map(ArgOp::Deallocate),
+        (stateid(), any::<u64>(), any::<u32>()).prop_map(|(stateid, offset, count)| {
+            ArgOp::ReadPlus(READ_PLUS4args {
+                stateid,
+                offset,
+                count,
+            })
+        }),
+        (stateid(), any::<u64>(), what).prop_map(|(stateid, offset, what)| ArgOp::Seek(
+            SEEK4args {
+                stateid,
+                offset,
+                what
+            }
+        )),
+        name().prop_map(ArgOp::GetXattr),
+        name().prop_map(ArgOp::RemoveXattr),
+        (option, name(), opaque::<XATTR_VALUE_BYTES_MAX>(300)).prop_map(|(option, key, value)| {
+            ArgOp::SetXattr(SETXATTR4args { option, key, value })
+        }),
+        (any::<u64>(), any::<u32>())
+            .prop_map(|(cookie, maxcount)| ArgOp::ListXattrs(LISTXATTRS4args { cookie, maxcount })),
+    ]
+}
+
 fn any_op() -> impl Strategy<Value = ArgOp> {
-    prop_oneof![simple_op(), session_op(), state_op()]
+    prop_oneof![simple_op(), session_op(), state_op(), v42_op()]
+}
+
+fn segment() -> impl Strategy<Value = read_plus_content> {
+    prop_oneof![
+        (any::<u64>(), opaque::<WRITE_BYTES_MAX>(40))
+            .prop_map(|(offset, data)| read_plus_content::Data(data4 { offset, data })),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(offset, length)| read_plus_content::Hole(data_info4 { offset, length })),
+    ]
+}
+
+fn v42_res() -> impl Strategy<Value = ResOp> {
+    prop_oneof![
+        (any::<bool>(), any::<u64>())
+            .prop_map(|(eof, offset)| ResOp::ok(OP_SEEK, ResBody::Seek(seek_res4 { eof, offset }))),
+        (any::<bool>(), proptest::collection::vec(segment(), 0..4)).prop_map(|(eof, c)| ResOp::ok(
+            OP_READ_PLUS,
+            ResBody::ReadPlus(read_plus_res4 {
+                eof,
+                contents: Array(c)
+            })
+        )),
+        opaque::<XATTR_VALUE_BYTES_MAX>(100)
+            .prop_map(|v| ResOp::ok(OP_GETXATTR, ResBody::GetXattr(v))),
+        (
+            any::<u64>(),
+            proptest::collection::vec(name(), 0..4),
+            any::<bool>()
+        )
+            .prop_map(|(cookie, names, eof)| ResOp::ok(
+                OP_LISTXATTRS,
+                ResBody::ListXattrs(LISTXATTRS4resok {
+                    cookie,
+                    names: Array(names),
+                    eof
+                })
+            )),
+        (any::<bool>(), any::<u64>(), any::<u64>()).prop_map(|(atomic, before, after)| ResOp::ok(
+            OP_SETXATTR,
+            ResBody::Cinfo(change_info4 {
+                atomic,
+                before,
+                after
+            })
+        )),
+        Just(ResOp::status(OP_ALLOCATE, nfsstat4::NFS4_OK)),
+        Just(ResOp::status(OP_DEALLOCATE, nfsstat4::NFS4ERR_NOSPC)),
+        Just(ResOp::status(OP_GETXATTR, nfsstat4::NFS4ERR_NOXATTR)),
+        Just(ResOp::status(OP_SETXATTR, nfsstat4::NFS4ERR_XATTR2BIG)),
+        Just(ResOp::status(OP_SEEK, nfsstat4::NFS4ERR_NXIO)),
+    ]
 }
 
 fn any_res() -> impl Strategy<Value = ResOp> {
     prop_oneof![
+        v42_res(),
         (any::<u32>(), any::<u32>()).prop_map(|(s, a)| ResOp::ok(
             OP_ACCESS,
             ResBody::Access(ACCESS4resok {
@@ -411,6 +503,9 @@ proptest! {
 fn unknown_and_unsupported_ops() {
     let mut d = Decoder::new(Bytes::from_static(&[0, 0, 0, 50, 0xff, 0xff]));
     assert_eq!(ArgOp::decode(&mut d).unwrap(), ArgOp::Unsupported(50));
+    // COPY (4.2, not modelled).
+    let mut d = Decoder::new(Bytes::from_static(&[0, 0, 0, 60, 0xff, 0xff]));
+    assert_eq!(ArgOp::decode(&mut d).unwrap(), ArgOp::Unsupported(60));
     let mut d = Decoder::new(Bytes::from_static(&[0, 0, 0, 2]));
     assert_eq!(ArgOp::decode(&mut d).unwrap(), ArgOp::Illegal(2));
     assert_eq!(ArgOp::Illegal(2).num(), OP_ILLEGAL);
@@ -419,7 +514,47 @@ fn unknown_and_unsupported_ops() {
 }
 
 #[test]
+fn v42_ops_decode_as_rfc_7863_lays_them_out() {
+    // SEEK: stateid (16), offset 5, NFS4_CONTENT_HOLE.
+    let mut wire = vec![0, 0, 0, 69];
+    wire.extend_from_slice(&[0; 16]);
+    wire.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 1]);
+    let op = ArgOp::decode(&mut Decoder::new(Bytes::from(wire))).unwrap();
+    assert_eq!(
+        op,
+        ArgOp::Seek(SEEK4args {
+            stateid: stateid4::ANONYMOUS,
+            offset: 5,
+            what: data_content4::NFS4_CONTENT_HOLE
+        })
+    );
+    // SETXATTR with an unknown option is malformed.
+    let wire = [
+        0, 0, 0, 73, 0, 0, 0, 3, 0, 0, 0, 1, b'a', 0, 0, 0, 0, 0, 0, 0,
+    ];
+    assert!(ArgOp::decode(&mut Decoder::new(Bytes::copy_from_slice(&wire))).is_err());
+    // A READ_PLUS segment of an unknown content type is malformed.
+    let wire = [0, 0, 0, 68, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2];
+    assert!(ResOp::decode(&mut Decoder::new(Bytes::copy_from_slice(&wire))).is_err());
+    assert_eq!(op_name(OP_LISTXATTRS), "LISTXATTRS");
+    assert_eq!(op_name(OP_READ_PLUS), "READ_PLUS");
+    assert_eq!(LISTXATTRS4resok::name_bytes(b"abcde"), 12);
+}
+
+#[test]
 fn huge_counts_refused_before_reading() {
+    // SETXATTR's value claiming 2^31 bytes, and a name over 255 bytes.
+    let mut d = Decoder::new(Bytes::from_static(&[
+        0, 0, 0, 73, 0, 0, 0, 0, 0, 0, 0, 1, b'a', 0, 0, 0, 0x80, 0, 0, 0,
+    ]));
+    assert!(ArgOp::decode(&mut d).is_err());
+    let mut d = Decoder::new(Bytes::from_static(&[0, 0, 0, 72, 0, 0, 1, 0]));
+    assert!(ArgOp::decode(&mut d).is_err());
+    // A LISTXATTRS reply claiming 2^30 names.
+    let mut d = Decoder::new(Bytes::from_static(&[
+        0, 0, 0, 74, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0,
+    ]));
+    assert!(ResOp::decode(&mut d).is_err());
     // A bitmap claiming 2^30 words.
     let mut d = Decoder::new(Bytes::from_static(&[0, 0, 0, 9, 0x40, 0, 0, 0]));
     assert!(ArgOp::decode(&mut d).is_err());
@@ -480,6 +615,7 @@ fn attributes_encode_in_order_and_verify() {
         time_metadata: nfstime4::default(),
         time_modify: nfstime4::default(),
         mounted_on_fileid: 99,
+        xattr_support: true,
     };
     let req = Bitmap::from_bits(&[SIZE, TYPE, SPACE_FREE, MODE, TIME_ACCESS_SET]);
     let f = attr::encode(&v, &req);

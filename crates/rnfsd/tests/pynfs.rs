@@ -1,8 +1,8 @@
 //! pynfs, the NFSv4.1 server test suite, against the real server, as a ratchet.
 //!
 //! pynfs (GPL-2.0) is a tool we only run: `scripts/pynfs` copies it from `$RNFS_PYNFS_DIR`
-//! (default `../shared/pynfs` next to the repository) and runs its `all` group (and the CB_NULL
-//! probes CSESS20/21) against `rnfsd serve`
+//! (default `../shared/pynfs` next to the repository) and runs its `all` group (minor version 2, so
+//! NFSv4.2's sparse-file and xattr tests are in; and the CB_NULL probes CSESS20/21) against `rnfsd serve`
 //! of a scratch directory (read-write, no root squash: pynfs sends AUTH_SYS as the uid running it,
 //! from unprivileged ports). `tests/pynfs/expected-pass.txt` lists the codes that must pass (PASS
 //! or WARNING); the test fails if one of them failed, was skipped or not run, or is no pynfs code,
@@ -131,8 +131,16 @@ fn pynfs_all_keeps_every_expected_pass() {
             .arg(srv.mount_path())
             .arg("--out")
             .arg(&out)
+            // Minor version 2: `all` then includes the 4.2 tests (sparse files, xattrs).
             // CSESS20/21 (flagged "ganesha", outside `all`): the back channel's CB_NULL probe.
-            .args(["--tests", "all", "CSESS20", "CSESS21"])
+            .args([
+                "--minorversion",
+                "2",
+                "--tests",
+                "all",
+                "CSESS20",
+                "CSESS21",
+            ])
             .args(["--timeout", &PYNFS_SECONDS.to_string()]),
         RUNNER_TIMEOUT,
     );

@@ -218,6 +218,12 @@ pub struct Limits {
     /// lease), so the whole is also kept under a quarter of the process's open-file limit.
     pub nfs4_delegations_max: usize,
     pub nfs4_delegations_per_client_max: usize,
+    /// Largest extended attribute value SETXATTR stores and GETXATTR returns (NFSv4.2, RFC
+    /// 8276); past it, NFS4ERR_XATTR2BIG. At most Linux's own 64 KiB.
+    pub xattr_value_bytes_max: u32,
+    /// Largest LISTXATTRS reply (names, cookie and flags); a client asking for more gets this
+    /// much and continues from the cookie.
+    pub xattr_list_bytes_max: u32,
 }
 
 impl Default for Limits {
@@ -251,6 +257,8 @@ impl Default for Limits {
             nfs4_lease_ms: 90_000,
             nfs4_delegations_max: 4096,
             nfs4_delegations_per_client_max: 1024,
+            xattr_value_bytes_max: XATTR_VALUE_BYTES_MOST,
+            xattr_list_bytes_max: 64 << 10,
         }
     }
 }
@@ -264,6 +272,13 @@ pub const RECORD_HEADROOM_BYTES: usize = 4096;
 /// Reply memory reserved for a call whose reply carries no bulk data (every procedure but READ,
 /// READDIR and READDIRPLUS): enough for READLINK's longest path with attributes.
 pub const REPLY_SMALL_BYTES: usize = 8 << 10;
+/// Linux's largest extended attribute value (`XATTR_SIZE_MAX`): `xattr_value_bytes_max` can be
+/// no larger.
+pub const XATTR_VALUE_BYTES_MOST: u32 = 64 << 10;
+/// Bounds of `xattr_list_bytes_max`: room for one longest name, and Linux's largest list.
+pub const XATTR_LIST_BYTES_LEAST: u32 = 512;
+pub const XATTR_LIST_BYTES_MOST: u32 = 1 << 20;
+
 /// Largest READ/READDIR payload of a UDP reply, whatever `transfer_bytes_max` says: a reply is
 /// one datagram and needs room for its RPC and NFS headers.
 pub const UDP_PAYLOAD_BYTES_MAX: u32 = 32 << 10;
@@ -280,7 +295,7 @@ impl Limits {
         // (slots, channels and threads are sized from these at start).
         let transfer_most = rnfs_nfs3::WRITE_DATA_MAX_BYTES.min(rnfs_nfs3::READ_DATA_MAX_BYTES);
         #[rustfmt::skip]
-        let ranges: [(&'static str, u64, u64, u64); 28] = [
+        let ranges: [(&'static str, u64, u64, u64); 30] = [
             ("record_bytes_max", self.record_bytes_max as u64, 8192, 64 * MIB),
             ("record_fragments_max", self.record_fragments_max as u64, 1, 65_536),
             ("connections_max", self.connections_max as u64, 1, 1 << 20),
@@ -315,6 +330,10 @@ impl Limits {
                 1,
                 16_384,
             ),
+            ("xattr_value_bytes_max", u64::from(self.xattr_value_bytes_max), 1,
+                u64::from(XATTR_VALUE_BYTES_MOST)),
+            ("xattr_list_bytes_max", u64::from(self.xattr_list_bytes_max),
+                u64::from(XATTR_LIST_BYTES_LEAST), u64::from(XATTR_LIST_BYTES_MOST)),
         ];
         for (key, value, least, most) in ranges {
             if !(least..=most).contains(&value) {
@@ -390,19 +409,35 @@ impl Limits {
                 ),
             });
         }
+        // SETXATTR carries a whole value: the largest one must fit in a record.
+        let xattr_record_least = self.xattr_value_bytes_max as usize + RECORD_HEADROOM_BYTES;
+        if self.record_bytes_max < xattr_record_least {
+            return Err(ConfigError::Limit {
+                key: "record_bytes_max",
+                value: self.record_bytes_max as u64,
+                why: format!(
+                    "must be at least xattr_value_bytes_max + {RECORD_HEADROOM_BYTES} = \
+                     {xattr_record_least}, or the largest SETXATTR could not arrive"
+                ),
+            });
+        }
         // Every reply is charged before it is built: the largest one a call can ask for must fit,
         // or that call could never run (see the server's reply memory). A UDP reply is charged
         // twice (it is copied into its datagram).
         let small = REPLY_SMALL_BYTES;
         let udp_payload = self.udp_payload_bytes_max() as usize;
-        let reply_least = (self.transfer_bytes_max as usize + small).max(2 * (udp_payload + small));
+        let xattr_reply = self.xattr_value_bytes_max.max(self.xattr_list_bytes_max) as usize;
+        let reply_least = (self.transfer_bytes_max as usize + small)
+            .max(2 * (udp_payload + small))
+            .max(xattr_reply + small);
         if self.reply_bytes_max < reply_least {
             return Err(ConfigError::Limit {
                 key: "reply_bytes_max",
                 value: self.reply_bytes_max as u64,
                 why: format!(
                     "must be at least {reply_least} (the largest READ reply transfer_bytes_max \
-                     allows, over TCP or UDP), or that READ could never be answered"
+                     allows, over TCP or UDP, or GETXATTR/LISTXATTRS reply the xattr limits \
+                     allow), or that call could never be answered"
                 ),
             });
         }
@@ -727,7 +762,7 @@ mod tests {
     #[test]
     fn bad_limits_are_refused_naming_the_key() {
         type Spoil = fn(&mut Limits);
-        let cases: [(&str, Spoil); 7] = [
+        let cases: [(&str, Spoil); 11] = [
             ("fs_workers_max", |l| l.fs_workers_max = 0),
             ("connection_requests_max", |l| l.connection_requests_max = 0),
             ("transfer_bytes_max", |l| l.transfer_bytes_max = 2 << 20),
@@ -735,6 +770,16 @@ mod tests {
             ("requests_in_flight_max", |l| l.requests_in_flight_max = 0),
             ("record_bytes_max", |l| l.record_bytes_max = 1 << 20),
             ("reply_bytes_max", |l| l.reply_bytes_max = 1 << 20),
+            ("xattr_value_bytes_max", |l| l.xattr_value_bytes_max = 0),
+            ("xattr_value_bytes_max", |l| {
+                l.xattr_value_bytes_max = (64 << 10) + 1
+            }),
+            ("xattr_list_bytes_max", |l| l.xattr_list_bytes_max = 100),
+            // A SETXATTR of the largest value must fit a record.
+            ("record_bytes_max", |l| {
+                l.transfer_bytes_max = 4096;
+                l.record_bytes_max = 16 << 10;
+            }),
         ];
         for (key, spoil) in cases {
             let mut limits = Limits::default();

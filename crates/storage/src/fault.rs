@@ -288,6 +288,55 @@ impl Backend for FaultBackend {
     ) -> Result<(Option<Attr>, Wcc)> {
         self.run(Op::Link, || self.inner.link(who, fh, dir, name))
     }
+    fn seek(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        what: crate::SeekWhat,
+        offset: u64,
+    ) -> Result<crate::Sought> {
+        self.inner.seek(who, fh, what, offset)
+    }
+    fn allocate(&self, who: &Identity, fh: &VerifiedHandle, offset: u64, len: u64) -> Result<Wcc> {
+        self.inner.allocate(who, fh, offset, len)
+    }
+    fn deallocate(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        offset: u64,
+        len: u64,
+    ) -> Result<Wcc> {
+        self.inner.deallocate(who, fh, offset, len)
+    }
+    fn xattr_support(&self) -> bool {
+        self.inner.xattr_support()
+    }
+    fn getxattr(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        name: &[u8],
+        max_bytes: usize,
+    ) -> Result<Bytes> {
+        self.inner.getxattr(who, fh, name, max_bytes)
+    }
+    fn setxattr(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        name: &[u8],
+        value: &[u8],
+        how: crate::XattrSet,
+    ) -> Result<Wcc> {
+        self.inner.setxattr(who, fh, name, value, how)
+    }
+    fn listxattrs(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Vec<Bytes>> {
+        self.inner.listxattrs(who, fh)
+    }
+    fn removexattr(&self, who: &Identity, fh: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
+        self.inner.removexattr(who, fh, name)
+    }
     fn close_idle_files(&self) {
         self.inner.close_idle_files()
     }

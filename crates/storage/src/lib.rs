@@ -248,6 +248,40 @@ pub struct Written {
     pub file: Wcc,
 }
 
+/// What [`Backend::seek`] looks for (RFC 7862 §15.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekWhat {
+    Data,
+    Hole,
+}
+
+/// What [`Backend::seek`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sought {
+    /// Where the data or hole starts; `None` when there is no data at or after the offset (a
+    /// hole runs to the end of the file). The end of the file counts as a hole.
+    pub offset: Option<u64>,
+    /// The file's size when it was asked.
+    pub size_bytes: u64,
+}
+
+/// How [`Backend::setxattr`] treats an existing attribute (RFC 8276 §8.4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XattrSet {
+    /// Create or replace.
+    Either,
+    /// [`Error::Exist`] if it exists.
+    Create,
+    /// [`Error::NoXattr`] if it does not.
+    Replace,
+}
+
+/// Longest xattr name a backend takes (bytes, without the `user.` prefix): Linux's 255
+/// (`XATTR_NAME_MAX`) less the prefix.
+pub const XATTR_NAME_BYTES_MAX: usize = 255 - XATTR_USER_PREFIX.len();
+/// The namespace every NFS xattr lives in (RFC 8276 §5.2: the user namespace only).
+pub const XATTR_USER_PREFIX: &str = "user.";
+
 /// A storage error, in the terms NFSv3 can report (`nfsstat3`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -304,6 +338,10 @@ pub enum Error {
     /// being recalled: try again shortly (NFS3ERR_JUKEBOX, NFS4ERR_DELAY).
     #[error("file delegated or leased elsewhere: try again later")]
     Delay,
+    #[error("no such extended attribute")]
+    NoXattr,
+    #[error("extended attribute value or list too large")]
+    XattrTooBig,
     #[error("server fault (errno {0})")]
     ServerFault(i32),
 }
@@ -334,6 +372,9 @@ impl Error {
             libc::EOPNOTSUPP => Error::NotSupp,
             // An O_NONBLOCK open meeting a file lease that is being broken.
             libc::EWOULDBLOCK => Error::Delay,
+            // Only the xattr calls say these: no such attribute, value or list too large.
+            libc::ENODATA => Error::NoXattr,
+            libc::E2BIG | libc::ERANGE => Error::XattrTooBig,
             // A symlink met where a directory was needed (O_NOFOLLOW) is "not a directory" to NFS.
             libc::ELOOP => Error::NotDir,
             other => Error::ServerFault(other),
@@ -569,6 +610,87 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<(Option<Attr>, Wcc)> {
         let _ = (who, fh, dir, name);
         Err(Error::RoFs)
+    }
+
+    // ---- NFSv4.2: sparse files (RFC 7862) and extended attributes (RFC 8276). Defaults: not
+    // supported. ----
+
+    /// Where the next data or hole at or after `offset` starts (`SEEK_DATA`/`SEEK_HOLE`), for a
+    /// caller who may read the regular file `fh`. An `offset` at or past the end is
+    /// [`Error::NxIo`].
+    fn seek(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        what: SeekWhat,
+        offset: u64,
+    ) -> Result<Sought> {
+        let _ = (who, fh, what, offset);
+        Err(Error::NotSupp)
+    }
+
+    /// Reserves space for `len` bytes at `offset` (may extend the file), for a caller who may
+    /// write it.
+    fn allocate(&self, who: &Identity, fh: &VerifiedHandle, offset: u64, len: u64) -> Result<Wcc> {
+        let _ = (who, fh, offset, len);
+        Err(Error::NotSupp)
+    }
+
+    /// Punches a hole of `len` bytes at `offset` (reads there return zeros; the size does not
+    /// change), for a caller who may write the file.
+    fn deallocate(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        offset: u64,
+        len: u64,
+    ) -> Result<Wcc> {
+        let _ = (who, fh, offset, len);
+        Err(Error::NotSupp)
+    }
+
+    /// Whether the xattr methods work on this export (the `xattr_support` attribute).
+    fn xattr_support(&self) -> bool {
+        false
+    }
+
+    /// The value of the user-namespace attribute `name` (given without `user.`), at most
+    /// `max_bytes` long: a longer one is [`Error::XattrTooBig`], a missing one [`Error::NoXattr`].
+    fn getxattr(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        name: &[u8],
+        max_bytes: usize,
+    ) -> Result<Bytes> {
+        let _ = (who, fh, name, max_bytes);
+        Err(Error::NotSupp)
+    }
+
+    /// Sets the user-namespace attribute `name`; the object's attributes before and after.
+    fn setxattr(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        name: &[u8],
+        value: &[u8],
+        how: XattrSet,
+    ) -> Result<Wcc> {
+        let _ = (who, fh, name, value, how);
+        Err(Error::NotSupp)
+    }
+
+    /// The names of the object's user-namespace attributes, without `user.`, in the file
+    /// system's order (stable while none is added or removed).
+    fn listxattrs(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Vec<Bytes>> {
+        let _ = (who, fh);
+        Err(Error::NotSupp)
+    }
+
+    /// Removes the user-namespace attribute `name`; the object's attributes before and after.
+    fn removexattr(&self, who: &Identity, fh: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
+        let _ = (who, fh, name);
+        Err(Error::NotSupp)
     }
 
     /// How many write-back errors this backend has seen so far (monotonic). The server changes its

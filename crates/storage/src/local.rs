@@ -35,7 +35,8 @@
 //! process or by the open-file cache) is [`Error::Stale`]: it is no longer part of the export.
 //!
 //! The modifying procedures, durability and the open-file cache are described in
-//! [`write`](mod@write) and [`cache`].
+//! [`write`](mod@write) and [`cache`]; NFSv4.2's sparse-file operations and extended attributes
+//! in `v42`.
 //!
 //! Presenting a valid handle skips the search permissions of the directories above the object, as in
 //! every NFS server: the MAC is what keeps clients from minting handles they were not given.
@@ -78,6 +79,7 @@ pub mod cache;
 pub mod lease;
 pub mod listing;
 pub mod subtree;
+mod v42;
 pub mod write;
 
 pub use cache::DEFAULT_OPEN_FILES;
@@ -97,8 +99,8 @@ use rnfs_sys::{identity, IdentityGuard, KernelHandle, Stat, TimeSpec};
 use crate::handle::{self, ExportKey, HandleKey, VerifiedHandle, MAX_BODY};
 use crate::{
     access, Attr, Backend, CreateMode, Created, DirEntry, DirListing, Error, FileHandle, FileType,
-    FsStat, Identity, LockFile, NodeKind, PathConf, ReadData, Result, SetAttrs, Stability,
-    Timestamp, Wcc, Written,
+    FsStat, Identity, LockFile, NodeKind, PathConf, ReadData, Result, SeekWhat, SetAttrs, Sought,
+    Stability, Timestamp, Wcc, Written, XattrSet,
 };
 use cache::{OpenFiles, PathFd, PathFds};
 use listing::{Listed, ListedKind, Listing, Listings, Stamp};
@@ -159,6 +161,8 @@ pub struct LocalFs {
     grant_hasher: std::hash::RandomState,
     /// Read leases held for NFSv4 delegations (see [`lease`]).
     leases: lease::Leases,
+    /// The file system takes `user.` extended attributes (probed at start).
+    xattrs: bool,
 }
 
 impl LocalFs {
@@ -221,7 +225,6 @@ impl LocalFs {
         Ok(LocalFs {
             export_id,
             key,
-            root_fd,
             root_dev: st.dev,
             root_ino: st.ino,
             root_mount_id: mount_id,
@@ -234,6 +237,8 @@ impl LocalFs {
             writeback_errors: Arc::new(AtomicU64::new(0)),
             grant_hasher: std::hash::RandomState::new(),
             leases: lease::Leases::default(),
+            xattrs: v42::xattrs_supported(root_fd.as_fd()),
+            root_fd,
         })
     }
 
@@ -1500,6 +1505,65 @@ impl Backend for LocalFs {
     fn close_all_files(&self) {
         let all = self.files.take_all();
         drop(all); // outside the cache's lock: syncs unstable writes
+    }
+
+    // NFSv4.2's operations live in `v42`.
+
+    fn seek(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        what: SeekWhat,
+        offset: u64,
+    ) -> Result<Sought> {
+        self.do_seek(who, fh, what, offset)
+    }
+
+    fn allocate(&self, who: &Identity, fh: &VerifiedHandle, offset: u64, len: u64) -> Result<Wcc> {
+        self.do_fallocate(who, fh, offset, len, false)
+    }
+
+    fn deallocate(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        offset: u64,
+        len: u64,
+    ) -> Result<Wcc> {
+        self.do_fallocate(who, fh, offset, len, true)
+    }
+
+    fn xattr_support(&self) -> bool {
+        self.xattrs
+    }
+
+    fn getxattr(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        name: &[u8],
+        max_bytes: usize,
+    ) -> Result<Bytes> {
+        self.do_getxattr(who, fh, name, max_bytes)
+    }
+
+    fn setxattr(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        name: &[u8],
+        value: &[u8],
+        how: XattrSet,
+    ) -> Result<Wcc> {
+        self.do_setxattr(who, fh, name, value, how)
+    }
+
+    fn listxattrs(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Vec<Bytes>> {
+        self.do_listxattrs(who, fh)
+    }
+
+    fn removexattr(&self, who: &Identity, fh: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
+        self.do_removexattr(who, fh, name)
     }
 }
 

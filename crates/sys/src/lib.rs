@@ -28,6 +28,7 @@ pub mod lease;
 pub mod ofd;
 pub mod pipe;
 pub mod sockets;
+pub mod xattr;
 
 pub use identity::{set_thread_identity, IdentityGuard};
 
@@ -763,6 +764,18 @@ pub fn fdatasync(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// `fallocate(2)`: `mode` 0 allocates (and may extend the file), `FALLOC_FL_PUNCH_HOLE |
+/// FALLOC_FL_KEEP_SIZE` deallocates. The descriptor must be open for writing; the kernel checks
+/// nothing else against the calling thread but quotas and reserved blocks. Retries `EINTR`.
+pub fn fallocate(fd: BorrowedFd<'_>, mode: libc::c_int, offset: u64, len: u64) -> io::Result<()> {
+    let big = || io::Error::from_raw_os_error(libc::EFBIG);
+    let offset = i64::try_from(offset).map_err(|_| big())?;
+    let len = i64::try_from(len).map_err(|_| big())?;
+    // SAFETY: plain call with a descriptor and integers.
+    retry(|| unsafe { libc::fallocate(fd.as_raw_fd(), mode, offset, len) })?;
+    Ok(())
+}
+
 /// `lseek(2)`.
 pub fn lseek(fd: BorrowedFd<'_>, offset: i64, whence: libc::c_int) -> io::Result<i64> {
     // SAFETY: plain call with a descriptor and integers.
@@ -975,6 +988,40 @@ mod tests {
         )
         .unwrap();
         assert!(fstatvfs(d.as_fd()).unwrap().blocks > 0);
+    }
+
+    #[test]
+    fn fallocate_punches_holes_that_seek_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, vec![7u8; 1 << 20]).unwrap();
+        let f: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .into();
+        let f = f.as_fd();
+        fsync(f).unwrap();
+        let before = fstat(f).unwrap().blocks;
+        let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        match fallocate(f, punch, 256 << 10, 512 << 10) {
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return,
+            r => r.unwrap(),
+        }
+        let after = fstat(f).unwrap();
+        assert_eq!(after.size, 1 << 20);
+        assert!(after.blocks < before, "{} -> {}", before, after.blocks);
+        assert_eq!(lseek(f, 0, libc::SEEK_HOLE).unwrap(), 256 << 10);
+        assert_eq!(lseek(f, 256 << 10, libc::SEEK_DATA).unwrap(), 768 << 10);
+        let e = lseek(f, 1 << 20, libc::SEEK_DATA).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENXIO));
+        let mut buf = [1u8; 8];
+        pread(f, &mut buf, 300 << 10).unwrap();
+        assert_eq!(buf, [0; 8]);
+        fallocate(f, 0, 2 << 20, 4096).unwrap();
+        assert_eq!(fstat(f).unwrap().size, (2 << 20) + 4096);
+        assert!(fallocate(f, 0, u64::MAX, 1).is_err());
     }
 
     #[test]

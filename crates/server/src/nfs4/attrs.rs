@@ -139,6 +139,7 @@ fn object_values<'a>(
         time_metadata: time4(attr.ctime),
         time_modify: time4(attr.mtime),
         mounted_on_fileid,
+        xattr_support: a.export.backend.xattr_support(),
     }
 }
 
@@ -177,6 +178,7 @@ pub fn pseudo_values<'a>(ctx: &Ctx<'_>, path: &str, fh: &'a [u8]) -> AttrValues<
         time_metadata: nfstime4::default(),
         time_modify: nfstime4::default(),
         mounted_on_fileid: fileid,
+        xattr_support: false,
     }
 }
 

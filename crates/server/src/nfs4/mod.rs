@@ -15,12 +15,16 @@
 //! * [`session`]: EXCHANGE_ID, CREATE_SESSION, SEQUENCE and their kin, on `rnfs-nfs4state`.
 //! * [`deleg`]: delegations: granted by OPEN, recalled over the back channel
 //!   ([`crate::backchannel`]), DELEGRETURN.
+//! * [`sparse`] and [`xattr`]: NFSv4.2's sparse-file operations (SEEK, ALLOCATE, DEALLOCATE,
+//!   READ_PLUS; RFC 7862) and extended attributes (RFC 8276).
 //! * [`open`]: OPEN, CLOSE, OPEN_DOWNGRADE, LOCK, LOCKT, LOCKU, TEST_STATEID, FREE_STATEID: the
 //!   stateids of `rnfs-nfs4state`, share reservations and byte-range locks in the one lock
 //!   manager NLM uses ([`crate::locking`]).
 //!
 //! Minor versions 1 and 2 are served (4.2's operations are all optional: those not built answer
-//! NFS4ERR_NOTSUPP); minor version 0 gets NFS4ERR_MINOR_VERS_MISMATCH.
+//! NFS4ERR_NOTSUPP; those built are answered in either minor version, as the ones 4.1 lacks are
+//! optional extensions a 4.1 client never sends); minor version 0 gets
+//! NFS4ERR_MINOR_VERS_MISMATCH.
 
 mod attrs;
 mod compound;
@@ -33,7 +37,9 @@ mod io;
 mod open;
 mod pseudo;
 mod session;
+mod sparse;
 mod table;
+mod xattr;
 
 pub use compound::NFS4;
 
@@ -82,6 +88,8 @@ pub(crate) fn status(e: &storage::Error) -> nfsstat4 {
         E::BadType => NFS4ERR_BADTYPE,
         E::Delay => NFS4ERR_DELAY,
         E::NotSync => NFS4ERR_DELAY,
+        E::NoXattr => NFS4ERR_NOXATTR,
+        E::XattrTooBig => NFS4ERR_XATTR2BIG,
         _ => NFS4ERR_SERVERFAULT,
     }
 }

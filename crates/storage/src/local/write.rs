@@ -214,7 +214,7 @@ impl LocalFs {
     /// before anything is opened for writing: a denied call opens nothing, as a descriptor open
     /// for writing makes a local `execve` of the file fail with `ETXTBSY` and breaks read leases
     /// for as long as it stays cached. Call it as root.
-    fn open_for_write(
+    pub(super) fn open_for_write(
         &self,
         who: &Identity,
         body: &[u8],
@@ -750,17 +750,17 @@ impl LocalFs {
     }
 
     /// Weak cache consistency "before" attributes of `fd`.
-    fn pre(&self, fd: BorrowedFd<'_>) -> Option<WccAttr> {
+    pub(super) fn pre(&self, fd: BorrowedFd<'_>) -> Option<WccAttr> {
         rnfs_sys::fstat(fd).ok().map(|s| wcc_attr(&self.attr(&s)))
     }
 
     /// Weak cache consistency "after" attributes of `fd`.
-    fn post(&self, fd: BorrowedFd<'_>) -> Option<Attr> {
+    pub(super) fn post(&self, fd: BorrowedFd<'_>) -> Option<Attr> {
         rnfs_sys::fstat(fd).ok().map(|s| self.attr(&s))
     }
 }
 
-fn wcc_attr(a: &Attr) -> WccAttr {
+pub(super) fn wcc_attr(a: &Attr) -> WccAttr {
     WccAttr::from(a)
 }
 
@@ -780,7 +780,7 @@ fn new_name(name: &[u8]) -> Result<CString> {
 
 /// Maps the errno of a modifying call. Linux says `EBUSY` for a mount point (never crossed) and
 /// `ETXTBSY` for a running executable opened for writing; NFSv3 has neither, both are refusals.
-fn op_error(e: io::Error) -> Error {
+pub(super) fn op_error(e: io::Error) -> Error {
     match e.raw_os_error() {
         Some(libc::EBUSY | libc::ETXTBSY) => Error::Access,
         _ => Error::from(e),
