@@ -1,13 +1,17 @@
 //! Fuzz target for the NFSv4.1 COMPOUND decoders of `rnfs-nfs4`, both sides.
 //!
-//! Input layout: byte 0 selects the side.
-//! * even: the rest is COMPOUND arguments, read as the server reads them: the header
+//! Input layout: byte 0 selects the side (its value modulo 4).
+//! * 0: the rest is COMPOUND arguments, read as the server reads them: the header
 //!   ([`CompoundHeader::decode`]), then one [`ArgOp`] at a time until the count is reached, an
 //!   operation fails to decode, or one is `Unsupported`/`Illegal` (whose arguments are never
 //!   read). Each operation decoded must re-encode to what decodes back to itself, with
 //!   `encoded_len` agreeing.
-//! * odd: the rest is a COMPOUND4res, decoded as a client does ([`CompoundRes`]); a reply that
+//! * 1: the rest is a COMPOUND4res, decoded as a client does ([`CompoundRes`]); a reply that
 //!   decodes must re-encode to one that decodes back to the same value.
+//! * 2: the rest is a client's reply to a callback, CB_COMPOUND4res, as the server's back channel
+//!   decodes it; same round trip.
+//! * 3: the rest is CB_COMPOUND4args, as a client (rnfsd's own, in tests) decodes it; same round
+//!   trip.
 //!
 //! Checks, besides "no panic, no overflow, no huge allocation": the round trips above, and that
 //! no decoder reads past its input (the decoder's position never exceeds the length).
@@ -26,12 +30,24 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let msg = Bytes::copy_from_slice(rest);
-    if mode % 2 == 0 {
-        args(msg);
-    } else {
-        results(msg);
+    match mode % 4 {
+        0 => args(msg),
+        1 => results(msg),
+        2 => round_trip::<rnfs_nfs4::cb::CB_COMPOUND4res>(msg),
+        _ => round_trip::<rnfs_nfs4::cb::CB_COMPOUND4args>(msg),
     }
 });
+
+/// A value that decodes re-encodes (with `encoded_len` agreeing) to what decodes back to it.
+fn round_trip<T: XdrDecode + XdrEncode + PartialEq + std::fmt::Debug>(msg: Bytes) {
+    let Ok(v) = rnfs_xdr::from_bytes::<T>(msg) else {
+        return;
+    };
+    let enc = to_bytes(&v);
+    assert_eq!(enc.len(), v.encoded_len(), "encoded_len of {v:?}");
+    let back: T = rnfs_xdr::from_bytes(enc).expect("an encoded value decodes");
+    assert_eq!(back, v);
+}
 
 fn args(msg: Bytes) {
     let len = msg.len();

@@ -378,6 +378,55 @@ fn nfs4_seeds() -> Vec<Seed> {
     let mut b = vec![1];
     b.extend(rnfs_xdr::to_bytes(&res).to_vec());
     v.push(("res-seek-read-plus-listxattrs".into(), b));
+    // A client's reply to CB_SEQUENCE + CB_RECALL, and the call itself (modes 2 and 3).
+    let cb_res = cb::CB_COMPOUND4res {
+        status: nfsstat4::NFS4_OK,
+        tag: Opaque(bytes::Bytes::new()),
+        resarray: rnfs_xdr::Array(vec![
+            cb::CbResOp {
+                op: cb::OP_CB_SEQUENCE,
+                status: nfsstat4::NFS4_OK,
+                sequence: Some(cb::CB_SEQUENCE4resok {
+                    csr_sessionid: [5; 16],
+                    csr_sequenceid: 1,
+                    csr_slotid: 0,
+                    csr_highest_slotid: 0,
+                    csr_target_highest_slotid: 0,
+                }),
+            },
+            cb::CbResOp {
+                op: cb::OP_CB_RECALL,
+                status: nfsstat4::NFS4_OK,
+                sequence: None,
+            },
+        ]),
+    };
+    let mut b = vec![2];
+    b.extend(rnfs_xdr::to_bytes(&cb_res).to_vec());
+    v.push(("cb-res-sequence-recall".into(), b));
+    let cb_args = cb::CB_COMPOUND4args {
+        tag: Opaque(bytes::Bytes::new()),
+        minorversion: 2,
+        callback_ident: 0,
+        argarray: rnfs_xdr::Array(vec![
+            cb::CbArgOp::Sequence(cb::CB_SEQUENCE4args {
+                csa_sessionid: [5; 16],
+                csa_sequenceid: 1,
+                ..Default::default()
+            }),
+            cb::CbArgOp::Recall(cb::CB_RECALL4args {
+                stateid: stateid4 {
+                    seqid: 1,
+                    other: [3; 12],
+                },
+                truncate: false,
+                fh: Opaque(bytes::Bytes::from_static(&[9; 24])),
+            }),
+        ]),
+    };
+    let mut b = vec![3];
+    b.extend(rnfs_xdr::to_bytes(&cb_args).to_vec());
+    v.push(("cb-args-sequence-recall".into(), b));
     v
 }
 
@@ -1337,14 +1386,13 @@ fn check_peek_seed(data: &[u8]) -> Result<(), String> {
 fn check_nfs4_seed(data: &[u8]) -> Result<(), String> {
     let (&mode, rest) = data.split_first().ok_or("empty")?;
     let rest = bytes::Bytes::copy_from_slice(rest);
-    if mode % 2 == 1 {
-        let mut d = rnfs_nfs4::Decoder::new(rest);
-        rnfs_nfs4::XdrDecode::decode(&mut d)
-            .map(|_: rnfs_nfs4::CompoundRes| ())
-            .map_err(|e| e.to_string())?;
-        return d.finish().map_err(|e| e.to_string());
+    let whole = |r: rnfs_xdr::Result<()>| r.map_err(|e| e.to_string());
+    match mode % 4 {
+        0 => dispatch::nfs4_check(rest),
+        1 => whole(rnfs_xdr::from_bytes::<rnfs_nfs4::CompoundRes>(rest).map(|_| ())),
+        2 => whole(rnfs_xdr::from_bytes::<rnfs_nfs4::cb::CB_COMPOUND4res>(rest).map(|_| ())),
+        _ => whole(rnfs_xdr::from_bytes::<rnfs_nfs4::cb::CB_COMPOUND4args>(rest).map(|_| ())),
     }
-    dispatch::nfs4_check(rest)
 }
 
 pub fn check_seeds() -> Vec<String> {

@@ -403,3 +403,43 @@ fn a_local_writer_waits_no_longer_than_the_deadline_when_the_holder_is_silent() 
         "{flags:#x}"
     );
 }
+
+#[test]
+fn stray_replies_on_a_connection_are_dropped_and_counted_and_calls_still_answered() {
+    use std::io::Read;
+    let srv = server("", "");
+    let mut conn = std::net::TcpStream::connect(srv.tcp_addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let record = |words: &[u32]| {
+        let body: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+        let mut r = (0x8000_0000u32 | body.len() as u32).to_be_bytes().to_vec();
+        r.extend(body);
+        r
+    };
+    // 10,000 accepted SUCCESS replies to calls the server never made, in one burst.
+    const STRAY: u32 = 10_000;
+    let mut burst = Vec::new();
+    for xid in 0..STRAY {
+        burst.extend(record(&[xid.wrapping_mul(2_654_435_761), 1, 0, 0, 0, 0]));
+    }
+    conn.write_all(&burst).unwrap();
+    // Then an NFSv4 NULL call on the same connection: answered as usual.
+    conn.write_all(&record(&[0xfeed, 0, 2, 100_003, 4, 0, 0, 0, 0, 0]))
+        .unwrap();
+    let mut marker = [0u8; 4];
+    conn.read_exact(&mut marker).unwrap();
+    let len = (u32::from_be_bytes(marker) & 0x7fff_ffff) as usize;
+    let mut reply = vec![0u8; len];
+    conn.read_exact(&mut reply).unwrap();
+    assert_eq!(
+        &reply[..8],
+        &[0, 0, 0xfe, 0xed, 0, 0, 0, 1],
+        "the NULL call's reply"
+    );
+    let counts = ctl(srv.state_dir(), &["nfs4", "delegations"]);
+    assert!(
+        counts["callbacks"]["stray_replies"].as_u64().unwrap() >= u64::from(STRAY),
+        "{counts}"
+    );
+}
