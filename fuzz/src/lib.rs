@@ -393,11 +393,22 @@ fn nfs4_seeds() -> Vec<Seed> {
                     csr_highest_slotid: 0,
                     csr_target_highest_slotid: 0,
                 }),
+                attrs: None,
+            },
+            cb::CbResOp {
+                op: cb::OP_CB_GETATTR,
+                status: nfsstat4::NFS4_OK,
+                sequence: None,
+                attrs: Some(fattr4 {
+                    attrmask: Bitmap::from_bits(&[attr::num::CHANGE, attr::num::SIZE]),
+                    attr_vals: Opaque(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 5])),
+                }),
             },
             cb::CbResOp {
                 op: cb::OP_CB_RECALL,
                 status: nfsstat4::NFS4_OK,
                 sequence: None,
+                attrs: None,
             },
         ]),
     };

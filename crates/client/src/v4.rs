@@ -1079,22 +1079,25 @@ mod tests {
     }
 }
 
-/// What a test client's back channel saw: CB_NULLs and the delegations recalled.
+/// What a test client's back channel saw: CB_NULLs, the delegations recalled, the CB_GETATTRs;
+/// and what it answers CB_GETATTR with (change and size; none: an empty attribute list).
 #[derive(Debug, Default)]
 pub struct CallbacksSeen {
     pub nulls: usize,
     pub recalls: Vec<nfs4::stateid4>,
+    pub getattrs: usize,
+    pub getattr_answer: Option<(u64, u64)>,
 }
 
 /// A [`crate::CallbackHandler`] answering CB_NULL and CB_COMPOUND (CB_SEQUENCE echoed back,
-/// CB_RECALL recorded and accepted) into `seen`; with `answer` false it records but never
-/// replies (a client whose back channel is dead).
+/// CB_RECALL recorded and accepted, CB_GETATTR answered from `seen`) into `seen`; with `answer`
+/// false it records but never replies (a client whose back channel is dead).
 pub fn callback_answerer(
     seen: std::sync::Arc<std::sync::Mutex<CallbacksSeen>>,
     answer: bool,
 ) -> crate::CallbackHandler {
     use nfs4::cb::{CB_COMPOUND4args, CB_COMPOUND4res, CB_SEQUENCE4resok, CbArgOp, CbResOp};
-    use nfs4::cb::{OP_CB_RECALL, OP_CB_SEQUENCE};
+    use nfs4::cb::{OP_CB_GETATTR, OP_CB_RECALL, OP_CB_SEQUENCE};
     Box::new(move |msg: &[u8]| {
         let call = crate::rpc::decode_call(Bytes::copy_from_slice(msg)).ok()?;
         let mut seen = seen
@@ -1120,13 +1123,37 @@ pub fn callback_answerer(
                                 csr_highest_slotid: a.csa_highest_slotid,
                                 csr_target_highest_slotid: a.csa_highest_slotid,
                             }),
+                            attrs: None,
                         }),
+                        CbArgOp::Getattr(_) => {
+                            seen.getattrs += 1;
+                            let mut vals = Vec::new();
+                            let mut mask = Bitmap::default();
+                            if let Some((change, size)) = seen.getattr_answer {
+                                vals.extend_from_slice(&change.to_be_bytes());
+                                vals.extend_from_slice(&size.to_be_bytes());
+                                mask = Bitmap::from_bits(&[
+                                    nfs4::attr::num::CHANGE,
+                                    nfs4::attr::num::SIZE,
+                                ]);
+                            }
+                            res.push(CbResOp {
+                                op: OP_CB_GETATTR,
+                                status: nfsstat4::NFS4_OK,
+                                sequence: None,
+                                attrs: Some(nfs4::fattr4 {
+                                    attrmask: mask,
+                                    attr_vals: Opaque(Bytes::from(vals)),
+                                }),
+                            });
+                        }
                         CbArgOp::Recall(r) => {
                             seen.recalls.push(r.stateid);
                             res.push(CbResOp {
                                 op: OP_CB_RECALL,
                                 status: nfsstat4::NFS4_OK,
                                 sequence: None,
+                                attrs: None,
                             });
                         }
                     }

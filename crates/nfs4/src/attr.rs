@@ -59,6 +59,8 @@ pub mod num {
     pub const SUPPATTR_EXCLCREAT: u32 = 75;
     /// Whether the object's file system has extended attributes (RFC 8276 §8.1).
     pub const XATTR_SUPPORT: u32 = 82;
+    /// Which OPEN arguments the server supports (RFC 9754 §4).
+    pub const OPEN_ARGUMENTS: u32 = 86;
 }
 use num::*;
 
@@ -111,6 +113,7 @@ pub const SUPPORTED: &[u32] = &[
     MOUNTED_ON_FILEID,
     SUPPATTR_EXCLCREAT,
     XATTR_SUPPORT,
+    OPEN_ARGUMENTS,
 ];
 
 /// The attributes a client may set (SETATTR, CREATE, OPEN's createattrs).
@@ -274,9 +277,44 @@ fn put_value(v: &AttrValues<'_>, a: u32, out: &mut Vec<u8>) -> bool {
         MOUNTED_ON_FILEID => out.put_u64(v.mounted_on_fileid),
         SUPPATTR_EXCLCREAT => suppattr_exclcreat().encode(out),
         XATTR_SUPPORT => v.xattr_support.encode(out),
+        OPEN_ARGUMENTS => open_arguments().iter().for_each(|b| b.encode(out)),
         _ => return false,
     }
     true
+}
+
+/// The `open_arguments4` value (RFC 9754 §4): share access READ, WRITE, BOTH; every deny; the
+/// delegation wishes ANY_DELEG, NO_DELEG and CANCEL; the claims NULL, PREVIOUS, DELEGATE_CUR, FH
+/// and DELEG_CUR_FH; the four create modes.
+pub fn open_arguments() -> [Bitmap; 5] {
+    [
+        Bitmap::from_bits(&[1, 2, 3]),
+        Bitmap::from_bits(&[0, 1, 2, 3]),
+        Bitmap::from_bits(&[3, 4, 5]),
+        Bitmap::from_bits(&[0, 1, 2, 4, 5]),
+        Bitmap::from_bits(&[0, 1, 2, 3]),
+    ]
+}
+
+/// A file's change attribute and size as a client reports them (each may be absent).
+pub type ChangeSize = (Option<u64>, Option<u64>);
+
+/// The change and size a client reports in an `fattr4` (CB_GETATTR's answer, RFC 8881 §20.1):
+/// each `None` when absent. `None` when the attributes cannot be read (a malformed value, or
+/// an attribute before them this decoder does not know).
+pub fn change_and_size(f: &fattr4) -> Option<ChangeSize> {
+    let mut d = Decoder::new(f.attr_vals.0.clone());
+    let (mut change, mut size) = (None, None);
+    for a in f.attrmask.iter() {
+        match a {
+            CHANGE => change = Some(d.u64().ok()?),
+            SIZE => size = Some(d.u64().ok()?),
+            // Values come in ascending order: past SIZE, nothing more is needed.
+            a if a > SIZE => break,
+            _ => return None,
+        }
+    }
+    Some((change, size))
 }
 
 /// How a time is set (`settime4`).

@@ -1,11 +1,12 @@
 //! The callback program (RFC 8881 §20): the CB_COMPOUND the server sends on a session's back
-//! channel. CB_SEQUENCE opens every one; CB_RECALL (delegations) and CB_NULL (procedure 0, a
-//! probe of the path) are the others used so far.
+//! channel. CB_SEQUENCE opens every one; CB_RECALL and CB_GETATTR (delegations) and CB_NULL
+//! (procedure 0, a probe of the path) are the others used so far.
 
 use rnfs_xdr::{xdr_struct, Array, MinEncodedLen};
 
 use crate::*;
 
+pub const OP_CB_GETATTR: u32 = 3;
 pub const OP_CB_RECALL: u32 = 4;
 pub const OP_CB_SEQUENCE: u32 = 11;
 pub const OP_CB_ILLEGAL: u32 = 10044;
@@ -52,11 +53,17 @@ xdr_struct! {
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct CB_RECALL4args { pub stateid: stateid4, pub truncate: bool, pub fh: nfs_fh4 }
 }
+xdr_struct! {
+    /// CB_GETATTR (RFC 8881 §20.1): the attributes a write delegation's holder may have changed.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct CB_GETATTR4args { pub fh: nfs_fh4, pub attr_request: Bitmap }
+}
 
 /// One callback operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CbArgOp {
     Sequence(CB_SEQUENCE4args),
+    Getattr(CB_GETATTR4args),
     Recall(CB_RECALL4args),
 }
 
@@ -65,6 +72,10 @@ impl XdrEncode for CbArgOp {
         match self {
             CbArgOp::Sequence(a) => {
                 b.put_u32(OP_CB_SEQUENCE);
+                a.encode(b)
+            }
+            CbArgOp::Getattr(a) => {
+                b.put_u32(OP_CB_GETATTR);
                 a.encode(b)
             }
             CbArgOp::Recall(a) => {
@@ -76,6 +87,7 @@ impl XdrEncode for CbArgOp {
     fn encoded_len(&self) -> usize {
         4 + match self {
             CbArgOp::Sequence(a) => a.encoded_len(),
+            CbArgOp::Getattr(a) => a.encoded_len(),
             CbArgOp::Recall(a) => a.encoded_len(),
         }
     }
@@ -85,6 +97,7 @@ impl XdrDecode for CbArgOp {
     fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
         match d.u32()? {
             OP_CB_SEQUENCE => Ok(CbArgOp::Sequence(d.decode()?)),
+            OP_CB_GETATTR => Ok(CbArgOp::Getattr(d.decode()?)),
             OP_CB_RECALL => Ok(CbArgOp::Recall(d.decode()?)),
             v => Err(XdrError::InvalidEnum {
                 type_name: "nfs_cb_opnum4",
@@ -108,12 +121,14 @@ xdr_struct! {
     }
 }
 
-/// One callback result: the operation, its status and, for a successful CB_SEQUENCE, its body.
+/// One callback result: the operation, its status and, for a successful CB_SEQUENCE or
+/// CB_GETATTR, its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CbResOp {
     pub op: u32,
     pub status: nfsstat4,
     pub sequence: Option<CB_SEQUENCE4resok>,
+    pub attrs: Option<fattr4>,
 }
 
 impl MinEncodedLen for CbResOp {
@@ -124,7 +139,13 @@ impl XdrDecode for CbResOp {
     fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
         let op = d.u32()?;
         let status: nfsstat4 = d.decode()?;
-        let sequence = if op == OP_CB_SEQUENCE && status == nfsstat4::NFS4_OK {
+        let ok = status == nfsstat4::NFS4_OK;
+        let sequence = if op == OP_CB_SEQUENCE && ok {
+            Some(d.decode()?)
+        } else {
+            None
+        };
+        let attrs = if op == OP_CB_GETATTR && ok {
             Some(d.decode()?)
         } else {
             None
@@ -133,6 +154,7 @@ impl XdrDecode for CbResOp {
             op,
             status,
             sequence,
+            attrs,
         })
     }
 }
@@ -143,9 +165,13 @@ impl XdrEncode for CbResOp {
         if let Some(s) = &self.sequence {
             s.encode(b)
         }
+        if let Some(a) = &self.attrs {
+            a.encode(b)
+        }
     }
     fn encoded_len(&self) -> usize {
         8 + self.sequence.as_ref().map_or(0, |s| s.encoded_len())
+            + self.attrs.as_ref().map_or(0, |a| a.encoded_len())
     }
 }
 

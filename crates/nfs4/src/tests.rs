@@ -640,3 +640,46 @@ fn attributes_encode_in_order_and_verify() {
     };
     assert_eq!(attr::same(&v, &set_only), Err(nfsstat4::NFS4ERR_INVAL));
 }
+
+#[test]
+fn change_and_size_read_from_a_callback_answer() {
+    use crate::attr::{change_and_size, num};
+    let f = |bits: &[u32], vals: &[u8]| fattr4 {
+        attrmask: Bitmap::from_bits(bits),
+        attr_vals: Opaque(bytes::Bytes::copy_from_slice(vals)),
+    };
+    let both = [0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 1, 0];
+    assert_eq!(
+        change_and_size(&f(&[num::CHANGE, num::SIZE], &both)),
+        Some((Some(9), Some(256)))
+    );
+    assert_eq!(
+        change_and_size(&f(&[num::SIZE], &both[8..])),
+        Some((None, Some(256)))
+    );
+    assert_eq!(change_and_size(&f(&[], &[])), Some((None, None)));
+    // Attributes after SIZE are left alone; unknown ones before, or short values, are refused.
+    assert_eq!(
+        change_and_size(&f(&[num::CHANGE, num::TIME_MODIFY], &both)),
+        Some((Some(9), None))
+    );
+    assert_eq!(change_and_size(&f(&[num::TYPE, num::SIZE], &both)), None);
+    assert_eq!(
+        change_and_size(&f(&[num::CHANGE, num::SIZE], &both[..12])),
+        None
+    );
+}
+
+#[test]
+fn open_arguments_is_reported_and_supported() {
+    use crate::attr::{num, open_arguments, supported};
+    assert!(supported().contains(num::OPEN_ARGUMENTS));
+    let args = open_arguments();
+    assert!(args[0].contains(3) && args[2].contains(3) && args[3].contains(4));
+    assert!(
+        !args[2].contains(20),
+        "delegated timestamps are not offered"
+    );
+    let back: Bitmap = rnfs_xdr::from_bytes(rnfs_xdr::to_bytes(&args[0])).unwrap();
+    assert_eq!(back, args[0]);
+}

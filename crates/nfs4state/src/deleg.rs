@@ -255,6 +255,24 @@ impl Nfs4State {
         })
     }
 
+    /// The client holding a write delegation of `file`, if any (recalled or not).
+    pub fn write_delegate(&self, file: &[u8]) -> Option<(ClientId, Bytes)> {
+        self.delegs
+            .get(file)?
+            .iter()
+            .find_map(|&i| match self.states.at(i)? {
+                Entry {
+                    kind:
+                        Kind::Deleg {
+                            write: true, fh, ..
+                        },
+                    client,
+                    ..
+                } => Some((*client, fh.clone())),
+                _ => None,
+            })
+    }
+
     /// Whether some client holds (or is returning) a delegation of `file`.
     pub fn is_delegated(&self, file: &[u8]) -> bool {
         self.delegs.contains_key(file)

@@ -23,6 +23,7 @@ use rnfs_client::Client;
 const RD: u32 = nfs4::OPEN4_SHARE_ACCESS_READ;
 const WR: u32 = nfs4::OPEN4_SHARE_ACCESS_WRITE;
 const WANT_READ_DELEG: u32 = 0x0100;
+const WANT_WRITE_DELEG: u32 = 0x0200;
 const SEQ4_STATUS_CB_PATH_DOWN_SESSION: u32 = 0x200;
 const SEQ4_STATUS_RECALLABLE_STATE_REVOKED: u32 = 0x40;
 
@@ -347,17 +348,13 @@ fn no_delegation_without_a_back_channel_that_answers_or_when_switched_off() {
     let mut none = plain(&srv, "none");
     let (_, _, d) = open(&mut none, &dir, "g", RD | WANT_READ_DELEG).unwrap();
     assert!(matches!(d, open_delegation4::NoneExt(_)), "{d:?}");
-    // Write delegations are not offered (the holder's own writes would break the lease).
+    // A write delegation is not offered while other clients have the file open.
     let (mut live, seen) = with_back_channel(&srv, "live", true);
     assert!(ping_until(&mut live, &seen, Duration::from_secs(5), |s| s
         .nulls
         > 0));
-    let (_, _, d) = open(&mut live, &dir, "g", RD | WR | 0x0200).unwrap();
-    assert_eq!(
-        d,
-        open_delegation4::NoneExt(4),
-        "WND4_WRITE_DELEG_NOT_SUPP_FTYPE"
-    );
+    let (_, _, d) = open(&mut live, &dir, "g", RD | WR | WANT_WRITE_DELEG).unwrap();
+    assert_eq!(d, open_delegation4::NoneExt(1), "WND4_CONTENTION");
     drop(srv);
 
     let srv = server("", "nfs4_delegations = false");
@@ -442,4 +439,93 @@ fn stray_replies_on_a_connection_are_dropped_and_counted_and_calls_still_answere
         counts["callbacks"]["stray_replies"].as_u64().unwrap() >= u64::from(STRAY),
         "{counts}"
     );
+}
+
+/// Reads `path` in another thread and reports how long the open took, and what it read.
+fn local_reader(path: &Path) -> mpsc::Receiver<(Duration, Vec<u8>)> {
+    let (tx, rx) = mpsc::channel();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let mut f = std::fs::File::open(&path).unwrap();
+        let waited = t0.elapsed();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut data).unwrap();
+        let _ = tx.send((waited, data));
+    });
+    rx
+}
+
+#[test]
+fn a_write_delegation_serves_its_holder_and_a_local_reader_waits_for_its_data() {
+    require_root("file leases on files of any owner");
+    let srv = server("lock_callback_timeout_ms = 1000", "");
+    let path = srv.export().join("w");
+    std::fs::write(&path, b"").unwrap();
+    let (mut a, seen) = with_back_channel(&srv, "writer-a", true);
+    assert!(ping_until(&mut a, &seen, Duration::from_secs(5), |s| s
+        .nulls
+        > 0));
+    let dir = export_fh(&mut a, &srv);
+    let (fh, open_sid, d) = open(&mut a, &dir, "w", RD | WR | WANT_WRITE_DELEG).unwrap();
+    let deleg = match d {
+        open_delegation4::Write { stateid, .. } => stateid,
+        other => panic!("expected a write delegation, got {other:?}"),
+    };
+    // The holder writes and reads through the server without breaking its own lease.
+    a.write(&fh, &deleg, 0, b"hello ", nfs4::stable_how4::UNSTABLE4)
+        .unwrap();
+    a.write(&fh, &open_sid, 6, b"world", nfs4::stable_how4::UNSTABLE4)
+        .unwrap();
+    assert_eq!(
+        &a.read(&fh, &deleg, 0, 64).unwrap().data.0[..],
+        b"hello world"
+    );
+    assert!(seen.lock().unwrap().recalls.is_empty(), "no self-recall");
+    // Another client's GETATTR of the size and change gets the holder's (CB_GETATTR).
+    seen.lock().unwrap().getattr_answer = Some((4242, 11));
+    let mut b = plain(&srv, "writer-b");
+    let wanted = nfs4::Bitmap::from_bits(&[nfs4::attr::num::CHANGE, nfs4::attr::num::SIZE]);
+    let got = std::thread::scope(|scope| {
+        // The holder's connection must be read for the callback to be answered.
+        let pinger =
+            scope.spawn(|| ping_until(&mut a, &seen, Duration::from_secs(5), |s| s.getattrs > 0));
+        let got = b.getattr(&fh, &wanted).unwrap();
+        assert!(pinger.join().unwrap(), "CB_GETATTR reached the holder");
+        got
+    });
+    let vals = &got.attr_vals.0;
+    assert_eq!(got.attrmask, wanted);
+    assert_eq!(
+        u64::from_be_bytes(vals[..8].try_into().unwrap()),
+        4242,
+        "the holder's change"
+    );
+    assert_eq!(
+        u64::from_be_bytes(vals[8..16].try_into().unwrap()),
+        11,
+        "the holder's size"
+    );
+    // A local reader waits until the holder gives the delegation back, then sees its data.
+    let done = local_reader(&path);
+    assert!(
+        ping_until(&mut a, &seen, Duration::from_secs(5), |s| !s
+            .recalls
+            .is_empty()),
+        "CB_RECALL reached the holder"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        done.try_recv().is_err(),
+        "the local open waited for the delegation"
+    );
+    a.commit(&fh, 0, 0).unwrap();
+    assert_eq!(
+        last_status(&mut a, vec![ArgOp::PutFh(fh), ArgOp::DelegReturn(deleg)]),
+        nfsstat4::NFS4_OK
+    );
+    let (_, data) = done
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the local open went on once the delegation was returned");
+    assert_eq!(data, b"hello world");
 }

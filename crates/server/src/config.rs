@@ -79,7 +79,7 @@ pub struct Config {
     /// numeric ids when absent (see `crate::idmap`).
     #[serde(default)]
     pub nfs4_domain: Option<String>,
-    /// NFSv4 delegations (RFC 8881 §10): granted to clients with a working back channel when
+    /// NFSv4 read and write delegations (RFC 8881 §10): granted to clients with a working back channel when
     /// nothing conflicts, recalled when another client, an NLM client, an NFSv3 client or a
     /// local process (seen through a file lease) needs the file.
     #[serde(default = "default_true")]

@@ -65,6 +65,13 @@ pub struct V4ClientInfo {
     pub callbacks: bool,
 }
 
+/// A file leased for delegations: the backend holding the lease, and whether it is a write lease.
+#[derive(Clone)]
+pub struct Leased {
+    pub backend: std::sync::Arc<dyn rnfs_storage::Backend>,
+    pub write: bool,
+}
+
 /// A delegation as `rnfsd ctl nfs4 delegations` lists it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct V4DelegInfo {
@@ -100,10 +107,11 @@ pub struct V4State {
     pub delegations: AtomicBool,
     /// Some client holds a delegation (see [`V4State::any_delegations`]).
     any_delegations: AtomicBool,
+    /// Workers waiting for a CB_GETATTR answer (see [`V4State::ask_holder`]).
+    holder_waits: std::sync::atomic::AtomicUsize,
     /// Files leased for delegations (see `crate::nfs4::deleg`), with the backend holding each
     /// lease. A leaf lock, held for map operations only (never across a backend call).
-    pub leases:
-        TrackedMutex<std::collections::HashMap<Bytes, std::sync::Arc<dyn rnfs_storage::Backend>>>,
+    pub leases: TrackedMutex<std::collections::HashMap<Bytes, Leased>>,
     /// Operations executed and those that failed, by operation number (OP_ILLEGAL and numbers
     /// past the last defined one counted at index 0).
     pub ops: OpCounters,
@@ -150,6 +158,7 @@ impl V4State {
             grace_shared: AtomicBool::new(false),
             delegations: AtomicBool::new(true),
             any_delegations: AtomicBool::new(false),
+            holder_waits: std::sync::atomic::AtomicUsize::new(0),
             leases: TrackedMutex::new("nfs4.leases", Default::default()),
             ops: OpCounters::new(),
         }
@@ -404,6 +413,53 @@ impl V4State {
         !breaks.pending
     }
 
+    /// CB_GETATTR to the holder of a write delegation (the change and size it reports), waited
+    /// for at most `timeout_ms` on this worker, by at most [`HOLDER_WAITS_MAX`] workers at a
+    /// time (past them, `None` at once: the caller recalls instead). It holds no lock while it
+    /// waits, and the reply comes in on the holder's connection, which no worker serves.
+    pub fn ask_holder(
+        &self,
+        callbacks: &Callbacks,
+        holder: ClientId,
+        fh: Bytes,
+        timeout_ms: u64,
+    ) -> Option<rnfs_nfs4::attr::ChangeSize> {
+        let waiting = HolderWait::enter(&self.holder_waits)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let done: CbDone = std::sync::Arc::new(move |res| {
+            let _ = tx.try_send(res);
+        });
+        let request = rnfs_nfs4::Bitmap::from_bits(&[
+            rnfs_nfs4::attr::num::CHANGE,
+            rnfs_nfs4::attr::num::SIZE,
+        ]);
+        let op = CbArgOp::Getattr(rnfs_nfs4::cb::CB_GETATTR4args {
+            fh: rnfs_nfs4::Opaque(fh),
+            attr_request: request,
+        });
+        let job = CbJob::Compound {
+            client: holder,
+            ops: vec![op],
+            done,
+        };
+        if !callbacks.submit(job) {
+            return None;
+        }
+        let res = rx
+            .recv_timeout(std::time::Duration::from_millis(timeout_ms))
+            .ok()?
+            .ok()?;
+        drop(waiting);
+        let attrs = res
+            .resarray
+            .0
+            .iter()
+            .find(|r| r.op == rnfs_nfs4::cb::OP_CB_GETATTR)?
+            .attrs
+            .as_ref()?;
+        rnfs_nfs4::attr::change_and_size(attrs)
+    }
+
     /// Queues CB_RECALL for each delegation (the back channel's dispatcher sends them).
     pub fn send_recalls(&self, callbacks: &Callbacks, recalls: Vec<st::Recall>) {
         for r in recalls {
@@ -445,9 +501,9 @@ impl V4State {
         let gone: Vec<Bytes> =
             self.with(|s| leased.into_iter().filter(|k| !s.is_delegated(k)).collect());
         for key in gone {
-            let backend = self.leases.lock().remove(&key);
-            if let Some(b) = backend {
-                b.unlease(&key);
+            let leased = self.leases.lock().remove(&key);
+            if let Some(l) = leased {
+                l.backend.unlease(&key);
             }
         }
     }
@@ -459,7 +515,7 @@ impl V4State {
         let backends: Vec<std::sync::Arc<dyn rnfs_storage::Backend>> = {
             let leases = self.leases.lock();
             let mut seen: Vec<std::sync::Arc<dyn rnfs_storage::Backend>> = Vec::new();
-            for b in leases.values() {
+            for b in leases.values().map(|l| &l.backend) {
                 if !seen.iter().any(|s| std::sync::Arc::ptr_eq(s, b)) {
                     seen.push(b.clone());
                 }
@@ -474,6 +530,30 @@ impl V4State {
                 self.send_recalls(callbacks, breaks.recall);
             }
         }
+    }
+}
+
+/// Workers waiting for a CB_GETATTR answer at once, at most: each waits at most a callback's
+/// timeout, and the others keep serving.
+pub const HOLDER_WAITS_MAX: usize = 4;
+
+/// One worker's place among the [`HOLDER_WAITS_MAX`].
+struct HolderWait<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> HolderWait<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicUsize) -> Option<HolderWait<'a>> {
+        let before = count.fetch_add(1, Ordering::AcqRel);
+        if before >= HOLDER_WAITS_MAX {
+            count.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(HolderWait(count))
+    }
+}
+
+impl Drop for HolderWait<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

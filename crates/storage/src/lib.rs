@@ -717,13 +717,15 @@ pub trait Backend: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// Takes a read lease on the regular file `fh` for an NFSv4 read delegation: from now on
-    /// a local process opening it for writing (or truncating it) is made to wait, and
-    /// [`Backend::leases_broken`] names it, until [`Backend::unlease`] (RFC 8881 §10.4; Linux's
-    /// nfsd does the same in the kernel). `Ok(false)`: no lease (the file is open for writing
-    /// somewhere, or this backend cannot see local users); the server then grants no delegation.
-    /// Opening the file for writing through this backend breaks the lease too.
-    fn lease(&self, _fh: &VerifiedHandle) -> Result<bool> {
+    /// Takes a lease on the regular file `fh` for an NFSv4 delegation (a write delegation if
+    /// `write`): from now on a local process opening it for writing (for a write delegation: at
+    /// all) is made to wait, and [`Backend::leases_broken`] names it, until [`Backend::unlease`]
+    /// (RFC 8881 §10.4; Linux's nfsd does the same in the kernel). `Ok(false)`: no lease (the
+    /// file is open for writing somewhere — for a write delegation, open at all — or this backend
+    /// cannot see local users); the server then grants no delegation. For a read delegation,
+    /// opening the file for writing through this backend breaks the lease too; a write
+    /// delegation's holder reads and writes through the leased descriptor itself.
+    fn lease(&self, _fh: &VerifiedHandle, _write: bool) -> Result<bool> {
         Ok(false)
     }
 

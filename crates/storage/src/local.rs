@@ -1110,7 +1110,7 @@ impl Backend for LocalFs {
         self.open_ofd_lock_file(fh).map(Some)
     }
 
-    fn lease(&self, fh: &VerifiedHandle) -> Result<bool> {
+    fn lease(&self, fh: &VerifiedHandle, write: bool) -> Result<bool> {
         let key = fh.handle().to_bytes();
         if self.leases.contains(&key) {
             return Ok(true);
@@ -1119,11 +1119,27 @@ impl Backend for LocalFs {
         if st.file_type() != libc::S_IFREG {
             return Ok(false);
         }
-        let fd = rnfs_sys::reopen(
-            path.as_fd(),
-            libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK,
-        )?;
-        Ok(self.leases.take(key, fd)?)
+        let flags = libc::O_NOCTTY | libc::O_NONBLOCK;
+        if !write {
+            let fd = rnfs_sys::reopen(path.as_fd(), libc::O_RDONLY | flags)?;
+            return Ok(self.leases.take_read(key, fd)?);
+        }
+        // The cache's descriptor of the file would keep the write lease from being taken: this
+        // one, opened for writing, takes its place and is the file's only open description.
+        let body = self.body(fh);
+        drop(self.files.remove(body));
+        let fd = rnfs_sys::reopen(path.as_fd(), libc::O_RDWR | flags)?;
+        let file = Arc::new(cache::OpenFile::new(
+            fd,
+            true,
+            self.writeback_errors.clone(),
+        ));
+        if !self.leases.take_write(key, body, file.clone())? {
+            return Ok(false);
+        }
+        let (_, evicted) = self.files.insert(body, file);
+        drop(evicted);
+        Ok(true)
     }
 
     fn unlease(&self, key: &[u8]) {

@@ -11,6 +11,8 @@
 //!   open fails with `EWOULDBLOCK`, and the break starts all the same.
 //! * `SIGIO`'s default action ends the process: install a handler before taking any lease.
 //! * The lease goes with the open file description: closing the descriptor releases it.
+//! * A write lease (`F_WRLCK`) needs the file open nowhere else (this process's other
+//!   descriptors included) and is broken by any other open, for reading too.
 //! * Taking a lease needs the file's owner as fsuid or `CAP_LEASE`.
 
 use std::io;
@@ -29,12 +31,30 @@ pub fn take_read_lease(fd: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
-/// Whether the read lease on `fd` still stands: `false` while it is being broken (the kernel
-/// reports the type it is being broken to) and once the kernel removed it.
-pub fn read_lease_held(fd: BorrowedFd<'_>) -> io::Result<bool> {
+/// Takes a write lease on `fd`: broken by any other open of the file, for reading too.
+/// `Ok(false)`: the file is open elsewhere (`EAGAIN`; this process's other descriptors count).
+pub fn take_write_lease(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: fcntl F_SETLEASE takes an int argument and touches no user memory.
+    match cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) }) {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Releases the lease on `fd` (the descriptor stays open).
+pub fn release_lease(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl F_SETLEASE takes an int argument and touches no user memory.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) }).map(|_| ())
+}
+
+/// Whether the lease taken on `fd` (a write lease if `write`) still stands: `false` while it is
+/// being broken (the kernel reports the type it is being broken to) and once the kernel removed
+/// it.
+pub fn lease_held(fd: BorrowedFd<'_>, write: bool) -> io::Result<bool> {
     // SAFETY: fcntl F_GETLEASE takes no argument and touches no user memory.
     let kind = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETLEASE) })?;
-    Ok(kind == libc::F_RDLCK)
+    Ok(kind == if write { libc::F_WRLCK } else { libc::F_RDLCK })
 }
 
 /// How long the kernel lets a lease holder take before it breaks the lease itself
@@ -72,7 +92,7 @@ mod tests {
             // Not the file's owner and no CAP_LEASE: nothing to test here.
             return;
         }
-        assert!(read_lease_held(reader.as_fd()).unwrap());
+        assert!(lease_held(reader.as_fd(), false).unwrap());
         // A non-blocking writer is refused at once, and the break starts.
         use std::os::unix::fs::OpenOptionsExt;
         let w = std::fs::OpenOptions::new()
@@ -83,12 +103,29 @@ mod tests {
             w.err().and_then(|e| e.raw_os_error()),
             Some(libc::EWOULDBLOCK)
         );
-        assert!(!read_lease_held(reader.as_fd()).unwrap());
+        assert!(!lease_held(reader.as_fd(), false).unwrap());
         drop(reader);
         // With a writer open, no read lease can be taken.
         let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         let reader = std::fs::File::open(&path).unwrap();
         assert!(!take_read_lease(reader.as_fd()).unwrap());
-        drop(writer);
+        drop(reader);
+        // The only open description may take a write lease; a reader then breaks it.
+        assert!(take_write_lease(writer.as_fd()).unwrap());
+        assert!(lease_held(writer.as_fd(), true).unwrap());
+        let r = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path);
+        assert_eq!(
+            r.err().and_then(|e| e.raw_os_error()),
+            Some(libc::EWOULDBLOCK)
+        );
+        assert!(!lease_held(writer.as_fd(), true).unwrap());
+        release_lease(writer.as_fd()).unwrap();
+        // With another description open, no write lease.
+        let other = std::fs::File::open(&path).unwrap();
+        assert!(!take_write_lease(writer.as_fd()).unwrap());
+        drop(other);
     }
 }

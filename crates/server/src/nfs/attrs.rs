@@ -12,7 +12,11 @@ use crate::service::Service;
 
 pub fn getattr(svc: &Service, call: &Call, a: GETATTR3args) -> Result<GETATTR3res, AuthStat> {
     let auth = authorize!(svc, call, a.object, GETATTR3res);
-    Ok(match auth.export.backend.getattr(&auth.who, &auth.handle) {
+    // Size and times of a file delegated for writing are the holder's: recalled first.
+    let got = svc
+        .delegations_allow(call.now_ms, auth.handle.as_bytes(), false)
+        .and_then(|()| auth.export.backend.getattr(&auth.who, &auth.handle));
+    Ok(match got {
         Ok(attr) => GETATTR3res::Ok(GETATTR3resok {
             obj_attributes: fattr(&attr),
         }),

@@ -186,13 +186,60 @@ pub fn getattr(ctx: &mut Ctx<'_>, request: Bitmap) -> ResOp {
     if attr::WRITE_ONLY.iter().any(|&a| request.contains(a)) {
         return ResOp::status(OP_GETATTR, nfsstat4::NFS4ERR_INVAL);
     }
-    let res = ctx
-        .current()
-        .and_then(|fh| with_values(ctx, fh, &request, |v| attr::encode(v, &request)));
+    let res = ctx.current().and_then(|fh| {
+        let holder = written_elsewhere(ctx, fh, &request)?;
+        with_values(ctx, fh, &request, |v| match holder {
+            Some((change, size)) => {
+                let mut v = v.clone();
+                v.change = change.unwrap_or(v.change);
+                v.size = size.unwrap_or(v.size);
+                attr::encode(&v, &request)
+            }
+            None => attr::encode(v, &request),
+        })
+    });
     match res {
         Ok(f) => ResOp::ok(OP_GETATTR, ResBody::GetAttr(f)),
         Err(s) => ResOp::status(OP_GETATTR, s),
     }
+}
+
+/// A file another client holds a write delegation of has its size and change attribute there
+/// (in that client's cache, RFC 8881 §10.4.3): asking for them asks the holder (CB_GETATTR), and
+/// the reply carries the holder's values; when the holder does not answer in time, the
+/// delegation is recalled (NFS4ERR_DELAY until it is back), as asking for the data does.
+fn written_elsewhere(
+    ctx: &Ctx<'_>,
+    fh: &Fh,
+    request: &Bitmap,
+) -> Result<Option<attr::ChangeSize>, nfsstat4> {
+    let Fh::Real(a) = fh else {
+        return Ok(None);
+    };
+    let v4 = ctx.svc.v4();
+    if !v4.any_delegations()
+        || !(request.contains(attr::num::SIZE) || request.contains(attr::num::CHANGE))
+    {
+        return Ok(None);
+    }
+    let file = a.handle.as_bytes();
+    let by = ctx.clientid().map(rnfs_nfs4state::ClientId);
+    let holder = v4.with(|s| s.write_delegate(file));
+    if let Some((holder, deleg_fh)) = holder.filter(|(h, _)| Some(*h) != by) {
+        let answered = v4.ask_holder(ctx.svc.callbacks(), holder, deleg_fh, timeout_ms(ctx));
+        if answered.is_some() {
+            return Ok(answered);
+        }
+    }
+    if v4.break_for(ctx.svc.callbacks(), ctx.call.now_ms, file, by, false) {
+        Ok(None)
+    } else {
+        Err(nfsstat4::NFS4ERR_DELAY)
+    }
+}
+
+fn timeout_ms(ctx: &Ctx<'_>) -> u64 {
+    ctx.svc.limits().lock_callback_timeout_ms
 }
 
 /// VERIFY (`want_same`) and NVERIFY.

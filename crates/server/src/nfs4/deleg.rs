@@ -26,9 +26,9 @@ use crate::v4state::client_key;
 const WND4_NOT_WANTED: u32 = 0;
 const WND4_CONTENTION: u32 = 1;
 const WND4_RESOURCE: u32 = 2;
-const WND4_WRITE_DELEG_NOT_SUPP_FTYPE: u32 = 4;
 const WND4_CANCELLED: u32 = 7;
 const WANT_WRITE: u32 = 0x0200;
+const WANT_ANY: u32 = 0x0300;
 
 /// A change to `file` by this compound's client (SETATTR, LINK): other clients' delegations of
 /// it are recalled; NFS4ERR_DELAY while one is out.
@@ -65,18 +65,19 @@ pub fn allow_change_name(ctx: &Ctx<'_>, dir: &Authorized, name: &[u8]) -> Result
 /// must not wait for it (its return flushes them first). Other clients' delegations were broken
 /// before ([`break_for`]), so no one else relies on the lease.
 pub fn own_write_open(svc: &Service, now_ms: u64, client: ClientId, file: &Bytes) {
-    let recall = svc.v4().with(|s| {
-        s.delegation_of(client, file)
-            .map(|_| s.recall_own(now_ms, client, file))
+    // A write delegation covers its holder's writes: nothing to do.
+    let recall = svc.v4().with(|s| match s.delegation_of(client, file) {
+        Some((_, false)) => Some(s.recall_own(now_ms, client, file)),
+        _ => None,
     });
     let Some(recall) = recall else {
         return;
     };
     svc.v4()
         .send_recalls(svc.callbacks(), recall.into_iter().collect());
-    let backend = svc.v4().leases.lock().remove(file);
-    if let Some(b) = backend {
-        b.unlease(file);
+    let leased = svc.v4().leases.lock().remove(file);
+    if let Some(l) = leased {
+        l.backend.unlease(file);
     }
 }
 
@@ -102,14 +103,16 @@ pub fn offer(
         w::OPEN4_SHARE_ACCESS_WANT_CANCEL => return none(WND4_CANCELLED),
         _ => {}
     }
-    // Only read delegations, for read-only opens: a write delegation's holder writes through
-    // this server, and this server's own open for writing would break the file's lease (see
-    // rnfs_sys::lease), so a write delegation needs the lease on the very descriptor the
-    // writes use, which the local backend does not offer yet.
-    if share_access & w::OPEN4_SHARE_ACCESS_WRITE != 0 || want == WANT_WRITE {
-        return none(WND4_WRITE_DELEG_NOT_SUPP_FTYPE);
-    }
-    let write = false;
+    // A write delegation for an open for writing that asks for one (or for any); a read
+    // delegation for a read-only open (asked for, or not: as Linux's nfsd). A read delegation
+    // would not cover its holder's own writes (they would break its lease).
+    let writing = share_access & w::OPEN4_SHARE_ACCESS_WRITE != 0;
+    let write = match want {
+        WANT_WRITE | WANT_ANY if writing => true,
+        _ if writing => return none(WND4_CONTENTION),
+        WANT_WRITE => return none(WND4_CONTENTION),
+        _ => false,
+    };
     if !matches!(claim, w::open_claim4::Null(_) | w::open_claim4::Fh)
         || !ctx.svc.v4().delegations.load(Ordering::Relaxed)
     {
@@ -124,7 +127,7 @@ pub fn offer(
         .with(|s| s.delegate(client, file.clone(), fh.handle.handle().to_bytes(), write));
     // A delegation stands only with a lease on the file, which makes local writers wait for it.
     let got = match got {
-        Ok(stateid) if !leased(ctx.svc, fh, file) => {
+        Ok(stateid) if !leased(ctx.svc, fh, file, write) => {
             ctx.svc.v4().with(|s| s.undelegate(client, &stateid));
             Err(NoDeleg::Contention)
         }
@@ -147,14 +150,19 @@ pub fn offer(
 
 /// Whether `file` is leased (taking the lease now if not): local processes that open it for
 /// writing are then seen and made to wait (see [`rnfs_storage::Backend::lease`]).
-fn leased(svc: &Service, fh: &Authorized, file: &Bytes) -> bool {
-    if svc.v4().leases.lock().contains_key(file) {
-        return true;
+fn leased(svc: &Service, fh: &Authorized, file: &Bytes, write: bool) -> bool {
+    if let Some(l) = svc.v4().leases.lock().get(file) {
+        // A lease of the other kind lingers (its delegation just went): none this time.
+        return l.write == write;
     }
     let backend = &fh.export.backend;
-    match backend.lease(&fh.handle) {
+    match backend.lease(&fh.handle, write) {
         Ok(true) => {
-            svc.v4().leases.lock().insert(file.clone(), backend.clone());
+            let leased = crate::v4state::Leased {
+                backend: backend.clone(),
+                write,
+            };
+            svc.v4().leases.lock().insert(file.clone(), leased);
             true
         }
         Ok(false) => false,

@@ -1,9 +1,15 @@
-//! Read leases for NFSv4 read delegations ([`crate::Backend::lease`]): one descriptor per
-//! leased file, opened read-only as root, holding a kernel read lease (see
-//! [`rnfs_sys::lease`]). A local process that opens the file for writing breaks it: the kernel
-//! makes that process wait and signals this one, the server recalls the delegation, and
-//! [`Leases::release`] (the delegation returned or revoked) closes the descriptor, which lets
-//! the process go on.
+//! Leases for NFSv4 delegations ([`crate::Backend::lease`]): the kernel tells this process when
+//! a local process opens a delegated file (see [`rnfs_sys::lease`]), makes that process wait, the
+//! server recalls the delegation, and [`Leases::release`] (the delegation returned or revoked)
+//! lets the process go on.
+//!
+//! * A **read** delegation's lease is a read lease on a descriptor of its own, opened read-only
+//!   as root: broken by any open for writing (this server's own included).
+//! * A **write** delegation's lease is a write lease on the open-file cache's read-write
+//!   descriptor of the file, which must be its only open description: the holder's own READs and
+//!   WRITEs go through it and break nothing, any other open breaks it. Kept here too, so that a
+//!   write finding the cache without it uses it again instead of opening the file anew
+//!   ([`Leases::write_file`]).
 //!
 //! # Locking
 //! `inner` is a leaf lock held for map operations only: every system call (open, `fcntl`,
@@ -15,10 +21,36 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
-/// The leases of one export: handle bytes → leased descriptor.
+use super::cache::OpenFile;
+
+#[derive(Debug, Clone)]
+enum Held {
+    Read(Arc<OwnedFd>),
+    Write { body: Vec<u8>, file: Arc<OpenFile> },
+}
+
+impl Held {
+    fn still_held(&self) -> bool {
+        let (fd, write) = match self {
+            Held::Read(fd) => (fd.as_fd(), false),
+            Held::Write { file, .. } => (file.fd(), true),
+        };
+        rnfs_sys::lease::lease_held(fd, write).unwrap_or(false)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Maps {
+    /// Handle bytes → lease.
+    by_key: HashMap<Bytes, Held>,
+    /// Kernel handle body → the write-leased descriptor.
+    writes: HashMap<Vec<u8>, Arc<OpenFile>>,
+}
+
+/// The leases of one export.
 #[derive(Debug)]
 pub struct Leases {
-    inner: Mutex<HashMap<Bytes, Arc<OwnedFd>>>,
+    inner: Mutex<Maps>,
     /// Leases held at most: each is an open file, and the process's other files (connections,
     /// cached files, loan pipes) must not run out because clients collect delegations.
     max: usize,
@@ -35,51 +67,91 @@ impl Default for Leases {
 }
 
 impl Leases {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Bytes, Arc<OwnedFd>>> {
+    fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Leases held.
     pub fn len(&self) -> usize {
-        self.map().len()
+        self.maps().by_key.len()
     }
 
     /// No lease held.
     pub fn is_empty(&self) -> bool {
-        self.map().is_empty()
+        self.len() == 0
     }
 
     /// Whether `key` is leased.
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.map().contains_key(key)
+        self.maps().by_key.contains_key(key)
     }
 
     /// Takes a read lease on `fd` (open read-only) and keeps it under `key`. `Ok(false)`: the
-    /// file is open for writing somewhere.
-    pub fn take(&self, key: Bytes, fd: OwnedFd) -> std::io::Result<bool> {
+    /// file is open for writing somewhere, or the leases are at their bound.
+    pub fn take_read(&self, key: Bytes, fd: OwnedFd) -> std::io::Result<bool> {
         if self.len() >= self.max || !rnfs_sys::lease::take_read_lease(fd.as_fd())? {
             return Ok(false);
         }
-        let previous = self.map().insert(key, Arc::new(fd));
+        let previous = self.maps().by_key.insert(key, Held::Read(Arc::new(fd)));
         drop(previous); // a racing lease of the same file: closed outside the lock
         Ok(true)
     }
 
-    /// Releases the lease on `key`.
+    /// Takes a write lease on `file` (read-write, the file's only open description) and keeps
+    /// it under `key` and `body`. `Ok(false)`: the file is open elsewhere, or at the bound.
+    pub fn take_write(
+        &self,
+        key: Bytes,
+        body: &[u8],
+        file: Arc<OpenFile>,
+    ) -> std::io::Result<bool> {
+        if self.len() >= self.max || !rnfs_sys::lease::take_write_lease(file.fd())? {
+            return Ok(false);
+        }
+        let held = Held::Write {
+            body: body.to_vec(),
+            file: file.clone(),
+        };
+        let previous = {
+            let mut maps = self.maps();
+            maps.writes.insert(body.to_vec(), file);
+            maps.by_key.insert(key, held)
+        };
+        drop(previous);
+        Ok(true)
+    }
+
+    /// The write-leased descriptor of the file with kernel handle body `body`, if any.
+    pub fn write_file(&self, body: &[u8]) -> Option<Arc<OpenFile>> {
+        self.maps().writes.get(body).cloned()
+    }
+
+    /// Releases the lease on `key` (a write-leased descriptor stays open in the cache).
     pub fn release(&self, key: &[u8]) {
-        let gone = self.map().remove(key);
+        let gone = {
+            let mut maps = self.maps();
+            let gone = maps.by_key.remove(key);
+            if let Some(Held::Write { body, .. }) = &gone {
+                maps.writes.remove(body);
+            }
+            gone
+        };
+        if let Some(Held::Write { file, .. }) = &gone {
+            let _ = rnfs_sys::lease::release_lease(file.fd());
+        }
         drop(gone);
     }
 
     /// The keys whose lease is being broken or was broken by the kernel.
     pub fn broken(&self) -> Vec<Bytes> {
-        let all: Vec<(Bytes, Arc<OwnedFd>)> = self
-            .map()
+        let all: Vec<(Bytes, Held)> = self
+            .maps()
+            .by_key
             .iter()
-            .map(|(k, fd)| (k.clone(), fd.clone()))
+            .map(|(k, h)| (k.clone(), h.clone()))
             .collect();
         all.into_iter()
-            .filter(|(_, fd)| !rnfs_sys::lease::read_lease_held(fd.as_fd()).unwrap_or(false))
+            .filter(|(_, h)| !h.still_held())
             .map(|(k, _)| k)
             .collect()
     }

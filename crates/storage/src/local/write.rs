@@ -169,7 +169,15 @@ impl LocalFs {
     /// permission is asked on before anything is opened for it. A directory is [`Error::IsDir`],
     /// other non-regular files [`Error::Inval`], an unlinked file [`Error::Stale`]. Call it as root.
     fn find_file(&self, body: &[u8]) -> Result<(Found, Stat)> {
-        if let Some(file) = self.files.get(body) {
+        // A write-leased file left the cache: its leased descriptor goes back in (a new open
+        // would break the lease of the very delegation it serves).
+        let file = self.files.get(body).or_else(|| {
+            let leased = self.leases.write_file(body)?;
+            let (file, evicted) = self.files.insert(body, leased);
+            drop(evicted);
+            Some(file)
+        });
+        if let Some(file) = file {
             let st = self.stat_linked(file.fd(), body, file.inside_memo())?;
             return Ok((Found::Cached(file), st));
         }
