@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{ctl, require_root, TestServer};
 use rnfs_client::nfs4::{self, nfsstat4, open_delegation4, ArgOp, ResBody};
+use rnfs_client::nlm::nlm4_stats;
 use rnfs_client::v4::{callback_answerer, CallbacksSeen, Session};
 use rnfs_client::Client;
 
@@ -283,7 +284,7 @@ fn a_recall_never_answered_is_revoked_at_the_deadline() {
 }
 
 #[test]
-fn nfsv3_writes_wait_for_the_recall_and_reads_do_not() {
+fn nfsv3_writes_and_nlm_locks_wait_for_the_recall_and_reads_do_not() {
     require_root("file leases on files of any owner");
     let srv = server("lock_callback_timeout_ms = 1000", "");
     std::fs::write(srv.export().join("v3"), b"old").unwrap();
@@ -316,13 +317,20 @@ fn nfsv3_writes_wait_for_the_recall_and_reads_do_not() {
         }
         other => panic!("expected JUKEBOX, got {other:?}"),
     }
-    assert!(ping_until(&mut a, &seen, Duration::from_secs(5), |s| !s
-        .recalls
-        .is_empty()));
+    // An NLM client's exclusive lock waits too (DENIED_GRACE_PERIOD: "try again shortly").
+    let owner = rnfs_client::LockOwner::new("nlm-host", 7);
+    let nlm = |v3: &mut Client| {
+        let args = owner.lock_args(&fh3, true, 0, 10);
+        v3.nlm_lock(&args).unwrap().stat.stat
+    };
+    assert_eq!(nlm(&mut v3), nlm4_stats::NLM4_DENIED_GRACE_PERIOD);
+    let recalled = |s: &CallbacksSeen| !s.recalls.is_empty();
+    assert!(ping_until(&mut a, &seen, Duration::from_secs(5), recalled));
     assert_eq!(
         last_status(&mut a, vec![ArgOp::PutFh(fh), ArgOp::DelegReturn(deleg)]),
         nfsstat4::NFS4_OK
     );
+    assert_eq!(nlm(&mut v3), nlm4_stats::NLM4_GRANTED);
     write(&mut v3).unwrap();
     assert_eq!(std::fs::read(srv.export().join("v3")).unwrap(), b"new");
 }

@@ -133,6 +133,7 @@ fn with_lock<R>(
     svc: &Service,
     call: &Call,
     lock: &nlm4_lock,
+    delegations: Option<bool>,
     f: impl FnOnce(
         &mut rnfs_locks::LockManager,
         &mut crate::locking::OfdMirror<'_>,
@@ -148,6 +149,17 @@ fn with_lock<R>(
         Ok(r) => r,
         Err(stat) => return Ok(Err(stat)),
     };
+    // A lock (exclusive: as a write) conflicts with NFSv4 delegations of the file: they are
+    // recalled, and the client told to try again shortly (DENIED_GRACE_PERIOD is the status
+    // NLM clients retry after a pause, as NFSv3 clients do JUKEBOX).
+    if let Some(write) = delegations {
+        if svc
+            .delegations_allow(call.now_ms, auth.handle.as_bytes(), write)
+            .is_err()
+        {
+            return Ok(Err(nlm4_stats::NLM4_DENIED_GRACE_PERIOD));
+        }
+    }
     let (name, oh) = (lock.caller_name.as_bytes(), lock.oh.as_bytes());
     let target = target(call, name, lock.svid, oh, &auth);
     let spare = svc
@@ -181,7 +193,7 @@ fn holder(m: &rnfs_locks::LockManager, conflict: &Conflict) -> nlm4_holder {
 fn test(svc: &Service, call: &Call, args: nlm4_testargs) -> Result<nlm4_testres, AuthStat> {
     let now = call.now_ms;
     let want = kind(args.exclusive);
-    let answer = with_lock(svc, call, &args.alock, |m, mirror, target, range| {
+    let answer = with_lock(svc, call, &args.alock, None, |m, mirror, target, range| {
         match m.test(now, target, want, range) {
             TestOutcome::Free => {
                 // The manager knows NFS owners only: ask the file system about local locks.
@@ -223,21 +235,28 @@ fn do_lock(
 ) -> Result<nlm4_stats, AuthStat> {
     let block = monitored && args.block;
     let now = call.now_ms;
-    let answer = with_lock(svc, call, &args.alock, |m, mirror, target, range| {
-        let req = LockRequest {
-            target: target.clone(),
-            kind: kind(args.exclusive),
-            range,
-            block,
-            reclaim: args.reclaim,
-        };
-        let reply = m.lock(now, &req, mirror);
-        if let LockOutcome::Blocked(_) = reply.outcome {
-            // Keep the request's description for when the waiter is granted.
-            mirror.keep(m, target);
-        }
-        (reply, target.client.clone())
-    })?;
+    let conflicts = Some(args.exclusive);
+    let answer = with_lock(
+        svc,
+        call,
+        &args.alock,
+        conflicts,
+        |m, mirror, target, range| {
+            let req = LockRequest {
+                target: target.clone(),
+                kind: kind(args.exclusive),
+                range,
+                block,
+                reclaim: args.reclaim,
+            };
+            let reply = m.lock(now, &req, mirror);
+            if let LockOutcome::Blocked(_) = reply.outcome {
+                // Keep the request's description for when the waiter is granted.
+                mirror.keep(m, target);
+            }
+            (reply, target.client.clone())
+        },
+    )?;
     Ok(match answer {
         Ok((reply, client)) => {
             svc.locking.push_granted(reply.granted);
@@ -266,7 +285,7 @@ fn nm_lock(svc: &Service, call: &Call, args: nlm4_lockargs) -> Result<nlm4_res, 
 
 fn unlock(svc: &Service, call: &Call, args: nlm4_unlockargs) -> Result<nlm4_res, AuthStat> {
     let now = call.now_ms;
-    let answer = with_lock(svc, call, &args.alock, |m, mirror, target, range| {
+    let answer = with_lock(svc, call, &args.alock, None, |m, mirror, target, range| {
         m.unlock(now, target, range, mirror)
     })?;
     let stat = match answer {
@@ -282,7 +301,7 @@ fn unlock(svc: &Service, call: &Call, args: nlm4_unlockargs) -> Result<nlm4_res,
 
 fn cancel(svc: &Service, call: &Call, args: nlm4_cancargs) -> Result<nlm4_res, AuthStat> {
     let want = kind(args.exclusive);
-    let answer = with_lock(svc, call, &args.alock, |m, mirror, target, range| {
+    let answer = with_lock(svc, call, &args.alock, None, |m, mirror, target, range| {
         // The waiter's description (kept for its grant) closes with it.
         mirror.touch(m, target);
         m.cancel(target, want, range)
@@ -309,6 +328,16 @@ fn share_bits(share: &nlm4_share) -> (u8, u8) {
     (bits(share.access as u32), bits(share.mode as u32))
 }
 
+/// A share reservation NFSv4 delegations of the file stand in the way of (writing, or denying
+/// anything, conflicts with any; reading with a write delegation): they are recalled, and the
+/// client told to try again shortly.
+fn delegated(svc: &Service, call: &Call, auth: &Authorized, share: &nlm4_share) -> bool {
+    let (access, deny) = share_bits(share);
+    let write = access & SHARE_WRITE != 0 || deny != 0;
+    svc.delegations_allow(call.now_ms, auth.handle.as_bytes(), write)
+        .is_err()
+}
+
 fn share_target(call: &Call, share: &nlm4_share, auth: &Authorized) -> Target {
     target(
         call,
@@ -322,6 +351,9 @@ fn share_target(call: &Call, share: &nlm4_share, auth: &Authorized) -> Target {
 fn share(svc: &Service, call: &Call, args: nlm4_shareargs) -> Result<nlm4_shareres, AuthStat> {
     let stat = match authorize(svc, call, &args.share.fh)? {
         Err(stat) => stat,
+        Ok(auth) if delegated(svc, call, &auth, &args.share) => {
+            nlm4_stats::NLM4_DENIED_GRACE_PERIOD
+        }
         Ok(auth) => {
             let (access, deny) = share_bits(&args.share);
             let req = ShareRequest {
