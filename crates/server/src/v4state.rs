@@ -271,7 +271,7 @@ impl V4State {
         let mut state = self.state.lock();
         let r = f(&mut state);
         self.any_delegations
-            .store(state.has_delegations(), Ordering::Release);
+            .store(state.has_delegations(), Ordering::SeqCst);
         r
     }
 
@@ -279,7 +279,7 @@ impl V4State {
     /// path). A delegation granted after this read conflicts with nothing this caller does:
     /// it was granted on what the lock manager showed then.
     pub fn any_delegations(&self) -> bool {
-        self.any_delegations.load(Ordering::Acquire)
+        self.any_delegations.load(Ordering::SeqCst)
     }
 
     /// The lease time, in seconds (the `lease_time` attribute).
@@ -408,6 +408,9 @@ impl V4State {
         by: Option<ClientId>,
         write: bool,
     ) -> bool {
+        if !self.any_delegations() {
+            return true;
+        }
         let breaks = self.with(|s| s.break_delegations(now_ms, file, by, write));
         self.send_recalls(callbacks, breaks.recall);
         !breaks.pending

@@ -126,9 +126,13 @@ pub fn offer(
         .v4()
         .with(|s| s.delegate(client, file.clone(), fh.handle.handle().to_bytes(), write));
     // A delegation stands only with a lease on the file, which makes local writers wait for it.
+    // Another client's open may have slipped in between the first look and the grant (its own
+    // look at the delegations came before the grant): looked at again, now that the grant is
+    // visible to everyone's next look.
     let got = match got {
-        Ok(stateid) if !leased(ctx.svc, fh, file, write) => {
+        Ok(stateid) if !leased(ctx.svc, fh, file, write) || !unshared(ctx, client, file, write) => {
             ctx.svc.v4().with(|s| s.undelegate(client, &stateid));
+            ctx.svc.v4().release_leases();
             Err(NoDeleg::Contention)
         }
         other => other,
