@@ -564,6 +564,19 @@ impl Session {
     }
 
     /// PUTROOTFH, then LOOKUP of each component: the handle at the end.
+    /// The handle of the local path `dir` as the server's pseudo file system shows it (an
+    /// export's mount path is its absolute path).
+    pub fn lookup_dir(&mut self, dir: &std::path::Path) -> Result<nfs4::nfs_fh4> {
+        let comps: Vec<&str> = dir
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(s) => s.to_str(),
+                _ => None,
+            })
+            .collect();
+        self.lookup_path(&comps)
+    }
+
     pub fn lookup_path(&mut self, path: &[&str]) -> Result<nfs4::nfs_fh4> {
         let chunk = self.ops_max.saturating_sub(2).max(1);
         let mut start = ArgOp::PutRootFh;

@@ -10,15 +10,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 use bytes::Bytes;
-use common::{chown, require_root, run_bounded, set_mode, TestServer, USER};
+use common::{chown, require_root, scrape_metrics, set_mode, TestServer, USER};
 use rnfs_client::nfs4::{self, attr::num, nfsstat4::*, ArgOp, Bitmap, Opaque, ResBody, ResOp};
 use rnfs_client::nfs4::{read_plus_content, setxattr_option4::*, XdrEncode};
 use rnfs_client::v4::Session;
@@ -56,15 +53,7 @@ fn session(srv: &TestServer, uid: u32, name: &str) -> Session {
 }
 
 fn export_root(s: &mut Session, dir: &Path) -> nfs4::nfs_fh4 {
-    let comps: Vec<String> = dir
-        .components()
-        .filter_map(|c| match c {
-            std::path::Component::Normal(s) => Some(s.to_str().unwrap().to_owned()),
-            _ => None,
-        })
-        .collect();
-    let refs: Vec<&str> = comps.iter().map(String::as_str).collect();
-    s.lookup_path(&refs).unwrap()
+    s.lookup_dir(dir).unwrap()
 }
 
 /// PUTFH `fh` and `op`: `op`'s result, or the status it failed with.
@@ -301,7 +290,7 @@ fn seek_deallocate_allocate_and_read_plus_on_a_sparse_file() {
     );
     s.close(&fh, &rd).unwrap();
 
-    let metrics = scrape(&srv);
+    let metrics = scrape_metrics(srv.state_dir());
     for op in ["SEEK", "DEALLOCATE", "ALLOCATE", "READ_PLUS"] {
         let n = metric(
             &metrics,
@@ -532,7 +521,7 @@ fn xattrs_set_get_list_remove_within_limits_and_permissions() {
         Err(NFS4ERR_NAMETOOLONG)
     );
 
-    let metrics = scrape(&srv);
+    let metrics = scrape_metrics(srv.state_dir());
     for op in ["GETXATTR", "SETXATTR", "LISTXATTRS", "REMOVEXATTR"] {
         let n = metric(
             &metrics,
@@ -583,30 +572,4 @@ fn metric(metrics: &str, series: &str) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("{series} not in /metrics"))
-}
-
-/// The server's /metrics page (its address from `rnfsd ctl status`).
-fn scrape(srv: &TestServer) -> String {
-    let out = run_bounded(
-        Command::new(env!("CARGO_BIN_EXE_rnfsd"))
-            .arg("ctl")
-            .arg("--state-dir")
-            .arg(srv.state_dir())
-            .args(["--json", "status"]),
-        Duration::from_secs(30),
-    );
-    let status = String::from_utf8_lossy(&out.stdout).into_owned();
-    let addr = status
-        .split("\"metrics\":\"http://")
-        .nth(1)
-        .and_then(|r| r.split("/metrics").next())
-        .unwrap_or_else(|| panic!("no metrics URL in {status}"))
-        .to_owned();
-    let mut conn = TcpStream::connect(&addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(conn, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).unwrap();
-    text
 }

@@ -64,16 +64,7 @@ fn plain(srv: &TestServer, name: &str) -> Session {
 }
 
 fn export_fh(s: &mut Session, srv: &TestServer) -> nfs4::nfs_fh4 {
-    let comps: Vec<String> = srv
-        .export()
-        .components()
-        .filter_map(|c| match c {
-            std::path::Component::Normal(s) => Some(s.to_str().unwrap().to_owned()),
-            _ => None,
-        })
-        .collect();
-    let refs: Vec<&str> = comps.iter().map(String::as_str).collect();
-    s.lookup_path(&refs).unwrap()
+    s.lookup_dir(srv.export()).unwrap()
 }
 
 /// OPEN `name` (existing) for `access`: the status, and on success the handle, the open

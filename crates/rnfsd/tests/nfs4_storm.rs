@@ -24,7 +24,7 @@ use rnfs_client::v4::{self, Session};
 use rnfs_client::Client;
 use serde_json::Value;
 
-use common::{ctl, TestServer};
+use common::{ctl, scrape_metrics, TestServer};
 
 const LEASE_MS: u64 = 2000;
 const BIG_BYTES: usize = 6 << 20;
@@ -59,24 +59,6 @@ fn file_fh(s: &mut Session, export: &Path, name: &str) -> nfs4::nfs_fh4 {
     let refs: Vec<&str> = c.iter().map(String::as_str).collect();
     let dir = s.lookup_path(&refs).unwrap();
     s.lookup(&dir, name).unwrap()
-}
-
-/// The server's /metrics page (its address from `rnfsd ctl status`).
-fn scrape(state_dir: &Path) -> String {
-    let status = ctl(state_dir, &["status"]).to_string();
-    let addr = status
-        .split("\"metrics\":\"http://")
-        .nth(1)
-        .and_then(|r| r.split("/metrics").next())
-        .unwrap_or_else(|| panic!("no metrics URL in {status}"))
-        .to_owned();
-    let mut conn = TcpStream::connect(&addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(conn, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).unwrap();
-    text
 }
 
 /// Makes the next close of `s` a reset (RST), as a client that crashes mid-reply.
@@ -357,7 +339,7 @@ fn nfs4_storm_of_resets_expiries_and_truncates_loses_nothing_and_leaks_nothing()
         "state left in the lock manager: {locks:#}"
     );
     // The same story in /metrics.
-    let metrics = scrape(&state_dir);
+    let metrics = scrape_metrics(&state_dir);
     let value = |series: &str| -> u64 {
         metrics
             .lines()

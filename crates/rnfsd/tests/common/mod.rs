@@ -803,3 +803,23 @@ pub fn ctl(state_dir: &Path, args: &[&str]) -> serde_json::Value {
     assert_eq!(v["ok"], serde_json::Value::Bool(true), "ctl {args:?}: {v}");
     v["data"].clone()
 }
+
+/// The /metrics page of the server with state directory `state_dir` (its address from
+/// `rnfsd ctl status`).
+pub fn scrape_metrics(state_dir: &Path) -> String {
+    use std::io::Write as _;
+    let status = ctl(state_dir, &["status"]).to_string();
+    let addr = status
+        .split("\"metrics\":\"http://")
+        .nth(1)
+        .and_then(|r| r.split("/metrics").next())
+        .unwrap_or_else(|| panic!("no metrics URL in {status}"))
+        .to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).expect("metrics listener");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    write!(conn, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("request");
+    let mut text = String::new();
+    conn.read_to_string(&mut text).expect("metrics page");
+    text
+}
