@@ -110,7 +110,7 @@ use crate::transport::Shared;
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:2049";
 
 /// How often idle open files are closed.
-const HOUSEKEEPING_INTERVAL_MS: u64 = 2000;
+pub(crate) const HOUSEKEEPING_INTERVAL_MS: u64 = 2000;
 
 /// The loan reaper runs at least this often even when nothing wakes it.
 const LOAN_REAPER_IDLE_MS: u64 = 1000;

@@ -561,12 +561,13 @@ impl Drop for HolderWait<'_> {
 }
 
 /// How long a delegation a local process waits for may take to come back: the kernel's
-/// `lease-break-time`, less a margin for the revocation to land first.
+/// `lease-break-time`, less a margin for the revocation to land first (the timer that revokes
+/// runs every [`crate::HOUSEKEEPING_INTERVAL_MS`]).
 fn local_recall_ms() -> u64 {
     static MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *MS.get_or_init(|| {
         rnfs_sys::lease::lease_break_ms()
-            .saturating_sub(1000)
+            .saturating_sub(1000 + crate::HOUSEKEEPING_INTERVAL_MS)
             .max(1000)
     })
 }
