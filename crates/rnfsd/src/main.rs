@@ -14,7 +14,7 @@ use rnfs_server::{PortmapMode, ServeOptions};
 /// and NFSv4.1 (RFC 8881) over TCP, on one port.
 #[derive(Parser, Debug)]
 #[command(name = "rnfsd", version, about, long_about = None)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -54,12 +54,15 @@ enum Command {
     ///   log                         the log filter and the clients under per-client debug
     ///   log FILTER                  switch the log filter (e.g. 'rnfs_server=debug')
     ///   log --client IP debug|off   log requests from IP at debug level, or stop
+    ///
+    /// Options may stand before or after the command, e.g. `rnfsd ctl status --json`; words after
+    /// `--` are the command's.
     #[command(verbatim_doc_comment)]
     Ctl(CtlArgs),
 }
 
 #[derive(clap::Args, Debug)]
-struct CtlArgs {
+pub(crate) struct CtlArgs {
     /// The server's state directory (its control socket is STATE_DIR/rnfsd.sock).
     /// [default: as for `rnfsd serve`]
     #[arg(long, value_name = "DIR", conflicts_with = "socket")]
