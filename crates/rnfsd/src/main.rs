@@ -30,8 +30,23 @@ enum Command {
     /// `mount -t nfs -o vers=4.1,port=2049 127.0.0.1:/srv/data /mnt`.
     /// Client lock managers find NLM through port 111 (see --portmap); without it, mount with
     /// `nolock` and locks stay local to each client.
+    /// With --exports FILE: the exports of a Linux /etc/exports-style file (see `rnfsd exports`).
+    /// With --client and -o: DIR exported to those clients with those exports(5) options, e.g.
+    /// `rnfsd serve /srv/data --client 10.0.0.0/8 -o rw,no_root_squash`.
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
+
+    /// Check an exports(5) file and print the export table it makes.
+    ///
+    /// Syntax as Linux's /etc/exports: `PATH CLIENT(OPTIONS) ...` per line, `\` continues a line,
+    /// `#` starts a comment, quoted paths. CLIENT: `*`, an address, CIDR (or a.b.c.d/netmask), a
+    /// host name. Defaults as Linux's: ro, root_squash, secure, anonuid/anongid 65534.
+    /// Options: ro rw root_squash no_root_squash all_squash no_all_squash anonuid=N anongid=N
+    /// secure insecure fsid=N (the export id), and, changing nothing (rnfsd always works so):
+    /// sync wdelay no_wdelay subtree_check no_subtree_check hide sec=sys. Refused: async, nohide,
+    /// crossmnt, other sec= flavours, netgroups, wildcard host names, anything else.
+    #[command(verbatim_doc_comment)]
+    Exports(ExportsArgs),
 
     /// Ask a running rnfsd what it is doing (through its control socket).
     ///
@@ -87,13 +102,35 @@ pub(crate) struct CtlArgs {
 }
 
 #[derive(clap::Args, Debug)]
+struct ExportsArgs {
+    /// The exports(5) file to check.
+    #[arg(long, value_name = "FILE")]
+    check: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
 struct ServeArgs {
-    /// Directory to export (omit when --config lists exports).
+    /// Directory to export (omit when --config or --exports lists exports).
     dir: Option<PathBuf>,
 
     /// TOML configuration file: listeners, exports with per-client rules, limits.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+
+    /// Exports in Linux's /etc/exports syntax (see `rnfsd exports --help`); with --config, that
+    /// file gives everything but the exports. `rnfsd ctl exports reload` re-reads it.
+    #[arg(long, value_name = "FILE", conflicts_with = "dir")]
+    exports: Option<PathBuf>,
+
+    /// With DIR: a client allowed to mount it (repeatable; `*`, address, CIDR or host name).
+    /// [default: loopback, 127.0.0.0/8 and ::1]
+    #[arg(long, value_name = "MATCH", requires = "dir")]
+    client: Vec<String>,
+
+    /// With DIR: exports(5) options for its clients, e.g. `rw,no_root_squash,anonuid=1000`
+    /// (starting from rw, root_squash, insecure; see `rnfsd exports --help`).
+    #[arg(short = 'o', value_name = "OPTIONS", requires = "dir")]
+    options: Option<String>,
 
     /// Address to listen on, TCP and UDP (repeatable; port 0 picks a free port).
     /// [default: 127.0.0.1:2049]
@@ -140,7 +177,43 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Ctl(args) => ctl::run(args, default_state_dir),
+        Command::Exports(args) => check_exports(&args.check),
     }
+}
+
+/// `rnfsd exports --check FILE`: the table the file makes, or the line at fault (exit 1).
+fn check_exports(path: &std::path::Path) -> anyhow::Result<()> {
+    let exports = rnfs_server::config::read_exports_file(path)?;
+    print!("{}", describe_exports(&exports));
+    Ok(())
+}
+
+/// One block per export: its path and id, then a row per client rule, in the order they are tried.
+fn describe_exports(exports: &[rnfs_server::config::ExportConfig]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for e in exports {
+        let id = e.id.map_or_else(|| "derived".to_owned(), |i| i.to_string());
+        let _ = writeln!(out, "{} (id {id})", e.path.display());
+        for c in &e.clients {
+            let squash = match (c.all_squash, c.root_squash) {
+                (true, _) => "all_squash",
+                (false, true) => "root_squash",
+                (false, false) => "no_root_squash",
+            };
+            let access = match c.access {
+                rnfs_server::config::Access::Ro => "ro",
+                rnfs_server::config::Access::Rw => "rw",
+            };
+            let port = if c.secure { "secure" } else { "insecure" };
+            let _ = writeln!(
+                out,
+                "  {:<24} {access} {squash} anonuid={} anongid={} {port}",
+                c.matches, c.anonuid, c.anongid
+            );
+        }
+    }
+    out
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -153,10 +226,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let mut config = match (&args.config, &args.dir) {
         (Some(path), None) => Config::load(path)?,
-        (None, Some(dir)) => Config::single_export(dir.clone()),
+        (None, Some(dir)) => {
+            Config::single_export_with(dir.clone(), &args.client, args.options.as_deref())?
+        }
         (Some(_), Some(_)) => bail!("give either DIR or --config, not both"),
-        (None, None) => bail!("nothing to export: give a DIR or --config FILE (see --help)"),
+        (None, None) if args.exports.is_some() => Config::empty(),
+        (None, None) => {
+            bail!("nothing to export: give a DIR, --exports FILE or --config FILE (see --help)")
+        }
     };
+    if let Some(path) = &args.exports {
+        config = config.with_exports_file(path)?;
+    }
     if !args.listen.is_empty() {
         config.listen = args.listen.clone();
     }
