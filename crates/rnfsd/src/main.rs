@@ -224,6 +224,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
 
+    check_privileges()?;
     let mut config = match (&args.config, &args.dir) {
         (Some(path), None) => Config::load(path)?,
         (None, Some(dir)) => {
@@ -310,6 +311,81 @@ async fn shutdown_signal() {
             std::future::pending::<()>().await
         }
     }
+}
+
+/// The capabilities rnfsd uses, as `setcap` names them, and what for. The file-system ones are
+/// the kernel's fs set, which it clears while a worker acts as a non-root caller and restores
+/// for root callers (no_root_squash) and the server's own handle resolution.
+const CAPABILITIES: [(&str, &str); 10] = [
+    (
+        "cap_dac_read_search",
+        "open files by handle (open_by_handle_at)",
+    ),
+    ("cap_setuid", "act as each caller (setfsuid)"),
+    (
+        "cap_setgid",
+        "act as each caller's groups (setfsgid, setgroups)",
+    ),
+    (
+        "cap_dac_override",
+        "act as root for root callers (no_root_squash)",
+    ),
+    ("cap_fowner", "act as root for root callers"),
+    ("cap_fsetid", "act as root for root callers"),
+    (
+        "cap_chown",
+        "act as root for root callers (SETATTR of owners)",
+    ),
+    ("cap_mknod", "MKNOD of devices for root callers"),
+    (
+        "cap_lease",
+        "NFSv4 delegations on others' files (file leases)",
+    ),
+    ("cap_net_bind_service", "listening on a port below 1024"),
+];
+
+/// `CAP_DAC_READ_SEARCH` (linux/capability.h): without it no file handle can be opened.
+const CAP_DAC_READ_SEARCH_BIT: u32 = 2;
+
+/// Stops a start that cannot work with what to do about it, instead of the kernel's bare
+/// `Operation not permitted` from the first `open_by_handle_at`.
+fn check_privileges() -> anyhow::Result<()> {
+    if rnfs_server::running_as_root() || effective_capability(CAP_DAC_READ_SEARCH_BIT) {
+        return Ok(());
+    }
+    bail!("{}", privilege_help())
+}
+
+/// Whether the process holds capability `bit` in its effective set (`CapEff` of /proc/self/status;
+/// unknown counts as held, so a kernel without it is left to decide).
+fn effective_capability(bit: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_none_or(|caps| caps & (1 << bit) != 0)
+}
+
+fn privilege_help() -> String {
+    let names: Vec<&str> = CAPABILITIES.iter().map(|(n, _)| *n).collect();
+    let upper: Vec<String> = names.iter().map(|n| n.to_uppercase()).collect();
+    let why: String = CAPABILITIES
+        .iter()
+        .map(|(n, w)| format!("  {n:<22} {w}\n"))
+        .collect();
+    format!(
+        "cannot open file handles: open_by_handle_at needs CAP_DAC_READ_SEARCH, which this \
+         process lacks.\nrnfsd runs as root, or with these capabilities:\n{why}\
+         Either run it as root (sudo rnfsd serve ...), or give a dedicated user the capabilities, \
+         with systemd:\n  User=rnfsd\n  AmbientCapabilities={}\n\
+         or on the binary itself (every user allowed to run it gets them, so restrict it first, \
+         e.g. chgrp rnfsd and chmod 0750):\n  sudo setcap {}+ep $(command -v rnfsd)",
+        upper.join(" "),
+        names.join(",")
+    )
 }
 
 fn default_state_dir() -> PathBuf {
