@@ -18,30 +18,124 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 const REPLY_BYTES_MAX: u64 = 64 << 20;
 
 pub fn run(args: CtlArgs, default_state_dir: fn() -> PathBuf) -> anyhow::Result<()> {
-    let socket = match (&args.socket, &args.state_dir) {
-        (Some(s), _) => s.clone(),
+    let (opts, words) = split_options(&args.command)?;
+    if opts.help {
+        print_help();
+        return Ok(());
+    }
+    let opts = opts.merge(CtlOptions {
+        state_dir: args.state_dir,
+        socket: args.socket,
+        json: args.json,
+        help: false,
+    })?;
+    let json = opts.json;
+    let socket = match (opts.socket, opts.state_dir) {
+        (Some(s), _) => s,
         (None, Some(d)) => d.join(rnfs_server::CONTROL_SOCKET_NAME),
         (None, None) => default_state_dir().join(rnfs_server::CONTROL_SOCKET_NAME),
     };
-    let request = request_for(&args.command)?;
+    let request = request_for(&words)?;
     let reply = call(&socket, &request)?;
-    if args.json {
+    if json {
         println!("{reply}");
     }
     if reply["ok"] != json!(true) {
         let msg = reply["error"]
             .as_str()
             .unwrap_or("the server refused the request");
-        if args.json {
+        if json {
             std::process::exit(1);
         }
         bail!("{msg}");
     }
-    if !args.json {
+    if !json {
         let cmd = reply["cmd"].as_str().unwrap_or_default();
         print!("{}", human(cmd, &reply["data"]));
     }
     Ok(())
+}
+
+fn print_help() {
+    use clap::CommandFactory;
+    let mut cli = crate::Cli::command();
+    if let Some(ctl) = cli.find_subcommand_mut("ctl") {
+        let _ = ctl.print_long_help();
+    }
+}
+
+/// `rnfsd ctl`'s own options, wherever they stand among the command's words.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct CtlOptions {
+    state_dir: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    json: bool,
+    help: bool,
+}
+
+impl CtlOptions {
+    /// Both sets of options together (those before the command and those among its words); a
+    /// value given in both, or both a state directory and a socket, is refused rather than one
+    /// silently winning.
+    fn merge(self, other: CtlOptions) -> anyhow::Result<CtlOptions> {
+        let one = |a: Option<PathBuf>, b: Option<PathBuf>, name: &str| match (a, b) {
+            (Some(_), Some(_)) => bail!("--{name} given twice"),
+            (a, b) => Ok(a.or(b)),
+        };
+        let merged = CtlOptions {
+            state_dir: one(self.state_dir, other.state_dir, "state-dir")?,
+            socket: one(self.socket, other.socket, "socket")?,
+            json: self.json || other.json,
+            help: self.help || other.help,
+        };
+        if merged.state_dir.is_some() && merged.socket.is_some() {
+            bail!("give --state-dir or --socket, not both");
+        }
+        Ok(merged)
+    }
+}
+
+/// Takes `rnfsd ctl`'s options out of the words after the command, as git and systemctl allow
+/// (`rnfsd ctl status --json`). Words after `--` are the command's, verbatim; words that are not
+/// ctl options (`log --client IP`) stay the command's too.
+fn split_options(words: &[String]) -> anyhow::Result<(CtlOptions, Vec<String>)> {
+    let mut opts = CtlOptions::default();
+    let mut rest = Vec::new();
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        let (name, inline) = match w.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+            _ => (w.as_str(), None),
+        };
+        let slot = match name {
+            "--" => {
+                rest.extend(it.by_ref().cloned());
+                break;
+            }
+            "--json" if inline.is_none() => {
+                opts.json = true;
+                continue;
+            }
+            "--help" | "-h" if inline.is_none() => {
+                opts.help = true;
+                continue;
+            }
+            "--state-dir" => &mut opts.state_dir,
+            "--socket" => &mut opts.socket,
+            _ => {
+                rest.push(w.clone());
+                continue;
+            }
+        };
+        if slot.is_some() {
+            bail!("{name} given twice");
+        }
+        match inline.or_else(|| it.next().map(String::as_str)) {
+            Some(v) if !v.is_empty() => *slot = Some(PathBuf::from(v)),
+            _ => bail!("{name} needs a value"),
+        }
+    }
+    Ok((opts, rest))
 }
 
 /// The JSON request for the words after `rnfsd ctl`.
@@ -747,5 +841,66 @@ pub fn progress_loop(running: &rnfs_server::Running, every: Duration) {
         );
         last = now;
         last_t = t;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(words: &[&str]) -> (CtlOptions, Vec<String>) {
+        let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+        split_options(&words).expect("valid words")
+    }
+
+    #[test]
+    fn options_are_taken_from_anywhere() {
+        let (o, w) = split(&["status", "--json"]);
+        assert!(o.json);
+        assert_eq!(w, ["status"]);
+        let (o, w) = split(&["nfs4", "--state-dir", "/s", "clients", "--json"]);
+        assert_eq!(o.state_dir, Some(PathBuf::from("/s")));
+        assert_eq!(w, ["nfs4", "clients"]);
+        let (o, w) = split(&["exports", "--socket=/x.sock"]);
+        assert_eq!(o.socket, Some(PathBuf::from("/x.sock")));
+        assert_eq!(w, ["exports"]);
+        let (o, _) = split(&["status", "--help"]);
+        assert!(o.help);
+    }
+
+    #[test]
+    fn command_words_stay_the_commands() {
+        let (o, w) = split(&["log", "--client", "10.0.0.1", "off", "--json"]);
+        assert!(o.json);
+        assert_eq!(w, ["log", "--client", "10.0.0.1", "off"]);
+        let (o, w) = split(&["log", "--", "--json"]);
+        assert!(!o.json, "after -- everything is the command's");
+        assert_eq!(w, ["log", "--json"]);
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        let split_err = |words: &[&str]| {
+            let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+            split_options(&words).is_err()
+        };
+        assert!(split_err(&["status", "--socket"]));
+        assert!(split_err(&["status", "--state-dir="]));
+        assert!(split_err(&["status", "--socket", "a", "--socket", "b"]));
+        let before = CtlOptions {
+            socket: Some("/a".into()),
+            ..CtlOptions::default()
+        };
+        let (after, _) = split(&["status", "--state-dir", "/s"]);
+        assert!(
+            before.merge(after).is_err(),
+            "state dir and socket conflict"
+        );
+        let (after, _) = split(&["status", "--socket", "/b"]);
+        let before = CtlOptions {
+            socket: Some("/a".into()),
+            ..CtlOptions::default()
+        };
+        assert!(before.merge(after).is_err(), "twice, before and after");
     }
 }

@@ -14,7 +14,7 @@ use rnfs_server::{PortmapMode, ServeOptions};
 /// and NFSv4.1 (RFC 8881) over TCP, on one port.
 #[derive(Parser, Debug)]
 #[command(name = "rnfsd", version, about, long_about = None)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -30,8 +30,23 @@ enum Command {
     /// `mount -t nfs -o vers=4.1,port=2049 127.0.0.1:/srv/data /mnt`.
     /// Client lock managers find NLM through port 111 (see --portmap); without it, mount with
     /// `nolock` and locks stay local to each client.
+    /// With --exports FILE: the exports of a Linux /etc/exports-style file (see `rnfsd exports`).
+    /// With --client and -o: DIR exported to those clients with those exports(5) options, e.g.
+    /// `rnfsd serve /srv/data --client 10.0.0.0/8 -o rw,no_root_squash`.
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
+
+    /// Check an exports(5) file and print the export table it makes.
+    ///
+    /// Syntax as Linux's /etc/exports: `PATH CLIENT(OPTIONS) ...` per line, `\` continues a line,
+    /// `#` starts a comment, quoted paths. CLIENT: `*`, an address, CIDR (or a.b.c.d/netmask), a
+    /// host name. Defaults as Linux's: ro, root_squash, secure, anonuid/anongid 65534.
+    /// Options: ro rw root_squash no_root_squash all_squash no_all_squash anonuid=N anongid=N
+    /// secure insecure fsid=N (the export id), and, changing nothing (rnfsd always works so):
+    /// sync wdelay no_wdelay subtree_check no_subtree_check hide sec=sys. Refused: async, nohide,
+    /// crossmnt, other sec= flavours, netgroups, wildcard host names, anything else.
+    #[command(verbatim_doc_comment)]
+    Exports(ExportsArgs),
 
     /// Ask a running rnfsd what it is doing (through its control socket).
     ///
@@ -54,12 +69,15 @@ enum Command {
     ///   log                         the log filter and the clients under per-client debug
     ///   log FILTER                  switch the log filter (e.g. 'rnfs_server=debug')
     ///   log --client IP debug|off   log requests from IP at debug level, or stop
+    ///
+    /// Options may stand before or after the command, e.g. `rnfsd ctl status --json`; words after
+    /// `--` are the command's.
     #[command(verbatim_doc_comment)]
     Ctl(CtlArgs),
 }
 
 #[derive(clap::Args, Debug)]
-struct CtlArgs {
+pub(crate) struct CtlArgs {
     /// The server's state directory (its control socket is STATE_DIR/rnfsd.sock).
     /// [default: as for `rnfsd serve`]
     #[arg(long, value_name = "DIR", conflicts_with = "socket")]
@@ -84,13 +102,35 @@ struct CtlArgs {
 }
 
 #[derive(clap::Args, Debug)]
+struct ExportsArgs {
+    /// The exports(5) file to check.
+    #[arg(long, value_name = "FILE")]
+    check: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
 struct ServeArgs {
-    /// Directory to export (omit when --config lists exports).
+    /// Directory to export (omit when --config or --exports lists exports).
     dir: Option<PathBuf>,
 
     /// TOML configuration file: listeners, exports with per-client rules, limits.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+
+    /// Exports in Linux's /etc/exports syntax (see `rnfsd exports --help`); with --config, that
+    /// file gives everything but the exports. `rnfsd ctl exports reload` re-reads it.
+    #[arg(long, value_name = "FILE", conflicts_with = "dir")]
+    exports: Option<PathBuf>,
+
+    /// With DIR: a client allowed to mount it (repeatable; `*`, address, CIDR or host name).
+    /// [default: loopback, 127.0.0.0/8 and ::1]
+    #[arg(long, value_name = "MATCH", requires = "dir")]
+    client: Vec<String>,
+
+    /// With DIR: exports(5) options for its clients, e.g. `rw,no_root_squash,anonuid=1000`
+    /// (starting from rw, root_squash, insecure; see `rnfsd exports --help`).
+    #[arg(short = 'o', value_name = "OPTIONS", requires = "dir")]
+    options: Option<String>,
 
     /// Address to listen on, TCP and UDP (repeatable; port 0 picks a free port).
     /// [default: 127.0.0.1:2049]
@@ -137,7 +177,43 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Ctl(args) => ctl::run(args, default_state_dir),
+        Command::Exports(args) => check_exports(&args.check),
     }
+}
+
+/// `rnfsd exports --check FILE`: the table the file makes, or the line at fault (exit 1).
+fn check_exports(path: &std::path::Path) -> anyhow::Result<()> {
+    let exports = rnfs_server::config::read_exports_file(path)?;
+    print!("{}", describe_exports(&exports));
+    Ok(())
+}
+
+/// One block per export: its path and id, then a row per client rule, in the order they are tried.
+fn describe_exports(exports: &[rnfs_server::config::ExportConfig]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for e in exports {
+        let id = e.id.map_or_else(|| "derived".to_owned(), |i| i.to_string());
+        let _ = writeln!(out, "{} (id {id})", e.path.display());
+        for c in &e.clients {
+            let squash = match (c.all_squash, c.root_squash) {
+                (true, _) => "all_squash",
+                (false, true) => "root_squash",
+                (false, false) => "no_root_squash",
+            };
+            let access = match c.access {
+                rnfs_server::config::Access::Ro => "ro",
+                rnfs_server::config::Access::Rw => "rw",
+            };
+            let port = if c.secure { "secure" } else { "insecure" };
+            let _ = writeln!(
+                out,
+                "  {:<24} {access} {squash} anonuid={} anongid={} {port}",
+                c.matches, c.anonuid, c.anongid
+            );
+        }
+    }
+    out
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -148,12 +224,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
 
+    check_privileges()?;
     let mut config = match (&args.config, &args.dir) {
         (Some(path), None) => Config::load(path)?,
-        (None, Some(dir)) => Config::single_export(dir.clone()),
+        (None, Some(dir)) => {
+            Config::single_export_with(dir.clone(), &args.client, args.options.as_deref())?
+        }
         (Some(_), Some(_)) => bail!("give either DIR or --config, not both"),
-        (None, None) => bail!("nothing to export: give a DIR or --config FILE (see --help)"),
+        (None, None) if args.exports.is_some() => Config::empty(),
+        (None, None) => {
+            bail!("nothing to export: give a DIR, --exports FILE or --config FILE (see --help)")
+        }
     };
+    if let Some(path) = &args.exports {
+        config = config.with_exports_file(path)?;
+    }
     if !args.listen.is_empty() {
         config.listen = args.listen.clone();
     }
@@ -226,6 +311,81 @@ async fn shutdown_signal() {
             std::future::pending::<()>().await
         }
     }
+}
+
+/// The capabilities rnfsd uses, as `setcap` names them, and what for. The file-system ones are
+/// the kernel's fs set, which it clears while a worker acts as a non-root caller and restores
+/// for root callers (no_root_squash) and the server's own handle resolution.
+const CAPABILITIES: [(&str, &str); 10] = [
+    (
+        "cap_dac_read_search",
+        "open files by handle (open_by_handle_at)",
+    ),
+    ("cap_setuid", "act as each caller (setfsuid)"),
+    (
+        "cap_setgid",
+        "act as each caller's groups (setfsgid, setgroups)",
+    ),
+    (
+        "cap_dac_override",
+        "act as root for root callers (no_root_squash)",
+    ),
+    ("cap_fowner", "act as root for root callers"),
+    ("cap_fsetid", "act as root for root callers"),
+    (
+        "cap_chown",
+        "act as root for root callers (SETATTR of owners)",
+    ),
+    ("cap_mknod", "MKNOD of devices for root callers"),
+    (
+        "cap_lease",
+        "NFSv4 delegations on others' files (file leases)",
+    ),
+    ("cap_net_bind_service", "listening on a port below 1024"),
+];
+
+/// `CAP_DAC_READ_SEARCH` (linux/capability.h): without it no file handle can be opened.
+const CAP_DAC_READ_SEARCH_BIT: u32 = 2;
+
+/// Stops a start that cannot work with what to do about it, instead of the kernel's bare
+/// `Operation not permitted` from the first `open_by_handle_at`.
+fn check_privileges() -> anyhow::Result<()> {
+    if rnfs_server::running_as_root() || effective_capability(CAP_DAC_READ_SEARCH_BIT) {
+        return Ok(());
+    }
+    bail!("{}", privilege_help())
+}
+
+/// Whether the process holds capability `bit` in its effective set (`CapEff` of /proc/self/status;
+/// unknown counts as held, so a kernel without it is left to decide).
+fn effective_capability(bit: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_none_or(|caps| caps & (1 << bit) != 0)
+}
+
+fn privilege_help() -> String {
+    let names: Vec<&str> = CAPABILITIES.iter().map(|(n, _)| *n).collect();
+    let upper: Vec<String> = names.iter().map(|n| n.to_uppercase()).collect();
+    let why: String = CAPABILITIES
+        .iter()
+        .map(|(n, w)| format!("  {n:<22} {w}\n"))
+        .collect();
+    format!(
+        "cannot open file handles: open_by_handle_at needs CAP_DAC_READ_SEARCH, which this \
+         process lacks.\nrnfsd runs as root, or with these capabilities:\n{why}\
+         Either run it as root (sudo rnfsd serve ...), or give a dedicated user the capabilities, \
+         with systemd:\n  User=rnfsd\n  AmbientCapabilities={}\n\
+         or on the binary itself (every user allowed to run it gets them, so restrict it first, \
+         e.g. chgrp rnfsd and chmod 0750):\n  sudo setcap {}+ep $(command -v rnfsd)",
+        upper.join(" "),
+        names.join(",")
+    )
 }
 
 fn default_state_dir() -> PathBuf {

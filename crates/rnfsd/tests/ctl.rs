@@ -74,6 +74,73 @@ fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) ->
 
 // ---- the real binary --------------------------------------------------------------------------
 
+/// `rnfsd ctl ARGS` exactly as given (no options added).
+fn ctl_raw(args: &[&std::ffi::OsStr]) -> ToolOutput {
+    run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_rnfsd"))
+            .arg("ctl")
+            .args(args),
+        CTL_TIMEOUT,
+    )
+}
+
+/// Options after the command work as before it (`rnfsd ctl status --json` used to be sent to the
+/// server as the command "status --json" and refused).
+#[test]
+fn ctl_options_work_after_the_command() {
+    let srv = TestServer::start_default();
+    let sock = socket_of(&srv);
+    let state = srv.state_dir().as_os_str();
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let json_of = |out: &ToolOutput| -> Value {
+        out.assert_success();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.describe()))
+    };
+    let cases: [Vec<&std::ffi::OsStr>; 4] = [
+        vec![os("status"), os("--json"), os("--socket"), sock.as_os_str()],
+        vec![os("--json"), os("status"), os("--state-dir"), state],
+        vec![os("--state-dir"), state, os("status"), os("--json")],
+        vec![
+            os("nfs4"),
+            os("--json"),
+            os("clients"),
+            os("--state-dir"),
+            state,
+        ],
+    ];
+    for args in &cases {
+        let reply = json_of(&ctl_raw(args));
+        assert_eq!(reply["ok"], Value::Bool(true), "{args:?}: {reply}");
+    }
+    // `--socket=PATH` too, and a ctl option after a command's own `--client` option.
+    let inline = format!("--socket={}", sock.display());
+    let reply = json_of(&ctl_raw(&[
+        os("log"),
+        os("--client"),
+        os("127.0.0.9"),
+        os("off"),
+        std::ffi::OsStr::new(&inline),
+        os("--json"),
+    ]));
+    assert_eq!(reply["ok"], Value::Bool(true), "{reply}");
+    // Tables without --json, the state directory after the command.
+    let out = ctl_raw(&[os("status"), os("--state-dir"), state]);
+    assert!(out.stdout_str().starts_with("rnfsd "), "{}", out.describe());
+    // Conflicting or repeated options are refused before anything is sent.
+    let out = ctl_raw(&[
+        os("--socket"),
+        sock.as_os_str(),
+        os("status"),
+        os("--state-dir"),
+        state,
+    ]);
+    out.assert_failure();
+    assert!(out.stderr.contains("not both"), "{}", out.describe());
+    let out = ctl_raw(&[os("status"), os("--json"), os("--socket")]);
+    out.assert_failure();
+    assert!(out.stderr.contains("needs a value"), "{}", out.describe());
+}
+
 #[test]
 fn connection_appears_with_its_peer_auth_and_counters() {
     let mut srv = TestServer::new();

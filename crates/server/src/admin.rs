@@ -62,6 +62,7 @@ pub struct Admin {
     started_ms: u64,
     state_dir: PathBuf,
     config_source: Option<PathBuf>,
+    config_format: crate::config::SourceFormat,
     metrics: Option<SocketAddr>,
     socket: Option<PathBuf>,
     /// One reload at a time.
@@ -118,6 +119,7 @@ pub async fn start(
         started_ms,
         state_dir,
         config_source: opts.config.source.clone(),
+        config_format: opts.config.source_format,
         metrics,
         socket,
         reloading: Semaphore::new(1),
@@ -518,7 +520,8 @@ impl Admin {
     async fn reload(&self) -> Result<Value, String> {
         let Some(source) = self.config_source.clone() else {
             return Err(
-                "this server was not started from a configuration file (--config): nothing to reload"
+                "this server was not started from a configuration file (--config or --exports): \
+                 nothing to reload"
                     .into(),
             );
         };
@@ -529,7 +532,8 @@ impl Admin {
             .map_err(|_| "shutting down".to_owned())?;
         let service = self.running.service.clone();
         let state_dir = self.state_dir.clone();
-        tokio::task::spawn_blocking(move || reload_exports(&service, &source, &state_dir))
+        let format = self.config_format;
+        tokio::task::spawn_blocking(move || reload_exports(&service, &source, format, &state_dir))
             .await
             .map_err(|e| format!("reload failed: {e}"))?
     }
@@ -770,9 +774,10 @@ fn export_list(table: &ExportTable) -> Vec<Value> {
 pub fn reload_exports(
     service: &crate::service::Service,
     source: &Path,
+    format: crate::config::SourceFormat,
     state_dir: &Path,
 ) -> Result<Value, String> {
-    let config = Config::load(source).map_err(|e| e.to_string())?;
+    let config = Config::load_as(source, format).map_err(|e| e.to_string())?;
     let key = rnfs_storage::handle::HandleKey::load_or_create(state_dir)
         .map_err(|e| format!("state directory {}: {e}", state_dir.display()))?;
     let fresh = ExportTable::build(&config, &key).map_err(|e| e.to_string())?;

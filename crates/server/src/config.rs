@@ -31,6 +31,12 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+mod exports_file;
+pub use exports_file::{
+    apply_options, linux_default_rule, parse_exports, ExportsError, EXPORTS_CLIENTS_MAX,
+    EXPORTS_ENTRY_BYTES_MAX, EXPORTS_FILE_BYTES_MAX, EXPORTS_LINE_BYTES_MAX,
+};
+
 /// Why a configuration is unusable.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -51,6 +57,10 @@ pub enum ConfigError {
     MappedPrefix(String),
     #[error("export {0:?}: {1}")]
     Export(String, String),
+    #[error("{path}: {at}")]
+    Exports { path: PathBuf, at: ExportsError },
+    #[error("-o {options}: {why}")]
+    Options { options: String, why: String },
     #[error("nfs4_domain = {0:?}: {1}")]
     Domain(String, &'static str),
     #[error("limits.{key} = {value}: {why}")]
@@ -87,6 +97,19 @@ pub struct Config {
     /// The file this configuration was loaded from (what `rnfsd ctl exports reload` re-reads).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// How `source` is written.
+    #[serde(skip)]
+    pub source_format: SourceFormat,
+}
+
+/// How a configuration file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceFormat {
+    /// rnfsd's TOML (`--config`).
+    #[default]
+    Toml,
+    /// Linux's `/etc/exports` syntax, exports only (`--exports`).
+    Exports,
 }
 
 /// One exported directory.
@@ -460,6 +483,37 @@ impl Config {
         Ok(config)
     }
 
+    /// Reads `path` as written in `format`: a whole TOML configuration, or an exports(5) file
+    /// with every other setting at its default (what `exports reload` re-reads).
+    pub fn load_as(path: &std::path::Path, format: SourceFormat) -> Result<Config, ConfigError> {
+        match format {
+            SourceFormat::Toml => Config::load(path),
+            SourceFormat::Exports => Config::empty().with_exports_file(path),
+        }
+    }
+
+    /// This configuration serving the exports of the exports(5) file `path` instead of its own
+    /// (which must be none: two export tables would be ambiguous).
+    pub fn with_exports_file(mut self, path: &std::path::Path) -> Result<Config, ConfigError> {
+        if !self.exports.is_empty() {
+            return Err(ConfigError::Export(
+                path.display().to_string(),
+                "the --config file has [[export]] tables too; keep the exports in one place".into(),
+            ));
+        }
+        self.exports = read_exports_file(path)?;
+        if self.exports.is_empty() {
+            return Err(ConfigError::Export(
+                path.display().to_string(),
+                "no exports in it".into(),
+            ));
+        }
+        self.check_backends()?;
+        self.source = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()));
+        self.source_format = SourceFormat::Exports;
+        Ok(self)
+    }
+
     /// `nfs4_domain` is a DNS-like name: 1 to 255 bytes of letters, digits, '-', '.' and '_'.
     pub fn check_domain(&self) -> Result<(), ConfigError> {
         let Some(d) = &self.nfs4_domain else {
@@ -490,32 +544,110 @@ impl Config {
     /// The configuration `rnfsd serve DIR` uses: DIR exported read-write to loopback clients with
     /// root squash.
     pub fn single_export(dir: PathBuf) -> Config {
-        let loopback = |m: &str| ClientRuleConfig {
-            matches: m.to_owned(),
-            access: Access::Rw,
-            root_squash: true,
-            all_squash: false,
-            anonuid: NOBODY,
-            anongid: NOBODY,
-            secure: false,
+        let clients = LOOPBACK.iter().map(|m| single_export_rule(m)).collect();
+        Config::single_export_to(dir, clients)
+    }
+
+    /// `rnfsd serve DIR [--client MATCH]... [-o OPTIONS]`: DIR exported to `clients` (loopback
+    /// when empty), each rule `serve DIR`'s defaults changed by the exports(5) `options`.
+    pub fn single_export_with(
+        dir: PathBuf,
+        clients: &[String],
+        options: Option<&str>,
+    ) -> Result<Config, ConfigError> {
+        let matches: Vec<&str> = if clients.is_empty() {
+            LOOPBACK.to_vec()
+        } else {
+            clients.iter().map(String::as_str).collect()
         };
+        let mut id = None;
+        let mut rules = Vec::new();
+        for m in matches {
+            ClientMatch::parse(m)?;
+            let (rule, fsid) = apply_options(&single_export_rule(m), options.unwrap_or(""))
+                .map_err(|why| ConfigError::Options {
+                    options: options.unwrap_or("").to_owned(),
+                    why,
+                })?;
+            id = fsid;
+            rules.push(rule);
+        }
+        let mut config = Config::single_export_to(dir, rules);
+        if let Some(e) = config.exports.first_mut() {
+            e.id = id;
+        }
+        Ok(config)
+    }
+
+    fn single_export_to(dir: PathBuf, clients: Vec<ClientRuleConfig>) -> Config {
         Config {
-            listen: Vec::new(),
-            state_dir: None,
             exports: vec![ExportConfig {
                 path: dir,
                 mount_path: None,
                 id: None,
                 backend: default_backend(),
-                clients: vec![loopback("127.0.0.0/8"), loopback("::1/128")],
+                clients,
             }],
+            ..Config::empty()
+        }
+    }
+
+    /// No exports, every setting at its default.
+    pub fn empty() -> Config {
+        Config {
+            listen: Vec::new(),
+            state_dir: None,
+            exports: Vec::new(),
             limits: Limits::default(),
             metrics: None,
             nfs4_domain: None,
             nfs4_delegations: true,
             source: None,
+            source_format: SourceFormat::Toml,
         }
     }
+}
+
+/// The clients `rnfsd serve DIR` serves by default.
+const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+
+/// `rnfsd serve DIR`'s rule for `matches`: read-write, root squash, any source port.
+fn single_export_rule(matches: &str) -> ClientRuleConfig {
+    ClientRuleConfig {
+        matches: matches.to_owned(),
+        access: Access::Rw,
+        root_squash: true,
+        all_squash: false,
+        anonuid: NOBODY,
+        anongid: NOBODY,
+        secure: false,
+    }
+}
+
+/// Reads and parses an exports(5) file, at most [`EXPORTS_FILE_BYTES_MAX`] of it, and checks
+/// every client match (host names are resolved here, as for the TOML rules).
+pub fn read_exports_file(path: &std::path::Path) -> Result<Vec<ExportConfig>, ConfigError> {
+    use std::io::Read;
+    let read_err = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(read_err)?
+        .take(EXPORTS_FILE_BYTES_MAX as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    let exports = parse_exports(&text).map_err(|at| ConfigError::Exports {
+        path: path.to_owned(),
+        at,
+    })?;
+    for e in &exports {
+        for c in &e.clients {
+            ClientMatch::parse(&c.matches)?;
+        }
+    }
+    Ok(exports)
 }
 
 /// What a client rule matches.

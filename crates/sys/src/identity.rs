@@ -167,6 +167,12 @@ fn apply(c: &mut Creds, uid: u32, gid: u32, groups: &[u32], uid_first: bool) -> 
 
 /// Sets the fsuid unless the cache says it is set already.
 fn set_uid(c: &mut Creds, uid: u32) -> io::Result<()> {
+    if c.fsuid.is_none() && uid != 0 {
+        // The kernel drops the file-system capabilities only on a change *from* fsuid 0, and a
+        // non-root process given capabilities starts at its own uid: going straight to the
+        // caller's would keep CAP_DAC_OVERRIDE for that request. Pass through 0 first.
+        setfsuid(0)?;
+    }
     if c.fsuid != Some(uid) {
         c.fsuid = None;
         setfsuid(uid)?;
