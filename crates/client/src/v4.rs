@@ -1079,22 +1079,24 @@ mod tests {
     }
 }
 
-/// What a test client's back channel saw: CB_NULLs and the delegations recalled.
+/// What a test client's back channel saw: CB_NULLs, the delegations recalled and the
+/// asynchronous copies reported (CB_OFFLOAD).
 #[derive(Debug, Default)]
 pub struct CallbacksSeen {
     pub nulls: usize,
     pub recalls: Vec<nfs4::stateid4>,
+    pub offloads: Vec<nfs4::cb::CB_OFFLOAD4args>,
 }
 
 /// A [`crate::CallbackHandler`] answering CB_NULL and CB_COMPOUND (CB_SEQUENCE echoed back,
-/// CB_RECALL recorded and accepted) into `seen`; with `answer` false it records but never
+/// CB_RECALL and CB_OFFLOAD recorded and accepted) into `seen`; with `answer` false it records but never
 /// replies (a client whose back channel is dead).
 pub fn callback_answerer(
     seen: std::sync::Arc<std::sync::Mutex<CallbacksSeen>>,
     answer: bool,
 ) -> crate::CallbackHandler {
     use nfs4::cb::{CB_COMPOUND4args, CB_COMPOUND4res, CB_SEQUENCE4resok, CbArgOp, CbResOp};
-    use nfs4::cb::{OP_CB_RECALL, OP_CB_SEQUENCE};
+    use nfs4::cb::{OP_CB_OFFLOAD, OP_CB_RECALL, OP_CB_SEQUENCE};
     Box::new(move |msg: &[u8]| {
         let call = crate::rpc::decode_call(Bytes::copy_from_slice(msg)).ok()?;
         let mut seen = seen
@@ -1125,6 +1127,14 @@ pub fn callback_answerer(
                             seen.recalls.push(r.stateid);
                             res.push(CbResOp {
                                 op: OP_CB_RECALL,
+                                status: nfsstat4::NFS4_OK,
+                                sequence: None,
+                            });
+                        }
+                        CbArgOp::Offload(o) => {
+                            seen.offloads.push(o);
+                            res.push(CbResOp {
+                                op: OP_CB_OFFLOAD,
                                 status: nfsstat4::NFS4_OK,
                                 sequence: None,
                             });
