@@ -551,7 +551,7 @@ fn nfs4_copies(d: &Value) -> String {
         .unwrap_or_default();
     let c = &d["counters"];
     let mut out = format!(
-        "{} NFSv4.2 copies running of {}; {} synchronous, {} asynchronous started, {} refused          (NFS4ERR_DELAY), {} cancelled, {} CB_OFFLOAD sent; {} copied\n",
+        "{} NFSv4.2 copies running of {}; {} synchronous, {} asynchronous started, {} refused (NFS4ERR_DELAY), {} cancelled, {} CB_OFFLOAD sent; {} copied\n",
         s(&d["running"]),
         s(&d["limit"]),
         s(&c["sync_copies"]),
