@@ -248,7 +248,7 @@ pub fn nfs4_compounds() -> Vec<(&'static str, Vec<u8>)> {
             compound(
                 2,
                 vec![
-                    sequence,
+                    sequence.clone(),
                     ArgOp::PutRootFh,
                     ArgOp::Seek(SEEK4args {
                         stateid: stateid4::ANONYMOUS,
@@ -281,6 +281,40 @@ pub fn nfs4_compounds() -> Vec<(&'static str, Vec<u8>)> {
                         maxcount: 4096,
                     }),
                     ArgOp::RemoveXattr(Opaque(bytes::Bytes::from_static(b"color"))),
+                ],
+            ),
+        ),
+        (
+            "sequence-copy-offload-clone",
+            compound(
+                2,
+                vec![
+                    sequence,
+                    ArgOp::PutRootFh,
+                    ArgOp::SaveFh,
+                    ArgOp::PutRootFh,
+                    ArgOp::Copy(COPY4args {
+                        ca_src_stateid: stateid4::ANONYMOUS,
+                        ca_dst_stateid: stateid4::CURRENT,
+                        ca_src_offset: 0,
+                        ca_dst_offset: 4096,
+                        ca_count: 0,
+                        ca_consecutive: true,
+                        ca_synchronous: false,
+                        ca_source_server: rnfs_xdr::Array(vec![netloc4::Addr(netaddr4 {
+                            na_r_netid: Opaque(bytes::Bytes::from_static(b"tcp")),
+                            na_r_addr: Opaque(bytes::Bytes::from_static(b"127.0.0.1.8.1")),
+                        })]),
+                    }),
+                    ArgOp::OffloadStatus(stateid4::CURRENT),
+                    ArgOp::OffloadCancel(stateid4::CURRENT),
+                    ArgOp::Clone(CLONE4args {
+                        cl_src_stateid: stateid4::ANONYMOUS,
+                        cl_dst_stateid: stateid4::ANONYMOUS,
+                        cl_src_offset: 0,
+                        cl_dst_offset: 0,
+                        cl_count: 0,
+                    }),
                 ],
             ),
         ),
@@ -378,6 +412,46 @@ fn nfs4_seeds() -> Vec<Seed> {
     let mut b = vec![1];
     b.extend(rnfs_xdr::to_bytes(&res).to_vec());
     v.push(("res-seek-read-plus-listxattrs".into(), b));
+    let res = CompoundRes {
+        status: nfsstat4::NFS4ERR_NOTSUPP,
+        tag: Opaque(bytes::Bytes::new()),
+        results: vec![
+            ResOp::ok(
+                op::OP_COPY,
+                ResBody::Copy(COPY4resok {
+                    cr_response: write_response4 {
+                        wr_callback_id: rnfs_xdr::Array(vec![stateid4 {
+                            seqid: 1,
+                            other: [4; 12],
+                        }]),
+                        wr_count: 0,
+                        wr_committed: stable_how4::UNSTABLE4,
+                        wr_writeverf: [2; 8],
+                    },
+                    cr_requirements: copy_requirements4 {
+                        cr_consecutive: true,
+                        cr_synchronous: false,
+                    },
+                }),
+            ),
+            ResOp::ok(
+                op::OP_OFFLOAD_STATUS,
+                ResBody::OffloadStatus(OFFLOAD_STATUS4resok {
+                    osr_count: 8 << 20,
+                    osr_complete: rnfs_xdr::Array(vec![nfsstat4::NFS4_OK]),
+                }),
+            ),
+            ResOp {
+                op: op::OP_COPY,
+                status: nfsstat4::NFS4ERR_OFFLOAD_NO_REQS,
+                body: Some(ResBody::CopyRequirements(copy_requirements4::default())),
+            },
+            ResOp::status(op::OP_CLONE, nfsstat4::NFS4ERR_NOTSUPP),
+        ],
+    };
+    let mut b = vec![1];
+    b.extend(rnfs_xdr::to_bytes(&res).to_vec());
+    v.push(("res-copy-offload-status-clone".into(), b));
     // A client's reply to CB_SEQUENCE + CB_RECALL, and the call itself (modes 2 and 3).
     let cb_res = cb::CB_COMPOUND4res {
         status: nfsstat4::NFS4_OK,
@@ -438,6 +512,52 @@ fn nfs4_seeds() -> Vec<Seed> {
     let mut b = vec![3];
     b.extend(rnfs_xdr::to_bytes(&cb_args).to_vec());
     v.push(("cb-args-sequence-recall".into(), b));
+    // CB_OFFLOAD (RFC 7862 §16.1): a finished copy and a failed one; and the client's answer.
+    let offload = |info| {
+        cb::CbArgOp::Offload(cb::CB_OFFLOAD4args {
+            coa_fh: Opaque(bytes::Bytes::from_static(&[9; 24])),
+            coa_stateid: stateid4 {
+                seqid: 1,
+                other: [4; 12],
+            },
+            coa_offload_info: info,
+        })
+    };
+    let cb_args = cb::CB_COMPOUND4args {
+        tag: Opaque(bytes::Bytes::new()),
+        minorversion: 2,
+        callback_ident: 0,
+        argarray: rnfs_xdr::Array(vec![
+            cb::CbArgOp::Sequence(cb::CB_SEQUENCE4args {
+                csa_sessionid: [5; 16],
+                csa_sequenceid: 2,
+                ..Default::default()
+            }),
+            offload(cb::offload_info4::Done(write_response4 {
+                wr_callback_id: rnfs_xdr::Array(Vec::new()),
+                wr_count: 256 << 20,
+                wr_committed: stable_how4::UNSTABLE4,
+                wr_writeverf: [2; 8],
+            })),
+            offload(cb::offload_info4::Failed(nfsstat4::NFS4ERR_NOSPC, 4096)),
+        ]),
+    };
+    let mut b = vec![3];
+    b.extend(rnfs_xdr::to_bytes(&cb_args).to_vec());
+    v.push(("cb-args-sequence-offload".into(), b));
+    let cb_res = cb::CB_COMPOUND4res {
+        status: nfsstat4::NFS4_OK,
+        tag: Opaque(bytes::Bytes::new()),
+        resarray: rnfs_xdr::Array(vec![cb::CbResOp {
+            op: cb::OP_CB_OFFLOAD,
+            status: nfsstat4::NFS4_OK,
+            sequence: None,
+            attrs: None,
+        }]),
+    };
+    let mut b = vec![2];
+    b.extend(rnfs_xdr::to_bytes(&cb_res).to_vec());
+    v.push(("cb-res-offload".into(), b));
     v
 }
 

@@ -1092,25 +1092,27 @@ mod tests {
     }
 }
 
-/// What a test client's back channel saw: CB_NULLs, the delegations recalled, the CB_GETATTRs;
-/// and what it answers CB_GETATTR with (change and size; none: an empty attribute list).
+/// What a test client's back channel saw: CB_NULLs, the delegations recalled, the CB_GETATTRs
+/// and the asynchronous copies reported (CB_OFFLOAD); and what it answers CB_GETATTR with (change
+/// and size; none: an empty attribute list).
 #[derive(Debug, Default)]
 pub struct CallbacksSeen {
     pub nulls: usize,
     pub recalls: Vec<nfs4::stateid4>,
     pub getattrs: usize,
     pub getattr_answer: Option<(u64, u64)>,
+    pub offloads: Vec<nfs4::cb::CB_OFFLOAD4args>,
 }
 
 /// A [`crate::CallbackHandler`] answering CB_NULL and CB_COMPOUND (CB_SEQUENCE echoed back,
-/// CB_RECALL recorded and accepted, CB_GETATTR answered from `seen`) into `seen`; with `answer`
-/// false it records but never replies (a client whose back channel is dead).
+/// CB_RECALL and CB_OFFLOAD recorded and accepted, CB_GETATTR answered from `seen`) into `seen`;
+/// with `answer` false it records but never replies (a client whose back channel is dead).
 pub fn callback_answerer(
     seen: std::sync::Arc<std::sync::Mutex<CallbacksSeen>>,
     answer: bool,
 ) -> crate::CallbackHandler {
     use nfs4::cb::{CB_COMPOUND4args, CB_COMPOUND4res, CB_SEQUENCE4resok, CbArgOp, CbResOp};
-    use nfs4::cb::{OP_CB_GETATTR, OP_CB_RECALL, OP_CB_SEQUENCE};
+    use nfs4::cb::{OP_CB_GETATTR, OP_CB_OFFLOAD, OP_CB_RECALL, OP_CB_SEQUENCE};
     Box::new(move |msg: &[u8]| {
         let call = crate::rpc::decode_call(Bytes::copy_from_slice(msg)).ok()?;
         let mut seen = seen
@@ -1164,6 +1166,15 @@ pub fn callback_answerer(
                             seen.recalls.push(r.stateid);
                             res.push(CbResOp {
                                 op: OP_CB_RECALL,
+                                status: nfsstat4::NFS4_OK,
+                                sequence: None,
+                                attrs: None,
+                            });
+                        }
+                        CbArgOp::Offload(o) => {
+                            seen.offloads.push(o);
+                            res.push(CbResOp {
+                                op: OP_CB_OFFLOAD,
                                 status: nfsstat4::NFS4_OK,
                                 sequence: None,
                                 attrs: None,

@@ -1,6 +1,7 @@
 //! The callback program (RFC 8881 §20): the CB_COMPOUND the server sends on a session's back
-//! channel. CB_SEQUENCE opens every one; CB_RECALL and CB_GETATTR (delegations) and CB_NULL
-//! (procedure 0, a probe of the path) are the others used so far.
+//! channel. CB_SEQUENCE opens every one; CB_RECALL and CB_GETATTR (delegations), CB_OFFLOAD (an
+//! asynchronous COPY is over, RFC 7862 §16.1) and CB_NULL (procedure 0, a probe of the path) are
+//! the others used so far.
 
 use rnfs_xdr::{xdr_struct, Array, MinEncodedLen};
 
@@ -9,6 +10,7 @@ use crate::*;
 pub const OP_CB_GETATTR: u32 = 3;
 pub const OP_CB_RECALL: u32 = 4;
 pub const OP_CB_SEQUENCE: u32 = 11;
+pub const OP_CB_OFFLOAD: u32 = 15;
 pub const OP_CB_ILLEGAL: u32 = 10044;
 
 xdr_struct! {
@@ -59,12 +61,61 @@ xdr_struct! {
     pub struct CB_GETATTR4args { pub fh: nfs_fh4, pub attr_request: Bitmap }
 }
 
+/// How an asynchronous copy ended (`offload_info4`, RFC 7862 §16.1.1): its write response, or
+/// its error and the bytes copied before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum offload_info4 {
+    Done(write_response4),
+    Failed(nfsstat4, u64),
+}
+
+impl XdrDecode for offload_info4 {
+    fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
+        Ok(match d.decode::<nfsstat4>()? {
+            nfsstat4::NFS4_OK => offload_info4::Done(d.decode()?),
+            s => offload_info4::Failed(s, d.u64()?),
+        })
+    }
+}
+impl XdrEncode for offload_info4 {
+    fn encode<B: BufMut>(&self, b: &mut B) {
+        match self {
+            offload_info4::Done(w) => {
+                nfsstat4::NFS4_OK.encode(b);
+                w.encode(b)
+            }
+            offload_info4::Failed(s, n) => {
+                s.encode(b);
+                b.put_u64(*n)
+            }
+        }
+    }
+    fn encoded_len(&self) -> usize {
+        4 + match self {
+            offload_info4::Done(w) => w.encoded_len(),
+            offload_info4::Failed(..) => 8,
+        }
+    }
+}
+
+xdr_struct! {
+    /// CB_OFFLOAD (RFC 7862 §16.1): the destination file, the copy's callback stateid, the
+    /// outcome.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CB_OFFLOAD4args {
+        pub coa_fh: nfs_fh4,
+        pub coa_stateid: stateid4,
+        pub coa_offload_info: offload_info4,
+    }
+}
+
 /// One callback operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CbArgOp {
     Sequence(CB_SEQUENCE4args),
     Getattr(CB_GETATTR4args),
     Recall(CB_RECALL4args),
+    Offload(CB_OFFLOAD4args),
 }
 
 impl XdrEncode for CbArgOp {
@@ -82,6 +133,10 @@ impl XdrEncode for CbArgOp {
                 b.put_u32(OP_CB_RECALL);
                 a.encode(b)
             }
+            CbArgOp::Offload(a) => {
+                b.put_u32(OP_CB_OFFLOAD);
+                a.encode(b)
+            }
         }
     }
     fn encoded_len(&self) -> usize {
@@ -89,6 +144,7 @@ impl XdrEncode for CbArgOp {
             CbArgOp::Sequence(a) => a.encoded_len(),
             CbArgOp::Getattr(a) => a.encoded_len(),
             CbArgOp::Recall(a) => a.encoded_len(),
+            CbArgOp::Offload(a) => a.encoded_len(),
         }
     }
 }
@@ -99,6 +155,7 @@ impl XdrDecode for CbArgOp {
             OP_CB_SEQUENCE => Ok(CbArgOp::Sequence(d.decode()?)),
             OP_CB_GETATTR => Ok(CbArgOp::Getattr(d.decode()?)),
             OP_CB_RECALL => Ok(CbArgOp::Recall(d.decode()?)),
+            OP_CB_OFFLOAD => Ok(CbArgOp::Offload(d.decode()?)),
             v => Err(XdrError::InvalidEnum {
                 type_name: "nfs_cb_opnum4",
                 value: v.into(),

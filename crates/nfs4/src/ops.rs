@@ -57,9 +57,13 @@ pub mod op {
     pub const OP_DESTROY_CLIENTID: u32 = 57;
     pub const OP_RECLAIM_COMPLETE: u32 = 58;
     pub const OP_ALLOCATE: u32 = 59;
+    pub const OP_COPY: u32 = 60;
     pub const OP_DEALLOCATE: u32 = 62;
+    pub const OP_OFFLOAD_CANCEL: u32 = 66;
+    pub const OP_OFFLOAD_STATUS: u32 = 67;
     pub const OP_READ_PLUS: u32 = 68;
     pub const OP_SEEK: u32 = 69;
+    pub const OP_CLONE: u32 = 71;
     pub const OP_GETXATTR: u32 = 72;
     pub const OP_SETXATTR: u32 = 73;
     pub const OP_LISTXATTRS: u32 = 74;
@@ -770,9 +774,13 @@ pub enum ArgOp {
     DestroyClientid(clientid4),
     ReclaimComplete(bool),
     Allocate(ALLOCATE4args),
+    Copy(COPY4args),
     Deallocate(DEALLOCATE4args),
+    OffloadCancel(stateid4),
+    OffloadStatus(stateid4),
     ReadPlus(READ_PLUS4args),
     Seek(SEEK4args),
+    Clone(CLONE4args),
     GetXattr(xattrkey4),
     SetXattr(SETXATTR4args),
     ListXattrs(LISTXATTRS4args),
@@ -839,9 +847,13 @@ impl ArgOp {
             OP_DESTROY_CLIENTID => ArgOp::DestroyClientid(d.u64()?),
             OP_RECLAIM_COMPLETE => ArgOp::ReclaimComplete(d.bool()?),
             OP_ALLOCATE => ArgOp::Allocate(d.decode()?),
+            OP_COPY => ArgOp::Copy(d.decode()?),
             OP_DEALLOCATE => ArgOp::Deallocate(d.decode()?),
+            OP_OFFLOAD_CANCEL => ArgOp::OffloadCancel(d.decode()?),
+            OP_OFFLOAD_STATUS => ArgOp::OffloadStatus(d.decode()?),
             OP_READ_PLUS => ArgOp::ReadPlus(d.decode()?),
             OP_SEEK => ArgOp::Seek(d.decode()?),
+            OP_CLONE => ArgOp::Clone(d.decode()?),
             OP_GETXATTR => ArgOp::GetXattr(d.decode()?),
             OP_SETXATTR => ArgOp::SetXattr(d.decode()?),
             OP_LISTXATTRS => ArgOp::ListXattrs(d.decode()?),
@@ -898,9 +910,13 @@ impl ArgOp {
             ArgOp::DestroyClientid(_) => OP_DESTROY_CLIENTID,
             ArgOp::ReclaimComplete(_) => OP_RECLAIM_COMPLETE,
             ArgOp::Allocate(_) => OP_ALLOCATE,
+            ArgOp::Copy(_) => OP_COPY,
             ArgOp::Deallocate(_) => OP_DEALLOCATE,
+            ArgOp::OffloadCancel(_) => OP_OFFLOAD_CANCEL,
+            ArgOp::OffloadStatus(_) => OP_OFFLOAD_STATUS,
             ArgOp::ReadPlus(_) => OP_READ_PLUS,
             ArgOp::Seek(_) => OP_SEEK,
+            ArgOp::Clone(_) => OP_CLONE,
             ArgOp::GetXattr(_) => OP_GETXATTR,
             ArgOp::SetXattr(_) => OP_SETXATTR,
             ArgOp::ListXattrs(_) => OP_LISTXATTRS,
@@ -950,6 +966,9 @@ impl ArgOp {
             ArgOp::DestroyClientid(a) => a,
             ArgOp::ReclaimComplete(a) => a,
             ArgOp::Allocate(a) | ArgOp::Deallocate(a) => a,
+            ArgOp::Copy(a) => a,
+            ArgOp::OffloadCancel(a) | ArgOp::OffloadStatus(a) => a,
+            ArgOp::Clone(a) => a,
             ArgOp::ReadPlus(a) => a,
             ArgOp::Seek(a) => a,
             ArgOp::GetXattr(a) | ArgOp::RemoveXattr(a) => a,

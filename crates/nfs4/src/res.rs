@@ -359,6 +359,10 @@ pub enum ResBody {
     ReadPlus(read_plus_res4),
     GetXattr(xattrvalue4),
     ListXattrs(LISTXATTRS4resok),
+    Copy(COPY4resok),
+    /// COPY with NFS4ERR_OFFLOAD_NO_REQS: the requirements the server could meet.
+    CopyRequirements(copy_requirements4),
+    OffloadStatus(OFFLOAD_STATUS4resok),
 }
 
 impl XdrEncode for ResBody {
@@ -389,6 +393,9 @@ impl XdrEncode for ResBody {
             ResBody::ReadPlus(x) => x.encode(b),
             ResBody::GetXattr(x) => x.encode(b),
             ResBody::ListXattrs(x) => x.encode(b),
+            ResBody::Copy(x) => x.encode(b),
+            ResBody::CopyRequirements(x) => x.encode(b),
+            ResBody::OffloadStatus(x) => x.encode(b),
         }
     }
     fn encoded_len(&self) -> usize {
@@ -418,6 +425,9 @@ impl XdrEncode for ResBody {
             ResBody::ReadPlus(x) => x.encoded_len(),
             ResBody::GetXattr(x) => x.encoded_len(),
             ResBody::ListXattrs(x) => x.encoded_len(),
+            ResBody::Copy(x) => x.encoded_len(),
+            ResBody::CopyRequirements(x) => x.encoded_len(),
+            ResBody::OffloadStatus(x) => x.encoded_len(),
         }
     }
 }
@@ -469,6 +479,9 @@ impl ResOp {
         if status == NFS4ERR_DENIED && (op == OP_LOCK || op == OP_LOCKT) {
             return Ok(Some(ResBody::Denied(d.decode()?)));
         }
+        if status == NFS4ERR_OFFLOAD_NO_REQS && op == OP_COPY {
+            return Ok(Some(ResBody::CopyRequirements(d.decode()?)));
+        }
         if status != NFS4_OK {
             return Ok(None);
         }
@@ -496,6 +509,8 @@ impl ResOp {
             OP_READ_PLUS => ResBody::ReadPlus(d.decode()?),
             OP_GETXATTR => ResBody::GetXattr(d.decode()?),
             OP_LISTXATTRS => ResBody::ListXattrs(d.decode()?),
+            OP_COPY => ResBody::Copy(d.decode()?),
+            OP_OFFLOAD_STATUS => ResBody::OffloadStatus(d.decode()?),
             _ => return Ok(None),
         }))
     }

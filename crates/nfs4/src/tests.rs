@@ -503,9 +503,9 @@ proptest! {
 fn unknown_and_unsupported_ops() {
     let mut d = Decoder::new(Bytes::from_static(&[0, 0, 0, 50, 0xff, 0xff]));
     assert_eq!(ArgOp::decode(&mut d).unwrap(), ArgOp::Unsupported(50));
-    // COPY (4.2, not modelled).
-    let mut d = Decoder::new(Bytes::from_static(&[0, 0, 0, 60, 0xff, 0xff]));
-    assert_eq!(ArgOp::decode(&mut d).unwrap(), ArgOp::Unsupported(60));
+    // COPY_NOTIFY (4.2, not modelled: inter-server copy).
+    let mut d = Decoder::new(Bytes::from_static(&[0, 0, 0, 61, 0xff, 0xff]));
+    assert_eq!(ArgOp::decode(&mut d).unwrap(), ArgOp::Unsupported(61));
     let mut d = Decoder::new(Bytes::from_static(&[0, 0, 0, 2]));
     assert_eq!(ArgOp::decode(&mut d).unwrap(), ArgOp::Illegal(2));
     assert_eq!(ArgOp::Illegal(2).num(), OP_ILLEGAL);
@@ -682,4 +682,62 @@ fn open_arguments_is_reported_and_supported() {
     );
     let back: Bitmap = rnfs_xdr::from_bytes(rnfs_xdr::to_bytes(&args[0])).unwrap();
     assert_eq!(back, args[0]);
+}
+
+#[test]
+fn copy_decodes_as_rfc_7863_lays_it_out() {
+    // COPY: two stateids, offsets 1 and 2, count 3, consecutive, synchronous, one NL4_NAME "h".
+    let mut wire = vec![0, 0, 0, 60];
+    wire.extend_from_slice(&[0; 32]);
+    for v in [1u64, 2, 3] {
+        wire.extend_from_slice(&v.to_be_bytes());
+    }
+    wire.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+    wire.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, b'h', 0, 0, 0]);
+    let op = ArgOp::decode(&mut Decoder::new(Bytes::from(wire.clone()))).unwrap();
+    let ArgOp::Copy(a) = &op else {
+        panic!("not COPY: {op:?}")
+    };
+    assert_eq!((a.ca_src_offset, a.ca_dst_offset, a.ca_count), (1, 2, 3));
+    assert!(a.ca_consecutive && a.ca_synchronous);
+    assert_eq!(a.ca_source_server.0.len(), 1);
+    assert_eq!(rnfs_xdr::to_bytes(&op).to_vec(), wire);
+    // A result with a callback id decodes back.
+    let res = ResOp::ok(
+        OP_COPY,
+        ResBody::Copy(COPY4resok {
+            cr_response: write_response4 {
+                wr_callback_id: rnfs_xdr::Array(vec![stateid4::INVALID]),
+                wr_count: 7,
+                wr_committed: stable_how4::UNSTABLE4,
+                wr_writeverf: [9; 8],
+            },
+            cr_requirements: copy_requirements4::default(),
+        }),
+    );
+    let bytes = rnfs_xdr::to_bytes(&res);
+    assert_eq!(ResOp::decode(&mut Decoder::new(bytes)).unwrap(), res);
+}
+
+#[test]
+fn cb_offload_round_trips() {
+    use crate::cb::*;
+    for info in [
+        offload_info4::Done(write_response4 {
+            wr_callback_id: rnfs_xdr::Array(Vec::new()),
+            wr_count: 1 << 30,
+            wr_committed: stable_how4::FILE_SYNC4,
+            wr_writeverf: [1; 8],
+        }),
+        offload_info4::Failed(nfsstat4::NFS4ERR_NOSPC, 4096),
+    ] {
+        let op = CbArgOp::Offload(CB_OFFLOAD4args {
+            coa_fh: Opaque(Bytes::from_static(b"fh")),
+            coa_stateid: stateid4::INVALID,
+            coa_offload_info: info,
+        });
+        let bytes = rnfs_xdr::to_bytes(&op);
+        assert_eq!(bytes.len(), op.encoded_len());
+        assert_eq!(rnfs_xdr::from_bytes::<CbArgOp>(bytes).unwrap(), op);
+    }
 }

@@ -1,13 +1,16 @@
 //! The NFSv4.2 operations rnfsd serves: sparse files (RFC 7862 §15: ALLOCATE §15.1, DEALLOCATE
-//! §15.4, READ_PLUS §15.10, SEEK §15.11; XDR of RFC 7863) and extended attributes (RFC 8276 §8:
-//! GETXATTR, SETXATTR, LISTXATTRS, REMOVEXATTR).
+//! §15.4, READ_PLUS §15.10, SEEK §15.11; XDR of RFC 7863), server-side copy and clone (COPY
+//! §15.2, OFFLOAD_CANCEL §15.8, OFFLOAD_STATUS §15.9, CLONE §15.13; CB_OFFLOAD §16.1 is in
+//! [`crate::cb`]) and extended attributes (RFC 8276 §8: GETXATTR, SETXATTR, LISTXATTRS,
+//! REMOVEXATTR).
 //!
 //! # Bounds
 //! An xattr name is a `component4` (at most [`COMPONENT_BYTES_MAX`] bytes). A value decodes up to
 //! [`XATTR_VALUE_BYTES_MAX`], the decoder's ceiling; the server's own, configurable limit is lower
 //! and checked after decoding (NFS4ERR_XATTR2BIG), so a value just over it is answered, not a
 //! malformed request. Lists a client decodes are bounded too ([`XATTR_NAMES_MAX`],
-//! [`READ_PLUS_SEGMENTS_MAX`]).
+//! [`READ_PLUS_SEGMENTS_MAX`]). COPY's source servers are at most [`NETLOCS_MAX`] (an
+//! intra-server copy names none).
 
 use rnfs_xdr::{xdr_enum, xdr_struct, MinEncodedLen};
 
@@ -147,5 +150,123 @@ impl LISTXATTRS4resok {
     /// Bytes one name adds to the result.
     pub fn name_bytes(name: &[u8]) -> usize {
         4 + name.len() + rnfs_xdr::pad_len(name.len())
+    }
+}
+
+/// Most source servers a COPY names (`ca_source_server<>`): an intra-server copy names none, and
+/// the server refuses any, so this only bounds decoding.
+pub const NETLOCS_MAX: usize = 16;
+
+xdr_struct! {
+    /// A network address (`netaddr4`, RFC 8881 §3.3.9).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct netaddr4 { pub na_r_netid: Opaque<NFS4_OPAQUE_LIMIT>, pub na_r_addr: Opaque<NFS4_OPAQUE_LIMIT> }
+}
+
+/// Where a copy's source is (`netloc4`, RFC 7862 §12.2.1): a name, a URL or an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum netloc4 {
+    Name(opaque_limit),
+    Url(opaque_limit),
+    Addr(netaddr4),
+}
+
+impl XdrDecode for netloc4 {
+    fn decode(d: &mut Decoder) -> rnfs_xdr::Result<Self> {
+        Ok(match d.u32()? {
+            1 => netloc4::Name(d.decode()?),
+            2 => netloc4::Url(d.decode()?),
+            3 => netloc4::Addr(d.decode()?),
+            v => {
+                return Err(XdrError::InvalidEnum {
+                    type_name: "netloc_type4",
+                    value: v.into(),
+                })
+            }
+        })
+    }
+}
+impl XdrEncode for netloc4 {
+    fn encode<B: BufMut>(&self, b: &mut B) {
+        match self {
+            netloc4::Name(n) => {
+                b.put_u32(1);
+                n.encode(b)
+            }
+            netloc4::Url(u) => {
+                b.put_u32(2);
+                u.encode(b)
+            }
+            netloc4::Addr(a) => {
+                b.put_u32(3);
+                a.encode(b)
+            }
+        }
+    }
+    fn encoded_len(&self) -> usize {
+        4 + match self {
+            netloc4::Name(n) | netloc4::Url(n) => n.encoded_len(),
+            netloc4::Addr(a) => a.encoded_len(),
+        }
+    }
+}
+impl MinEncodedLen for netloc4 {
+    const MIN_ENCODED_LEN: usize = 8;
+}
+
+xdr_struct! {
+    /// COPY (RFC 7862 §15.2.1): the saved handle is the source, the current one the destination.
+    /// `ca_count` 0 copies to the end of the source.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct COPY4args {
+        pub ca_src_stateid: stateid4,
+        pub ca_dst_stateid: stateid4,
+        pub ca_src_offset: u64,
+        pub ca_dst_offset: u64,
+        pub ca_count: u64,
+        pub ca_consecutive: bool,
+        pub ca_synchronous: bool,
+        pub ca_source_server: rnfs_xdr::Array<netloc4, NETLOCS_MAX>,
+    }
+}
+xdr_struct! {
+    /// How a copy went (`write_response4`, §15.2.2): the callback stateid of an asynchronous
+    /// copy (none for a synchronous one), bytes copied, how durable, the write verifier.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct write_response4 {
+        pub wr_callback_id: rnfs_xdr::Array<stateid4, 1>,
+        pub wr_count: u64,
+        pub wr_committed: stable_how4,
+        pub wr_writeverf: verifier4,
+    }
+}
+xdr_struct! {
+    /// Whether the copy was done consecutively and synchronously (`copy_requirements4`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct copy_requirements4 { pub cr_consecutive: bool, pub cr_synchronous: bool }
+}
+xdr_struct! {
+    /// COPY's answer (`COPY4resok`).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct COPY4resok { pub cr_response: write_response4, pub cr_requirements: copy_requirements4 }
+}
+xdr_struct! {
+    /// OFFLOAD_STATUS's answer (§15.9.2): bytes copied so far and, once the copy is over, its
+    /// status.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct OFFLOAD_STATUS4resok {
+        pub osr_count: u64,
+        pub osr_complete: rnfs_xdr::Array<nfsstat4, 1>,
+    }
+}
+xdr_struct! {
+    /// CLONE (§15.13.1): `cl_count` 0 clones to the end of the source.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CLONE4args {
+        pub cl_src_stateid: stateid4,
+        pub cl_dst_stateid: stateid4,
+        pub cl_src_offset: u64,
+        pub cl_dst_offset: u64,
+        pub cl_count: u64,
     }
 }

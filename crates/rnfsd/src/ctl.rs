@@ -192,6 +192,7 @@ fn human(cmd: &str, d: &Value) -> String {
         "filelocks" => file_locks(d),
         "nfs4 clients" => nfs4_clients(d),
         "nfs4 delegations" => nfs4_delegations(d),
+        "nfs4 copies" => nfs4_copies(d),
         "exports" => exports(&d["exports"], d["config"].as_str()),
         "exports reload" | "reload" => reload(d),
         "stats" => stats(d),
@@ -609,6 +610,62 @@ fn nfs4_delegations(d: &Value) -> String {
         s(&c["failed"]),
     );
     out.push_str(&table(&["CLIENTID", "KIND", "STATE", "FILE HANDLE"], &rows));
+    out
+}
+
+fn nfs4_copies(d: &Value) -> String {
+    let short = |v: &Value| {
+        let h = s(v);
+        if h.len() > 20 {
+            format!("{}…", &h[..20])
+        } else {
+            h
+        }
+    };
+    let rows: Vec<Vec<String>> = d["copies"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    vec![
+                        s(&x["clientid"]),
+                        s(&x["state"]),
+                        format!(
+                            "{} of {}",
+                            bytes(x["copied"].as_u64().unwrap_or(0)),
+                            bytes(x["total"].as_u64().unwrap_or(0))
+                        ),
+                        dur(x["age_ms"].as_u64().unwrap_or(0)),
+                        short(&x["src"]),
+                        short(&x["dst"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let c = &d["counters"];
+    let mut out = format!(
+        "{} NFSv4.2 copies running of {}; {} synchronous, {} asynchronous started, {} refused (NFS4ERR_DELAY), {} cancelled, {} CB_OFFLOAD sent; {} copied\n",
+        s(&d["running"]),
+        s(&d["limit"]),
+        s(&c["sync_copies"]),
+        s(&c["async_started"]),
+        s(&c["async_refused"]),
+        s(&c["cancelled"]),
+        s(&c["offloads_sent"]),
+        bytes(c["bytes"].as_u64().unwrap_or(0)),
+    );
+    out.push_str(&table(
+        &[
+            "CLIENTID",
+            "STATE",
+            "COPIED",
+            "AGE",
+            "SOURCE",
+            "DESTINATION",
+        ],
+        &rows,
+    ));
     out
 }
 

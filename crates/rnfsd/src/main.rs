@@ -61,6 +61,8 @@ enum Command {
     ///                               locks, delegations, revoked state, back channel up
     ///   nfs4 delegations            NFSv4 delegations: holder, file, kind, recall deadline;
     ///                               back-channel call counts
+    ///   nfs4 copies                 NFSv4.2 asynchronous copies: client, state, bytes copied of
+    ///                               total, age, source and destination handles; COPY counts
     ///   nfs4 expire CLIENTID        expire an NFSv4 client now (its opens and locks are released)
     ///   exports                     the export table and client rules
     ///   exports reload              re-read the --config file and swap the export table

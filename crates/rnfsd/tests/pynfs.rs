@@ -2,7 +2,7 @@
 //!
 //! pynfs (GPL-2.0) is a tool we only run: `scripts/pynfs` copies it from `$RNFS_PYNFS_DIR`
 //! (default `../shared/pynfs` next to the repository) and runs its `all` group (minor version 2, so
-//! NFSv4.2's sparse-file and xattr tests are in; and the CB_NULL probes CSESS20/21) against `rnfsd serve`
+//! NFSv4.2's sparse-file and xattr tests are in; and the CB_NULL probes CSESS20/21 and COPY5) against `rnfsd serve`
 //! of a scratch directory (read-write, no root squash: pynfs sends AUTH_SYS as the uid running it,
 //! from unprivileged ports). `tests/pynfs/expected-pass.txt` lists the codes that must pass (PASS
 //! or WARNING); the test fails if one of them failed, was skipped or not run, or is no pynfs code,
@@ -132,7 +132,8 @@ fn pynfs_all_keeps_every_expected_pass() {
             .arg("--out")
             .arg(&out)
             // Minor version 2: `all` then includes the 4.2 tests (sparse files, xattrs).
-            // CSESS20/21 (flagged "ganesha", outside `all`): the back channel's CB_NULL probe.
+            // CSESS20/21 (flagged "ganesha", outside `all`): the back channel's CB_NULL probe;
+            // COPY5 (flagged "copy", outside `all`): NFSv4.2 COPY to the end of the source.
             .args([
                 "--minorversion",
                 "2",
@@ -140,6 +141,7 @@ fn pynfs_all_keeps_every_expected_pass() {
                 "all",
                 "CSESS20",
                 "CSESS21",
+                "COPY5",
             ])
             .args(["--timeout", &PYNFS_SECONDS.to_string()]),
         RUNNER_TIMEOUT,

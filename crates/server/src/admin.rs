@@ -320,6 +320,7 @@ impl Admin {
             "filelocks" => Ok(self.file_locks()),
             "nfs4 clients" => Ok(self.nfs4_clients()),
             "nfs4 delegations" => Ok(self.nfs4_delegations()),
+            "nfs4 copies" => Ok(self.nfs4_copies()),
             "nfs4 expire" => self.nfs4_expire(req.client.as_deref()).await,
             "exports" => Ok(self.exports()),
             "exports reload" | "reload" => self.reload().await,
@@ -328,7 +329,7 @@ impl Admin {
             "log" => log_command(&req),
             other => Err(format!(
                 "unknown command {other:?}; commands: status, connections, requests, loans, locks, \
-                 filelocks, nfs4 clients, nfs4 delegations, nfs4 expire, exports, exports reload, stats, stalls, log"
+                 filelocks, nfs4 clients, nfs4 delegations, nfs4 copies, nfs4 expire, exports, exports reload, stats, stalls, log"
             )),
         };
         match result {
@@ -635,6 +636,46 @@ impl Admin {
         })
     }
 
+    /// NFSv4.2 asynchronous copies (running, and finished ones not yet forgotten): client,
+    /// source and destination handles, bytes done of total, age, state; with COPY's counts.
+    fn nfs4_copies(&self) -> Value {
+        let copies = self.running.service.copies();
+        let now = now_ms();
+        let rows: Vec<Value> = copies
+            .list()
+            .iter()
+            .map(|j| {
+                let copied = j.outcome().map_or(j.copied(), |o| o.copied);
+                json!({
+                    "clientid": format!("{:016x}", j.client),
+                    "stateid": hex(&j.id),
+                    "src": hex(&j.src_fh),
+                    "dst": hex(&j.dst_fh),
+                    "copied": copied,
+                    "total": j.total,
+                    "age_ms": now.saturating_sub(j.started_ms),
+                    "state": j.state(),
+                    "error": j.outcome().and_then(|o| o.error.as_ref()).map(|e| e.to_string()),
+                })
+            })
+            .collect();
+        let c = &copies.counters;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        json!({
+            "copies": rows,
+            "running": copies.running(),
+            "limit": self.running.service.limits().copy_jobs_max,
+            "counters": {
+                "bytes": n(&c.bytes),
+                "sync_copies": n(&c.sync_copies),
+                "async_started": n(&c.async_started),
+                "async_refused": n(&c.async_refused),
+                "cancelled": n(&c.cancelled),
+                "offloads_sent": n(&c.offloads_sent),
+            },
+        })
+    }
+
     /// Expires an NFSv4 client by hand (its opens and locks are released, its record file
     /// rewritten: on a blocking thread, not the runtime's).
     async fn nfs4_expire(&self, client: Option<&str>) -> Result<Value, String> {
@@ -648,6 +689,8 @@ impl Admin {
         .await
         .map_err(|e| format!("expire failed: {e}"))?;
         if expired {
+            // Its copies stop now rather than at the copy supervisor's next look.
+            self.running.service.copies().cancel_client(id);
             Ok(json!({ "expired": format!("{id:016x}") }))
         } else {
             Err(format!("no NFSv4 client {id:016x}"))

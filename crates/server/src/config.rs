@@ -247,6 +247,15 @@ pub struct Limits {
     /// Largest LISTXATTRS reply (names, cookie and flags); a client asking for more gets this
     /// much and continues from the cookie.
     pub xattr_list_bytes_max: u32,
+    /// NFSv4.2 COPY (RFC 7862 §15.2): a copy of at most this many bytes runs within the request
+    /// (synchronously); so does one the client asks to be synchronous, shortened to this many
+    /// bytes (the client asks again for the rest), and so does every copy of a client whose back
+    /// channel cannot carry CB_OFFLOAD.
+    pub copy_sync_bytes_max: u64,
+    /// Asynchronous copies running at once (each on a thread of its own, off the worker pool),
+    /// all clients together, and for one client; past either, COPY gets NFS4ERR_DELAY.
+    pub copy_jobs_max: usize,
+    pub copy_jobs_per_client_max: usize,
 }
 
 impl Default for Limits {
@@ -282,6 +291,9 @@ impl Default for Limits {
             nfs4_delegations_per_client_max: 1024,
             xattr_value_bytes_max: XATTR_VALUE_BYTES_MOST,
             xattr_list_bytes_max: 64 << 10,
+            copy_sync_bytes_max: 4 << 20,
+            copy_jobs_max: 16,
+            copy_jobs_per_client_max: 4,
         }
     }
 }
@@ -318,7 +330,7 @@ impl Limits {
         // (slots, channels and threads are sized from these at start).
         let transfer_most = rnfs_nfs3::WRITE_DATA_MAX_BYTES.min(rnfs_nfs3::READ_DATA_MAX_BYTES);
         #[rustfmt::skip]
-        let ranges: [(&'static str, u64, u64, u64); 30] = [
+        let ranges: [(&'static str, u64, u64, u64); 33] = [
             ("record_bytes_max", self.record_bytes_max as u64, 8192, 64 * MIB),
             ("record_fragments_max", self.record_fragments_max as u64, 1, 65_536),
             ("connections_max", self.connections_max as u64, 1, 1 << 20),
@@ -357,6 +369,9 @@ impl Limits {
                 u64::from(XATTR_VALUE_BYTES_MOST)),
             ("xattr_list_bytes_max", u64::from(self.xattr_list_bytes_max),
                 u64::from(XATTR_LIST_BYTES_LEAST), u64::from(XATTR_LIST_BYTES_MOST)),
+            ("copy_sync_bytes_max", self.copy_sync_bytes_max, 64 << 10, 1024 * MIB),
+            ("copy_jobs_max", self.copy_jobs_max as u64, 1, 256),
+            ("copy_jobs_per_client_max", self.copy_jobs_per_client_max as u64, 1, 256),
         ];
         for (key, value, least, most) in ranges {
             if !(least..=most).contains(&value) {
@@ -419,6 +434,13 @@ impl Limits {
                 key: "nfs4_delegations_per_client_max",
                 value: self.nfs4_delegations_per_client_max as u64,
                 why: format!("NFSv4 limits do not fit together: {e}"),
+            });
+        }
+        if self.copy_jobs_per_client_max > self.copy_jobs_max {
+            return Err(ConfigError::Limit {
+                key: "copy_jobs_per_client_max",
+                value: self.copy_jobs_per_client_max as u64,
+                why: format!("must be at most copy_jobs_max = {}", self.copy_jobs_max),
             });
         }
         let record_least = self.transfer_bytes_max as usize + RECORD_HEADROOM_BYTES;
@@ -894,7 +916,7 @@ mod tests {
     #[test]
     fn bad_limits_are_refused_naming_the_key() {
         type Spoil = fn(&mut Limits);
-        let cases: [(&str, Spoil); 11] = [
+        let cases: [(&str, Spoil); 14] = [
             ("fs_workers_max", |l| l.fs_workers_max = 0),
             ("connection_requests_max", |l| l.connection_requests_max = 0),
             ("transfer_bytes_max", |l| l.transfer_bytes_max = 2 << 20),
@@ -907,6 +929,12 @@ mod tests {
                 l.xattr_value_bytes_max = (64 << 10) + 1
             }),
             ("xattr_list_bytes_max", |l| l.xattr_list_bytes_max = 100),
+            ("copy_sync_bytes_max", |l| l.copy_sync_bytes_max = 0),
+            ("copy_jobs_max", |l| l.copy_jobs_max = 0),
+            // One client may not hold more copies than all clients together.
+            ("copy_jobs_per_client_max", |l| {
+                l.copy_jobs_per_client_max = 17
+            }),
             // A SETXATTR of the largest value must fit a record.
             ("record_bytes_max", |l| {
                 l.transfer_bytes_max = 4096;

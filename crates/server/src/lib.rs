@@ -53,6 +53,7 @@ mod call;
 mod callbacks;
 mod clock;
 pub mod config;
+mod copies;
 mod drc;
 mod embed;
 mod exports;
@@ -284,6 +285,8 @@ pub async fn serve_with(
     }
 
     shutdown.await;
+    // Asynchronous copies stop within one slice; what they copied stays.
+    service.copies().cancel_all();
     graceful_stop(&shared, &mut tasks, limits.shutdown_grace_ms).await;
     if let Some(statd) = registered {
         let nsm_ours = !statd;
@@ -339,6 +342,8 @@ fn start_callbacks(
     tasks: &mut tokio::task::JoinSet<()>,
 ) {
     backchannel::start(service, shared.backchannels.clone());
+    // CB_OFFLOAD for finished copies, and cancelling the copies of purged clients.
+    tasks.spawn(nfs4::supervise_copies(service.clone()));
     // Delegations need to hear of local processes breaking their file leases (SIGIO, whose
     // default action would end the process): without the handler, no delegation is granted.
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::io()) {

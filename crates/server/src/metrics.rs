@@ -426,6 +426,19 @@ fn encode_nfs4(
             ("refused", load(&cb.jobs_refused)),
         ],
     )?;
+    let copies = service.copies();
+    gauge(
+        enc,
+        "rnfsd_nfs4_copy_jobs",
+        "NFSv4.2 asynchronous copies running now (each on its own thread, at most copy_jobs_max)",
+        sat(copies.running() as u64),
+    )?;
+    counter(
+        enc,
+        "rnfsd_nfs4_copy_bytes",
+        "Bytes NFSv4.2 COPY copied within the server, synchronous and asynchronous",
+        load(&copies.counters.bytes),
+    )?;
     gauge(
         enc,
         "rnfsd_nfs4_delegations",

@@ -309,6 +309,26 @@ impl Backend for FaultBackend {
     ) -> Result<Wcc> {
         self.inner.deallocate(who, fh, offset, len)
     }
+    fn copy_range(
+        &self,
+        who: &Identity,
+        src: &VerifiedHandle,
+        dst: &VerifiedHandle,
+        offsets: (u64, u64),
+        len: u64,
+    ) -> Result<u64> {
+        self.inner.copy_range(who, src, dst, offsets, len)
+    }
+    fn clone_range(
+        &self,
+        who: &Identity,
+        src: &VerifiedHandle,
+        dst: &VerifiedHandle,
+        offsets: (u64, u64),
+        len: u64,
+    ) -> Result<()> {
+        self.inner.clone_range(who, src, dst, offsets, len)
+    }
     fn xattr_support(&self) -> bool {
         self.inner.xattr_support()
     }

@@ -649,6 +649,38 @@ pub trait Backend: Send + Sync + 'static {
         Err(Error::NotSupp)
     }
 
+    /// Copies up to `len` bytes of regular file `src` at `offsets.0` to regular file `dst` at
+    /// `offsets.1` (COPY, RFC 7862 §15.2), for a caller who may read `src` and write `dst`.
+    /// Returns the bytes copied: fewer than `len` when the source ends first (0 at or past its
+    /// end) or an error struck after some were copied. The copied data is as durable as an
+    /// UNSTABLE write's until [`Backend::commit`].
+    fn copy_range(
+        &self,
+        who: &Identity,
+        src: &VerifiedHandle,
+        dst: &VerifiedHandle,
+        offsets: (u64, u64),
+        len: u64,
+    ) -> Result<u64> {
+        let _ = (who, src, dst, offsets, len);
+        Err(Error::NotSupp)
+    }
+
+    /// Makes `len` bytes of `dst` at `offsets.1` share the storage of `src` at `offsets.0`
+    /// (CLONE, RFC 7862 §15.13; `len` 0: to the end of `src`), for a caller who may read `src`
+    /// and write `dst`. [`Error::NotSupp`] where the file system cannot share extents.
+    fn clone_range(
+        &self,
+        who: &Identity,
+        src: &VerifiedHandle,
+        dst: &VerifiedHandle,
+        offsets: (u64, u64),
+        len: u64,
+    ) -> Result<()> {
+        let _ = (who, src, dst, offsets, len);
+        Err(Error::NotSupp)
+    }
+
     /// Whether the xattr methods work on this export (the `xattr_support` attribute).
     fn xattr_support(&self) -> bool {
         false

@@ -76,6 +76,7 @@
 //!   permission) on every call.
 
 pub mod cache;
+mod copy;
 pub mod lease;
 pub mod listing;
 pub mod subtree;
@@ -1547,6 +1548,28 @@ impl Backend for LocalFs {
         len: u64,
     ) -> Result<Wcc> {
         self.do_fallocate(who, fh, offset, len, true)
+    }
+
+    fn copy_range(
+        &self,
+        who: &Identity,
+        src: &VerifiedHandle,
+        dst: &VerifiedHandle,
+        offsets: (u64, u64),
+        len: u64,
+    ) -> Result<u64> {
+        self.do_copy_range(who, src, dst, offsets, len)
+    }
+
+    fn clone_range(
+        &self,
+        who: &Identity,
+        src: &VerifiedHandle,
+        dst: &VerifiedHandle,
+        offsets: (u64, u64),
+        len: u64,
+    ) -> Result<()> {
+        self.do_clone_range(who, src, dst, offsets, len)
     }
 
     fn xattr_support(&self) -> bool {

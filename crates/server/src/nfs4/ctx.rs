@@ -237,6 +237,17 @@ pub fn file_key(a: &Authorized) -> Bytes {
 /// client's state and the current file, and a WRITE needs an open for writing.
 pub fn check_io_stateid(ctx: &Ctx<'_>, s: &stateid4, write: bool) -> Result<(), nfsstat4> {
     let a = ctx.real(nfsstat4::NFS4ERR_ISDIR)?;
+    check_io_stateid_of(ctx, a, s, write)
+}
+
+/// [`check_io_stateid`] for file `a`, which need not be the current one (COPY's and CLONE's
+/// source is the saved handle, RFC 7862 §15.2.3).
+pub fn check_io_stateid_of(
+    ctx: &Ctx<'_>,
+    a: &Authorized,
+    s: &stateid4,
+    write: bool,
+) -> Result<(), nfsstat4> {
     let s = ctx.resolve(s)?;
     check_stateid(ctx, a, &s, write)?;
     // Another client's delegation this access conflicts with is recalled first (§10.4.4).

@@ -17,6 +17,8 @@
 //!   ([`crate::backchannel`]), DELEGRETURN.
 //! * [`sparse`] and [`xattr`]: NFSv4.2's sparse-file operations (SEEK, ALLOCATE, DEALLOCATE,
 //!   READ_PLUS; RFC 7862) and extended attributes (RFC 8276).
+//! * [`copy`]: NFSv4.2's server-side copy and clone (COPY, OFFLOAD_STATUS, OFFLOAD_CANCEL,
+//!   CLONE; RFC 7862 §4), the asynchronous copies' CB_OFFLOAD ([`supervise_copies`]).
 //! * [`open`]: OPEN, CLOSE, OPEN_DOWNGRADE, LOCK, LOCKT, LOCKU, TEST_STATEID, FREE_STATEID: the
 //!   stateids of `rnfs-nfs4state`, share reservations and byte-range locks in the one lock
 //!   manager NLM uses ([`crate::locking`]).
@@ -28,6 +30,7 @@
 
 mod attrs;
 mod compound;
+mod copy;
 mod ctx;
 mod deleg;
 
@@ -42,6 +45,7 @@ mod table;
 mod xattr;
 
 pub use compound::NFS4;
+pub(crate) use copy::supervise_copies;
 
 use rnfs_nfs4::nfsstat4;
 use rnfs_storage as storage;

@@ -4,14 +4,15 @@
 //! Not offered (answered NFS4ERR_NOTSUPP, and the compound stops there): the 4.0-only operations
 //! (OPEN_CONFIRM, RENEW, SETCLIENTID, SETCLIENTID_CONFIRM, RELEASE_LOCKOWNER, which 4.1 forbids),
 //! named attributes (OPENATTR), delegations (DELEGPURGE, GET_DIR_DELEGATION, WANT_DELEGATION:
-//! NFSv4.2's issue), pNFS layouts and devices, SET_SSV, and of 4.2's operations COPY,
-//! COPY_NOTIFY, OFFLOAD_*, CLONE, IO_ADVISE, WRITE_SAME and the layout statistics. 4.2's SEEK,
-//! ALLOCATE, DEALLOCATE, READ_PLUS and the xattr operations are served.
+//! NFSv4.2's issue), pNFS layouts and devices, SET_SSV, and of 4.2's operations COPY_NOTIFY
+//! (inter-server copy), IO_ADVISE, WRITE_SAME and the layout statistics. 4.2's SEEK, ALLOCATE,
+//! DEALLOCATE, READ_PLUS, COPY, OFFLOAD_CANCEL, OFFLOAD_STATUS, CLONE and the xattr operations
+//! are served.
 
 use rnfs_nfs4::{nfsstat4, op::*, ArgOp, ResOp};
 
 use super::ctx::Ctx;
-use super::{attrs, deleg, dir, fh, io, open, session, sparse, xattr};
+use super::{attrs, copy, deleg, dir, fh, io, open, session, sparse, xattr};
 use crate::call::Reply;
 
 /// Executes one operation; `None` when the handler wrote its result into `reply` itself (READ).
@@ -63,9 +64,13 @@ pub fn exec(ctx: &mut Ctx<'_>, op: ArgOp, reply: &mut Reply) -> Option<ResOp> {
         ArgOp::DestroyClientid(a) => Some(session::destroy_clientid(ctx, a)),
         ArgOp::ReclaimComplete(a) => Some(session::reclaim_complete(ctx, a)),
         ArgOp::Allocate(a) => Some(sparse::fallocate(ctx, a, false)),
+        ArgOp::Copy(a) => Some(copy::copy(ctx, a)),
         ArgOp::Deallocate(a) => Some(sparse::fallocate(ctx, a, true)),
+        ArgOp::OffloadCancel(a) => Some(copy::offload_cancel(ctx, a)),
+        ArgOp::OffloadStatus(a) => Some(copy::offload_status(ctx, a)),
         ArgOp::ReadPlus(a) => Some(sparse::read_plus(ctx, a)),
         ArgOp::Seek(a) => Some(sparse::seek(ctx, a)),
+        ArgOp::Clone(a) => Some(copy::clone(ctx, a)),
         ArgOp::GetXattr(a) => Some(xattr::getxattr(ctx, a)),
         ArgOp::SetXattr(a) => Some(xattr::setxattr(ctx, a)),
         ArgOp::ListXattrs(a) => Some(xattr::listxattrs(ctx, a)),

@@ -71,6 +71,8 @@ pub struct Service {
     idmap: crate::idmap::IdMap,
     /// Calls to NFSv4 clients: the dispatcher's queue (see crate::backchannel) and counts.
     callbacks: crate::callbacks::Callbacks,
+    /// NFSv4.2 asynchronous copies (COPY, OFFLOAD_*; see crate::copies).
+    copies: Arc<crate::copies::CopyJobs>,
 }
 
 /// Monotonic counters the service keeps (metrics and benchmarks read them).
@@ -109,6 +111,16 @@ impl Service {
             v4: crate::v4state::V4State::new(0, limits.nfs4_limits()),
             idmap: crate::idmap::IdMap::numeric(),
             callbacks: Default::default(),
+            copies: Arc::new(crate::copies::CopyJobs::new(
+                [
+                    write_verifier[0],
+                    write_verifier[1],
+                    write_verifier[2],
+                    write_verifier[3],
+                ],
+                limits.copy_jobs_max,
+                limits.copy_jobs_per_client_max,
+            )),
         }
     }
 
@@ -127,6 +139,7 @@ impl Service {
             self.mounts.info(),
             self.portmap.info(),
             self.drc.lock_info(),
+            self.copies.lock_info(),
             nlm_state,
             nlm_outbox,
             nlm_monitored,
@@ -190,6 +203,11 @@ impl Service {
             Ok((fh, _)) => self.delegations_allow(now_ms, &fh.to_bytes(), true),
             Err(_) => Ok(()),
         }
+    }
+
+    /// NFSv4.2 asynchronous copies.
+    pub(crate) fn copies(&self) -> &Arc<crate::copies::CopyJobs> {
+        &self.copies
     }
 
     /// Calls to NFSv4 clients (the back channel's queue and counts).
