@@ -527,39 +527,37 @@ fn locks(d: &Value) -> String {
     )
 }
 
+/// One table row per element of the JSON array `v` (none if it is not one).
+fn rows_of(v: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
+    v.as_array().into_iter().flatten().map(row).collect()
+}
+
 fn nfs4_clients(d: &Value) -> String {
-    let rows: Vec<Vec<String>> = d["clients"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|c| {
-                    vec![
-                        s(&c["clientid"]),
-                        s(&c["owner"]),
-                        dur(n(&c["lease_age_ms"])),
-                        if c["courtesy"] == json!(true) {
-                            "courtesy"
-                        } else {
-                            "active"
-                        }
-                        .into(),
-                        s(&c["sessions"]),
-                        s(&c["slots_in_use"]),
-                        s(&c["opens"]),
-                        s(&c["locks"]),
-                        s(&c["delegations"]),
-                        s(&c["revoked"]),
-                        if c["callbacks"] == json!(true) {
-                            "up"
-                        } else {
-                            "down"
-                        }
-                        .into(),
-                    ]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let rows = rows_of(&d["clients"], |c| {
+        vec![
+            s(&c["clientid"]),
+            s(&c["owner"]),
+            dur(n(&c["lease_age_ms"])),
+            if c["courtesy"] == json!(true) {
+                "courtesy"
+            } else {
+                "active"
+            }
+            .into(),
+            s(&c["sessions"]),
+            s(&c["slots_in_use"]),
+            s(&c["opens"]),
+            s(&c["locks"]),
+            s(&c["delegations"]),
+            s(&c["revoked"]),
+            if c["callbacks"] == json!(true) {
+                "up"
+            } else {
+                "down"
+            }
+            .into(),
+        ]
+    });
     let mut out = format!("{} NFSv4 clients\n", rows.len());
     out.push_str(&table(
         &[
@@ -581,24 +579,17 @@ fn nfs4_clients(d: &Value) -> String {
 }
 
 fn nfs4_delegations(d: &Value) -> String {
-    let rows: Vec<Vec<String>> = d["delegations"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| {
-                    vec![
-                        s(&x["clientid"]),
-                        s(&x["kind"]),
-                        match x["recall_due_in_ms"].as_u64() {
-                            Some(ms) => format!("recalled, due in {}", dur(ms)),
-                            None => "held".into(),
-                        },
-                        s(&x["file"]),
-                    ]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let rows = rows_of(&d["delegations"], |x| {
+        vec![
+            s(&x["clientid"]),
+            s(&x["kind"]),
+            match x["recall_due_in_ms"].as_u64() {
+                Some(ms) => format!("recalled, due in {}", dur(ms)),
+                None => "held".into(),
+            },
+            s(&x["file"]),
+        ]
+    });
     let c = &d["callbacks"];
     let mut out = format!(
         "{} NFSv4 delegations ({} shown); callbacks: {} calls, {} answered, {} timed out, {} failed\n",
@@ -622,27 +613,20 @@ fn nfs4_copies(d: &Value) -> String {
             h
         }
     };
-    let rows: Vec<Vec<String>> = d["copies"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| {
-                    vec![
-                        s(&x["clientid"]),
-                        s(&x["state"]),
-                        format!(
-                            "{} of {}",
-                            bytes(x["copied"].as_u64().unwrap_or(0)),
-                            bytes(x["total"].as_u64().unwrap_or(0))
-                        ),
-                        dur(x["age_ms"].as_u64().unwrap_or(0)),
-                        short(&x["src"]),
-                        short(&x["dst"]),
-                    ]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let rows = rows_of(&d["copies"], |x| {
+        vec![
+            s(&x["clientid"]),
+            s(&x["state"]),
+            format!(
+                "{} of {}",
+                bytes(x["copied"].as_u64().unwrap_or(0)),
+                bytes(x["total"].as_u64().unwrap_or(0))
+            ),
+            dur(x["age_ms"].as_u64().unwrap_or(0)),
+            short(&x["src"]),
+            short(&x["dst"]),
+        ]
+    });
     let c = &d["counters"];
     let mut out = format!(
         "{} NFSv4.2 copies running of {}; {} synchronous, {} asynchronous started, {} refused (NFS4ERR_DELAY), {} cancelled, {} CB_OFFLOAD sent; {} copied\n",

@@ -65,6 +65,9 @@ pub fn allow_change_name(ctx: &Ctx<'_>, dir: &Authorized, name: &[u8]) -> Result
 /// must not wait for it (its return flushes them first). Other clients' delegations were broken
 /// before ([`break_for`]), so no one else relies on the lease.
 pub fn own_write_open(svc: &Service, now_ms: u64, client: ClientId, file: &Bytes) {
+    if !svc.v4().any_delegations() {
+        return;
+    }
     // A write delegation covers its holder's writes: nothing to do.
     let recall = svc.v4().with(|s| match s.delegation_of(client, file) {
         Some((_, false)) => Some(s.recall_own(now_ms, client, file)),
