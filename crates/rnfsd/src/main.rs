@@ -186,6 +186,10 @@ fn main() -> anyhow::Result<()> {
 /// `rnfsd exports --check FILE`: the table the file makes, or the line at fault (exit 1).
 fn check_exports(path: &std::path::Path) -> anyhow::Result<()> {
     let exports = rnfs_server::config::read_exports_file(path)?;
+    // `serve --exports` refuses a file that exports nothing; the check says so first.
+    if exports.is_empty() {
+        bail!("{}: no exports in it", path.display());
+    }
     print!("{}", describe_exports(&exports));
     Ok(())
 }

@@ -186,4 +186,9 @@ fn check_prints_the_table_or_the_line() {
         "{}",
         out.describe()
     );
+    // A file that exports nothing is refused by `serve --exports`, so the check refuses it too.
+    std::fs::write(&file, "# all commented out\n# /srv/a *(rw)\n").unwrap();
+    let out = check(&file);
+    out.assert_failure();
+    assert!(out.stderr.contains("no exports"), "{}", out.describe());
 }

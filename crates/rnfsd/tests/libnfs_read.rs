@@ -565,3 +565,63 @@ fn mount_paths_with_dotdot_do_not_escape_the_export() {
     out.assert_failure();
     assert!(!out.stdout_str().contains(SENTINEL));
 }
+
+#[test]
+fn mount_paths_through_symlinks_inside_the_export_resolve() {
+    // Linux's mountd resolves a MNT path with realpath: `/export/link/sub` mounts `real/sub`
+    // when `link -> real`, whatever the link's form, as long as it stays inside the export.
+    let mut srv = TestServer::new();
+    let ex = srv.export().to_owned();
+    std::fs::create_dir_all(ex.join("real/sub")).unwrap();
+    set_mode(&ex.join("real"), 0o755);
+    set_mode(&ex.join("real/sub"), 0o755);
+    std::fs::write(ex.join("real/sub/found-it"), b"x").unwrap();
+    std::fs::create_dir(ex.join("other")).unwrap();
+    set_mode(&ex.join("other"), 0o755);
+    let ln = |target: &Path, name: &str| std::os::unix::fs::symlink(target, ex.join(name)).unwrap();
+    ln(Path::new("real"), "link");
+    ln(Path::new("./other/../real/"), "winding");
+    ln(&ex.join("real"), "absolute");
+    ln(Path::new("link/sub"), "chain");
+    ln(Path::new("loop-b"), "loop-a");
+    ln(Path::new("loop-a"), "loop-b");
+    ln(Path::new("real/sub/found-it"), "to-a-file");
+    srv.start();
+
+    let base = srv.mount_path();
+    let port = srv.port();
+    let url_for = |mount: &str| {
+        format!(
+            "nfs://127.0.0.1{mount}?version=3&nfsport={port}&mountport={port}&uid={USER}&gid={USER}"
+        )
+    };
+    for mount in [
+        format!("{base}/link/sub"),
+        format!("{base}/winding/sub"),
+        format!("{base}/absolute/sub"),
+        format!("{base}/chain"),
+        format!("{base}/other/../link/./sub"),
+    ] {
+        let out = nfs_ls(&url_for(&mount), false, TOOL_TIMEOUT);
+        out.assert_success();
+        assert!(
+            out.stdout_str().contains("found-it"),
+            "MNT {mount:?} did not reach real/sub: {}",
+            out.describe()
+        );
+    }
+    // A loop, and a link to a file, are refused (and the server goes on serving).
+    for mount in [format!("{base}/loop-a"), format!("{base}/to-a-file")] {
+        let out = nfs_ls(&url_for(&mount), false, TOOL_TIMEOUT);
+        out.assert_failure();
+        assert!(!out.stdout_str().contains("found-it"), "{}", out.describe());
+    }
+    // rnfsd's own client sees the statuses: NOTDIR for the file, ACCES for the loop.
+    let mut c = rnfs_client::Client::connect_tcp(srv.tcp_addr())
+        .unwrap()
+        .with_auth_sys(USER, USER, &[USER]);
+    let mut status = |p: String| c.mnt(p.as_bytes()).unwrap().status() as u32;
+    assert_eq!(status(format!("{base}/to-a-file")), 20, "NOTDIR");
+    assert_eq!(status(format!("{base}/loop-a")), 13, "ACCES");
+    assert_eq!(status(format!("{base}/link/sub")), 0, "OK");
+}

@@ -140,6 +140,9 @@ impl Backend for FaultBackend {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn local_root(&self) -> Option<Vec<u8>> {
+        self.inner.local_root()
+    }
     fn getattr(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Attr> {
         self.run(Op::Getattr, || self.inner.getattr(who, fh))
     }

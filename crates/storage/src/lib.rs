@@ -407,6 +407,12 @@ pub trait Backend: Send + Sync + 'static {
     /// local export).
     fn describe(&self) -> String;
 
+    /// The export root's path in the server's own file system, when it has one. MNT resolves an
+    /// absolute symlink inside the export against it, as Linux's mountd does.
+    fn local_root(&self) -> Option<Vec<u8>> {
+        None
+    }
+
     /// Attributes of `fh` (GETATTR). Needs no permission on the object itself.
     fn getattr(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Attr>;
 

@@ -1164,6 +1164,10 @@ impl Backend for LocalFs {
         String::from_utf8_lossy(self.subtree.root_path()).into_owned()
     }
 
+    fn local_root(&self) -> Option<Vec<u8>> {
+        Some(self.subtree.root_path().to_vec())
+    }
+
     fn getattr(&self, _who: &Identity, fh: &VerifiedHandle) -> Result<Attr> {
         let body = self.body(fh);
         // A file kept open for READ/WRITE answers from its descriptor: one fstat instead of

@@ -132,34 +132,34 @@ impl Service {
             return mount::mountres3::Fail(MNT3ERR_ACCES);
         }
         // A directory below the export may be mounted too (libnfs mounts a file's parent). The
-        // walk is done as the caller, one component at a time, and never follows symlinks.
+        // walk is done as the caller, one component at a time.
         let who = match &call.header.credential {
             Credential::Sys(sys) => rule.squash(sys.uid, sys.gid, &sys.gids),
             Credential::None => rule.anonymous(),
         };
-        let mut fh = export.backend.root();
-        for name in &below {
-            // The backend's own root or LOOKUP result: verified as a client's handle would be.
-            let found = export
-                .verify(&fh)
-                .and_then(|dir| export.backend.lookup(&who, &dir, name.as_bytes()));
-            match found {
-                Ok((next, attr)) if attr.file_type == rnfs_storage::FileType::Directory => {
-                    fh = next
-                }
-                Ok(_) => return mount::mountres3::Fail(MNT3ERR_NOTDIR),
-                Err(rnfs_storage::Error::NoEnt) => return mount::mountres3::Fail(MNT3ERR_NOENT),
-                Err(rnfs_storage::Error::Access) => return mount::mountres3::Fail(MNT3ERR_ACCES),
-                Err(rnfs_storage::Error::NotDir) => return mount::mountres3::Fail(MNT3ERR_NOTDIR),
-                Err(rnfs_storage::Error::NameTooLong) => {
-                    return mount::mountres3::Fail(MNT3ERR_NAMETOOLONG)
-                }
-                Err(e) => {
-                    warn!(peer = %call.peer, path, error = %e, "MNT failed");
-                    return mount::mountres3::Fail(MNT3ERR_IO);
-                }
+        let fh = match mnt_walk(export, &who, below) {
+            Ok(fh) => fh,
+            Err(Walk::Refused(why)) => {
+                warn!(peer = %call.peer, path, why, "MNT refused");
+                return mount::mountres3::Fail(MNT3ERR_ACCES);
             }
-        }
+            Err(Walk::Failed(rnfs_storage::Error::NoEnt)) => {
+                return mount::mountres3::Fail(MNT3ERR_NOENT)
+            }
+            Err(Walk::Failed(rnfs_storage::Error::Access)) => {
+                return mount::mountres3::Fail(MNT3ERR_ACCES)
+            }
+            Err(Walk::Failed(rnfs_storage::Error::NotDir)) => {
+                return mount::mountres3::Fail(MNT3ERR_NOTDIR)
+            }
+            Err(Walk::Failed(rnfs_storage::Error::NameTooLong)) => {
+                return mount::mountres3::Fail(MNT3ERR_NAMETOOLONG)
+            }
+            Err(Walk::Failed(e)) => {
+                warn!(peer = %call.peer, path, error = %e, "MNT failed");
+                return mount::mountres3::Fail(MNT3ERR_IO);
+            }
+        };
         let Some(fhandle) = Opaque::new(fh.to_bytes()) else {
             return mount::mountres3::Fail(MNT3ERR_SERVERFAULT);
         };
@@ -198,5 +198,110 @@ impl Service {
                 })
                 .collect(),
         )
+    }
+}
+
+/// Symlinks one MNT follows before giving up (the kernel's own limit, ELOOP).
+const MNT_SYMLINKS_MAX: usize = 40;
+
+/// Why [`mnt_walk`] stopped.
+#[derive(Debug)]
+enum Walk {
+    /// The backend's answer for a component.
+    Failed(rnfs_storage::Error),
+    /// The path leaves the export, or loops: refused as Linux's mountd refuses a path outside
+    /// every export.
+    Refused(&'static str),
+}
+
+/// The handle of the directory `below` names inside `export`, walked as `who`.
+///
+/// Symlinks are resolved as Linux's mountd does with `realpath`: a relative target continues
+/// from the link's directory, an absolute one from the server's root, which must lead back
+/// inside the export (through [`rnfs_storage::Backend::local_root`]). `..` is followed
+/// lexically from the walked directories and may not rise above the export root.
+fn mnt_walk(
+    export: &Export,
+    who: &rnfs_storage::Identity,
+    below: Vec<String>,
+) -> Result<FileHandle, Walk> {
+    let backend = &export.backend;
+    // The directories walked so far, root first: `..` pops one.
+    let mut dirs = vec![backend.root()];
+    let mut pending: std::collections::VecDeque<Vec<u8>> =
+        below.into_iter().map(String::into_bytes).collect();
+    let mut links = 0usize;
+    while let Some(name) = pending.pop_front() {
+        match name.as_slice() {
+            b"" | b"." => continue,
+            b".." => {
+                if dirs.len() == 1 {
+                    return Err(Walk::Refused("the path rises above the export root"));
+                }
+                dirs.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let dir = dirs.last().ok_or(Walk::Refused("no directory"))?;
+        // The backend's own root or LOOKUP result: verified as a client's handle would be.
+        let dir = export.verify(dir).map_err(Walk::Failed)?;
+        let (next, attr) = backend.lookup(who, &dir, &name).map_err(Walk::Failed)?;
+        match attr.file_type {
+            rnfs_storage::FileType::Directory => dirs.push(next),
+            rnfs_storage::FileType::Symlink => {
+                links += 1;
+                if links > MNT_SYMLINKS_MAX {
+                    return Err(Walk::Refused("too many symbolic links"));
+                }
+                let link = export.verify(&next).map_err(Walk::Failed)?;
+                let (target, _) = backend.readlink(who, &link).map_err(Walk::Failed)?;
+                let relative = match target.strip_prefix(b"/") {
+                    None => &target[..],
+                    Some(_) => {
+                        let root = backend.local_root();
+                        let inside = root.as_deref().and_then(|r| below_root(r, &target));
+                        let Some(inside) = inside else {
+                            return Err(Walk::Refused("a symbolic link leads out of the export"));
+                        };
+                        dirs.truncate(1);
+                        inside
+                    }
+                };
+                for component in relative.rsplit(|b| *b == b'/') {
+                    pending.push_front(component.to_vec());
+                }
+            }
+            _ => return Err(Walk::Failed(rnfs_storage::Error::NotDir)),
+        }
+    }
+    dirs.pop().ok_or(Walk::Refused("no directory"))
+}
+
+/// `path` relative to `root` when it names `root` or something below it, on component bounds.
+fn below_root<'p>(root: &[u8], path: &'p [u8]) -> Option<&'p [u8]> {
+    let root = root.strip_suffix(b"/").unwrap_or(root);
+    let rest = path.strip_prefix(root)?;
+    match rest.first() {
+        None | Some(b'/') => Some(rest),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::below_root;
+
+    #[test]
+    fn absolute_targets_are_taken_only_below_the_root() {
+        assert_eq!(below_root(b"/srv/data", b"/srv/data"), Some(&b""[..]));
+        assert_eq!(
+            below_root(b"/srv/data", b"/srv/data/a/b"),
+            Some(&b"/a/b"[..])
+        );
+        assert_eq!(below_root(b"/srv/data/", b"/srv/data/a"), Some(&b"/a"[..]));
+        assert_eq!(below_root(b"/srv/data", b"/srv/database"), None);
+        assert_eq!(below_root(b"/srv/data", b"/srv"), None);
+        assert_eq!(below_root(b"/", b"/etc"), Some(&b"/etc"[..]));
     }
 }
