@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod ctl;
+mod top;
 
 use std::path::PathBuf;
 
@@ -68,6 +69,10 @@ enum Command {
     ///   exports reload              re-read the --config file and swap the export table
     ///   stats                       per-procedure calls, errors by status, latency percentiles
     ///   stalls                      the watchdog's stall reports
+    ///   top [--interval SECS] [--count N]
+    ///                               the busiest clients (calls/s, MiB/s in and out) and
+    ///                               procedures (calls/s, errors/s, p50, p99), refreshed every
+    ///                               SECS seconds (default 2); N refreshes, then exit
     ///   log                         the log filter and the clients under per-client debug
     ///   log FILTER                  switch the log filter (e.g. 'rnfs_server=debug')
     ///   log --client IP debug|off   log requests from IP at debug level, or stop

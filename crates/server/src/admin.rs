@@ -568,6 +568,9 @@ impl Admin {
                         "p99": q(0.99),
                         "max": p.latency_max_us,
                     },
+                    // Calls per bucket (bounds in `latency_bucket_upper_us`), so a client can
+                    // difference two replies into one interval's percentiles (`rnfsd ctl top`).
+                    "latency_buckets": p.latency.as_slice(),
                 })
             })
             .collect();
@@ -580,6 +583,9 @@ impl Admin {
             "read_bytes_buffered": load(&c.read_bytes_buffered),
             "write_bytes": load(&r.stats.write_bytes),
             "drc_hits": load(&self.running.service.drc.stats.hits),
+            "latency_bucket_upper_us": (0..crate::stats::LATENCY_BUCKETS)
+                .map(crate::stats::bucket_upper_us)
+                .collect::<Vec<_>>(),
             "procedures": procs,
         })
     }
