@@ -192,6 +192,7 @@ fn human(cmd: &str, d: &Value) -> String {
     match cmd {
         "status" => status(d),
         "connections" | "clients" => connections(d),
+        "client totals" => client_totals(d),
         "requests" => requests(d),
         "loans" => loans(d),
         "locks" => locks(d),
@@ -422,6 +423,27 @@ fn connections(d: &Value) -> String {
             "IN",
             "OUT",
         ],
+        &rows,
+    )
+}
+
+fn client_totals(d: &Value) -> String {
+    let rows = rows_of(d, |c| {
+        vec![
+            match (&c["client"], c["transport"].as_str()) {
+                (_, Some("udp")) => format!("UDP on {}", s(&c["local"])),
+                (Value::Null, _) => "(other clients)".to_owned(),
+                (ip, _) => s(ip),
+            },
+            s(&c["connections_open"]),
+            s(&c["connections_closed"]),
+            s(&c["requests"]),
+            bytes(n(&c["bytes_in"])),
+            bytes(n(&c["bytes_out"])),
+        ]
+    });
+    table(
+        &["CLIENT", "OPEN", "CLOSED", "REQUESTS", "IN", "OUT"],
         &rows,
     )
 }

@@ -54,6 +54,8 @@ enum Command {
     /// Commands:
     ///   status                      version, uptime, exports, listeners, connections, loans, stalls
     ///   connections                 each client connection: peer, auth, age, idle, requests, bytes
+    ///   client totals               each client address since the start: TCP connections open
+    ///                               and closed, requests, bytes (UDP: all clients together)
     ///   requests                    every request in flight: xid, procedure, age, what it waits on
     ///   loans                       READ data on loan: owner, file, range, bytes, age
     ///   locks                       every tracked lock: holder thread, call site, held for, waiters

@@ -1,10 +1,10 @@
 //! `rnfsd ctl top`: the busiest clients and procedures, refreshed every few seconds.
 //!
-//! Built from the control socket's `connections` and `stats` replies: rates are the differences
+//! Built from the control socket's `client totals` and `stats` replies: rates are the differences
 //! between two polls, so the server keeps no per-interval state for it and any number of `top`s
 //! may watch at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -109,10 +109,11 @@ fn terminal_size() -> (Option<usize>, Option<usize>) {
     (var("LINES"), var("COLUMNS"))
 }
 
-/// One connection's counters.
-struct Conn {
-    id: u64,
-    client: String,
+/// One client's counters since the server started.
+#[derive(Debug, Default, Clone, Copy)]
+struct Client {
+    /// Its TCP connections open now.
+    open: u64,
     requests: u64,
     bytes_in: u64,
     bytes_out: u64,
@@ -128,7 +129,7 @@ struct Proc {
 /// What the server said at one moment.
 struct Poll {
     at: Instant,
-    conns: Vec<Conn>,
+    clients: BTreeMap<String, Client>,
     procs: BTreeMap<String, Proc>,
     /// Upper bounds of the latency buckets in µs (`None`: unbounded).
     bounds: Vec<Option<u64>>,
@@ -154,12 +155,14 @@ fn u(v: &Value) -> u64 {
 
 impl Poll {
     fn take(socket: &Path) -> anyhow::Result<Poll> {
-        let conns = ask(socket, "connections")?;
+        let clients = ask(socket, "client totals")?;
         let stats = ask(socket, "stats")?;
-        let conns = conns.as_array().context("`connections` is not a list")?;
+        let clients = clients
+            .as_array()
+            .context("`client totals` is not a list")?;
         Ok(Poll {
             at: Instant::now(),
-            conns: conns.iter().map(Conn::of).collect(),
+            clients: clients_of(clients),
             procs: procs_of(&stats["procedures"]),
             bounds: stats["latency_bucket_upper_us"]
                 .as_array()
@@ -175,24 +178,25 @@ impl Poll {
     }
 }
 
-impl Conn {
-    fn of(c: &Value) -> Conn {
-        let peer = c["peer"].as_str().unwrap_or("?");
-        // A client is its address, whatever port each of its connections has; the UDP socket's
-        // counters are all UDP clients' together.
-        let client = match peer.parse::<std::net::SocketAddr>() {
-            Ok(a) => a.ip().to_string(),
-            Err(_) if c["transport"] == "udp" => "UDP (all clients)".to_owned(),
-            Err(_) => peer.to_owned(),
+/// The clients by name; a client is its address, whatever port each of its connections has.
+fn clients_of(list: &[Value]) -> BTreeMap<String, Client> {
+    let mut out: BTreeMap<String, Client> = BTreeMap::new();
+    for c in list {
+        let name = match (c["client"].as_str(), c["transport"].as_str()) {
+            // The UDP sockets' counters are all UDP clients' together.
+            (_, Some("udp")) => UDP_ALL.to_owned(),
+            (Some(ip), _) => ip.to_owned(),
+            (None, _) => "(other clients)".to_owned(),
         };
-        Conn {
-            id: u(&c["id"]),
-            client,
-            requests: u(&c["requests_served"]),
-            bytes_in: u(&c["bytes_in"]),
-            bytes_out: u(&c["bytes_out"]),
+        let e = out.entry(name).or_default();
+        if c["transport"] != "udp" {
+            e.open += u(&c["connections_open"]);
         }
+        e.requests += u(&c["requests"]);
+        e.bytes_in += u(&c["bytes_in"]);
+        e.bytes_out += u(&c["bytes_out"]);
     }
+    out
 }
 
 fn procs_of(list: &Value) -> BTreeMap<String, Proc> {
@@ -223,7 +227,7 @@ fn procs_of(list: &Value) -> BTreeMap<String, Proc> {
 #[derive(Debug)]
 struct ClientRow {
     client: String,
-    conns: usize,
+    conns: u64,
     calls: f64,
     mib_in: f64,
     mib_out: f64,
@@ -247,7 +251,7 @@ struct View {
     calls: f64,
     mib_in: f64,
     mib_out: f64,
-    conns: usize,
+    conns: u64,
     clients: Vec<ClientRow>,
     procs: Vec<ProcRow>,
 }
@@ -262,7 +266,7 @@ impl View {
             calls: per_s(prev.requests, cur.requests),
             mib_in: per_s(prev.bytes_in, cur.bytes_in) / MIB,
             mib_out: per_s(prev.bytes_out, cur.bytes_out) / MIB,
-            conns: cur.conns.iter().filter(|c| c.client != UDP_ALL).count(),
+            conns: cur.clients.values().map(|c| c.open).sum(),
             clients: client_rows(prev, cur, secs),
             procs: proc_rows(prev, cur, secs),
         }
@@ -271,30 +275,25 @@ impl View {
 
 const UDP_ALL: &str = "UDP (all clients)";
 
-/// Each client's rates, summed over its connections open now (a connection new since the last
-/// poll counts from zero; one closed since then drops out with its last interval's traffic),
-/// busiest first.
+/// Each client's rates (closed connections included), busiest first; clients with no
+/// connection open and nothing done in the interval are left out.
 fn client_rows(prev: &Poll, cur: &Poll, secs: f64) -> Vec<ClientRow> {
-    let before: HashMap<u64, &Conn> = prev.conns.iter().map(|c| (c.id, c)).collect();
-    let mut by_client: BTreeMap<&str, (usize, u64, u64, u64)> = BTreeMap::new();
-    for c in &cur.conns {
-        let (req0, in0, out0) = before
-            .get(&c.id)
-            .map_or((0, 0, 0), |p| (p.requests, p.bytes_in, p.bytes_out));
-        let e = by_client.entry(&c.client).or_default();
-        e.0 += 1;
-        e.1 += c.requests.saturating_sub(req0);
-        e.2 += c.bytes_in.saturating_sub(in0);
-        e.3 += c.bytes_out.saturating_sub(out0);
-    }
-    let mut rows: Vec<ClientRow> = by_client
-        .into_iter()
-        .map(|(client, (conns, req, bin, bout))| ClientRow {
-            client: client.to_owned(),
-            conns,
-            calls: req as f64 / secs,
-            mib_in: bin as f64 / secs / MIB,
-            mib_out: bout as f64 / secs / MIB,
+    let mut rows: Vec<ClientRow> = cur
+        .clients
+        .iter()
+        .filter_map(|(name, c)| {
+            let old = prev.clients.get(name).copied().unwrap_or_default();
+            let req = c.requests.saturating_sub(old.requests);
+            let bin = c.bytes_in.saturating_sub(old.bytes_in);
+            let bout = c.bytes_out.saturating_sub(old.bytes_out);
+            let open = c.open > 0 || name == UDP_ALL;
+            (open || req + bin + bout > 0).then(|| ClientRow {
+                client: name.clone(),
+                conns: c.open,
+                calls: req as f64 / secs,
+                mib_in: bin as f64 / secs / MIB,
+                mib_out: bout as f64 / secs / MIB,
+            })
         })
         .collect();
     rows.sort_by(|a, b| {
@@ -469,20 +468,19 @@ mod tests {
         assert_eq!(quantile_us(&[99, 0, 0, 1], &bounds, 1.0), Some(32.0));
     }
 
-    fn conn(id: u64, client: &str, requests: u64, bytes: u64) -> Conn {
-        Conn {
-            id,
-            client: client.to_owned(),
+    fn client(open: u64, requests: u64, bytes: u64) -> Client {
+        Client {
+            open,
             requests,
             bytes_in: bytes,
             bytes_out: bytes * 2,
         }
     }
 
-    fn poll(conns: Vec<Conn>, at: Instant) -> Poll {
+    fn poll(clients: &[(&str, Client)], at: Instant) -> Poll {
         Poll {
             at,
-            conns,
+            clients: clients.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect(),
             procs: BTreeMap::new(),
             bounds: Vec::new(),
             requests: 0,
@@ -493,26 +491,33 @@ mod tests {
     }
 
     #[test]
-    fn clients_sum_their_connections_busiest_first() {
+    fn clients_busiest_first_idle_gone_ones_left_out() {
         let t0 = Instant::now();
         let t1 = t0 + Duration::from_secs(2);
         let prev = poll(
-            vec![conn(1, "10.0.0.1", 100, 0), conn(2, "10.0.0.2", 5, 0)],
+            &[
+                ("10.0.0.1", client(1, 100, 0)),
+                ("10.0.0.2", client(1, 5, 0)),
+                ("10.0.0.3", client(0, 9, 0)),
+            ],
             t0,
         );
-        // 10.0.0.1: 20 more on conn 1, and a new conn 3 with 40; 10.0.0.2 idle.
+        // 10.0.0.1: 60 more calls (some on connections closed since); 10.0.0.2 idle but
+        // connected; 10.0.0.3 long gone; 10.0.0.4 came and went within the interval.
         let cur = poll(
-            vec![
-                conn(1, "10.0.0.1", 120, 1 << 20),
-                conn(2, "10.0.0.2", 5, 0),
-                conn(3, "10.0.0.1", 40, 1 << 20),
+            &[
+                ("10.0.0.1", client(2, 160, 1 << 21)),
+                ("10.0.0.2", client(1, 5, 0)),
+                ("10.0.0.3", client(0, 9, 0)),
+                ("10.0.0.4", client(0, 2, 0)),
             ],
             t1,
         );
         let rows = client_rows(&prev, &cur, 2.0);
-        assert_eq!(rows[0].client, "10.0.0.1");
+        let names: Vec<&str> = rows.iter().map(|r| r.client.as_str()).collect();
+        assert_eq!(names, ["10.0.0.1", "10.0.0.4", "10.0.0.2"]);
         assert_eq!((rows[0].conns, rows[0].calls), (2, 30.0));
         assert_eq!((rows[0].mib_in, rows[0].mib_out), (1.0, 2.0));
-        assert_eq!((rows[1].client.as_str(), rows[1].calls), ("10.0.0.2", 0.0));
+        assert_eq!(rows[2].calls, 0.0);
     }
 }

@@ -732,9 +732,25 @@ fn top_shows_the_busy_client_and_procedure() {
             c
         })
     };
+    // And from 127.0.0.6, short connections: each gone before top's next poll can see it.
+    let (addr, mount) = (srv.tcp_addr(), srv.mount_path());
+    let short = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let local: SocketAddr = "127.0.0.6:0".parse().unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut c = Client::connect_tcp_from(local, addr)
+                    .unwrap()
+                    .with_auth_sys(USER, USER, &[USER]);
+                c.mount(mount.as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
     let busy = top(&srv, &["--count", "2", "--interval", "1"]);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let c = load.join().unwrap();
+    short.join().unwrap();
     assert!(
         !busy.contains('\x1b'),
         "no screen clearing into a pipe: {busy:?}"
@@ -743,8 +759,12 @@ fn top_shows_the_busy_client_and_procedure() {
     let client = top_row(&busy, "127.0.0.5").unwrap_or_else(|| panic!("{busy}"));
     assert_eq!(client[0], "1", "one connection: {busy}");
     assert!(rate(&client, 1) > 10.0, "calls/s: {busy}");
+    let shorts = top_row(&busy, "127.0.0.6").unwrap_or_else(|| panic!("{busy}"));
+    assert!(rate(&shorts, 1) > 1.0, "closed connections count: {busy}");
     let getattr = top_row(&busy, "NFS GETATTR").unwrap_or_else(|| panic!("{busy}"));
     assert!(rate(&getattr, 0) > 10.0, "calls/s: {busy}");
+    let mnt = top_row(&busy, "MOUNT MNT").unwrap_or_else(|| panic!("{busy}"));
+    assert!(rate(&mnt, 0) > 1.0, "calls/s: {busy}");
     assert_eq!(rate(&getattr, 1), 0.0, "errors/s: {busy}");
     assert!(
         getattr[2].ends_with('s') && getattr[3].ends_with('s'),
@@ -758,6 +778,37 @@ fn top_shows_the_busy_client_and_procedure() {
     let getattr = top_row(&quiet, "NFS GETATTR").unwrap_or_else(|| panic!("{quiet}"));
     assert_eq!(rate(&getattr, 0), 0.0, "{quiet}");
     assert_eq!(getattr[2], "-", "no calls, no latency: {quiet}");
+    assert!(
+        top_row(&quiet, "127.0.0.6").is_none(),
+        "gone and idle: {quiet}"
+    );
+
+    // What top is made of: every client's totals, closed connections included.
+    let totals = ctl(&socket_of(&srv), &["client", "totals"]);
+    let of = |ip: &str| {
+        totals
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["client"] == ip)
+            .cloned()
+            .unwrap_or_else(|| panic!("{ip} in {totals:#}"))
+    };
+    let (busy, short) = (of("127.0.0.5"), of("127.0.0.6"));
+    assert_eq!(
+        (
+            busy["connections_open"].as_u64(),
+            busy["connections_closed"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    assert_eq!(short["connections_open"], 0);
+    assert!(short["connections_closed"].as_u64().unwrap() > 1, "{short}");
+    assert_eq!(
+        short["requests"].as_u64().unwrap(),
+        short["connections_closed"].as_u64().unwrap(),
+        "one MNT each: {short}"
+    );
     drop(c);
 
     let bad = ctl_raw(&[
