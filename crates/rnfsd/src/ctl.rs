@@ -35,6 +35,12 @@ pub fn run(args: CtlArgs, default_state_dir: fn() -> PathBuf) -> anyhow::Result<
         (None, Some(d)) => d.join(rnfs_server::CONTROL_SOCKET_NAME),
         (None, None) => default_state_dir().join(rnfs_server::CONTROL_SOCKET_NAME),
     };
+    if words.first().is_some_and(|w| w == "top") {
+        if json {
+            bail!("top prints tables only; `rnfsd ctl --json stats` and `connections` give its counters");
+        }
+        return crate::top::run(&socket, &crate::top::TopOptions::parse(&words[1..])?);
+    }
     let request = request_for(&words)?;
     let reply = call(&socket, &request)?;
     if json {
@@ -186,6 +192,7 @@ fn human(cmd: &str, d: &Value) -> String {
     match cmd {
         "status" => status(d),
         "connections" | "clients" => connections(d),
+        "client totals" => client_totals(d),
         "requests" => requests(d),
         "loans" => loans(d),
         "locks" => locks(d),
@@ -241,15 +248,19 @@ pub fn bytes(b: u64) -> String {
 }
 
 fn us(v: &Value) -> String {
-    match v.as_u64() {
-        None => "-".into(),
-        Some(x) if x < 1000 => format!("{x}µs"),
-        Some(x) if x < 1_000_000 => format!("{:.1}ms", x as f64 / 1000.0),
-        Some(x) => format!("{:.2}s", x as f64 / 1e6),
+    v.as_u64().map_or_else(|| "-".into(), micros)
+}
+
+/// 850µs, 12.3ms, 1.50s.
+pub(crate) fn micros(x: u64) -> String {
+    match x {
+        0..=999 => format!("{x}µs"),
+        1000..=999_999 => format!("{:.1}ms", x as f64 / 1000.0),
+        _ => format!("{:.2}s", x as f64 / 1e6),
     }
 }
 
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -412,6 +423,27 @@ fn connections(d: &Value) -> String {
             "IN",
             "OUT",
         ],
+        &rows,
+    )
+}
+
+fn client_totals(d: &Value) -> String {
+    let rows = rows_of(d, |c| {
+        vec![
+            match (&c["client"], c["transport"].as_str()) {
+                (_, Some("udp")) => format!("UDP on {}", s(&c["local"])),
+                (Value::Null, _) => "(other clients)".to_owned(),
+                (ip, _) => s(ip),
+            },
+            s(&c["connections_open"]),
+            s(&c["connections_closed"]),
+            s(&c["requests"]),
+            bytes(n(&c["bytes_in"])),
+            bytes(n(&c["bytes_out"])),
+        ]
+    });
+    table(
+        &["CLIENT", "OPEN", "CLOSED", "REQUESTS", "IN", "OUT"],
         &rows,
     )
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod ctl;
+mod top;
 
 use std::path::PathBuf;
 
@@ -53,6 +54,8 @@ enum Command {
     /// Commands:
     ///   status                      version, uptime, exports, listeners, connections, loans, stalls
     ///   connections                 each client connection: peer, auth, age, idle, requests, bytes
+    ///   client totals               each client address since the start: TCP connections open
+    ///                               and closed, requests, bytes (UDP: all clients together)
     ///   requests                    every request in flight: xid, procedure, age, what it waits on
     ///   loans                       READ data on loan: owner, file, range, bytes, age
     ///   locks                       every tracked lock: holder thread, call site, held for, waiters
@@ -68,6 +71,10 @@ enum Command {
     ///   exports reload              re-read the --config file and swap the export table
     ///   stats                       per-procedure calls, errors by status, latency percentiles
     ///   stalls                      the watchdog's stall reports
+    ///   top [--interval SECS] [--count N]
+    ///                               the busiest clients (calls/s, MiB/s in and out) and
+    ///                               procedures (calls/s, errors/s, p50, p99), refreshed every
+    ///                               SECS seconds (default 2); N refreshes, then exit
     ///   log                         the log filter and the clients under per-client debug
     ///   log FILTER                  switch the log filter (e.g. 'rnfs_server=debug')
     ///   log --client IP debug|off   log requests from IP at debug level, or stop

@@ -336,6 +336,17 @@ fn metrics_move_by_exactly_the_requests_sent() {
     assert!(proc_calls("GETATTR")["latency_us"]["p99"]
         .as_u64()
         .is_some());
+    // The histogram itself, for clients that difference two replies (`ctl top`).
+    let buckets = proc_calls("GETATTR")["latency_buckets"].clone();
+    let buckets: Vec<u64> = serde_json::from_value(buckets).unwrap();
+    assert_eq!(buckets.iter().sum::<u64>(), sample(&m1, getattr) as u64);
+    let bounds = stats["latency_bucket_upper_us"].as_array().unwrap();
+    assert_eq!(bounds.len(), buckets.len());
+    assert_eq!(bounds[0], 8);
+    assert!(
+        bounds.last().unwrap().is_null(),
+        "the last bucket is unbounded"
+    );
 
     // libnfs: one nfs-cat moves READ bytes by exactly the file's size.
     let before = read_bytes(&m1);
@@ -666,6 +677,146 @@ fn progress_line_is_printed() {
             .any(|l| l.starts_with("rnfsd: ") && l.contains("req/s") && l.contains("1 connections"))
             .then_some(())
     });
+}
+
+/// `rnfsd ctl top ARGS` against `srv`, as a pipe sees it.
+fn top(srv: &TestServer, args: &[&str]) -> String {
+    let out = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_rnfsd"))
+            .args(["ctl", "top"])
+            .args(args)
+            .arg("--state-dir")
+            .arg(srv.state_dir()),
+        CTL_TIMEOUT,
+    );
+    out.assert_success();
+    out.stdout_str()
+}
+
+/// The numbers of the table row starting with `first` (its first word or two), from the last
+/// table of `text`.
+fn top_row(text: &str, first: &str) -> Option<Vec<String>> {
+    let last = text.rsplit("rnfsd top:").next()?;
+    last.lines().find_map(|l| {
+        let rest = l.strip_prefix(first)?.strip_prefix("  ")?;
+        Some(rest.split_whitespace().map(str::to_owned).collect())
+    })
+}
+
+fn rate(cells: &[String], i: usize) -> f64 {
+    cells[i].parse().unwrap()
+}
+
+/// `ctl top` shows the client making calls, by its address, and the procedure it calls, with
+/// nonzero rates while the traffic runs, and zero rates once it stops.
+#[test]
+fn top_shows_the_busy_client_and_procedure() {
+    let srv = TestServer::start_default();
+    let idle = top(&srv, &["--count", "1", "--interval", "0.5"]);
+    assert!(idle.starts_with("rnfsd top: 0.0 calls/s"), "{idle}");
+    assert_eq!(idle.matches("rnfsd top:").count(), 1, "{idle}");
+
+    // GETATTRs from 127.0.0.5 for the whole of top's two intervals.
+    let local: SocketAddr = "127.0.0.5:0".parse().unwrap();
+    let mut c = Client::connect_tcp_from(local, srv.tcp_addr())
+        .unwrap()
+        .with_auth_sys(USER, USER, &[USER]);
+    let root = c.mount(srv.mount_path().as_bytes()).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                c.getattr(&root).unwrap();
+            }
+            c
+        })
+    };
+    // And from 127.0.0.6, short connections: each gone before top's next poll can see it.
+    let (addr, mount) = (srv.tcp_addr(), srv.mount_path());
+    let short = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let local: SocketAddr = "127.0.0.6:0".parse().unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut c = Client::connect_tcp_from(local, addr)
+                    .unwrap()
+                    .with_auth_sys(USER, USER, &[USER]);
+                c.mount(mount.as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let busy = top(&srv, &["--count", "2", "--interval", "1"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let c = load.join().unwrap();
+    short.join().unwrap();
+    assert!(
+        !busy.contains('\x1b'),
+        "no screen clearing into a pipe: {busy:?}"
+    );
+    assert_eq!(busy.matches("rnfsd top:").count(), 2, "{busy}");
+    let client = top_row(&busy, "127.0.0.5").unwrap_or_else(|| panic!("{busy}"));
+    assert_eq!(client[0], "1", "one connection: {busy}");
+    assert!(rate(&client, 1) > 10.0, "calls/s: {busy}");
+    let shorts = top_row(&busy, "127.0.0.6").unwrap_or_else(|| panic!("{busy}"));
+    assert!(rate(&shorts, 1) > 1.0, "closed connections count: {busy}");
+    let getattr = top_row(&busy, "NFS GETATTR").unwrap_or_else(|| panic!("{busy}"));
+    assert!(rate(&getattr, 0) > 10.0, "calls/s: {busy}");
+    let mnt = top_row(&busy, "MOUNT MNT").unwrap_or_else(|| panic!("{busy}"));
+    assert!(rate(&mnt, 0) > 1.0, "calls/s: {busy}");
+    assert_eq!(rate(&getattr, 1), 0.0, "errors/s: {busy}");
+    assert!(
+        getattr[2].ends_with('s') && getattr[3].ends_with('s'),
+        "p50, p99: {busy}"
+    );
+
+    // Still connected, and idle: listed with zero rates.
+    let quiet = top(&srv, &["--count", "1", "--interval", "0.5"]);
+    let client = top_row(&quiet, "127.0.0.5").unwrap_or_else(|| panic!("{quiet}"));
+    assert_eq!(rate(&client, 1), 0.0, "{quiet}");
+    let getattr = top_row(&quiet, "NFS GETATTR").unwrap_or_else(|| panic!("{quiet}"));
+    assert_eq!(rate(&getattr, 0), 0.0, "{quiet}");
+    assert_eq!(getattr[2], "-", "no calls, no latency: {quiet}");
+    assert!(
+        top_row(&quiet, "127.0.0.6").is_none(),
+        "gone and idle: {quiet}"
+    );
+
+    // What top is made of: every client's totals, closed connections included.
+    let totals = ctl(&socket_of(&srv), &["client", "totals"]);
+    let of = |ip: &str| {
+        totals
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["client"] == ip)
+            .cloned()
+            .unwrap_or_else(|| panic!("{ip} in {totals:#}"))
+    };
+    let (busy, short) = (of("127.0.0.5"), of("127.0.0.6"));
+    assert_eq!(
+        (
+            busy["connections_open"].as_u64(),
+            busy["connections_closed"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    assert_eq!(short["connections_open"], 0);
+    assert!(short["connections_closed"].as_u64().unwrap() > 1, "{short}");
+    assert_eq!(
+        short["requests"].as_u64().unwrap(),
+        short["connections_closed"].as_u64().unwrap(),
+        "one MNT each: {short}"
+    );
+    drop(c);
+
+    let bad = ctl_raw(&[
+        std::ffi::OsStr::new("top"),
+        std::ffi::OsStr::new("--count"),
+        std::ffi::OsStr::new("0"),
+    ]);
+    bad.assert_failure();
 }
 
 // ---- in-process servers -----------------------------------------------------------------------

@@ -314,6 +314,7 @@ impl Admin {
         let result = match cmd.as_str() {
             "status" => Ok(self.status()),
             "connections" | "clients" => Ok(self.connections()),
+            "client totals" => Ok(self.client_totals()),
             "requests" => Ok(self.requests()),
             "loans" => Ok(self.loans()),
             "locks" => Ok(locks()),
@@ -446,6 +447,46 @@ impl Admin {
         Value::Array(list)
     }
 
+    /// Per client address since the start: TCP connections open and closed, requests, bytes;
+    /// and each UDP socket's, which are all UDP clients' together.
+    fn client_totals(&self) -> Value {
+        let reg = &self.running.registry;
+        let mut list: Vec<Value> = reg
+            .client_totals()
+            .into_iter()
+            .map(|(ip, t, open)| {
+                json!({
+                    // `null`: the clients past the table's bound, together.
+                    "client": ip.map(|a| a.to_string()),
+                    "transport": "tcp",
+                    "connections_open": open,
+                    "connections_closed": t.connections.saturating_sub(open),
+                    "requests": t.requests,
+                    "bytes_in": t.bytes_in,
+                    "bytes_out": t.bytes_out,
+                })
+            })
+            .collect();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let udp = reg.connections().into_iter();
+        list.extend(
+            udp.filter(|c| c.transport == crate::call::Transport::Udp)
+                .map(|c| {
+                    json!({
+                        "client": "*",
+                        "transport": "udp",
+                        "local": c.peer.to_string(),
+                        "connections_open": 1,
+                        "connections_closed": 0,
+                        "requests": load(&c.requests_served),
+                        "bytes_in": load(&c.bytes_in),
+                        "bytes_out": load(&c.bytes_out),
+                    })
+                }),
+        );
+        Value::Array(list)
+    }
+
     fn requests(&self) -> Value {
         let now = now_ms();
         let mut reqs = self.running.registry.requests();
@@ -568,6 +609,9 @@ impl Admin {
                         "p99": q(0.99),
                         "max": p.latency_max_us,
                     },
+                    // Calls per bucket (bounds in `latency_bucket_upper_us`), so a client can
+                    // difference two replies into one interval's percentiles (`rnfsd ctl top`).
+                    "latency_buckets": p.latency.as_slice(),
                 })
             })
             .collect();
@@ -580,6 +624,9 @@ impl Admin {
             "read_bytes_buffered": load(&c.read_bytes_buffered),
             "write_bytes": load(&r.stats.write_bytes),
             "drc_hits": load(&self.running.service.drc.stats.hits),
+            "latency_bucket_upper_us": (0..crate::stats::LATENCY_BUCKETS)
+                .map(crate::stats::bucket_upper_us)
+                .collect::<Vec<_>>(),
             "procedures": procs,
         })
     }

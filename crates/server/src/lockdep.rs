@@ -7,9 +7,12 @@
 //! taking the lock. The cost is a few relaxed stores per acquisition.
 //!
 //! # Lock order
-//! There is none to keep, because no code path holds two of these at once. The locks are:
+//! There is none to keep, because no code path holds two of these at once, but for one leaf:
+//! `registry.client_totals`, taken by a closing connection (wherever its last reference goes,
+//! perhaps under another lock) and never held while taking another. The locks are:
 //! `service.exports`, `service.mounts`, `service.portmap`, `drc`, `registry.connections`,
-//! `transport.per_client`, the worker pool's `pool.state` and the watchdog's `watchdog.reports`.
+//! `registry.client_totals`, `transport.per_client`, the worker pool's `pool.state` and the
+//! watchdog's `watchdog.reports`.
 //! The storage backend's descriptor caches and remembered listings have their own leaf locks (see
 //! `rnfs-storage`'s `local/cache.rs` and `local/listing.rs`). The loan table has no lock at all
 //! (`rnfs-loan`).

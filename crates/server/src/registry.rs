@@ -6,7 +6,8 @@
 //! leaf lock taken only when a connection opens or closes and when someone reads the list (the
 //! watchdog, the admin interface); readers clone the list and read the atomics lock-free.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -95,6 +96,51 @@ pub struct Connection {
     /// Set once the connection is shed (so it is chosen once).
     pub shed: AtomicBool,
     slots: Box<[Slot]>,
+    /// Where its counters go when it closes.
+    closed: Arc<ClosedTotals>,
+}
+
+/// Most client addresses whose closed TCP connections are counted apart; the others' are summed
+/// under `None` (clients choose their addresses, so the table must not grow with them).
+pub const CLIENT_TOTALS_MAX: usize = 4096;
+
+/// Connections, requests and bytes of one client's TCP connections.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClientTotals {
+    pub connections: u64,
+    pub requests: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl ClientTotals {
+    fn add(&mut self, c: &Connection) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.connections += 1;
+        self.requests += load(&c.requests_served);
+        self.bytes_in += load(&c.bytes_in);
+        self.bytes_out += load(&c.bytes_out);
+    }
+}
+
+type ClosedTotals = TrackedMutex<HashMap<Option<IpAddr>, ClientTotals>>;
+
+impl Drop for Connection {
+    /// Keeps what a closed connection did, so per-client rates (`rnfsd ctl top`) count short
+    /// connections too.
+    fn drop(&mut self) {
+        if self.transport != Transport::Tcp {
+            return;
+        }
+        let mut closed = self.closed.lock();
+        let ip = self.peer.ip();
+        let key = if closed.len() < CLIENT_TOTALS_MAX || closed.contains_key(&Some(ip)) {
+            Some(ip)
+        } else {
+            None
+        };
+        closed.entry(key).or_default().add(self);
+    }
 }
 
 /// A request being tracked; finishing it (dropping this) frees its slot.
@@ -247,6 +293,8 @@ pub struct Registry {
     conns: TrackedMutex<Vec<Weak<Connection>>>,
     /// Connections closed to admit a newcomer from the same client at `client_connections_max`.
     pub client_evictions: AtomicU64,
+    /// Closed TCP connections' counters by client address (a leaf lock, taken last).
+    closed: Arc<ClosedTotals>,
 }
 
 impl Default for Registry {
@@ -260,6 +308,7 @@ impl Registry {
         Registry {
             conns: TrackedMutex::new("registry.connections", Vec::new()),
             client_evictions: AtomicU64::new(0),
+            closed: Arc::new(TrackedMutex::new("registry.client_totals", HashMap::new())),
         }
     }
 
@@ -292,6 +341,7 @@ impl Registry {
             client_slot_released: AtomicBool::new(false),
             shed: AtomicBool::new(false),
             slots: (0..slots.max(1)).map(|_| Slot::default()).collect(),
+            closed: self.closed.clone(),
         });
         let mut conns = self.conns.lock();
         // Prune closed connections here, so the list stays as long as the live set.
@@ -303,6 +353,27 @@ impl Registry {
     /// The live connections.
     pub fn connections(&self) -> Vec<Arc<Connection>> {
         self.conns.lock().iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Each TCP client's totals since the server started, closed and open connections together
+    /// (`None`: the clients past [`CLIENT_TOTALS_MAX`]), with its connections open now.
+    pub fn client_totals(&self) -> Vec<(Option<IpAddr>, ClientTotals, u64)> {
+        // Holding the live connections keeps them from closing, so none is counted twice.
+        let live = self.connections();
+        let closed = self.closed.lock().clone();
+        let mut all: HashMap<Option<IpAddr>, (ClientTotals, u64)> =
+            closed.into_iter().map(|(ip, t)| (ip, (t, 0))).collect();
+        for c in live.iter().filter(|c| c.transport == Transport::Tcp) {
+            let e = all.entry(Some(c.peer.ip())).or_default();
+            e.0.add(c);
+            e.1 += 1;
+        }
+        let mut out: Vec<_> = all
+            .into_iter()
+            .map(|(ip, (t, open))| (ip, t, open))
+            .collect();
+        out.sort_by_key(|(ip, _, _)| *ip);
+        out
     }
 
     /// The TCP connections with nothing in flight that `also` accepts, idle the longest first:
@@ -405,6 +476,44 @@ mod tests {
 
     fn peek(record: &[u8]) -> Option<CallPeek<'_>> {
         CallPeek::parse(record).ok()
+    }
+
+    #[test]
+    fn client_totals_keep_closed_connections_and_are_bounded() {
+        let reg = Registry::default();
+        let a: SocketAddr = "10.0.0.1:700".parse().unwrap();
+        let served = |c: &Connection, n: u64, bytes: u64| {
+            c.requests_served.store(n, Ordering::Relaxed);
+            c.bytes_in.store(bytes, Ordering::Relaxed);
+            c.bytes_out.store(bytes * 2, Ordering::Relaxed);
+        };
+        let first = reg.open(1, a, Transport::Tcp, 1, 0);
+        served(&first, 3, 100);
+        drop(first);
+        let second = reg.open(2, a, Transport::Tcp, 1, 0);
+        served(&second, 4, 10);
+        let udp = reg.open(3, "10.0.0.9:2049".parse().unwrap(), Transport::Udp, 1, 0);
+        served(&udp, 50, 50);
+        let totals = reg.client_totals();
+        let want = ClientTotals {
+            connections: 2,
+            requests: 7,
+            bytes_in: 110,
+            bytes_out: 220,
+        };
+        assert_eq!(totals, vec![(Some(a.ip()), want, 1)], "UDP is no client");
+        drop(second);
+        assert_eq!(reg.client_totals(), vec![(Some(a.ip()), want, 0)]);
+
+        // Past the bound, newcomers share one row.
+        for i in 0..CLIENT_TOTALS_MAX as u32 + 5 {
+            let ip = std::net::Ipv4Addr::from(0x0b00_0000 + i);
+            drop(reg.open(10, SocketAddr::new(ip.into(), 1), Transport::Tcp, 1, 0));
+        }
+        let totals = reg.client_totals();
+        assert_eq!(totals.len(), CLIENT_TOTALS_MAX + 1);
+        assert_eq!(totals[0].0, None);
+        assert_eq!(totals[0].1.connections, 6);
     }
 
     #[test]
