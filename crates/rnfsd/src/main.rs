@@ -525,3 +525,24 @@ fn default_state_dir() -> PathBuf {
         None => PathBuf::from(".rnfsd-state"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CAPABILITIES;
+
+    /// The packaged unit's bounding set is exactly the capabilities rnfsd names (and asks for
+    /// when started without them): none missing, none extra.
+    #[test]
+    fn unit_grants_the_named_capabilities() {
+        let unit = include_str!("../../../packaging/rnfsd.service");
+        let line = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+            .expect("the unit sets CapabilityBoundingSet=");
+        let mut granted: Vec<String> = line.split_whitespace().map(str::to_lowercase).collect();
+        let mut named: Vec<String> = CAPABILITIES.iter().map(|(n, _)| n.to_string()).collect();
+        granted.sort();
+        named.sort();
+        assert_eq!(granted, named);
+    }
+}
