@@ -454,11 +454,7 @@ fn verify_unit(root: &Path, unit: &Path) -> Result<(), String> {
             .arg(unit),
         RUN_TIMEOUT,
     );
-    let said = format!(
-        "{}{}",
-        out.stdout_str(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = format!("{}{}", out.stdout_str(), out.stderr.clone());
     // Warnings about the unit (unknown keys, bad values) do not change the exit code: any line
     // naming it fails. Lines about the host's other units are not ours to judge.
     let ours: Vec<&str> = said
@@ -523,17 +519,24 @@ fn debian_package_installs_a_verified_service() {
         std::fs::create_dir_all(t.join(d)).unwrap();
     }
     std::fs::write(t.join("var/lib/dpkg/status"), "").unwrap();
-    // Unpack only: the maintainer scripts (systemd's enable/start helpers) would run chrooted in
-    // a root without a shell; what they do is dh_installsystemd's, not ours.
+    // A full install (unpack and configure, which puts the conffiles in place). The package has
+    // no maintainer scripts (it is installed disabled and stopped), so dpkg runs nothing in the
+    // shell-less root. --force-depends: the root's database knows no libc6 (the host has it).
     run_ok(
         Command::new("dpkg")
             .arg(format!("--root={}", t.display()))
-            .args(["--force-not-root", "--log=/dev/null", "--unpack"])
+            .args([
+                "--force-not-root",
+                "--force-depends",
+                "--log=/dev/null",
+                "--install",
+            ])
             .arg(&deb),
         RUN_TIMEOUT,
     );
     let status = std::fs::read_to_string(t.join("var/lib/dpkg/status")).unwrap();
     assert!(status.contains("Package: rnfsd"), "{status}");
+    assert!(status.contains("Status: install ok installed"), "{status}");
     for conf in ["/etc/rnfsd/rnfsd.toml", "/etc/rnfsd/exports"] {
         assert!(
             status
@@ -563,7 +566,7 @@ fn debian_package_installs_a_verified_service() {
         RUN_TIMEOUT,
     );
     out.assert_failure();
-    let said = String::from_utf8_lossy(&out.stderr);
+    let said = out.stderr.clone();
     assert!(said.contains("no exports"), "{}", out.describe());
     let toml = std::fs::read_to_string(t.join("etc/rnfsd/rnfsd.toml")).unwrap();
     assert!(
@@ -617,21 +620,18 @@ fn debian_package_installs_a_verified_service() {
             }
         }
     }
-    if let Err(e) = verify_unit(t, &unit) {
-        panic!("systemd-analyze rejects the unit: {e}");
-    }
-    // ... and the check would notice a broken unit.
-    let broken = unit_dir.join("broken").join("rnfsd.service");
-    std::fs::create_dir(broken.parent().unwrap()).unwrap();
+    // First the check itself: a bad value in the installed unit must be noticed (verify reads
+    // the unit from the root's search path, so the broken copy goes in its place).
     std::fs::write(
-        &broken,
+        &unit,
         text.replace("ProtectSystem=strict", "ProtectSystem=stric"),
     )
     .unwrap();
-    assert!(
-        verify_unit(t, &broken).is_err(),
-        "a bad value went unnoticed"
-    );
+    assert!(verify_unit(t, &unit).is_err(), "a bad value went unnoticed");
+    std::fs::write(&unit, &text).unwrap();
+    if let Err(e) = verify_unit(t, &unit) {
+        panic!("systemd-analyze rejects the unit: {e}");
+    }
 
     // The payload stays in /usr and /etc (state is systemd's StateDirectory=, made at start).
     let listing = run_ok(Command::new("dpkg-deb").arg("-c").arg(&deb), RUN_TIMEOUT);
