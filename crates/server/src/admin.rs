@@ -16,7 +16,7 @@
 //! | `loans` | READ data on loan: slot, owner connection and peer, file, range, bytes, age, state |
 //! | `locks` | every tracked lock: holder thread, call site, held for, waiters |
 //! | `exports` | the export table and its client rules |
-//! | `exports reload` | re-read the configuration file and swap the export table |
+//! | `exports reload` | re-read the configuration file and swap the export table (what SIGHUP does too: [`ExportsReloader`]) |
 //! | `stats` | per-procedure calls, errors by status, latency percentiles; bytes |
 //! | `stalls` | the watchdog's stall reports |
 //! | `log` | the log filter and per-client debug; `filter` sets the filter, `client` + `level` (`debug`/`off`) the per-client switch |
