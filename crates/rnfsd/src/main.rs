@@ -2,23 +2,39 @@
 #![forbid(unsafe_code)]
 
 mod ctl;
+mod generate;
+mod notify;
 mod top;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use rnfs_server::config::Config;
 use rnfs_server::{PortmapMode, ServeOptions};
 
 /// A user-space NFS server: NFSv3 (RFC 1813) with MOUNT, NLM and a portmapper over TCP and UDP,
 /// and NFSv4.1 (RFC 8881) over TCP, on one port.
 #[derive(Parser, Debug)]
-#[command(name = "rnfsd", version, about, long_about = None)]
+#[command(name = "rnfsd", version, about, long_about = None, after_long_help = SIGNALS)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// What `rnfsd --help` and the man page say about signals and systemd.
+const SIGNALS: &str = "\
+Signals (rnfsd serve): SIGHUP re-reads the exports (the --exports or --config file) and swaps the \
+export table, as `rnfsd ctl exports reload` does; a file that does not parse, or has no exports, \
+leaves the current table in place and the log says why. SIGTERM or SIGINT stops the server \
+(requests in flight finish first).
+
+Under systemd (Type=notify), rnfsd sends READY=1 once every listener is bound and serving, \
+RELOADING=1 then READY=1 around a reload, and STOPPING=1 when it stops.
+
+The Debian package's files: /etc/rnfsd/rnfsd.toml, /etc/rnfsd/exports, /var/lib/rnfsd (state: \
+file-handle key, lock-manager records, control socket), rnfsd.service.";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -34,6 +50,7 @@ enum Command {
     /// With --exports FILE: the exports of a Linux /etc/exports-style file (see `rnfsd exports`).
     /// With --client and -o: DIR exported to those clients with those exports(5) options, e.g.
     /// `rnfsd serve /srv/data --client 10.0.0.0/8 -o rw,no_root_squash`.
+    /// SIGHUP re-reads the exports of --exports or --config, as `rnfsd ctl exports reload`.
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
 
@@ -83,6 +100,26 @@ enum Command {
     /// `--` are the command's.
     #[command(verbatim_doc_comment)]
     Ctl(CtlArgs),
+
+    /// Write man pages or shell completions (for packaging: packaging/build-deb).
+    #[command(hide = true, subcommand)]
+    Generate(GenerateWhat),
+}
+
+#[derive(Subcommand, Debug)]
+enum GenerateWhat {
+    /// Man pages, section 8: rnfsd.8 and rnfsd-SUBCOMMAND.8 into DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The completion script for SHELL into DIR.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -187,7 +224,23 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Ctl(args) => ctl::run(args, default_state_dir),
         Command::Exports(args) => check_exports(&args.check),
+        Command::Generate(what) => generate(what),
     }
+}
+
+fn generate(what: GenerateWhat) -> anyhow::Result<()> {
+    match what {
+        GenerateWhat::Man { dir } => {
+            for page in generate::man_pages(Cli::command(), &dir)? {
+                println!("{}", page.display());
+            }
+        }
+        GenerateWhat::Completions { shell, dir } => {
+            let path = generate::completions(Cli::command(), shell, &dir)?;
+            println!("{}", path.display());
+        }
+    }
+    Ok(())
 }
 
 /// `rnfsd exports --check FILE`: the table the file makes, or the line at fault (exit 1).
@@ -289,25 +342,92 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let progress = args
         .progress
         .map(|secs| std::time::Duration::from_secs(secs.max(1)));
+    let notifier = notify::Notifier::from_env().map(Arc::new);
     runtime.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Before serving: a SIGHUP that arrives while the server starts is then a reload once it
+        // serves, not the default action (exit).
+        let hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        if let Some(every) = progress {
-            tokio::spawn(async move {
-                if let Ok(running) = ready_rx.await {
-                    // A plain thread: it sleeps and prints, and never touches the reactor.
-                    let _ = std::thread::Builder::new()
-                        .name("rnfsd-progress".into())
-                        .spawn(move || ctl::progress_loop(&running, every));
-                }
-            });
-        }
-        rnfs_server::serve_reporting(opts, Some(ready_tx), shutdown_signal())
+        tokio::spawn(when_serving(ready_rx, progress, notifier.clone(), hangup));
+        rnfs_server::serve_reporting(opts, Some(ready_tx), shutdown_signal(notifier))
             .await
             .map_err(anyhow::Error::from)
     })
 }
 
-async fn shutdown_signal() {
+/// Once the server serves: tells systemd, starts the progress line, then reloads the exports on
+/// every SIGHUP until the process ends.
+async fn when_serving(
+    ready: tokio::sync::oneshot::Receiver<rnfs_server::Running>,
+    progress: Option<std::time::Duration>,
+    notifier: Option<Arc<notify::Notifier>>,
+    mut hangup: tokio::signal::unix::Signal,
+) {
+    let Ok(running) = ready.await else {
+        return; // the start failed; serve() reports why
+    };
+    if let Some(n) = &notifier {
+        n.send(&format!(
+            "READY=1\n{}",
+            notify::status_line(&format!(
+                "serving {} exports on {}",
+                running.service.exports().len(),
+                listening(&running)
+            ))
+        ));
+    }
+    if let Some(every) = progress {
+        let running = running.clone();
+        // A plain thread: it sleeps and prints, and never touches the reactor.
+        let _ = std::thread::Builder::new()
+            .name("rnfsd-progress".into())
+            .spawn(move || ctl::progress_loop(&running, every));
+    }
+    while hangup.recv().await.is_some() {
+        reload_on_hangup(&running, notifier.as_deref()).await;
+    }
+}
+
+/// SIGHUP: the same reload as `rnfsd ctl exports reload`, its outcome logged (and told to
+/// systemd); a failed reload keeps the current table.
+async fn reload_on_hangup(running: &rnfs_server::Running, notifier: Option<&notify::Notifier>) {
+    if let Some(n) = notifier {
+        n.reloading();
+    }
+    let status = match running.exports_reload.reload().await {
+        Ok(outcome) => {
+            let count = |k: &str| outcome[k].as_array().map_or(0, Vec::len);
+            tracing::info!(
+                added = count("added"),
+                changed = count("changed"),
+                removed = count("removed"),
+                unchanged = count("unchanged"),
+                "SIGHUP: exports reloaded"
+            );
+            format!(
+                "serving {} exports on {} (reloaded)",
+                count("added") + count("changed") + count("unchanged"),
+                listening(running)
+            )
+        }
+        Err(why) => {
+            tracing::warn!(error = %why, "SIGHUP: exports not reloaded; the current table stays");
+            format!("reload failed, the previous exports stay: {why}")
+        }
+    };
+    if let Some(n) = notifier {
+        n.send(&format!("READY=1\n{}", notify::status_line(&status)));
+    }
+}
+
+/// The TCP addresses, for a status line.
+fn listening(running: &rnfs_server::Running) -> String {
+    let addrs: Vec<String> = running.listening.iter().map(|a| a.to_string()).collect();
+    addrs.join(" ")
+}
+
+async fn shutdown_signal(notifier: Option<Arc<notify::Notifier>>) {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::terminate()),
@@ -323,6 +443,9 @@ async fn shutdown_signal() {
             tracing::error!("cannot install signal handlers; stop with SIGKILL");
             std::future::pending::<()>().await
         }
+    }
+    if let Some(n) = notifier {
+        n.send("STOPPING=1");
     }
 }
 
@@ -411,5 +534,26 @@ fn default_state_dir() -> PathBuf {
     match std::env::var_os("HOME") {
         Some(h) => PathBuf::from(h).join(".local/state/rnfsd"),
         None => PathBuf::from(".rnfsd-state"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CAPABILITIES;
+
+    /// The packaged unit's bounding set is exactly the capabilities rnfsd names (and asks for
+    /// when started without them): none missing, none extra.
+    #[test]
+    fn unit_grants_the_named_capabilities() {
+        let unit = include_str!("../../../packaging/rnfsd.service");
+        let line = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+            .expect("the unit sets CapabilityBoundingSet=");
+        let mut granted: Vec<String> = line.split_whitespace().map(str::to_lowercase).collect();
+        let mut named: Vec<String> = CAPABILITIES.iter().map(|(n, _)| n.to_string()).collect();
+        granted.sort();
+        named.sort();
+        assert_eq!(granted, named);
     }
 }

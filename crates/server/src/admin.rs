@@ -16,7 +16,7 @@
 //! | `loans` | READ data on loan: slot, owner connection and peer, file, range, bytes, age, state |
 //! | `locks` | every tracked lock: holder thread, call site, held for, waiters |
 //! | `exports` | the export table and its client rules |
-//! | `exports reload` | re-read the configuration file and swap the export table |
+//! | `exports reload` | re-read the configuration file and swap the export table (what SIGHUP does too: [`ExportsReloader`]) |
 //! | `stats` | per-procedure calls, errors by status, latency percentiles; bytes |
 //! | `stalls` | the watchdog's stall reports |
 //! | `log` | the log filter and per-client debug; `filter` sets the filter, `client` + `level` (`debug`/`off`) the per-client switch |
@@ -62,11 +62,59 @@ pub struct Admin {
     started_ms: u64,
     state_dir: PathBuf,
     config_source: Option<PathBuf>,
-    config_format: crate::config::SourceFormat,
     metrics: Option<SocketAddr>,
     socket: Option<PathBuf>,
-    /// One reload at a time.
-    reloading: Semaphore,
+}
+
+/// Re-reads the file a server was started from and swaps its export table: what
+/// `rnfsd ctl exports reload` and the binary's SIGHUP both call, so the two cannot differ.
+pub struct ExportsReloader {
+    service: Arc<crate::service::Service>,
+    state_dir: PathBuf,
+    source: Option<PathBuf>,
+    format: crate::config::SourceFormat,
+    /// One reload at a time, whoever asks.
+    one: Semaphore,
+}
+
+impl ExportsReloader {
+    pub(crate) fn new(service: Arc<crate::service::Service>, opts: &ServeOptions) -> Self {
+        ExportsReloader {
+            service,
+            state_dir: opts.state_dir.clone(),
+            source: opts.config.source.clone(),
+            format: opts.config.source_format,
+            one: Semaphore::new(1),
+        }
+    }
+
+    /// The file a reload re-reads (`None`: the server was not started from one).
+    pub fn source(&self) -> Option<&Path> {
+        self.source.as_deref()
+    }
+
+    /// Re-reads the configuration and swaps the export table (see [`reload_exports`]); on error
+    /// the current table stays and the error says why. Reads files on the blocking pool.
+    pub async fn reload(&self) -> Result<Value, String> {
+        let Some(source) = self.source.clone() else {
+            return Err(
+                "this server was not started from a configuration file (--config or --exports): \
+                 nothing to reload"
+                    .into(),
+            );
+        };
+        let _one = self
+            .one
+            .acquire()
+            .await
+            .map_err(|_| "shutting down".to_owned())?;
+        let service = self.service.clone();
+        let state_dir = self.state_dir.clone();
+        let format = self.format;
+        tokio::task::spawn_blocking(move || reload_exports(&service, &source, format, &state_dir))
+            .await
+            .map_err(|e| format!("reload failed: {e}"))?
+    }
 }
 
 /// Starts the admin interface of a running server: the metrics listener, if configured (failing
@@ -119,10 +167,8 @@ pub async fn start(
         started_ms,
         state_dir,
         config_source: opts.config.source.clone(),
-        config_format: opts.config.source_format,
         metrics,
         socket,
-        reloading: Semaphore::new(1),
     });
     if let Some((listener, file)) = listener {
         tasks.spawn(accept_loop(listener, file, admin.clone()));
@@ -560,24 +606,7 @@ impl Admin {
     }
 
     async fn reload(&self) -> Result<Value, String> {
-        let Some(source) = self.config_source.clone() else {
-            return Err(
-                "this server was not started from a configuration file (--config or --exports): \
-                 nothing to reload"
-                    .into(),
-            );
-        };
-        let _one = self
-            .reloading
-            .acquire()
-            .await
-            .map_err(|_| "shutting down".to_owned())?;
-        let service = self.running.service.clone();
-        let state_dir = self.state_dir.clone();
-        let format = self.config_format;
-        tokio::task::spawn_blocking(move || reload_exports(&service, &source, format, &state_dir))
-            .await
-            .map_err(|e| format!("reload failed: {e}"))?
+        self.running.exports_reload.reload().await
     }
 
     fn stats(&self) -> Value {

@@ -81,6 +81,7 @@ mod transport;
 mod v4state;
 mod watchdog;
 
+pub use admin::ExportsReloader;
 pub use admin::SOCKET_NAME as CONTROL_SOCKET_NAME;
 pub use call::{Call, Origin, Outcome, Reply, Tail, Transport};
 pub use clock::now_ms;
@@ -200,6 +201,9 @@ pub struct Running {
     pub watch: Arc<watchdog::WatchState>,
     /// The bound TCP (and UDP) addresses, one per listener.
     pub listening: Vec<SocketAddr>,
+    /// Re-reads the configuration file and swaps the export table (`rnfsd ctl exports reload`,
+    /// SIGHUP).
+    pub exports_reload: Arc<admin::ExportsReloader>,
 }
 
 /// Runs the server on an export table built by the caller (any backend) until `shutdown`
@@ -264,6 +268,7 @@ pub async fn serve_with(
             .iter()
             .filter_map(|l| l.strip_prefix("tcp ").and_then(|a| a.parse().ok()))
             .collect(),
+        exports_reload: Arc::new(admin::ExportsReloader::new(service.clone(), &opts)),
     };
     // Admin interface: control socket and metrics listener (see `admin`).
     admin::start(&running, &opts, &mut tasks).await?;

@@ -975,6 +975,20 @@ pub fn open_files_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
+/// `CLOCK_MONOTONIC` in microseconds: the clock systemd's `MONOTONIC_USEC=` notification names
+/// (`std::time::Instant` reads it too, but does not say its value).
+pub fn monotonic_usec() -> io::Result<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
+    cvt(unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) })?;
+    let secs = u64::try_from(ts.tv_sec).map_err(io::Error::other)?;
+    let nanos = u64::try_from(ts.tv_nsec).map_err(io::Error::other)?;
+    Ok(secs.saturating_mul(1_000_000).saturating_add(nanos / 1000))
+}
+
 /// Raises this process's soft limit on open files to its hard limit (the open-file cache and the
 /// loan pipes need more than the usual 1024). Returns the new soft limit.
 pub fn raise_open_files_limit() -> io::Result<u64> {
