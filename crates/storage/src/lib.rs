@@ -15,6 +15,7 @@
 //! * Errors are a closed set of NFS-meaningful kinds ([`Error`]); the server maps them to `nfsstat3`.
 #![forbid(unsafe_code)]
 
+pub mod ceph;
 pub mod fault;
 pub mod handle;
 pub mod local;

@@ -1,0 +1,571 @@
+//! The CephFS backend (issue 19): an export served from a directory of a CephFS file system
+//! through libcephfs ([`rnfs_cephfs`]), so that several rnfsd heads can serve one file system.
+//!
+//! * Every call runs as the caller: a libcephfs `UserPerm` of the squashed [`Identity`], so the
+//!   Ceph client checks permissions as the kernel does for the local backend (RFC 1813 §4.4).
+//! * A handle's body is the CephFS inode number and snapshot id (both big-endian), sealed under
+//!   the export's key ([`handle`]): it names the same object on every head that has the same
+//!   server key and export. It is resolved with `ceph_ll_lookup_vino`, which asks the MDS when
+//!   this client has not seen the inode.
+//! * WRITE with UNSTABLE leaves the data in the Ceph client's cache; COMMIT (`ceph_ll_fsync`)
+//!   makes it durable on the OSDs. DATA_SYNC and FILE_SYNC writes are synced before the reply
+//!   (RFC 1813 §3.3.7, §3.3.21).
+//!
+//! Not yet supported (NFS3ERR_NOTSUPP): MKNOD, LINK, and the NFSv4.2 extras (the trait's
+//! defaults). Handles of objects moved out of the export's directory still resolve (no subtree
+//! check yet).
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use rnfs_cephfs::{Errno, Mount, MountConfig, Perm, SetTime as CephSetTime, Stat, Time};
+
+use crate::handle::{self, ExportKey, HandleKey};
+use crate::{
+    access, Attr, CreateMode, Created, DirEntry, DirListing, Error, FileHandle, FileType, FsStat,
+    Identity, PathConf, ReadData, Result, SetAttrs, SetTime, Stability, Timestamp, VerifiedHandle,
+    Wcc, WccAttr, Written,
+};
+
+/// Where a CephFS export comes from (the export's `ceph_*` settings and `path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CephConfig {
+    pub conf: PathBuf,
+    pub client_id: String,
+    /// `None`: the cluster's default file system.
+    pub fs_name: Option<String>,
+    /// The directory inside the file system that is exported.
+    pub path: String,
+}
+
+/// One CephFS export.
+pub struct CephFs {
+    export_id: u32,
+    mount: Mount,
+    key: ExportKey,
+    root_handle: FileHandle,
+    root_ino: u64,
+    describe: String,
+}
+
+const BODY_LEN: usize = 16;
+/// Largest READ served at once.
+const READ_BYTES_MAX: u32 = 1 << 20;
+
+fn body(ino: u64, snap: u64) -> [u8; BODY_LEN] {
+    let mut b = [0u8; BODY_LEN];
+    b[..8].copy_from_slice(&ino.to_be_bytes());
+    b[8..].copy_from_slice(&snap.to_be_bytes());
+    b
+}
+
+fn parse_body(b: &[u8]) -> Result<(u64, u64)> {
+    let b: &[u8; BODY_LEN] = b.try_into().map_err(|_| Error::BadHandle)?;
+    let (ino, snap) = b.split_at(8);
+    let ino = u64::from_be_bytes(ino.try_into().map_err(|_| Error::BadHandle)?);
+    let snap = u64::from_be_bytes(snap.try_into().map_err(|_| Error::BadHandle)?);
+    Ok((ino, snap))
+}
+
+fn err(e: rnfs_cephfs::Error) -> Error {
+    match e {
+        rnfs_cephfs::Error::Call {
+            errno: Errno::NoEnt,
+            op: "ceph_ll_lookup_vino",
+        } => Error::Stale,
+        e => Error::from_errno(e.errno()),
+    }
+}
+
+fn perm(who: &Identity) -> Result<Perm> {
+    Perm::new(who.uid, who.gid, &who.groups).map_err(err)
+}
+
+impl CephFs {
+    /// Mounts `cfg.path` of the file system and serves it as export `export_id`.
+    pub fn new(
+        export_id: u32,
+        cfg: &CephConfig,
+        key: &HandleKey,
+    ) -> std::result::Result<CephFs, String> {
+        let mount = Mount::new(&MountConfig {
+            conf: cfg.conf.clone(),
+            client_id: cfg.client_id.clone(),
+            fs_name: cfg.fs_name.clone(),
+            root: cfg.path.clone(),
+        })
+        .map_err(|e| format!("cannot mount CephFS {}: {e}", cfg.path))?;
+        let root = mount.root().map_err(|e| e.to_string())?;
+        let st = mount
+            .getattr(&root, &Perm::new(0, 0, &[]).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let describe = format!(
+            "ceph:{}:{}",
+            cfg.fs_name.as_deref().unwrap_or("(default)"),
+            cfg.path
+        );
+        let root_body = body(st.ino, rnfs_cephfs::CEPH_NOSNAP);
+        let key = key.for_export(export_id, &root_body, describe.as_bytes());
+        let root_handle = handle::seal(&key, export_id, &root_body);
+        Ok(CephFs {
+            export_id,
+            mount,
+            key,
+            root_handle,
+            root_ino: st.ino,
+            describe,
+        })
+    }
+
+    fn inode(&self, fh: &VerifiedHandle) -> Result<rnfs_cephfs::Inode> {
+        let (ino, snap) = parse_body(fh.body())?;
+        self.mount.lookup_ino(ino, snap).map_err(err)
+    }
+
+    fn seal(&self, st: &Stat) -> FileHandle {
+        handle::seal(
+            &self.key,
+            self.export_id,
+            &body(st.ino, rnfs_cephfs::CEPH_NOSNAP),
+        )
+    }
+
+    fn attr(&self, st: &Stat) -> Attr {
+        attr(st, u64::from(self.export_id))
+    }
+
+    fn stat(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+    ) -> Result<(rnfs_cephfs::Inode, Stat, Perm)> {
+        let p = perm(who)?;
+        let i = self.inode(fh)?;
+        let st = self.mount.getattr(&i, &p).map_err(err)?;
+        // A removed file may linger in this client's cache (or be open elsewhere): to NFS it is
+        // gone.
+        if st.nlink == 0 {
+            return Err(Error::Stale);
+        }
+        Ok((i, st, p))
+    }
+
+    fn dir_wcc(&self, dir: &rnfs_cephfs::Inode, p: &Perm, before: &Stat) -> Wcc {
+        Wcc {
+            before: Some(WccAttr::from(&self.attr(before))),
+            after: self.mount.getattr(dir, p).ok().map(|s| self.attr(&s)),
+        }
+    }
+
+    fn created(&self, dir: &rnfs_cephfs::Inode, p: &Perm, before: &Stat, st: &Stat) -> Created {
+        Created {
+            handle: self.seal(st),
+            attr: self.attr(st),
+            dir: self.dir_wcc(dir, p, before),
+        }
+    }
+}
+
+fn time(t: Time) -> Timestamp {
+    Timestamp {
+        seconds: u32::try_from(t.seconds).unwrap_or(if t.seconds < 0 { 0 } else { u32::MAX }),
+        nanoseconds: t.nanoseconds,
+    }
+}
+
+fn file_type(mode: u32) -> FileType {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => FileType::Directory,
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFBLK => FileType::BlockDevice,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFIFO => FileType::Fifo,
+        _ => FileType::Regular,
+    }
+}
+
+fn attr(st: &Stat, fsid: u64) -> Attr {
+    Attr {
+        file_type: file_type(st.mode),
+        mode: st.mode & 0o7777,
+        nlink: st.nlink,
+        uid: st.uid,
+        gid: st.gid,
+        size_bytes: st.size,
+        used_bytes: st.blocks.saturating_mul(512),
+        rdev: (libc::major(st.rdev), libc::minor(st.rdev)),
+        fsid,
+        fileid: st.ino,
+        atime: time(st.atime),
+        mtime: time(st.mtime),
+        ctime: time(st.ctime),
+    }
+}
+
+fn set_time(t: SetTime) -> CephSetTime {
+    match t {
+        SetTime::DontChange => CephSetTime::Keep,
+        SetTime::ServerTime => CephSetTime::Now,
+        SetTime::ClientTime(ts) => CephSetTime::At(Time {
+            seconds: i64::from(ts.seconds),
+            nanoseconds: ts.nanoseconds,
+        }),
+    }
+}
+
+fn set_attr(a: &SetAttrs) -> rnfs_cephfs::SetAttr {
+    rnfs_cephfs::SetAttr {
+        mode: a.mode,
+        uid: a.uid,
+        gid: a.gid,
+        size: a.size_bytes,
+        atime: set_time(a.atime),
+        mtime: set_time(a.mtime),
+    }
+}
+
+/// Which ACCESS3 bits the mode bits grant `who` (the client enforces the same rules on each
+/// call; this is the advisory answer ACCESS gives).
+fn allowed(who: &Identity, st: &Stat, requested: u32) -> u32 {
+    let class = if who.uid == 0 {
+        return requested;
+    } else if who.uid == st.uid {
+        (st.mode >> 6) & 7
+    } else if who.gid == st.gid || who.groups.contains(&st.gid) {
+        (st.mode >> 3) & 7
+    } else {
+        st.mode & 7
+    };
+    let dir = st.mode & libc::S_IFMT == libc::S_IFDIR;
+    let mut ok = 0;
+    if class & 4 != 0 {
+        ok |= access::READ;
+    }
+    if class & 2 != 0 {
+        ok |= access::MODIFY | access::EXTEND | if dir { access::DELETE } else { 0 };
+    }
+    if class & 1 != 0 {
+        ok |= if dir { access::LOOKUP } else { access::EXECUTE };
+    }
+    ok & requested
+}
+
+impl crate::Backend for CephFs {
+    fn root(&self) -> FileHandle {
+        self.root_handle.clone()
+    }
+
+    fn handle_key(&self) -> &ExportKey {
+        &self.key
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn getattr(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Attr> {
+        let (_, st, _) = self.stat(who, fh)?;
+        Ok(self.attr(&st))
+    }
+
+    fn lookup(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+    ) -> Result<(FileHandle, Attr)> {
+        let p = perm(who)?;
+        let d = self.inode(dir)?;
+        let (_, st) = self.mount.lookup(&d, name, &p).map_err(err)?;
+        Ok((self.seal(&st), self.attr(&st)))
+    }
+
+    fn access(&self, who: &Identity, fh: &VerifiedHandle, requested: u32) -> Result<(u32, Attr)> {
+        let (_, st, _) = self.stat(who, fh)?;
+        Ok((allowed(who, &st, requested), self.attr(&st)))
+    }
+
+    fn readlink(&self, who: &Identity, fh: &VerifiedHandle) -> Result<(Bytes, Attr)> {
+        let (i, st, p) = self.stat(who, fh)?;
+        let target = self.mount.readlink(&i, &p).map_err(err)?;
+        Ok((Bytes::from(target), self.attr(&st)))
+    }
+
+    fn read(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        offset: u64,
+        count: u32,
+    ) -> Result<ReadData> {
+        let (i, st, p) = self.stat(who, fh)?;
+        if file_type(st.mode) != FileType::Regular {
+            return Err(Error::Inval);
+        }
+        let f = self.mount.open(&i, libc::O_RDONLY, &p).map_err(err)?;
+        let mut buf = vec![0u8; count.min(READ_BYTES_MAX) as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            let n = f.read(offset + got as u64, &mut buf[got..]).map_err(err)?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        buf.truncate(got);
+        let eof = offset.saturating_add(got as u64) >= st.size;
+        Ok(ReadData {
+            data: Bytes::from(buf),
+            eof,
+            attr: self.attr(&st),
+        })
+    }
+
+    fn readdir(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        cookie: u64,
+        verifier: [u8; 8],
+        plus: bool,
+        sink: &mut dyn FnMut(DirEntry) -> bool,
+    ) -> Result<DirListing> {
+        let _ = verifier;
+        let (d, st, p) = self.stat(who, dir)?;
+        let mut stream = self.mount.opendir(&d, &p).map_err(err)?;
+        if cookie != 0 {
+            stream.seek(i64::try_from(cookie).map_err(|_| Error::BadCookie)?);
+        }
+        let mut eof = true;
+        while let Some(e) = stream.next_entry().map_err(err)? {
+            let entry = DirEntry {
+                fileid: e.stat.ino,
+                cookie: u64::try_from(e.next).map_err(|_| Error::Io)?,
+                attr: plus.then(|| self.attr(&e.stat)),
+                handle: (plus && e.name != b"..").then(|| self.seal(&e.stat)),
+                name: Bytes::from(e.name),
+            };
+            if !sink(entry) {
+                eof = false;
+                break;
+            }
+        }
+        Ok(DirListing {
+            eof,
+            verifier: [0; 8],
+            dir_attr: self.attr(&st),
+        })
+    }
+
+    fn fsstat(&self, who: &Identity, fh: &VerifiedHandle) -> Result<(FsStat, Attr)> {
+        let (i, st, _) = self.stat(who, fh)?;
+        let s = self.mount.statfs(&i).map_err(err)?;
+        let fs = FsStat {
+            total_bytes: s.blocks.saturating_mul(s.block_bytes),
+            free_bytes: s.blocks_free.saturating_mul(s.block_bytes),
+            avail_bytes: s.blocks_avail.saturating_mul(s.block_bytes),
+            total_files: s.files,
+            free_files: s.files_free,
+            avail_files: s.files_free,
+        };
+        Ok((fs, self.attr(&st)))
+    }
+
+    fn pathconf(&self, who: &Identity, fh: &VerifiedHandle) -> Result<(PathConf, Attr)> {
+        let (_, st, _) = self.stat(who, fh)?;
+        let pc = PathConf {
+            link_max: u32::MAX,
+            name_max: rnfs_cephfs::NAME_BYTES_MAX as u32,
+            no_trunc: true,
+            chown_restricted: true,
+            case_insensitive: false,
+            case_preserving: true,
+        };
+        Ok((pc, self.attr(&st)))
+    }
+
+    fn setattr(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        attrs: &SetAttrs,
+        guard: Option<Timestamp>,
+    ) -> Result<Wcc> {
+        let (i, before, p) = self.stat(who, fh)?;
+        if guard.is_some_and(|g| g != time(before.ctime)) {
+            return Err(Error::NotSync);
+        }
+        let after = self.mount.setattr(&i, &set_attr(attrs), &p).map_err(err)?;
+        Ok(Wcc {
+            before: Some(WccAttr::from(&self.attr(&before))),
+            after: Some(self.attr(&after)),
+        })
+    }
+
+    fn write(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        offset: u64,
+        data: &[u8],
+        stable: Stability,
+    ) -> Result<Written> {
+        let (i, before, p) = self.stat(who, fh)?;
+        let f = self.mount.open(&i, libc::O_WRONLY, &p).map_err(err)?;
+        let mut done = 0;
+        while done < data.len() {
+            done += f.write(offset + done as u64, &data[done..]).map_err(err)?;
+        }
+        let committed = if stable == Stability::Unstable {
+            Stability::Unstable
+        } else {
+            f.fsync(false).map_err(err)?;
+            Stability::FileSync
+        };
+        let after = self.mount.getattr(&i, &p).ok().map(|s| self.attr(&s));
+        Ok(Written {
+            count: u32::try_from(done).map_err(|_| Error::Io)?,
+            committed,
+            file: Wcc {
+                before: Some(WccAttr::from(&self.attr(&before))),
+                after,
+            },
+        })
+    }
+
+    fn commit(&self, who: &Identity, fh: &VerifiedHandle, offset: u64, count: u32) -> Result<Wcc> {
+        let _ = (offset, count);
+        let (i, before, p) = self.stat(who, fh)?;
+        // ceph_ll_fsync flushes the inode's dirty data, whichever open file wrote it.
+        let f = self.mount.open(&i, libc::O_RDONLY, &p).map_err(err)?;
+        f.fsync(false).map_err(err)?;
+        let a = self.attr(&before);
+        Ok(Wcc {
+            before: Some(WccAttr::from(&a)),
+            after: Some(a),
+        })
+    }
+
+    fn create(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+        how: &CreateMode,
+    ) -> Result<Created> {
+        let (d, before, p) = self.stat(who, dir)?;
+        let (flags, attrs) = match how {
+            CreateMode::Unchecked(a) => (0, a.clone()),
+            CreateMode::Guarded(a) => (libc::O_EXCL, a.clone()),
+            // Exclusive create needs the verifier stored with the file: not yet.
+            CreateMode::Exclusive(_) => return Err(Error::NotSupp),
+        };
+        let mode = attrs.mode.unwrap_or(0o644);
+        let (i, f, st) = self
+            .mount
+            .create(&d, name, mode, libc::O_WRONLY | flags, &p)
+            .map_err(err)?;
+        drop(f);
+        let rest = SetAttrs {
+            mode: None,
+            ..attrs
+        };
+        let st = if rest == SetAttrs::default() {
+            st
+        } else {
+            self.mount.setattr(&i, &set_attr(&rest), &p).map_err(err)?
+        };
+        Ok(self.created(&d, &p, &before, &st))
+    }
+
+    fn mkdir(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+        attrs: &SetAttrs,
+    ) -> Result<Created> {
+        let (d, before, p) = self.stat(who, dir)?;
+        let (_, st) = self
+            .mount
+            .mkdir(&d, name, attrs.mode.unwrap_or(0o755), &p)
+            .map_err(err)?;
+        Ok(self.created(&d, &p, &before, &st))
+    }
+
+    fn symlink(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+        target: &[u8],
+        attrs: &SetAttrs,
+    ) -> Result<Created> {
+        let _ = attrs;
+        let (d, before, p) = self.stat(who, dir)?;
+        let (_, st) = self.mount.symlink(&d, name, target, &p).map_err(err)?;
+        Ok(self.created(&d, &p, &before, &st))
+    }
+
+    fn remove(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
+        let (d, before, p) = self.stat(who, dir)?;
+        self.mount.unlink(&d, name, &p).map_err(err)?;
+        Ok(self.dir_wcc(&d, &p, &before))
+    }
+
+    fn rmdir(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
+        let (d, before, p) = self.stat(who, dir)?;
+        self.mount.rmdir(&d, name, &p).map_err(err)?;
+        Ok(self.dir_wcc(&d, &p, &before))
+    }
+
+    fn rename(
+        &self,
+        who: &Identity,
+        from_dir: &VerifiedHandle,
+        from_name: &[u8],
+        to_dir: &VerifiedHandle,
+        to_name: &[u8],
+    ) -> Result<(Wcc, Wcc)> {
+        let (fd, fbefore, p) = self.stat(who, from_dir)?;
+        let (td, tbefore, _) = self.stat(who, to_dir)?;
+        self.mount
+            .rename(&fd, from_name, &td, to_name, &p)
+            .map_err(err)?;
+        Ok((
+            self.dir_wcc(&fd, &p, &fbefore),
+            self.dir_wcc(&td, &p, &tbefore),
+        ))
+    }
+
+    fn mknod(
+        &self,
+        who: &Identity,
+        dir: &VerifiedHandle,
+        name: &[u8],
+        kind: crate::NodeKind,
+        attrs: &SetAttrs,
+    ) -> Result<Created> {
+        let _ = (who, dir, name, kind, attrs);
+        Err(Error::NotSupp)
+    }
+
+    fn link(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        dir: &VerifiedHandle,
+        name: &[u8],
+    ) -> Result<(Option<Attr>, Wcc)> {
+        let _ = (who, fh, dir, name);
+        Err(Error::NotSupp)
+    }
+}
+
+impl CephFs {
+    /// The CephFS inode number of the export's root.
+    pub fn root_ino(&self) -> u64 {
+        self.root_ino
+    }
+}
