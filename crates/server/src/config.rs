@@ -21,6 +21,16 @@
 //! anonuid = 65534
 //! anongid = 65534
 //! secure = false            # require a source port below 1024
+//!
+//! [[export]]                # a directory of a CephFS file system
+//! backend = "ceph"
+//! path = "/shared"          # the directory inside CephFS (also the default mount_path)
+//! ceph_conf = "/etc/ceph/ceph.conf"  # the default
+//! ceph_client_id = "admin"  # the default
+//! ceph_fs = "cephfs"        # default: the cluster's default file system
+//!
+//! [[export.client]]
+//! match = "10.0.0.0/8"
 //! ```
 //!
 //! Rules are tried in order; the first whose `match` covers the client's address applies. A client
@@ -122,6 +132,13 @@ pub struct ExportConfig {
     /// Which backend serves it: `"local"` (the default; the kinds are listed in `backends::KINDS`).
     #[serde(default = "default_backend")]
     pub backend: String,
+    /// `backend = "ceph"` only: the cluster's configuration file (default
+    /// `/etc/ceph/ceph.conf`).
+    pub ceph_conf: Option<PathBuf>,
+    /// `backend = "ceph"` only: the cephx client id, without `client.` (default `admin`).
+    pub ceph_client_id: Option<String>,
+    /// `backend = "ceph"` only: the file system (default: the cluster's default one).
+    pub ceph_fs: Option<String>,
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientRuleConfig>,
 }
@@ -554,10 +571,10 @@ impl Config {
     }
 
     /// Every export names a backend this server has (else the error names the export and the
-    /// backends there are).
+    /// backends there are), and has only the settings of that backend.
     pub fn check_backends(&self) -> Result<(), ConfigError> {
         for e in &self.exports {
-            crate::backends::check_kind(&e.backend)
+            crate::backends::check_export(e)
                 .map_err(|msg| ConfigError::Export(e.path.display().to_string(), msg))?;
         }
         Ok(())
@@ -608,6 +625,9 @@ impl Config {
                 mount_path: None,
                 id: None,
                 backend: default_backend(),
+                ceph_conf: None,
+                ceph_client_id: None,
+                ceph_fs: None,
                 clients,
             }],
             ..Config::empty()

@@ -14,7 +14,7 @@
 //! Backends are made by the factory in [`crate::backends`] from each export's `backend` setting.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rnfs_storage::handle::HandleKey;
@@ -73,18 +73,44 @@ impl ExportTable {
         for e in &config.exports {
             let name = e.path.display().to_string();
             let err = |msg: String| ConfigError::Export(name.clone(), msg);
-            // Before anything is opened: an unknown backend is a configuration error.
-            backends::check_kind(&e.backend).map_err(err)?;
-            let local_path = std::fs::canonicalize(&e.path).map_err(|io| err(io.to_string()))?;
-            if !local_path.is_dir() {
-                return Err(err("not a directory".into()));
-            }
+            // Before anything is opened: an unknown backend or a key of another backend is a
+            // configuration error.
+            backends::check_export(e).map_err(err)?;
+            let ceph = if e.backend == "ceph" {
+                Some(backends::ceph_config(e).map_err(err)?)
+            } else {
+                None
+            };
+            // A ceph export's `path` names a directory inside CephFS: it must not be looked up on
+            // this host's disk.
+            let local_path = match &ceph {
+                Some(c) => PathBuf::from(&c.path),
+                None => {
+                    let p = std::fs::canonicalize(&e.path).map_err(|io| err(io.to_string()))?;
+                    if !p.is_dir() {
+                        return Err(err("not a directory".into()));
+                    }
+                    p
+                }
+            };
             let mount_path = normalize_mount_path(
                 e.mount_path
                     .as_deref()
                     .unwrap_or(&local_path.to_string_lossy()),
             );
-            let id = e.id.unwrap_or_else(|| derived_export_id(&local_path));
+            // The same (file system, directory) gives the same id on every head, so handles from
+            // one head resolve on another that shares the state key.
+            let id = e.id.unwrap_or_else(|| match &ceph {
+                Some(c) => derived_export_id(
+                    format!(
+                        "ceph:{}:{}",
+                        c.fs_name.as_deref().unwrap_or_default(),
+                        c.path
+                    )
+                    .as_ref(),
+                ),
+                None => derived_export_id(&local_path),
+            });
             if exports.iter().any(|x| x.id == id) {
                 return Err(err(format!(
                     "export id {id} is used twice; set distinct `id`s"
@@ -107,6 +133,7 @@ impl ExportTable {
                 kind: &e.backend,
                 id,
                 path: &local_path,
+                ceph: ceph.as_ref(),
                 key,
             })
             .map_err(err)?;
@@ -239,5 +266,20 @@ mod tests {
             derived_export_id(Path::new("/a")),
             derived_export_id(Path::new("/b"))
         );
+    }
+
+    #[test]
+    fn a_ceph_export_is_not_looked_up_on_the_local_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("missing-ceph.conf");
+        let c: Config = toml::from_str(&format!(
+            "[[export]]\nbackend = \"ceph\"\npath = \"/no/such/local/dir\"\n\
+             ceph_conf = {conf:?}\n[[export.client]]\nmatch = \"*\"\n"
+        ))
+        .unwrap();
+        let key = HandleKey::random().unwrap();
+        let e = ExportTable::build(&c, &key).unwrap_err().to_string();
+        // The failure is the Ceph mount's, not canonicalize's "No such file or directory".
+        assert!(e.contains("CephFS") || e.contains("libcephfs"), "{e}");
     }
 }

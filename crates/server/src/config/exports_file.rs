@@ -190,6 +190,9 @@ fn parse_entry(entry: &str) -> Result<Option<ExportConfig>, String> {
         mount_path: None,
         id: fsid,
         backend: default_backend(),
+        ceph_conf: None,
+        ceph_client_id: None,
+        ceph_fs: None,
         clients,
     }))
 }
