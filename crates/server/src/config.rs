@@ -1075,4 +1075,29 @@ mod tests {
             Err(ConfigError::Export(path, _)) if path == "/nonexistent"
         ));
     }
+
+    #[test]
+    fn ceph_exports_load_and_ceph_keys_on_local_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rnfsd.toml");
+        // `path` is inside CephFS: loading never looks for it on this host.
+        std::fs::write(
+            &file,
+            "[[export]]\nbackend = \"ceph\"\npath = \"/not/on/this/disk\"\n\
+             ceph_fs = \"cephfs\"\n[[export.client]]\nmatch = \"*\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&file).unwrap();
+        assert_eq!(c.exports[0].ceph_fs.as_deref(), Some("cephfs"));
+        std::fs::write(
+            &file,
+            "[[export]]\npath = \"/srv\"\nceph_conf = \"/etc/ceph/ceph.conf\"\n",
+        )
+        .unwrap();
+        let e = Config::load(&file).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Export(path, msg) if path == "/srv" && msg.contains("ceph_conf")),
+            "{e}"
+        );
+    }
 }
