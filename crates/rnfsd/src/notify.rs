@@ -38,16 +38,16 @@ impl Notifier {
                 ))
             }
         };
-        Ok(Notifier {
-            socket: UnixDatagram::unbound()?,
-            to,
-        })
+        let socket = UnixDatagram::unbound()?;
+        // Sent from the reactor: a full receive queue must drop a notice, never block it.
+        socket.set_nonblocking(true)?;
+        Ok(Notifier { socket, to })
     }
 
     /// Sends `state` (newline-separated `KEY=VALUE` lines, e.g. `READY=1`). A failure is logged
     /// and otherwise ignored: serving matters more than telling systemd.
     pub(crate) fn send(&self, state: &str) {
-        // A datagram to a local socket does not block for long; systemd reads it at once.
+        // Never blocks (non-blocking socket); a notice systemd has no room for is logged.
         if let Err(e) = self.socket.send_to_addr(state.as_bytes(), &self.to) {
             tracing::warn!(error = %e, state, "cannot notify systemd");
         }
