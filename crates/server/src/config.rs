@@ -41,7 +41,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+mod backend_keys;
 mod exports_file;
+pub use backend_keys::{ceph_config, check_export};
 pub use exports_file::{
     apply_options, linux_default_rule, parse_exports, ExportsError, EXPORTS_CLIENTS_MAX,
     EXPORTS_ENTRY_BYTES_MAX, EXPORTS_FILE_BYTES_MAX, EXPORTS_LINE_BYTES_MAX,
@@ -574,7 +576,7 @@ impl Config {
     /// backends there are), and has only the settings of that backend.
     pub fn check_backends(&self) -> Result<(), ConfigError> {
         for e in &self.exports {
-            crate::backends::check_export(e)
+            check_export(e)
                 .map_err(|msg| ConfigError::Export(e.path.display().to_string(), msg))?;
         }
         Ok(())

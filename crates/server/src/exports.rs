@@ -75,9 +75,9 @@ impl ExportTable {
             let err = |msg: String| ConfigError::Export(name.clone(), msg);
             // Before anything is opened: an unknown backend or a key of another backend is a
             // configuration error.
-            backends::check_export(e).map_err(err)?;
+            crate::config::check_export(e).map_err(err)?;
             let ceph = if e.backend == "ceph" {
-                Some(backends::ceph_config(e).map_err(err)?)
+                Some(crate::config::ceph_config(e).map_err(err)?)
             } else {
                 None
             };
