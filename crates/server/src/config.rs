@@ -44,6 +44,16 @@ use serde::Deserialize;
 mod backend_keys;
 mod exports_file;
 pub use backend_keys::{ceph_config, check_export};
+
+/// `//a//b/` → `/a/b`; the root stays `/` (mount paths, and paths inside CephFS).
+pub fn normalize_mount_path(p: &str) -> String {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
 pub use exports_file::{
     apply_options, linux_default_rule, parse_exports, ExportsError, EXPORTS_CLIENTS_MAX,
     EXPORTS_ENTRY_BYTES_MAX, EXPORTS_FILE_BYTES_MAX, EXPORTS_LINE_BYTES_MAX,

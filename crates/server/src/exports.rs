@@ -21,6 +21,7 @@ use rnfs_storage::handle::HandleKey;
 use rnfs_storage::{Backend, FileHandle, VerifiedHandle};
 
 use crate::backends::{self, BackendSpec};
+pub use crate::config::normalize_mount_path;
 use crate::config::{ClientRule, Config, ConfigError};
 
 /// One served directory.
@@ -193,15 +194,6 @@ impl ExportTable {
     pub fn is_empty(&self) -> bool {
         self.exports.is_empty()
     }
-}
-
-/// `//a//b/` → `/a/b`; the root stays `/`.
-pub fn normalize_mount_path(p: &str) -> String {
-    let parts: Vec<&str> = p
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
-        .collect();
-    format!("/{}", parts.join("/"))
 }
 
 /// A stable export id from the canonical path (FNV-1a), so handles survive restarts without an

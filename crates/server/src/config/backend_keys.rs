@@ -4,7 +4,7 @@
 
 use rnfs_storage::ceph::CephConfig;
 
-use super::ExportConfig;
+use super::{normalize_mount_path, ExportConfig};
 use crate::backends::{check_kind, DEFAULT_CEPH_CLIENT_ID, DEFAULT_CEPH_CONF};
 
 /// `Ok` if `e` names a backend this server has and sets only that backend's keys.
@@ -62,17 +62,8 @@ pub fn ceph_config(e: &ExportConfig) -> Result<CephConfig, String> {
             .unwrap_or_else(|| DEFAULT_CEPH_CONF.into()),
         client_id,
         fs_name: e.ceph_fs.clone(),
-        path: normalize(path),
+        path: normalize_mount_path(path),
     })
-}
-
-/// `//a/./b/` → `/a/b`; the root stays `/`.
-fn normalize(p: &str) -> String {
-    let parts: Vec<&str> = p
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    format!("/{}", parts.join("/"))
 }
 
 #[cfg(test)]
