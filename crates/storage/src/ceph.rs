@@ -11,9 +11,12 @@
 //!   makes it durable on the OSDs. DATA_SYNC and FILE_SYNC writes are synced before the reply
 //!   (RFC 1813 §3.3.7, §3.3.21).
 //!
-//! Not yet supported (NFS3ERR_NOTSUPP): MKNOD, LINK, and the NFSv4.2 extras (the trait's
-//! defaults). Handles of objects moved out of the export's directory still resolve (no subtree
-//! check yet).
+//! * EXCLUSIVE CREATE keeps the client's verifier in the new file's atime and mtime, as knfsd
+//!   does (RFC 1813 §3.3.8); MKNOD and LINK are served as by the local backend.
+//!
+//! Not yet supported (NFS3ERR_NOTSUPP): the NFSv4.2 extras (the trait's defaults). Handles of
+//! objects moved out of the export's directory still resolve (no subtree check, like Linux's
+//! default `no_subtree_check`).
 
 use std::path::PathBuf;
 
@@ -22,9 +25,9 @@ use rnfs_cephfs::{Errno, Mount, MountConfig, Perm, SetTime as CephSetTime, Stat,
 
 use crate::handle::{self, ExportKey, HandleKey};
 use crate::{
-    access, Attr, CreateMode, Created, DirEntry, DirListing, Error, FileHandle, FileType, FsStat,
-    Identity, PathConf, ReadData, Result, SetAttrs, SetTime, Stability, Timestamp, VerifiedHandle,
-    Wcc, WccAttr, Written,
+    access, verifier_times, Attr, CreateMode, Created, DirEntry, DirListing, Error, FileHandle,
+    FileType, FsStat, Identity, NodeKind, PathConf, ReadData, Result, SetAttrs, SetTime, Stability,
+    Timestamp, VerifiedHandle, Wcc, WccAttr, Written, DEFAULT_DIR_MODE, DEFAULT_MODE,
 };
 
 /// Where a CephFS export comes from (the export's `ceph_*` settings and `path`).
@@ -455,28 +458,48 @@ impl crate::Backend for CephFs {
         how: &CreateMode,
     ) -> Result<Created> {
         let (d, before, p) = self.stat(who, dir)?;
-        let (flags, attrs) = match how {
-            CreateMode::Unchecked(a) => (0, a.clone()),
-            CreateMode::Guarded(a) => (libc::O_EXCL, a.clone()),
-            // Exclusive create needs the verifier stored with the file: not yet.
-            CreateMode::Exclusive(_) => return Err(Error::NotSupp),
+        let (attrs, guarded) = match how {
+            CreateMode::Unchecked(a) => (a, false),
+            CreateMode::Guarded(a) => (a, true),
+            CreateMode::Exclusive(verifier) => {
+                return self.create_exclusive(&d, &p, &before, name, verifier)
+            }
         };
-        let mode = attrs.mode.unwrap_or(0o644);
-        let (i, f, st) = self
+        let mode = attrs.mode.unwrap_or(DEFAULT_MODE);
+        // O_EXCL even for UNCHECKED: over an existing file only the size may change (RFC 1813
+        // §3.3.8), so we must know whether the file is new.
+        match self
             .mount
-            .create(&d, name, mode, libc::O_WRONLY | flags, &p)
-            .map_err(err)?;
-        drop(f);
-        let rest = SetAttrs {
-            mode: None,
-            ..attrs
-        };
-        let st = if rest == SetAttrs::default() {
-            st
-        } else {
-            self.mount.setattr(&i, &set_attr(&rest), &p).map_err(err)?
-        };
-        Ok(self.created(&d, &p, &before, &st))
+            .create(&d, name, mode, libc::O_WRONLY | libc::O_EXCL, &p)
+        {
+            Ok((i, f, st)) => {
+                drop(f);
+                let st = self.apply_new(&i, who, &p, attrs, st)?;
+                Ok(self.created(&d, &p, &before, &st))
+            }
+            Err(e) if e.errno() == libc::EEXIST && !guarded => {
+                let (i, st) = self.mount.lookup(&d, name, &p).map_err(err)?;
+                match file_type(st.mode) {
+                    FileType::Regular => {}
+                    FileType::Directory => return Err(Error::IsDir),
+                    _ => return Err(Error::Exist),
+                }
+                let st = match attrs.size_bytes {
+                    Some(size) => {
+                        let only_size = SetAttrs {
+                            size_bytes: Some(size),
+                            ..SetAttrs::default()
+                        };
+                        self.mount
+                            .setattr(&i, &set_attr(&only_size), &p)
+                            .map_err(err)?
+                    }
+                    None => st,
+                };
+                Ok(self.created(&d, &p, &before, &st))
+            }
+            Err(e) => Err(err(e)),
+        }
     }
 
     fn mkdir(
@@ -487,10 +510,11 @@ impl crate::Backend for CephFs {
         attrs: &SetAttrs,
     ) -> Result<Created> {
         let (d, before, p) = self.stat(who, dir)?;
-        let (_, st) = self
+        let (i, st) = self
             .mount
-            .mkdir(&d, name, attrs.mode.unwrap_or(0o755), &p)
+            .mkdir(&d, name, attrs.mode.unwrap_or(DEFAULT_DIR_MODE), &p)
             .map_err(err)?;
+        let st = self.apply_new(&i, who, &p, attrs, st)?;
         Ok(self.created(&d, &p, &before, &st))
     }
 
@@ -502,9 +526,14 @@ impl crate::Backend for CephFs {
         target: &[u8],
         attrs: &SetAttrs,
     ) -> Result<Created> {
-        let _ = attrs;
         let (d, before, p) = self.stat(who, dir)?;
-        let (_, st) = self.mount.symlink(&d, name, target, &p).map_err(err)?;
+        let (i, st) = self.mount.symlink(&d, name, target, &p).map_err(err)?;
+        // A symlink's own mode means nothing (as on Linux): only owner and times are applied.
+        let rest = SetAttrs {
+            mode: None,
+            ..attrs.clone()
+        };
+        let st = self.apply_new(&i, who, &p, &rest, st)?;
         Ok(self.created(&d, &p, &before, &st))
     }
 
@@ -547,8 +576,17 @@ impl crate::Backend for CephFs {
         kind: crate::NodeKind,
         attrs: &SetAttrs,
     ) -> Result<Created> {
-        let _ = (who, dir, name, kind, attrs);
-        Err(Error::NotSupp)
+        let (file_type, rdev) = match kind {
+            NodeKind::Fifo => (libc::S_IFIFO, 0),
+            NodeKind::Socket => (libc::S_IFSOCK, 0),
+            NodeKind::CharDevice { major, minor } => (libc::S_IFCHR, libc::makedev(major, minor)),
+            NodeKind::BlockDevice { major, minor } => (libc::S_IFBLK, libc::makedev(major, minor)),
+        };
+        let (d, before, p) = self.stat(who, dir)?;
+        let mode = file_type | (attrs.mode.unwrap_or(DEFAULT_MODE) & 0o7777);
+        let (i, st) = self.mount.mknod(&d, name, mode, rdev, &p).map_err(err)?;
+        let st = self.apply_new(&i, who, &p, attrs, st)?;
+        Ok(self.created(&d, &p, &before, &st))
     }
 
     fn link(
@@ -558,8 +596,112 @@ impl crate::Backend for CephFs {
         dir: &VerifiedHandle,
         name: &[u8],
     ) -> Result<(Option<Attr>, Wcc)> {
-        let _ = (who, fh, dir, name);
-        Err(Error::NotSupp)
+        if fh.export_id() != self.export_id || dir.export_id() != self.export_id {
+            return Err(Error::XDev);
+        }
+        let (i, _, p) = self.stat(who, fh)?;
+        let (d, before, _) = self.stat(who, dir)?;
+        if file_type(before.mode) != FileType::Directory {
+            return Err(Error::NotDir);
+        }
+        self.mount.link(&i, &d, name, &p).map_err(err)?;
+        let attr = self.mount.getattr(&i, &p).ok().map(|s| self.attr(&s));
+        Ok((attr, self.dir_wcc(&d, &p, &before)))
+    }
+}
+
+impl CephFs {
+    /// The attributes of a new object beyond its mode, as the local backend applies them: the
+    /// owner only when the caller is root (anyone else's new object is already theirs), then
+    /// size and times. The object stays if this fails, as with the local backend.
+    fn apply_new(
+        &self,
+        i: &rnfs_cephfs::Inode,
+        who: &Identity,
+        p: &Perm,
+        attrs: &SetAttrs,
+        st: Stat,
+    ) -> Result<Stat> {
+        let rest = SetAttrs {
+            mode: None,
+            uid: attrs.uid.filter(|_| who.uid == 0),
+            gid: attrs.gid.filter(|_| who.uid == 0),
+            ..attrs.clone()
+        };
+        if rest == SetAttrs::default() {
+            return Ok(st);
+        }
+        let st = self.mount.setattr(i, &set_attr(&rest), p).map_err(err)?;
+        // chown clears set-user-ID/set-group-ID bits, even for root: the client asked for them.
+        match attrs
+            .mode
+            .filter(|m| m & 0o6000 != 0 && rest.uid.or(rest.gid).is_some())
+        {
+            Some(mode) if file_type(st.mode) != FileType::Directory => {
+                let m = SetAttrs {
+                    mode: Some(mode),
+                    ..SetAttrs::default()
+                };
+                self.mount.setattr(i, &set_attr(&m), p).map_err(err)
+            }
+            _ => Ok(st),
+        }
+    }
+
+    /// EXCLUSIVE CREATE (RFC 1813 §3.3.8): the verifier is kept in the new file's atime and
+    /// mtime (as knfsd and the local backend keep it), so a retransmitted CREATE finds the file
+    /// it made and gets the same answer, and any other CREATE of the name gets EXIST.
+    fn create_exclusive(
+        &self,
+        d: &rnfs_cephfs::Inode,
+        p: &Perm,
+        before: &Stat,
+        name: &[u8],
+        verifier: &[u8; 8],
+    ) -> Result<Created> {
+        let (v_mtime, v_atime) = verifier_times(verifier);
+        let at = |seconds| {
+            CephSetTime::At(Time {
+                seconds,
+                nanoseconds: 0,
+            })
+        };
+        match self
+            .mount
+            .create(d, name, DEFAULT_MODE, libc::O_WRONLY | libc::O_EXCL, p)
+        {
+            Ok((i, f, _)) => {
+                drop(f);
+                let stamp = rnfs_cephfs::SetAttr {
+                    mode: None,
+                    uid: None,
+                    gid: None,
+                    size: None,
+                    atime: at(v_atime),
+                    mtime: at(v_mtime),
+                };
+                match self.mount.setattr(&i, &stamp, p) {
+                    Ok(st) => Ok(self.created(d, p, before, &st)),
+                    Err(e) => {
+                        // Without its verifier a retransmission could not be recognised: undo.
+                        let _ = self.mount.unlink(d, name, p);
+                        Err(err(e))
+                    }
+                }
+            }
+            Err(e) if e.errno() == libc::EEXIST => {
+                let (_, st) = self.mount.lookup(d, name, p).map_err(err)?;
+                let ours = file_type(st.mode) == FileType::Regular
+                    && st.size == 0
+                    && st.mtime.seconds == v_mtime
+                    && st.atime.seconds == v_atime;
+                if !ours {
+                    return Err(Error::Exist);
+                }
+                Ok(self.created(d, p, before, &st))
+            }
+            Err(e) => Err(err(e)),
+        }
     }
 }
 

@@ -225,6 +225,20 @@ pub enum NodeKind {
     BlockDevice { major: u32, minor: u32 },
 }
 
+/// Mode of a new file, FIFO, socket or device when the client gives none, and of an EXCLUSIVE
+/// CREATE until the client's SETATTR: owner only (every backend alike).
+pub(crate) const DEFAULT_MODE: u32 = 0o600;
+/// Mode of a new directory when the client gives none.
+pub(crate) const DEFAULT_DIR_MODE: u32 = 0o700;
+
+/// An EXCLUSIVE CREATE verifier as the (mtime, atime) seconds that store it, 31 bits each, as
+/// knfsd stores it (RFC 1813 §3.3.8: the server keeps the verifier with the file).
+pub(crate) fn verifier_times(v: &[u8; 8]) -> (i64, i64) {
+    let hi = u32::from_be_bytes([v[0], v[1], v[2], v[3]]) & 0x7fff_ffff;
+    let lo = u32::from_be_bytes([v[4], v[5], v[6], v[7]]) & 0x7fff_ffff;
+    (i64::from(hi), i64::from(lo))
+}
+
 /// Weak cache consistency data (`wcc_data`): attributes before and after a change.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Wcc {

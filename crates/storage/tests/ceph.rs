@@ -93,12 +93,97 @@ fn two_heads_serve_one_file_system() {
     };
     let w = b.write(&other, &fb, 0, b"x", Stability::FileSync);
     assert_eq!(w.err(), Some(Error::Access));
-    assert_eq!(
-        b.mknod(&user, &ra, b"p", NodeKind::Fifo, &SetAttrs::default())
-            .err(),
-        Some(Error::NotSupp)
-    );
+    creating_as_the_local_backend_does(&a, &b, &user, &ra, &c.handle);
     b.remove(&user, &ra, b"f").unwrap();
     assert_eq!(a.getattr(&user, &fa).err(), Some(Error::Stale));
     eprintln!("all checks in {:?}", t0.elapsed());
+}
+
+/// MKNOD, LINK, EXCLUSIVE CREATE, UNCHECKED over an existing file and the attributes of new
+/// objects, checked across the two heads.
+fn creating_as_the_local_backend_does(
+    a: &CephFs,
+    b: &CephFs,
+    user: &Identity,
+    ra: &rnfs_storage::VerifiedHandle,
+    f: &rnfs_storage::FileHandle,
+) {
+    use rnfs_storage::{FileType, SetTime, Timestamp};
+    let fa = a.handle_key().verify(7, f).unwrap();
+
+    let p = b
+        .mknod(user, ra, b"p", NodeKind::Fifo, &SetAttrs::default())
+        .unwrap();
+    assert_eq!((p.attr.file_type, p.attr.mode), (FileType::Fifo, 0o600));
+    let d = a.mkdir(user, ra, b"d", &SetAttrs::default()).unwrap();
+    assert_eq!(
+        (d.attr.file_type, d.attr.mode),
+        (FileType::Directory, 0o700)
+    );
+    let when = Timestamp {
+        seconds: 1_000_000,
+        nanoseconds: 0,
+    };
+    let l = a
+        .symlink(
+            user,
+            ra,
+            b"l",
+            b"f",
+            &SetAttrs {
+                mtime: SetTime::ClientTime(when),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((l.attr.file_type, l.attr.mtime), (FileType::Symlink, when));
+
+    let (attr, wcc) = a.link(user, &fa, ra, b"f2").unwrap();
+    assert_eq!(attr.unwrap().nlink, 2);
+    assert!(wcc.after.is_some());
+    assert_eq!(
+        b.lookup(user, ra, b"f2").unwrap().0,
+        *f,
+        "a link names the same file"
+    );
+    assert_eq!(a.link(user, &fa, ra, b"f2").err(), Some(Error::Exist));
+
+    // EXCLUSIVE: a retransmission (on either head) gets the same file; another verifier, EXIST.
+    let v = *b"verifier";
+    let x = a.create(user, ra, b"x", &CreateMode::Exclusive(v)).unwrap();
+    let again = b.create(user, ra, b"x", &CreateMode::Exclusive(v)).unwrap();
+    assert_eq!(again.handle, x.handle);
+    let other = CreateMode::Exclusive(*b"another!");
+    assert_eq!(a.create(user, ra, b"x", &other).err(), Some(Error::Exist));
+    assert_eq!(
+        a.create(user, ra, b"f2", &CreateMode::Exclusive(v)).err(),
+        Some(Error::Exist)
+    );
+
+    // UNCHECKED over an existing file changes its size only; over a directory, ISDIR.
+    let over = SetAttrs {
+        mode: Some(0o777),
+        size_bytes: Some(10),
+        ..Default::default()
+    };
+    let u = b
+        .create(user, ra, b"x", &CreateMode::Unchecked(over.clone()))
+        .unwrap();
+    assert_eq!(
+        (u.handle, u.attr.size_bytes, u.attr.mode),
+        (x.handle, 10, 0o600)
+    );
+    assert_eq!(
+        b.create(user, ra, b"d", &CreateMode::Unchecked(over)).err(),
+        Some(Error::IsDir)
+    );
+    assert_eq!(
+        b.create(user, ra, b"x", &CreateMode::Guarded(SetAttrs::default()))
+            .err(),
+        Some(Error::Exist)
+    );
+    for name in [&b"p"[..], b"l", b"f2", b"x"] {
+        a.remove(user, ra, name).unwrap();
+    }
+    a.rmdir(user, ra, b"d").unwrap();
 }

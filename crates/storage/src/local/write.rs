@@ -127,15 +127,10 @@ use rnfs_sys::{IdentityGuard, Stat, TimeArg, TimeSpec};
 use super::cache::{OpenFile, PathFd};
 use super::{as_caller, component, encode_body, timestamp, LocalFs};
 use crate::{
-    Attr, CreateMode, Created, Error, Identity, NodeKind, Result, SetAttrs, SetTime, Stability,
-    Timestamp, VerifiedHandle, Wcc, WccAttr, Written,
+    verifier_times, Attr, CreateMode, Created, Error, Identity, NodeKind, Result, SetAttrs,
+    SetTime, Stability, Timestamp, VerifiedHandle, Wcc, WccAttr, Written, DEFAULT_DIR_MODE,
+    DEFAULT_MODE,
 };
-
-/// Mode of a new file, FIFO, socket or device when the client gives none, and of an EXCLUSIVE
-/// CREATE until the client's SETATTR: owner only.
-const DEFAULT_MODE: u32 = 0o600;
-/// Mode of a new directory when the client gives none.
-const DEFAULT_DIR_MODE: u32 = 0o700;
 
 /// What a descriptor from the open-file cache is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -871,14 +866,6 @@ fn apply_new_attrs(
 fn create_file(dfd: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<OwnedFd> {
     let flags = libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NOCTTY;
     rnfs_sys::openat(dfd, name, flags, mode).map_err(op_error)
-}
-
-/// An EXCLUSIVE CREATE verifier as the (mtime, atime) seconds that store it, 31 bits each, as knfsd
-/// stores it.
-fn verifier_times(v: &[u8; 8]) -> (i64, i64) {
-    let hi = u32::from_be_bytes([v[0], v[1], v[2], v[3]]) & 0x7fff_ffff;
-    let lo = u32::from_be_bytes([v[4], v[5], v[6], v[7]]) & 0x7fff_ffff;
-    (i64::from(hi), i64::from(lo))
 }
 
 thread_local! {
