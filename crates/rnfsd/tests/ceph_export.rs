@@ -41,12 +41,18 @@ fn make_export_dir(cluster: &TestCluster) {
 /// A head serving `CEPH_DIR` of the cluster on `listen`.
 fn head(cluster: &TestCluster, listen: &str) -> TestServer {
     let mut srv = TestServer::new().listen(&[listen]);
-    srv.set_config(&format!(
-        "[[export]]\nbackend = \"ceph\"\npath = \"{CEPH_DIR}\"\nceph_conf = {:?}\n\
-         ceph_client_id = \"admin\"\n\n[[export.client]]\nmatch = \"127.0.0.0/8\"\naccess = \"rw\"\n",
-        cluster.conf()
-    ));
+    srv.set_config(&config(cluster, "admin"));
     srv
+}
+
+/// The config of a head: `CEPH_DIR` of the cluster as Ceph client `client_id`.
+fn config(cluster: &TestCluster, client_id: &str) -> String {
+    format!(
+        "[[export]]\nbackend = \"ceph\"\npath = \"{CEPH_DIR}\"\nceph_conf = {:?}\n\
+         ceph_client_id = \"{client_id}\"\n\n[[export.client]]\nmatch = \"127.0.0.0/8\"\n\
+         access = \"rw\"\n",
+        cluster.conf()
+    )
 }
 
 fn url(srv: &TestServer, file: &str) -> String {
@@ -129,6 +135,18 @@ fn ceph_export_over_libnfs_and_two_heads() {
     let rd = cb.read(&fh, 0, 4096).unwrap();
     assert_eq!(rd.data.as_bytes(), &want[..4096]);
     assert_eq!(cb.getattr(&fh).unwrap().size, len);
+    // A reload that changes only the client id gives the export a new Ceph connection (it
+    // used to keep the old one, so a changed `ceph_conf` needed a restart); an unchanged
+    // reload keeps it.
+    let same = ctl(a.state_dir(), &["exports", "reload"]);
+    assert_eq!(same["unchanged"], serde_json::json!([CEPH_DIR]), "{same}");
+    a.set_config(&config(&cluster, "other"));
+    let moved = ctl(a.state_dir(), &["exports", "reload"]);
+    assert_eq!(moved["added"], serde_json::json!([CEPH_DIR]), "{moved}");
+    assert_eq!(moved["removed"], serde_json::json!([CEPH_DIR]), "{moved}");
+    let cat = nfs_cat(&url(&a, "/from-b.bin"), TOOL_TIMEOUT);
+    cat.assert_success();
+    assert!(cat.stdout == std::fs::read(&src2).unwrap());
     eprintln!("two heads agree; stopping");
     // Heads stop (TestServer's Drop) before the cluster does.
     drop((a, b));

@@ -888,7 +888,8 @@ fn export_list(table: &ExportTable) -> Vec<Value> {
 }
 
 /// Re-reads `source` and replaces the service's export table. Exports that keep their id and
-/// directory keep their backend (open files, caches), so transfers in progress are undisturbed;
+/// source (directory; for CephFS also the cluster's config and client id: `source_identity`)
+/// keep their backend (open files, caches, connections), so transfers in progress are undisturbed;
 /// the new rules apply from the next call on. Listeners and limits are not reloaded.
 pub fn reload_exports(
     service: &crate::service::Service,
@@ -911,7 +912,7 @@ pub fn reload_exports(
     let (mut added, mut changed, mut kept) = (Vec::new(), Vec::new(), Vec::new());
     for e in fresh.iter() {
         let backend = match old.by_id(e.id) {
-            Some(o) if o.backend.describe() == e.backend.describe() => {
+            Some(o) if o.backend.source_identity() == e.backend.source_identity() => {
                 let same_rules = format!("{:?}", o.rules) == format!("{:?}", e.rules)
                     && o.mount_path == e.mount_path;
                 if same_rules {
@@ -938,7 +939,7 @@ pub fn reload_exports(
         .filter(|o| {
             !exports
                 .iter()
-                .any(|e| e.id == o.id && e.backend.describe() == o.backend.describe())
+                .any(|e| e.id == o.id && e.backend.source_identity() == o.backend.source_identity())
         })
         .map(|o| o.mount_path.clone())
         .collect();

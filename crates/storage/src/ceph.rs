@@ -49,6 +49,8 @@ pub struct CephFs {
     root_handle: FileHandle,
     root_ino: u64,
     describe: String,
+    /// `describe` plus the cluster's config file and client id, which a reload compares.
+    source_identity: String,
 }
 
 const BODY_LEN: usize = 16;
@@ -110,6 +112,13 @@ impl CephFs {
         let root_body = body(st.ino, rnfs_cephfs::CEPH_NOSNAP);
         let key = key.for_export(export_id, &root_body, describe.as_bytes());
         let root_handle = handle::seal(&key, export_id, &root_body);
+        // Not part of `describe`, which seeds the handle key: heads on other machines may keep
+        // the same cluster's config elsewhere and must still share handles.
+        let source_identity = format!(
+            "{describe} conf={} client_id={}",
+            cfg.conf.display(),
+            cfg.client_id
+        );
         Ok(CephFs {
             export_id,
             mount,
@@ -117,6 +126,7 @@ impl CephFs {
             root_handle,
             root_ino: st.ino,
             describe,
+            source_identity,
         })
     }
 
@@ -265,6 +275,10 @@ impl crate::Backend for CephFs {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    fn source_identity(&self) -> String {
+        self.source_identity.clone()
     }
 
     fn getattr(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Attr> {

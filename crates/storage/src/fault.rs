@@ -140,6 +140,9 @@ impl Backend for FaultBackend {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn source_identity(&self) -> String {
+        self.inner.source_identity()
+    }
     fn local_root(&self) -> Option<Vec<u8>> {
         self.inner.local_root()
     }

@@ -422,6 +422,13 @@ pub trait Backend: Send + Sync + 'static {
     /// local export).
     fn describe(&self) -> String;
 
+    /// Everything that chose where this backend's data comes from: a reload keeps an export's
+    /// backend (open files, caches, connections) only when this is unchanged. By default, what
+    /// [`describe`](Backend::describe) says.
+    fn source_identity(&self) -> String {
+        self.describe()
+    }
+
     /// The export root's path in the server's own file system, when it has one. MNT resolves an
     /// absolute symlink inside the export against it, as Linux's mountd does.
     fn local_root(&self) -> Option<Vec<u8>> {
