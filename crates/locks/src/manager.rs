@@ -29,6 +29,9 @@ pub struct LockManager {
     pub(crate) shares_total: usize,
     /// The grace period lasts while `now < grace_end_ms`; 0 means no grace period.
     grace_end_ms: u64,
+    /// A grace period another server started (the heads of a cluster share theirs): only
+    /// reclaims are granted here too while it lasts.
+    cluster_grace: bool,
     pub(crate) counters: Counters,
 }
 
@@ -91,6 +94,7 @@ impl LockManager {
             locks_total: 0,
             shares_total: 0,
             grace_end_ms: 0,
+            cluster_grace: false,
             counters: Counters::default(),
         })
     }
@@ -107,9 +111,20 @@ impl LockManager {
         self.grace_end_ms = now_ms.saturating_add(duration_ms);
     }
 
-    /// Whether the grace period is running.
+    /// Whether a grace period is running: this server's own, or its cluster's.
     pub fn in_grace(&self, now_ms: u64) -> bool {
+        self.in_own_grace(now_ms) || self.cluster_grace
+    }
+
+    /// Whether this server's own grace period (after its restart) is running.
+    pub fn in_own_grace(&self, now_ms: u64) -> bool {
         now_ms < self.grace_end_ms
+    }
+
+    /// Turns on or off the grace period of the server's cluster (another head restarted: its
+    /// clients are reclaiming there, so nothing new is granted here either).
+    pub fn set_cluster_grace(&mut self, on: bool) {
+        self.cluster_grace = on;
     }
 
     /// LOCK (NLM4_LOCK, NFSv4 LOCK). See [`LockOutcome`] for the answers; [`LockReply::granted`]

@@ -320,6 +320,36 @@ fn deadlock_search_is_bounded_in_depth() {
 }
 
 #[test]
+fn a_cluster_grace_period_admits_only_reclaims_until_it_is_lifted() {
+    let mut m = mgr();
+    let a = who("a");
+    assert!(!m.in_grace(0));
+    m.set_cluster_grace(true);
+    assert!(m.in_grace(0) && !m.in_own_grace(0));
+    assert_eq!(
+        m.lock(0, &req(&a, X, r(0, 10), false), &mut NoMirror)
+            .outcome,
+        LockOutcome::GracePeriod
+    );
+    assert_eq!(m.test(0, &a, S, r(0, 10)), TestOutcome::GracePeriod);
+    let reclaim = LockRequest {
+        reclaim: true,
+        ..req(&a, X, r(0, 10), false)
+    };
+    assert_eq!(
+        m.lock(0, &reclaim, &mut NoMirror).outcome,
+        LockOutcome::Granted
+    );
+    m.set_cluster_grace(false);
+    assert!(!m.in_grace(0));
+    assert_eq!(
+        m.lock(0, &req(&a, X, r(20, 30), false), &mut NoMirror)
+            .outcome,
+        LockOutcome::Granted
+    );
+}
+
+#[test]
 fn grace_period_admits_only_reclaims() {
     let mut m = mgr();
     let (a, b) = (who("a"), who("b"));

@@ -19,6 +19,8 @@ pub(crate) struct Grace {
     previous: HashSet<Bytes>,
     /// Previous owners that have not yet completed reclaiming.
     pending: HashSet<Bytes>,
+    /// Another head of this server's cluster is in its grace period: non-reclaims wait here too.
+    cluster: bool,
 }
 
 impl Grace {
@@ -30,6 +32,7 @@ impl Grace {
             active: !previous.is_empty(),
             pending: previous.clone(),
             previous,
+            cluster: false,
         }
     }
 
@@ -59,9 +62,16 @@ impl Nfs4State {
         self.grace.in_grace(now_ms)
     }
 
-    /// For a non-reclaim OPEN or LOCK: NFS4ERR_GRACE while the grace period is on.
+    /// Turns on or off the grace period of the server's cluster (another head restarted and its
+    /// clients are reclaiming there). It does not let this server's clients reclaim.
+    pub fn set_cluster_grace(&mut self, on: bool) {
+        self.grace.cluster = on;
+    }
+
+    /// For a non-reclaim OPEN or LOCK: NFS4ERR_GRACE while this server's grace period, or its
+    /// cluster's, is on.
     pub fn check_grace(&self, now_ms: u64) -> Result<(), Error> {
-        if self.in_grace(now_ms) {
+        if self.in_grace(now_ms) || self.grace.cluster {
             return Err(Error::Grace);
         }
         Ok(())

@@ -906,6 +906,18 @@ fn no_grace_without_previous_clients() {
 }
 
 #[test]
+fn a_cluster_grace_refuses_non_reclaims_without_letting_anyone_reclaim() {
+    let mut st = state();
+    let (id, _) = establish(&mut st, 0, b"a");
+    st.set_cluster_grace(true);
+    assert_eq!(st.check_grace(0), Err(Error::Grace));
+    assert!(!st.in_grace(0), "this server's own grace is not on");
+    assert_eq!(st.may_reclaim(0, id), Err(Error::NoGrace));
+    st.set_cluster_grace(false);
+    assert_eq!(st.check_grace(0), Ok(()));
+}
+
+#[test]
 fn grace_reclaim_rules_and_early_end() {
     let previous = vec![b("a"), b("c")];
     let mut st = Nfs4State::new(1000, config(Limits::default(), 7, previous)).unwrap();

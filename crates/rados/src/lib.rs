@@ -322,13 +322,16 @@ impl GraceStore {
     }
 
     /// Applies `me`'s poll ([`grace::GraceDb::poll`]) with compare-and-replace, retrying when
-    /// another head wrote in between; returns the database as written.
+    /// another head wrote in between; returns the database as written. `before_write` sees each
+    /// database about to be written: a head must enforce a grace period before its write
+    /// acknowledges it, since the head that started it serves once everyone has.
     pub fn poll(
         &mut self,
         me: &str,
         now_ms: u64,
         alive_until_ms: u64,
         need_until_ms: u64,
+        before_write: &mut dyn FnMut(&grace::GraceDb),
     ) -> std::result::Result<grace::GraceDb, StoreError> {
         for _ in 0..POLL_ATTEMPTS_MAX {
             let (mut db, version) = match self.io.read_versioned(&self.oid, grace::DB_BYTES_MAX)? {
@@ -336,6 +339,7 @@ impl GraceStore {
                 None => (grace::GraceDb::default(), None),
             };
             db.poll(me, now_ms, alive_until_ms, need_until_ms)?;
+            before_write(&db);
             if self.io.replace(&self.oid, version, &db.encode())? == Replaced::Done {
                 return Ok(db);
             }

@@ -35,14 +35,22 @@ fn compare_and_replace_and_a_shared_grace_database() {
     let b = Rados::connect(cluster.conf(), "admin", 10).unwrap();
     let mut ga = GraceStore::new(a.ioctx("rnfsd", "grace").unwrap(), "grace");
     let mut gb = GraceStore::new(b.ioctx("rnfsd", "grace").unwrap(), "grace");
-    gb.poll("b", 0, 10_000, 0).unwrap();
-    let db = ga.poll("a", 1_000, 11_000, 90_000).unwrap();
+    gb.poll("b", 0, 10_000, 0, &mut |_| {}).unwrap();
+    let db = ga.poll("a", 1_000, 11_000, 90_000, &mut |_| {}).unwrap();
     assert!(db.in_grace(1_000));
     assert_eq!(db.unacked("a", 1_000), ["b"]);
-    let db = gb.poll("b", 2_000, 12_000, 0).unwrap();
-    assert!(db.in_grace(2_000), "b sees a's grace");
+    let mut enforced = false;
+    let db = gb
+        .poll("b", 2_000, 12_000, 0, &mut |db| {
+            enforced = db.in_grace(2_000)
+        })
+        .unwrap();
+    assert!(
+        db.in_grace(2_000) && enforced,
+        "b sees a's grace before it acknowledges it"
+    );
     assert!(ga.read().unwrap().unacked("a", 2_000).is_empty());
-    let db = ga.poll("a", 3_000, 13_000, 0).unwrap();
+    let db = ga.poll("a", 3_000, 13_000, 0, &mut |_| {}).unwrap();
     assert!(!db.in_grace(3_000));
     assert_eq!(db.epoch, 1);
 }

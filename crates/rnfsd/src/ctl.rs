@@ -204,6 +204,7 @@ fn human(cmd: &str, d: &Value) -> String {
         "exports reload" | "reload" => reload(d),
         "stats" => stats(d),
         "stalls" => stalls(d),
+        "cluster" => cluster(d),
         "log" => log(d),
         _ => format!("{d:#}\n"),
     }
@@ -858,6 +859,59 @@ fn stalls(d: &Value) -> String {
             s(&r["text"])
         ));
     }
+    out
+}
+
+fn cluster(d: &Value) -> String {
+    if d["configured"] == Value::Bool(false) {
+        return "no [cluster] configured: this head shares no grace period\n".into();
+    }
+    let mut out = format!(
+        "node {} · pool {} · epoch {} · {} · last read {} ago · {} polls, {} errors\n",
+        s(&d["node"]),
+        s(&d["pool"]),
+        s(&d["epoch"]),
+        if d["in_grace"] == Value::Bool(true) {
+            "IN GRACE: only reclaims granted"
+        } else {
+            "not in grace"
+        },
+        dur(n(&d["last_read_ms_ago"])),
+        n(&d["polls"]),
+        n(&d["poll_errors"]),
+    );
+    if let Some(w) = d["poll_waiting_ms"].as_u64() {
+        out.push_str(&format!("poll waiting on the cluster for {}\n", dur(w)));
+    }
+    if !d["error"].is_null() {
+        out.push_str(&format!("last error: {}\n", s(&d["error"])));
+    }
+    let rows: Vec<Vec<String>> = d["heads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            vec![
+                s(&h["node"]),
+                if h["alive"] == Value::Bool(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+                if h["needs_grace"] == Value::Bool(true) {
+                    format!("yes ({} left)", dur(n(&h["need_left_ms"])))
+                } else {
+                    "no".into()
+                },
+                s(&h["acked_epoch"]),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["HEAD", "ALIVE", "NEEDS GRACE", "ACKED EPOCH"],
+        &rows,
+    ));
     out
 }
 

@@ -88,6 +88,8 @@ enum Command {
     ///   exports reload              re-read the --config file and swap the export table
     ///   stats                       per-procedure calls, errors by status, latency percentiles
     ///   stalls                      the watchdog's stall reports
+    ///   cluster                     the grace period shared with the other heads of a CephFS
+    ///                               ([cluster]): epoch, in grace or not, each head's state
     ///   top [--interval SECS] [--count N]
     ///                               the busiest clients (calls/s, MiB/s in and out) and
     ///                               procedures (calls/s, errors/s, p50, p99), refreshed every

@@ -373,10 +373,11 @@ impl Admin {
             "exports reload" | "reload" => self.reload().await,
             "stats" => Ok(self.stats()),
             "stalls" => Ok(self.stalls()),
+            "cluster" => Ok(self.cluster()),
             "log" => log_command(&req),
             other => Err(format!(
                 "unknown command {other:?}; commands: status, connections, requests, loans, locks, \
-                 filelocks, nfs4 clients, nfs4 delegations, nfs4 copies, nfs4 expire, exports, exports reload, stats, stalls, log"
+                 filelocks, nfs4 clients, nfs4 delegations, nfs4 copies, nfs4 expire, exports, exports reload, stats, stalls, cluster, log"
             )),
         };
         match result {
@@ -692,6 +693,14 @@ impl Admin {
 
     /// NFSv4 delegations: holder, file handle, kind, and the recall's deadline; with the
     /// back channel's call counts.
+    /// The grace period shared with the other heads of a CephFS (`[cluster]`).
+    fn cluster(&self) -> Value {
+        match self.running.service.cluster() {
+            Some(c) => c.report(),
+            None => json!({ "configured": false }),
+        }
+    }
+
     fn nfs4_delegations(&self) -> Value {
         let svc = &self.running.service;
         let rows = svc.v4().delegations(now_ms(), DELEGATION_ROWS_MAX);

@@ -42,8 +42,11 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 mod backend_keys;
+mod cluster;
 mod exports_file;
+
 pub use backend_keys::{ceph_config, check_export};
+pub use cluster::ClusterConfig;
 
 /// `//a//b/` → `/a/b`; the root stays `/` (mount paths, and paths inside CephFS).
 pub fn normalize_mount_path(p: &str) -> String {
@@ -85,6 +88,8 @@ pub enum ConfigError {
     Options { options: String, why: String },
     #[error("nfs4_domain = {0:?}: {1}")]
     Domain(String, &'static str),
+    #[error("[cluster]: {0}")]
+    Cluster(String),
     #[error("limits.{key} = {value}: {why}")]
     Limit {
         key: &'static str,
@@ -116,6 +121,10 @@ pub struct Config {
     /// local process (seen through a file lease) needs the file.
     #[serde(default = "default_true")]
     pub nfs4_delegations: bool,
+    /// Heads sharing a grace period with the other heads of one CephFS (`[cluster]`); none
+    /// when absent.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
     /// The file this configuration was loaded from (what `rnfsd ctl exports reload` re-reads).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -530,6 +539,9 @@ impl Config {
         config.limits.check()?;
         config.check_backends()?;
         config.check_domain()?;
+        if let Some(c) = &config.cluster {
+            c.check()?;
+        }
         config.source = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()));
         Ok(config)
     }
@@ -656,6 +668,7 @@ impl Config {
             metrics: None,
             nfs4_domain: None,
             nfs4_delegations: true,
+            cluster: None,
             source: None,
             source_format: SourceFormat::Toml,
         }

@@ -52,6 +52,7 @@ mod backends;
 mod call;
 mod callbacks;
 mod clock;
+mod cluster;
 pub mod config;
 mod copies;
 mod drc;
@@ -160,6 +161,8 @@ pub enum ServeError {
     },
     #[error("no exports configured")]
     NoExports,
+    #[error("cannot join the cluster's grace period: {0}")]
+    Cluster(String),
     #[error("cannot start the {0} thread: {1}")]
     Thread(&'static str, std::io::Error),
 }
@@ -250,6 +253,8 @@ pub async fn serve_with(
     if listen.is_empty() {
         listen.push(LISTEN_DEFAULT.parse().map_err(|_| ServeError::NoExports)?);
     }
+    // Before listening: no head may still be granting when this one's clients reclaim.
+    join_cluster(&service, &opts).await?;
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(heartbeat(watch_state.clone()));
     // Before listening: a client served by the state this replaces would lose its client id.
@@ -285,11 +290,18 @@ pub async fn serve_with(
 
     tasks.spawn(housekeeping(service.clone(), shared.stats.clone()));
     start_locking(&service, &opts, &mut tasks);
+    if let Some(cluster) = service.cluster().cloned() {
+        // Only now is this head's own grace known (NSM's and NFSv4's records are read).
+        tasks.spawn(feed_cluster(service.clone(), cluster));
+    }
     if let Some(tx) = ready {
         let _ = tx.send(running);
     }
 
     shutdown.await;
+    if let Some(cluster) = service.cluster() {
+        cluster.stop();
+    }
     // Asynchronous copies stop within one slice; what they copied stays.
     service.copies().cancel_all();
     graceful_stop(&shared, &mut tasks, limits.shutdown_grace_ms).await;
@@ -300,6 +312,47 @@ pub async fn serve_with(
     info!("stopped");
     Ok(())
 }
+
+/// `[cluster]`: joins the grace period shared with the other heads (see `cluster`), on a
+/// blocking thread, and starts the thread that keeps polling it.
+async fn join_cluster(service: &Arc<Service>, opts: &ServeOptions) -> Result<(), ServeError> {
+    let Some(cfg) = opts.config.cluster.clone() else {
+        return Ok(());
+    };
+    let limits = &opts.config.limits;
+    let grace_ms = limits.lock_grace_ms.max(limits.nfs4_limits().grace_ms);
+    let (cluster, store) = tokio::task::spawn_blocking(move || cluster::join(&cfg, grace_ms))
+        .await
+        .map_err(|e| ServeError::Cluster(e.to_string()))?
+        .map_err(ServeError::Cluster)?;
+    // Weak: the service holds the cluster, which holds this.
+    let svc = Arc::downgrade(service);
+    let enforce: cluster::Enforce = Box::new(move |on| {
+        if let Some(svc) = svc.upgrade() {
+            svc.locking.set_cluster_grace(on);
+            svc.v4().with(|s| s.set_cluster_grace(on));
+        }
+    });
+    cluster
+        .spawn(store, enforce)
+        .map_err(|e| ServeError::Thread("cluster", e))?;
+    service.set_cluster(cluster);
+    Ok(())
+}
+
+/// Feeds this head's own grace state to the cluster (the leaf state locks and an atomic: no
+/// I/O here); the cluster's thread applies the cluster's grace (see `cluster`).
+async fn feed_cluster(service: Arc<Service>, cluster: Arc<cluster::Cluster>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(CLUSTER_FEED_MS));
+    loop {
+        tick.tick().await;
+        let now = clock::now_ms();
+        cluster.feed(service.locking.in_grace(now) || service.v4().with(|s| s.in_grace(now)));
+    }
+}
+
+/// How often [`feed_cluster`] runs.
+const CLUSTER_FEED_MS: u64 = 200;
 
 /// File locking at start: NSM's records and state number (a grace period and SM_NOTIFY to every
 /// client that held locks before), and the task that makes calls to clients (GRANTED, `_RES`,

@@ -295,7 +295,12 @@ impl Locking {
 
     /// Whether the grace period is running.
     pub fn in_grace(&self, now_ms: u64) -> bool {
-        self.state.lock().manager.in_grace(now_ms)
+        self.state.lock().manager.in_own_grace(now_ms)
+    }
+
+    /// Turns the cluster's grace period on or off here (see `crate::cluster`).
+    pub fn set_cluster_grace(&self, on: bool) {
+        self.state.lock().manager.set_cluster_grace(on);
     }
 
     /// Starts the grace period after a restart: only reclaims are granted until it ends.

@@ -120,6 +120,7 @@ impl Collector for ServerCollector {
         encode_connections(&mut enc, r)?;
         encode_file_locks(&mut enc, &r.service)?;
         encode_nfs4(&mut enc, &r.service)?;
+        encode_cluster(&mut enc, &r.service)?;
         encode_reply_memory_and_uptime(&mut enc, r, self.started_ms)
     }
 }
@@ -486,6 +487,34 @@ fn encode_nfs4(
         "rnfsd_nfs4_grace",
         "1 while the NFSv4 grace period runs",
         i64::from(in_grace),
+    )
+}
+
+/// `[cluster]` only: the shared grace period and the polls of its database.
+fn encode_cluster(
+    enc: &mut DescriptorEncoder,
+    svc: &crate::service::Service,
+) -> Result<(), std::fmt::Error> {
+    let Some(c) = svc.cluster() else {
+        return Ok(());
+    };
+    gauge(
+        enc,
+        "rnfsd_cluster_grace",
+        "1 while the grace period shared with the other heads runs (or its database is unread)",
+        i64::from(c.feed_view()),
+    )?;
+    counter(
+        enc,
+        "rnfsd_cluster_polls",
+        "Reads and renewals of the cluster's grace database",
+        load(&c.polls_total),
+    )?;
+    counter(
+        enc,
+        "rnfsd_cluster_poll_errors",
+        "Polls of the cluster's grace database that failed (logged)",
+        load(&c.poll_errors_total),
     )
 }
 

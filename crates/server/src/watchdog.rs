@@ -110,6 +110,7 @@ impl Drop for Watchdog {
 #[derive(Default)]
 struct Seen {
     runtime: bool,
+    cluster_poll: bool,
     requests: HashSet<(u64, u32, u64)>,
     loans: HashSet<(usize, u64)>,
 }
@@ -122,6 +123,7 @@ fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry,
     runtime_stall(now, bound_ms, st, seen, &mut stalls);
     request_stalls(now, bound_ms, &requests, seen, &mut stalls);
     loan_stalls(now, bound_ms, &loans, seen, &mut stalls);
+    cluster_stall(bound_ms, service, seen, &mut stalls);
     if stalls.is_empty() {
         return;
     }
@@ -157,6 +159,24 @@ fn runtime_stall(now: u64, bound_ms: u64, st: &WatchState, seen: &mut Seen, out:
         out.push(format!(
             "async runtime heartbeat stalled for {heartbeat_age} ms"
         ));
+    }
+}
+
+/// The cluster grace database's poll (`[cluster]`) waiting on RADOS longer than the bound,
+/// reported once per stall (new locks and opens wait meanwhile: see `crate::cluster`).
+fn cluster_stall(bound_ms: u64, service: &Service, seen: &mut Seen, out: &mut Vec<String>) {
+    let waiting = service.cluster().and_then(|c| c.poll_waiting_ms());
+    match waiting {
+        Some(ms) if ms > bound_ms => {
+            if !seen.cluster_poll {
+                seen.cluster_poll = true;
+                out.push(format!(
+                    "cluster grace database poll waiting on RADOS for {ms} ms (rados_read or \
+                     rados_write_op_operate; new locks and opens wait as in a grace period)"
+                ));
+            }
+        }
+        _ => seen.cluster_poll = false,
     }
 }
 

@@ -73,6 +73,8 @@ pub struct Service {
     callbacks: crate::callbacks::Callbacks,
     /// NFSv4.2 asynchronous copies (COPY, OFFLOAD_*; see crate::copies).
     copies: Arc<crate::copies::CopyJobs>,
+    /// The grace period shared with the other heads of a CephFS (`[cluster]`), once joined.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 /// Monotonic counters the service keeps (metrics and benchmarks read them).
@@ -121,6 +123,7 @@ impl Service {
                 limits.copy_jobs_max,
                 limits.copy_jobs_per_client_max,
             )),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -208,6 +211,15 @@ impl Service {
     /// NFSv4.2 asynchronous copies.
     pub(crate) fn copies(&self) -> &Arc<crate::copies::CopyJobs> {
         &self.copies
+    }
+
+    /// The cluster this head shares its grace period with, if configured and joined.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    pub(crate) fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
     }
 
     /// Calls to NFSv4 clients (the back channel's queue and counts).
