@@ -41,13 +41,19 @@ fn make_export(cluster: &TestCluster) {
         .unwrap();
 }
 
-/// A head serving `CEPH_DIR` of the cluster on `listen`.
+/// A head serving `CEPH_DIR` of the cluster on `listen`, and its own local directory (with a
+/// file `f`) beside it.
 fn head(cluster: &TestCluster, listen: &str) -> TestServer {
     let mut srv = TestServer::new().listen(&[listen]);
+    let local = srv.export().join("f");
+    std::fs::write(&local, b"local").unwrap();
+    set_mode(&local, 0o666);
     srv.set_config(&format!(
         "[[export]]\nbackend = \"ceph\"\npath = \"{CEPH_DIR}\"\nceph_conf = {:?}\n\
-         ceph_client_id = \"admin\"\n\n[[export.client]]\nmatch = \"127.0.0.0/8\"\naccess = \"rw\"\n",
-        cluster.conf()
+         ceph_client_id = \"admin\"\n\n[[export.client]]\nmatch = \"127.0.0.0/8\"\naccess = \"rw\"\n\n\
+         [[export]]\npath = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.0/8\"\naccess = \"rw\"\n",
+        cluster.conf(),
+        srv.export()
     ));
     srv
 }
@@ -76,11 +82,16 @@ struct Host {
 
 impl Host {
     fn new(tool: &Path, head: &TestServer, caller_name: &str) -> Host {
+        Host::on(tool, head, CEPH_DIR, caller_name)
+    }
+
+    /// A host locking the file `f` of `export` (a mount path) of `head`.
+    fn on(tool: &Path, head: &TestServer, export: &str, caller_name: &str) -> Host {
         let addr = head.tcp_addr();
         let port = addr.port().to_string();
         let mut child = Command::new(tool)
             .arg(addr.ip().to_string())
-            .args([&port, &port, &port, CEPH_DIR, "f", caller_name])
+            .args([&port, &port, &port, export, "f", caller_name])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -132,6 +143,15 @@ impl Drop for Host {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends SIGSTOP or SIGCONT to a Ceph daemon.
+fn signal(pid: &str, sig: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{sig} {pid}");
 }
 
 #[test]
@@ -216,6 +236,31 @@ fn nlm_locks_conflict_across_two_ceph_heads() {
         "held in the MDS"
     );
 
+    // Without a retransmission, B's server grants the waiter itself (it retries waiters blocked
+    // by another head from its timer, taking their CephFS locks): A then sees it held.
+    assert_eq!(a.ask("lock 6 1 300 10"), "GRANTED");
+    assert_eq!(b.ask("lock 5 1 300 10 1"), "BLOCKED");
+    assert_eq!(a.ask("unlock 6 300 10"), "GRANTED");
+    let t0 = Instant::now();
+    loop {
+        match a.ask("test 7 1 300 1").as_str() {
+            "DENIED 1 0 300 10" => break,
+            "GRANTED" if t0.elapsed() < GRANT_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            other => panic!("B's waiter not granted after {:?}: {other}", t0.elapsed()),
+        }
+    }
+    eprintln!(
+        "B's server granted its waiter {:?} after A's unlock",
+        t0.elapsed()
+    );
+    assert_eq!(
+        b.ask("lock 5 1 300 10 1"),
+        "GRANTED",
+        "the client asks again: held"
+    );
+
     // A client rebooting (SM_NOTIFY through A) frees what B waits for.
     assert_eq!(a.ask("lock 5 1 200 10"), "GRANTED");
     assert_eq!(b.ask("lock 4 1 200 1 1"), "BLOCKED");
@@ -236,6 +281,74 @@ fn nlm_locks_conflict_across_two_ceph_heads() {
         "host-b's shared lock at 55..65 stays"
     );
     assert_eq!(c.ask("test 2 1 200 10"), "DENIED 1 0 200 1");
+
+    // The MDS stalls (SIGSTOP) while host-b's owner 1 asks for a lock through B: the request
+    // waits in a CephFS lock call, shown as such, and nothing else waits for it: B's lock
+    // manager answers `rnfsd ctl`, and NLM on B's local export goes on.
+    let mds_pid = std::fs::read_to_string(cluster.conf().parent().unwrap().join("pids/mds.z.pid"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mut stalled = Host::new(&tool, &head_b, "host-b");
+    let mut local = Host::on(&tool, &head_b, &head_b.mount_path(), "host-l");
+    stalled.ask("fh"); // its MOUNT and LOOKUP done before the stall
+    assert_eq!(local.ask("lock 1 1 0 1"), "GRANTED", "before the stall");
+    signal(&mds_pid, "STOP");
+    let stall_start = Instant::now();
+    let in_flight = std::thread::spawn(move || {
+        let answer = stalled.ask("lock 1 1 500 1");
+        (answer, stall_start.elapsed())
+    });
+    let t0 = Instant::now();
+    let shown = loop {
+        let reqs = ctl(head_b.state_dir(), &["requests"]);
+        let waiting: Vec<_> = reqs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["stage"] == "lock_call")
+            .cloned()
+            .collect();
+        if let Some(r) = waiting.first() {
+            break r.clone();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no request shown in a CephFS lock call: {reqs}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("during the MDS stall, ctl requests shows: {shown}");
+    assert_eq!(shown["procedure"], "NLM LOCK");
+    assert_eq!(shown["waiting_on"], "CephFS lock call (MDS round trip)");
+    let t = Instant::now();
+    let locks = ctl(head_b.state_dir(), &["filelocks"]);
+    assert!(locks["rows"].as_array().unwrap().len() >= 4, "{locks}");
+    let t_ctl = t.elapsed();
+    let t = Instant::now();
+    assert_eq!(
+        local.ask("lock 2 1 0 1"),
+        "DENIED",
+        "the local export's manager answers"
+    );
+    assert_eq!(local.ask("lock 2 1 1 1"), "GRANTED");
+    assert_eq!(local.ask("unlock 1 0 1"), "GRANTED");
+    let t_local = t.elapsed();
+    eprintln!("during the stall: ctl filelocks in {t_ctl:?}, 3 NLM calls on the local export in {t_local:?}");
+    assert!(
+        !in_flight.is_finished(),
+        "the LOCK did not wait for the MDS"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&mds_pid, "CONT");
+    let (answer, waited) = in_flight.join().unwrap();
+    eprintln!("the stalled LOCK answered {answer} after {waited:?}");
+    assert_eq!(answer, "GRANTED");
+    assert_eq!(
+        a.ask("test 7 1 500 1"),
+        "DENIED 1 0 500 1",
+        "held in the MDS"
+    );
 
     // The heads say what they did: each sent its lock calls to the MDS.
     for (name, srv) in [("A", &head_a), ("B", &head_b)] {
