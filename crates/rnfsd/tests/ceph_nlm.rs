@@ -20,6 +20,8 @@ use rnfs_cephfs::{Mount, MountConfig, Perm};
 
 /// The directory inside CephFS that is exported (and its mount path).
 const CEPH_DIR: &str = "/nfs";
+/// The heads' watchdog bound, short so an MDS stall of a few seconds is reported.
+const STALL_BOUND_MS: u64 = 500;
 /// How long one nlmtool command may take.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a blocked lock may take to be granted once free (the server retries waiters
@@ -51,7 +53,8 @@ fn head(cluster: &TestCluster, listen: &str) -> TestServer {
     srv.set_config(&format!(
         "[[export]]\nbackend = \"ceph\"\npath = \"{CEPH_DIR}\"\nceph_conf = {:?}\n\
          ceph_client_id = \"admin\"\n\n[[export.client]]\nmatch = \"127.0.0.0/8\"\naccess = \"rw\"\n\n\
-         [[export]]\npath = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.0/8\"\naccess = \"rw\"\n",
+         [[export]]\npath = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.0/8\"\naccess = \"rw\"\n\n\
+         [limits]\nstall_bound_ms = {STALL_BOUND_MS}\n",
         cluster.conf(),
         srv.export()
     ));
@@ -292,6 +295,9 @@ fn nlm_locks_conflict_across_two_ceph_heads() {
     let mut stalled = Host::new(&tool, &head_b, "host-b");
     let mut local = Host::on(&tool, &head_b, &head_b.mount_path(), "host-l");
     stalled.ask("fh"); // its MOUNT and LOOKUP done before the stall
+                       // And a waiter of B blocked by A: B's timer will retry it while the MDS is stopped.
+    assert_eq!(a.ask("lock 8 1 600 10"), "GRANTED");
+    assert_eq!(b.ask("lock 6 1 600 1 1"), "BLOCKED");
     assert_eq!(local.ask("lock 1 1 0 1"), "GRANTED", "before the stall");
     signal(&mds_pid, "STOP");
     let stall_start = Instant::now();
@@ -339,7 +345,35 @@ fn nlm_locks_conflict_across_two_ceph_heads() {
         !in_flight.is_finished(),
         "the LOCK did not wait for the MDS"
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // The watchdog names both waits: the request's and the timer's retry (which waits on a
+    // thread of its own).
+    let t0 = Instant::now();
+    let summaries = loop {
+        let stalls = ctl(head_b.state_dir(), &["stalls"]);
+        let summaries: Vec<String> = stalls["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["summary"].as_str().unwrap().to_owned())
+            .collect();
+        let all = summaries.join("\n");
+        if all.contains("NLM LOCK") && all.contains("retry of lock waiters blocked by another head")
+        {
+            break all;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "the watchdog did not report both waits: {all}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("watchdog of head B during the stall:\n{summaries}");
+    assert!(summaries.contains("CephFS lock call (MDS round trip)"));
+    assert_eq!(
+        local.ask("test 3 1 0 10"),
+        "DENIED 1 2 1 1",
+        "NLM still answers"
+    );
     signal(&mds_pid, "CONT");
     let (answer, waited) = in_flight.join().unwrap();
     eprintln!("the stalled LOCK answered {answer} after {waited:?}");
@@ -349,6 +383,9 @@ fn nlm_locks_conflict_across_two_ceph_heads() {
         "DENIED 1 0 500 1",
         "held in the MDS"
     );
+    assert_eq!(a.ask("unlock 8 600 10"), "GRANTED");
+    let waited = b.lock_until_granted("lock 6 1 600 1 1");
+    eprintln!("B's waiter granted {waited:?} after the stall and A's unlock");
 
     // The heads say what they did: each sent its lock calls to the MDS.
     for (name, srv) in [("A", &head_a), ("B", &head_b)] {

@@ -34,7 +34,9 @@
 //!   housekeeping timer (nothing tells us when another head unlocks).
 //!
 //! A request's calls to the MDS show as the stage "CephFS lock call" of the request in flight
-//! (`rnfsd ctl requests`, the watchdog).
+//! (`rnfsd ctl requests`, the watchdog). The timer's retry runs on a thread of its own, one at a
+//! time, so a stalled MDS holds up neither housekeeping nor a pile of threads; the watchdog
+//! reports it when it outlasts the stall bound.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -99,6 +101,9 @@ pub(crate) struct Locking {
     /// A grant was refused because it needed a remote lock call under `state`: retry remote
     /// waiters ([`Locking::after_release`]).
     remote_retry_due: AtomicBool,
+    /// When the timer's [`Locking::timer_retry_remote`] started, 0 when none runs: at most one
+    /// runs at a time, and the watchdog reports one that waits too long.
+    remote_retry_since_ms: AtomicU64,
     pub counters: LockingCounters,
 }
 
@@ -147,6 +152,7 @@ impl Locking {
             monitored: TrackedMutex::new("nlm.monitored", std::collections::HashSet::new()),
             nsm_state: AtomicI32::new(1),
             remote_retry_due: AtomicBool::new(false),
+            remote_retry_since_ms: AtomicU64::new(0),
             counters: LockingCounters::default(),
         }
     }
@@ -517,6 +523,32 @@ impl Locking {
         }
     }
 
+    /// The timer's part of [`Locking::retry_remote`] (nothing tells us when another head
+    /// unlocks). Run on a thread of its own, not the housekeeping one: it waits as long as the
+    /// MDS does, and housekeeping (lease expiry...) must not. Returns at once if one runs already.
+    pub fn timer_retry_remote(&self, now_ms: u64) {
+        let started = now_ms.max(1);
+        if self
+            .remote_retry_since_ms
+            .compare_exchange(0, started, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        self.remote_retry_due.store(false, Ordering::Relaxed);
+        let granted = self.retry_remote(now_ms);
+        self.push_granted(granted);
+        self.remote_retry_since_ms.store(0, Ordering::Release);
+    }
+
+    /// Whether (since when) the timer's remote retry runs.
+    pub fn remote_retry_since_ms(&self) -> Option<u64> {
+        match self.remote_retry_since_ms.load(Ordering::Acquire) {
+            0 => None,
+            since => Some(since),
+        }
+    }
+
     /// Waiters blocked by a lock outside the manager whose descriptions may wait (another head's
     /// CephFS lock, say): takes each one's lock outside `state` (at most
     /// [`REMOTE_RETRIES_MAX`]), then grants under `state` those the MDS granted; a grant the
@@ -645,9 +677,6 @@ impl Locking {
     /// again (nothing else would wake them), and those granted are called back.
     pub fn housekeeping(&self, now_ms: u64) {
         let granted = self.with_manager(None, |m, mirror| m.retry_external(now_ms, mirror));
-        self.push_granted(granted);
-        self.remote_retry_due.store(false, Ordering::Relaxed);
-        let granted = self.retry_remote(now_ms);
         self.push_granted(granted);
         self.close_idle_descriptions();
         self.unmonitor_idle();
