@@ -306,27 +306,25 @@ fn nlm_locks_conflict_across_two_ceph_heads() {
         (answer, stall_start.elapsed())
     });
     let t0 = Instant::now();
-    let shown = loop {
+    // Once the LOCK is in flight (and has had time to reach the MDS)...
+    let in_flight_lock = || {
         let reqs = ctl(head_b.state_dir(), &["requests"]);
-        let waiting: Vec<_> = reqs
-            .as_array()
+        reqs.as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["stage"] == "lock_call")
+            .find(|r| r["procedure"] == "NLM LOCK")
             .cloned()
-            .collect();
-        if let Some(r) = waiting.first() {
-            break r.clone();
-        }
+    };
+    while in_flight_lock().is_none() {
         assert!(
             t0.elapsed() < Duration::from_secs(5),
-            "no request shown in a CephFS lock call: {reqs}"
+            "the LOCK never arrived"
         );
         std::thread::sleep(Duration::from_millis(50));
-    };
-    eprintln!("during the MDS stall, ctl requests shows: {shown}");
-    assert_eq!(shown["procedure"], "NLM LOCK");
-    assert_eq!(shown["waiting_on"], "CephFS lock call (MDS round trip)");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // ...the lock manager answers `ctl` and the local export's NLM calls at once (were the MDS
+    // called under nlm.state, these would wait for the MDS)...
     let t = Instant::now();
     let locks = ctl(head_b.state_dir(), &["filelocks"]);
     assert!(locks["rows"].as_array().unwrap().len() >= 4, "{locks}");
@@ -341,10 +339,16 @@ fn nlm_locks_conflict_across_two_ceph_heads() {
     assert_eq!(local.ask("unlock 1 0 1"), "GRANTED");
     let t_local = t.elapsed();
     eprintln!("during the stall: ctl filelocks in {t_ctl:?}, 3 NLM calls on the local export in {t_local:?}");
+    assert!(t_ctl < Duration::from_secs(3) && t_local < Duration::from_secs(3));
+    // ...while the LOCK still waits, shown as waiting on the MDS.
     assert!(
         !in_flight.is_finished(),
         "the LOCK did not wait for the MDS"
     );
+    let shown = in_flight_lock().expect("the LOCK is still in flight");
+    eprintln!("during the MDS stall, ctl requests shows: {shown}");
+    assert_eq!(shown["stage"], "lock_call");
+    assert_eq!(shown["waiting_on"], "CephFS lock call (MDS round trip)");
     // The watchdog names both waits: the request's and the timer's retry (which waits on a
     // thread of its own).
     let t0 = Instant::now();
