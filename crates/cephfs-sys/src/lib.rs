@@ -31,7 +31,7 @@
 use std::ffi::{c_char, c_int, c_uint};
 use std::sync::OnceLock;
 
-pub use libc::{dev_t, dirent, gid_t, mode_t, statvfs, timespec, uid_t};
+pub use libc::{dev_t, dirent, flock, gid_t, mode_t, statvfs, timespec, uid_t};
 
 /// The shared object's name (its SONAME: the runtime package `libcephfs2` ships it).
 pub const LIBRARY: &str = "libcephfs.so.2";
@@ -287,6 +287,10 @@ api! {
     ceph_telldir: fn(*mut ceph_mount_info, *mut ceph_dir_result) -> i64;
     ceph_seekdir: fn(*mut ceph_mount_info, *mut ceph_dir_result, i64);
     ceph_ll_statfs: fn(*mut ceph_mount_info, *mut Inode, *mut statvfs) -> c_int;
+    // POSIX record locks held in the MDS for `owner` (any 64-bit id the caller picks); the last
+    // argument of setlk is `sleep`: rnfsd always passes 0 (a conflict is -EAGAIN, not a wait).
+    ceph_ll_getlk: fn(*mut ceph_mount_info, *mut Fh, *mut flock, u64) -> c_int;
+    ceph_ll_setlk: fn(*mut ceph_mount_info, *mut Fh, *mut flock, u64, c_int) -> c_int;
 }
 
 /// Why libcephfs could not be used.

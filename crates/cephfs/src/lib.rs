@@ -697,6 +697,135 @@ impl File {
     }
 }
 
+impl File {
+    /// Takes, upgrades or downgrades a POSIX record lock over `start..start+len_bytes`
+    /// (`len_bytes` 0 = to the end of the file) for `owner`, held in the MDS so every client of
+    /// the file system sees it. Never waits: `Ok(false)` when another owner's lock (of this or
+    /// any other client) conflicts; nothing changed then. It is still a round trip to the MDS,
+    /// which may take long: never call it under a lock others need.
+    pub fn try_lock(
+        &self,
+        owner: u64,
+        exclusive: bool,
+        start: u64,
+        len_bytes: u64,
+    ) -> Result<bool> {
+        let kind = if exclusive {
+            libc::F_WRLCK
+        } else {
+            libc::F_RDLCK
+        };
+        match self.setlk("ceph_ll_setlk", owner, kind, start, len_bytes) {
+            Ok(()) => Ok(true),
+            Err(Error::Call { errno, .. }) if is_conflict(errno) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Releases `owner`'s locks over the range (parts not held are ignored, as with `fcntl`).
+    pub fn unlock(&self, owner: u64, start: u64, len_bytes: u64) -> Result<()> {
+        self.setlk(
+            "ceph_ll_setlk(F_UNLCK)",
+            owner,
+            libc::F_UNLCK,
+            start,
+            len_bytes,
+        )
+    }
+
+    /// A lock of another owner (of any client) that conflicts with `owner` taking the range:
+    /// `(exclusive, start, len_bytes)`, `len_bytes` 0 = to the end of the file.
+    pub fn lock_conflict(
+        &self,
+        owner: u64,
+        exclusive: bool,
+        start: u64,
+        len_bytes: u64,
+    ) -> Result<Option<(bool, u64, u64)>> {
+        const OP: &str = "ceph_ll_getlk";
+        let kind = if exclusive {
+            libc::F_WRLCK
+        } else {
+            libc::F_RDLCK
+        };
+        let mut fl = flock_of(OP, kind, start, len_bytes)?;
+        // SAFETY: open file of a live mount; `fl` is a valid, initialised `struct flock` the
+        // call reads the request from and writes the answer into.
+        check(OP, unsafe {
+            (self.client.api.ceph_ll_getlk)(
+                self.client.cmount.as_ptr(),
+                self.fh.as_ptr(),
+                &mut fl,
+                owner_bits(owner),
+            )
+        })?;
+        if i32::from(fl.l_type) == libc::F_UNLCK {
+            return Ok(None);
+        }
+        // Values from the MDS: a negative one is not trusted, it reads as "to the end".
+        let start = u64::try_from(fl.l_start).unwrap_or(0);
+        let len = u64::try_from(fl.l_len).unwrap_or(0);
+        Ok(Some((i32::from(fl.l_type) == libc::F_WRLCK, start, len)))
+    }
+
+    fn setlk(
+        &self,
+        op: &'static str,
+        owner: u64,
+        kind: c_int,
+        start: u64,
+        len_bytes: u64,
+    ) -> Result<()> {
+        let mut fl = flock_of(op, kind, start, len_bytes)?;
+        // SAFETY: open file of a live mount; `fl` is a valid, initialised `struct flock`;
+        // `sleep` is 0, so the call returns on a conflict instead of waiting for the holder.
+        check(op, unsafe {
+            (self.client.api.ceph_ll_setlk)(
+                self.client.cmount.as_ptr(),
+                self.fh.as_ptr(),
+                &mut fl,
+                owner_bits(owner),
+                0,
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// The owner as libcephfs is given it: the top bit set marks an owner that alone (without the
+/// pid) names the lock holder in the MDS (`ceph_filelock_owner_equal`), as the kernel client
+/// and ceph-fuse pass theirs.
+fn owner_bits(owner: u64) -> u64 {
+    owner | (1 << 63)
+}
+
+/// Whether a setlk error is "another owner holds a conflicting lock".
+fn is_conflict(errno: Errno) -> bool {
+    matches!(errno.raw(), libc::EAGAIN | libc::EACCES)
+}
+
+/// A `struct flock` for `kind` over the range; a range past `i64::MAX` is cut to "to the end of
+/// the file" (length 0), which is what such a range means in practice.
+fn flock_of(op: &'static str, kind: c_int, start: u64, len_bytes: u64) -> Result<sys::flock> {
+    let l_start = i64::try_from(start).map_err(|_| Error::Call {
+        op,
+        errno: Errno::Inval,
+    })?;
+    let l_len = i64::try_from(len_bytes)
+        .ok()
+        .filter(|len| l_start.checked_add(*len).is_some())
+        .unwrap_or(0);
+    // SAFETY: `struct flock` is plain integers: all-zero is a valid value.
+    let mut fl: sys::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = l_start;
+    fl.l_len = l_len;
+    // The owner alone names the holder (see `owner_bits`); a fixed pid keeps it so either way.
+    fl.l_pid = 0;
+    Ok(fl)
+}
+
 /// A count the library returned, checked against the buffer it was given.
 fn bounded(op: &'static str, n: c_int, len: usize) -> Result<usize> {
     match usize::try_from(n) {

@@ -117,6 +117,29 @@ impl LockManager {
             .is_some_and(|segs| !segs.is_empty())
     }
 
+    /// What `owner` holds on `file` within `range`, each held range cut to `range`, in order:
+    /// what a server must restore in a mirror where it took `range` before the manager refused
+    /// the request.
+    pub fn held_within(
+        &self,
+        file: FileId,
+        owner: OwnerId,
+        range: Range,
+    ) -> Vec<(LockKind, Range)> {
+        let Some(segs) = self.segs_of(file, owner) else {
+            return Vec::new();
+        };
+        let mut held: Vec<(LockKind, Range)> = segs
+            .overlapping(range)
+            .filter_map(|(r, seg)| {
+                let cut = Range::new(r.start().max(range.start()), r.end().min(range.end()));
+                cut.ok().map(|cut| (seg.kind, cut))
+            })
+            .collect();
+        held.sort_by_key(|(_, r)| r.start());
+        held
+    }
+
     /// Every client the manager knows (holding locks or shares, or waiting), with its key.
     pub fn clients(&self) -> impl Iterator<Item = (ClientId, &Bytes)> + '_ {
         self.clients.iter().map(|(id, c)| (ClientId(id), &c.key))

@@ -56,6 +56,22 @@ impl LockManager {
         granted
     }
 
+    /// Tries to grant one queued request now (the server does this for requests blocked by a
+    /// lock it can only ask about outside its own lock, such as another server's lock in a
+    /// shared file system: it takes that lock first, then calls this with a mirror that reports
+    /// the answer). `None`: the waiter is gone, something else is in the way, or the mirror
+    /// refused; the waiter stays queued in the latter cases.
+    pub fn grant_waiter(
+        &mut self,
+        now_ms: u64,
+        waiter: WaiterId,
+        mirror: &mut dyn Mirror,
+    ) -> Option<Granted> {
+        let granted = self.try_grant(now_ms, waiter, mirror)?;
+        self.counters.waiter_grants += 1;
+        Some(granted)
+    }
+
     /// The queued request of `ids.owner` on `ids.file` for exactly `kind` over `range`.
     pub(crate) fn find_waiter(&self, ids: Ids, kind: LockKind, range: Range) -> Option<WaiterId> {
         let file = self.files.get(ids.file.0)?;

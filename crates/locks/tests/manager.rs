@@ -764,6 +764,55 @@ fn external_conflicts_deny_or_block_until_retried() {
 }
 
 #[test]
+fn grant_waiter_grants_one_waiter_only_when_nothing_is_in_the_way() {
+    let mut m = mgr();
+    let mut local = Local {
+        held: vec![(Bytes::from_static(b"f"), r(0, 10))],
+        ..Local::default()
+    };
+    let (a, b, c) = (who("a"), who("b"), who("c"));
+    let wa = waiter(m.lock(0, &req(&a, X, r(0, 10), true), &mut local).outcome);
+    let wb = waiter(m.lock(0, &req(&b, S, r(5, 6), true), &mut local).outcome);
+    // Still refused by the mirror: the waiter stays queued.
+    assert_eq!(m.grant_waiter(1, wa, &mut local), None);
+    assert_eq!(m.waiters().count(), 2);
+    local.held.clear();
+    let g = m.grant_waiter(2, wa, &mut local).unwrap();
+    assert_eq!((g.waiter, g.kind, g.range), (wa, X, r(0, 10)));
+    assert_eq!(held(&m), vec![h("a", 0, 10, X)]);
+    // b is in a's way now (an NFS owner): not granted, and not marked external any more.
+    assert_eq!(m.grant_waiter(3, wb, &mut local), None);
+    assert!(m.waiters().all(|w| w.waiter == wb && !w.external));
+    // A waiter that is gone is not granted.
+    assert_eq!(m.grant_waiter(4, wa, &mut local), None);
+    assert_eq!(m.grant_waiter(4, WaiterId(999), &mut local), None);
+    assert_eq!(lock(&mut m, &c, S, r(20, 30)), LockOutcome::Granted);
+    assert_eq!(m.counters().waiter_grants, 1);
+}
+
+#[test]
+fn held_within_cuts_the_owners_ranges_to_the_request() {
+    let mut m = mgr();
+    let (a, b) = (who("a"), who("b"));
+    assert_eq!(lock(&mut m, &a, S, r(0, 10)), LockOutcome::Granted);
+    assert_eq!(lock(&mut m, &a, X, r(20, 30)), LockOutcome::Granted);
+    assert_eq!(lock(&mut m, &a, S, r(40, 50)), LockOutcome::Granted);
+    assert_eq!(lock(&mut m, &b, S, r(5, 8)), LockOutcome::Granted);
+    let file = m.file_id(b"f").unwrap();
+    let oa = m.owner_id(b"ca", b"a").unwrap();
+    assert_eq!(
+        m.held_within(file, oa, r(5, 25)),
+        vec![(S, r(5, 10)), (X, r(20, 25))]
+    );
+    assert_eq!(
+        m.held_within(file, oa, Range::to_eof(45).unwrap()),
+        vec![(S, r(45, 50))]
+    );
+    assert!(m.held_within(file, oa, r(10, 20)).is_empty());
+    assert!(m.held_within(file, OwnerId(999), r(0, 100)).is_empty());
+}
+
+#[test]
 fn external_conflict_on_a_grant_keeps_the_waiter() {
     let mut m = mgr();
     let mut local = Local::default();

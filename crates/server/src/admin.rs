@@ -484,7 +484,7 @@ impl Admin {
                     "in_flight": reqs.len(),
                     // Waiting for reply memory is waiting before running, as queued is.
                     "queued": at(Stage::Queued) + at(Stage::Budget),
-                    "in_fs": at(Stage::Fs),
+                    "in_fs": at(Stage::Fs) + at(Stage::LockCall),
                     "sending": at(Stage::Sending),
                     "bytes_in": load(&c.bytes_in),
                     "bytes_out": load(&c.bytes_out),
@@ -808,6 +808,9 @@ impl Admin {
                 "nolocks_refusals": counters.nolocks_refusals, "cancels": counters.cancels,
             },
             "nsm_state": locking.nsm_state(),
+            // Lock calls to a remote lock service (CephFS: the MDS), made outside the manager.
+            "remote_calls": locking.counters.remote_calls.load(std::sync::atomic::Ordering::Relaxed),
+            "remote_errors": locking.counters.remote_errors.load(std::sync::atomic::Ordering::Relaxed),
             "rows": rows.iter().map(|r| json!({
                 "what": r.what,
                 "file": hex(&r.file[..]),
@@ -976,6 +979,7 @@ fn stage_name(s: Stage) -> &'static str {
         Stage::Fs => "fs",
         Stage::Sending => "send",
         Stage::Budget => "reply_memory",
+        Stage::LockCall => "lock_call",
     }
 }
 

@@ -540,6 +540,13 @@ async fn housekeeping(service: Arc<Service>, stats: Arc<stats::Stats>) {
         let calls = stats.calls_total();
         let quiet_after_work = calls == calls_seen && calls != trimmed_at;
         calls_seen = calls;
+        if service.locking.remote_retry_since_ms().is_none() {
+            // Detached: it waits on the MDS, never on this loop; one at a time (see there).
+            let service = service.clone();
+            drop(tokio::task::spawn_blocking(move || {
+                service.locking.timer_retry_remote(clock::now_ms())
+            }));
+        }
         let service = service.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for e in service.exports().iter() {

@@ -15,15 +15,38 @@
 //! calls it makes (never a waiting lock call, never a file open): descriptions are opened before
 //! it is taken and closed after it is released. A blocked request waits as a queued waiter in the
 //! manager, never as a thread.
+//!
+//! # Locks that may wait (CephFS)
+//! On a ceph export a description is an open CephFS file and its locks are held in the MDS, so
+//! NLM locks conflict across every rnfsd head of the file system (issue 19). Each such call is a
+//! round trip that can take as long as the MDS stalls ([`LockFile::may_wait`]), so none is made
+//! under `state`:
+//! * LOCK takes the CephFS lock first ([`Before::Lock`]), then the manager runs with a mirror that
+//!   returns that answer; if the manager does not commit the lock, the CephFS lock is undone
+//!   after `state` is released (the owner's previous ranges restored, the rest unlocked).
+//! * TEST asks the MDS first ([`Before::Test`]) and the mirror's probe returns that answer.
+//! * Releases (UNLOCK, FREE_ALL, CANCEL, reboots) are recorded by the mirror under `state` and
+//!   made after it is released.
+//! * A grant the manager would make on its own (an UNLOCK letting a waiter through) cannot ask
+//!   the MDS there: the mirror refuses it, the waiter is marked as blocked by an external lock,
+//!   and [`Locking::retry_remote`] later takes its CephFS lock outside `state` and grants it under
+//!   `state` with that answer. It runs right after a release on this head and from the
+//!   housekeeping timer (nothing tells us when another head unlocks).
+//!
+//! A request's calls to the MDS show as the stage "CephFS lock call" of the request in flight
+//! (`rnfsd ctl requests`, the watchdog). The timer's retry runs on a thread of its own, one at a
+//! time, so a stalled MDS holds up neither housekeeping nor a pile of threads; the watchdog
+//! reports it when it outlasts the stall bound.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rnfs_locks::{
     Conflict, External, FileId, Granted, Holder, LockKind, LockManager, Mirror, OwnerId, Range,
-    Target,
+    Target, WaiterId,
 };
 use rnfs_storage::{Backend, LockFile, VerifiedHandle};
 use tracing::warn;
@@ -41,12 +64,16 @@ pub(crate) const OUTBOX_MAX: usize = 8192;
 pub(crate) const DESCRIPTIONS_MAX: usize = 16_384;
 /// Client addresses the host's status monitor is asked to watch, at most.
 const MONITORED_MAX: usize = 65_536;
+/// Waiters blocked by a remote (CephFS) lock tried again per [`Locking::retry_remote`], at most:
+/// each try is a round trip to the MDS.
+const REMOTE_RETRIES_MAX: usize = 64;
 
 /// A description opened for one (file, owner), with the file it was opened for: ids are reused
 /// once the manager forgets them, so an entry is only used for the same file key.
 struct Described {
     file_key: Bytes,
-    lock_file: Box<dyn LockFile>,
+    /// Shared so a call to a lock file that may wait can be made after `state` is released.
+    lock_file: Arc<dyn LockFile>,
 }
 
 /// The manager and the descriptions that mirror its locks.
@@ -71,6 +98,12 @@ pub(crate) struct Locking {
     monitored: TrackedMutex<std::collections::HashSet<IpAddr>>,
     /// Our NSM state number: odd while up, bumped at every start (XNFS chapter 11).
     nsm_state: AtomicI32,
+    /// A grant was refused because it needed a remote lock call under `state`: retry remote
+    /// waiters ([`Locking::after_release`]).
+    remote_retry_due: AtomicBool,
+    /// When the timer's [`Locking::timer_retry_remote`] started, 0 when none runs: at most one
+    /// runs at a time, and the watchdog reports one that waits too long.
+    remote_retry_since_ms: AtomicU64,
     pub counters: LockingCounters,
 }
 
@@ -89,6 +122,10 @@ pub(crate) struct LockingCounters {
     pub callbacks_dropped: AtomicU64,
     /// Writing a client's NSM record failed (logged).
     pub nsm_record_errors: AtomicU64,
+    /// Remote lock calls (CephFS: round trips to the MDS) made outside the state lock.
+    pub remote_calls: AtomicU64,
+    /// Remote lock calls that failed, or undid or restored a lock that could not be (logged).
+    pub remote_errors: AtomicU64,
 }
 
 impl Locking {
@@ -114,6 +151,8 @@ impl Locking {
             system_statd: std::sync::atomic::AtomicBool::new(false),
             monitored: TrackedMutex::new("nlm.monitored", std::collections::HashSet::new()),
             nsm_state: AtomicI32::new(1),
+            remote_retry_due: AtomicBool::new(false),
+            remote_retry_since_ms: AtomicU64::new(0),
             counters: LockingCounters::default(),
         }
     }
@@ -234,6 +273,7 @@ impl Locking {
         });
         self.monitored.lock().remove(&ip);
         self.push_granted(granted);
+        self.after_release(now_ms);
     }
 
     /// Records on disk that `client` holds locks, so it is notified after a restart (a disk
@@ -310,14 +350,70 @@ impl Locking {
 
     /// Runs `f` on the manager, with a mirror backed by the owners' descriptions. `spare` is a
     /// description opened beforehand for the request's (file, owner) if it had none. Descriptions
-    /// no longer holding anything are closed after the lock is released.
+    /// no longer holding anything are closed after the lock is released, and lock calls that may
+    /// wait, recorded by the mirror, are made then too.
     pub(crate) fn with_manager<R>(
         &self,
         spare: Option<Spare>,
         f: impl FnOnce(&mut LockManager, &mut OfdMirror<'_>) -> R,
     ) -> R {
+        self.run(spare, Pre::default(), None, f)
+    }
+
+    /// [`Locking::with_manager`] for a request of `target`, making `before`'s remote lock call
+    /// first (outside `state`) when the owner's description may wait (see the module docs).
+    pub(crate) fn with_request<R>(
+        &self,
+        target: &Target,
+        spare: Option<Spare>,
+        before: Before,
+        f: impl FnOnce(&mut LockManager, &mut OfdMirror<'_>) -> R,
+    ) -> R {
+        let Some(remote) = self.remote_file(target, spare.as_ref()) else {
+            return self.with_manager(spare, f);
+        };
+        // The mirror adopts the very description the call went through if the owner has none
+        // by then (closed meanwhile): its CephFS lock must not be closed with a dropped spare.
+        let spare = spare.or_else(|| {
+            Some(Spare {
+                file_key: target.file.clone(),
+                lock_file: remote.clone(),
+            })
+        });
+        let mut pre = Pre::default();
+        match before {
+            Before::Nothing => {}
+            Before::Lock(kind, range) => {
+                let granted = crate::registry::in_stage(crate::registry::Stage::LockCall, || {
+                    self.remote_lock(&*remote, kind, range)
+                });
+                pre.decided = Some(Decided {
+                    lock_file: remote,
+                    kind,
+                    range,
+                    granted,
+                    used: false,
+                });
+            }
+            Before::Test(kind, range) => {
+                let found = crate::registry::in_stage(crate::registry::Stage::LockCall, || {
+                    self.count_remote(local_conflict(&*remote, kind, range))
+                });
+                pre.tested = Some(found);
+            }
+        }
+        self.run(spare, pre, Some(target), f)
+    }
+
+    fn run<R>(
+        &self,
+        spare: Option<Spare>,
+        pre: Pre,
+        target: Option<&Target>,
+        f: impl FnOnce(&mut LockManager, &mut OfdMirror<'_>) -> R,
+    ) -> R {
         let mut closing = Vec::new();
-        let result = {
+        let (result, deferred, remote_refused) = {
             let mut state = self.state.lock();
             let LockState { manager, described } = &mut *state;
             let mut mirror = OfdMirror {
@@ -325,21 +421,199 @@ impl Locking {
                 spare,
                 touched: Vec::new(),
                 errors: 0,
+                decided: pre.decided,
+                tested: pre.tested,
+                deferred: Vec::new(),
+                remote_refused: false,
             };
             let result = f(manager, &mut mirror);
+            let request_ids = target.and_then(|t| ids(manager, t));
+            mirror.settle(manager, request_ids);
             self.counters
                 .mirror_errors
                 .fetch_add(mirror.errors, Ordering::Relaxed);
             closing.extend(mirror.spare.take().map(|s| s.lock_file));
-            for key in std::mem::take(&mut mirror.touched) {
+            let touched = std::mem::take(&mut mirror.touched);
+            let (deferred, remote_refused) = (mirror.deferred, mirror.remote_refused);
+            for key in touched {
                 if !manager.holds(key.0, key.1) && !manager.waits(key.0, key.1) {
                     closing.extend(described.remove(&key).map(|d| d.lock_file));
                 }
             }
-            result
+            (result, deferred, remote_refused)
         };
+        self.perform(deferred);
         drop(closing);
+        if remote_refused {
+            self.remote_retry_due.store(true, Ordering::Relaxed);
+        }
         result
+    }
+
+    /// The description of `target`'s owner if its calls may wait: the spare's, or the one it
+    /// has. `None`: the manager and non-waiting descriptions decide, under `state`.
+    fn remote_file(&self, target: &Target, spare: Option<&Spare>) -> Option<Arc<dyn LockFile>> {
+        if let Some(spare) = spare {
+            return spare.lock_file.may_wait().then(|| spare.lock_file.clone());
+        }
+        let state = self.state.lock();
+        let key = ids(&state.manager, target)?;
+        state
+            .described
+            .get(&key)
+            .filter(|d| d.file_key == target.file && d.lock_file.may_wait())
+            .map(|d| d.lock_file.clone())
+    }
+
+    /// Takes `kind` over `range` through a description that may wait (never under `state`).
+    /// A failed call counts as a conflict: granting without the MDS would let two heads hold
+    /// conflicting locks.
+    fn remote_lock(&self, lock_file: &dyn LockFile, kind: LockKind, range: Range) -> bool {
+        self.counters.remote_calls.fetch_add(1, Ordering::Relaxed);
+        let (start, len) = range.to_offset_len();
+        match lock_file.lock(kind == LockKind::Exclusive, start, len) {
+            Ok(granted) => granted,
+            Err(e) => {
+                warn!(error = %e, "CephFS lock call failed: the lock is refused");
+                self.counters.remote_errors.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    fn count_remote(&self, found: Result<Option<Conflict>, ()>) -> Option<Conflict> {
+        self.counters.remote_calls.fetch_add(1, Ordering::Relaxed);
+        found.unwrap_or_else(|()| {
+            self.counters.remote_errors.fetch_add(1, Ordering::Relaxed);
+            None
+        })
+    }
+
+    /// Makes the lock calls the mirror deferred (outside `state`).
+    fn perform(&self, deferred: Vec<Deferred>) {
+        if deferred.is_empty() {
+            return;
+        }
+        crate::registry::in_stage(crate::registry::Stage::LockCall, || {
+            for call in deferred {
+                self.counters.remote_calls.fetch_add(1, Ordering::Relaxed);
+                let failed = match &call {
+                    Deferred::Unlock(lock_file, range) => {
+                        let (start, len) = range.to_offset_len();
+                        lock_file.unlock(start, len).err().map(|e| e.to_string())
+                    }
+                    Deferred::Restore(lock_file, kind, range) => {
+                        let (start, len) = range.to_offset_len();
+                        match lock_file.lock(*kind == LockKind::Exclusive, start, len) {
+                            Ok(true) => None,
+                            Ok(false) => Some("another owner took it meanwhile".to_owned()),
+                            Err(e) => Some(e.to_string()),
+                        }
+                    }
+                };
+                if let Some(why) = failed {
+                    warn!(error = %why, "a deferred CephFS lock call failed");
+                    self.counters.remote_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+
+    /// After a release on this head: waiters it would have let through, but whose locks need a
+    /// remote call, are tried now ([`Locking::retry_remote`]) rather than at the next tick.
+    pub fn after_release(&self, now_ms: u64) {
+        if self.remote_retry_due.swap(false, Ordering::Relaxed) {
+            let granted = self.retry_remote(now_ms);
+            self.push_granted(granted);
+        }
+    }
+
+    /// The timer's part of [`Locking::retry_remote`] (nothing tells us when another head
+    /// unlocks). Run on a thread of its own, not the housekeeping one: it waits as long as the
+    /// MDS does, and housekeeping (lease expiry...) must not. Returns at once if one runs already.
+    pub fn timer_retry_remote(&self, now_ms: u64) {
+        let started = now_ms.max(1);
+        if self
+            .remote_retry_since_ms
+            .compare_exchange(0, started, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        self.remote_retry_due.store(false, Ordering::Relaxed);
+        let granted = self.retry_remote(now_ms);
+        self.push_granted(granted);
+        self.remote_retry_since_ms.store(0, Ordering::Release);
+    }
+
+    /// Whether (since when) the timer's remote retry runs.
+    pub fn remote_retry_since_ms(&self) -> Option<u64> {
+        match self.remote_retry_since_ms.load(Ordering::Acquire) {
+            0 => None,
+            since => Some(since),
+        }
+    }
+
+    /// Waiters blocked by a lock outside the manager whose descriptions may wait (another head's
+    /// CephFS lock, say): takes each one's lock outside `state` (at most
+    /// [`REMOTE_RETRIES_MAX`]), then grants under `state` those the MDS granted; a grant the
+    /// manager no longer wants (cancelled, an NFS owner in the way) is undone. Returns the
+    /// waiters granted (the caller sends GRANTED).
+    pub fn retry_remote(&self, now_ms: u64) -> Vec<Granted> {
+        type Try = (
+            WaiterId,
+            LockKind,
+            Range,
+            Arc<dyn LockFile>,
+            (FileId, OwnerId),
+        );
+        let tries: Vec<Try> = {
+            let state = self.state.lock();
+            state
+                .manager
+                .waiters()
+                .filter(|w| w.external)
+                .filter_map(|w| {
+                    let key = (w.file.0, w.owner.0);
+                    let d = state.described.get(&key)?;
+                    (d.file_key == *w.file.1 && d.lock_file.may_wait())
+                        .then(|| (w.waiter, w.kind, w.range, d.lock_file.clone(), key))
+                })
+                .take(REMOTE_RETRIES_MAX)
+                .collect()
+        };
+        let taken: Vec<(Try, bool)> =
+            crate::registry::in_stage(crate::registry::Stage::LockCall, || {
+                tries
+                    .into_iter()
+                    .map(|t| {
+                        let granted = self.remote_lock(&*t.3, t.1, t.2);
+                        (t, granted)
+                    })
+                    .collect()
+            });
+        if !taken.iter().any(|(_, granted)| *granted) {
+            return Vec::new();
+        }
+        self.with_manager(None, |m, mirror| {
+            let mut granted = Vec::new();
+            for ((waiter, kind, range, lock_file, key), ok) in taken {
+                if !ok {
+                    continue;
+                }
+                mirror.decided = Some(Decided {
+                    lock_file,
+                    kind,
+                    range,
+                    granted: true,
+                    used: false,
+                });
+                granted.extend(m.grant_waiter(now_ms, waiter, mirror));
+                mirror.settle(m, Some(key));
+                mirror.touched.push(key);
+            }
+            granted
+        })
     }
 
     /// Whether (file, owner) of `target` already has a description, or may not get one (so none
@@ -355,8 +629,24 @@ impl Locking {
             .is_some_and(|d| d.file_key == target.file)
     }
 
-    /// A description for `target`'s owner if it has none yet (opened without any lock held).
+    /// A description for `target`'s owner if it has none yet (opened without any lock held), for
+    /// callers that make no remote call first: none from a backend whose lock calls may wait
+    /// (NFSv4 locks on a ceph export are decided by the manager alone).
     pub(crate) fn spare_for(
+        &self,
+        target: &Target,
+        backend: &dyn Backend,
+        fh: &VerifiedHandle,
+    ) -> Option<Spare> {
+        if backend.lock_files_may_wait() {
+            return None;
+        }
+        self.nlm_spare_for(target, backend, fh)
+    }
+
+    /// [`Locking::spare_for`] for NLM, which goes through [`Locking::with_request`]: lock files
+    /// that may wait too.
+    pub(crate) fn nlm_spare_for(
         &self,
         target: &Target,
         backend: &dyn Backend,
@@ -368,7 +658,7 @@ impl Locking {
         match backend.open_lock_file(fh) {
             Ok(lock_file) => lock_file.map(|lock_file| Spare {
                 file_key: target.file.clone(),
-                lock_file,
+                lock_file: Arc::from(lock_file),
             }),
             Err(e) => {
                 warn!(error = ?e, "cannot open a description to mirror NFS locks: manager alone decides");
@@ -385,6 +675,7 @@ impl Locking {
             None => Vec::new(),
         });
         self.push_granted(granted);
+        self.after_release(now_ms);
     }
 
     /// The housekeeping timer's part: waiters blocked only by local (non-NFS) locks are tried
@@ -497,7 +788,42 @@ fn kind_name(kind: LockKind) -> &'static str {
 /// file only (a waiter granted on another file by the same call goes unmirrored instead).
 pub(crate) struct Spare {
     file_key: Bytes,
-    lock_file: Box<dyn LockFile>,
+    lock_file: Arc<dyn LockFile>,
+}
+
+/// The remote lock call made for a request before `state` was taken ([`Locking::with_request`]).
+pub(crate) enum Before {
+    /// None (UNLOCK, CANCEL: releases are deferred instead).
+    Nothing,
+    /// LOCK: take this lock.
+    Lock(LockKind, Range),
+    /// TEST: ask who is in the way of this lock.
+    Test(LockKind, Range),
+}
+
+/// The answers of the calls made before `state` was taken.
+#[derive(Default)]
+struct Pre {
+    decided: Option<Decided>,
+    tested: Option<Option<Conflict>>,
+}
+
+/// A lock already taken (or refused) through a description that may wait, for the mirror to
+/// report when the manager asks for exactly it.
+struct Decided {
+    lock_file: Arc<dyn LockFile>,
+    kind: LockKind,
+    range: Range,
+    granted: bool,
+    /// The manager asked for it (and so committed it, if granted).
+    used: bool,
+}
+
+/// A lock call deferred until `state` is released.
+enum Deferred {
+    Unlock(Arc<dyn LockFile>, Range),
+    /// Takes back a range the owner held before a remote lock the manager did not commit.
+    Restore(Arc<dyn LockFile>, LockKind, Range),
 }
 
 /// The [`Mirror`] over the owners' descriptions.
@@ -507,6 +833,12 @@ pub(crate) struct OfdMirror<'a> {
     /// (file, owner) pairs whose locks changed: their descriptions are closed if now empty.
     touched: Vec<(FileId, OwnerId)>,
     errors: u64,
+    decided: Option<Decided>,
+    tested: Option<Option<Conflict>>,
+    /// Calls to descriptions that may wait, made once `state` is released.
+    deferred: Vec<Deferred>,
+    /// An acquire was refused because it would have needed a remote call under `state`.
+    remote_refused: bool,
 }
 
 impl OfdMirror<'_> {
@@ -517,7 +849,7 @@ impl OfdMirror<'_> {
         file: FileId,
         file_key: &Bytes,
         owner: OwnerId,
-    ) -> Option<&dyn LockFile> {
+    ) -> Option<Arc<dyn LockFile>> {
         let key = (file, owner);
         let stale = self
             .described
@@ -534,7 +866,68 @@ impl OfdMirror<'_> {
             );
         }
         self.touched.push(key);
-        self.described.get(&key).map(|d| &*d.lock_file)
+        self.described.get(&key).map(|d| d.lock_file.clone())
+    }
+
+    /// After a request: a remote lock taken for it that the manager did not commit is undone
+    /// (deferred): what the owner (`ids`) still holds in its range is taken back, the rest
+    /// unlocked.
+    fn settle(&mut self, m: &LockManager, ids: Option<(FileId, OwnerId)>) {
+        let Some(d) = self.decided.take() else {
+            return;
+        };
+        if !d.granted || d.used {
+            return;
+        }
+        let held = ids.map_or_else(Vec::new, |(file, owner)| {
+            m.held_within(file, owner, d.range)
+        });
+        let mut at = d.range.start();
+        let mut gaps = Vec::new();
+        for &(kind, range) in &held {
+            self.deferred
+                .push(Deferred::Restore(d.lock_file.clone(), kind, range));
+            gaps.extend(Range::new(at, range.start()).ok());
+            at = range.end();
+        }
+        gaps.extend(Range::new(at, d.range.end()).ok());
+        self.deferred.extend(
+            gaps.into_iter()
+                .map(|gap| Deferred::Unlock(d.lock_file.clone(), gap)),
+        );
+    }
+
+    /// The answer for an acquire through a description that may wait: the call made before
+    /// `state` was taken if it was exactly this one, else a refusal (never a call under `state`);
+    /// a refused waiter is retried by [`Locking::retry_remote`].
+    fn decided_answer(
+        &mut self,
+        lock_file: &Arc<dyn LockFile>,
+        kind: LockKind,
+        range: Range,
+    ) -> Result<(), External> {
+        let decided = self.decided.as_mut().filter(|d| {
+            !d.used && Arc::ptr_eq(&d.lock_file, lock_file) && d.kind == kind && d.range == range
+        });
+        match decided {
+            Some(d) => {
+                d.used = true;
+                if d.granted {
+                    Ok(())
+                } else {
+                    Err(External { kind, range })
+                }
+            }
+            None => {
+                self.remote_refused = true;
+                Err(External { kind, range })
+            }
+        }
+    }
+
+    /// Whether a remote lock was taken for the request and the manager has not used it yet.
+    pub(crate) fn has_unused_remote_grant(&self) -> bool {
+        self.decided.as_ref().is_some_and(|d| d.granted && !d.used)
     }
 
     /// Marks `target`'s (file, owner) as changed: its description is closed after the call if
@@ -562,6 +955,9 @@ impl OfdMirror<'_> {
         kind: LockKind,
         range: Range,
     ) -> Option<Conflict> {
+        if let Some(tested) = self.tested.take() {
+            return tested;
+        }
         match ids(m, target) {
             Some((file, owner)) => self.probe_described(file, &target.file, owner, kind, range),
             None => self.probe_new(&target.file, kind, range),
@@ -571,6 +967,9 @@ impl OfdMirror<'_> {
     /// [`OfdMirror::probe`] for an owner the manager does not know yet: through the spare.
     fn probe_new(&mut self, file_key: &Bytes, kind: LockKind, range: Range) -> Option<Conflict> {
         let spare = self.spare.as_ref().filter(|s| s.file_key == *file_key)?;
+        if spare.lock_file.may_wait() {
+            return None;
+        }
         let found = local_conflict(&*spare.lock_file, kind, range);
         self.count(found)
     }
@@ -593,7 +992,10 @@ impl OfdMirror<'_> {
         range: Range,
     ) -> Option<Conflict> {
         let lock_file = self.description(file, file_key, owner)?;
-        let found = local_conflict(lock_file, kind, range);
+        if lock_file.may_wait() {
+            return None;
+        }
+        let found = local_conflict(&*lock_file, kind, range);
         self.count(found)
     }
 }
@@ -628,6 +1030,9 @@ impl Mirror for OfdMirror<'_> {
         let Some(lock_file) = self.description(file, file_key, owner) else {
             return Ok(());
         };
+        if lock_file.may_wait() {
+            return self.decided_answer(&lock_file, kind, range);
+        }
         match lock_file.lock(kind == LockKind::Exclusive, start, len) {
             Ok(true) => Ok(()),
             Ok(false) => Err(External { kind, range }),
@@ -644,6 +1049,12 @@ impl Mirror for OfdMirror<'_> {
         let Some(d) = self.described.get(&key).filter(|d| d.file_key == *file_key) else {
             return;
         };
+        if d.lock_file.may_wait() {
+            self.deferred
+                .push(Deferred::Unlock(d.lock_file.clone(), range));
+            self.touched.push(key);
+            return;
+        }
         let (start, len) = range.to_offset_len();
         if let Err(e) = d.lock_file.unlock(start, len) {
             warn!(error = %e, "releasing a mirrored OFD lock failed");

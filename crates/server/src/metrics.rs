@@ -330,7 +330,14 @@ fn encode_file_locks(
             ("stale_handle", load(&k.stale_handles)),
             ("mirror", load(&k.mirror_errors)),
             ("nsm_record", load(&k.nsm_record_errors)),
+            ("remote", load(&k.remote_errors)),
         ],
+    )?;
+    counter(
+        enc,
+        "rnfsd_file_lock_remote_calls",
+        "Lock calls to a remote lock service (CephFS: the MDS), made outside the lock manager",
+        load(&k.remote_calls),
     )?;
     gauge(
         enc,

@@ -111,6 +111,8 @@ impl Drop for Watchdog {
 struct Seen {
     runtime: bool,
     cluster_poll: bool,
+    /// The start of the remote lock retry reported.
+    remote_retry: Option<u64>,
     requests: HashSet<(u64, u32, u64)>,
     loans: HashSet<(usize, u64)>,
 }
@@ -121,6 +123,7 @@ fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry,
     let loans = service.loans().snapshot();
     let mut stalls = Vec::new();
     runtime_stall(now, bound_ms, st, seen, &mut stalls);
+    remote_retry_stall(now, bound_ms, service, seen, &mut stalls);
     request_stalls(now, bound_ms, &requests, seen, &mut stalls);
     loan_stalls(now, bound_ms, &loans, seen, &mut stalls);
     cluster_stall(bound_ms, service, seen, &mut stalls);
@@ -177,6 +180,29 @@ fn cluster_stall(bound_ms: u64, service: &Service, seen: &mut Seen, out: &mut Ve
             }
         }
         _ => seen.cluster_poll = false,
+    }
+}
+
+/// The lock manager's retry of waiters blocked by another head (CephFS lock calls from the
+/// timer, not a request), reported once per run that outlasts the bound.
+fn remote_retry_stall(
+    now: u64,
+    bound_ms: u64,
+    service: &Service,
+    seen: &mut Seen,
+    out: &mut Vec<String>,
+) {
+    let Some(since) = service.locking.remote_retry_since_ms() else {
+        seen.remote_retry = None;
+        return;
+    };
+    let age = now.saturating_sub(since);
+    if age > bound_ms && seen.remote_retry != Some(since) {
+        seen.remote_retry = Some(since);
+        out.push(format!(
+            "retry of lock waiters blocked by another head running for {age} ms, waiting on: \
+             CephFS lock call (MDS round trip)"
+        ));
     }
 }
 

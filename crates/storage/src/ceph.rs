@@ -265,6 +265,15 @@ fn allowed(who: &Identity, st: &Stat, requested: u32) -> u32 {
 }
 
 impl crate::Backend for CephFs {
+    /// NLM locks are held as CephFS record locks (see `ceph_lock`): the MDS arbitrates heads.
+    fn open_lock_file(&self, fh: &VerifiedHandle) -> Result<Option<Box<dyn crate::LockFile>>> {
+        crate::ceph_lock::open(&self.mount, &self.inode(fh)?).map(Some)
+    }
+
+    fn lock_files_may_wait(&self) -> bool {
+        true
+    }
+
     fn root(&self) -> FileHandle {
         self.root_handle.clone()
     }

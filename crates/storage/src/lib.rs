@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ceph;
+mod ceph_lock;
 pub mod fault;
 pub mod handle;
 pub mod local;
@@ -777,6 +778,12 @@ pub trait Backend: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether the [`LockFile`]s of this backend may wait ([`LockFile::may_wait`]), known before
+    /// opening one.
+    fn lock_files_may_wait(&self) -> bool {
+        false
+    }
+
     /// Takes a lease on the regular file `fh` for an NFSv4 delegation (a write delegation if
     /// `write`): from now on a local process opening it for writing (for a write delegation: at
     /// all) is made to wait, and [`Backend::leases_broken`] names it, until [`Backend::unlease`]
@@ -801,7 +808,8 @@ pub trait Backend: Send + Sync + 'static {
 
 /// One lock owner's private description of a file ([`Backend::open_lock_file`]). Its locks are
 /// released when it is dropped. Nothing here may wait for another lock holder: a conflict is an
-/// answer, not a wait, because the caller holds the server's lock-manager mutex.
+/// answer, not a wait, because the caller holds the server's lock-manager mutex (unless
+/// [`LockFile::may_wait`]).
 pub trait LockFile: Send + Sync {
     /// Takes, upgrades or downgrades the range (`len_bytes` 0 = to end of file). `Ok(false)`:
     /// a lock the server does not hold (a local process's) conflicts; nothing changed.
@@ -816,4 +824,10 @@ pub trait LockFile: Send + Sync {
         start: u64,
         len_bytes: u64,
     ) -> std::io::Result<Option<(bool, u64, u64)>>;
+    /// Whether these calls may wait on something remote (a CephFS lock is a round trip to the
+    /// MDS, which may stall): the server then makes none of them under its lock-manager mutex,
+    /// only before or after it. `false` (OFD locks): each call returns at once.
+    fn may_wait(&self) -> bool {
+        false
+    }
 }

@@ -11,7 +11,7 @@ use rnfs_storage::FileHandle;
 use tracing::debug;
 
 use crate::call::Call;
-use crate::locking::{client_key, owner_key, split_owner_key};
+use crate::locking::{client_key, owner_key, split_owner_key, Before};
 use crate::program::{handler, null, unavailable, Procedure, Program};
 use crate::service::{Authorized, Denied, Service};
 
@@ -127,13 +127,15 @@ fn range(lock: &nlm4_lock) -> Result<Range, nlm4_stats> {
     Range::from_offset_len(lock.l_offset, lock.l_len).map_err(|_| nlm4_stats::NLM4_FBIG)
 }
 
-/// Verifies the handle, builds the target and range, opens a description if needed, and runs
-/// `f` on the manager: the common part of TEST, LOCK, UNLOCK and CANCEL.
+/// Verifies the handle, builds the target and range, opens a description if needed, makes the
+/// remote lock call `before` asks for (on a ceph export, outside the lock manager's mutex), and
+/// runs `f` on the manager: the common part of TEST, LOCK, UNLOCK and CANCEL.
 fn with_lock<R>(
     svc: &Service,
     call: &Call,
     lock: &nlm4_lock,
     delegations: Option<bool>,
+    before: impl FnOnce(Range) -> Before,
     f: impl FnOnce(
         &mut rnfs_locks::LockManager,
         &mut crate::locking::OfdMirror<'_>,
@@ -164,10 +166,13 @@ fn with_lock<R>(
     let target = target(call, name, lock.svid, oh, &auth);
     let spare = svc
         .locking
-        .spare_for(&target, auth.export.backend.as_ref(), &auth.handle);
-    Ok(Ok(svc.locking.with_manager(spare, |m, mirror| {
-        f(m, mirror, &target, range)
-    })))
+        .nlm_spare_for(&target, auth.export.backend.as_ref(), &auth.handle);
+    Ok(Ok(svc.locking.with_request(
+        &target,
+        spare,
+        before(range),
+        |m, mirror| f(m, mirror, &target, range),
+    )))
 }
 
 /// NLM4_DENIED's holder: an NFS owner's svid and owner handle (read while the manager is at
@@ -193,20 +198,30 @@ fn holder(m: &rnfs_locks::LockManager, conflict: &Conflict) -> nlm4_holder {
 fn test(svc: &Service, call: &Call, args: nlm4_testargs) -> Result<nlm4_testres, AuthStat> {
     let now = call.now_ms;
     let want = kind(args.exclusive);
-    let answer = with_lock(svc, call, &args.alock, None, |m, mirror, target, range| {
-        match m.test(now, target, want, range) {
-            TestOutcome::Free => {
-                // The manager knows NFS owners only: ask the file system about local locks.
-                let local = mirror.probe(m, target, want, range);
-                match local {
-                    Some(c) => nlm4_testrply::Denied(holder(m, &c)),
-                    None => nlm4_testrply::Status(nlm4_stats::NLM4_GRANTED),
+    let before = |range| Before::Test(want, range);
+    let answer = with_lock(
+        svc,
+        call,
+        &args.alock,
+        None,
+        before,
+        |m, mirror, target, range| {
+            match m.test(now, target, want, range) {
+                TestOutcome::Free => {
+                    // The manager knows NFS owners only: ask the file system about local locks.
+                    let local = mirror.probe(m, target, want, range);
+                    match local {
+                        Some(c) => nlm4_testrply::Denied(holder(m, &c)),
+                        None => nlm4_testrply::Status(nlm4_stats::NLM4_GRANTED),
+                    }
+                }
+                TestOutcome::Conflict(c) => nlm4_testrply::Denied(holder(m, &c)),
+                TestOutcome::GracePeriod => {
+                    nlm4_testrply::Status(nlm4_stats::NLM4_DENIED_GRACE_PERIOD)
                 }
             }
-            TestOutcome::Conflict(c) => nlm4_testrply::Denied(holder(m, &c)),
-            TestOutcome::GracePeriod => nlm4_testrply::Status(nlm4_stats::NLM4_DENIED_GRACE_PERIOD),
-        }
-    })?;
+        },
+    )?;
     let test_stat = answer.unwrap_or_else(nlm4_testrply::Status);
     Ok(nlm4_testres {
         cookie: args.cookie,
@@ -241,6 +256,7 @@ fn do_lock(
         call,
         &args.alock,
         conflicts,
+        |range| Before::Lock(kind(args.exclusive), range),
         |m, mirror, target, range| {
             let req = LockRequest {
                 target: target.clone(),
@@ -249,7 +265,15 @@ fn do_lock(
                 block,
                 reclaim: args.reclaim,
             };
-            let reply = m.lock(now, &req, mirror);
+            let mut reply = m.lock(now, &req, mirror);
+            if let LockOutcome::Blocked(waiter) = reply.outcome {
+                // A retransmission of a queued request whose remote (CephFS) lock was just taken:
+                // the waiter is granted now, rather than that lock undone and taken again.
+                if mirror.has_unused_remote_grant() && m.grant_waiter(now, waiter, mirror).is_some()
+                {
+                    reply.outcome = LockOutcome::Granted;
+                }
+            }
             if let LockOutcome::Blocked(_) = reply.outcome {
                 // Keep the request's description for when the waiter is granted.
                 mirror.keep(m, target);
@@ -260,6 +284,7 @@ fn do_lock(
     Ok(match answer {
         Ok((reply, client)) => {
             svc.locking.push_granted(reply.granted);
+            svc.locking.after_release(now);
             let held = matches!(
                 reply.outcome,
                 LockOutcome::Granted | LockOutcome::Blocked(_)
@@ -285,12 +310,19 @@ fn nm_lock(svc: &Service, call: &Call, args: nlm4_lockargs) -> Result<nlm4_res, 
 
 fn unlock(svc: &Service, call: &Call, args: nlm4_unlockargs) -> Result<nlm4_res, AuthStat> {
     let now = call.now_ms;
-    let answer = with_lock(svc, call, &args.alock, None, |m, mirror, target, range| {
-        m.unlock(now, target, range, mirror)
-    })?;
+    let nothing = |_| Before::Nothing;
+    let answer = with_lock(
+        svc,
+        call,
+        &args.alock,
+        None,
+        nothing,
+        |m, mirror, target, range| m.unlock(now, target, range, mirror),
+    )?;
     let stat = match answer {
         Ok(Ok(granted)) => {
             svc.locking.push_granted(granted);
+            svc.locking.after_release(now);
             nlm4_stats::NLM4_GRANTED
         }
         Ok(Err(_limit)) => nlm4_stats::NLM4_DENIED_NOLOCKS,
@@ -301,11 +333,19 @@ fn unlock(svc: &Service, call: &Call, args: nlm4_unlockargs) -> Result<nlm4_res,
 
 fn cancel(svc: &Service, call: &Call, args: nlm4_cancargs) -> Result<nlm4_res, AuthStat> {
     let want = kind(args.exclusive);
-    let answer = with_lock(svc, call, &args.alock, None, |m, mirror, target, range| {
-        // The waiter's description (kept for its grant) closes with it.
-        mirror.touch(m, target);
-        m.cancel(target, want, range)
-    })?;
+    let nothing = |_| Before::Nothing;
+    let answer = with_lock(
+        svc,
+        call,
+        &args.alock,
+        None,
+        nothing,
+        |m, mirror, target, range| {
+            // The waiter's description (kept for its grant) closes with it.
+            mirror.touch(m, target);
+            m.cancel(target, want, range)
+        },
+    )?;
     let stat = match answer {
         Ok(true) => nlm4_stats::NLM4_GRANTED,
         Ok(false) => nlm4_stats::NLM4_DENIED,

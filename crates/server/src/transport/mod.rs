@@ -158,7 +158,10 @@ where
     let service = shared.service.clone();
     let stats = shared.stats.clone();
     let submitted = shared.pool.submit(Box::new(move || {
-        let reply = run_job(&service, &stats, record, origin);
+        let reply = {
+            let _running = tracked.as_ref().map(Tracked::enter);
+            run_job(&service, &stats, record, origin)
+        };
         drop(worker);
         then(reply, tracked);
     }));
