@@ -291,7 +291,17 @@ api! {
     // argument of setlk is `sleep`: rnfsd always passes 0 (a conflict is -EAGAIN, not a wait).
     ceph_ll_getlk: fn(*mut ceph_mount_info, *mut Fh, *mut flock, u64) -> c_int;
     ceph_ll_setlk: fn(*mut ceph_mount_info, *mut Fh, *mut flock, u64, c_int) -> c_int;
+    // Taking over a previous instance of this client (same uuid): its session is evicted at
+    // once, so what it held (caps, locks) does not wait for the MDS's session timeout.
+    ceph_init: fn(*mut ceph_mount_info) -> c_int;
+    ceph_start_reclaim: fn(*mut ceph_mount_info, *const c_char, c_uint) -> c_int;
+    ceph_finish_reclaim: fn(*mut ceph_mount_info);
+    ceph_set_uuid: fn(*mut ceph_mount_info, *const c_char);
+    ceph_set_session_timeout: fn(*mut ceph_mount_info, c_uint);
 }
+
+/// `flags` of `ceph_start_reclaim`: evict the previous instance rather than take its state.
+pub const CEPH_RECLAIM_RESET: c_uint = 1;
 
 /// Why libcephfs could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -50,6 +50,10 @@ pub struct MountConfig {
     pub fs_name: Option<String>,
     /// The directory inside the file system that becomes the mount's root (`/` for all of it).
     pub root: String,
+    /// This client's identity across its restarts (e.g. a head's name and export): the MDS
+    /// evicts a previous instance with the same uuid when this one mounts, so its caps and locks
+    /// are released at once instead of after the session timeout. `None`: no identity.
+    pub uuid: Option<String>,
 }
 
 /// The client instance every handle of one mount shares.
@@ -139,6 +143,9 @@ impl Mount {
         // now does that (unmounting a never-mounted instance is a harmless error).
         let client = Client { api, cmount };
         configure(&client, cfg)?;
+        if let Some(uuid) = &cfg.uuid {
+            take_over(&client, uuid)?;
+        }
         let root = c_string("ceph_mount", &cfg.root)?;
         // SAFETY: the instance is configured and not yet mounted; `root` is NUL-terminated.
         check("ceph_mount", unsafe {
@@ -569,6 +576,33 @@ fn configure(client: &Client, cfg: &MountConfig) -> Result<()> {
             (api.ceph_select_filesystem)(cm, fs.as_ptr())
         })?;
     }
+    Ok(())
+}
+
+/// Evicts a previous instance of this client (a head that crashed and restarted) and names this
+/// one `uuid` (as nfs-ganesha's FSAL_CEPH does). Before mounting.
+fn take_over(client: &Client, uuid: &str) -> Result<()> {
+    let api = client.api;
+    let cm = client.cmount.as_ptr();
+    let id = c_string("ceph_set_uuid", uuid)?;
+    // SAFETY: configured, unmounted instance; `ceph_init` brings up its messenger (bounded by
+    // client_mount_timeout), which reclaim needs.
+    check("ceph_init", unsafe { (api.ceph_init)(cm) })?;
+    // SAFETY: initialised instance, NUL-terminated uuid (copied). ENOENT: no previous
+    // instance, the usual case.
+    let rc = unsafe { (api.ceph_start_reclaim)(cm, id.as_ptr(), sys::CEPH_RECLAIM_RESET) };
+    match check("ceph_start_reclaim", rc) {
+        Err(Error::Call {
+            errno: Errno::NoEnt,
+            ..
+        })
+        | Ok(_) => {}
+        Err(e) => return Err(e),
+    }
+    // SAFETY: initialised instance; ends the reclaim started above (a no-op after ENOENT).
+    unsafe { (api.ceph_finish_reclaim)(cm) };
+    // SAFETY: initialised, unmounted instance; the uuid is copied.
+    unsafe { (api.ceph_set_uuid)(cm, id.as_ptr()) };
     Ok(())
 }
 

@@ -14,6 +14,7 @@ fn mount(cluster: &TestCluster, root: &str) -> Mount {
         client_id: "admin".into(),
         fs_name: Some("cephfs".into()),
         root: root.into(),
+        uuid: None,
     })
     .expect("mount")
 }

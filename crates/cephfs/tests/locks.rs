@@ -14,6 +14,7 @@ fn mount(cluster: &TestCluster) -> Mount {
         client_id: "admin".into(),
         fs_name: Some("cephfs".into()),
         root: "/".into(),
+        uuid: None,
     })
     .expect("mount")
 }

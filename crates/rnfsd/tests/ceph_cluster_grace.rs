@@ -98,6 +98,7 @@ fn make_export(cluster: &TestCluster) {
         client_id: "admin".into(),
         fs_name: None,
         path: "/".into(),
+        uuid: None,
     };
     let fs = CephFs::new(1, &cfg, &HandleKey::random().unwrap()).unwrap();
     let root = fs.handle_key().verify(1, &fs.root()).unwrap();

@@ -26,6 +26,7 @@ fn make_export_dir(cluster: &TestCluster) {
         client_id: "admin".into(),
         fs_name: None,
         path: "/".into(),
+        uuid: None,
     };
     let key = HandleKey::random().unwrap();
     let fs = CephFs::new(1, &cfg, &key).unwrap();

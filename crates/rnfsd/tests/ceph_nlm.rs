@@ -35,6 +35,7 @@ fn make_export(cluster: &TestCluster) {
         client_id: "admin".into(),
         fs_name: None,
         root: "/".into(),
+        uuid: None,
     })
     .unwrap();
     let root = Perm::new(0, 0, &[]).unwrap();

@@ -70,6 +70,23 @@ pub struct ExportTable {
 impl ExportTable {
     /// Opens every export of `config`, each with the backend its `backend` setting names.
     pub fn build(config: &Config, key: &HandleKey) -> Result<ExportTable, ConfigError> {
+        ExportTable::build_as(config, key, false)
+    }
+
+    /// [`build`](ExportTable::build) at the server's start: with a `[cluster]`, each CephFS
+    /// export's client is named after the head and export, so it evicts the session a crashed
+    /// previous instance left behind (its caps and locks would otherwise block the other heads
+    /// until the MDS's session timeout). Never at a reload: the new client would evict the one
+    /// in use.
+    pub fn build_at_start(config: &Config, key: &HandleKey) -> Result<ExportTable, ConfigError> {
+        ExportTable::build_as(config, key, true)
+    }
+
+    fn build_as(
+        config: &Config,
+        key: &HandleKey,
+        take_over: bool,
+    ) -> Result<ExportTable, ConfigError> {
         let mut exports: Vec<Arc<Export>> = Vec::new();
         for e in &config.exports {
             let name = e.path.display().to_string();
@@ -130,6 +147,14 @@ impl ExportTable {
                     "no [[export.client]] rule: nobody could mount it".into()
                 ));
             }
+            let ceph = ceph.map(|mut c| {
+                c.uuid = config
+                    .cluster
+                    .as_ref()
+                    .filter(|_| take_over)
+                    .map(|cl| format!("rnfsd:{}:{id}", cl.node_id));
+                c
+            });
             let backend = backends::open(&BackendSpec {
                 kind: &e.backend,
                 id,

@@ -188,7 +188,7 @@ pub async fn serve_reporting(
                 source,
             }
         })?;
-    let table = ExportTable::build(&opts.config, &key)?;
+    let table = ExportTable::build_at_start(&opts.config, &key)?;
     serve_with(opts, table, ready, shutdown).await
 }
 

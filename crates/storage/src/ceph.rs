@@ -39,6 +39,9 @@ pub struct CephConfig {
     pub fs_name: Option<String>,
     /// The directory inside the file system that is exported.
     pub path: String,
+    /// This head's identity for this export, the same across its restarts: a restarted head
+    /// evicts its previous instance's Ceph session at once (see `rnfs_cephfs::MountConfig`).
+    pub uuid: Option<String>,
 }
 
 /// One CephFS export.
@@ -98,6 +101,7 @@ impl CephFs {
             client_id: cfg.client_id.clone(),
             fs_name: cfg.fs_name.clone(),
             root: cfg.path.clone(),
+            uuid: cfg.uuid.clone(),
         })
         .map_err(|e| format!("cannot mount CephFS {}: {e}", cfg.path))?;
         let root = mount.root().map_err(|e| e.to_string())?;

@@ -16,6 +16,7 @@ fn head(cluster: &TestCluster, key: &HandleKey, path: &str) -> CephFs {
         client_id: "admin".into(),
         fs_name: Some("cephfs".into()),
         path: path.into(),
+        uuid: None,
     };
     CephFs::new(7, &cfg, key).unwrap()
 }

@@ -63,6 +63,7 @@ pub fn ceph_config(e: &ExportConfig) -> Result<CephConfig, String> {
         client_id,
         fs_name: e.ceph_fs.clone(),
         path: normalize_mount_path(path),
+        uuid: None,
     })
 }
 
@@ -87,6 +88,7 @@ mod tests {
                 client_id: DEFAULT_CEPH_CLIENT_ID.into(),
                 fs_name: None,
                 path: "/shared/x".into(),
+                uuid: None,
             }
         );
         let c = ceph_config(&export(
