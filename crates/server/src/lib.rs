@@ -77,6 +77,7 @@ mod registry;
 mod reply_memory;
 mod rpcbind;
 mod service;
+mod stage;
 mod stats;
 mod transport;
 mod v4state;

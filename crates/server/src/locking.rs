@@ -384,7 +384,7 @@ impl Locking {
         match before {
             Before::Nothing => {}
             Before::Lock(kind, range) => {
-                let granted = crate::registry::in_stage(crate::registry::Stage::LockCall, || {
+                let granted = crate::stage::in_stage(crate::stage::Stage::LockCall, || {
                     self.remote_lock(&*remote, kind, range)
                 });
                 pre.decided = Some(Decided {
@@ -396,7 +396,7 @@ impl Locking {
                 });
             }
             Before::Test(kind, range) => {
-                let found = crate::registry::in_stage(crate::registry::Stage::LockCall, || {
+                let found = crate::stage::in_stage(crate::stage::Stage::LockCall, || {
                     self.count_remote(local_conflict(&*remote, kind, range))
                 });
                 pre.tested = Some(found);
@@ -494,7 +494,7 @@ impl Locking {
         if deferred.is_empty() {
             return;
         }
-        crate::registry::in_stage(crate::registry::Stage::LockCall, || {
+        crate::stage::in_stage(crate::stage::Stage::LockCall, || {
             for call in deferred {
                 self.counters.remote_calls.fetch_add(1, Ordering::Relaxed);
                 let failed = match &call {
@@ -582,16 +582,15 @@ impl Locking {
                 .take(REMOTE_RETRIES_MAX)
                 .collect()
         };
-        let taken: Vec<(Try, bool)> =
-            crate::registry::in_stage(crate::registry::Stage::LockCall, || {
-                tries
-                    .into_iter()
-                    .map(|t| {
-                        let granted = self.remote_lock(&*t.3, t.1, t.2);
-                        (t, granted)
-                    })
-                    .collect()
-            });
+        let taken: Vec<(Try, bool)> = crate::stage::in_stage(crate::stage::Stage::LockCall, || {
+            tries
+                .into_iter()
+                .map(|t| {
+                    let granted = self.remote_lock(&*t.3, t.1, t.2);
+                    (t, granted)
+                })
+                .collect()
+        });
         if !taken.iter().any(|(_, granted)| *granted) {
             return Vec::new();
         }

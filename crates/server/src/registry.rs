@@ -16,45 +16,8 @@ use rnfs_oncrpc::peek::{call_header_words, CallPeek};
 use crate::call::Transport;
 use crate::lockdep::TrackedMutex;
 
-/// Where an in-flight request is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Stage {
-    /// Received; waiting for a file-system worker.
-    Queued = 1,
-    /// Running on the file-system worker pool (decode, storage calls, encode).
-    Fs = 2,
-    /// Reply built; queued for or being written by the connection's writer.
-    Sending = 3,
-    /// Received; waiting for reply memory (`reply_bytes_max`; see [`crate::outgoing`]).
-    Budget = 4,
-    /// On the worker pool, waiting for a remote lock call: a CephFS record lock (a round trip to
-    /// the MDS) of an NLM request on a ceph export, made outside the lock manager's mutex.
-    LockCall = 5,
-}
-
-impl Stage {
-    fn from_u8(v: u8) -> Option<Stage> {
-        match v {
-            1 => Some(Stage::Queued),
-            2 => Some(Stage::Fs),
-            3 => Some(Stage::Sending),
-            4 => Some(Stage::Budget),
-            5 => Some(Stage::LockCall),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Queued => "queued for a worker",
-            Stage::Fs => "file-system pool",
-            Stage::Sending => "send",
-            Stage::Budget => "reply memory",
-            Stage::LockCall => "CephFS lock call (MDS round trip)",
-        }
-    }
-}
+pub use crate::stage::Stage;
+use crate::stage::StageSink;
 
 #[derive(Default)]
 struct Slot {
@@ -166,44 +129,29 @@ impl Tracked {
     }
 }
 
-thread_local! {
-    /// The request this worker thread runs (see [`Tracked::enter`]), so code deep in a handler
-    /// can say what it waits for without the request being passed down.
-    static CURRENT: std::cell::RefCell<Option<(Arc<Connection>, usize)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
 /// While alive, the thread runs the request it was made from ([`Tracked::enter`]).
 pub struct Entered(());
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.borrow_mut().take());
+        crate::stage::leave();
     }
 }
 
 impl Tracked {
     /// Marks the calling thread as running this request until the guard drops.
     pub fn enter(&self) -> Entered {
-        CURRENT.with(|c| *c.borrow_mut() = Some((self.conn.clone(), self.idx)));
+        crate::stage::enter(self.conn.clone(), self.idx);
         Entered(())
     }
 }
 
-/// Runs `f` with the current request (if the thread runs one) shown in `stage`, then back in
-/// [`Stage::Fs`]: how a handler makes a long remote wait visible to the watchdog and `rnfsd ctl`.
-pub fn in_stage<R>(stage: Stage, f: impl FnOnce() -> R) -> R {
-    let set = |stage: Stage| {
-        CURRENT.with(|c| {
-            if let Some((conn, idx)) = &*c.borrow() {
-                conn.slots[*idx].stage.store(stage as u8, Ordering::Release);
-            }
-        })
-    };
-    set(stage);
-    let result = f();
-    set(Stage::Fs);
-    result
+impl StageSink for Connection {
+    fn set_stage(&self, idx: usize, stage: Stage) {
+        if let Some(slot) = self.slots.get(idx) {
+            slot.stage.store(stage as u8, Ordering::Release);
+        }
+    }
 }
 
 impl Drop for Tracked {
