@@ -31,6 +31,14 @@
 //!
 //! [[export.client]]
 //! match = "10.0.0.0/8"
+//!
+//! [cluster]                 # heads of one CephFS sharing their grace period (optional)
+//! node_id = "head-a"        # unique per head, the same across its restarts
+//! ceph_conf = "/etc/ceph/ceph.conf"  # the default
+//! ceph_client_id = "admin"  # the default
+//! pool = "rnfsd"            # RADOS pool of the grace database (created if missing)
+//! namespace = ""            # RADOS namespace in it
+//! poll_ms = 1000            # how often the database is read and renewed (100 to 10000)
 //! ```
 //!
 //! Rules are tried in order; the first whose `match` covers the client's address applies. A client
