@@ -9,12 +9,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use common::nlm::NlmHost;
 use common::*;
 use rnfs_cephfs::test_cluster::TestCluster;
 use rnfs_storage::ceph::{CephConfig, CephFs};
@@ -24,71 +21,9 @@ use rnfs_storage::{Backend, CreateMode, Identity, SetAttrs};
 const CEPH_DIR: &str = "/graced";
 const LOCK_GRACE_MS: u64 = 4000;
 
-/// Builds nlmtool (gcc and libnfs-dev: scripts/test installs them).
-fn nlmtool() -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nlm/nlmtool.c");
-    let out = std::env::temp_dir().join(format!("rnfs-nlmtool-grace-{}", std::process::id()));
-    let status = Command::new("cc")
-        .args(["-O2", "-Wall", "-Werror", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .arg("-lnfs")
-        .status()
-        .expect("cc (install gcc and libnfs-dev: scripts/test does)");
-    assert!(status.success(), "building nlmtool failed");
-    out
-}
-
-/// One NFS client host speaking NLM to one head for `caller_name`.
-struct Host {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-}
-
-impl Host {
-    fn new(tool: &Path, head: &TestServer, caller_name: &str) -> Host {
-        let addr = head.tcp_addr();
-        let port = addr.port().to_string();
-        let mut child = Command::new(tool)
-            .arg(addr.ip().to_string())
-            .args([&port, &port, &port])
-            .args([CEPH_DIR, "f", caller_name])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Host {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn ask(&mut self, command: &str) -> String {
-        writeln!(self.stdin, "{command}").unwrap();
-        self.stdin.flush().unwrap();
-        self.lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("nlmtool gave no answer to {command:?}: {e}"))
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A host locking `f` of `CEPH_DIR` through `head`.
+fn host(head: &TestServer, caller_name: &str) -> NlmHost {
+    NlmHost::new(head, CEPH_DIR, "f", caller_name)
 }
 
 /// `CEPH_DIR` with a file `f` anyone may lock, made through libcephfs.
@@ -137,13 +72,12 @@ fn a_restarted_head_holds_every_head_in_grace_until_its_clients_reclaim() {
         return;
     };
     make_export(&cluster);
-    let tool = nlmtool();
     let mut b = head(&cluster, "127.0.0.2:0", "head-b");
     b.start();
     let mut a = head(&cluster, "127.0.0.1:0", "head-a");
     a.start();
     // Both fresh: the start-up grace of each (no clients to reclaim) is over within a poll or two.
-    let mut y = Host::new(&tool, &b, "host-y");
+    let mut y = host(&b, "host-y");
     let deadline = Instant::now() + Duration::from_secs(10);
     while y.ask("test 1 1 100 10") != "GRANTED" {
         assert!(
@@ -154,7 +88,7 @@ fn a_restarted_head_holds_every_head_in_grace_until_its_clients_reclaim() {
     }
     let status = ctl(b.state_dir(), &["cluster"]);
     assert_eq!(status["in_grace"], false, "{status}");
-    let mut x = Host::new(&tool, &a, "host-x");
+    let mut x = host(&a, "host-x");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match x.ask("lock 1 1 0 10").as_str() {
@@ -186,7 +120,7 @@ fn a_restarted_head_holds_every_head_in_grace_until_its_clients_reclaim() {
     );
     assert_eq!(y.ask("lock 1 1 100 10"), "DENIED_GRACE_PERIOD");
     assert_eq!(y.ask("test 1 1 100 10"), "DENIED_GRACE_PERIOD");
-    let mut x = Host::new(&tool, &a, "host-x");
+    let mut x = host(&a, "host-x");
     assert_eq!(x.ask("lock 1 1 0 10 0 1"), "GRANTED", "the reclaim");
 
     // A's grace ends (its time is up), the cluster's with it; B grants again.

@@ -8,12 +8,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::nlm::NlmHost as Host;
 use common::*;
 use rnfs_cephfs::test_cluster::TestCluster;
 use rnfs_cephfs::{Mount, MountConfig, Perm};
@@ -23,7 +21,6 @@ const CEPH_DIR: &str = "/nfs";
 /// The heads' watchdog bound, short so an MDS stall of a few seconds is reported.
 const STALL_BOUND_MS: u64 = 500;
 /// How long one nlmtool command may take.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a blocked lock may take to be granted once free (the server retries waiters
 /// blocked by another head every housekeeping tick, 2 s).
 const GRANT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -62,90 +59,23 @@ fn head(cluster: &TestCluster, listen: &str) -> TestServer {
     srv
 }
 
-/// Builds nlmtool (tests/nlm/nlmtool.c; gcc and libnfs-dev).
-fn nlmtool() -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nlm/nlmtool.c");
-    let out = std::env::temp_dir().join(format!("rnfs-nlmtool-ceph-{}", std::process::id()));
-    let status = Command::new("cc")
-        .args(["-O2", "-Wall", "-Werror", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .arg("-lnfs")
-        .status()
-        .expect("cc (install gcc and libnfs-dev: scripts/test does)");
-    assert!(status.success(), "building nlmtool failed");
-    out
+/// A host locking `f` of `CEPH_DIR` through `head`.
+fn host(head: &TestServer, caller_name: &str) -> Host {
+    Host::new(head, CEPH_DIR, "f", caller_name)
 }
 
-/// One NFS client host: an nlmtool process speaking NLM for `caller_name` to one head.
-struct Host {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-}
-
-impl Host {
-    fn new(tool: &Path, head: &TestServer, caller_name: &str) -> Host {
-        Host::on(tool, head, CEPH_DIR, caller_name)
-    }
-
-    /// A host locking the file `f` of `export` (a mount path) of `head`.
-    fn on(tool: &Path, head: &TestServer, export: &str, caller_name: &str) -> Host {
-        let addr = head.tcp_addr();
-        let port = addr.port().to_string();
-        let mut child = Command::new(tool)
-            .arg(addr.ip().to_string())
-            .args([&port, &port, &port, export, "f", caller_name])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+/// Repeats a blocking LOCK, as an NLM client does while it waits for GRANTED, until it is
+/// granted; how long that took.
+fn lock_until_granted(h: &mut Host, command: &str) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        match h.ask(command).as_str() {
+            "GRANTED" => return t0.elapsed(),
+            "BLOCKED" if t0.elapsed() < GRANT_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(200))
             }
-        });
-        Host {
-            child,
-            stdin,
-            lines,
+            other => panic!("{command:?} still {other} after {:?}", t0.elapsed()),
         }
-    }
-
-    /// Sends one command, returns its one-line answer.
-    fn ask(&mut self, command: &str) -> String {
-        writeln!(self.stdin, "{command}").unwrap();
-        self.stdin.flush().unwrap();
-        self.lines
-            .recv_timeout(REPLY_TIMEOUT)
-            .unwrap_or_else(|e| panic!("nlmtool gave no answer to {command:?}: {e}"))
-    }
-
-    /// Repeats a blocking LOCK, as an NLM client does while it waits for GRANTED, until it is
-    /// granted; how long that took.
-    fn lock_until_granted(&mut self, command: &str) -> Duration {
-        let t0 = Instant::now();
-        loop {
-            match self.ask(command).as_str() {
-                "GRANTED" => return t0.elapsed(),
-                "BLOCKED" if t0.elapsed() < GRANT_TIMEOUT => {
-                    std::thread::sleep(Duration::from_millis(200))
-                }
-                other => panic!("{command:?} still {other} after {:?}", t0.elapsed()),
-            }
-        }
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -174,9 +104,8 @@ fn nlm_locks_conflict_across_two_ceph_heads() {
     set_mode(&b_key, 0o600);
     head_b.start();
 
-    let tool = nlmtool();
-    let mut a = Host::new(&tool, &head_a, "host-a");
-    let mut b = Host::new(&tool, &head_b, "host-b");
+    let mut a = host(&head_a, "host-a");
+    let mut b = host(&head_b, "host-b");
     assert_eq!(
         a.ask("fh"),
         b.ask("fh"),
@@ -232,7 +161,7 @@ fn nlm_locks_conflict_across_two_ceph_heads() {
         "a retransmission, still blocked"
     );
     assert_eq!(a.ask("unlock 4 100 10"), "GRANTED");
-    let waited = b.lock_until_granted("lock 3 1 105 1 1");
+    let waited = lock_until_granted(&mut b, "lock 3 1 105 1 1");
     eprintln!("blocked LOCK through B granted {waited:?} after A's unlock");
     assert_eq!(
         a.ask("test 7 1 100 10"),
@@ -269,11 +198,11 @@ fn nlm_locks_conflict_across_two_ceph_heads() {
     assert_eq!(a.ask("lock 5 1 200 10"), "GRANTED");
     assert_eq!(b.ask("lock 4 1 200 1 1"), "BLOCKED");
     assert_eq!(a.ask("notify host-a 3"), "OK");
-    let waited = b.lock_until_granted("lock 4 1 200 1 1");
+    let waited = lock_until_granted(&mut b, "lock 4 1 200 1 1");
     eprintln!("blocked LOCK through B granted {waited:?} after host-a's SM_NOTIFY");
     // Everything host-a held is gone from the MDS too: a new host through A may take host-a's
     // old shared range, but not what host-b holds (its shared 55..65, its granted waiter).
-    let mut c = Host::new(&tool, &head_a, "host-c");
+    let mut c = host(&head_a, "host-c");
     assert_eq!(
         c.ask("lock 1 1 50 5"),
         "GRANTED",
@@ -293,8 +222,8 @@ fn nlm_locks_conflict_across_two_ceph_heads() {
         .unwrap()
         .trim()
         .to_owned();
-    let mut stalled = Host::new(&tool, &head_b, "host-b");
-    let mut local = Host::on(&tool, &head_b, &head_b.mount_path(), "host-l");
+    let mut stalled = host(&head_b, "host-b");
+    let mut local = Host::new(&head_b, &head_b.mount_path(), "f", "host-l");
     stalled.ask("fh"); // its MOUNT and LOOKUP done before the stall
                        // And a waiter of B blocked by A: B's timer will retry it while the MDS is stopped.
     assert_eq!(a.ask("lock 8 1 600 10"), "GRANTED");
@@ -389,7 +318,7 @@ fn nlm_locks_conflict_across_two_ceph_heads() {
         "held in the MDS"
     );
     assert_eq!(a.ask("unlock 8 600 10"), "GRANTED");
-    let waited = b.lock_until_granted("lock 6 1 600 1 1");
+    let waited = lock_until_granted(&mut b, "lock 6 1 600 1 1");
     eprintln!("B's waiter granted {waited:?} after the stall and A's unlock");
 
     // The heads say what they did: each sent its lock calls to the MDS.

@@ -8,89 +8,25 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::OnceLock;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::nlm::{nlmtool, NlmHost as Host, REPLY_TIMEOUT};
 use common::TestServer;
-
-/// How long one nlmtool command may take.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the NLM test helpers live.
 fn nlm_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nlm")
 }
 
-/// Builds nlmtool once per test binary (gcc and libnfs-dev: scripts/test installs them).
-fn nlmtool() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nlm/nlmtool.c");
-        let out = std::env::temp_dir().join(format!("rnfs-nlmtool-{}", std::process::id()));
-        let status = Command::new("cc")
-            .args(["-O2", "-Wall", "-Werror", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .arg("-lnfs")
-            .status()
-            .expect("cc (install gcc and libnfs-dev: scripts/test does)");
-        assert!(status.success(), "building nlmtool failed");
-        out
-    })
-}
-
-/// One NFS client host: an nlmtool process speaking NLM for `caller_name` on one file.
-struct Host {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-}
-
-impl Host {
-    fn new(server: &TestServer, file: &str, caller_name: &str) -> Host {
-        let port = server.port().to_string();
-        let mut child = Command::new(nlmtool())
-            .args(["127.0.0.1", &port, &port, &port])
-            .arg(server.export())
-            .args([file, caller_name])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Host {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    /// Sends one command, returns its one-line answer.
-    fn ask(&mut self, command: &str) -> String {
-        writeln!(self.stdin, "{command}").unwrap();
-        self.stdin.flush().unwrap();
-        self.lines
-            .recv_timeout(REPLY_TIMEOUT)
-            .unwrap_or_else(|e| panic!("nlmtool gave no answer to {command:?}: {e}"))
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Host `caller_name` locking `file` of the server's one export.
+fn host(server: &TestServer, file: &str, caller_name: &str) -> Host {
+    Host::new(
+        server,
+        &server.export().display().to_string(),
+        file,
+        caller_name,
+    )
 }
 
 /// A local process holding a classic POSIX lock on `path` until dropped.
@@ -145,8 +81,8 @@ fn server_with_file(name: &str) -> TestServer {
 #[test]
 fn locks_of_two_clients_conflict_as_posix_record_locks() {
     let server = server_with_file("f");
-    let mut a = Host::new(&server, "f", "host-a");
-    let mut b = Host::new(&server, "f", "host-b");
+    let mut a = host(&server, "f", "host-a");
+    let mut b = host(&server, "f", "host-b");
     assert_eq!(a.ask("null"), "OK");
     assert_eq!(a.ask("lock 1 1 0 10"), "GRANTED");
     // Exclusive against anything overlapping; the holder is named.
@@ -179,7 +115,7 @@ fn locks_of_two_clients_conflict_as_posix_record_locks() {
 fn local_fcntl_locks_and_nfs_locks_see_each_other() {
     let server = server_with_file("db");
     let path = server.export().join("db");
-    let mut a = Host::new(&server, "db", "host-a");
+    let mut a = host(&server, "db", "host-a");
     // NFS lock first: the local process is refused, then gets it once NFS lets go.
     assert_eq!(a.ask("lock 1 1 0 100"), "GRANTED");
     assert!(
@@ -208,9 +144,9 @@ fn local_fcntl_locks_and_nfs_locks_see_each_other() {
 #[test]
 fn a_blocked_lock_is_granted_when_the_holder_unlocks_and_cancel_removes_it() {
     let server = server_with_file("f");
-    let mut a = Host::new(&server, "f", "host-a");
-    let mut b = Host::new(&server, "f", "host-b");
-    let mut c = Host::new(&server, "f", "host-c");
+    let mut a = host(&server, "f", "host-a");
+    let mut b = host(&server, "f", "host-b");
+    let mut c = host(&server, "f", "host-c");
     assert_eq!(a.ask("lock 1 1 0 10"), "GRANTED");
     assert_eq!(b.ask("lock 1 1 0 10 1"), "BLOCKED");
     assert_eq!(
@@ -240,8 +176,8 @@ fn a_blocked_lock_is_granted_when_the_holder_unlocks_and_cancel_removes_it() {
 #[test]
 fn a_rebooted_client_loses_its_locks_by_sm_notify() {
     let server = server_with_file("f");
-    let mut a = Host::new(&server, "f", "host-a");
-    let mut b = Host::new(&server, "f", "host-b");
+    let mut a = host(&server, "f", "host-a");
+    let mut b = host(&server, "f", "host-b");
     assert_eq!(a.ask("lock 1 1 0 10"), "GRANTED");
     assert_eq!(a.ask("lock 2 1 20 10"), "GRANTED");
     assert_eq!(b.ask("lock 1 1 40 10"), "GRANTED");
@@ -270,7 +206,7 @@ fn nlmraw(server: &TestServer, fh: &str, from: &str, args: &[&str]) -> String {
 #[test]
 fn clients_at_different_addresses_are_different_hosts_whatever_name_they_give() {
     let server = server_with_file("f");
-    let fh = Host::new(&server, "f", "host-a").ask("fh");
+    let fh = host(&server, "f", "host-a").ask("fh");
     let (one, two) = ("127.0.0.1", "127.0.0.2");
     assert_eq!(
         nlmraw(&server, &fh, one, &["host-a", "lock", "1", "1", "0", "10"]),
@@ -305,7 +241,7 @@ fn clients_at_different_addresses_are_different_hosts_whatever_name_they_give() 
 #[test]
 fn share_reservations_deny_what_they_say_to_other_clients() {
     let server = server_with_file("doc");
-    let mut a = Host::new(&server, "doc", "host-a");
+    let mut a = host(&server, "doc", "host-a");
     let fh = a.ask("fh");
     let port = server.port().to_string();
     let raw = |args: &[&str]| {
@@ -352,7 +288,7 @@ fn one_client_flooding_distinct_ranges_is_refused_at_its_limit_with_bounded_memo
     server.start();
     let pid = server.pid().unwrap();
     let rss_before_kib = common::proc_status_kib(pid, "VmRSS");
-    let mut flood = Host::new(&server, "f", "flooder");
+    let mut flood = host(&server, "f", "flooder");
     assert_eq!(
         flood.ask("flood 100000 64 7"),
         "GRANTED 20000 DENIED_NOLOCKS 80000 OTHER 0"
@@ -365,7 +301,7 @@ fn one_client_flooding_distinct_ranges_is_refused_at_its_limit_with_bounded_memo
     );
     // Others still get locks (the file's limit is above one client's), between the flooder's.
     // (Which 20,000 of the pipelined LOCKs won is up to the worker threads.)
-    let mut other = Host::new(&server, "f", "other");
+    let mut other = host(&server, "f", "other");
     assert_eq!(other.ask("lock 1 1 1 1"), "GRANTED");
     assert!(other.ask("test 1 1 0 0").starts_with("DENIED 1 7 "));
 }
@@ -568,8 +504,8 @@ fn rnfsd_ctl_filelocks_and_metrics_show_locks_waiters_and_counts() {
     let mut server = TestServer::new().args(["--metrics", "127.0.0.1:0"]);
     std::fs::write(server.export().join("f"), b"x").unwrap();
     server.start();
-    let mut a = Host::new(&server, "f", "host-a");
-    let mut b = Host::new(&server, "f", "host-b");
+    let mut a = host(&server, "f", "host-a");
+    let mut b = host(&server, "f", "host-b");
     assert_eq!(a.ask("lock 1 1 0 10"), "GRANTED");
     assert_eq!(a.ask("lock 2 0 100 0"), "GRANTED");
     assert_eq!(b.ask("lock 1 1 5 1 1"), "BLOCKED");
@@ -654,8 +590,8 @@ fn lock_owners_descriptions_close_when_they_hold_and_wait_for_nothing() {
             .unwrap()
             .count()
     };
-    let mut a = Host::new(&server, "f", "host-a");
-    let mut b = Host::new(&server, "f", "host-b");
+    let mut a = host(&server, "f", "host-a");
+    let mut b = host(&server, "f", "host-b");
     assert_eq!(a.ask("null"), "OK");
     assert_eq!(b.ask("null"), "OK");
     let idle = fds();

@@ -24,6 +24,8 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod nlm;
+
 /// How long a server may take to write its ready file.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a server may take to exit after SIGTERM before it is killed.
