@@ -38,6 +38,7 @@ WORKLOADS = [
     ("stat-qd16-lookup", "ops_per_s", "ops/s", "meta"),
     ("stat-qd16-getattr", "ops_per_s", "ops/s", "meta"),
     ("readdirplus-50k", "entries_per_s", "entries/s", "meta"),
+    ("readdirplus-10k", "entries_per_s", "entries/s", "meta"),   # bench/run --backend ceph
     ("nfs-cat-seq-read", "mib_per_s", "MiB/s", "throughput"),
     ("fio-seq-read-1M-qd1", "mib_per_s", "MiB/s", "throughput"),
     ("fio-rand-read-4K-qd16", "ops_per_s", "IOPS", "iops"),
@@ -96,6 +97,8 @@ def load(path):
             continue
         if r.get("record") == "meta":
             meta = r
+        elif r.get("record") == "meta-end":
+            meta.update({k: v for k, v in r.items() if k != "record"})
         else:
             recs.append(r)
     return meta, recs
@@ -117,6 +120,7 @@ def summarize(recs, workload, server, metric, group="meta"):
         return {"status": st, "message": rs[-1].get("message", ""), "reps": len(rs)}
     s = {"status": "ok", "reps": len(ok), "failed_reps": len(rs) - len(ok)}
     s["value"] = median([r.get(metric) for r in ok])
+    s["loadavg1"] = [r["loadavg1"] for r in rs if r.get("loadavg1") is not None]
     s["values"] = [r.get(metric) for r in ok]
     for k in ("mib_per_s", "ops_per_s", "p50_us", "p99_us", "server_cpu_s", "server_hwm_kib",
               "client_cpu_s", "secs") + tuple(k for k, _ in LATENCY_POINTS):
@@ -199,12 +203,29 @@ def markdown(meta, servers, known, table, machine):
     L.append(f"Run {meta.get('date', '?')} · rnfsd built from {meta.get('rnfsd_source', '?')} "
              f"(work tree then at `{meta.get('rnfsd_rev', '?')}`) · " +
              (f"rnfsd-base = rnfsd built from `{meta['baseline_rev']}` · " if meta.get("baseline_rev") else "") +
-             f"nfs-ganesha {meta.get('ganesha', '?')} (VFS) · nfsserve {meta.get('nfsserve', '?')} "
-             f"(bench/nfsserve-mirror) · {meta.get('cores', '?')} cores, Linux {meta.get('kernel', '?')} · "
+             (f"nfs-ganesha {meta.get('ganesha', '?')} (FSAL_CEPH) · " if meta.get("backend") == "ceph" else
+              f"nfs-ganesha {meta.get('ganesha', '?')} (VFS) · nfsserve {meta.get('nfsserve', '?')} "
+              "(bench/nfsserve-mirror) · ") +
+             f"{meta.get('cores', '?')} cores, Linux {meta.get('kernel', '?')} · "
              f"{meta.get('reps', '?')} repetition(s){' · **quick**' if meta.get('quick') else ''}.")
     L.append("")
-    L.append("Every server ran on loopback on the same machine as the client, with its own copy of "
-             "the same data, all in one run, alternating servers workload by workload. Figures are "
+    if meta.get("backend") == "ceph":
+        L.append(f"**Backend: CephFS.** One throw-away Ceph {meta.get('ceph', '?')} cluster on the same "
+                 "machine (`scripts/ceph-cluster`: one monitor, one manager, one MDS, one OSD "
+                 f"with memstore of {int(meta.get('ceph_memstore_bytes', 0)) >> 20} MiB, no "
+                 "authentication); rnfsd (an export with `backend = \"ceph\"`) and nfs-ganesha "
+                 "(FSAL_CEPH) serve the same CephFS directory, each through its own libcephfs client. "
+                 f"Read file: {meta.get('big_size', '?')}.")
+        L.append("")
+    if meta.get("load_start"):
+        L.append(f"Machine load (`/proc/loadavg`, 1/5/15 min): {meta['load_start']} at the start, "
+                 f"{meta.get('load_end', '?')} at the end (other builds share the cores); the "
+                 "`load` column gives the 1-minute average's range over each workload's runs.")
+        L.append("")
+    L.append("Every server ran on loopback on the same machine as the client, " +
+             ("serving the same CephFS directory" if meta.get("backend") == "ceph" else
+              "with its own copy of the same data") +
+             ", all in one run, alternating servers workload by workload. Figures are "
              "medians over the repetitions. **Ratios are rnfsd ÷ peer: above 1 means rnfsd is "
              "faster** (for throughput and ops/s). Client: `bench/loadgen` (pipelined, one thread) "
              "unless the workload names another. Sizes: sequential "
@@ -213,16 +234,21 @@ def markdown(meta, servers, known, table, machine):
              f"{meta.get('stat_count', '?')} for lookup/getattr, a {meta.get('dir_entries', '?')}-entry "
              "directory for READDIRPLUS.")
     L.append("")
+    has_load = any(x and x.get("loadavg1") for row in table.values() for x in row.values())
     hdr = "| workload | unit | " + " | ".join(servers) + " | " + \
-        " | ".join(f"rnfsd/{p}" for p in peers) + " |"
+        " | ".join(f"rnfsd/{p}" for p in peers) + (" | load |" if has_load else " |")
     L.append("## Throughput and operation rate (medians)\n")
     L.append(hdr)
-    L.append("|" + "---|" * (2 + len(servers) + len(peers)))
+    L.append("|" + "---|" * (2 + len(servers) + len(peers) + (1 if has_load else 0)))
     for wl, metric, unit, _ in known:
         row = table[wl]
         cells = [cell(row.get(s)) for s in servers]
         rat = [ratio(row.get("rnfsd"), row.get(p)) for p in peers]
-        L.append(f"| {wl} | {unit} | " + " | ".join(cells) + " | " + " | ".join(rat) + " |")
+        load = ""
+        if has_load:
+            la = [v for x in row.values() if x for v in x.get("loadavg1", [])]
+            load = f" {min(la):.1f}–{max(la):.1f} |" if la else " – |"
+        L.append(f"| {wl} | {unit} | " + " | ".join(cells) + " | " + " | ".join(rat) + " |" + load)
     L.append("")
 
     L.append("## Latency per call, p50 / p99 (µs, medians over repetitions)\n")
