@@ -248,6 +248,7 @@ api! {
     ceph_ll_read: fn(*mut ceph_mount_info, *mut Fh, i64, u64, *mut c_char) -> c_int;
     ceph_ll_write: fn(*mut ceph_mount_info, *mut Fh, i64, u64, *const c_char) -> c_int;
     ceph_ll_fsync: fn(*mut ceph_mount_info, *mut Fh, c_int) -> c_int;
+    ceph_ll_sync_inode: fn(*mut ceph_mount_info, *mut Inode, c_int) -> c_int;
     ceph_ll_close: fn(*mut ceph_mount_info, *mut Fh) -> c_int;
     ceph_ll_create: fn(
         *mut ceph_mount_info, *mut Inode, *const c_char, mode_t, c_int, *mut *mut Inode,

@@ -273,6 +273,20 @@ impl Mount {
         self.getattr(inode, perm)
     }
 
+    /// Makes what this client changed of `inode` durable: its dirty metadata (a SETATTR the
+    /// client only cached) is flushed to the MDS, and the metadata requests on it (a create,
+    /// rename or unlink in a directory) wait for the MDS's journal (the "safe" reply; the
+    /// first, early reply comes before). With `data_only`, only its written data.
+    pub fn sync_inode(&self, inode: &Inode, data_only: bool) -> Result<()> {
+        const OP: &str = "ceph_ll_sync_inode";
+        let i = self.raw(OP, inode)?;
+        // SAFETY: live mount and inode of it.
+        check(OP, unsafe {
+            (self.api().ceph_ll_sync_inode)(self.cm(), i, c_int::from(data_only))
+        })?;
+        Ok(())
+    }
+
     /// Opens `inode` with `open(2)` `flags` (`O_RDONLY`, `O_WRONLY`, `O_RDWR`, `O_TRUNC`...).
     pub fn open(&self, inode: &Inode, flags: i32, perm: &Perm) -> Result<File> {
         const OP: &str = "ceph_ll_open";

@@ -7,6 +7,9 @@
 //!   the export's key ([`handle`]): it names the same object on every head that has the same
 //!   server key and export. It is resolved with `ceph_ll_lookup_vino`, which asks the MDS when
 //!   this client has not seen the inode.
+//! * Every operation that changes metadata is durable before its reply: the inodes involved
+//!   are synced (`ceph_ll_sync_inode`), which flushes a SETATTR the Ceph client only cached and
+//!   waits for the MDS's journal ("safe" reply) of a create, rename or unlink.
 //! * WRITE with UNSTABLE leaves the data in the Ceph client's cache; COMMIT (`ceph_ll_fsync`)
 //!   makes it durable on the OSDs. DATA_SYNC and FILE_SYNC writes are synced before the reply
 //!   (RFC 1813 §3.3.7, §3.3.21).
@@ -427,6 +430,7 @@ impl crate::Backend for CephFs {
             return Err(Error::NotSync);
         }
         let after = self.mount.setattr(&i, &set_attr(attrs), &p).map_err(err)?;
+        self.durable(&[&i])?;
         Ok(Wcc {
             before: Some(WccAttr::from(&self.attr(&before))),
             after: Some(self.attr(&after)),
@@ -502,6 +506,7 @@ impl crate::Backend for CephFs {
             Ok((i, f, st)) => {
                 drop(f);
                 let st = self.apply_new(&i, who, &p, attrs, st)?;
+                self.durable(&[&i, &d])?;
                 Ok(self.created(&d, &p, &before, &st))
             }
             Err(e) if e.errno() == libc::EEXIST && !guarded => {
@@ -523,6 +528,7 @@ impl crate::Backend for CephFs {
                     }
                     None => st,
                 };
+                self.durable(&[&i])?;
                 Ok(self.created(&d, &p, &before, &st))
             }
             Err(e) => Err(err(e)),
@@ -542,6 +548,7 @@ impl crate::Backend for CephFs {
             .mkdir(&d, name, attrs.mode.unwrap_or(DEFAULT_DIR_MODE), &p)
             .map_err(err)?;
         let st = self.apply_new(&i, who, &p, attrs, st)?;
+        self.durable(&[&i, &d])?;
         Ok(self.created(&d, &p, &before, &st))
     }
 
@@ -561,18 +568,21 @@ impl crate::Backend for CephFs {
             ..attrs.clone()
         };
         let st = self.apply_new(&i, who, &p, &rest, st)?;
+        self.durable(&[&i, &d])?;
         Ok(self.created(&d, &p, &before, &st))
     }
 
     fn remove(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
         let (d, before, p) = self.stat(who, dir)?;
         self.mount.unlink(&d, name, &p).map_err(err)?;
+        self.durable(&[&d])?;
         Ok(self.dir_wcc(&d, &p, &before))
     }
 
     fn rmdir(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
         let (d, before, p) = self.stat(who, dir)?;
         self.mount.rmdir(&d, name, &p).map_err(err)?;
+        self.durable(&[&d])?;
         Ok(self.dir_wcc(&d, &p, &before))
     }
 
@@ -589,6 +599,7 @@ impl crate::Backend for CephFs {
         self.mount
             .rename(&fd, from_name, &td, to_name, &p)
             .map_err(err)?;
+        self.durable(&[&fd, &td])?;
         Ok((
             self.dir_wcc(&fd, &p, &fbefore),
             self.dir_wcc(&td, &p, &tbefore),
@@ -613,6 +624,7 @@ impl crate::Backend for CephFs {
         let mode = file_type | (attrs.mode.unwrap_or(DEFAULT_MODE) & 0o7777);
         let (i, st) = self.mount.mknod(&d, name, mode, rdev, &p).map_err(err)?;
         let st = self.apply_new(&i, who, &p, attrs, st)?;
+        self.durable(&[&i, &d])?;
         Ok(self.created(&d, &p, &before, &st))
     }
 
@@ -632,12 +644,24 @@ impl crate::Backend for CephFs {
             return Err(Error::NotDir);
         }
         self.mount.link(&i, &d, name, &p).map_err(err)?;
+        self.durable(&[&i, &d])?;
         let attr = self.mount.getattr(&i, &p).ok().map(|s| self.attr(&s));
         Ok((attr, self.dir_wcc(&d, &p, &before)))
     }
 }
 
 impl CephFs {
+    /// Makes a change durable before it is answered, as NFS requires of every operation that
+    /// changes metadata (RFC 1813 §3.3, e.g. §3.3.2 SETATTR): the Ceph client may hold a SETATTR
+    /// in its cache and answers a create or unlink on the MDS's early reply, before the MDS's
+    /// journal has it; syncing the inodes involved waits for both.
+    fn durable(&self, inodes: &[&rnfs_cephfs::Inode]) -> Result<()> {
+        for i in inodes {
+            self.mount.sync_inode(i, false).map_err(err)?;
+        }
+        Ok(())
+    }
+
     /// The attributes of a new object beyond its mode, as the local backend applies them: the
     /// owner only when the caller is root (anyone else's new object is already theirs), then
     /// size and times. The object stays if this fails, as with the local backend.
@@ -708,7 +732,10 @@ impl CephFs {
                     mtime: at(v_mtime),
                 };
                 match self.mount.setattr(&i, &stamp, p) {
-                    Ok(st) => Ok(self.created(d, p, before, &st)),
+                    Ok(st) => {
+                        self.durable(&[&i, d])?;
+                        Ok(self.created(d, p, before, &st))
+                    }
                     Err(e) => {
                         // Without its verifier a retransmission could not be recognised: undo.
                         let _ = self.mount.unlink(d, name, p);
