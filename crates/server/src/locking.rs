@@ -1,6 +1,6 @@
 //! The server's file-locking state: one [`rnfs_locks::LockManager`] for the whole server (byte
-//! ranges, shares, waiters, deadlocks, grace, limits), which NLM (`crate::nlm`) uses now and
-//! NFSv4 will share. This module holds it behind a leaf lock and mirrors each lock owner's
+//! ranges, shares, waiters, deadlocks, grace, limits), which NLM (`crate::nlm`) and NFSv4
+//! (`crate::nfs4`) share. This module holds it behind a leaf lock and mirrors each lock owner's
 //! ranges into the file system through the export's backend ([`rnfs_storage::LockFile`]: an OFD
 //! lock on a description of the owner's own), so a local process's `fcntl` lock and an NFS
 //! client's lock see each other, as with Linux's nfsd.
@@ -18,13 +18,15 @@
 //!
 //! # Locks that may wait (CephFS)
 //! On a ceph export a description is an open CephFS file and its locks are held in the MDS, so
-//! NLM locks conflict across every rnfsd head of the file system (issue 19). Each such call is a
+//! NLM and NFSv4 byte-range locks conflict across every rnfsd head of the file system (issue 19;
+//! NFSv4 share reservations and delegations are not held in CephFS). Each such call is a
 //! round trip that can take as long as the MDS stalls ([`LockFile::may_wait`]), so none is made
 //! under `state`:
 //! * LOCK takes the CephFS lock first ([`Before::Lock`]), then the manager runs with a mirror that
 //!   returns that answer; if the manager does not commit the lock, the CephFS lock is undone
 //!   after `state` is released (the owner's previous ranges restored, the rest unlocked).
-//! * TEST asks the MDS first ([`Before::Test`]) and the mirror's probe returns that answer.
+//! * TEST (and NFSv4 LOCKT) asks the MDS first ([`Before::Test`]) and the mirror's probe returns
+//!   that answer.
 //! * Releases (UNLOCK, FREE_ALL, CANCEL, reboots) are recorded by the mirror under `state` and
 //!   made after it is released.
 //! * A grant the manager would make on its own (an UNLOCK letting a waiter through) cannot ask
@@ -628,24 +630,10 @@ impl Locking {
             .is_some_and(|d| d.file_key == target.file)
     }
 
-    /// A description for `target`'s owner if it has none yet (opened without any lock held), for
-    /// callers that make no remote call first: none from a backend whose lock calls may wait
-    /// (NFSv4 locks on a ceph export are decided by the manager alone).
-    pub(crate) fn spare_for(
-        &self,
-        target: &Target,
-        backend: &dyn Backend,
-        fh: &VerifiedHandle,
-    ) -> Option<Spare> {
-        if backend.lock_files_may_wait() {
-            return None;
-        }
-        self.nlm_spare_for(target, backend, fh)
-    }
-
-    /// [`Locking::spare_for`] for NLM, which goes through [`Locking::with_request`]: lock files
-    /// that may wait too.
-    pub(crate) fn nlm_spare_for(
+    /// A description for `target`'s owner if it has none yet (opened without any lock held),
+    /// for a LOCK or TEST that goes through [`Locking::with_request`] (NLM, NFSv4 LOCK and
+    /// LOCKT): lock files that may wait (CephFS) too.
+    pub(crate) fn request_spare_for(
         &self,
         target: &Target,
         backend: &dyn Backend,

@@ -27,6 +27,7 @@ use super::ctx::{check_name, file_key, ours, require_dir, st_err, type_check, wi
 use super::deleg;
 use super::status;
 use crate::config::Access;
+use crate::locking::Before;
 use crate::service::Authorized;
 use crate::v4state::{client_key, client_of_key, lock_owner_key, open_owner_key, release};
 
@@ -653,8 +654,11 @@ fn take_lock(
         reclaim,
     };
     for _ in 0..=COURTESY_EXPIRIES_MAX {
-        let spare = locking.spare_for(target, fh.export.backend.as_ref(), &fh.handle);
-        let (outcome, info) = locking.with_manager(spare, |m, mirror| {
+        // On a ceph export the CephFS lock is taken first, outside the manager's mutex, so the
+        // MDS arbitrates against other heads (see `crate::locking`).
+        let spare = locking.request_spare_for(target, fh.export.backend.as_ref(), &fh.handle);
+        let before = Before::Lock(kind, range);
+        let (outcome, info) = locking.with_request(target, spare, before, |m, mirror| {
             let reply = m.lock(now, &req, mirror);
             let info = match &reply.outcome {
                 LockOutcome::Denied(c) => Some((
@@ -704,9 +708,17 @@ pub fn lockt(ctx: &mut Ctx<'_>, a: w::LOCKT4args) -> ResOp {
             file: file_key(fh),
         };
         let now = ctx.call.now_ms;
-        Ok(ctx.svc.locking.with_manager(None, |m, _| {
-            match m.test(now, &target, kind(a.locktype), range) {
-                TestOutcome::Free => Ok(None),
+        let want = kind(a.locktype);
+        let locking = &ctx.svc.locking;
+        let spare = locking.request_spare_for(&target, fh.export.backend.as_ref(), &fh.handle);
+        let before = Before::Test(want, range);
+        Ok(locking.with_request(&target, spare, before, |m, mirror| {
+            match m.test(now, &target, want, range) {
+                // The manager knows this server's NFS owners only: the file system (a local
+                // process, or another head through CephFS) may hold a lock in the way.
+                TestOutcome::Free => {
+                    Ok(mirror.probe(m, &target, want, range).map(|c| denied(m, &c)))
+                }
                 TestOutcome::Conflict(c) => Ok(Some(denied(m, &c))),
                 TestOutcome::GracePeriod => Err(nfsstat4::NFS4ERR_GRACE),
             }

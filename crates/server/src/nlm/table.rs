@@ -166,7 +166,7 @@ fn with_lock<R>(
     let target = target(call, name, lock.svid, oh, &auth);
     let spare = svc
         .locking
-        .nlm_spare_for(&target, auth.export.backend.as_ref(), &auth.handle);
+        .request_spare_for(&target, auth.export.backend.as_ref(), &auth.handle);
     Ok(Ok(svc.locking.with_request(
         &target,
         spare,
