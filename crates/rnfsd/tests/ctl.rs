@@ -897,7 +897,14 @@ fn slow_read_shows_in_requests_with_a_growing_age() {
         find(&ctl(&srv.socket, &["requests"]))
     });
     assert_eq!(first["stage"], "fs", "{first}");
-    assert_eq!(first["waiting_on"], "file-system pool");
+    // It waits in the backend's `read`, and says so (crate backend_gate).
+    assert!(
+        first["waiting_on"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("backend call read of export 9 (")),
+        "{first}"
+    );
+    assert_eq!(first["backend_call"]["call"], "read", "{first}");
     std::thread::sleep(Duration::from_millis(400));
     let second = find(&ctl(&srv.socket, &["requests"])).expect("still in flight");
     assert_eq!(second["xid"], first["xid"]);

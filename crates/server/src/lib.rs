@@ -48,6 +48,7 @@
 // of re-exports below, so everything else can change without breaking them.
 mod admin;
 mod backchannel;
+mod backend_gate;
 mod backends;
 mod call;
 mod callbacks;
