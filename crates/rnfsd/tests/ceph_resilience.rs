@@ -12,6 +12,15 @@
 //!   its data cached) is read through libnfs; the read waits in the ceph backend's `read`,
 //!   visibly, the local export is still served, and after SIGCONT the read completes byte-exact.
 //!
+//! * **A head is killed (SIGKILL) in the middle of a write workload**: a client writes UNSTABLE
+//!   through head A and COMMITs every few writes, keeping what is not committed yet; A is killed;
+//!   the client moves to head B (same handles: same handle key), sees B's different write
+//!   verifier, re-sends everything not committed and commits; then every byte read back through
+//!   head B with libnfs's `nfs-cat` is what was written. The writer is rnfsd's own client
+//!   (crates/client), because libnfs cannot move a mount to another server; the final check is
+//!   libnfs's. The heads were started right after each other, and must still have different
+//!   verifiers (else the client could not tell that its unstable writes were lost).
+//!
 //! All in one test function: one cluster per test binary (it costs ~8 s and 1 GiB of memory).
 //! Without Ceph installed the test is skipped with the reason; in CI (`CI=true`) it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -246,10 +255,16 @@ fn ceph_backend_resilience() {
     };
     eprintln!("cluster up in {:?}", cluster.started_in);
     make_export_dir(&ceph_client(&cluster));
-    let srv = server(&cluster);
-    mds_stall(&cluster, &srv);
-    osd_stall(&cluster, &srv);
-    drop(srv);
+    // Head A (the ceph and the local export) and head B (the ceph export, A's handle key), started
+    // one right after the other.
+    let t0 = Instant::now();
+    let mut a = server(&cluster);
+    let b = head_b(&cluster, &a);
+    let heads_started_in = t0.elapsed();
+    mds_stall(&cluster, &a);
+    osd_stall(&cluster, &a);
+    kill_head(&cluster, &mut a, &b, heads_started_in);
+    drop((a, b));
 }
 
 /// The MDS stops: creates wait visibly in the ceph backend, at most `EXPORT_WORKERS` of them;
@@ -414,4 +429,215 @@ fn osd_stall(cluster: &TestCluster, srv: &TestServer) {
     }
     reader.finish(got.clone()).assert_success();
     assert!(got == data, "the read that waited for the OSD differs");
+}
+
+/// Head B: the same ceph export on 127.0.0.2, with head A's handle key.
+fn head_b(cluster: &TestCluster, a: &TestServer) -> TestServer {
+    let mut b = TestServer::new().listen(&["127.0.0.2:0"]);
+    b.set_config(&format!(
+        "[[export]]\nbackend = \"ceph\"\npath = \"{CEPH_DIR}\"\nceph_conf = {:?}\n\
+         ceph_client_id = \"admin\"\n\n[[export.client]]\nmatch = \"127.0.0.0/8\"\naccess = \"rw\"\n",
+        cluster.conf()
+    ));
+    let key = std::fs::read(a.state_dir().join("handle.key")).unwrap();
+    let b_key = b.state_dir().join("handle.key");
+    std::fs::write(&b_key, key).unwrap();
+    set_mode(&b_key, 0o600);
+    b.start();
+    b
+}
+
+/// `ceph ARGS...` against the cluster, bounded; its stdout.
+fn ceph_cli(cluster: &TestCluster, args: &[&str]) -> String {
+    let out = run_bounded(
+        std::process::Command::new("ceph")
+            .arg("--conf")
+            .arg(cluster.conf())
+            .args(args),
+        Duration::from_secs(30),
+    );
+    out.assert_success();
+    out.stdout_str()
+}
+
+/// Evicts the dead head's CephFS session (found by its PID in the session's metadata), as the
+/// fencing of any highly available setup does: otherwise the MDS waits for the session to time
+/// out (`session_timeout`, 60 s) before it gives the dead head's capabilities on the file to B.
+fn evict_dead_head(cluster: &TestCluster, pid: u32) {
+    let ls = ceph_cli(cluster, &["tell", "mds.z", "client", "ls"]);
+    let sessions: serde_json::Value = serde_json::from_str(&ls).unwrap();
+    let ids: Vec<u64> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["client_metadata"]["pid"].as_str() == Some(&pid.to_string()))
+        .map(|s| s["id"].as_u64().unwrap())
+        .collect();
+    assert!(!ids.is_empty(), "no session of pid {pid} in {ls}");
+    for id in ids {
+        ceph_cli(
+            cluster,
+            &["tell", "mds.z", "client", "evict", &format!("id={id}")],
+        );
+    }
+}
+
+const CHUNK_BYTES: usize = 64 << 10;
+const CHUNKS: usize = 64;
+const COMMIT_EVERY: usize = 8;
+/// Head A dies after three commits and four more unstable writes.
+const KILL_AT: usize = 3 * COMMIT_EVERY + 4;
+
+/// A writer that keeps what it has not seen committed (RFC 1813 §3.3.7 and §3.3.21): when a
+/// reply's verifier is not the one its earlier writes got, the server may have lost them, and it
+/// writes them again.
+struct Writer<'d> {
+    data: &'d [u8],
+    fh: nfs_fh3,
+    /// Chunks written UNSTABLE and not committed yet, and the verifier their writes got.
+    pending: Vec<usize>,
+    verf: Option<writeverf3>,
+    /// Every verifier seen, in order.
+    verfs_seen: Vec<writeverf3>,
+    resent: usize,
+}
+
+impl Writer<'_> {
+    fn chunk(&self, i: usize) -> bytes::Bytes {
+        bytes::Bytes::copy_from_slice(&self.data[i * CHUNK_BYTES..(i + 1) * CHUNK_BYTES])
+    }
+
+    fn saw(&mut self, v: writeverf3) {
+        if self.verfs_seen.last() != Some(&v) {
+            self.verfs_seen.push(v);
+        }
+    }
+
+    fn write(&mut self, c: &mut Client, i: usize) {
+        let r = c
+            .write(
+                &self.fh,
+                (i * CHUNK_BYTES) as u64,
+                self.chunk(i),
+                stable_how::UNSTABLE,
+            )
+            .unwrap();
+        assert_eq!(r.count as usize, CHUNK_BYTES);
+        self.saw(r.verf);
+        self.pending.push(i);
+        if self.verf.is_some_and(|v| v != r.verf) {
+            self.resend(c, r.verf);
+        }
+        self.verf = Some(r.verf);
+    }
+
+    /// Writes every pending chunk again, until they all got `verf` from one server instance.
+    fn resend(&mut self, c: &mut Client, mut verf: writeverf3) {
+        for _ in 0..5 {
+            let mut same = true;
+            for i in self.pending.clone() {
+                let r = c
+                    .write(
+                        &self.fh,
+                        (i * CHUNK_BYTES) as u64,
+                        self.chunk(i),
+                        stable_how::UNSTABLE,
+                    )
+                    .unwrap();
+                self.saw(r.verf);
+                self.resent += 1;
+                same &= r.verf == verf;
+                verf = r.verf;
+            }
+            if same {
+                self.verf = Some(verf);
+                return;
+            }
+        }
+        panic!("the verifier kept changing while re-sending");
+    }
+
+    fn commit(&mut self, c: &mut Client) {
+        for _ in 0..5 {
+            let r = c.commit(&self.fh, 0, 0).unwrap();
+            self.saw(r.verf);
+            if Some(r.verf) == self.verf || self.pending.is_empty() {
+                self.pending.clear();
+                self.verf = None;
+                return;
+            }
+            self.resend(c, r.verf);
+        }
+        panic!("COMMIT never matched the writes' verifier");
+    }
+}
+
+/// Head A is killed mid-workload; the client finishes through head B and loses nothing.
+fn kill_head(cluster: &TestCluster, a: &mut TestServer, b: &TestServer, started_in: Duration) {
+    let verifier = |s: &TestServer| ctl(s.state_dir(), &["status"])["write_verifier"].clone();
+    let (va, vb) = (verifier(a), verifier(b));
+    eprintln!("heads started within {started_in:?}: verifiers A {va} B {vb}");
+    assert_ne!(va, vb, "two heads have the same write verifier");
+
+    let mut data = vec![0u8; CHUNK_BYTES * CHUNKS];
+    XorShift::new(47).fill(&mut data);
+    let mut c = client(a);
+    let root = c.mount(CEPH_DIR.as_bytes()).unwrap();
+    c.create(
+        &root,
+        b"killed-head.bin",
+        createhow3::Unchecked(sattr3::default()),
+    )
+    .unwrap();
+    let fh = c.lookup(&root, b"killed-head.bin").unwrap().object;
+    let mut w = Writer {
+        data: &data,
+        fh,
+        pending: Vec::new(),
+        verf: None,
+        verfs_seen: Vec::new(),
+        resent: 0,
+    };
+    for i in 0..CHUNKS {
+        if i == KILL_AT {
+            let pid = a.pid().unwrap();
+            let lost = w.pending.len();
+            a.kill_hard();
+            eprintln!("head A (pid {pid}) killed with {lost} chunks written UNSTABLE, uncommitted");
+            assert!(lost > 0);
+            evict_dead_head(cluster, pid);
+            c = client(b);
+            let root_b = c.mount(CEPH_DIR.as_bytes()).unwrap();
+            assert_eq!(root_b, root, "head B gives the same root handle");
+        }
+        w.write(&mut c, i);
+        if (i + 1) % COMMIT_EVERY == 0 {
+            w.commit(&mut c);
+        }
+    }
+    w.commit(&mut c);
+    eprintln!(
+        "verifiers seen by the writer: {:?}; chunks re-sent: {}",
+        w.verfs_seen, w.resent
+    );
+    assert_eq!(
+        w.verfs_seen.len(),
+        2,
+        "A's verifier, then B's: {:?}",
+        w.verfs_seen
+    );
+    assert!(
+        w.resent >= 4,
+        "the uncommitted chunks were re-sent: {}",
+        w.resent
+    );
+
+    let cat = nfs_cat(&ceph_url(b, "/killed-head.bin"), TOOL_TIMEOUT);
+    cat.assert_success();
+    assert_eq!(cat.stdout.len(), data.len());
+    let first_bad = cat.stdout.iter().zip(&data).position(|(x, y)| x != y);
+    assert!(
+        first_bad.is_none(),
+        "nfs-cat via head B differs from byte {first_bad:?}"
+    );
 }
