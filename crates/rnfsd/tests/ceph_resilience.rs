@@ -21,6 +21,10 @@
 //!   libnfs's. The heads were started right after each other, and must still have different
 //!   verifiers (else the client could not tell that its unstable writes were lost).
 //!
+//! * Before that, **libnfs sees the two exports alike**: files of odd sizes copied in with
+//!   `nfs-cp` come back byte-exact through `nfs-cat` from both, `nfs-ls` shows them with the same
+//!   type, mode, owner and size, and the same failures fail on both.
+//!
 //! All in one test function: one cluster per test binary (it costs ~8 s and 1 GiB of memory).
 //! Without Ceph installed the test is skipped with the reason; in CI (`CI=true`) it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -145,6 +149,8 @@ fn server(cluster: &TestCluster) -> TestServer {
     )
     .unwrap();
     set_mode(&srv.export().join("local.txt"), 0o644);
+    // libnfs's user may write there too (see `libnfs_local_and_ceph_agree`).
+    chown(srv.export(), USER, USER);
     let local = srv.mount_path();
     srv.set_config(&format!(
         "[limits]\nfs_workers_max = {FS_WORKERS}\nexport_fs_workers_max = {EXPORT_WORKERS}\n\
@@ -261,6 +267,7 @@ fn ceph_backend_resilience() {
     let mut a = server(&cluster);
     let b = head_b(&cluster, &a);
     let heads_started_in = t0.elapsed();
+    libnfs_local_and_ceph_agree(&a);
     mds_stall(&cluster, &a);
     osd_stall(&cluster, &a);
     kill_head(&cluster, &mut a, &b, heads_started_in);
@@ -639,5 +646,66 @@ fn kill_head(cluster: &TestCluster, a: &mut TestServer, b: &TestServer, started_
     assert!(
         first_bad.is_none(),
         "nfs-cat via head B differs from byte {first_bad:?}"
+    );
+}
+
+/// The same libnfs work on the local and the ceph export of one server gives the same results.
+fn libnfs_local_and_ceph_agree(srv: &TestServer) {
+    const SIZES: [u64; 9] = [
+        0,
+        1,
+        4095,
+        4096,
+        4097,
+        65_535,
+        1 << 20,
+        (1 << 20) + 1,
+        (3 << 20) + 17,
+    ];
+    let local_url = |f: &str| srv.url(f, USER, USER);
+    let ceph = |f: &str| ceph_url(srv, f);
+    for (i, size) in SIZES.iter().enumerate() {
+        let src = srv.scratch().join(format!("sz-{size}"));
+        write_random_file(&src, *size, 100 + i as u64);
+        let want = std::fs::read(&src).unwrap();
+        let name = format!("/sz-{size}");
+        for (label, url) in [("local", local_url(&name)), ("ceph", ceph(&name))] {
+            nfs_cp(src.to_str().unwrap(), &url, TOOL_TIMEOUT).assert_success();
+            let cat = nfs_cat(&url, TOOL_TIMEOUT);
+            cat.assert_success();
+            assert!(cat.stdout == want, "{label}: sz-{size} read back differs");
+        }
+    }
+    let listing = |url: String| {
+        let ls = nfs_ls(&url, false, TOOL_TIMEOUT);
+        ls.assert_success();
+        let mut e: Vec<LsEntry> = parse_ls(&ls.stdout_str())
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.path.rsplit('/').next().unwrap_or("").starts_with("sz-"))
+            .map(|mut e| {
+                e.path = e.path.rsplit('/').next().unwrap().to_owned();
+                e
+            })
+            .collect();
+        e.sort_by(|a, b| a.path.cmp(&b.path));
+        e
+    };
+    let (l, c) = (listing(local_url("")), listing(ceph("")));
+    assert_eq!(l.len(), SIZES.len(), "{l:?}");
+    assert_eq!(l, c, "nfs-ls: local and ceph differ");
+    // The same failures: a missing name, a directory read as a file.
+    for url in [
+        local_url("/no-such-file"),
+        ceph("/no-such-file"),
+        local_url(""),
+        ceph(""),
+    ] {
+        nfs_cat(&url, TOOL_TIMEOUT).assert_failure();
+    }
+    eprintln!(
+        "libnfs: {} files of 0..={} bytes alike through the local and the ceph export",
+        SIZES.len(),
+        SIZES[SIZES.len() - 1]
     );
 }
