@@ -423,6 +423,7 @@ impl Admin {
                     "backend": e.backend.describe(),
                     "backend_busy": gate.map(|g| g.busy),
                     "backend_busy_max": gate.map(|g| g.busy_max),
+                    "backend_waiting": gate.map(|g| g.waiting),
                     "backend_refused_total": gate.map(|g| g.refused_total),
                 })
             }).collect::<Vec<_>>(),

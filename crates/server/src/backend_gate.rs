@@ -5,16 +5,21 @@
 //! Backend calls block their worker (see `rnfs_storage`). When a backend stops answering — a Ceph
 //! MDS or OSD that hangs, a dead disk — every request for its export holds a worker until it
 //! answers, and with enough of them the bounded pool (`fs_workers_max`) would have no worker left
-//! for the other exports. The gate keeps a share of the workers for them: a request whose export
-//! already has `export_fs_workers_max` requests busy in its backend is answered at once with
-//! [`Error::Delay`] (NFS3ERR_JUKEBOX, NFS4ERR_DELAY: "try again later") instead of joining them.
+//! for the other exports. The gate keeps a share of the workers for them: at most
+//! `export_fs_workers_max` requests are busy in one export's backend. A request finding them all
+//! busy waits for one to finish while the backend is moving (one of its requests' calls finished
+//! within [`WAIT_MS`]), for at most [`WAIT_MS`], so a busy but healthy export only queues; it is
+//! answered [`Error::Delay`] (NFS3ERR_JUKEBOX, NFS4ERR_DELAY: "try again later") when the backend
+//! is stuck (nothing finished for [`WAIT_MS`]) or the wait ran out. A stuck backend thus holds at
+//! most its share of the workers, plus, briefly, those of requests waiting to be refused.
 //!
 //! # How
 //! * Each export's backend is wrapped in a [`Gated`] with a fixed array of slots, one per request
 //!   that may be busy in it. A request takes a slot at its first call to that backend and keeps it
 //!   until it ends ([`request_scope`]), so a request is refused only before its first call there:
 //!   never half-way through a change. Taking and giving back a slot is an atomic store; nothing
-//!   here locks, sleeps or waits.
+//!   here locks. The one wait (for a slot, above) holds no lock, is bounded by [`WAIT_MS`], and
+//!   shows as the export's `backend_waiting` in `rnfsd ctl status`.
 //! * Every slot records the call running in it (its name, since when, and the request's connection
 //!   and xid), so `rnfsd ctl requests` and the watchdog's stall reports say which backend call a
 //!   request waits in.
@@ -33,6 +38,11 @@ use crate::lockdep::TrackedMutex;
 
 /// Slots for calls made outside a request, per export.
 const BACKGROUND_SLOTS: usize = 4;
+/// How long a request waits for a busy export's slot, and how long without any of its requests'
+/// calls finishing makes an export stuck (then requests are refused without waiting).
+pub const WAIT_MS: u64 = 1000;
+/// How often a waiting request looks for a free slot.
+const WAIT_POLL_MS: u64 = 1;
 /// Exports' slots one request may hold at once (a request naming more exports than this takes the
 /// others' slots per call).
 const HELD_MAX: usize = 4;
@@ -108,6 +118,10 @@ struct Table {
     refused_total: AtomicU64,
     /// Calls outside a request that found no free slot to show in (they ran anyway).
     unshown_total: AtomicU64,
+    /// When a call of a request last finished (the backend is moving).
+    last_done_ms: AtomicU64,
+    /// Requests waiting for a slot now.
+    waiting: AtomicU64,
 }
 
 impl Table {
@@ -135,6 +149,43 @@ impl Table {
     }
 }
 
+impl Table {
+    /// A request slot for `op` of request `req`: at once if one is free; else, while the
+    /// backend is moving, the first to come free within [`WAIT_MS`]. `None` when the backend is
+    /// stuck or the wait ran out.
+    fn claim_waiting(&self, op: u8, req: (u64, u32)) -> Option<usize> {
+        if let Some(i) = self.claim(0..self.busy_max, op, Some(req)) {
+            return Some(i);
+        }
+        struct Waiting<'a>(&'a AtomicU64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
+        let started = now_ms();
+        loop {
+            let now = now_ms();
+            let idle_ms = now.saturating_sub(self.last_done_ms.load(Ordering::Relaxed));
+            if idle_ms >= WAIT_MS || now.saturating_sub(started) >= WAIT_MS {
+                return None;
+            }
+            // No lock is held, and the wait is bounded (see the module docs).
+            std::thread::sleep(std::time::Duration::from_millis(WAIT_POLL_MS));
+            if let Some(i) = self.claim(0..self.busy_max, op, Some(req)) {
+                return Some(i);
+            }
+        }
+    }
+
+    /// A call of a request ended: the backend is moving.
+    fn done(&self) {
+        self.last_done_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
 /// Every gate alive, for the watchdog and the admin interface (a leaf lock, taken when an export
 /// is opened and when someone reads the list).
 static GATES: std::sync::LazyLock<TrackedMutex<Vec<Weak<Table>>>> =
@@ -159,6 +210,7 @@ pub struct GateInfo {
     pub export_id: u32,
     pub busy: usize,
     pub busy_max: usize,
+    pub waiting: u64,
     pub refused_total: u64,
 }
 
@@ -203,6 +255,7 @@ pub fn gates() -> Vec<GateInfo> {
                 .filter(|s| s.op.load(Ordering::Relaxed) != 0)
                 .count(),
             busy_max: t.busy_max,
+            waiting: t.waiting.load(Ordering::Relaxed),
             refused_total: t.refused_total.load(Ordering::Relaxed),
         })
         .collect()
@@ -264,6 +317,8 @@ impl Gated {
             busy_max,
             refused_total: AtomicU64::new(0),
             unshown_total: AtomicU64::new(0),
+            last_done_ms: AtomicU64::new(now_ms()),
+            waiting: AtomicU64::new(0),
         });
         GATES.lock().push(Arc::downgrade(&table));
         Gated { inner, table }
@@ -302,7 +357,7 @@ impl Gated {
                 slot.op.store(op, Ordering::Release);
                 return Some(Entered::Held(*i));
             }
-            let Some(i) = t.claim(0..t.busy_max, op, Some(scope.request)) else {
+            let Some(i) = t.claim_waiting(op, scope.request) else {
                 t.refused_total.fetch_add(1, Ordering::Relaxed);
                 return Some(Entered::Refused);
             };
@@ -346,8 +401,16 @@ struct Leave<'a>(&'a Table, Entered);
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
         match self.1 {
-            Entered::Held(i) => self.0.slots[i].op.store(BETWEEN_CALLS, Ordering::Release),
-            Entered::Once(i) => self.0.slots[i].op.store(0, Ordering::Release),
+            Entered::Held(i) => {
+                self.0.done();
+                self.0.slots[i].op.store(BETWEEN_CALLS, Ordering::Release);
+            }
+            Entered::Once(i) => {
+                if i < self.0.busy_max {
+                    self.0.done();
+                }
+                self.0.slots[i].op.store(0, Ordering::Release);
+            }
             Entered::Unshown | Entered::Refused => {}
         }
     }
@@ -694,16 +757,33 @@ mod tests {
         // Between its calls the request holds its slot, in no call.
         assert_eq!(gates().iter().find(|i| i.export_id == 7).unwrap().busy, 1);
         assert!(!calls().iter().any(|c| c.export_id == 7), "{:?}", calls());
-        // Another request finds the only slot taken: Delay, counted.
+        // Another request finds the only slot taken and waits for it, at most WAIT_MS (the
+        // backend moved just now), then is refused: Delay, counted.
+        let t0 = std::time::Instant::now();
         let refused = request_scope(2, 0x20, || g.getattr(&who, &root));
         assert!(matches!(refused, Err(Error::Delay)), "{refused:?}");
+        let waited = t0.elapsed();
+        assert!(
+            waited >= std::time::Duration::from_millis(WAIT_MS / 2)
+                && waited < std::time::Duration::from_millis(3 * WAIT_MS),
+            "{waited:?}"
+        );
+        // Now nothing has finished for WAIT_MS: the export is stuck, refused without a wait.
+        let t0 = std::time::Instant::now();
+        let refused = request_scope(2, 0x21, || g.getattr(&who, &root));
+        assert!(matches!(refused, Err(Error::Delay)), "{refused:?}");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_millis(WAIT_MS / 2),
+            "{:?}",
+            t0.elapsed()
+        );
         assert_eq!(
             gates()
                 .iter()
                 .find(|i| i.export_id == 7)
                 .unwrap()
                 .refused_total,
-            1
+            2
         );
         // Outside a request, a call is never refused.
         g.getattr(&who, &root).unwrap();
@@ -711,6 +791,26 @@ mod tests {
         busy.join().unwrap();
         // The slot came back when the request ended.
         request_scope(3, 0x30, || g.getattr(&who, &root)).unwrap();
+        // A request waiting while the slot's holder is moving gets it when it is given back.
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+        let (in_tx, in_rx) = std::sync::mpsc::channel::<()>();
+        let g2 = g.clone();
+        let root2 = root.clone();
+        let busy = std::thread::spawn(move || {
+            request_scope(4, 0x40, || {
+                g2.getattr(&Identity::root(), &root2).unwrap();
+                in_tx.send(()).unwrap();
+                hold_rx.recv().unwrap();
+            })
+        });
+        in_rx.recv().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(WAIT_MS / 5));
+            hold_tx.send(()).unwrap();
+        });
+        request_scope(5, 0x50, || g.getattr(&who, &root)).unwrap();
+        busy.join().unwrap();
+        release.join().unwrap();
         assert_eq!(gates().iter().find(|i| i.export_id == 7).unwrap().busy, 0);
     }
 }

@@ -216,9 +216,10 @@ pub struct Limits {
     /// File-system calls running at once (the worker pool).
     pub fs_workers_max: usize,
     /// Requests busy in one export's backend at once (at most `fs_workers_max`). Past it, a
-    /// request for that export is answered NFS3ERR_JUKEBOX / NFS4ERR_DELAY, so a backend that
-    /// stops answering (a hung Ceph daemon, a dead disk) can never hold every worker and starve
-    /// the other exports (see `backend_gate`).
+    /// request for that export waits (bounded) for one to finish while the backend is moving,
+    /// and is answered NFS3ERR_JUKEBOX / NFS4ERR_DELAY when it is stuck, so a backend that stops
+    /// answering (a hung Ceph daemon, a dead disk) can never hold every worker and starve the
+    /// other exports (see `backend_gate`).
     pub export_fs_workers_max: usize,
     /// Largest READ/WRITE transfer and preferred size advertised in FSINFO.
     pub transfer_bytes_max: u32,
