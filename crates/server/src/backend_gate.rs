@@ -327,7 +327,7 @@ impl Gated {
     /// Runs `f` as backend call `name`, in the request's slot (taken now if needed: `Delay` when
     /// none is free) or, outside a request, in a background slot if one is free.
     fn call<T>(&self, name: &'static str, f: impl FnOnce(&dyn Backend) -> Result<T>) -> Result<T> {
-        match self.enter(name) {
+        match self.enter(name, true) {
             Entered::Refused => Err(Error::Delay),
             entered => {
                 let _leave = Leave(&self.table, entered);
@@ -336,15 +336,17 @@ impl Gated {
         }
     }
 
-    /// [`Gated::call`] for a method that cannot fail: outside a request it runs unrefused; in one
-    /// it runs even when refused (the callers of these methods have no error to give).
+    /// [`Gated::call`] for a method that cannot fail (its callers have no error to give): it
+    /// never waits for a slot and always runs, shown in a slot if one is free.
     fn call_infallible<T>(&self, name: &'static str, f: impl FnOnce(&dyn Backend) -> T) -> T {
-        let entered = self.enter(name);
+        let entered = self.enter(name, false);
         let _leave = Leave(&self.table, entered);
         f(self.inner.as_ref())
     }
 
-    fn enter(&self, name: &'static str) -> Entered {
+    /// Takes (or reuses) the slot `name` runs in. `refusable`: a request may wait for a slot
+    /// and be refused; else the call never waits and runs even without one.
+    fn enter(&self, name: &'static str, refusable: bool) -> Entered {
         let op = op_number(name);
         let t = &self.table;
         let in_scope = SCOPE.with(|s| {
@@ -357,7 +359,16 @@ impl Gated {
                 slot.op.store(op, Ordering::Release);
                 return Some(Entered::Held(*i));
             }
-            let Some(i) = t.claim_waiting(op, scope.request) else {
+            let claimed = if refusable {
+                t.claim_waiting(op, scope.request)
+            } else {
+                t.claim(0..t.busy_max, op, Some(scope.request))
+            };
+            let Some(i) = claimed else {
+                if !refusable {
+                    t.unshown_total.fetch_add(1, Ordering::Relaxed);
+                    return Some(Entered::Unshown);
+                }
                 t.refused_total.fetch_add(1, Ordering::Relaxed);
                 return Some(Entered::Refused);
             };
