@@ -142,7 +142,7 @@ impl Drop for Stopped<'_> {
 
 /// One server with a ceph export (`CEPH_DIR`) and a local one (its scratch `export/`).
 fn server(cluster: &TestCluster) -> TestServer {
-    let mut srv = TestServer::new();
+    let mut srv = TestServer::new().args(["--metrics", "127.0.0.1:0"]);
     std::fs::write(
         srv.export().join("local.txt"),
         b"served while Ceph stalls\n",
@@ -359,6 +359,20 @@ fn mds_stall(cluster: &TestCluster, srv: &TestServer) {
         ceph["backend_refused_total"].as_u64().unwrap() >= refused_least as u64,
         "{ceph}"
     );
+    // The same on /metrics.
+    let metrics = scrape_metrics(srv.state_dir());
+    let refused_line = format!(
+        "rnfsd_export_backend_refused_total{{export=\"{}\"}} ",
+        ceph["id"]
+    );
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&refused_line))
+        .unwrap_or_else(|| panic!("no {refused_line:?} in {metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(refused >= refused_least as u64, "{refused}");
 
     local_export_is_served(srv, "MDS stopped");
     let summary = stall_report_names(srv, "create");
