@@ -63,6 +63,30 @@ impl TestCluster {
     pub fn conf(&self) -> &Path {
         &self.conf
     }
+
+    /// Sends `signal` (a `kill -s` name: `STOP`, `CONT`, ...) to daemon `name` (`mon.a`,
+    /// `osd.0`, `mgr.x`, `mds.z`), whose PID the script recorded: a test stops a daemon (SIGSTOP)
+    /// to make the cluster stop answering, and lets it go on (SIGCONT).
+    pub fn signal(&self, name: &str, signal: &str) -> Result<(), String> {
+        let pid_file = self.dir.path().join("pids").join(format!("{name}.pid"));
+        let pid = std::fs::read_to_string(&pid_file)
+            .map_err(|e| format!("{}: {e}", pid_file.display()))?;
+        let pid = pid.trim();
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("{}: not a PID: {pid:?}", pid_file.display()));
+        }
+        let out = Command::new("kill")
+            .args(["-s", signal, pid])
+            .output()
+            .map_err(|e| format!("running kill: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "kill -s {signal} {pid} ({name}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Drop for TestCluster {

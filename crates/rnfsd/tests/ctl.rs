@@ -865,6 +865,50 @@ impl InProcess {
     }
 }
 
+/// A request still running when the server stops (a backend call that takes long) keeps the
+/// graceful stop waiting; the runtime is idle but alive then, and the watchdog must not report it
+/// stalled (its heartbeat used to stop first).
+#[test]
+fn a_slow_request_at_shutdown_is_no_runtime_stall() {
+    let srv = InProcess::start(400);
+    std::fs::write(srv.export_dir.join("slow"), vec![5u8; 4096]).unwrap();
+    let mut c = tcp_client(srv.addr);
+    let root = c.mount(b"/export").unwrap();
+    let file = c.lookup(&root, b"slow").unwrap().object;
+    srv.faulty.add_rule(Rule {
+        op: Op::Read,
+        action: Action::Delay(Duration::from_millis(2500)),
+        times: Some(1),
+    });
+    let addr = srv.addr;
+    let reader = std::thread::spawn(move || {
+        let mut c = tcp_client(addr);
+        c.set_timeout(Duration::from_secs(20)).unwrap();
+        let _ = c.read(&file, 0, 4096);
+    });
+    wait_for(Duration::from_secs(2), "the READ in flight", || {
+        ctl(&srv.socket, &["requests"])
+            .as_array()?
+            .iter()
+            .any(|r| r["procedure"] == "NFS READ")
+            .then_some(())
+    });
+    let watch = srv._server.running.watch.clone();
+    let t0 = Instant::now();
+    drop(srv);
+    let stop_took = t0.elapsed();
+    reader.join().unwrap();
+    let reports = watch.reports();
+    assert!(
+        stop_took > Duration::from_millis(1000),
+        "the stop waited for the READ: {stop_took:?}"
+    );
+    assert!(
+        !reports.iter().any(|r| r.summary.contains("heartbeat")),
+        "a runtime stall reported while stopping ({stop_took:?}): {reports:?}"
+    );
+}
+
 #[test]
 fn slow_read_shows_in_requests_with_a_growing_age() {
     let srv = InProcess::start(400);
@@ -893,11 +937,21 @@ fn slow_read_shows_in_requests_with_a_growing_age() {
             .find(|r| r["procedure"] == "NFS READ")
             .cloned()
     };
-    let first = wait_for(Duration::from_secs(2), "the READ in flight", || {
-        find(&ctl(&srv.socket, &["requests"]))
-    });
+    // Once its worker is in the backend's `read` (not before: it is in flight from when it
+    // was read off the socket), the request says so (see the server's backend_gate).
+    let first = wait_for(
+        Duration::from_secs(2),
+        "the READ in the backend's read",
+        || {
+            find(&ctl(&srv.socket, &["requests"])).filter(|r| {
+                r["waiting_on"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("backend call read of export 9 ("))
+            })
+        },
+    );
     assert_eq!(first["stage"], "fs", "{first}");
-    assert_eq!(first["waiting_on"], "file-system pool");
+    assert_eq!(first["backend_call"]["call"], "read", "{first}");
     std::thread::sleep(Duration::from_millis(400));
     let second = find(&ctl(&srv.socket, &["requests"])).expect("still in flight");
     assert_eq!(second["xid"], first["xid"]);

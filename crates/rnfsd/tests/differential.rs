@@ -9,6 +9,12 @@
 //!
 //! The seed is printed; `RNFS_DIFF_SEED=N` replays a run and `RNFS_DIFF_OPS=N` changes its
 //! length (default [`DEFAULT_OPS`]).
+//!
+//! The same run is made against a `backend = "ceph"` export of a throw-away cluster
+//! (scripts/ceph-cluster; skipped without Ceph, failing under `CI=true`), with the differences a
+//! CephFS export has from a local directory listed in [`CEPH`] — each counted and printed, never
+//! skipped silently. There is no export on the server's disk to compare then, only what NFS
+//! shows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -41,6 +47,36 @@ const DIR_MODES: [u32; 5] = [0o700, 0o755, 0o750, 0o711, 0o775];
 const HISTORY: usize = 25;
 /// Wall-clock bound on the random phase; the run stops early (and says so) when it is reached.
 const TIME_BOUND: Duration = Duration::from_secs(40);
+
+/// How the served file system may differ from the local reference, by design or for now.
+#[derive(Debug, Clone, Copy)]
+struct Differences {
+    /// Operation kinds the backend may answer NFS3ERR_NOTSUPP: the reference is then left alone
+    /// (counted as an expected difference). When the backend does them, they are compared.
+    notsupp: &'static [&'static str],
+    /// Whether directories' link counts are compared.
+    dir_nlink: bool,
+    /// Whether RENAME of a name onto itself is left out (both sides; counted).
+    no_self_rename: bool,
+}
+
+/// A local export: no difference at all.
+const LOCAL: Differences = Differences {
+    notsupp: &[],
+    dir_nlink: true,
+    no_self_rename: false,
+};
+
+/// A CephFS export (crates/storage/src/ceph.rs): a CephFS directory's link count is not 2 + its
+/// subdirectories as on a local file system (CephFS keeps no `..` links), so directories' nlink
+/// is not compared. Nothing else may differ: the backend works around what libcephfs 16.2.15
+/// answers otherwise (a RENAME with a missing source, or onto the same file, or onto an
+/// ancestor; a LINK onto an existing name; a SETATTR of a directory's size).
+const CEPH: Differences = Differences {
+    notsupp: &[],
+    dir_nlink: false,
+    no_self_rename: false,
+};
 
 struct Rng(XorShift);
 
@@ -121,6 +157,9 @@ struct Run {
     failed_alike: usize,
     /// (operation kind, outcome) → count, for the summary.
     tally: std::collections::BTreeMap<(&'static str, String), usize>,
+    differences: Differences,
+    /// Operation kind → times it met an expected difference (see [`Differences`]).
+    expected: std::collections::BTreeMap<&'static str, usize>,
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -512,7 +551,12 @@ impl Run {
                     ftype3::NF3REG
                 };
                 let lsize = if l.is_dir() { r.size } else { l.len() };
-                let want = (want_type, l.mode() & 0o7777, l.nlink(), lsize);
+                let lnlink = if l.is_dir() && !self.differences.dir_nlink {
+                    u64::from(r.nlink)
+                } else {
+                    l.nlink()
+                };
+                let want = (want_type, l.mode() & 0o7777, lnlink, lsize);
                 let got = (r.r#type, r.mode & 0o7777, u64::from(r.nlink), r.size);
                 if want != got {
                     let show = |(t, m, n, s): (ftype3, u32, u64, u64)| {
@@ -544,7 +588,25 @@ impl Run {
         if self.history.len() > HISTORY {
             self.history.pop_front();
         }
+        let kind = kind_of(&op);
+        if let (true, Op::Rename { from, to }) = (self.differences.no_self_rename, &op) {
+            if from == to {
+                *self.expected.entry("RENAME onto itself").or_default() += 1;
+                if let Some(last) = self.history.back_mut() {
+                    last.push_str(" -> left out (expected difference)");
+                }
+                return;
+            }
+        }
         let nfs = self.apply_nfs(&op, &data);
+        if nfs == Err(nfsstat3::NFS3ERR_NOTSUPP) && self.differences.notsupp.contains(&kind) {
+            // An expected difference: the reference stays as the server left the tree.
+            *self.expected.entry(kind).or_default() += 1;
+            if let Some(last) = self.history.back_mut() {
+                last.push_str(" -> NOTSUPP (expected)");
+            }
+            return;
+        }
         let local = self.apply_local(&op, &data);
         let outcome = match (&nfs, &local) {
             (Ok(a), Ok(b)) => {
@@ -575,19 +637,6 @@ impl Run {
             last.push_str(" -> ");
             last.push_str(&outcome);
         }
-        let kind = match &op {
-            Op::Create { .. } => "CREATE",
-            Op::Write { .. } => "WRITE",
-            Op::Truncate { .. } => "SETATTR(size)",
-            Op::Chmod { .. } => "SETATTR(mode)",
-            Op::Rename { .. } => "RENAME",
-            Op::Link { .. } => "LINK",
-            Op::Remove { .. } => "REMOVE",
-            Op::Mkdir { .. } => "MKDIR",
-            Op::Rmdir { .. } => "RMDIR",
-            Op::Read { .. } => "READ",
-            Op::Commit { .. } => "COMMIT",
-        };
         let result = match &nfs {
             Ok(_) => "OK".to_owned(),
             Err(s) => format!("{s:?}"),
@@ -626,6 +675,32 @@ impl Run {
     }
 }
 
+fn kind_of(op: &Op) -> &'static str {
+    match op {
+        Op::Create { .. } => "CREATE",
+        Op::Write { .. } => "WRITE",
+        Op::Truncate { .. } => "SETATTR(size)",
+        Op::Chmod { .. } => "SETATTR(mode)",
+        Op::Rename { .. } => "RENAME",
+        Op::Link { .. } => "LINK",
+        Op::Remove { .. } => "REMOVE",
+        Op::Mkdir { .. } => "MKDIR",
+        Op::Rmdir { .. } => "RMDIR",
+        Op::Read { .. } => "READ",
+        Op::Commit { .. } => "COMMIT",
+    }
+}
+
+/// Directories' link counts left out of a tree (see [`Differences::dir_nlink`]).
+fn without_dir_nlink(mut t: Tree) -> Tree {
+    for n in t.values_mut() {
+        if n.kind == Kind::Dir {
+            n.nlink = 0;
+        }
+    }
+    t
+}
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
         Ok(v) => v
@@ -641,6 +716,86 @@ fn random_operations_match_a_local_reference() {
         running_as_root(),
         "needs root (rnfsd, and setfsuid for the reference side)"
     );
+    let (seed, ops) = seed_and_ops();
+    let mut srv = TestServer::new();
+    chown(srv.export(), UID, GID);
+    let reference = srv.scratch().join("reference");
+    srv.start();
+    let mut c = tcp_as(&srv, UID, GID);
+    let root = mount_root(&mut c, &srv);
+    let export = srv.export().to_owned();
+    differential(c, root, reference, Some(&export), LOCAL, seed, ops);
+}
+
+/// The same against a ceph export (its directory owned by the same user, mode 0755 like the
+/// reference), with [`CEPH`]'s differences expected. This test found libcephfs 16.2.15 leaving
+/// a RENAME's target name "being renamed" forever when the source was missing (every later
+/// LOOKUP of it waited, which the watchdog reported as a stalled ceph `lookup`); replays of
+/// that: `RNFS_DIFF_SEED=1796527476380924766 RNFS_DIFF_OPS=23`,
+/// `RNFS_DIFF_SEED=1796527069908348772 RNFS_DIFF_OPS=120`. It and the other answers found here
+/// (RENAME onto the same file, onto an ancestor, across types; LINK onto a name; SETATTR of a
+/// directory's size; COMMIT of a directory) are now handled in ceph.rs and checked one by one
+/// in crates/storage/tests/ceph.rs.
+///
+/// Ignored for now: after some hundreds of operations with renames of directories across
+/// directories (and hard links), the head's libcephfs client answers NOENT for a name that
+/// exists (a CREATE of it says EXIST), e.g. `RNFS_DIFF_SEED=1796529705473309829
+/// RNFS_DIFF_OPS=304` (CHMOD of e/c/e/c/d), `RNFS_DIFF_SEED=1796529563183174013
+/// RNFS_DIFF_OPS=103`. Run it with `--ignored`.
+#[test]
+#[ignore = "libcephfs 16.2.15: NOENT for an existing name after cross-directory renames; see the doc"]
+fn random_operations_on_a_ceph_export_match_a_local_reference() {
+    use rnfs_storage::Backend;
+    assert!(
+        running_as_root(),
+        "needs root (rnfsd, and setfsuid for the reference side)"
+    );
+    let Some(cluster) = rnfs_cephfs::test_cluster::TestCluster::start().unwrap() else {
+        return;
+    };
+    eprintln!("cluster up in {:?}", cluster.started_in);
+    {
+        let cfg = rnfs_storage::ceph::CephConfig {
+            conf: cluster.conf().to_owned(),
+            client_id: "admin".into(),
+            fs_name: None,
+            path: "/".into(),
+            uuid: None,
+        };
+        let key = rnfs_storage::handle::HandleKey::random().unwrap();
+        let fs = rnfs_storage::ceph::CephFs::new(1, &cfg, &key).unwrap();
+        let root = fs.handle_key().verify(1, &fs.root()).unwrap();
+        let attrs = rnfs_storage::SetAttrs {
+            mode: Some(0o755),
+            uid: Some(UID),
+            gid: Some(GID),
+            ..Default::default()
+        };
+        let made = fs
+            .mkdir(&rnfs_storage::Identity::root(), &root, b"diff", &attrs)
+            .unwrap();
+        let dir = fs.handle_key().verify(1, &made.handle).unwrap();
+        // mkdir takes the mode; the owner is set apart, as root.
+        fs.setattr(&rnfs_storage::Identity::root(), &dir, &attrs, None)
+            .unwrap();
+    }
+    let (seed, ops) = seed_and_ops();
+    let mut srv = TestServer::new();
+    srv.set_config(&format!(
+        "[[export]]\nbackend = \"ceph\"\npath = \"/diff\"\nceph_conf = {:?}\n\
+         ceph_client_id = \"admin\"\n\n[[export.client]]\nmatch = \"127.0.0.0/8\"\n\
+         access = \"rw\"\nroot_squash = false\n",
+        cluster.conf()
+    ));
+    let reference = srv.scratch().join("reference");
+    srv.start();
+    let mut c = tcp_as(&srv, UID, GID);
+    let root = c.mount(b"/diff").unwrap();
+    differential(c, root, reference, None, CEPH, seed, ops);
+    drop(srv);
+}
+
+fn seed_and_ops() -> (u64, usize) {
     let seed: u64 = env_or("RNFS_DIFF_SEED", {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -649,17 +804,24 @@ fn random_operations_match_a_local_reference() {
     });
     let ops: usize = env_or("RNFS_DIFF_OPS", DEFAULT_OPS);
     eprintln!("differential: seed {seed}, {ops} operations (RNFS_DIFF_SEED={seed} to replay)");
+    (seed, ops)
+}
 
-    let mut srv = TestServer::new();
-    chown(srv.export(), UID, GID);
-    let reference = srv.scratch().join("reference");
+/// Runs `ops` random operations through `c` (export root `root`) and on `reference` (created
+/// here), comparing as it goes and at the end, also with the export on disk when the server has
+/// one there (`disk`).
+fn differential(
+    c: Client,
+    root: nfs_fh3,
+    reference: PathBuf,
+    disk: Option<&std::path::Path>,
+    differences: Differences,
+    seed: u64,
+    ops: usize,
+) {
     std::fs::create_dir(&reference).unwrap();
     set_mode(&reference, 0o755);
     chown(&reference, UID, GID);
-    srv.start();
-    let mut c = tcp_as(&srv, UID, GID);
-    let root = mount_root(&mut c, &srv);
-
     let mut run = Run {
         c,
         root,
@@ -671,6 +833,15 @@ fn random_operations_match_a_local_reference() {
         ok: 0,
         failed_alike: 0,
         tally: Default::default(),
+        differences,
+        expected: Default::default(),
+    };
+    let tree = |t: Tree| {
+        if differences.dir_nlink {
+            t
+        } else {
+            without_dir_nlink(t)
+        }
     };
     let t = Instant::now();
     let mut done = 0;
@@ -678,10 +849,10 @@ fn random_operations_match_a_local_reference() {
         run.step = i;
         run.step_once();
         done = i + 1;
-        if i % 500 == 499 {
+        if let (Some(disk), 499) = (disk, i % 500) {
             // The whole tree on disk, now and then, to catch a stray change early.
             let want = local_tree(&run.reference);
-            let got = local_tree(srv.export());
+            let got = local_tree(disk);
             if !tree_diff(&want, &got).is_empty() {
                 assert_same_tree(
                     &format!("seed {seed}, after {} operations: export on disk", i + 1),
@@ -697,16 +868,18 @@ fn random_operations_match_a_local_reference() {
     }
     let elapsed = t.elapsed();
     let want = local_tree(&run.reference);
-    assert_same_tree(
-        &format!("seed {seed}: export on disk at the end"),
-        &want,
-        &local_tree(srv.export()),
-    );
+    if let Some(disk) = disk {
+        assert_same_tree(
+            &format!("seed {seed}: export on disk at the end"),
+            &want,
+            &local_tree(disk),
+        );
+    }
     let via_nfs = nfs_tree(&mut run.c, &run.root);
     assert_same_tree(
         &format!("seed {seed}: export through NFS at the end"),
-        &want,
-        &via_nfs,
+        &tree(want.clone()),
+        &tree(via_nfs),
     );
     let files = want
         .values()
@@ -715,9 +888,11 @@ fn random_operations_match_a_local_reference() {
     let bytes: u64 = want.values().map(|n| n.size).sum();
     eprintln!(
         "differential: seed {seed}: {done} operations in {elapsed:.2?} ({} succeeded on both \
-         sides, {} failed alike); final tree {} entries, {files} files, {bytes} bytes",
+         sides, {} failed alike, expected differences {:?}); final tree {} entries, {files} \
+         files, {bytes} bytes",
         run.ok,
         run.failed_alike,
+        run.expected,
         want.len()
     );
     let mut summary = String::new();

@@ -397,6 +397,7 @@ impl Admin {
         let in_flight: usize = conns.iter().map(|c| c.requests().len()).sum();
         let loans = r.service.loans().stats();
         let table = r.service.exports();
+        let gates = crate::backend_gate::gates();
         let c = &r.service.counters;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         let mut listeners = Vec::new();
@@ -413,11 +414,20 @@ impl Admin {
             "control_socket": self.socket.as_ref().map(|p| p.display().to_string()),
             "state_dir": self.state_dir.display().to_string(),
             "config": self.config_source.as_ref().map(|p| p.display().to_string()),
-            "exports": table.iter().map(|e| json!({
-                "id": e.id,
-                "mount_path": e.mount_path,
-                "backend": e.backend.describe(),
-            })).collect::<Vec<_>>(),
+            "exports": table.iter().map(|e| {
+                // The export's gate (crate::backend_gate): requests busy in its backend now, the
+                // most allowed, and how many were answered "try again later" for want of one.
+                let gate = gates.iter().find(|g| g.export_id == e.id);
+                json!({
+                    "id": e.id,
+                    "mount_path": e.mount_path,
+                    "backend": e.backend.describe(),
+                    "backend_busy": gate.map(|g| g.busy),
+                    "backend_busy_max": gate.map(|g| g.busy_max),
+                    "backend_waiting": gate.map(|g| g.waiting),
+                    "backend_refused_total": gate.map(|g| g.refused_total),
+                })
+            }).collect::<Vec<_>>(),
             "connections": tcp,
             "requests_in_flight": in_flight,
             "requests_total": r.stats.calls_total(),
@@ -538,6 +548,7 @@ impl Admin {
         let now = now_ms();
         let mut reqs = self.running.registry.requests();
         reqs.sort_by_key(|r| r.started_ms);
+        let calls = crate::backend_gate::calls();
         Value::Array(
             reqs.iter()
                 .map(|r| {
@@ -549,7 +560,15 @@ impl Admin {
                         "file_handle": r.file_handle.iter().map(|b| format!("{b:02x}")).collect::<String>(),
                         "age_ms": now.saturating_sub(r.started_ms),
                         "stage": stage_name(r.stage),
-                        "waiting_on": r.stage.as_str(),
+                        "waiting_on": crate::watchdog::waiting_on(r, &calls),
+                        "backend_call": calls.iter()
+                            .find(|c| c.request == Some((r.conn_id, r.xid)))
+                            .map(|c| json!({
+                                "export": c.export_id,
+                                "backend": c.backend,
+                                "call": c.call,
+                                "age_ms": now.saturating_sub(c.started_ms),
+                            })),
                     })
                 })
                 .collect(),

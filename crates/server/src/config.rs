@@ -232,6 +232,12 @@ pub struct Limits {
     pub connection_requests_max: usize,
     /// File-system calls running at once (the worker pool).
     pub fs_workers_max: usize,
+    /// Requests busy in one export's backend at once (at most `fs_workers_max`). Past it, a
+    /// request for that export waits (bounded) for one to finish while the backend is moving,
+    /// and is answered NFS3ERR_JUKEBOX / NFS4ERR_DELAY when it is stuck, so a backend that stops
+    /// answering (a hung Ceph daemon, a dead disk) can never hold every worker and starve the
+    /// other exports (see `backend_gate`).
+    pub export_fs_workers_max: usize,
     /// Largest READ/WRITE transfer and preferred size advertised in FSINFO.
     pub transfer_bytes_max: u32,
     /// READ replies in flight at once, all connections together (each holds a loan slot; a
@@ -312,6 +318,7 @@ impl Default for Limits {
             connections_max: 1024,
             connection_requests_max: 32,
             fs_workers_max: 32,
+            export_fs_workers_max: 24,
             transfer_bytes_max: 1 << 20,
             loans_max: 256,
             zero_copy_min_bytes: 32 << 10,
@@ -376,12 +383,13 @@ impl Limits {
         // (slots, channels and threads are sized from these at start).
         let transfer_most = rnfs_nfs3::WRITE_DATA_MAX_BYTES.min(rnfs_nfs3::READ_DATA_MAX_BYTES);
         #[rustfmt::skip]
-        let ranges: [(&'static str, u64, u64, u64); 33] = [
+        let ranges: [(&'static str, u64, u64, u64); 34] = [
             ("record_bytes_max", self.record_bytes_max as u64, 8192, 64 * MIB),
             ("record_fragments_max", self.record_fragments_max as u64, 1, 65_536),
             ("connections_max", self.connections_max as u64, 1, 1 << 20),
             ("connection_requests_max", self.connection_requests_max as u64, 1, 4096),
             ("fs_workers_max", self.fs_workers_max as u64, 1, 1024),
+            ("export_fs_workers_max", self.export_fs_workers_max as u64, 1, 1024),
             ("transfer_bytes_max", u64::from(self.transfer_bytes_max),
                 u64::from(TRANSFER_BYTES_MIN), transfer_most as u64),
             ("loans_max", self.loans_max as u64, 1, 65_536),

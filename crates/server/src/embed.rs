@@ -38,6 +38,13 @@ impl Embedded {
             .iter()
             .map(ClientRule::from_config)
             .collect::<Result<_, _>>()?;
+        // Behind the gate, as `ExportTable::build` serves every export (see crate::backend_gate).
+        let busy_max = config
+            .limits
+            .export_fs_workers_max
+            .min(config.limits.fs_workers_max);
+        let backend: Arc<dyn Backend> =
+            Arc::new(crate::backend_gate::Gated::new(backend, id, busy_max));
         let export = Arc::new(Export {
             id,
             mount_path: mount_path.to_owned(),

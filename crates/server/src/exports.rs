@@ -11,7 +11,8 @@
 //! asks its backend for ([`Backend::handle_key`]), rather than keeping a copy: export and backend
 //! can never disagree on it, and a reloaded export that keeps its backend keeps its key.
 //!
-//! Backends are made by the factory in [`crate::backends`] from each export's `backend` setting.
+//! Backends are made by the factory in [`crate::backends`] from each export's `backend` setting,
+//! and each is served behind its export's gate ([`crate::backend_gate`]).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -163,6 +164,14 @@ impl ExportTable {
                 key,
             })
             .map_err(err)?;
+            // Behind the export's gate, so a backend that stops answering holds at most
+            // `export_fs_workers_max` of the workers (see crate::backend_gate).
+            let busy_max = config
+                .limits
+                .export_fs_workers_max
+                .min(config.limits.fs_workers_max);
+            let backend: Arc<dyn Backend> =
+                Arc::new(crate::backend_gate::Gated::new(backend, id, busy_max));
             exports.push(Arc::new(Export {
                 id,
                 mount_path,

@@ -48,6 +48,7 @@
 // of re-exports below, so everything else can change without breaking them.
 mod admin;
 mod backchannel;
+mod backend_gate;
 mod backends;
 mod call;
 mod callbacks;
@@ -257,7 +258,10 @@ pub async fn serve_with(
     // Before listening: no head may still be granting when this one's clients reclaim.
     join_cluster(&service, &opts).await?;
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(heartbeat(watch_state.clone()));
+    // Apart from `tasks`, which a graceful stop aborts at once: the heartbeat goes on while
+    // requests finish (a backend call may keep one for the whole grace period), else the
+    // watchdog would report the runtime stalled when it is not. Stopped when this returns.
+    let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat(watch_state.clone())));
     // Before listening: a client served by the state this replaces would lose its client id.
     start_v4(&service, &opts);
     start_callbacks(&service, &shared, &mut tasks);
@@ -484,6 +488,15 @@ pub(crate) fn host_name() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Keeps the watchdog's view of the async runtime fresh: if this stops, the runtime is stuck.

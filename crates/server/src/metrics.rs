@@ -121,8 +121,69 @@ impl Collector for ServerCollector {
         encode_file_locks(&mut enc, &r.service)?;
         encode_nfs4(&mut enc, &r.service)?;
         encode_cluster(&mut enc, &r.service)?;
+        encode_backend_gates(&mut enc, &r.service)?;
         encode_reply_memory_and_uptime(&mut enc, r, self.started_ms)
     }
+}
+
+/// A gauge with one label taking several values.
+fn gauge_by(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(&str, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (v, n) in values {
+        let labels = [(label, *v)];
+        let labels = labels.as_slice();
+        let f = m.encode_family(&labels)?;
+        ConstGauge::new(sat(*n)).encode(f)?;
+    }
+    Ok(())
+}
+
+/// Each export's backend gate (crate::backend_gate), by export id: requests busy in its
+/// backend and waiting for a slot, and those answered "try again later".
+fn encode_backend_gates(
+    enc: &mut DescriptorEncoder,
+    service: &crate::service::Service,
+) -> Result<(), std::fmt::Error> {
+    let gates = crate::backend_gate::gates();
+    let exports = service.exports();
+    // The gates of this server's exports, once each (the list is process-wide).
+    let mine: Vec<(String, crate::backend_gate::GateInfo)> = exports
+        .iter()
+        .filter_map(|e| {
+            let g = gates.iter().find(|g| g.export_id == e.id)?;
+            Some((e.id.to_string(), g.clone()))
+        })
+        .collect();
+    let by = |f: fn(&crate::backend_gate::GateInfo) -> u64| -> Vec<(&str, u64)> {
+        mine.iter().map(|(id, g)| (id.as_str(), f(g))).collect()
+    };
+    gauge_by(
+        enc,
+        "rnfsd_export_backend_busy",
+        "Requests busy in the export's backend now (at most export_fs_workers_max)",
+        "export",
+        &by(|g| g.busy as u64),
+    )?;
+    gauge_by(
+        enc,
+        "rnfsd_export_backend_waiting",
+        "Requests waiting for one of the export's backend slots now",
+        "export",
+        &by(|g| g.waiting),
+    )?;
+    counter_by(
+        enc,
+        "rnfsd_export_backend_refused",
+        "Requests answered JUKEBOX/DELAY because the export's backend was stuck or full",
+        "export",
+        &by(|g| g.refused_total),
+    )
 }
 
 fn load(a: &std::sync::atomic::AtomicU64) -> u64 {

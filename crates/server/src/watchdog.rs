@@ -5,7 +5,9 @@
 //! * the runtime heartbeat — a task that stamps the time every 100 ms; if the stamp goes stale, the
 //!   reactor is blocked (which the liveness rules should make impossible);
 //! * the age of every request in flight ([`crate::registry`]), with the stage it waits in;
-//! * the age of every loan ([`rnfs_loan`]).
+//! * the age of every loan ([`rnfs_loan`]);
+//! * the age of every backend call in flight ([`crate::backend_gate`]), so a report names the
+//!   backend and the call a stalled request waits in (e.g. `ceph:cephfs:/nfs` `create`).
 //!
 //! Each stall is reported once (logged at ERROR and kept for `rnfsd ctl stalls`), with the
 //! requests in flight, the loans outstanding and every tracked lock's holder and call site — what
@@ -19,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend_gate::BackendCall;
 use crate::clock::now_ms;
 use crate::lockdep::TrackedMutex;
 use crate::registry::Registry;
@@ -115,17 +118,23 @@ struct Seen {
     remote_retry: Option<u64>,
     requests: HashSet<(u64, u32, u64)>,
     loans: HashSet<(usize, u64)>,
+    backend_calls: HashSet<CallKey>,
 }
+
+/// A backend call: its export, start and request (connection and xid).
+type CallKey = (u32, u64, Option<(u64, u32)>);
 
 fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry, seen: &mut Seen) {
     let now = now_ms();
     let requests = registry.requests();
     let loans = service.loans().snapshot();
+    let calls = crate::backend_gate::calls();
     let mut stalls = Vec::new();
     runtime_stall(now, bound_ms, st, seen, &mut stalls);
     remote_retry_stall(now, bound_ms, service, seen, &mut stalls);
-    request_stalls(now, bound_ms, &requests, seen, &mut stalls);
+    request_stalls(now, bound_ms, &requests, &calls, seen, &mut stalls);
     loan_stalls(now, bound_ms, &loans, seen, &mut stalls);
+    backend_stalls(now, bound_ms, &calls, seen, &mut stalls);
     cluster_stall(bound_ms, service, seen, &mut stalls);
     if stalls.is_empty() {
         return;
@@ -134,7 +143,8 @@ fn check(bound_ms: u64, st: &WatchState, service: &Service, registry: &Registry,
     for s in &stalls {
         let _ = writeln!(text, "STALL: {s}");
     }
-    describe_requests(&mut text, now, &requests);
+    describe_requests(&mut text, now, &requests, &calls);
+    describe_backend_calls(&mut text, now, &calls);
     describe_loans(&mut text, now, &loans);
     describe_locks(&mut text, now);
     tracing::error!("watchdog: {}", text.trim_end());
@@ -211,6 +221,7 @@ fn request_stalls(
     now: u64,
     bound_ms: u64,
     requests: &[crate::registry::RequestInfo],
+    calls: &[BackendCall],
     seen: &mut Seen,
     out: &mut Vec<String>,
 ) {
@@ -228,9 +239,67 @@ fn request_stalls(
                 r.xid,
                 r.peer,
                 r.conn_id,
-                r.stage.as_str()
+                waiting_on(r, calls)
             ));
         }
+    }
+}
+
+/// What a request waits on: its stage, or the backend call it is in.
+pub(crate) fn waiting_on(r: &crate::registry::RequestInfo, calls: &[BackendCall]) -> String {
+    match calls.iter().find(|c| c.request == Some((r.conn_id, r.xid))) {
+        Some(c) if r.stage == crate::registry::Stage::Fs => format!(
+            "backend call {} of export {} ({})",
+            c.call, c.export_id, c.backend
+        ),
+        _ => r.stage.as_str().to_owned(),
+    }
+}
+
+/// Backend calls in flight longer than the bound, each reported once (those of requests too:
+/// a call outside a request, e.g. housekeeping, is reported only here).
+fn backend_stalls(
+    now: u64,
+    bound_ms: u64,
+    calls: &[BackendCall],
+    seen: &mut Seen,
+    out: &mut Vec<String>,
+) {
+    let key = |c: &BackendCall| (c.export_id, c.started_ms, c.request);
+    seen.backend_calls
+        .retain(|k| calls.iter().any(|c| key(c) == *k));
+    for c in calls {
+        let age = now.saturating_sub(c.started_ms);
+        if age > bound_ms && seen.backend_calls.insert(key(c)) {
+            out.push(format!(
+                "backend call {} of export {} ({}) in flight for {age} ms, {}",
+                c.call,
+                c.export_id,
+                c.backend,
+                match c.request {
+                    Some((conn, xid)) => format!("for xid {xid:#x} of connection {conn}"),
+                    None => "outside any request".to_owned(),
+                }
+            ));
+        }
+    }
+}
+
+fn describe_backend_calls(text: &mut String, now: u64, calls: &[BackendCall]) {
+    let _ = writeln!(text, "backend calls in flight ({}):", calls.len());
+    for c in calls {
+        let _ = writeln!(
+            text,
+            "  export {} ({}) {} age {} ms {}",
+            c.export_id,
+            c.backend,
+            c.call,
+            now.saturating_sub(c.started_ms),
+            match c.request {
+                Some((conn, xid)) => format!("conn {conn} xid {xid:#x}"),
+                None => "no request".to_owned(),
+            }
+        );
     }
 }
 
@@ -265,7 +334,12 @@ fn loan_stalls(
     }
 }
 
-fn describe_requests(text: &mut String, now: u64, requests: &[crate::registry::RequestInfo]) {
+fn describe_requests(
+    text: &mut String,
+    now: u64,
+    requests: &[crate::registry::RequestInfo],
+    calls: &[BackendCall],
+) {
     let _ = writeln!(text, "requests in flight ({}):", requests.len());
     for r in requests {
         let _ = writeln!(
@@ -276,7 +350,7 @@ fn describe_requests(text: &mut String, now: u64, requests: &[crate::registry::R
             r.xid,
             r.procedure_name(),
             now.saturating_sub(r.started_ms),
-            r.stage.as_str()
+            waiting_on(r, calls)
         );
     }
 }

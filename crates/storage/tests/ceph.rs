@@ -183,8 +183,64 @@ fn creating_as_the_local_backend_does(
             .err(),
         Some(Error::Exist)
     );
+    renaming_and_linking_as_linux_answers(a, user, ra);
     for name in [&b"p"[..], b"l", b"f2", b"x"] {
         a.remove(user, ra, name).unwrap();
     }
     a.rmdir(user, ra, b"d").unwrap();
+}
+
+/// The answers Linux gives where libcephfs 16.2.15 would answer otherwise (or worse: hang), as
+/// tests/differential.rs found them. In `ra`: files `x` and `f2`, directory `d`.
+fn renaming_and_linking_as_linux_answers(
+    a: &CephFs,
+    user: &Identity,
+    ra: &rnfs_storage::VerifiedHandle,
+) {
+    // A missing source: NOENT, and the target name stays usable (libcephfs would leave it
+    // "being renamed", and every later LOOKUP of it would wait forever).
+    assert_eq!(
+        a.rename(user, ra, b"nothing", ra, b"x").err(),
+        Some(Error::NoEnt)
+    );
+    let (x, _) = a.lookup(user, ra, b"x").unwrap();
+    // Onto itself, or onto another link of the same file: a no-op that keeps both names.
+    a.rename(user, ra, b"x", ra, b"x").unwrap();
+    assert_eq!(a.lookup(user, ra, b"x").unwrap().0, x);
+    let d = a.lookup(user, ra, b"d").unwrap().0;
+    let d = a.handle_key().verify(7, &d).unwrap();
+    a.create(
+        user,
+        &d,
+        b"inside",
+        &CreateMode::Guarded(SetAttrs::default()),
+    )
+    .unwrap();
+    // A file onto a non-empty directory: ISDIR (CephFS: NOTEMPTY); a directory onto a file:
+    // NOTDIR; a directory into itself: INVAL; onto the directory that holds it: NOTEMPTY.
+    assert_eq!(a.rename(user, ra, b"x", ra, b"d").err(), Some(Error::IsDir));
+    assert_eq!(
+        a.rename(user, ra, b"d", ra, b"x").err(),
+        Some(Error::NotDir)
+    );
+    assert_eq!(
+        a.rename(user, ra, b"d", &d, b"sub").err(),
+        Some(Error::Inval)
+    );
+    assert_eq!(
+        a.rename(user, &d, b"inside", ra, b"d").err(),
+        Some(Error::NotEmpty)
+    );
+    a.remove(user, &d, b"inside").unwrap();
+    // LINK onto an existing name: EXIST, whatever the source (CephFS: PERM for a directory).
+    assert_eq!(a.link(user, &d, ra, b"x").err(), Some(Error::Exist));
+    let xf = a.handle_key().verify(7, &x).unwrap();
+    assert_eq!(a.link(user, &xf, ra, b"f2").err(), Some(Error::Exist));
+    // A directory has no size to set, and nothing to commit.
+    let size = SetAttrs {
+        size_bytes: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(a.setattr(user, &d, &size, None).err(), Some(Error::IsDir));
+    assert_eq!(a.commit(user, &d, 0, 0).err(), Some(Error::IsDir));
 }

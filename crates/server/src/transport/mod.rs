@@ -157,10 +157,16 @@ where
     }
     let service = shared.service.clone();
     let stats = shared.stats.clone();
+    // The xid, for the backend calls the request makes (see crate::backend_gate).
+    let xid = record
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
     let submitted = shared.pool.submit(Box::new(move || {
         let reply = {
             let _running = tracked.as_ref().map(Tracked::enter);
-            run_job(&service, &stats, record, origin)
+            crate::backend_gate::request_scope(origin.conn_id, xid, || {
+                run_job(&service, &stats, record, origin)
+            })
         };
         drop(worker);
         then(reply, tracked);
