@@ -11,12 +11,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::ceph::{head_config, Admin};
 use common::nlm::NlmHost;
 use common::*;
 use rnfs_cephfs::test_cluster::TestCluster;
-use rnfs_storage::ceph::{CephConfig, CephFs};
-use rnfs_storage::handle::HandleKey;
-use rnfs_storage::{Backend, CreateMode, Identity, SetAttrs};
 
 const CEPH_DIR: &str = "/graced";
 const LOCK_GRACE_MS: u64 = 4000;
@@ -28,41 +26,20 @@ fn host(head: &TestServer, caller_name: &str) -> NlmHost {
 
 /// `CEPH_DIR` with a file `f` anyone may lock, made through libcephfs.
 fn make_export(cluster: &TestCluster) {
-    let cfg = CephConfig {
-        conf: cluster.conf().to_owned(),
-        client_id: "admin".into(),
-        fs_name: None,
-        path: "/".into(),
-        uuid: None,
-    };
-    let fs = CephFs::new(1, &cfg, &HandleKey::random().unwrap()).unwrap();
-    let root = fs.handle_key().verify(1, &fs.root()).unwrap();
-    let open = SetAttrs {
-        mode: Some(0o777),
-        ..Default::default()
-    };
-    let dir = fs
-        .mkdir(&Identity::root(), &root, &CEPH_DIR.as_bytes()[1..], &open)
-        .unwrap();
-    let dir = fs.handle_key().verify(1, &dir.handle).unwrap();
-    let file = SetAttrs {
-        mode: Some(0o666),
-        ..Default::default()
-    };
-    fs.create(&Identity::root(), &dir, b"f", &CreateMode::Guarded(file))
-        .unwrap();
+    let admin = Admin::new(cluster);
+    let dir = admin.mkdir(&admin.root(), &CEPH_DIR[1..], 0o777);
+    admin.create(&dir, "f", 0o666);
 }
 
 /// A head named `node` on `listen` serving `CEPH_DIR`, in the cluster's shared grace period.
 fn head(cluster: &TestCluster, listen: &str, node: &str) -> TestServer {
     let mut srv = TestServer::new().listen(&[listen]);
-    srv.set_config(&format!(
-        "[[export]]\nbackend = \"ceph\"\npath = \"{CEPH_DIR}\"\nceph_conf = {conf:?}\n\n\
-         [[export.client]]\nmatch = \"127.0.0.0/8\"\naccess = \"rw\"\n\n\
-         [cluster]\nnode_id = \"{node}\"\nceph_conf = {conf:?}\npoll_ms = 200\n\n\
+    let extra = format!(
+        "[cluster]\nnode_id = \"{node}\"\nceph_conf = {:?}\npoll_ms = 200\n\n\
          [limits]\nlock_grace_ms = {LOCK_GRACE_MS}\n",
-        conf = cluster.conf()
-    ));
+        cluster.conf()
+    );
+    srv.set_config(&head_config(cluster, CEPH_DIR, "admin", &extra));
     srv
 }
 

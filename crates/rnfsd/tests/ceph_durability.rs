@@ -12,23 +12,18 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::ceph::{head_config, Admin};
 use common::*;
 use rnfs_cephfs::test_cluster::TestCluster;
 use rnfs_client::Client;
 use rnfs_nfs3::sattr3;
-use rnfs_storage::ceph::{CephConfig, CephFs};
-use rnfs_storage::handle::HandleKey;
 use rnfs_storage::{Backend, CreateMode, Identity, SetAttrs};
 
 const CEPH_DIR: &str = "/durable";
 
 fn head(cluster: &TestCluster, listen: &str) -> TestServer {
     let mut srv = TestServer::new().listen(&[listen]);
-    srv.set_config(&format!(
-        "[[export]]\nbackend = \"ceph\"\npath = \"{CEPH_DIR}\"\nceph_conf = {:?}\n\n\
-         [[export.client]]\nmatch = \"127.0.0.0/8\"\naccess = \"rw\"\n",
-        cluster.conf()
-    ));
+    srv.set_config(&head_config(cluster, CEPH_DIR, "admin", ""));
     srv
 }
 
@@ -38,31 +33,18 @@ fn a_setattr_answered_by_a_head_survives_its_sigkill() {
         return;
     };
     // The export directory and a file of uid 1000, through libcephfs.
-    let cfg = CephConfig {
-        conf: cluster.conf().to_owned(),
-        client_id: "admin".into(),
-        fs_name: None,
-        path: "/".into(),
-        uuid: None,
-    };
-    let fs = CephFs::new(1, &cfg, &HandleKey::random().unwrap()).unwrap();
-    let root = fs.handle_key().verify(1, &fs.root()).unwrap();
-    let open = SetAttrs {
-        mode: Some(0o777),
-        ..Default::default()
-    };
-    let dir = fs
-        .mkdir(&Identity::root(), &root, &CEPH_DIR.as_bytes()[1..], &open)
-        .unwrap();
-    let dir = fs.handle_key().verify(1, &dir.handle).unwrap();
+    let admin = Admin::new(&cluster);
+    let dir = admin.mkdir(&admin.root(), &CEPH_DIR[1..], 0o777);
     let user = Identity {
         uid: USER,
         gid: USER,
         groups: vec![],
     };
-    fs.create(&user, &dir, b"f", &CreateMode::Guarded(SetAttrs::default()))
+    admin
+        .fs
+        .create(&user, &dir, b"f", &CreateMode::Guarded(SetAttrs::default()))
         .unwrap();
-    drop(fs);
+    drop(admin);
 
     let mut a = head(&cluster, "127.0.0.1:0");
     a.start();

@@ -9,34 +9,18 @@
 
 mod common;
 
+use common::ceph::{head_config, Admin};
 use common::*;
 use rnfs_cephfs::test_cluster::TestCluster;
 use rnfs_client::Client;
-use rnfs_storage::ceph::{CephConfig, CephFs};
-use rnfs_storage::handle::HandleKey;
-use rnfs_storage::{Backend, Identity, SetAttrs};
 
 /// The directory inside CephFS that is exported (and its mount path).
 const CEPH_DIR: &str = "/nfs";
 
 /// Creates `CEPH_DIR` (mode 0777, so libnfs's uid 1000 may write) directly through libcephfs.
 fn make_export_dir(cluster: &TestCluster) {
-    let cfg = CephConfig {
-        conf: cluster.conf().to_owned(),
-        client_id: "admin".into(),
-        fs_name: None,
-        path: "/".into(),
-        uuid: None,
-    };
-    let key = HandleKey::random().unwrap();
-    let fs = CephFs::new(1, &cfg, &key).unwrap();
-    let root = fs.handle_key().verify(1, &fs.root()).unwrap();
-    let name = CEPH_DIR.trim_start_matches('/').as_bytes();
-    let attrs = SetAttrs {
-        mode: Some(0o777),
-        ..Default::default()
-    };
-    fs.mkdir(&Identity::root(), &root, name, &attrs).unwrap();
+    let admin = Admin::new(cluster);
+    admin.mkdir(&admin.root(), &CEPH_DIR[1..], 0o777);
 }
 
 /// A head serving `CEPH_DIR` of the cluster on `listen`.
@@ -48,12 +32,7 @@ fn head(cluster: &TestCluster, listen: &str) -> TestServer {
 
 /// The config of a head: `CEPH_DIR` of the cluster as Ceph client `client_id`.
 fn config(cluster: &TestCluster, client_id: &str) -> String {
-    format!(
-        "[[export]]\nbackend = \"ceph\"\npath = \"{CEPH_DIR}\"\nceph_conf = {:?}\n\
-         ceph_client_id = \"{client_id}\"\n\n[[export.client]]\nmatch = \"127.0.0.0/8\"\n\
-         access = \"rw\"\n",
-        cluster.conf()
-    )
+    head_config(cluster, CEPH_DIR, client_id, "")
 }
 
 fn url(srv: &TestServer, file: &str) -> String {

@@ -11,59 +11,27 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use common::ceph::{head_config, Admin};
 use common::nlm::NlmHost;
 use common::*;
 use rnfs_cephfs::test_cluster::TestCluster;
 use rnfs_client::nfs4::{self, nfsstat4, ArgOp};
 use rnfs_client::v4::{self, Session};
 use rnfs_client::Client;
-use rnfs_storage::ceph::{CephConfig, CephFs};
-use rnfs_storage::handle::HandleKey;
-use rnfs_storage::{Backend, CreateMode, Identity, SetAttrs};
 
 const CEPH_DIR: &str = "/v4locks";
 const WRITE: nfs4::nfs_lock_type4 = nfs4::nfs_lock_type4::WRITE_LT;
 
 /// `CEPH_DIR` with a file `f` anyone may lock, made through libcephfs.
 fn make_export(cluster: &TestCluster) {
-    let cfg = CephConfig {
-        conf: cluster.conf().to_owned(),
-        client_id: "admin".into(),
-        fs_name: None,
-        path: "/".into(),
-        uuid: None,
-    };
-    let fs = CephFs::new(1, &cfg, &HandleKey::random().unwrap()).unwrap();
-    let root = fs.handle_key().verify(1, &fs.root()).unwrap();
-    let mode = |m| SetAttrs {
-        mode: Some(m),
-        ..Default::default()
-    };
-    let dir = fs
-        .mkdir(
-            &Identity::root(),
-            &root,
-            &CEPH_DIR.as_bytes()[1..],
-            &mode(0o777),
-        )
-        .unwrap();
-    let dir = fs.handle_key().verify(1, &dir.handle).unwrap();
-    fs.create(
-        &Identity::root(),
-        &dir,
-        b"f",
-        &CreateMode::Guarded(mode(0o666)),
-    )
-    .unwrap();
+    let admin = Admin::new(cluster);
+    let dir = admin.mkdir(&admin.root(), &CEPH_DIR[1..], 0o777);
+    admin.create(&dir, "f", 0o666);
 }
 
 fn head(cluster: &TestCluster, listen: &str) -> TestServer {
     let mut srv = TestServer::new().listen(&[listen]);
-    srv.set_config(&format!(
-        "[[export]]\nbackend = \"ceph\"\npath = \"{CEPH_DIR}\"\nceph_conf = {:?}\n\n\
-         [[export.client]]\nmatch = \"127.0.0.0/8\"\naccess = \"rw\"\n",
-        cluster.conf()
-    ));
+    srv.set_config(&head_config(cluster, CEPH_DIR, "admin", ""));
     srv
 }
 

@@ -24,6 +24,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod ceph;
 pub mod nlm;
 
 /// How long a server may take to write its ready file.
