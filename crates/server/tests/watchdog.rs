@@ -93,7 +93,9 @@ fn stalled_read_is_reported_and_others_are_served() {
     let report = report.expect("the watchdog reported the stalled READ");
     // The request waits in its backend call, and the report says which one (crate::backend_gate).
     assert!(
-        report.text.contains("waiting on: backend call read of export"),
+        report
+            .text
+            .contains("waiting on: backend call read of export"),
         "names what it waits on:\n{}",
         report.text
     );
