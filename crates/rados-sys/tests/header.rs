@@ -12,13 +12,13 @@ fn every_function_is_in_the_header_and_the_library() {
         );
         return;
     };
-    for name in rnfs_rados::ffi::API_FUNCTIONS {
+    for name in rnfs_rados_sys::ffi::API_FUNCTIONS {
         assert!(
             text.contains(&format!(" {name}(")),
             "{name} not declared in the header"
         );
     }
-    match rnfs_rados::ffi::api() {
+    match rnfs_rados_sys::ffi::api() {
         Ok(_) => {}
         Err(e) if std::env::var("CI").as_deref() != Ok("true") => eprintln!("skipped: {e}"),
         Err(e) => panic!("{e}"),
