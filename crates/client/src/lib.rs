@@ -313,6 +313,27 @@ impl Client {
         Ok(())
     }
 
+    /// Sends several complete RPC messages at once: over TCP their records go out in one write
+    /// (so the server reads them together, as from a client with many calls in flight); over
+    /// UDP, one datagram each.
+    pub fn send_messages(&mut self, msgs: &[&[u8]]) -> Result<()> {
+        match &mut self.transport {
+            Transport::Tcp(s) => {
+                let mut out = Vec::new();
+                for m in msgs {
+                    rpc::write_record(&mut out, m, self.max_fragment)?;
+                }
+                io::Write::write_all(s, &out)?;
+            }
+            Transport::Udp(s) => {
+                for m in msgs {
+                    s.send(m)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Receives and parses the next reply, whatever its XID (waits at most the timeout).
     pub fn recv_reply(&mut self) -> Result<RpcReply> {
         let msg = self.recv_message(self.timeout)?;

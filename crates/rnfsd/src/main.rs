@@ -336,9 +336,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rnfsd")
-        // Requests run on the server's own worker pool; tokio's blocking threads only serve the
-        // admin socket, export reloads, rpcbind registration and the flush at shutdown.
-        .max_blocking_threads(8)
+        // Requests run on the server's own worker pool (or in place); tokio's blocking threads
+        // serve the admin socket, export reloads, rpcbind registration, the flush at shutdown,
+        // and take over a runtime thread's work while it runs a call in place.
+        .max_blocking_threads(rnfs_server::RUNTIME_BLOCKING_THREADS_MAX)
         .build()
         .context("cannot start the async runtime")?;
     let progress = args

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rnfs_client::nfs3::{nfs_fh3, nfsstat3, READ3args, NFSPROC3_READ, NFS_PROGRAM, NFS_V3};
+use rnfs_client::nfs3::{
+    nfs_fh3, nfsstat3, READ3args, NFSPROC3_GETATTR, NFSPROC3_READ, NFS_PROGRAM, NFS_V3,
+};
 use rnfs_client::{Client, Error};
 use rnfs_storage::fault::{Action, FaultBackend, Op, Rule};
 use serde_json::Value;
@@ -320,6 +322,13 @@ fn metrics_move_by_exactly_the_requests_sent() {
     }
     assert_eq!(sample(&m1, "rnfsd_connections"), 1.0);
 
+    // One call at a time, each runs on the thread that read it, but the FILE_SYNC WRITE (it
+    // waits for the disk) runs on the pool; a burst read in one go runs on the pool too (below).
+    let in_place = r#"rnfsd_requests_run_total{on="in_place"}"#;
+    let pooled = r#"rnfsd_requests_run_total{on="pool"}"#;
+    assert_eq!(sample(&m1, in_place) - sample(&m0, in_place), 33.0, "{m1}");
+    assert_eq!(sample(&m1, pooled) - sample(&m0, pooled), 1.0, "{m1}");
+
     // The same numbers through `rnfsd ctl stats`.
     let stats = ctl(&sock, &["stats"]);
     let proc_calls = |name: &str| {
@@ -355,6 +364,32 @@ fn metrics_move_by_exactly_the_requests_sent() {
     assert_eq!(out.stdout, data);
     let m2 = scrape(&url);
     assert_eq!(read_bytes(&m2) - before, 100_000.0);
+
+    let burst = 16;
+    let args = rnfs_xdr::to_bytes(&root);
+    let first = c.next_xid();
+    let calls: Vec<bytes::Bytes> = (0..burst)
+        .map(|i| {
+            rnfs_client::rpc::encode_call(
+                first + i,
+                NFS_PROGRAM,
+                NFS_V3,
+                NFSPROC3_GETATTR,
+                c.auth(),
+                &args,
+            )
+        })
+        .collect();
+    let calls: Vec<&[u8]> = calls.iter().map(|b| b.as_ref()).collect();
+    c.send_messages(&calls).unwrap();
+    for _ in 0..burst {
+        c.recv_reply().unwrap();
+    }
+    let m3 = scrape(&url);
+    let ran = |m: &str, which: &str| sample(m, which) - sample(&m2, which);
+    assert_eq!(ran(&m3, in_place) + ran(&m3, pooled), f64::from(burst));
+    // Only the last of the burst can find nothing left to read after it.
+    assert!(ran(&m3, pooled) >= f64::from(burst - 1), "{m3}");
 }
 
 #[test]

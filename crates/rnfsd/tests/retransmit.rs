@@ -434,8 +434,19 @@ mod in_process {
             a.auth(),
             &args,
         );
+        // Sent with a NULL call in one write, so it does not come alone and runs on the pool
+        // (a lone call runs on the thread that read it, and its connection's next record is
+        // read only after it: that copy would be a completed call's retransmission).
+        let null = rnfs_client::rpc::encode_call(xid + 1, NFS_PROGRAM, NFS_V3, 0, a.auth(), &[]);
         let started = Instant::now();
-        a.send_message(&msg).unwrap();
+        a.send_messages(&[&msg, &null]).unwrap();
+        a.set_timeout(Duration::from_secs(10)).unwrap();
+        let null_reply = a.recv_reply().unwrap();
+        assert_eq!(
+            null_reply.xid,
+            xid + 1,
+            "NULL is answered while REMOVE runs"
+        );
         std::thread::sleep(Duration::from_millis(300));
         // Three copies while the original runs: same connection, new connection, UDP.
         a.send_message(&msg).unwrap();
@@ -445,7 +456,6 @@ mod in_process {
         u.send_message(&msg).unwrap();
 
         // Exactly one reply on the original connection, after the delay.
-        a.set_timeout(Duration::from_secs(10)).unwrap();
         let original = a.recv_raw().unwrap();
         assert!(started.elapsed() >= DELAY);
         assert_eq!(nfs_status(&original), OK);

@@ -452,6 +452,10 @@ impl Backend for Gated {
         self.inner.local_root()
     }
 
+    fn answers_promptly(&self) -> bool {
+        self.inner.answers_promptly()
+    }
+
     fn getattr(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Attr> {
         self.call("getattr", |b| b.getattr(who, fh))
     }

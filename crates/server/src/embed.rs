@@ -59,6 +59,7 @@ impl Embedded {
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .max_blocking_threads(crate::RUNTIME_BLOCKING_THREADS_MAX)
             .enable_all()
             .build()
             .map_err(|e| ServeError::Thread("runtime", e))?;

@@ -37,7 +37,10 @@
 //! 1. No lock is held across `.await` (`clippy::await_holding_lock` is denied workspace-wide); the
 //!    service's locks are leaf locks held for a few field accesses (see `service`).
 //! 2. File-system calls run only on the server's worker pool (`pool`: threads that run nothing
-//!    else), gated by a semaphore, never on a reactor thread.
+//!    else), gated by a semaphore, never on a reactor thread. The one exception keeps the rule's
+//!    point: a lone NFSv3 call on an idle server whose exports all answer promptly runs on the
+//!    thread that read it, holding a worker permit, after that thread gave its share of the
+//!    runtime to another (`block_in_place`; see `transport::hand_off`).
 //! 3. One writer at a time per connection, by its send turn (an atomic flag, see `outgoing`): a
 //!    worker sends its own reply only without blocking, and only the connection's writer task
 //!    waits for the socket; closing a connection never waits for its sends.
@@ -113,6 +116,15 @@ use crate::transport::Shared;
 
 /// The address served when none is configured: loopback only, the standard NFS port.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:2049";
+
+/// Tokio blocking threads the server's own work may hold at once: one per admin client, and a
+/// few for export reloads, rpcbind registration and the flush at shutdown.
+pub const BLOCKING_TASKS_MAX: usize = admin::CLIENTS_MAX + 4;
+
+/// What a runtime serving rnfsd should allow as `max_blocking_threads`: [`BLOCKING_TASKS_MAX`]
+/// and one more, for the runtime work a thread running a call in place hands over
+/// (`tokio::task::block_in_place`, see `transport::hand_off`), which must not queue behind them.
+pub const RUNTIME_BLOCKING_THREADS_MAX: usize = BLOCKING_TASKS_MAX + 1;
 
 /// How often idle open files are closed.
 pub(crate) const HOUSEKEEPING_INTERVAL_MS: u64 = 2000;

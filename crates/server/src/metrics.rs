@@ -299,8 +299,16 @@ fn encode_data(
             ("out", load(&stats.bytes_out)),
         ],
     )?;
-
-    Ok(())
+    counter_by(
+        enc,
+        "rnfsd_requests_run",
+        "Requests run on the thread that read them (a lone NFSv3 call, see README 'Liveness') or on the worker pool",
+        "on",
+        &[
+            ("in_place", load(&c.requests_in_place)),
+            ("pool", load(&c.requests_pooled)),
+        ],
+    )
 }
 
 /// The loan table and the duplicate request cache.

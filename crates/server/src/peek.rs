@@ -26,3 +26,11 @@ pub fn write_count(call: &CallPeek) -> Option<u32> {
     rest.take(8).ok()?;
     rest.u32().ok()
 }
+
+/// A WRITE's `stable` argument (WRITE3args: file handle, offset, count, stable).
+pub fn write_stable(call: &CallPeek) -> Option<u32> {
+    write_count(call)?;
+    let (_, mut rest) = nfs_handle(call)?;
+    rest.take(12).ok()?;
+    rest.u32().ok()
+}

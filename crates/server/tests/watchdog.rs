@@ -64,15 +64,28 @@ fn stalled_read_is_reported_and_others_are_served() {
         c.read(&file, 0, 128 << 10).unwrap()
     });
 
+    // The READ came alone to an idle server: it runs on the thread that read it (see
+    // transport::hand_off), which has handed its share of the runtime over.
+    let counters = &running.service.counters;
+    let run_count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let in_place_before = run_count(&counters.requests_in_place);
+    let pooled_before = run_count(&counters.requests_pooled);
+    while run_count(&counters.requests_in_place) == in_place_before {
+        assert!(started.elapsed() < INJECTED_STALL, "the READ ran in place");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
     // Meanwhile another client is served promptly, and the watchdog reports the stall.
     let mut other = Client::connect_tcp(addr)
         .unwrap()
         .with_auth_sys(1000, 1000, &[]);
     let mut report = None;
     let mut slowest_getattr = Duration::ZERO;
+    let mut getattrs = 0;
     while started.elapsed() < INJECTED_STALL - Duration::from_millis(300) {
         let t = Instant::now();
         other.getattr(&root).unwrap();
+        getattrs += 1;
         slowest_getattr = slowest_getattr.max(t.elapsed());
         if report.is_none() {
             report = running
@@ -113,6 +126,20 @@ fn stalled_read_is_reported_and_others_are_served() {
         slowest_getattr < Duration::from_secs(1),
         "other clients kept being served ({slowest_getattr:?})"
     );
+    // While one call runs in place, no other does: every GETATTR went to the pool.
+    assert_eq!(
+        run_count(&counters.requests_pooled) - pooled_before,
+        getattrs
+    );
+    assert_eq!(run_count(&counters.requests_in_place) - in_place_before, 1);
+    // The runtime kept running: the heartbeat never went stale.
+    let runtime_stalls: Vec<_> = running
+        .watch
+        .reports()
+        .into_iter()
+        .filter(|r| r.summary.contains("heartbeat"))
+        .collect();
+    assert!(runtime_stalls.is_empty(), "{runtime_stalls:?}");
     assert!(
         running
             .watch

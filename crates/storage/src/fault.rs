@@ -146,6 +146,9 @@ impl Backend for FaultBackend {
     fn local_root(&self) -> Option<Vec<u8>> {
         self.inner.local_root()
     }
+    fn answers_promptly(&self) -> bool {
+        self.inner.answers_promptly()
+    }
     fn getattr(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Attr> {
         self.run(Op::Getattr, || self.inner.getattr(who, fh))
     }

@@ -436,6 +436,14 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
+    /// Whether every call answers from this machine's own memory or disks, never waiting on a
+    /// network or a remote service. The server may then run a lone request on the thread that
+    /// read it (saving a hand-off to the worker pool); the cost of a slow call is that one
+    /// connection reading nothing meanwhile. `false` (the default) keeps every call on the pool.
+    fn answers_promptly(&self) -> bool {
+        false
+    }
+
     /// Attributes of `fh` (GETATTR). Needs no permission on the object itself.
     fn getattr(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Attr>;
 

@@ -164,6 +164,8 @@ pub struct LocalFs {
     leases: lease::Leases,
     /// The file system takes `user.` extended attributes (probed at start).
     xattrs: bool,
+    /// The root is on a local disk or in memory (see [`Backend::answers_promptly`]).
+    on_local_fs: bool,
 }
 
 impl LocalFs {
@@ -239,6 +241,7 @@ impl LocalFs {
             grant_hasher: std::hash::RandomState::new(),
             leases: lease::Leases::default(),
             xattrs: v42::xattrs_supported(root_fd.as_fd()),
+            on_local_fs: rnfs_sys::fs_type(root_fd.as_fd()).is_ok_and(is_local_fs),
             root_fd,
         })
     }
@@ -915,6 +918,21 @@ fn as_caller(who: &Identity) -> Result<IdentityGuard> {
     })
 }
 
+/// File systems whose calls never wait on a network (`f_type` magic numbers from
+/// `linux/magic.h`, and ZFS's): ext2/3/4, XFS, Btrfs, tmpfs, F2FS, ZFS, and overlayfs (a
+/// container's root: its layers are local directories in practice). Anything else (NFS, CIFS,
+/// FUSE, …) is taken as possibly remote.
+fn is_local_fs(magic: u64) -> bool {
+    const EXT4: u64 = 0xEF53;
+    const XFS: u64 = 0x5846_5342;
+    const BTRFS: u64 = 0x9123_683E;
+    const TMPFS: u64 = 0x0102_1994;
+    const F2FS: u64 = 0xF2F5_2010;
+    const ZFS: u64 = 0x2FC1_2FC1;
+    const OVERLAYFS: u64 = 0x794C_7630;
+    matches!(magic, EXT4 | XFS | BTRFS | TMPFS | F2FS | ZFS | OVERLAYFS)
+}
+
 fn encode_body(kh: &KernelHandle) -> Vec<u8> {
     let mut b = Vec::with_capacity(4 + kh.bytes.len());
     b.extend_from_slice(&kh.handle_type.to_be_bytes());
@@ -1166,6 +1184,10 @@ impl Backend for LocalFs {
 
     fn local_root(&self) -> Option<Vec<u8>> {
         Some(self.subtree.root_path().to_vec())
+    }
+
+    fn answers_promptly(&self) -> bool {
+        self.on_local_fs
     }
 
     fn getattr(&self, _who: &Identity, fh: &VerifiedHandle) -> Result<Attr> {

@@ -581,6 +581,19 @@ pub fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<StatVfs> {
     })
 }
 
+/// The magic number of the file system `fd` is on (`f_type` of `fstatfs(2)`, e.g. `0xEF53` for
+/// ext2/3/4); works on `O_PATH` descriptors.
+pub fn fs_type(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut st = MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `st` is writable storage for one `struct statfs`.
+    cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstatfs succeeded, so `st` is filled.
+    let s = unsafe { st.assume_init_ref() };
+    // f_type is a signed word on some targets; the magic numbers are its bit pattern.
+    #[allow(clippy::cast_sign_loss, clippy::unnecessary_cast)]
+    Ok(s.f_type as u64 & 0xFFFF_FFFF)
+}
+
 /// `fpathconf(3)`: `Ok(None)` when the limit is indeterminate.
 pub fn fpathconf(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<Option<i64>> {
     // SAFETY: __errno_location returns this thread's errno slot; clearing it lets us tell "no

@@ -48,6 +48,9 @@ pub struct OwnPorts {
 /// The whole RPC service.
 pub struct Service {
     exports: TrackedMutex<Arc<ExportTable>>,
+    /// Every export's backend answers promptly ([`rnfs_storage::Backend::answers_promptly`]):
+    /// lone NFSv3 calls may then run where they were read (see `transport::hand_off`).
+    exports_prompt: std::sync::atomic::AtomicBool,
     mounts: TrackedMutex<Vec<(String, String)>>,
     portmap: TrackedMutex<Vec<Registration>>,
     socket_owner: SocketOwner,
@@ -77,6 +80,11 @@ pub struct Service {
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
+/// Whether every export of `table` answers promptly (see `Service::exports_prompt`).
+fn all_prompt(table: &ExportTable) -> bool {
+    table.iter().all(|e| e.backend.answers_promptly())
+}
+
 /// Monotonic counters the service keeps (metrics and benchmarks read them).
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -93,11 +101,15 @@ pub struct Counters {
     pub connections_closed_send_stall: std::sync::atomic::AtomicU64,
     pub connections_closed_bad_record: std::sync::atomic::AtomicU64,
     pub udp_datagrams_dropped: std::sync::atomic::AtomicU64,
+    /// Requests run on the thread that read them (see `transport::hand_off`), and on the pool.
+    pub requests_in_place: std::sync::atomic::AtomicU64,
+    pub requests_pooled: std::sync::atomic::AtomicU64,
 }
 
 impl Service {
     pub fn new(exports: ExportTable, limits: Limits, write_verifier: [u8; 8]) -> Service {
         Service {
+            exports_prompt: std::sync::atomic::AtomicBool::new(all_prompt(&exports)),
             exports: TrackedMutex::new("service.exports", Arc::new(exports)),
             mounts: TrackedMutex::new("service.mounts", Vec::new()),
             portmap: TrackedMutex::new("service.portmap", Vec::new()),
@@ -125,6 +137,12 @@ impl Service {
             )),
             cluster: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Whether every export answers promptly, so lone NFSv3 calls may run in place.
+    pub(crate) fn exports_prompt(&self) -> bool {
+        self.exports_prompt
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Replaces how the portmapper learns who owns a caller's socket (tests).
@@ -261,7 +279,17 @@ impl Service {
 
     /// Replaces the export table; requests already running keep the table they started with.
     pub fn set_exports(&self, table: ExportTable) {
+        let prompt = all_prompt(&table);
+        // Cleared before a slow export is served, set only after the last one left.
+        if !prompt {
+            self.exports_prompt
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
         *self.exports.lock() = Arc::new(table);
+        if prompt {
+            self.exports_prompt
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         self.export_generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }

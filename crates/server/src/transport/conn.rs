@@ -143,6 +143,12 @@ impl Conn {
         }
     }
 
+    /// Nothing is left once the records were taken out: no bytes of a next record have been
+    /// read (the client has nothing else on its way to us, as far as we know).
+    pub fn nothing_buffered(&self) -> bool {
+        self.input.is_empty() && self.reader.partial_bytes() == 0
+    }
+
     /// Starts or stops the slow-record clock, after every whole record was taken out.
     fn note_partial_record(&mut self, now_ms: u64) {
         let mid_record = !self.input.is_empty() || self.reader.partial_bytes() > 0;

@@ -13,7 +13,9 @@
 //! * At `client_connections_max`, a newcomer from that client closes the client's idlest
 //!   connection (nothing in flight); it is refused only when all of them are busy.
 //! * Request handling (decode, file-system calls, encode) runs on the worker pool
-//!   ([`crate::pool`]), gated by a global semaphore, never on a reactor thread.
+//!   ([`crate::pool`]), gated by a global semaphore, never on a reactor thread; a lone call on
+//!   an idle server runs where it was read, once that thread is no reactor thread any more (see
+//!   `hand_off`, "In place").
 //! * Closing a connection never waits for its sends: the reader just returns; the writer ends when
 //!   its channel closes or the socket fails, and dropping a queued reply is O(1).
 //!
@@ -59,6 +61,8 @@ pub struct Shared {
     pub service: Arc<Service>,
     /// Gates the worker pool: one permit per request being processed.
     pub workers: Arc<Semaphore>,
+    /// `workers`' permits.
+    workers_max: usize,
     /// The threads that run request handlers (see crate::pool).
     pub pool: crate::pool::WorkerPool,
     /// One permit per open TCP connection.
@@ -85,6 +89,7 @@ impl Shared {
         Shared {
             service: service.clone(),
             workers: Arc::new(Semaphore::new(limits.fs_workers_max)),
+            workers_max: limits.fs_workers_max,
             // Every queued job holds a `workers` permit, so the queue never holds more than that.
             pool: crate::pool::WorkerPool::new(
                 "rnfsd-fs",
@@ -102,6 +107,17 @@ impl Shared {
             stopping: tokio::sync::watch::channel(false).0,
             backchannels: Arc::new(crate::backchannel::BackChannels::new(service.clone())),
         }
+    }
+}
+
+impl Shared {
+    /// Whether the caller, holding one worker permit, is the only request being run, on a
+    /// runtime whose threads can hand their work over (see [`hand_off`], "In place").
+    fn pool_idle(&self) -> bool {
+        self.workers.available_permits() + 1 == self.workers_max
+            && self.service.exports_prompt()
+            && tokio::runtime::Handle::current().runtime_flavor()
+                == tokio::runtime::RuntimeFlavor::MultiThread
     }
 }
 
@@ -134,14 +150,31 @@ fn run_job(
 }
 
 /// The one path from a transport to the worker pool: waits for a worker (a free permit of
-/// `shared.workers`; waiting is backpressure), then runs `record` on the pool. There, `then` gets
-/// the reply (`None` when the message gets none) and the request's registry entry, with the worker
-/// already released; it must not block (see the liveness rules). `false` when no worker will come
+/// `shared.workers`; waiting is backpressure), then runs `record`. There, `then` gets the reply
+/// (`None` when the message gets none) and the request's registry entry, with the worker already
+/// released; it must not block (see the liveness rules). `false` when no worker will come
 /// (shutdown); a job the pool refuses is logged and dropped (the client retransmits).
+///
+/// # In place
+/// A call that comes `alone` (nothing else of its connection read yet) while no other request
+/// holds a worker runs on the calling thread, inside `tokio::task::block_in_place`, instead of on
+/// the pool: with one call in flight the hand-off (a wake-up of a parked worker and of the reader
+/// again after it) was a third of its round trip. The rules still hold:
+/// * `block_in_place` gives this thread's share of the runtime (its other tasks, the I/O driver,
+///   the timers) to another thread before the call runs, so a slow call stalls this connection's
+///   reading only, never the reactor. (Calling the job directly would not: a runtime thread busy
+///   in a file-system call leaves what it was due to poll unpolled.)
+/// * It holds a worker permit like any call, so the pool's bound counts it, the watchdog and
+///   `rnfsd ctl` see it, and at most one call runs in place at a time.
+/// * Only calls that cannot wait long do: NFSv3, no COMMIT and no stable WRITE (they wait for
+///   the disk), no creation (it gives its thread a private umask: pool threads only), and only
+///   while every export answers promptly ([`rnfs_storage::Backend::answers_promptly`]: a local
+///   file system, not CephFS or a network mount).
 pub(crate) async fn hand_off<F>(
     shared: &Shared,
     record: Bytes,
     origin: Origin,
+    alone: bool,
     tracked: Option<Tracked>,
     then: F,
 ) -> bool
@@ -155,13 +188,14 @@ where
     if let Some(t) = &tracked {
         t.set_stage(Stage::Fs);
     }
+    let in_place = alone && shared.pool_idle() && may_run_in_place(&record);
     let service = shared.service.clone();
     let stats = shared.stats.clone();
     // The xid, for the backend calls the request makes (see crate::backend_gate).
     let xid = record
         .get(..4)
         .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-    let submitted = shared.pool.submit(Box::new(move || {
+    let job = move || {
         let reply = {
             let _running = tracked.as_ref().map(Tracked::enter);
             crate::backend_gate::request_scope(origin.conn_id, xid, || {
@@ -170,13 +204,44 @@ where
         };
         drop(worker);
         then(reply, tracked);
-    }));
-    if let Err(e) = submitted {
+    };
+    let counters = &shared.service.counters;
+    if in_place {
+        count(&counters.requests_in_place);
+        tokio::task::block_in_place(job);
+        return true;
+    }
+    count(&counters.requests_pooled);
+    if let Err(e) = shared.pool.submit(Box::new(job)) {
         // Cannot happen while the semaphores admit at most the pool's bound of jobs; the request
         // gets no reply and the client retransmits.
         warn!(peer = %origin.peer, error = %e, "cannot run a request");
     }
     true
+}
+
+/// NFSv3 procedures that create objects (CREATE, MKDIR, SYMLINK, MKNOD): they run on pool
+/// threads only (see [`hand_off`]).
+const NFS3_CREATING: std::ops::RangeInclusive<u32> =
+    rnfs_nfs3::NFSPROC3_CREATE..=rnfs_nfs3::NFSPROC3_MKNOD;
+
+/// Whether `record` is a call that may run in place (see [`hand_off`]): an NFSv3 call that
+/// creates nothing and does not wait for the disk.
+fn may_run_in_place(record: &[u8]) -> bool {
+    let Ok(call) = rnfs_oncrpc::peek::CallPeek::parse(record) else {
+        return false;
+    };
+    if call.prog != rnfs_nfs3::NFS_PROGRAM || call.vers != rnfs_nfs3::NFS_V3 {
+        return false;
+    }
+    match call.proc_num {
+        p if NFS3_CREATING.contains(&p) => false,
+        rnfs_nfs3::NFSPROC3_COMMIT => false,
+        rnfs_nfs3::NFSPROC3_WRITE => {
+            crate::peek::write_stable(&call) == Some(rnfs_nfs3::stable_how::UNSTABLE as u32)
+        }
+        _ => true,
+    }
 }
 
 fn count(c: &std::sync::atomic::AtomicU64) {

@@ -300,8 +300,14 @@ impl Reader<'_> {
                             .deliver(self.origin.conn_id, record.into_bytes());
                     }
                     Ok(Some(record)) => {
+                        let alone = machine.nothing_buffered();
                         let admitted = self
-                            .admit(record, close_wait.as_mut(), writer_gone_wait.as_mut())
+                            .admit(
+                                record,
+                                alone,
+                                close_wait.as_mut(),
+                                writer_gone_wait.as_mut(),
+                            )
                             .await;
                         if admitted.is_break() {
                             return;
@@ -351,12 +357,14 @@ impl Reader<'_> {
         self.limits.connection_requests_max - self.in_flight.available_permits()
     }
 
-    /// Admits one record and hands it to the worker pool. Every wait here stops this
-    /// connection's reading (backpressure): for a slot among its requests in flight, one among the
-    /// server's, reply memory, a worker. `Break` closes the connection.
+    /// Admits one record and hands it to the worker pool (or runs it in place when it came
+    /// `alone`: see `super::hand_off`). Every wait here stops this connection's reading
+    /// (backpressure): for a slot among its requests in flight, one among the server's, reply
+    /// memory, a worker. `Break` closes the connection.
     async fn admit(
         &self,
         record: Record,
+        alone: bool,
         close_wait: Pin<&mut Notified<'_>>,
         writer_gone_wait: Pin<&mut Notified<'_>>,
     ) -> ControlFlow<()> {
@@ -396,7 +404,8 @@ impl Reader<'_> {
                 side.send_or_queue(item);
             }
         };
-        let open = hand_off(self.shared, record.into_bytes(), self.origin, tracked, then).await;
+        let record = record.into_bytes();
+        let open = hand_off(self.shared, record, self.origin, alone, tracked, then).await;
         if open {
             ControlFlow::Continue(())
         } else {

@@ -157,7 +157,8 @@ async fn process(
     let then = move |reply, tracked| {
         let _ = done.send((reply, tracked));
     };
-    if !hand_off(shared, record, origin, tracked, then).await {
+    // A datagram never runs in place: the socket's one reader serves every client.
+    if !hand_off(shared, record, origin, false, tracked, then).await {
         return None;
     }
     // An error means the job was dropped unrun (the pool is stopping).
