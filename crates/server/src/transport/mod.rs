@@ -111,9 +111,10 @@ impl Shared {
 }
 
 impl Shared {
-    /// Whether the caller, holding one worker permit, is the only request being run, on a
-    /// runtime whose threads can hand their work over (see [`hand_off`], "In place").
-    fn pool_idle(&self) -> bool {
+    /// Whether a lone call may run in place now (see [`hand_off`], "In place"): the caller,
+    /// holding one worker permit, is the only request being run, every export answers promptly,
+    /// and the runtime's threads can hand their work over.
+    fn in_place_allowed(&self) -> bool {
         self.workers.available_permits() + 1 == self.workers_max
             && self.service.exports_prompt()
             && tokio::runtime::Handle::current().runtime_flavor()
@@ -188,7 +189,7 @@ where
     if let Some(t) = &tracked {
         t.set_stage(Stage::Fs);
     }
-    let in_place = alone && shared.pool_idle() && may_run_in_place(&record);
+    let in_place = alone && shared.in_place_allowed() && may_run_in_place(&record);
     let service = shared.service.clone();
     let stats = shared.stats.clone();
     // The xid, for the backend calls the request makes (see crate::backend_gate).
