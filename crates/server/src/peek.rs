@@ -29,7 +29,9 @@ pub fn write_count(call: &CallPeek) -> Option<u32> {
 
 /// A WRITE's `stable` argument (WRITE3args: file handle, offset, count, stable).
 pub fn write_stable(call: &CallPeek) -> Option<u32> {
-    write_count(call)?;
+    if call.proc_num != rnfs_nfs3::NFSPROC3_WRITE {
+        return None;
+    }
     let (_, mut rest) = nfs_handle(call)?;
     rest.take(12).ok()?;
     rest.u32().ok()

@@ -133,12 +133,15 @@ fn stalled_read_is_reported_and_others_are_served() {
     );
     assert_eq!(run_count(&counters.requests_in_place) - in_place_before, 1);
     // The runtime kept running: the heartbeat never went stale.
-    let runtime_stalls: Vec<_> = running
-        .watch
-        .reports()
-        .into_iter()
-        .filter(|r| r.summary.contains("heartbeat"))
-        .collect();
+    let reports_of = |what: &str| -> Vec<_> {
+        running
+            .watch
+            .reports()
+            .into_iter()
+            .filter(|r| r.summary.contains(what))
+            .collect()
+    };
+    let runtime_stalls = reports_of("heartbeat");
     assert!(runtime_stalls.is_empty(), "{runtime_stalls:?}");
     assert!(
         running
@@ -151,13 +154,7 @@ fn stalled_read_is_reported_and_others_are_served() {
     // The stalled READ completes correctly, and exactly once was the stall reported.
     let res = slow_reader.join().unwrap();
     assert_eq!(res.data.as_bytes(), &data[..128 << 10]);
-    let reports: Vec<_> = running
-        .watch
-        .reports()
-        .into_iter()
-        .filter(|r| r.summary.contains("NFS READ"))
-        .collect();
-    assert_eq!(reports.len(), 1, "one report per stall");
+    assert_eq!(reports_of("NFS READ").len(), 1, "one report per stall");
 
     server.stop().unwrap();
 }

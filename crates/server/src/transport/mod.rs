@@ -157,8 +157,8 @@ fn run_job(
 /// (shutdown); a job the pool refuses is logged and dropped (the client retransmits).
 ///
 /// # In place
-/// A call that comes `alone` (nothing else of its connection read yet) while no other request
-/// holds a worker runs on the calling thread, inside `tokio::task::block_in_place`, instead of on
+/// A `lone_call` (its transport read nothing after it, and [`may_run_in_place`] says yes) while
+/// no other request holds a worker runs on the calling thread, inside `tokio::task::block_in_place`, instead of on
 /// the pool: with one call in flight the hand-off (a wake-up of a parked worker and of the reader
 /// again after it) was a third of its round trip. The rules still hold:
 /// * `block_in_place` gives this thread's share of the runtime (its other tasks, the I/O driver,
@@ -175,7 +175,7 @@ pub(crate) async fn hand_off<F>(
     shared: &Shared,
     record: Bytes,
     origin: Origin,
-    alone: bool,
+    lone_call: bool,
     tracked: Option<Tracked>,
     then: F,
 ) -> bool
@@ -189,7 +189,7 @@ where
     if let Some(t) = &tracked {
         t.set_stage(Stage::Fs);
     }
-    let in_place = alone && shared.in_place_allowed() && may_run_in_place(&record);
+    let in_place = lone_call && shared.in_place_allowed();
     let service = shared.service.clone();
     let stats = shared.stats.clone();
     // The xid, for the backend calls the request makes (see crate::backend_gate).
@@ -226,12 +226,9 @@ where
 const NFS3_CREATING: std::ops::RangeInclusive<u32> =
     rnfs_nfs3::NFSPROC3_CREATE..=rnfs_nfs3::NFSPROC3_MKNOD;
 
-/// Whether `record` is a call that may run in place (see [`hand_off`]): an NFSv3 call that
-/// creates nothing and does not wait for the disk.
-fn may_run_in_place(record: &[u8]) -> bool {
-    let Ok(call) = rnfs_oncrpc::peek::CallPeek::parse(record) else {
-        return false;
-    };
+/// Whether `call` may run in place (see [`hand_off`]): an NFSv3 call that creates nothing and
+/// does not wait for the disk.
+fn may_run_in_place(call: &rnfs_oncrpc::peek::CallPeek<'_>) -> bool {
     if call.prog != rnfs_nfs3::NFS_PROGRAM || call.vers != rnfs_nfs3::NFS_V3 {
         return false;
     }
@@ -239,7 +236,7 @@ fn may_run_in_place(record: &[u8]) -> bool {
         p if NFS3_CREATING.contains(&p) => false,
         rnfs_nfs3::NFSPROC3_COMMIT => false,
         rnfs_nfs3::NFSPROC3_WRITE => {
-            crate::peek::write_stable(&call) == Some(rnfs_nfs3::stable_how::UNSTABLE as u32)
+            crate::peek::write_stable(call) == Some(rnfs_nfs3::stable_how::UNSTABLE as u32)
         }
         _ => true,
     }

@@ -16,7 +16,10 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tracing::{debug, warn};
 
 use super::conn::{CloseReason, Conn, Record, SendClock};
-use super::{count, fit_reply, hand_off, next_conn_id, wait_for_reply_memory, ClientSlot, Shared};
+use super::{
+    count, fit_reply, hand_off, may_run_in_place, next_conn_id, wait_for_reply_memory, ClientSlot,
+    Shared,
+};
 use crate::call::{Origin, Reply, Transport};
 use crate::clock::{instant_at, now_ms};
 use crate::config::Limits;
@@ -382,6 +385,7 @@ impl Reader<'_> {
             .fetch_add(record.wire_bytes(), std::sync::atomic::Ordering::Relaxed);
         // The header, peeked once for the registry and the reply reservation.
         let call = record.call();
+        let lone_call = alone && call.as_ref().is_some_and(may_run_in_place);
         let tracked = self.conn.track(record.bytes(), call.as_ref(), now_ms());
         let want = reply_bytes_estimate(call.as_ref(), self.limits.transfer_bytes_max);
         let reserved = self.reserve_reply(want, tracked.as_ref(), close_wait, writer_gone_wait);
@@ -405,7 +409,7 @@ impl Reader<'_> {
             }
         };
         let record = record.into_bytes();
-        let open = hand_off(self.shared, record, self.origin, alone, tracked, then).await;
+        let open = hand_off(self.shared, record, self.origin, lone_call, tracked, then).await;
         if open {
             ControlFlow::Continue(())
         } else {
