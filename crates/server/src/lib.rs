@@ -27,7 +27,7 @@
 //!   `service::OWN_PROGRAMS` (our portmapper answers it, `rpcbind` registers it).
 //! * **A transport:** a driver beside `transport/tcp.rs` that turns its input into records
 //!   (reusing `transport::conn` if it is a byte stream) and hands them to the pool through
-//!   `transport::hand_off`, charging reply memory first.
+//!   `transport::hand_off` (a lone call: `transport::InPlace`), charging reply memory first.
 //! * **A storage backend:** an implementation of `rnfs_storage::Backend` (it is given only
 //!   verified handles) and a kind in `backends` (`KINDS`, `open`).
 //!
@@ -38,9 +38,10 @@
 //!    service's locks are leaf locks held for a few field accesses (see `service`).
 //! 2. File-system calls run only on the server's worker pool (`pool`: threads that run nothing
 //!    else), gated by a semaphore, never on a reactor thread. The one exception keeps the rule's
-//!    point: a lone NFSv3 call on an idle server whose exports all answer promptly runs on the
+//!    point: a lone NFS call on an idle server whose exports all answer promptly runs on the
 //!    thread that read it, holding a worker permit, after that thread gave its share of the
-//!    runtime to another (`block_in_place`; see `transport::hand_off`).
+//!    runtime to another (`block_in_place`; see `transport::InPlace`); it may wait there briefly
+//!    for its connection's next call (`transport::tcp`, "Lingering"), one connection at a time.
 //! 3. One writer at a time per connection, by its send turn (an atomic flag, see `outgoing`): a
 //!    worker sends its own reply only without blocking, and only the connection's writer task
 //!    waits for the socket; closing a connection never waits for its sends.
@@ -123,7 +124,8 @@ pub const BLOCKING_TASKS_MAX: usize = admin::CLIENTS_MAX + 4;
 
 /// What a runtime serving rnfsd should allow as `max_blocking_threads`: [`BLOCKING_TASKS_MAX`]
 /// and one more, for the runtime work a thread running a call in place hands over
-/// (`tokio::task::block_in_place`, see `transport::hand_off`), which must not queue behind them.
+/// (`tokio::task::block_in_place`, see `transport::InPlace`: one thread at a time), which must
+/// not queue behind them.
 pub const RUNTIME_BLOCKING_THREADS_MAX: usize = BLOCKING_TASKS_MAX + 1;
 
 /// How often idle open files are closed.

@@ -302,12 +302,18 @@ fn encode_data(
     counter_by(
         enc,
         "rnfsd_requests_run",
-        "Requests run on the thread that read them (a lone NFSv3 call, see README 'Liveness') or on the worker pool",
+        "Requests run on the thread that read them (a lone NFS call, see README 'Liveness') or on the worker pool",
         "on",
         &[
             ("in_place", load(&c.requests_in_place)),
             ("pool", load(&c.requests_pooled)),
         ],
+    )?;
+    counter(
+        enc,
+        "rnfsd_requests_read_lingering",
+        "Of the requests run in place, those read by the thread that ran its connection's previous call, while it waited for the next one",
+        load(&c.requests_in_place_lingering),
     )
 }
 

@@ -50,6 +50,9 @@ fn stalled_read_is_reported_and_others_are_served() {
     let root = setup.mount(b"/export").unwrap();
     let file = setup.lookup(&root, b"slow").unwrap().object;
 
+    // The setup connection's thread may still linger for its next call, holding the in-place
+    // slot (see transport::tcp, "Lingering"); it gives it up within LINGER_MS_MAX.
+    std::thread::sleep(Duration::from_millis(100));
     faulty.add_rule(Rule {
         op: Op::Read,
         action: Action::Delay(INJECTED_STALL),
@@ -65,7 +68,7 @@ fn stalled_read_is_reported_and_others_are_served() {
     });
 
     // The READ came alone to an idle server: it runs on the thread that read it (see
-    // transport::hand_off), which has handed its share of the runtime over.
+    // transport::InPlace), which has handed its share of the runtime over.
     let counters = &running.service.counters;
     let run_count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     let in_place_before = run_count(&counters.requests_in_place);

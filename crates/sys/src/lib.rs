@@ -27,6 +27,7 @@ pub mod identity;
 pub mod lease;
 pub mod ofd;
 pub mod pipe;
+pub mod poll;
 pub mod sockets;
 pub mod xattr;
 

@@ -49,7 +49,7 @@ pub struct OwnPorts {
 pub struct Service {
     exports: TrackedMutex<Arc<ExportTable>>,
     /// Every export's backend answers promptly ([`rnfs_storage::Backend::answers_promptly`]):
-    /// lone NFSv3 calls may then run where they were read (see `transport::hand_off`).
+    /// lone NFS calls may then run where they were read (see `transport::InPlace`).
     exports_prompt: std::sync::atomic::AtomicBool,
     mounts: TrackedMutex<Vec<(String, String)>>,
     portmap: TrackedMutex<Vec<Registration>>,
@@ -101,9 +101,12 @@ pub struct Counters {
     pub connections_closed_send_stall: std::sync::atomic::AtomicU64,
     pub connections_closed_bad_record: std::sync::atomic::AtomicU64,
     pub udp_datagrams_dropped: std::sync::atomic::AtomicU64,
-    /// Requests run on the thread that read them (see `transport::hand_off`), and on the pool.
+    /// Requests run on the thread that read them (see `transport::InPlace`), and on the pool.
     pub requests_in_place: std::sync::atomic::AtomicU64,
     pub requests_pooled: std::sync::atomic::AtomicU64,
+    /// Of `requests_in_place`, those the in-place thread read itself while it lingered for its
+    /// connection's next call (see `transport::tcp`, "Lingering").
+    pub requests_in_place_lingering: std::sync::atomic::AtomicU64,
 }
 
 impl Service {
@@ -139,7 +142,7 @@ impl Service {
         }
     }
 
-    /// Whether every export answers promptly, so lone NFSv3 calls may run in place.
+    /// Whether every export answers promptly, so lone NFS calls may run in place.
     pub(crate) fn exports_prompt(&self) -> bool {
         self.exports_prompt
             .load(std::sync::atomic::Ordering::Acquire)

@@ -15,7 +15,7 @@
 //! * Request handling (decode, file-system calls, encode) runs on the worker pool
 //!   ([`crate::pool`]), gated by a global semaphore, never on a reactor thread; a lone call on
 //!   an idle server runs where it was read, once that thread is no reactor thread any more (see
-//!   `hand_off`, "In place").
+//!   [`InPlace`]).
 //! * Closing a connection never waits for its sends: the reader just returns; the writer ends when
 //!   its channel closes or the socket fails, and dropping a queued reply is O(1).
 //!
@@ -24,15 +24,16 @@
 //!   the idle, slow-record and send-stall timers, and the decisions to close.
 //! * [`tcp`]: the listener and the async driver of [`conn`] (the reader and the writer tasks).
 //! * [`udp`]: one datagram, one request.
-//! * Here: what both share — admission ([`Shared`], [`PerClient`]), reply memory, and
-//!   `hand_off`, the one path from a transport to the worker pool.
+//! * Here: what both share — admission ([`Shared`], [`PerClient`]), reply memory, `hand_off`,
+//!   the one path from a transport to the worker pool, and [`InPlace`], the way around it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
 use crate::call::{Origin, Outcome, Reply};
@@ -81,6 +82,8 @@ pub struct Shared {
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// Each TCP connection's way out for calls to NFSv4 clients, and their pending replies.
     pub backchannels: Arc<crate::backchannel::BackChannels>,
+    /// Taken by the one connection whose reader thread runs calls in place (see [`InPlace`]).
+    in_place_taken: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -106,20 +109,92 @@ impl Shared {
             per_client: PerClient::default(),
             stopping: tokio::sync::watch::channel(false).0,
             backchannels: Arc::new(crate::backchannel::BackChannels::new(service.clone())),
+            in_place_taken: Arc::default(),
         }
     }
 }
 
 impl Shared {
-    /// Whether a lone call may run in place now (see [`hand_off`], "In place"): the caller,
-    /// holding one worker permit, is the only request being run, every export answers promptly,
-    /// and the runtime's threads can hand their work over.
-    fn in_place_allowed(&self) -> bool {
+    /// Whether a call may run in place, its worker permit held (see [`InPlace`]): no other
+    /// request is being run, every export answers promptly, and no NFSv4 client holds a
+    /// delegation.
+    fn alone_and_prompt(&self) -> bool {
         self.workers.available_permits() + 1 == self.workers_max
             && self.service.exports_prompt()
-            && tokio::runtime::Handle::current().runtime_flavor()
-                == tokio::runtime::RuntimeFlavor::MultiThread
+            && !self.service.v4().any_delegations()
     }
+
+    /// The in-place slot and a worker, for a lone call to run in place, if it may now (see
+    /// [`InPlace`]): no other request running, every export prompt, no delegation held, a
+    /// multi-threaded runtime (whose threads can hand their work over), and no other connection
+    /// in place.
+    pub(crate) fn try_in_place(&self) -> Option<(InPlace, OwnedSemaphorePermit)> {
+        let worker = self.workers.clone().try_acquire_owned().ok()?;
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !(multi_thread && self.alone_and_prompt()) {
+            return None;
+        }
+        self.in_place_taken
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        let slot = InPlace {
+            taken: self.in_place_taken.clone(),
+        };
+        Some((slot, worker))
+    }
+
+    /// A worker for the next lone call of the connection in place, if it may still run there
+    /// (as for [`Shared::try_in_place`]).
+    pub(crate) fn try_worker_in_place(&self) -> Option<OwnedSemaphorePermit> {
+        let worker = self.workers.clone().try_acquire_owned().ok()?;
+        self.alone_and_prompt().then_some(worker)
+    }
+}
+
+/// The one in-place slot: leave to run lone calls where they were read, instead of on the pool.
+/// With one call in flight the hand-off to a pool thread (a wake-up of a parked worker, then of
+/// the reader again) was a third of its round trip. A transport holding the slot runs calls with
+/// [`run_in_place`] inside `tokio::task::block_in_place`, and the rules still hold:
+/// * `block_in_place` gives this thread's share of the runtime (its other tasks, the I/O driver,
+///   the timers) to another thread before the call runs, so a slow call stalls this connection's
+///   reading only, never the reactor. (Calling the job directly would not: a runtime thread busy
+///   in a file-system call leaves what it was due to poll unpolled.)
+/// * Each call holds a worker permit like any call, so the pool's bound counts it, the watchdog
+///   and `rnfsd ctl` see it; it runs only while no other request does.
+/// * One connection at a time holds the slot, also while its thread waits briefly for the
+///   connection's next call (`tcp`, "Lingering"): so at most one thread is out of the runtime's
+///   hands, which `RUNTIME_BLOCKING_THREADS_MAX` counts.
+/// * Only NFS calls that cannot wait long do ([`may_run_in_place`]), only while every export
+///   answers promptly ([`rnfs_storage::Backend::answers_promptly`]: a local file system, not
+///   CephFS or a network mount), and only while no NFSv4 client holds a delegation: a call may
+///   then wait for a recall (the kernel's lease break) or for the holder's CB_GETATTR reply,
+///   which could come on this very connection, whose reader would be the waiting thread.
+pub(crate) struct InPlace {
+    taken: Arc<AtomicBool>,
+}
+
+impl Drop for InPlace {
+    fn drop(&mut self) {
+        self.taken.store(false, Ordering::Release);
+    }
+}
+
+/// Runs `record` on this thread, now, holding `worker` (see [`InPlace`]; only inside
+/// `block_in_place`). `then` as for [`hand_off`].
+pub(crate) fn run_in_place<F>(
+    _slot: &InPlace,
+    shared: &Shared,
+    record: Bytes,
+    origin: Origin,
+    tracked: Option<Tracked>,
+    worker: OwnedSemaphorePermit,
+    then: F,
+) where
+    F: FnOnce(Option<Reply>, Option<Tracked>) + Send + 'static,
+{
+    count(&shared.service.counters.requests_in_place);
+    job(shared, record, origin, tracked, worker, then)();
 }
 
 /// Serves one record on the current (worker) thread. A panic in a handler is a bug: it is logged
@@ -151,31 +226,15 @@ fn run_job(
 }
 
 /// The one path from a transport to the worker pool: waits for a worker (a free permit of
-/// `shared.workers`; waiting is backpressure), then runs `record`. There, `then` gets the reply
+/// `shared.workers`; waiting is backpressure), then runs `record` there. `then` gets the reply
 /// (`None` when the message gets none) and the request's registry entry, with the worker already
 /// released; it must not block (see the liveness rules). `false` when no worker will come
-/// (shutdown); a job the pool refuses is logged and dropped (the client retransmits).
-///
-/// # In place
-/// A `lone_call` (its transport read nothing after it, and [`may_run_in_place`] says yes) while
-/// no other request holds a worker runs on the calling thread, inside `tokio::task::block_in_place`, instead of on
-/// the pool: with one call in flight the hand-off (a wake-up of a parked worker and of the reader
-/// again after it) was a third of its round trip. The rules still hold:
-/// * `block_in_place` gives this thread's share of the runtime (its other tasks, the I/O driver,
-///   the timers) to another thread before the call runs, so a slow call stalls this connection's
-///   reading only, never the reactor. (Calling the job directly would not: a runtime thread busy
-///   in a file-system call leaves what it was due to poll unpolled.)
-/// * It holds a worker permit like any call, so the pool's bound counts it, the watchdog and
-///   `rnfsd ctl` see it, and at most one call runs in place at a time.
-/// * Only calls that cannot wait long do: NFSv3, no COMMIT and no stable WRITE (they wait for
-///   the disk), no creation (it gives its thread a private umask: pool threads only), and only
-///   while every export answers promptly ([`rnfs_storage::Backend::answers_promptly`]: a local
-///   file system, not CephFS or a network mount).
+/// (shutdown); a job the pool refuses is logged and dropped (the client retransmits). (A lone
+/// call may run in place instead: see [`InPlace`].)
 pub(crate) async fn hand_off<F>(
     shared: &Shared,
     record: Bytes,
     origin: Origin,
-    lone_call: bool,
     tracked: Option<Tracked>,
     then: F,
 ) -> bool
@@ -186,33 +245,8 @@ where
     let Ok(worker) = shared.workers.clone().acquire_owned().await else {
         return false;
     };
-    if let Some(t) = &tracked {
-        t.set_stage(Stage::Fs);
-    }
-    let in_place = lone_call && shared.in_place_allowed();
-    let service = shared.service.clone();
-    let stats = shared.stats.clone();
-    // The xid, for the backend calls the request makes (see crate::backend_gate).
-    let xid = record
-        .get(..4)
-        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-    let job = move || {
-        let reply = {
-            let _running = tracked.as_ref().map(Tracked::enter);
-            crate::backend_gate::request_scope(origin.conn_id, xid, || {
-                run_job(&service, &stats, record, origin)
-            })
-        };
-        drop(worker);
-        then(reply, tracked);
-    };
-    let counters = &shared.service.counters;
-    if in_place {
-        count(&counters.requests_in_place);
-        tokio::task::block_in_place(job);
-        return true;
-    }
-    count(&counters.requests_pooled);
+    count(&shared.service.counters.requests_pooled);
+    let job = job(shared, record, origin, tracked, worker, then);
     if let Err(e) = shared.pool.submit(Box::new(job)) {
         // Cannot happen while the semaphores admit at most the pool's bound of jobs; the request
         // gets no reply and the client retransmits.
@@ -221,24 +255,64 @@ where
     true
 }
 
+/// The work of one request holding `worker`: runs it, releases the worker, then gives the reply
+/// to `then`.
+fn job<F>(
+    shared: &Shared,
+    record: Bytes,
+    origin: Origin,
+    tracked: Option<Tracked>,
+    worker: OwnedSemaphorePermit,
+    then: F,
+) -> impl FnOnce() + Send + 'static
+where
+    F: FnOnce(Option<Reply>, Option<Tracked>) + Send + 'static,
+{
+    if let Some(t) = &tracked {
+        t.set_stage(Stage::Fs);
+    }
+    let service = shared.service.clone();
+    let stats = shared.stats.clone();
+    // The xid, for the backend calls the request makes (see crate::backend_gate).
+    let xid = record
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    move || {
+        let reply = {
+            let _running = tracked.as_ref().map(Tracked::enter);
+            crate::backend_gate::request_scope(origin.conn_id, xid, || {
+                run_job(&service, &stats, record, origin)
+            })
+        };
+        drop(worker);
+        then(reply, tracked);
+    }
+}
+
 /// NFSv3 procedures that create objects (CREATE, MKDIR, SYMLINK, MKNOD): they run on pool
-/// threads only (see [`hand_off`]).
+/// threads only (they give their thread a private umask; see [`InPlace`]).
 const NFS3_CREATING: std::ops::RangeInclusive<u32> =
     rnfs_nfs3::NFSPROC3_CREATE..=rnfs_nfs3::NFSPROC3_MKNOD;
 
-/// Whether `call` may run in place (see [`hand_off`]): an NFSv3 call that creates nothing and
-/// does not wait for the disk.
-fn may_run_in_place(call: &rnfs_oncrpc::peek::CallPeek<'_>) -> bool {
-    if call.prog != rnfs_nfs3::NFS_PROGRAM || call.vers != rnfs_nfs3::NFS_V3 {
+/// Whether `call` (peeked from `record`) may run in place (see [`InPlace`]): an NFS call that
+/// creates nothing and does not wait for the disk (NFSv3: no COMMIT, no stable WRITE; NFSv4: see
+/// [`crate::peek::compound_may_run_in_place`]).
+fn may_run_in_place(record: &Bytes, call: &rnfs_oncrpc::peek::CallPeek<'_>) -> bool {
+    if call.prog != rnfs_nfs3::NFS_PROGRAM {
         return false;
     }
-    match call.proc_num {
-        p if NFS3_CREATING.contains(&p) => false,
-        rnfs_nfs3::NFSPROC3_COMMIT => false,
-        rnfs_nfs3::NFSPROC3_WRITE => {
+    match (call.vers, call.proc_num) {
+        (_, 0) => true,
+        (rnfs_nfs3::NFS_V3, p) if NFS3_CREATING.contains(&p) => false,
+        (rnfs_nfs3::NFS_V3, rnfs_nfs3::NFSPROC3_COMMIT) => false,
+        (rnfs_nfs3::NFS_V3, rnfs_nfs3::NFSPROC3_WRITE) => {
             crate::peek::write_stable(call) == Some(rnfs_nfs3::stable_how::UNSTABLE as u32)
         }
-        _ => true,
+        (rnfs_nfs3::NFS_V3, _) => true,
+        (rnfs_nfs4::NFS_V4, rnfs_nfs4::NFSPROC4_COMPOUND) => {
+            crate::peek::compound_may_run_in_place(record.slice_ref(call.args))
+        }
+        _ => false,
     }
 }
 

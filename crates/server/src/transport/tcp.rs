@@ -5,20 +5,19 @@
 //! [`crate::outgoing`]). Record marking is RFC 5531 §11 (see [`super::conn`]).
 
 use std::net::SocketAddr;
-use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::futures::Notified;
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
 use super::conn::{CloseReason, Conn, Record, SendClock};
 use super::{
-    count, fit_reply, hand_off, may_run_in_place, next_conn_id, wait_for_reply_memory, ClientSlot,
-    Shared,
+    count, fit_reply, hand_off, may_run_in_place, next_conn_id, run_in_place,
+    wait_for_reply_memory, ClientSlot, InPlace, Shared,
 };
 use crate::call::{Origin, Reply, Transport};
 use crate::clock::{instant_at, now_ms};
@@ -259,6 +258,38 @@ async fn send_in_time(
     }
 }
 
+/// How long the in-place thread waits for its connection's next call before giving the thread
+/// back (see [`Reader::linger`]): a few round trips of a client with one call in flight.
+const LINGER_IDLE_US: u64 = 500;
+/// How long the in-place thread lingers on one connection at most before the reader takes over
+/// again (see [`Reader::linger`]); then the next lone call starts over.
+const LINGER_MS_MAX: u64 = 50;
+
+/// How admitting a record ended.
+enum Admitted {
+    Open,
+    /// Close the connection.
+    Closed,
+    /// The in-place thread read a record it could not run in place (or a bad one): the reader
+    /// takes it up.
+    Next(Result<Record, CloseReason>),
+}
+
+/// What admitting a record may wait for besides its own resources: a request to close the
+/// connection, or its writer ending.
+struct Waits<'a, 'b> {
+    close: Pin<&'a mut Notified<'b>>,
+    writer_gone: Pin<&'a mut Notified<'b>>,
+}
+
+/// What the in-place thread needs to read the connection's next records itself (see
+/// [`Reader::linger`]).
+struct Lingering<'a> {
+    machine: &'a mut Conn,
+    stream: &'a TcpStream,
+    stopping: &'a tokio::sync::watch::Receiver<bool>,
+}
+
 /// The reader's side of one connection: what each record needs to be admitted and handed off.
 struct Reader<'a> {
     shared: &'a Arc<Shared>,
@@ -291,8 +322,14 @@ impl Reader<'_> {
                 // Shutting down: take no more requests; those in flight still get their replies.
                 return;
             }
+            // A record the in-place thread read but could not run in place (see `linger`).
+            let mut pending: Option<Result<Record, CloseReason>> = None;
             loop {
-                match machine.poll_record(now_ms()) {
+                let polled = match pending.take() {
+                    Some(p) => p.map(Some),
+                    None => machine.poll_record(now_ms()),
+                };
+                match polled {
                     Ok(Some(record)) if crate::backchannel::is_reply(record.bytes()) => {
                         // A client's reply to a callback: never a request, never a worker.
                         self.conn
@@ -304,16 +341,19 @@ impl Reader<'_> {
                     }
                     Ok(Some(record)) => {
                         let alone = machine.nothing_buffered();
-                        let admitted = self
-                            .admit(
-                                record,
-                                alone,
-                                close_wait.as_mut(),
-                                writer_gone_wait.as_mut(),
-                            )
-                            .await;
-                        if admitted.is_break() {
-                            return;
+                        let waits = Waits {
+                            close: close_wait.as_mut(),
+                            writer_gone: writer_gone_wait.as_mut(),
+                        };
+                        let lingering = Lingering {
+                            machine: &mut machine,
+                            stream,
+                            stopping: &stopping,
+                        };
+                        match self.admit(record, alone, waits, lingering).await {
+                            Admitted::Open => {}
+                            Admitted::Closed => return,
+                            Admitted::Next(next) => pending = Some(next),
                         }
                     }
                     Ok(None) => break,
@@ -360,43 +400,77 @@ impl Reader<'_> {
         self.limits.connection_requests_max - self.in_flight.available_permits()
     }
 
-    /// Admits one record and hands it to the worker pool (or runs it in place when it came
-    /// `alone`: see `super::hand_off`). Every wait here stops this connection's reading
-    /// (backpressure): for a slot among its requests in flight, one among the server's, reply
-    /// memory, a worker. `Break` closes the connection.
+    /// Admits one record and hands it to the worker pool, or runs it in place when it came
+    /// `alone` and may (see `super::InPlace`; the thread then lingers: see [`Reader::linger`]).
+    /// Every wait here stops this connection's reading (backpressure): for a slot among its
+    /// requests in flight, one among the server's, reply memory, a worker.
     async fn admit(
         &self,
         record: Record,
         alone: bool,
-        close_wait: Pin<&mut Notified<'_>>,
-        writer_gone_wait: Pin<&mut Notified<'_>>,
-    ) -> ControlFlow<()> {
+        waits: Waits<'_, '_>,
+        lingering: Lingering<'_>,
+    ) -> Admitted {
         let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
-            return ControlFlow::Break(());
+            return Admitted::Closed;
         };
         let Ok(global) = self.shared.requests.clone().acquire_owned().await else {
-            return ControlFlow::Break(());
+            return Admitted::Closed;
         };
         if self.conn.shed.load(std::sync::atomic::Ordering::Acquire) {
-            return ControlFlow::Break(());
+            return Admitted::Closed;
         }
         self.conn
             .bytes_in
             .fetch_add(record.wire_bytes(), std::sync::atomic::Ordering::Relaxed);
         // The header, peeked once for the registry and the reply reservation.
         let call = record.call();
-        let lone_call = alone && call.as_ref().is_some_and(may_run_in_place);
+        let lone_call = alone
+            && call
+                .as_ref()
+                .is_some_and(|c| may_run_in_place(record.bytes(), c));
         let tracked = self.conn.track(record.bytes(), call.as_ref(), now_ms());
         let want = reply_bytes_estimate(call.as_ref(), self.limits.transfer_bytes_max);
-        let reserved = self.reserve_reply(want, tracked.as_ref(), close_wait, writer_gone_wait);
-        let Some(mut charge) = reserved.await else {
-            return ControlFlow::Break(());
+        let reserved = self.reserve_reply(want, tracked.as_ref(), waits.close, waits.writer_gone);
+        let Some(charge) = reserved.await else {
+            return Admitted::Closed;
         };
+        let then = self.replier(global, permit, charge);
+        let record = record.into_bytes();
+        if let Some((slot, worker)) = lone_call.then(|| self.shared.try_in_place()).flatten() {
+            let next = tokio::task::block_in_place(|| {
+                run_in_place(
+                    &slot,
+                    self.shared,
+                    record,
+                    self.origin,
+                    tracked,
+                    worker,
+                    then,
+                );
+                self.linger(&slot, lingering)
+            });
+            return next.map_or(Admitted::Open, Admitted::Next);
+        }
+        if hand_off(self.shared, record, self.origin, tracked, then).await {
+            Admitted::Open
+        } else {
+            Admitted::Closed
+        }
+    }
+
+    /// What gets a request's reply, once run: it sends the reply itself when the socket takes
+    /// it at once, else hands it to the writer; the request's permits and reply memory go with
+    /// the reply until it is sent (or dropped).
+    fn replier(
+        &self,
+        global: OwnedSemaphorePermit,
+        permit: OwnedSemaphorePermit,
+        mut charge: ReplyCharge,
+    ) -> impl FnOnce(Option<Reply>, Option<Tracked>) + Send + 'static {
         let budget = self.shared.budget.clone();
         let side = self.send_side.clone();
-        // The job sends its reply itself when the socket takes it at once, else hands it to the
-        // writer.
-        let then = move |reply: Option<Reply>, tracked: Option<Tracked>| {
+        move |reply: Option<Reply>, tracked: Option<Tracked>| {
             drop(global);
             if let Some(reply) = reply {
                 let reply = fit_reply(&budget, &mut charge, reply, 1);
@@ -407,14 +481,106 @@ impl Reader<'_> {
                 // A dropped reply (the connection is closing) returns its loan here, O(1).
                 side.send_or_queue(item);
             }
-        };
-        let record = record.into_bytes();
-        let open = hand_off(self.shared, record, self.origin, lone_call, tracked, then).await;
-        if open {
-            ControlFlow::Continue(())
-        } else {
-            ControlFlow::Break(())
         }
+    }
+
+    /// # Lingering
+    /// After a call in place, its thread (no runtime thread any more: see `super::InPlace`)
+    /// waits up to [`LINGER_IDLE_US`] for the connection's next call, reads it itself and runs
+    /// it in place too when it came alone and may. With one call in flight that spares each call
+    /// the hand-over of the runtime to another thread: 2 context switches per call instead of 3
+    /// (this thread's wait, and the runtime's I/O driver, which still wakes for the socket). It
+    /// stops, leaving what it read to the async reader, at the first record it cannot run so
+    /// (returned, for the reader to admit), at a partial record's deadline, after
+    /// [`LINGER_MS_MAX`] in all (so the reader's timers and close requests are seen), when the
+    /// server stops or the connection is shed, and on the end of the stream or an error (which
+    /// the reader then meets itself). Records read here are limited and timed by the same
+    /// machine as the reader's.
+    fn linger(
+        &self,
+        slot: &InPlace,
+        lingering: Lingering<'_>,
+    ) -> Option<Result<Record, CloseReason>> {
+        use std::os::fd::AsFd;
+        let Lingering {
+            machine,
+            stream,
+            stopping,
+        } = lingering;
+        let fd = stream.as_fd();
+        let until_ms = now_ms().saturating_add(LINGER_MS_MAX);
+        loop {
+            if *stopping.borrow() || self.conn.shed.load(std::sync::atomic::Ordering::Acquire) {
+                return None;
+            }
+            let now = now_ms();
+            if now >= until_ms || machine.next_deadline().is_some_and(|d| now >= d) {
+                return None;
+            }
+            match rnfs_sys::poll::wait_readable(fd, LINGER_IDLE_US) {
+                Ok(true) => {}
+                Ok(false) | Err(_) => return None,
+            }
+            match rnfs_sys::poll::recv_into(fd, machine.recv_buf()) {
+                Ok(0) => return None,
+                Ok(n) => machine.received(n, now_ms()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return None,
+            }
+            let record = match machine.poll_record(now_ms()) {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                Err(reason) => return Some(Err(reason)),
+            };
+            if !machine.nothing_buffered() || crate::backchannel::is_reply(record.bytes()) {
+                return Some(Ok(record));
+            }
+            if let Some(record) = self.admit_in_place(slot, record) {
+                return Some(Ok(record));
+            }
+        }
+    }
+
+    /// Admits `record` and runs it here, holding `slot`, if it may run in place and nothing it
+    /// needs must be waited for; else hands it back untouched.
+    fn admit_in_place(&self, slot: &InPlace, record: Record) -> Option<Record> {
+        let call = record.call();
+        if !call
+            .as_ref()
+            .is_some_and(|c| may_run_in_place(record.bytes(), c))
+        {
+            return Some(record);
+        }
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            return Some(record);
+        };
+        let Ok(global) = self.shared.requests.clone().try_acquire_owned() else {
+            return Some(record);
+        };
+        let Some(worker) = self.shared.try_worker_in_place() else {
+            return Some(record);
+        };
+        let want = reply_bytes_estimate(call.as_ref(), self.limits.transfer_bytes_max);
+        let Some(charge) = self.shared.budget.try_charge(want, Some(self.conn)) else {
+            return Some(record);
+        };
+        self.conn
+            .bytes_in
+            .fetch_add(record.wire_bytes(), std::sync::atomic::Ordering::Relaxed);
+        let tracked = self.conn.track(record.bytes(), call.as_ref(), now_ms());
+        let then = self.replier(global, permit, charge);
+        count(&self.shared.service.counters.requests_in_place_lingering);
+        let origin = self.origin;
+        run_in_place(
+            slot,
+            self.shared,
+            record.into_bytes(),
+            origin,
+            tracked,
+            worker,
+            then,
+        );
+        None
     }
 
     /// Memory for a reply of `want` bytes, reserved before anything is allocated (see

@@ -158,7 +158,7 @@ async fn process(
         let _ = done.send((reply, tracked));
     };
     // A datagram never runs in place: the socket's one reader serves every client.
-    if !hand_off(shared, record, origin, false, tracked, then).await {
+    if !hand_off(shared, record, origin, tracked, then).await {
         return None;
     }
     // An error means the job was dropped unrun (the pool is stopping).
