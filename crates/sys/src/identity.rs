@@ -30,7 +30,8 @@
 //!   costs two `setfsuid` calls per switch and two per restore, instead of a dozen system calls.
 //!   This is safe because a thread at rest acts as root only to resolve handles, stat and reopen
 //!   objects (nothing it does depends on its group ids) and creates nothing; it would not be on a
-//!   thread that runs other code (files it created would get the last caller's group).
+//!   thread that runs other code (files it created would get the last caller's group), except for
+//!   a stretch of request handlers only ([`rest_lazily_while`]), after which it is wholly root.
 //! * Switches do not nest: a second [`set_thread_identity`] while a guard is alive fails.
 //! * A thread created while its creator is switched inherits the switched credentials (the kernel
 //!   copies them at `clone`): create worker threads while acting as root.
@@ -105,6 +106,35 @@ pub fn set_thread_identity(uid: u32, gid: u32, groups: &[u32]) -> io::Result<Ide
 pub fn rest_lazily() {
     LAZY_REST.set(true);
     CURRENT.with_borrow_mut(forget);
+}
+
+/// Runs `f` resting lazily (see [`rest_lazily`]) on a thread that otherwise runs other code, for
+/// a stretch in which it runs request handlers only (the server's calls run in place). Before
+/// this returns, also when `f` unwinds, the thread is wholly root again: fsgid 0, no
+/// supplementary groups, `CAP_SYS_RESOURCE` as the process holds it.
+pub fn rest_lazily_while<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore {
+        was_lazy: bool,
+    }
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LAZY_REST.set(self.was_lazy);
+            if self.was_lazy {
+                return;
+            }
+            let _ = CURRENT.try_with(|cell| {
+                let mut c = cell.borrow_mut();
+                // A guard still alive restores wholly itself when dropped (the flag is off).
+                if !c.active && apply(&mut c, 0, 0, &[], true).is_err() {
+                    forget(&mut c);
+                }
+            });
+        }
+    }
+    let _restore = Restore {
+        was_lazy: LAZY_REST.replace(true),
+    };
+    f()
 }
 
 /// Whether an [`IdentityGuard`] is alive on this thread (the thread is not acting as root).
@@ -438,6 +468,37 @@ mod tests {
             });
             assert!(r.is_err());
             assert_eq!(thread_creds(), (0, 43, vec![44]), "unwinding rests too");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn resting_lazily_for_a_while_ends_wholly_root() {
+        std::thread::spawn(|| {
+            let held = thread_cap(CAP_SYS_RESOURCE).1;
+            rest_lazily_while(|| {
+                for _ in 0..2 {
+                    let _g = set_thread_identity(1234, 5678, &[7, 8]).unwrap();
+                    assert_eq!(thread_creds(), (1234, 5678, vec![7, 8]));
+                }
+                assert_eq!(thread_creds(), (0, 5678, vec![7, 8]), "at rest, lazily");
+            });
+            assert_eq!(thread_creds(), (0, 0, vec![]), "wholly root after");
+            assert_eq!(thread_cap(CAP_SYS_RESOURCE), (held, held));
+            // Not lazy any more: a guard restores everything.
+            {
+                let _g = set_thread_identity(42, 43, &[44]).unwrap();
+            }
+            assert_eq!(thread_creds(), (0, 0, vec![]));
+            let r = std::panic::catch_unwind(|| {
+                rest_lazily_while(|| {
+                    let _g = set_thread_identity(42, 43, &[44]).unwrap();
+                    panic!("boom");
+                })
+            });
+            assert!(r.is_err());
+            assert_eq!(thread_creds(), (0, 0, vec![]), "unwinding ends root too");
         })
         .join()
         .unwrap();

@@ -438,17 +438,14 @@ impl Reader<'_> {
         let then = self.replier(global, permit, charge);
         let record = record.into_bytes();
         if let Some((slot, worker)) = lone_call.then(|| self.shared.try_in_place()).flatten() {
+            // Request handlers only until it returns, so the identity may rest lazily between
+            // calls, as on pool threads (see rnfs_sys::identity).
             let next = tokio::task::block_in_place(|| {
-                run_in_place(
-                    &slot,
-                    self.shared,
-                    record,
-                    self.origin,
-                    tracked,
-                    worker,
-                    then,
-                );
-                self.linger(&slot, lingering)
+                rnfs_sys::identity::rest_lazily_while(|| {
+                    let origin = self.origin;
+                    run_in_place(&slot, self.shared, record, origin, tracked, worker, then);
+                    self.linger(&slot, lingering)
+                })
             });
             return next.map_or(Admitted::Open, Admitted::Next);
         }
