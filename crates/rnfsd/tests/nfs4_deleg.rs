@@ -531,3 +531,56 @@ fn a_write_delegation_serves_its_holder_and_a_local_reader_waits_for_its_data() 
         .expect("the local open went on once the delegation was returned");
     assert_eq!(data, b"hello world");
 }
+
+/// While some client holds a delegation, no call runs in place (see rnfs-server's
+/// `transport::InPlace`): a call may then wait for a recall, or for the holder's CB_GETATTR
+/// reply, which could come on the waiting thread's own connection.
+#[test]
+fn no_call_runs_in_place_while_a_delegation_is_held() {
+    require_root("file leases on files of any owner");
+    let mut srv = TestServer::new().args(["--metrics", "127.0.0.1:0"]);
+    srv.set_config(&format!(
+        "[[export]]\npath = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.1\"\naccess = \"rw\"\nroot_squash = false\n",
+        srv.export()
+    ));
+    srv.start();
+    std::fs::write(srv.export().join("held"), b"data").unwrap();
+    let in_place = || {
+        let text = common::scrape_metrics(srv.state_dir());
+        let series = r#"rnfsd_requests_run_total{on="in_place"} "#;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    let (mut a, seen) = with_back_channel(&srv, "in-place-a", true);
+    assert!(ping_until(&mut a, &seen, Duration::from_secs(5), |s| s
+        .nulls
+        > 0));
+    let dir = export_fh(&mut a, &srv);
+    let (fh, _, deleg) = open(&mut a, &dir, "held", RD | WANT_READ_DELEG).unwrap();
+    let deleg = read_delegation(&deleg);
+    let fh3 = rnfs_client::nfs3::nfs_fh3 {
+        data: rnfs_client::nfs3::Opaque(fh.0.clone()),
+    };
+    let mut v3 = Client::connect_tcp(srv.tcp_addr())
+        .unwrap()
+        .with_auth_sys(0, 0, &[0]);
+    let before = in_place();
+    for _ in 0..10 {
+        v3.getattr(&fh3).unwrap();
+    }
+    assert_eq!(
+        in_place(),
+        before,
+        "all pooled while the delegation is held"
+    );
+    assert_eq!(
+        last_status(&mut a, vec![ArgOp::PutFh(fh), ArgOp::DelegReturn(deleg)]),
+        nfsstat4::NFS4_OK
+    );
+    let before = in_place();
+    for _ in 0..10 {
+        v3.getattr(&fh3).unwrap();
+    }
+    assert!(in_place() > before, "in place again once it is returned");
+}
