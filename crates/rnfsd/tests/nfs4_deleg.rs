@@ -29,7 +29,12 @@ const SEQ4_STATUS_CB_PATH_DOWN_SESSION: u32 = 0x200;
 const SEQ4_STATUS_RECALLABLE_STATE_REVOKED: u32 = 0x40;
 
 fn server(limits: &str, extra: &str) -> TestServer {
-    let mut srv = TestServer::new();
+    server_with_args(limits, extra, &[])
+}
+
+/// [`server`] with more command-line arguments.
+fn server_with_args(limits: &str, extra: &str, args: &[&str]) -> TestServer {
+    let mut srv = TestServer::new().args(args);
     srv.set_config(&format!(
         "{extra}\n[limits]\n{limits}\n\n[[export]]\npath = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.1\"\naccess = \"rw\"\nroot_squash = false\n",
         srv.export()
@@ -39,6 +44,17 @@ fn server(limits: &str, extra: &str) -> TestServer {
 }
 
 type Seen = Arc<Mutex<CallbacksSeen>>;
+
+/// An NFSv3 client (as root) of `srv`, and `fh` as an NFSv3 handle (the same bytes).
+fn nfsv3_of(srv: &TestServer, fh: &nfs4::nfs_fh4) -> (Client, rnfs_client::nfs3::nfs_fh3) {
+    let v3 = Client::connect_tcp(srv.tcp_addr())
+        .unwrap()
+        .with_auth_sys(0, 0, &[0]);
+    let fh3 = rnfs_client::nfs3::nfs_fh3 {
+        data: rnfs_client::nfs3::Opaque(fh.0.clone()),
+    };
+    (v3, fh3)
+}
 
 /// A session whose connection carries its back channel, answered (or not) by the test.
 fn with_back_channel(srv: &TestServer, name: &str, answer: bool) -> (Session, Seen) {
@@ -288,12 +304,7 @@ fn nfsv3_writes_and_nlm_locks_wait_for_the_recall_and_reads_do_not() {
     let dir = export_fh(&mut a, &srv);
     let (fh, _, deleg) = open(&mut a, &dir, "v3", RD | WANT_READ_DELEG).unwrap();
     let deleg = read_delegation(&deleg);
-    let fh3 = rnfs_client::nfs3::nfs_fh3 {
-        data: rnfs_client::nfs3::Opaque(fh.0.clone()),
-    };
-    let mut v3 = Client::connect_tcp(srv.tcp_addr())
-        .unwrap()
-        .with_auth_sys(0, 0, &[0]);
+    let (mut v3, fh3) = nfsv3_of(&srv, &fh);
     // Reading conflicts with no read delegation.
     assert_eq!(&v3.read(&fh3, 0, 16).unwrap().data.0[..], b"old");
     let write = |v3: &mut Client| {
@@ -538,12 +549,7 @@ fn a_write_delegation_serves_its_holder_and_a_local_reader_waits_for_its_data() 
 #[test]
 fn no_call_runs_in_place_while_a_delegation_is_held() {
     require_root("file leases on files of any owner");
-    let mut srv = TestServer::new().args(["--metrics", "127.0.0.1:0"]);
-    srv.set_config(&format!(
-        "[[export]]\npath = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.1\"\naccess = \"rw\"\nroot_squash = false\n",
-        srv.export()
-    ));
-    srv.start();
+    let srv = server_with_args("", "", &["--metrics", "127.0.0.1:0"]);
     std::fs::write(srv.export().join("held"), b"data").unwrap();
     let in_place = || {
         let text = common::scrape_metrics(srv.state_dir());
@@ -559,12 +565,7 @@ fn no_call_runs_in_place_while_a_delegation_is_held() {
     let dir = export_fh(&mut a, &srv);
     let (fh, _, deleg) = open(&mut a, &dir, "held", RD | WANT_READ_DELEG).unwrap();
     let deleg = read_delegation(&deleg);
-    let fh3 = rnfs_client::nfs3::nfs_fh3 {
-        data: rnfs_client::nfs3::Opaque(fh.0.clone()),
-    };
-    let mut v3 = Client::connect_tcp(srv.tcp_addr())
-        .unwrap()
-        .with_auth_sys(0, 0, &[0]);
+    let (mut v3, fh3) = nfsv3_of(&srv, &fh);
     let before = in_place();
     for _ in 0..10 {
         v3.getattr(&fh3).unwrap();

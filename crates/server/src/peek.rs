@@ -7,7 +7,7 @@
 //! (RFC 8881 §16.2) are read with the NFSv4 crate's own decoders.
 
 use bytes::Bytes;
-use rnfs_nfs4::{stable_how4, ArgOp, CompoundHeader};
+use rnfs_nfs4::{ArgOp, CompoundHeader};
 use rnfs_oncrpc::peek::{CallPeek, Cursor};
 use rnfs_xdr::Decoder;
 
@@ -57,59 +57,16 @@ pub fn compound_may_run_in_place(args: Bytes) -> bool {
         return false;
     };
     head.op_count <= COMPOUND_OPS_IN_PLACE_MAX
-        && (0..head.op_count).all(|_| ArgOp::decode(&mut d).is_ok_and(|op| op_in_place(&op)))
-}
-
-/// An operation that may run in place (see [`compound_may_run_in_place`]).
-fn op_in_place(op: &ArgOp) -> bool {
-    use ArgOp as A;
-    match op {
-        A::Open(a) => a.openhow.0.is_none(),
-        A::Write(a) => a.stable == stable_how4::UNSTABLE4,
-        A::Sequence(_)
-        | A::PutFh(_)
-        | A::PutRootFh
-        | A::PutPubFh
-        | A::GetFh
-        | A::SaveFh
-        | A::RestoreFh
-        | A::GetAttr(_)
-        | A::Verify(_)
-        | A::NVerify(_)
-        | A::Access(_)
-        | A::Lookup(_)
-        | A::LookupP
-        | A::SecInfo(_)
-        | A::SecInfoNoName(_)
-        | A::Read(_)
-        | A::ReadPlus(_)
-        | A::Seek(_)
-        | A::ReadLink
-        | A::ReadDir(_)
-        | A::GetXattr(_)
-        | A::ListXattrs(_)
-        | A::SetAttr(_)
-        | A::Remove(_)
-        | A::Rename(_)
-        | A::Link(_)
-        | A::Close(_)
-        | A::OpenDowngrade(_)
-        | A::DelegReturn(_)
-        | A::Lock(_)
-        | A::LockT(_)
-        | A::LockU(_)
-        | A::TestStateid(_)
-        | A::FreeStateid(_) => true,
-        _ => false,
-    }
+        && (0..head.op_count)
+            .all(|_| ArgOp::decode(&mut d).is_ok_and(|op| crate::nfs4::may_run_in_place(&op)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use rnfs_nfs4::{
-        createhow4, fattr4, open_claim4, state_owner4, stateid4, Bitmap, COMMIT4args, Compound,
-        OPEN4args, Opaque, OpenHow, SEQUENCE4args, WRITE4args,
+        createhow4, fattr4, open_claim4, stable_how4, state_owner4, stateid4, Bitmap, COMMIT4args,
+        Compound, OPEN4args, Opaque, OpenHow, SEQUENCE4args, WRITE4args,
     };
 
     fn args(ops: Vec<ArgOp>) -> Bytes {

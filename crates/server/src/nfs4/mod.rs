@@ -46,6 +46,7 @@ mod xattr;
 
 pub use compound::NFS4;
 pub(crate) use copy::supervise_copies;
+pub(crate) use table::may_run_in_place;
 
 use rnfs_nfs4::nfsstat4;
 use rnfs_storage as storage;

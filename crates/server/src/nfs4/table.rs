@@ -79,3 +79,50 @@ pub fn exec(ctx: &mut Ctx<'_>, op: ArgOp, reply: &mut Reply) -> Option<ResOp> {
         ArgOp::Illegal(_) => Some(ResOp::status(OP_ILLEGAL, nfsstat4::NFS4ERR_OP_ILLEGAL)),
     }
 }
+
+/// Whether `op` may run in place (see `transport::InPlace` and
+/// `peek::compound_may_run_in_place`): it creates no object, does not wait for the disk and does
+/// not change what is kept on stable storage. Beside [`exec`] so that a new operation's row and
+/// its answer here are written together; anything not named runs on the pool.
+pub fn may_run_in_place(op: &ArgOp) -> bool {
+    use ArgOp as A;
+    match op {
+        A::Open(a) => a.openhow.0.is_none(),
+        A::Write(a) => a.stable == rnfs_nfs4::stable_how4::UNSTABLE4,
+        A::Sequence(_)
+        | A::PutFh(_)
+        | A::PutRootFh
+        | A::PutPubFh
+        | A::GetFh
+        | A::SaveFh
+        | A::RestoreFh
+        | A::GetAttr(_)
+        | A::Verify(_)
+        | A::NVerify(_)
+        | A::Access(_)
+        | A::Lookup(_)
+        | A::LookupP
+        | A::SecInfo(_)
+        | A::SecInfoNoName(_)
+        | A::Read(_)
+        | A::ReadPlus(_)
+        | A::Seek(_)
+        | A::ReadLink
+        | A::ReadDir(_)
+        | A::GetXattr(_)
+        | A::ListXattrs(_)
+        | A::SetAttr(_)
+        | A::Remove(_)
+        | A::Rename(_)
+        | A::Link(_)
+        | A::Close(_)
+        | A::OpenDowngrade(_)
+        | A::DelegReturn(_)
+        | A::Lock(_)
+        | A::LockT(_)
+        | A::LockU(_)
+        | A::TestStateid(_)
+        | A::FreeStateid(_) => true,
+        _ => false,
+    }
+}
