@@ -223,6 +223,7 @@ api! {
     ceph_create: fn(*mut *mut ceph_mount_info, *const c_char) -> c_int;
     ceph_conf_read_file: fn(*mut ceph_mount_info, *const c_char) -> c_int;
     ceph_conf_set: fn(*mut ceph_mount_info, *const c_char, *const c_char) -> c_int;
+    ceph_conf_get: fn(*mut ceph_mount_info, *const c_char, *mut c_char, usize) -> c_int;
     ceph_select_filesystem: fn(*mut ceph_mount_info, *const c_char) -> c_int;
     ceph_mount: fn(*mut ceph_mount_info, *const c_char) -> c_int;
     ceph_unmount: fn(*mut ceph_mount_info) -> c_int;

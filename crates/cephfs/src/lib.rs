@@ -17,7 +17,7 @@
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::path::PathBuf;
 use std::ptr::{self, NonNull};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rnfs_cephfs_sys as sys;
 pub use sys::{LoadError, CEPH_NOSNAP};
@@ -60,6 +60,20 @@ pub struct MountConfig {
 struct Client {
     api: &'static sys::Api,
     cmount: NonNull<sys::ceph_mount_info>,
+    /// The name cache's limit while [`Mount::rename_over_linked`] calls run.
+    cache_limit: Mutex<CacheLimit>,
+}
+
+/// The libcephfs setting that limits the client's cache of names (dentries).
+const CACHE_SIZE_KEY: &str = "client_cache_size";
+/// Longest value of a setting read back ([`conf_get`]).
+const CONF_VALUE_BYTES_MAX: usize = 64;
+
+/// How many [`Mount::rename_over_linked`] calls hold the name cache's limit at zero, and the
+/// limit to restore after the last of them.
+struct CacheLimit {
+    holders: u32,
+    configured: String,
 }
 
 // SAFETY: a mounted `ceph_mount_info` is used concurrently from many threads by design (the
@@ -141,7 +155,14 @@ impl Mount {
         })?;
         // From here the instance exists: a failure must release it. Wrapping it in a `Client`
         // now does that (unmounting a never-mounted instance is a harmless error).
-        let client = Client { api, cmount };
+        let client = Client {
+            api,
+            cmount,
+            cache_limit: Mutex::new(CacheLimit {
+                holders: 0,
+                configured: String::new(),
+            }),
+        };
         configure(&client, cfg)?;
         if let Some(uuid) = &cfg.uuid {
             take_over(&client, uuid)?;
@@ -477,6 +498,11 @@ impl Mount {
         Ok(())
     }
 
+    /// The value of the client's setting `key` (e.g. `client_cache_size`).
+    pub fn setting(&self, key: &str) -> Result<String> {
+        conf_get(&self.client, key)
+    }
+
     /// Removes non-directory `name` from `dir`.
     pub fn unlink(&self, dir: &Inode, name: &[u8], perm: &Perm) -> Result<()> {
         self.remove("ceph_ll_unlink", self.api().ceph_ll_unlink, dir, name, perm)
@@ -534,6 +560,31 @@ impl Mount {
             )
         })?;
         Ok(())
+    }
+
+    /// Renames as [`Mount::rename`] does, onto a target that is a file with other hard links,
+    /// with the client's name cache emptied by the rename.
+    ///
+    /// libcephfs 16.2.15 (`Client::_try_to_trim_inode`, run when the MDS's second, "safe",
+    /// reply to a RENAME arrives) turns every name of the replaced file that this client has
+    /// cached into a "no such name" entry, and it trusts that entry for as long as it holds the
+    /// directory's shared caps: the file's other links, which the MDS keeps, answer ENOENT
+    /// here. With the cache limited to nothing during the call, the rename's own cache trim
+    /// (after the MDS's first reply) drops those names first, and the directories they were in
+    /// stop claiming to be completely cached, so later lookups ask the MDS.
+    ///
+    /// A lookup of another name of the file that runs on another thread between the MDS's two
+    /// replies (about a millisecond) can still cache that name in time to be spoiled.
+    pub fn rename_over_linked(
+        &self,
+        from_dir: &Inode,
+        from: &[u8],
+        to_dir: &Inode,
+        to: &[u8],
+        perm: &Perm,
+    ) -> Result<()> {
+        let _emptied = CacheEmptied::hold(&self.client)?;
+        self.rename(from_dir, from, to_dir, to, perm)
     }
 
     /// Opens directory `inode` for listing (needs read permission).
@@ -625,11 +676,67 @@ fn conf_set(client: &Client, key: &str, value: &str) -> Result<()> {
         c_string("ceph_conf_set", key)?,
         c_string("ceph_conf_set", value)?,
     );
-    // SAFETY: unmounted instance, NUL-terminated strings the library copies.
+    // SAFETY: live instance (mounted or not: the library locks its configuration),
+    // NUL-terminated strings the library copies.
     check("ceph_conf_set", unsafe {
         (client.api.ceph_conf_set)(client.cmount.as_ptr(), k.as_ptr(), v.as_ptr())
     })?;
     Ok(())
+}
+
+/// The value of setting `key`, at most [`CONF_VALUE_BYTES_MAX`] bytes.
+fn conf_get(client: &Client, key: &str) -> Result<String> {
+    const OP: &str = "ceph_conf_get";
+    let k = c_string(OP, key)?;
+    let mut buf = [0u8; CONF_VALUE_BYTES_MAX + 1];
+    // SAFETY: live instance, NUL-terminated key; the library writes at most `buf.len()` bytes,
+    // NUL included (ENAMETOOLONG when the value does not fit).
+    check(OP, unsafe {
+        (client.api.ceph_conf_get)(
+            client.cmount.as_ptr(),
+            k.as_ptr(),
+            buf.as_mut_ptr().cast::<c_char>(),
+            buf.len(),
+        )
+    })?;
+    let value = CStr::from_bytes_until_nul(&buf).map_err(|_| Error::BadName { op: OP })?;
+    Ok(value.to_string_lossy().into_owned())
+}
+
+/// The name cache held at zero (see [`Mount::rename_over_linked`]) while this lives; the
+/// configured limit comes back when the last holder drops. The lock is held only while a
+/// setting is read or written, never across a call that waits for the cluster.
+struct CacheEmptied<'a>(&'a Client);
+
+impl<'a> CacheEmptied<'a> {
+    fn hold(client: &'a Client) -> Result<CacheEmptied<'a>> {
+        let mut limit = client
+            .cache_limit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if limit.holders == 0 {
+            limit.configured = conf_get(client, CACHE_SIZE_KEY)?;
+            conf_set(client, CACHE_SIZE_KEY, "0")?;
+        }
+        limit.holders += 1;
+        Ok(CacheEmptied(client))
+    }
+}
+
+impl Drop for CacheEmptied<'_> {
+    fn drop(&mut self) {
+        let mut limit = self
+            .0
+            .cache_limit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        limit.holders = limit.holders.saturating_sub(1);
+        if limit.holders == 0 {
+            // The library took this value before; should it refuse it now, the cache stays
+            // small, which costs lookups, not correctness.
+            let _ = conf_set(self.0, CACHE_SIZE_KEY, &limit.configured);
+        }
+    }
 }
 
 impl std::fmt::Debug for File {

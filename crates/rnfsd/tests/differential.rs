@@ -735,15 +735,11 @@ fn random_operations_match_a_local_reference() {
 /// `RNFS_DIFF_SEED=1796527069908348772 RNFS_DIFF_OPS=120`. It and the other answers found here
 /// (RENAME onto the same file, onto an ancestor, across types; LINK onto a name; SETATTR of a
 /// directory's size; COMMIT of a directory) are now handled in ceph.rs and checked one by one
-/// in crates/storage/tests/ceph.rs.
-///
-/// Ignored for now: after some hundreds of operations with renames of directories across
-/// directories (and hard links), the head's libcephfs client answers NOENT for a name that
-/// exists (a CREATE of it says EXIST), e.g. `RNFS_DIFF_SEED=1796529705473309829
-/// RNFS_DIFF_OPS=304` (CHMOD of e/c/e/c/d), `RNFS_DIFF_SEED=1796529563183174013
-/// RNFS_DIFF_OPS=103`. Run it with `--ignored`.
+/// in crates/storage/tests/ceph.rs. So is the last one it found: after a RENAME onto a file with
+/// other hard links, libcephfs answered NOENT for those other names though the MDS kept them
+/// (`RNFS_DIFF_SEED=1796529563183174013 RNFS_DIFF_OPS=103`, and
+/// `RNFS_DIFF_SEED=1796529705473309829 RNFS_DIFF_OPS=304`).
 #[test]
-#[ignore = "libcephfs 16.2.15: NOENT for an existing name after cross-directory renames; see the doc"]
 fn random_operations_on_a_ceph_export_match_a_local_reference() {
     use rnfs_storage::Backend;
     assert!(

@@ -645,9 +645,21 @@ impl crate::Backend for CephFs {
                 _ => {}
             }
         }
-        self.mount
-            .rename(&fd, from_name, &td, to_name, &p)
-            .map_err(err)?;
+        // A file with other hard links: libcephfs would turn this client's cached entries
+        // for those other names into trusted "no such name" entries (see
+        // `Mount::rename_over_linked`).
+        let over_linked = target
+            .as_ref()
+            .is_some_and(|t| t.nlink > 1 && file_type(t.mode) != FileType::Directory);
+        if over_linked {
+            self.mount
+                .rename_over_linked(&fd, from_name, &td, to_name, &p)
+                .map_err(err)?;
+        } else {
+            self.mount
+                .rename(&fd, from_name, &td, to_name, &p)
+                .map_err(err)?;
+        }
         self.durable(&[&fd, &td])?;
         Ok((
             self.dir_wcc(&fd, &p, &fbefore),

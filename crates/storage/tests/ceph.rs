@@ -97,6 +97,9 @@ fn two_heads_serve_one_file_system() {
     creating_as_the_local_backend_does(&a, &b, &user, &ra, &c.handle);
     b.remove(&user, &ra, b"f").unwrap();
     assert_eq!(a.getattr(&user, &fa).err(), Some(Error::Stale));
+    // A third head, alone in its directories, so that its Ceph client holds their shared caps.
+    let c = head(&cluster, &key, "/export");
+    renaming_onto_a_linked_file_keeps_its_other_names(&c, &user);
     eprintln!("all checks in {:?}", t0.elapsed());
 }
 
@@ -243,4 +246,38 @@ fn renaming_and_linking_as_linux_answers(
     };
     assert_eq!(a.setattr(user, &d, &size, None).err(), Some(Error::IsDir));
     assert_eq!(a.commit(user, &d, 0, 0).err(), Some(Error::IsDir));
+}
+
+/// RENAME onto a file with other hard links leaves those links in place. libcephfs 16.2.15
+/// turns this client's cached entries for the other links into "no such name" entries that it
+/// trusts while it holds the directory's shared caps (tests/differential.rs found it): every
+/// LOOKUP of them answered NOENT though the MDS kept them.
+fn renaming_onto_a_linked_file_keeps_its_other_names(c: &CephFs, user: &Identity) {
+    let rc = c.handle_key().verify(7, &c.root()).unwrap();
+    let mode = SetAttrs {
+        mode: Some(0o755),
+        ..Default::default()
+    };
+    let solo = c.mkdir(user, &rc, b"solo", &mode).unwrap();
+    let ra = c.handle_key().verify(7, &solo.handle).unwrap();
+    let d = c.mkdir(user, &ra, b"d", &mode).unwrap();
+    let d = c.handle_key().verify(7, &d.handle).unwrap();
+    let guarded = CreateMode::Guarded(SetAttrs::default());
+    let old = c.create(user, &ra, b"linked", &guarded).unwrap();
+    let of = c.handle_key().verify(7, &old.handle).unwrap();
+    c.link(user, &of, &ra, b"linked2").unwrap();
+    c.link(user, &of, &d, b"linked3").unwrap();
+    c.create(user, &ra, b"new", &guarded).unwrap();
+    // Cached in this client before the rename.
+    for (dir, name) in [(&ra, &b"linked2"[..]), (&d, b"linked3")] {
+        assert_eq!(c.lookup(user, dir, name).unwrap().0, old.handle);
+    }
+    c.rename(user, &ra, b"new", &ra, b"linked").unwrap();
+    for (dir, name) in [(&ra, &b"linked2"[..]), (&d, b"linked3")] {
+        let (h, attr) = c
+            .lookup(user, dir, name)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", String::from_utf8_lossy(name)));
+        assert_eq!((h, attr.nlink), (old.handle.clone(), 2));
+    }
+    assert_ne!(c.lookup(user, &ra, b"linked").unwrap().0, old.handle);
 }
