@@ -1,8 +1,8 @@
 //! A `backend = "ceph"` export served by the real `rnfsd` binary from a throw-away Ceph cluster
 //! (scripts/ceph-cluster), used with libnfs's tools: a file of a few MiB copied in with `nfs-cp`
-//! comes back byte-exact through `nfs-cat` and is listed by `nfs-ls`. Then two heads (127.0.0.1
-//! and 127.0.0.2) with the same handle key serve the same file system: what one writes the other
-//! reads, and a handle from one resolves on the other.
+//! comes back byte-exact through `nfs-cat` and is listed by `nfs-ls` (also a directory of many
+//! pages). Then two heads (127.0.0.1 and 127.0.0.2) with the same handle key serve the same file
+//! system: what one writes the other reads, and a handle from one resolves on the other.
 //!
 //! Without Ceph installed the test is skipped with the reason; in CI (`CI=true`) it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,8 +20,15 @@ const CEPH_DIR: &str = "/nfs";
 /// Creates `CEPH_DIR` (mode 0777, so libnfs's uid 1000 may write) directly through libcephfs.
 fn make_export_dir(cluster: &TestCluster) {
     let admin = Admin::new(cluster);
-    admin.mkdir(&admin.root(), &CEPH_DIR[1..], 0o777);
+    let dir = admin.mkdir(&admin.root(), &CEPH_DIR[1..], 0o777);
+    let many = admin.mkdir(&dir, "many", 0o755);
+    for i in 0..MANY_FILES {
+        admin.create(&many, &format!("file-{i:04}"), 0o644);
+    }
 }
+
+/// Files in `CEPH_DIR/many`: more than one READDIRPLUS page of libnfs.
+const MANY_FILES: usize = 600;
 
 /// A head serving `CEPH_DIR` of the cluster on `listen`.
 fn head(cluster: &TestCluster, listen: &str) -> TestServer {
@@ -77,6 +84,22 @@ fn ceph_export_over_libnfs_and_two_heads() {
             .any(|e| e.path.ends_with("big.bin") && e.size == len && e.mode.starts_with('-')),
         "{entries:?}"
     );
+    // A directory listed in several pages, each continuing the Ceph stream of the one before
+    // (storage's ceph_listing): every name once, also the second time (from the Ceph client's
+    // cache, which the first listing completed).
+    for pass in 0..2 {
+        let ls = nfs_ls(&url(&a, "/many"), false, TOOL_TIMEOUT);
+        ls.assert_success();
+        let mut names: Vec<String> = parse_ls(&ls.stdout_str())
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| e.path.rsplit('/').next().map(str::to_owned))
+            .filter(|n| n.starts_with("file-"))
+            .collect();
+        names.sort();
+        let want: Vec<String> = (0..MANY_FILES).map(|i| format!("file-{i:04}")).collect();
+        assert_eq!(names, want, "listing {pass}");
+    }
 
     // Head B on another address, with A's handle key: the same file system, the same handles.
     let mut b = head(&cluster, "127.0.0.2:0");

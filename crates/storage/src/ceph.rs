@@ -22,10 +22,12 @@
 //! default `no_subtree_check`).
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use bytes::Bytes;
 use rnfs_cephfs::{Errno, Mount, MountConfig, Perm, SetTime as CephSetTime, Stat, Time};
 
+use crate::ceph_listing::{Listings, Parked};
 use crate::handle::{self, ExportKey, HandleKey};
 use crate::{
     access, verifier_times, Attr, CreateMode, Created, DirEntry, DirListing, Error, FileHandle,
@@ -57,6 +59,8 @@ pub struct CephFs {
     describe: String,
     /// `describe` plus the cluster's config file and client id, which a reload compares.
     source_identity: String,
+    /// Listings stopped at a page boundary, continued by the next page.
+    listings: Listings<rnfs_cephfs::Dir>,
 }
 
 const BODY_LEN: usize = 16;
@@ -136,6 +140,7 @@ impl CephFs {
             root_ino: st.ino,
             describe,
             source_identity,
+            listings: Listings::default(),
         })
     }
 
@@ -368,23 +373,51 @@ impl crate::Backend for CephFs {
     ) -> Result<DirListing> {
         let _ = verifier;
         let (d, st, p) = self.stat(who, dir)?;
-        let mut stream = self.mount.opendir(&d, &p).map_err(err)?;
-        if cookie != 0 {
-            stream.seek(i64::try_from(cookie).map_err(|_| Error::BadCookie)?);
-        }
+        let parked = (cookie != 0)
+            .then(|| self.listings.take(st.ino, cookie, who, Instant::now()))
+            .flatten();
+        let (mut stream, mut pending) = match parked {
+            Some(p) => (p.stream, p.pending),
+            None => {
+                let mut stream = self.mount.opendir(&d, &p).map_err(err)?;
+                if cookie != 0 {
+                    stream.seek(i64::try_from(cookie).map_err(|_| Error::BadCookie)?);
+                }
+                (stream, None)
+            }
+        };
+        let mut at = cookie;
         let mut eof = true;
-        while let Some(e) = stream.next_entry().map_err(err)? {
+        loop {
+            let e = match pending.take() {
+                Some(e) => e,
+                None => match stream.next_entry().map_err(err)? {
+                    Some(e) => e,
+                    None => break,
+                },
+            };
+            let next = u64::try_from(e.next).map_err(|_| Error::Io)?;
             let entry = DirEntry {
                 fileid: e.stat.ino,
-                cookie: u64::try_from(e.next).map_err(|_| Error::Io)?,
+                cookie: next,
                 attr: plus.then(|| self.attr(&e.stat)),
                 handle: (plus && e.name != b"..").then(|| self.seal(&e.stat)),
-                name: Bytes::from(e.name),
+                name: Bytes::copy_from_slice(&e.name),
             };
             if !sink(entry) {
                 eof = false;
+                // The client asks for the rest at `at`: this stream goes on from there.
+                self.listings.park(Parked {
+                    dir_ino: st.ino,
+                    cookie: at,
+                    who: who.clone(),
+                    stream,
+                    pending: Some(e),
+                    parked_at: Instant::now(),
+                });
                 break;
             }
+            at = next;
         }
         Ok(DirListing {
             eof,
@@ -854,6 +887,11 @@ impl CephFs {
 }
 
 impl CephFs {
+    /// Directory listings stopped at a page boundary and kept for their next page.
+    pub fn parked_listings(&self) -> usize {
+        self.listings.parked()
+    }
+
     /// The CephFS inode number of the export's root.
     pub fn root_ino(&self) -> u64 {
         self.root_ino

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ceph;
+mod ceph_listing;
 mod ceph_lock;
 pub mod fault;
 pub mod handle;

@@ -100,6 +100,7 @@ fn two_heads_serve_one_file_system() {
     // A third head, alone in its directories, so that its Ceph client holds their shared caps.
     let c = head(&cluster, &key, "/export");
     renaming_onto_a_linked_file_keeps_its_other_names(&c, &user);
+    listing_in_pages_continues_the_same_stream(&c, &user);
     eprintln!("all checks in {:?}", t0.elapsed());
 }
 
@@ -280,4 +281,80 @@ fn renaming_onto_a_linked_file_keeps_its_other_names(c: &CephFs, user: &Identity
         assert_eq!((h, attr.nlink), (old.handle.clone(), 2));
     }
     assert_ne!(c.lookup(user, &ra, b"linked").unwrap().0, old.handle);
+}
+
+/// READDIRPLUS page by page: each page continues the stream the previous one parked (see
+/// ceph_listing.rs), every name comes exactly once (also the one that did not fit at the end of
+/// a page), and another caller at the same cookie gets its own stream.
+fn listing_in_pages_continues_the_same_stream(c: &CephFs, user: &Identity) {
+    const FILES: usize = 300;
+    const PAGE_ENTRIES: usize = 64;
+    let rc = c.handle_key().verify(7, &c.root()).unwrap();
+    let made = c
+        .mkdir(
+            user,
+            &rc,
+            b"many",
+            &SetAttrs {
+                mode: Some(0o755),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let dir = c.handle_key().verify(7, &made.handle).unwrap();
+    for i in 0..FILES {
+        let name = format!("f{i:03}");
+        let how = CreateMode::Unchecked(SetAttrs::default());
+        c.create(user, &dir, name.as_bytes(), &how).unwrap();
+    }
+    let page = |who: &Identity, cookie: u64| {
+        let mut got = Vec::new();
+        let listing = c
+            .readdir(who, &dir, cookie, [0; 8], true, &mut |e| {
+                if got.len() == PAGE_ENTRIES {
+                    return false;
+                }
+                assert!(e.attr.is_some() && (e.handle.is_some() || &e.name[..] == b".."));
+                got.push((e.name.to_vec(), e.cookie));
+                true
+            })
+            .unwrap();
+        (got, listing.eof)
+    };
+    let mut names = Vec::new();
+    let mut cookie = 0;
+    let mut pages = 0;
+    loop {
+        let (got, eof) = page(user, cookie);
+        pages += 1;
+        assert_eq!(c.parked_listings(), usize::from(!eof), "page {pages}");
+        if pages == 2 {
+            // Another caller at the same cookie gets the same page from a stream of its own
+            // (opened and seeked), and the first caller's stream stays parked.
+            let other = Identity {
+                uid: 0,
+                gid: 0,
+                groups: vec![],
+            };
+            assert_eq!(page(&other, cookie), (got.clone(), eof));
+            assert_eq!(c.parked_listings(), 2);
+            let rest = got.last().unwrap().1;
+            let done = c.readdir(&other, &dir, rest, [0; 8], true, &mut |_| true);
+            assert!(done.unwrap().eof);
+            assert_eq!(c.parked_listings(), 1);
+        }
+        cookie = got.last().map_or(cookie, |(_, k)| *k);
+        names.extend(got.into_iter().map(|(n, _)| n));
+        if eof {
+            break;
+        }
+    }
+    assert!(pages > FILES / PAGE_ENTRIES, "{pages} pages");
+    names.sort();
+    let mut want: Vec<Vec<u8>> = (0..FILES)
+        .map(|i| format!("f{i:03}").into_bytes())
+        .collect();
+    want.extend([b".".to_vec(), b"..".to_vec()]);
+    want.sort();
+    assert_eq!(names, want, "every name once");
 }
