@@ -64,6 +64,10 @@ struct Client {
     cache_limit: Mutex<CacheLimit>,
 }
 
+/// Debug-log settings of the client's hot paths, silenced (`0/0`) unless the cluster's config
+/// file sets them (see `configure`).
+const QUIET_LOGS: [&str; 3] = ["debug_client", "debug_objectcacher", "debug_objecter"];
+
 /// The libcephfs setting that limits the client's cache of names (dentries).
 const CACHE_SIZE_KEY: &str = "client_cache_size";
 /// Longest value of a setting read back ([`conf_get`]).
@@ -628,10 +632,22 @@ fn configure(client: &Client, cfg: &MountConfig) -> Result<()> {
         op: "ceph_conf_read_file",
     })?;
     let conf = c_string("ceph_conf_read_file", conf)?;
+    let defaults = QUIET_LOGS
+        .iter()
+        .map(|key| conf_get(client, key))
+        .collect::<Result<Vec<_>>>()?;
     // SAFETY: unmounted instance, NUL-terminated path.
     check("ceph_conf_read_file", unsafe {
         (api.ceph_conf_read_file)(cm, conf.as_ptr())
     })?;
+    // Left at the library's defaults (gather level 5), these subsystems format a log line in
+    // memory for nearly every call and wake Ceph's log thread to keep it: at one READDIRPLUS
+    // or LOOKUP in flight that cost more than the call. A config file that sets them wins.
+    for (key, default) in QUIET_LOGS.iter().zip(defaults) {
+        if conf_get(client, key)? == default {
+            conf_set(client, key, "0/0")?;
+        }
+    }
     let timeout = MOUNT_TIMEOUT_SECONDS.to_string();
     conf_set(client, "client_mount_timeout", &timeout)?;
     if let Some(fs) = &cfg.fs_name {

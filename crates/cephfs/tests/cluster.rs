@@ -35,6 +35,23 @@ fn cephfs_through_the_wrapper() {
     let t0 = Instant::now();
     let m = mount(&cluster, "/");
     eprintln!("mounted in {:?}", t0.elapsed());
+    // The client's debug logs are silenced, unless the config file sets them.
+    assert_eq!(m.setting("debug_client").unwrap(), "0/0");
+    let conf = cluster.conf().with_extension("debug.conf");
+    let mut text = std::fs::read_to_string(cluster.conf()).unwrap();
+    text.push_str("\n[client]\ndebug client = 1/3\n");
+    std::fs::write(&conf, text).unwrap();
+    let chatty = Mount::new(&MountConfig {
+        conf,
+        client_id: "admin".into(),
+        fs_name: Some("cephfs".into()),
+        root: "/".into(),
+        uuid: None,
+    })
+    .unwrap();
+    assert_eq!(chatty.setting("debug_client").unwrap(), "1/3");
+    assert_eq!(chatty.setting("debug_objecter").unwrap(), "0/0");
+    drop(chatty);
     let root = Perm::new(0, 0, &[]).unwrap();
     let top = m.root().unwrap();
 
