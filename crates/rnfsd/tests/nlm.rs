@@ -580,30 +580,45 @@ fn rnfsd_ctl_filelocks_and_metrics_show_locks_waiters_and_counts() {
 }
 
 /// Each lock owner's description (a file descriptor) lives exactly as long as the owner holds or
-/// waits for something on the file.
+/// waits for something on the file. Counted in /proc: the server's descriptors of the file
+/// opened as lock descriptions are (O_NONBLOCK, not O_PATH); the descriptor cache's own
+/// descriptors of it, which its housekeeping closes at any time, are not counted.
 #[test]
 fn lock_owners_descriptions_close_when_they_hold_and_wait_for_nothing() {
     let server = server_with_file("f");
     let pid = server.pid().unwrap();
-    let fds = || {
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .count()
-    };
+    let file = std::fs::canonicalize(server.export().join("f")).unwrap();
+    let fds = || lock_descriptions(pid, &file);
     let mut a = host(&server, "f", "host-a");
     let mut b = host(&server, "f", "host-b");
     assert_eq!(a.ask("null"), "OK");
     assert_eq!(b.ask("null"), "OK");
-    let idle = fds();
+    assert_eq!(fds(), 0);
     assert_eq!(a.ask("lock 1 1 0 10"), "GRANTED");
     assert_eq!(a.ask("lock 1 1 20 10"), "GRANTED");
-    assert_eq!(fds(), idle + 1, "one description per (file, owner)");
+    assert_eq!(fds(), 1, "one description per (file, owner)");
     assert_eq!(b.ask("lock 1 1 0 1 1"), "BLOCKED");
-    assert_eq!(fds(), idle + 2, "the waiter's, kept for its grant");
+    assert_eq!(fds(), 2, "the waiter's, kept for its grant");
     assert_eq!(b.ask("cancel 1 1 0 1"), "GRANTED");
-    assert_eq!(fds(), idle + 1);
+    assert_eq!(fds(), 1);
     assert_eq!(a.ask("unlock 1 0 0"), "GRANTED");
-    assert_eq!(fds(), idle);
+    assert_eq!(fds(), 0);
     assert_eq!(a.ask("test 1 1 0 1"), "GRANTED");
-    assert_eq!(fds(), idle, "a TEST's probe leaves nothing open");
+    assert_eq!(fds(), 0, "a TEST's probe leaves nothing open");
+}
+
+/// Descriptors of process `pid` open on `file` as lock descriptions: not O_PATH, O_NONBLOCK.
+fn lock_descriptions(pid: u32, file: &Path) -> usize {
+    let flags_of = |fd: &std::ffi::OsStr| -> Option<u32> {
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.to_str()?)).ok()?;
+        let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+        u32::from_str_radix(flags.trim(), 8).ok()
+    };
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == file))
+        .filter_map(|e| flags_of(&e.file_name()))
+        .filter(|f| f & libc::O_PATH as u32 == 0 && f & libc::O_NONBLOCK as u32 != 0)
+        .count()
 }

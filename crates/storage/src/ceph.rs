@@ -22,11 +22,13 @@
 //! default `no_subtree_check`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use rnfs_cephfs::{Errno, Mount, MountConfig, Perm, SetTime as CephSetTime, Stat, Time};
 
+use crate::ceph_files::OpenFiles;
 use crate::ceph_listing::{Listings, Parked};
 use crate::handle::{self, ExportKey, HandleKey};
 use crate::{
@@ -61,6 +63,8 @@ pub struct CephFs {
     source_identity: String,
     /// Listings stopped at a page boundary, continued by the next page.
     listings: Listings<rnfs_cephfs::Dir>,
+    /// Files kept open between a caller's READs or WRITEs (read-ahead lives with them).
+    files: OpenFiles<rnfs_cephfs::File>,
 }
 
 const BODY_LEN: usize = 16;
@@ -141,6 +145,7 @@ impl CephFs {
             describe,
             source_identity,
             listings: Listings::default(),
+            files: OpenFiles::default(),
         })
     }
 
@@ -343,7 +348,7 @@ impl crate::Backend for CephFs {
         if file_type(st.mode) != FileType::Regular {
             return Err(Error::Inval);
         }
-        let f = self.mount.open(&i, libc::O_RDONLY, &p).map_err(err)?;
+        let f = self.open_kept(&i, &st, who, &p, false)?;
         let mut buf = vec![0u8; count.min(READ_BYTES_MAX) as usize];
         let mut got = 0;
         while got < buf.len() {
@@ -490,7 +495,7 @@ impl crate::Backend for CephFs {
         stable: Stability,
     ) -> Result<Written> {
         let (i, before, p) = self.stat(who, fh)?;
-        let f = self.mount.open(&i, libc::O_WRONLY, &p).map_err(err)?;
+        let f = self.open_kept(&i, &before, who, &p, true)?;
         let mut done = 0;
         while done < data.len() {
             done += f.write(offset + done as u64, &data[done..]).map_err(err)?;
@@ -623,7 +628,12 @@ impl crate::Backend for CephFs {
 
     fn remove(&self, who: &Identity, dir: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
         let (d, before, p) = self.stat(who, dir)?;
+        let gone = self.mount.lookup(&d, name, &p).ok().map(|(_, st)| st.ino);
         self.mount.unlink(&d, name, &p).map_err(err)?;
+        // A removed file's space comes back when its last open file closes.
+        if let Some(ino) = gone {
+            self.files.forget(ino);
+        }
         self.durable(&[&d])?;
         Ok(self.dir_wcc(&d, &p, &before))
     }
@@ -692,6 +702,9 @@ impl crate::Backend for CephFs {
             self.mount
                 .rename(&fd, from_name, &td, to_name, &p)
                 .map_err(err)?;
+        }
+        if let Some(t) = &target {
+            self.files.forget(t.ino);
         }
         self.durable(&[&fd, &td])?;
         Ok((
@@ -763,6 +776,37 @@ impl CephFs {
 
     /// Whether directory `ino` is `dir` or one of its ancestors inside the export (walked up
     /// through `..`, at most [`ANCESTORS_MAX`] levels).
+    /// The file `i` (attributes `st`) open for `who`: kept from an earlier call of theirs (see
+    /// [`OpenFiles`]) when the mode bits still let them read (or write), else opened now, as
+    /// them, which is where libcephfs checks their permission.
+    fn open_kept(
+        &self,
+        i: &rnfs_cephfs::Inode,
+        st: &Stat,
+        who: &Identity,
+        p: &Perm,
+        write: bool,
+    ) -> Result<Arc<rnfs_cephfs::File>> {
+        let now = Instant::now();
+        let need = if write { access::MODIFY } else { access::READ };
+        // NFS checks permission on every call (RFC 1813 §4.4), not once per open: a kept file
+        // serves a caller who may still use it, the owner included (whom a server lets read
+        // and write their own file whatever its mode, for writes through an open file).
+        if who.uid == st.uid || allowed(who, st, need) == need {
+            if let Some(f) = self.files.get(st.ino, who, write, now) {
+                return Ok(f);
+            }
+        }
+        let flags = if write {
+            libc::O_WRONLY
+        } else {
+            libc::O_RDONLY
+        };
+        let f = Arc::new(self.mount.open(i, flags, p).map_err(err)?);
+        self.files.keep(st.ino, who, write, f.clone(), now);
+        Ok(f)
+    }
+
     fn is_ancestor(&self, ino: u64, dir: &rnfs_cephfs::Inode, dir_st: &Stat, p: &Perm) -> bool {
         if dir_st.ino == ino {
             return true;
@@ -890,6 +934,11 @@ impl CephFs {
     /// Directory listings stopped at a page boundary and kept for their next page.
     pub fn parked_listings(&self) -> usize {
         self.listings.parked()
+    }
+
+    /// Files kept open between calls (see `ceph_files`).
+    pub fn kept_files(&self) -> usize {
+        self.files.kept()
     }
 
     /// The CephFS inode number of the export's root.

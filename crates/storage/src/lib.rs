@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ceph;
+mod ceph_files;
 mod ceph_listing;
 mod ceph_lock;
 pub mod fault;

@@ -101,6 +101,7 @@ fn two_heads_serve_one_file_system() {
     let c = head(&cluster, &key, "/export");
     renaming_onto_a_linked_file_keeps_its_other_names(&c, &user);
     listing_in_pages_continues_the_same_stream(&c, &user);
+    files_stay_open_between_a_callers_calls(&c, &user);
     eprintln!("all checks in {:?}", t0.elapsed());
 }
 
@@ -357,4 +358,41 @@ fn listing_in_pages_continues_the_same_stream(c: &CephFs, user: &Identity) {
     want.extend([b".".to_vec(), b"..".to_vec()]);
     want.sort();
     assert_eq!(names, want, "every name once");
+}
+
+/// READ and WRITE keep the file open for the same caller (see ceph_files.rs); permission is
+/// still checked on every call, and removing the file closes it.
+fn files_stay_open_between_a_callers_calls(c: &CephFs, user: &Identity) {
+    let rc = c.handle_key().verify(7, &c.root()).unwrap();
+    let how = CreateMode::Guarded(SetAttrs {
+        mode: Some(0o644),
+        ..Default::default()
+    });
+    let made = c.create(user, &rc, b"kept", &how).unwrap();
+    let f = c.handle_key().verify(7, &made.handle).unwrap();
+    let kept = c.kept_files();
+    c.write(user, &f, 0, b"hello, kept", Stability::Unstable)
+        .unwrap();
+    c.write(user, &f, 5, b"!", Stability::Unstable).unwrap();
+    assert_eq!(c.kept_files(), kept + 1, "one file open for the writer");
+    c.commit(user, &f, 0, 0).unwrap();
+    let other = Identity {
+        uid: 2000,
+        gid: 2000,
+        groups: vec![],
+    };
+    assert_eq!(&c.read(&other, &f, 0, 64).unwrap().data[..], b"hello! kept");
+    assert_eq!(&c.read(&other, &f, 6, 5).unwrap().data[..], b" kept");
+    assert_eq!(c.kept_files(), kept + 2, "and one for the other reader");
+    // The owner takes the others' read permission away: the next READ is refused, though a
+    // file is open for them.
+    let private = SetAttrs {
+        mode: Some(0o600),
+        ..Default::default()
+    };
+    c.setattr(user, &f, &private, None).unwrap();
+    assert_eq!(c.read(&other, &f, 0, 5).err(), Some(Error::Access));
+    assert_eq!(&c.read(user, &f, 0, 5).unwrap().data[..], b"hello");
+    c.remove(user, &rc, b"kept").unwrap();
+    assert_eq!(c.kept_files(), kept, "closed with the file");
 }
