@@ -412,14 +412,14 @@ impl crate::Backend for CephFs {
             if !sink(entry) {
                 eof = false;
                 // The client asks for the rest at `at`: this stream goes on from there.
-                self.listings.park(Parked {
+                let parked = Parked {
                     dir_ino: st.ino,
                     cookie: at,
                     who: who.clone(),
                     stream,
                     pending: Some(e),
-                    parked_at: Instant::now(),
-                });
+                };
+                self.listings.park(parked, Instant::now());
                 break;
             }
             at = next;

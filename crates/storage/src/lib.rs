@@ -21,6 +21,7 @@ mod ceph_listing;
 mod ceph_lock;
 pub mod fault;
 pub mod handle;
+mod idle_list;
 pub mod local;
 
 use bytes::Bytes;
