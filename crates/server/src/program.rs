@@ -47,6 +47,23 @@ pub struct Procedure {
     pub cached: bool,
     /// Its results start with a status word (nfsstat3 or mountstat3) that statistics count.
     pub status: bool,
+    /// Whether a lone call may run on the thread that read it (see `transport::InPlace`).
+    pub in_place: InPlaceRule,
+}
+
+/// When a lone call of a procedure may run where it was read instead of on the pool: only calls
+/// that create nothing (creations give their thread a private umask) and do not wait for the
+/// disk (a COMMIT, a stable WRITE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InPlaceRule {
+    /// Never: the default, so that a new procedure runs on the pool until its row says
+    /// otherwise.
+    Never,
+    Always,
+    /// An NFSv3 WRITE whose `stable` is UNSTABLE.
+    IfUnstable,
+    /// An NFSv4 COMPOUND whose every operation may (`nfs4::table::may_run_in_place`).
+    IfEveryOperationMay,
 }
 
 impl Procedure {
@@ -59,6 +76,15 @@ impl Procedure {
             modifies: false,
             cached: false,
             status: false,
+            in_place: InPlaceRule::Never,
+        }
+    }
+
+    /// When a lone call may run where it was read.
+    pub const fn in_place(self, rule: InPlaceRule) -> Procedure {
+        Procedure {
+            in_place: rule,
+            ..self
         }
     }
 
@@ -533,6 +559,27 @@ mod tests {
         for row in crate::nfs::NFS3.procedures {
             assert_eq!(row.modifies, row.cached, "NFS {}", row.name);
             assert_eq!(row.status, row.num != NFSPROC3_NULL, "NFS {}", row.name);
+        }
+    }
+
+    #[test]
+    fn only_nfs_calls_that_create_nothing_and_wait_for_no_disk_run_in_place() {
+        use rnfs_nfs3::*;
+        for p in PROGRAMS {
+            for row in p.procedures {
+                let want = match (p.prog, row.num) {
+                    (NFS_PROGRAM, 0) => InPlaceRule::Always,
+                    (NFS_PROGRAM, NFSPROC3_CREATE..=NFSPROC3_MKNOD) if p.low == 3 => {
+                        InPlaceRule::Never
+                    }
+                    (NFS_PROGRAM, NFSPROC3_COMMIT) if p.low == 3 => InPlaceRule::Never,
+                    (NFS_PROGRAM, NFSPROC3_WRITE) if p.low == 3 => InPlaceRule::IfUnstable,
+                    (NFS_PROGRAM, _) if p.low == 3 => InPlaceRule::Always,
+                    (NFS_PROGRAM, _) => InPlaceRule::IfEveryOperationMay,
+                    _ => InPlaceRule::Never,
+                };
+                assert_eq!(row.in_place, want, "{} {}", p.name, row.name);
+            }
         }
     }
 

@@ -774,8 +774,6 @@ impl CephFs {
         Ok(())
     }
 
-    /// Whether directory `ino` is `dir` or one of its ancestors inside the export (walked up
-    /// through `..`, at most [`ANCESTORS_MAX`] levels).
     /// The file `i` (attributes `st`) open for `who`: kept from an earlier call of theirs (see
     /// [`OpenFiles`]) when the mode bits still let them read (or write), else opened now, as
     /// them, which is where libcephfs checks their permission.
@@ -807,6 +805,8 @@ impl CephFs {
         Ok(f)
     }
 
+    /// Whether directory `ino` is `dir` or one of its ancestors inside the export (walked up
+    /// through `..`, at most [`ANCESTORS_MAX`] levels).
     fn is_ancestor(&self, ino: u64, dir: &rnfs_cephfs::Inode, dir_st: &Stat, p: &Perm) -> bool {
         if dir_st.ino == ino {
             return true;

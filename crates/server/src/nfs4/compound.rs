@@ -23,7 +23,7 @@ use rnfs_oncrpc::ReplyHeader;
 use super::ctx::Ctx;
 use super::session;
 use crate::call::{refuse_args, Call, Outcome, Reply, Tail};
-use crate::program::{handler, null, Procedure, Program};
+use crate::program::{handler, null, InPlaceRule, Procedure, Program};
 use crate::service::Service;
 
 /// NFS version 4 (RFC 8881 §16): NULL, and COMPOUND, whose exactly-once execution is the
@@ -34,8 +34,11 @@ pub const NFS4: Program = Program {
     low: rnfs_nfs4::NFS_V4,
     high: rnfs_nfs4::NFS_V4,
     procedures: &[
-        Procedure::new(rnfs_nfs4::NFSPROC4_NULL, "NULL", handler!(null)),
-        Procedure::new(rnfs_nfs4::NFSPROC4_COMPOUND, "COMPOUND", compound).status(),
+        Procedure::new(rnfs_nfs4::NFSPROC4_NULL, "NULL", handler!(null))
+            .in_place(InPlaceRule::Always),
+        Procedure::new(rnfs_nfs4::NFSPROC4_COMPOUND, "COMPOUND", compound)
+            .status()
+            .in_place(InPlaceRule::IfEveryOperationMay),
     ],
     stats_any_version: false,
     tcp_only: true,

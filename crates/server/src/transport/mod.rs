@@ -289,30 +289,25 @@ where
     }
 }
 
-/// NFSv3 procedures that create objects (CREATE, MKDIR, SYMLINK, MKNOD): they run on pool
-/// threads only (they give their thread a private umask; see [`InPlace`]).
-const NFS3_CREATING: std::ops::RangeInclusive<u32> =
-    rnfs_nfs3::NFSPROC3_CREATE..=rnfs_nfs3::NFSPROC3_MKNOD;
-
-/// Whether `call` (peeked from `record`) may run in place (see [`InPlace`]): an NFS call that
-/// creates nothing and does not wait for the disk (NFSv3: no COMMIT, no stable WRITE; NFSv4: see
-/// [`crate::peek::compound_may_run_in_place`]).
+/// Whether `call` (peeked from `record`) may run in place (see [`InPlace`]): as its procedure's
+/// row says ([`crate::program::InPlaceRule`]), for a version the program serves.
 fn may_run_in_place(record: &Bytes, call: &rnfs_oncrpc::peek::CallPeek<'_>) -> bool {
-    if call.prog != rnfs_nfs3::NFS_PROGRAM {
+    use crate::program::InPlaceRule as Rule;
+    let Some(row) = crate::program::find(call.prog, call.vers)
+        .filter(|p| p.serves(call.vers))
+        .and_then(|p| p.procedure(call.proc_num))
+    else {
         return false;
-    }
-    match (call.vers, call.proc_num) {
-        (_, 0) => true,
-        (rnfs_nfs3::NFS_V3, p) if NFS3_CREATING.contains(&p) => false,
-        (rnfs_nfs3::NFS_V3, rnfs_nfs3::NFSPROC3_COMMIT) => false,
-        (rnfs_nfs3::NFS_V3, rnfs_nfs3::NFSPROC3_WRITE) => {
+    };
+    match row.in_place {
+        Rule::Never => false,
+        Rule::Always => true,
+        Rule::IfUnstable => {
             crate::peek::write_stable(call) == Some(rnfs_nfs3::stable_how::UNSTABLE as u32)
         }
-        (rnfs_nfs3::NFS_V3, _) => true,
-        (rnfs_nfs4::NFS_V4, rnfs_nfs4::NFSPROC4_COMPOUND) => {
+        Rule::IfEveryOperationMay => {
             crate::peek::compound_may_run_in_place(record.slice_ref(call.args))
         }
-        _ => false,
     }
 }
 
