@@ -566,28 +566,43 @@ impl Mount {
         Ok(())
     }
 
-    /// Renames as [`Mount::rename`] does, onto a target that is a file with other hard links,
-    /// with the client's name cache emptied by the rename.
+    /// Renames as [`Mount::rename`] does, onto `to` that is `target`, a file with other hard
+    /// links, with the client's name cache emptied first.
     ///
-    /// libcephfs 16.2.15 (`Client::_try_to_trim_inode`, run when the MDS's second, "safe",
-    /// reply to a RENAME arrives) turns every name of the replaced file that this client has
-    /// cached into a "no such name" entry, and it trusts that entry for as long as it holds the
-    /// directory's shared caps: the file's other links, which the MDS keeps, answer ENOENT
-    /// here. With the cache limited to nothing during the call, the rename's own cache trim
-    /// (after the MDS's first reply) drops those names first, and the directories they were in
-    /// stop claiming to be completely cached, so later lookups ask the MDS.
+    /// libcephfs 16.2.15 (`Client::_try_to_trim_inode`, run when the MDS's "safe" reply to a
+    /// RENAME is handled) turns every name of the replaced file that this client has cached into
+    /// a "no such name" entry, and it trusts that entry for as long as it holds the directory's
+    /// shared caps: the file's other links, which the MDS keeps, answer ENOENT here. So the cache
+    /// is limited to nothing for the call, and emptied before the rename: a LINK of `target` to
+    /// `to`, which must fail (EEXIST) and makes libcephfs trim its cache. Trimming a name that
+    /// exists also makes its directory stop claiming to be completely cached, so later lookups of
+    /// the other names ask the MDS. (Trimming only after the rename is not enough: when the MDS
+    /// journals quickly, the safe reply can be handled before the rename's own trim.)
     ///
-    /// A lookup of another name of the file that runs on another thread between the MDS's two
-    /// replies (about a millisecond) can still cache that name in time to be spoiled.
+    /// Should `to` have gone meanwhile (another client removed it), the LINK makes it again and
+    /// it is removed at once, before the rename. A lookup of another name of the file that runs
+    /// on another thread between the trim and the MDS's reply can still cache that name in time
+    /// to be spoiled.
     pub fn rename_over_linked(
         &self,
         from_dir: &Inode,
         from: &[u8],
         to_dir: &Inode,
         to: &[u8],
+        target: &Inode,
         perm: &Perm,
     ) -> Result<()> {
         let _emptied = CacheEmptied::hold(&self.client)?;
+        // As root: a permission check must not stop the trim (nothing is changed).
+        let root = Perm::new(0, 0, &[])?;
+        match self.link(target, to_dir, to, &root) {
+            Ok(()) => self.unlink(to_dir, to, &root)?,
+            Err(Error::Call {
+                errno: Errno::Exist,
+                ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
         self.rename(from_dir, from, to_dir, to, perm)
     }
 

@@ -151,7 +151,8 @@ fn cephfs_through_the_wrapper() {
     for (dir, name) in others {
         assert_eq!(m.lookup(dir, name, &root).unwrap().1.ino, lst.ino);
     }
-    m.rename_over_linked(&hl, b"b", &hl, b"a", &root).unwrap();
+    m.rename_over_linked(&hl, b"b", &hl, b"a", &linked, &root)
+        .unwrap();
     m.sync_inode(&hl, false).unwrap();
     for (dir, name) in others {
         let (_, st) = m.lookup(dir, name, &root).unwrap();

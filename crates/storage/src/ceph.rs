@@ -661,7 +661,8 @@ impl crate::Backend for CephFs {
         // the same file (the same name, or another link to it) removes the name from this
         // client's cache though the MDS keeps it; POSIX makes it a no-op.
         let (_, source) = self.mount.lookup(&fd, from_name, &p).map_err(err)?;
-        let target = self.mount.lookup(&td, to_name, &p).ok().map(|(_, t)| t);
+        let found = self.mount.lookup(&td, to_name, &p).ok();
+        let target = found.as_ref().map(|(_, t)| t.clone());
         if target.as_ref().is_some_and(|t| t.ino == source.ino) {
             return Ok((
                 self.dir_wcc(&fd, &p, &fbefore),
@@ -694,9 +695,9 @@ impl crate::Backend for CephFs {
         let over_linked = target
             .as_ref()
             .is_some_and(|t| t.nlink > 1 && file_type(t.mode) != FileType::Directory);
-        if over_linked {
+        if let Some((target_inode, _)) = found.as_ref().filter(|_| over_linked) {
             self.mount
-                .rename_over_linked(&fd, from_name, &td, to_name, &p)
+                .rename_over_linked(&fd, from_name, &td, to_name, target_inode, &p)
                 .map_err(err)?;
         } else {
             self.mount
