@@ -15,7 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use bytes::Bytes;
-use common::{chown, require_root, scrape_metrics, set_mode, TestServer, USER};
+use common::{chown, metric, require_root, scrape_metrics, set_mode, TestServer, USER};
 use rnfs_client::nfs4::{self, attr::num, nfsstat4::*, ArgOp, Bitmap, Opaque, ResBody, ResOp};
 use rnfs_client::nfs4::{read_plus_content, setxattr_option4::*, XdrEncode};
 use rnfs_client::v4::Session;
@@ -565,11 +565,4 @@ fn read_only_exports_refuse_xattr_changes_and_deallocate() {
     let r = read_plus(&mut s, &fh, anon, 0, 100_000);
     assert!(r.eof && flatten(&r, 0) == vec![1u8; 65536]);
     assert_eq!(listx(&mut s, &fh, 0, 4096).map(|l| l.eof), Ok(true));
-}
-
-fn metric(metrics: &str, series: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{series} not in /metrics"))
 }

@@ -553,10 +553,7 @@ fn no_call_runs_in_place_while_a_delegation_is_held() {
     std::fs::write(srv.export().join("held"), b"data").unwrap();
     let in_place = || {
         let text = common::scrape_metrics(srv.state_dir());
-        let series = r#"rnfsd_requests_run_total{on="in_place"} "#;
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        common::metric(&text, r#"rnfsd_requests_run_total{on="in_place"}"#)
     };
     let (mut a, seen) = with_back_channel(&srv, "in-place-a", true);
     assert!(ping_until(&mut a, &seen, Duration::from_secs(5), |s| s

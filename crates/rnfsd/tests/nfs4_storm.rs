@@ -340,12 +340,7 @@ fn nfs4_storm_of_resets_expiries_and_truncates_loses_nothing_and_leaks_nothing()
     );
     // The same story in /metrics.
     let metrics = scrape_metrics(&state_dir);
-    let value = |series: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{series} in:\n{metrics}"))
-    };
+    let value = |series: &str| common::metric(&metrics, series);
     assert!(value("rnfsd_nfs4_operations_total{op=\"READ\"}") > rounds);
     assert!(value("rnfsd_nfs4_operations_total{op=\"SEQUENCE\"}") > rounds);
     assert!(value("rnfsd_nfs4_events_total{event=\"lease_expired\"}") >= rounds);

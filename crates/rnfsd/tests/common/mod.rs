@@ -826,3 +826,17 @@ pub fn scrape_metrics(state_dir: &Path) -> String {
     conn.read_to_string(&mut text).expect("metrics page");
     text
 }
+
+/// The value of the sample `series` (`name{labels}` exactly as printed) in a /metrics page;
+/// panics when it is not there.
+pub fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+}
