@@ -63,7 +63,7 @@ pub struct CephFs {
     source_identity: String,
     /// Listings stopped at a page boundary, continued by the next page.
     listings: Listings<rnfs_cephfs::Dir>,
-    /// Files kept open between a caller's READs or WRITEs (read-ahead lives with them).
+    /// Files kept open between a caller's READs (read-ahead lives with them).
     files: OpenFiles<rnfs_cephfs::File>,
 }
 
@@ -348,7 +348,7 @@ impl crate::Backend for CephFs {
         if file_type(st.mode) != FileType::Regular {
             return Err(Error::Inval);
         }
-        let f = self.open_kept(&i, &st, who, &p, false)?;
+        let f = self.open_kept(&i, &st, who, &p)?;
         let mut buf = vec![0u8; count.min(READ_BYTES_MAX) as usize];
         let mut got = 0;
         while got < buf.len() {
@@ -495,7 +495,9 @@ impl crate::Backend for CephFs {
         stable: Stability,
     ) -> Result<Written> {
         let (i, before, p) = self.stat(who, fh)?;
-        let f = self.open_kept(&i, &before, who, &p, true)?;
+        // Opened for this call only: a file kept open for writing, with data in this client's
+        // cache, once held up another head's read of it for 30 s (tests/ceph_export.rs).
+        let f = self.mount.open(&i, libc::O_WRONLY, &p).map_err(err)?;
         let mut done = 0;
         while done < data.len() {
             done += f.write(offset + done as u64, &data[done..]).map_err(err)?;
@@ -662,8 +664,8 @@ impl crate::Backend for CephFs {
         // client's cache though the MDS keeps it; POSIX makes it a no-op.
         let (_, source) = self.mount.lookup(&fd, from_name, &p).map_err(err)?;
         let found = self.mount.lookup(&td, to_name, &p).ok();
-        let target = found.as_ref().map(|(_, t)| t.clone());
-        if target.as_ref().is_some_and(|t| t.ino == source.ino) {
+        let target = found.as_ref().map(|(_, t)| t);
+        if target.is_some_and(|t| t.ino == source.ino) {
             return Ok((
                 self.dir_wcc(&fd, &p, &fbefore),
                 self.dir_wcc(&td, &p, &tbefore),
@@ -676,7 +678,7 @@ impl crate::Backend for CephFs {
         if source_dir && self.is_ancestor(source.ino, &td, &tbefore, &p) {
             return Err(Error::Inval);
         }
-        if let Some(t) = &target {
+        if let Some(t) = target {
             let target_dir = file_type(t.mode) == FileType::Directory;
             if target_dir && self.is_ancestor(t.ino, &fd, &fbefore, &p) {
                 return Err(Error::NotEmpty);
@@ -692,9 +694,8 @@ impl crate::Backend for CephFs {
         // A file with other hard links: libcephfs would turn this client's cached entries
         // for those other names into trusted "no such name" entries (see
         // `Mount::rename_over_linked`).
-        let over_linked = target
-            .as_ref()
-            .is_some_and(|t| t.nlink > 1 && file_type(t.mode) != FileType::Directory);
+        let over_linked =
+            target.is_some_and(|t| t.nlink > 1 && file_type(t.mode) != FileType::Directory);
         if let Some((target_inode, _)) = found.as_ref().filter(|_| over_linked) {
             self.mount
                 .rename_over_linked(&fd, from_name, &td, to_name, target_inode, &p)
@@ -704,7 +705,7 @@ impl crate::Backend for CephFs {
                 .rename(&fd, from_name, &td, to_name, &p)
                 .map_err(err)?;
         }
-        if let Some(t) = &target {
+        if let Some(t) = target {
             self.files.forget(t.ino);
         }
         self.durable(&[&fd, &td])?;
@@ -775,8 +776,8 @@ impl CephFs {
         Ok(())
     }
 
-    /// The file `i` (attributes `st`) open for `who`: kept from an earlier call of theirs (see
-    /// [`OpenFiles`]) when the mode bits still let them read (or write), else opened now, as
+    /// The file `i` (attributes `st`) open for reading for `who`: kept from an earlier READ of
+    /// theirs (see [`OpenFiles`]) when the mode bits still let them read, else opened now, as
     /// them, which is where libcephfs checks their permission.
     fn open_kept(
         &self,
@@ -784,25 +785,18 @@ impl CephFs {
         st: &Stat,
         who: &Identity,
         p: &Perm,
-        write: bool,
     ) -> Result<Arc<rnfs_cephfs::File>> {
         let now = Instant::now();
-        let need = if write { access::MODIFY } else { access::READ };
         // NFS checks permission on every call (RFC 1813 §4.4), not once per open: a kept file
-        // serves a caller who may still use it, the owner included (whom a server lets read
-        // and write their own file whatever its mode, for writes through an open file).
-        if who.uid == st.uid || allowed(who, st, need) == need {
-            if let Some(f) = self.files.get(st.ino, who, write, now) {
+        // serves a caller who may still read, the owner included (whom a server lets read their
+        // own file whatever its mode, for reads through an open file).
+        if who.uid == st.uid || allowed(who, st, access::READ) == access::READ {
+            if let Some(f) = self.files.get(st.ino, who, now) {
                 return Ok(f);
             }
         }
-        let flags = if write {
-            libc::O_WRONLY
-        } else {
-            libc::O_RDONLY
-        };
-        let f = Arc::new(self.mount.open(i, flags, p).map_err(err)?);
-        self.files.keep(st.ino, who, write, f.clone(), now);
+        let f = Arc::new(self.mount.open(i, libc::O_RDONLY, p).map_err(err)?);
+        self.files.keep(st.ino, who, f.clone(), now);
         Ok(f)
     }
 

@@ -1,4 +1,4 @@
-//! Files of the CephFS backend kept open between READs and WRITEs of the same caller.
+//! Files of the CephFS backend kept open between READs of the same caller.
 //!
 //! libcephfs keeps a file's read-ahead with its open file (`Fh`): a file opened and closed for
 //! every READ, as each NFS call used to, read every 1 MiB of a sequential read from the OSDs
@@ -7,7 +7,7 @@
 //! descriptor, as coherent as any CephFS client's open file.
 //!
 //! An open file is shared only by calls of the same caller (it was opened with that caller's
-//! credentials, which checked its permission), for reading or for writing as it was opened, for
+//! credentials, which checked its permission), for
 //! at most [`KEPT_IDLE_MS_MAX`] after its last use; at most [`KEPT_MAX`] are kept ([`IdleList`]:
 //! no libcephfs call runs under its lock).
 
@@ -26,7 +26,6 @@ pub(crate) const KEPT_IDLE_MS_MAX: u64 = 2_000;
 struct Kept<F> {
     ino: u64,
     who: Identity,
-    write: bool,
     file: Arc<F>,
 }
 
@@ -44,11 +43,9 @@ impl<F> Default for OpenFiles<F> {
 }
 
 impl<F> OpenFiles<F> {
-    /// The file `ino` kept open for `who` (for writing if `write`), now used again at `now`.
-    pub fn get(&self, ino: u64, who: &Identity, write: bool, now: Instant) -> Option<Arc<F>> {
-        let k = self
-            .kept
-            .take(now, |k| k.ino == ino && k.write == write && k.who == *who)?;
+    /// The file `ino` kept open for `who`, now used again at `now`.
+    pub fn get(&self, ino: u64, who: &Identity, now: Instant) -> Option<Arc<F>> {
+        let k = self.kept.take(now, |k| k.ino == ino && k.who == *who)?;
         let file = k.file.clone();
         self.kept.put(now, k);
         Some(file)
@@ -56,17 +53,9 @@ impl<F> OpenFiles<F> {
 
     /// Keeps `file` open for later calls of `who` on `ino` (the least recently used file is
     /// closed past [`KEPT_MAX`]).
-    pub fn keep(&self, ino: u64, who: &Identity, write: bool, file: Arc<F>, now: Instant) {
+    pub fn keep(&self, ino: u64, who: &Identity, file: Arc<F>, now: Instant) {
         let who = who.clone();
-        self.kept.put(
-            now,
-            Kept {
-                ino,
-                who,
-                write,
-                file,
-            },
-        );
+        self.kept.put(now, Kept { ino, who, file });
     }
 
     /// Closes every file kept open on `ino` (it was removed or replaced), so that its space
@@ -94,27 +83,17 @@ mod tests {
     }
 
     #[test]
-    fn a_file_is_shared_only_by_its_caller_in_its_mode_and_use_keeps_it() {
+    fn a_file_is_shared_only_by_its_caller_and_use_keeps_it() {
         let files = OpenFiles::default();
         let t0 = Instant::now();
-        files.keep(7, &who(1000), false, Arc::new("r"), t0);
-        files.keep(9, &who(1000), false, Arc::new("other"), t0);
-        assert!(
-            files.get(7, &who(1001), false, t0).is_none(),
-            "another caller"
-        );
-        assert!(files.get(7, &who(1000), true, t0).is_none(), "for writing");
-        assert!(
-            files.get(8, &who(1000), false, t0).is_none(),
-            "another file"
-        );
+        files.keep(7, &who(1000), Arc::new("r"), t0);
+        files.keep(9, &who(1000), Arc::new("other"), t0);
+        assert!(files.get(7, &who(1001), t0).is_none(), "another caller");
+        assert!(files.get(8, &who(1000), t0).is_none(), "another file");
         let half = t0 + Duration::from_millis(KEPT_IDLE_MS_MAX / 2);
-        assert_eq!(files.get(7, &who(1000), false, half).as_deref(), Some(&"r"));
+        assert_eq!(files.get(7, &who(1000), half).as_deref(), Some(&"r"));
         let later = t0 + Duration::from_millis(KEPT_IDLE_MS_MAX + 1);
-        assert!(
-            files.get(7, &who(1000), false, later).is_some(),
-            "used since"
-        );
+        assert!(files.get(7, &who(1000), later).is_some(), "used since");
         assert_eq!(files.kept(), 1, "the unused one idled out");
         files.forget(7);
         assert_eq!(files.kept(), 0);
