@@ -74,6 +74,10 @@ pub enum Errno {
     TimedOut,
     #[error("too many levels of symbolic links")]
     Loop,
+    /// The client was evicted and blocklisted by the cluster (Ceph's `EBLOCKLISTED`): none of
+    /// its calls will succeed again; only a new client (a new mount) can serve.
+    #[error("client evicted (blocklisted) by the cluster")]
+    Blocklisted,
     #[error("errno {0}")]
     Other(i32),
 }
@@ -100,6 +104,8 @@ const TABLE: &[(i32, Errno)] = &[
     (libc::EOPNOTSUPP, Errno::NotSupp),
     (libc::ETIMEDOUT, Errno::TimedOut),
     (libc::ELOOP, Errno::Loop),
+    // Ceph defines EBLOCKLISTED as ESHUTDOWN.
+    (libc::ESHUTDOWN, Errno::Blocklisted),
 ];
 
 impl Errno {

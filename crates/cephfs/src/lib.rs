@@ -87,6 +87,34 @@ unsafe impl Send for Client {}
 // SAFETY: as for `Send`: every call through a shared `Client` is serialised by libcephfs.
 unsafe impl Sync for Client {}
 
+impl Client {
+    /// A new, unconfigured instance named `client.<client_id>`; released when dropped.
+    fn create(client_id: &str) -> Result<Client> {
+        let api = sys::api()?;
+        let id = c_string("ceph_create", client_id)?;
+        let mut cmount = ptr::null_mut();
+        // SAFETY: `cmount` is a valid out-pointer and `id` a NUL-terminated string that
+        // outlives the call (the library copies it).
+        check("ceph_create", unsafe {
+            (api.ceph_create)(&mut cmount, id.as_ptr())
+        })?;
+        let cmount = NonNull::new(cmount).ok_or(Error::Call {
+            op: "ceph_create",
+            errno: Errno::Io,
+        })?;
+        // From here the instance exists: a failure must release it, which dropping this
+        // `Client` does (unmounting a never-mounted instance is a harmless error).
+        Ok(Client {
+            api,
+            cmount,
+            cache_limit: Mutex::new(CacheLimit {
+                holders: 0,
+                configured: String::new(),
+            }),
+        })
+    }
+}
+
 impl Drop for Client {
     fn drop(&mut self) {
         // SAFETY: the mount is live and this is its last user (every Inode/File/Dir holds an
@@ -145,28 +173,7 @@ impl Mount {
     /// Loads libcephfs if needed, reads `cfg.conf`, and mounts `cfg.root` of the file system.
     /// Fails after [`MOUNT_TIMEOUT_SECONDS`] when the cluster does not answer.
     pub fn new(cfg: &MountConfig) -> Result<Mount> {
-        let api = sys::api()?;
-        let id = c_string("ceph_create", &cfg.client_id)?;
-        let mut cmount = ptr::null_mut();
-        // SAFETY: `cmount` is a valid out-pointer and `id` a NUL-terminated string that
-        // outlives the call (the library copies it).
-        check("ceph_create", unsafe {
-            (api.ceph_create)(&mut cmount, id.as_ptr())
-        })?;
-        let cmount = NonNull::new(cmount).ok_or(Error::Call {
-            op: "ceph_create",
-            errno: Errno::Io,
-        })?;
-        // From here the instance exists: a failure must release it. Wrapping it in a `Client`
-        // now does that (unmounting a never-mounted instance is a harmless error).
-        let client = Client {
-            api,
-            cmount,
-            cache_limit: Mutex::new(CacheLimit {
-                holders: 0,
-                configured: String::new(),
-            }),
-        };
+        let client = Client::create(&cfg.client_id)?;
         configure(&client, cfg)?;
         if let Some(uuid) = &cfg.uuid {
             take_over(&client, uuid)?;
@@ -174,7 +181,7 @@ impl Mount {
         let root = c_string("ceph_mount", &cfg.root)?;
         // SAFETY: the instance is configured and not yet mounted; `root` is NUL-terminated.
         check("ceph_mount", unsafe {
-            (api.ceph_mount)(cmount.as_ptr(), root.as_ptr())
+            (client.api.ceph_mount)(client.cmount.as_ptr(), root.as_ptr())
         })?;
         Ok(Mount {
             client: Arc::new(client),
@@ -678,28 +685,72 @@ fn configure(client: &Client, cfg: &MountConfig) -> Result<()> {
 /// Evicts a previous instance of this client (a head that crashed and restarted) and names this
 /// one `uuid` (as nfs-ganesha's FSAL_CEPH does). Before mounting.
 fn take_over(client: &Client, uuid: &str) -> Result<()> {
-    let api = client.api;
-    let cm = client.cmount.as_ptr();
     let id = c_string("ceph_set_uuid", uuid)?;
     // SAFETY: configured, unmounted instance; `ceph_init` brings up its messenger (bounded by
     // client_mount_timeout), which reclaim needs.
-    check("ceph_init", unsafe { (api.ceph_init)(cm) })?;
-    // SAFETY: initialised instance, NUL-terminated uuid (copied). ENOENT: no previous
-    // instance, the usual case.
+    check("ceph_init", unsafe {
+        (client.api.ceph_init)(client.cmount.as_ptr())
+    })?;
+    reclaim_reset(client, &id)?;
+    // SAFETY: initialised, unmounted instance; the uuid is copied.
+    unsafe { (client.api.ceph_set_uuid)(client.cmount.as_ptr(), id.as_ptr()) };
+    Ok(())
+}
+
+/// Evicts the session of the client named `uuid` (see [`MountConfig::uuid`]) from the file
+/// system `cfg` names, without mounting: its caps and record locks are released and the client
+/// is blocklisted (its later calls fail with [`Errno::Blocklisted`]), as `ceph tell mds.N client
+/// evict` would. For a client known to be dead, so that others need not wait for the MDS's
+/// session timeout. `Ok(false)`: no session has that uuid. Blocking (see [`Evictor`]).
+pub fn evict(cfg: &MountConfig, uuid: &str) -> Result<bool> {
+    Evictor::new(cfg)?.evict(uuid)
+}
+
+/// An unmounted client ready to evict sessions: [`Evictor::new`] does the slow part (reading the
+/// config, starting the messenger, bounded by [`MOUNT_TIMEOUT_SECONDS`]), so that a caller can
+/// check once more that the target is still dead just before [`Evictor::evict`], a round trip
+/// to the MDS.
+pub struct Evictor {
+    client: Client,
+}
+
+impl Evictor {
+    pub fn new(cfg: &MountConfig) -> Result<Evictor> {
+        let client = Client::create(&cfg.client_id)?;
+        configure(&client, cfg)?;
+        // SAFETY: configured, unmounted instance; `ceph_init` brings up its messenger (bounded
+        // by client_mount_timeout), which reclaim needs.
+        check("ceph_init", unsafe {
+            (client.api.ceph_init)(client.cmount.as_ptr())
+        })?;
+        Ok(Evictor { client })
+    }
+
+    /// Evicts the session named `uuid`: `Ok(false)` when there is none. Once per evictor.
+    pub fn evict(self, uuid: &str) -> Result<bool> {
+        let id = c_string("ceph_start_reclaim", uuid)?;
+        reclaim_reset(&self.client, &id)
+    }
+}
+
+/// Evicts the session named `id` (`Ok(false)`: none) through an initialised instance.
+fn reclaim_reset(client: &Client, id: &CStr) -> Result<bool> {
+    let api = client.api;
+    let cm = client.cmount.as_ptr();
+    // SAFETY: initialised instance, NUL-terminated uuid (copied). ENOENT: no such session,
+    // the usual case.
     let rc = unsafe { (api.ceph_start_reclaim)(cm, id.as_ptr(), sys::CEPH_RECLAIM_RESET) };
-    match check("ceph_start_reclaim", rc) {
+    let found = match check("ceph_start_reclaim", rc) {
         Err(Error::Call {
             errno: Errno::NoEnt,
             ..
-        })
-        | Ok(_) => {}
+        }) => false,
+        Ok(_) => true,
         Err(e) => return Err(e),
-    }
+    };
     // SAFETY: initialised instance; ends the reclaim started above (a no-op after ENOENT).
     unsafe { (api.ceph_finish_reclaim)(cm) };
-    // SAFETY: initialised, unmounted instance; the uuid is copied.
-    unsafe { (api.ceph_set_uuid)(cm, id.as_ptr()) };
-    Ok(())
+    Ok(found)
 }
 
 fn conf_set(client: &Client, key: &str, value: &str) -> Result<()> {

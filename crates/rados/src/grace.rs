@@ -73,6 +73,27 @@ impl GraceDb {
             .collect()
     }
 
+    /// Heads other than `me` that have not renewed their entry for `after_ms` past its end at
+    /// `now_ms`: `(name, alive_until_ms)`, the latter telling one death of a head from the next.
+    /// These are the heads whose CephFS sessions the others may evict: `after_ms` must exceed
+    /// the time after which a head that cannot renew its entry stops granting by itself.
+    pub fn gone(&self, me: &str, now_ms: u64, after_ms: u64) -> Vec<(String, u64)> {
+        self.nodes
+            .iter()
+            .filter(|n| n.id != me && n.alive_until_ms.saturating_add(after_ms) <= now_ms)
+            .map(|n| (n.id.clone(), n.alive_until_ms))
+            .collect()
+    }
+
+    /// Whether head `id` is still the one that was gone with entry end `alive_until_ms` (it
+    /// has not polled since: not restarted, not back).
+    pub fn still_gone(&self, id: &str, alive_until_ms: u64) -> bool {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .is_none_or(|n| n.alive_until_ms == alive_until_ms)
+    }
+
     /// `me`'s poll at `now_ms`: it is alive until `alive_until_ms`, needs a grace period until
     /// `need_until_ms` (0: none), and acknowledges the epoch it now sees. Starts a new epoch if
     /// `me` needs a grace period and none is running. Forgets heads long gone.
@@ -204,6 +225,31 @@ mod tests {
     use proptest::prelude::*;
 
     const S: u64 = 1000;
+
+    #[test]
+    fn a_head_is_gone_once_its_entry_has_run_out_for_long_enough() {
+        let mut db = GraceDb::default();
+        db.poll("a", 0, 5 * S, 0).unwrap();
+        db.poll("b", 0, 5 * S, 0).unwrap();
+        // "a" stops polling at 0; "b" goes on.
+        db.poll("b", 10 * S, 15 * S, 0).unwrap();
+        assert!(
+            db.gone("b", 10 * S, 13 * S).is_empty(),
+            "5 s + 13 s not yet"
+        );
+        assert!(db.gone("b", 18 * S - 1, 13 * S).is_empty());
+        assert_eq!(db.gone("b", 18 * S, 13 * S), [("a".to_owned(), 5 * S)]);
+        assert!(db.gone("a", 18 * S, 13 * S).is_empty(), "b is alive");
+        assert!(db.still_gone("a", 5 * S));
+        // "a" restarts: not the same death any more, and not gone.
+        db.poll("a", 19 * S, 24 * S, 30 * S).unwrap();
+        assert!(!db.still_gone("a", 5 * S));
+        assert!(db.gone("b", 20 * S, 13 * S).is_empty());
+        assert!(
+            db.still_gone("never-seen", 5 * S),
+            "no entry: nothing came back"
+        );
+    }
 
     #[test]
     fn a_restart_starts_a_grace_that_every_live_head_acknowledges() {

@@ -912,6 +912,37 @@ fn cluster(d: &Value) -> String {
         &["HEAD", "ALIVE", "NEEDS GRACE", "ACKED EPOCH"],
         &rows,
     ));
+    match d["evict_gone_heads_after_ms"].as_u64() {
+        Some(ms) => out.push_str(&format!(
+            "dead heads' CephFS sessions are evicted {} after their entry ends ({} so far)\n",
+            dur(ms),
+            n(&d["sessions_evicted"])
+        )),
+        None => out.push_str(
+            "dead heads' CephFS sessions are left to the MDS (evict_gone_heads = false)\n",
+        ),
+    }
+    if d["evicting"].is_object() {
+        out.push_str(&format!(
+            "evicting the sessions of dead head {} for {}\n",
+            s(&d["evicting"]["node"]),
+            dur(n(&d["evicting"]["waiting_ms"]))
+        ));
+    }
+    for e in d["evictions"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {} (dead for {}), {} ago: {}{}\n",
+            s(&e["node"]),
+            dur(n(&e["dead_since_ms_ago"])),
+            dur(n(&e["at_ms_ago"])),
+            if e["ok"] == Value::Bool(true) {
+                ""
+            } else {
+                "FAILED: "
+            },
+            s(&e["outcome"]),
+        ));
+    }
     out
 }
 

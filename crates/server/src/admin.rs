@@ -426,6 +426,7 @@ impl Admin {
                     "backend_busy_max": gate.map(|g| g.busy_max),
                     "backend_waiting": gate.map(|g| g.waiting),
                     "backend_refused_total": gate.map(|g| g.refused_total),
+                    "backend_fenced": gate.map(|g| g.fenced),
                 })
             }).collect::<Vec<_>>(),
             "connections": tcp,

@@ -27,7 +27,7 @@
 //!   never refused — they hold no request worker — and are shown in a few extra slots while any is
 //!   free.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
@@ -122,6 +122,8 @@ struct Table {
     last_done_ms: AtomicU64,
     /// Requests waiting for a slot now.
     waiting: AtomicU64,
+    /// A call answered [`Error::Fenced`]: the backend's client was evicted by its cluster.
+    fenced: AtomicBool,
 }
 
 impl Table {
@@ -212,6 +214,7 @@ pub struct GateInfo {
     pub busy_max: usize,
     pub waiting: u64,
     pub refused_total: u64,
+    pub fenced: bool,
 }
 
 fn live_tables() -> Vec<Arc<Table>> {
@@ -257,6 +260,7 @@ pub fn gates() -> Vec<GateInfo> {
             busy_max: t.busy_max,
             waiting: t.waiting.load(Ordering::Relaxed),
             refused_total: t.refused_total.load(Ordering::Relaxed),
+            fenced: t.fenced.load(Ordering::Relaxed),
         })
         .collect()
 }
@@ -319,6 +323,7 @@ impl Gated {
             unshown_total: AtomicU64::new(0),
             last_done_ms: AtomicU64::new(now_ms()),
             waiting: AtomicU64::new(0),
+            fenced: AtomicBool::new(false),
         });
         GATES.lock().push(Arc::downgrade(&table));
         Gated { inner, table }
@@ -331,8 +336,27 @@ impl Gated {
             Entered::Refused => Err(Error::Delay),
             entered => {
                 let _leave = Leave(&self.table, entered);
-                f(self.inner.as_ref())
+                let result = f(self.inner.as_ref());
+                if matches!(result, Err(Error::Fenced)) {
+                    self.note_fenced(name);
+                }
+                result
             }
+        }
+    }
+
+    /// Records that call `name` found the backend's client evicted by its cluster; the server
+    /// stops when it sees it (see `crate::watch_fenced`).
+    #[cold]
+    fn note_fenced(&self, name: &'static str) {
+        if !self.table.fenced.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                export = self.table.export_id,
+                backend = %self.table.describe,
+                call = name,
+                "the backend's client was evicted (fenced) by its cluster: nothing it held is \
+                 valid any more; the server stops so that a restart recovers"
+            );
         }
     }
 
@@ -454,6 +478,10 @@ impl Backend for Gated {
 
     fn answers_promptly(&self) -> bool {
         self.inner.answers_promptly()
+    }
+
+    fn fenced(&self) -> bool {
+        self.table.fenced.load(Ordering::Relaxed)
     }
 
     fn getattr(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Attr> {

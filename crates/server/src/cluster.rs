@@ -19,6 +19,16 @@
 //!   *before* its write acknowledges a new grace period, since the restarted head serves as
 //!   soon as every head has acknowledged. The server's timer only feeds this head's own grace
 //!   state in ([`Cluster::feed`], an atomic).
+//! * A head that has not renewed its entry for [`evict_after_ms`] past its end is dead to the
+//!   others (crashed and not restarted, frozen, or cut off), and its CephFS sessions still hold
+//!   caps and record locks that block their clients until the MDS times them out (minutes, for
+//!   locks). With `evict_gone_heads`, each other head evicts those sessions ([`Fence`]) on a
+//!   thread of its own (`rnfsd-fence`, one at a time, watched by the watchdog) so that polls go
+//!   on meanwhile. Just before each eviction it checks, in the database it read within the last
+//!   two polls, that the head has not come back. A head evicted while alive finds its Ceph calls
+//!   refused and stops, to be restarted (see `crate::watch_fenced`). That includes, rarely, a
+//!   head that restarted and mounted within the round trips (under a second) between that check
+//!   and the eviction: it restarts once more.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,6 +48,15 @@ pub const OP_TIMEOUT_S: u32 = 10;
 pub const GRACE_OBJECT: &str = "rnfsd-grace";
 /// A head's entry stays "alive" for this many polls after its last one.
 const ALIVE_POLLS: u64 = 5;
+/// A failed eviction of a gone head is tried again after this long.
+const FENCE_RETRY_MS: u64 = 30_000;
+
+/// How long past the end of its entry a head counts as dead, and its CephFS sessions may be
+/// evicted: longer than [`stale_ms`], after which a head that cannot renew its entry stops
+/// granting by itself, plus the entry's own length again as a margin for clocks.
+pub fn evict_after_ms(cfg: &ClusterConfig) -> u64 {
+    stale_ms(cfg) + ALIVE_POLLS * cfg.poll_ms
+}
 
 /// How long [`join`] waits for the other live heads to acknowledge a new grace period.
 pub fn join_wait_ms(cfg: &ClusterConfig) -> u64 {
@@ -60,11 +79,31 @@ pub fn wall_ms() -> u64 {
 /// Applies the cluster's grace period (true: on) to the lock manager and NFSv4 state.
 pub type Enforce = Box<dyn Fn(bool) + Send + Sync>;
 
+/// Evicts the CephFS sessions of dead head `node` (blocking); the second argument says, when
+/// asked just before each eviction, whether the head is still the same dead one. Returns how
+/// many sessions it evicted and what it did, for logs and ctl.
+pub type Fence = Arc<FenceFn>;
+pub type FenceFn = dyn Fn(&str, &dyn Fn() -> bool) -> Result<(u64, String), String> + Send + Sync;
+
+/// An eviction of a dead head's sessions, as ctl shows it.
+#[derive(Debug, Clone)]
+struct Eviction {
+    node: String,
+    /// The end of the head's entry when it was found dead (one death of it).
+    alive_until_ms: u64,
+    at_ms: u64,
+    outcome: Result<String, String>,
+}
+
 /// What ctl shows.
 #[derive(Default)]
 struct Status {
     db: Option<GraceDb>,
     error: Option<String>,
+    /// The latest eviction per dead head (at most one per entry of the database).
+    evictions: Vec<Eviction>,
+    /// The head whose sessions are being evicted now, and since when (wall clock).
+    evicting: Option<(String, u64)>,
 }
 
 /// This head's view of the cluster.
@@ -82,6 +121,10 @@ pub struct Cluster {
     poll_started_ms: AtomicU64,
     pub polls_total: AtomicU64,
     pub poll_errors_total: AtomicU64,
+    /// Dead heads' sessions this head evicted.
+    pub sessions_evicted_total: AtomicU64,
+    /// An `rnfsd-fence` thread is running.
+    fencing: AtomicBool,
     stop: AtomicBool,
     status: TrackedMutex<Status>,
 }
@@ -109,6 +152,8 @@ pub fn join(cfg: &ClusterConfig, grace_ms: u64) -> Result<(Arc<Cluster>, GraceSt
         poll_started_ms: AtomicU64::new(0),
         polls_total: AtomicU64::new(0),
         poll_errors_total: AtomicU64::new(0),
+        sessions_evicted_total: AtomicU64::new(0),
+        fencing: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         status: TrackedMutex::new("cluster.status", Status::default()),
     });
@@ -153,8 +198,14 @@ impl Cluster {
     }
 
     /// Starts the polling thread, the only caller of `enforce` (first with what [`join`]
-    /// read); it stops within one poll of [`Cluster::stop`].
-    pub fn spawn(self: &Arc<Self>, mut store: GraceStore, enforce: Enforce) -> std::io::Result<()> {
+    /// read); it stops within one poll of [`Cluster::stop`]. `fence` evicts dead heads'
+    /// sessions (`None` when `evict_gone_heads` is off).
+    pub fn spawn(
+        self: &Arc<Self>,
+        mut store: GraceStore,
+        enforce: Enforce,
+        fence: Option<Fence>,
+    ) -> std::io::Result<()> {
         let me = self.clone();
         enforce(me.feed_view());
         std::thread::Builder::new()
@@ -162,12 +213,21 @@ impl Cluster {
             .spawn(move || {
                 while !me.stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(me.cfg.poll_ms));
-                    if let Err(e) = me.poll_once(&mut store, &enforce) {
-                        me.poll_errors_total.fetch_add(1, Ordering::Relaxed);
-                        warn!(error = %e, "cluster grace database not read");
-                        me.status.lock().error = Some(e);
-                        // Unread for too long: act as in grace rather than risk a wrong grant.
-                        enforce(me.feed_view());
+                    match me.poll_once(&mut store, &enforce) {
+                        Ok(db) => {
+                            if let Some(fence) = &fence {
+                                me.fence_gone(&db, fence);
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            me.poll_errors_total.fetch_add(1, Ordering::Relaxed);
+                            warn!(error = %e, "cluster grace database not read");
+                            me.status.lock().error = Some(e);
+                            // Unread for too long: act as in grace rather than risk a wrong
+                            // grant.
+                            enforce(me.feed_view());
+                        }
                     }
                 }
                 // Leaving: no longer "alive", so no head waits for this one's acknowledgement.
@@ -179,6 +239,83 @@ impl Cluster {
 
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Starts evicting the sessions of heads `db` counts dead, unless an eviction runs already
+    /// or each was done (or tried recently) for this death.
+    fn fence_gone(self: &Arc<Self>, db: &GraceDb, fence: &Fence) {
+        let now = wall_ms();
+        let gone: Vec<(String, u64)> = {
+            let st = self.status.lock();
+            db.gone(&self.cfg.node_id, now, evict_after_ms(&self.cfg))
+                .into_iter()
+                .filter(|(node, until)| {
+                    !st.evictions.iter().any(|e| {
+                        &e.node == node
+                            && e.alive_until_ms == *until
+                            && (e.outcome.is_ok() || now < e.at_ms + FENCE_RETRY_MS)
+                    })
+                })
+                .collect()
+        };
+        if gone.is_empty() || self.fencing.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let (me, fence) = (self.clone(), fence.clone());
+        let spawned = std::thread::Builder::new()
+            .name("rnfsd-fence".into())
+            .spawn(move || {
+                for (node, until) in gone {
+                    me.fence_one(&node, until, fence.as_ref());
+                }
+                me.fencing.store(false, Ordering::Relaxed);
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot start the thread that evicts dead heads' sessions");
+            self.fencing.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Evicts dead head `node`'s sessions (on the `rnfsd-fence` thread) and records it.
+    fn fence_one(&self, node: &str, alive_until_ms: u64, fence: &FenceFn) {
+        // The head must still be the same dead one in a database read within the last polls:
+        // one that restarted meanwhile has a new entry end (and its own new session).
+        let still_gone = || {
+            let fresh = wall_ms().saturating_sub(self.last_ok_ms.load(Ordering::Relaxed))
+                < 2 * self.cfg.poll_ms + 1000;
+            fresh
+                && self
+                    .status
+                    .lock()
+                    .db
+                    .as_ref()
+                    .is_some_and(|db| db.still_gone(node, alive_until_ms))
+        };
+        self.status.lock().evicting = Some((node.to_owned(), wall_ms()));
+        let outcome = fence(node, &still_gone).map(|(evicted, what)| {
+            self.sessions_evicted_total
+                .fetch_add(evicted, Ordering::Relaxed);
+            what
+        });
+        match &outcome {
+            Ok(what) => warn!(head = node, dead_since_ms = alive_until_ms, "{what}"),
+            Err(e) => {
+                warn!(head = node, error = %e, "could not evict a dead head's CephFS sessions")
+            }
+        }
+        let mut st = self.status.lock();
+        st.evicting = None;
+        st.evictions.retain(|e| e.node != node);
+        // One record per head, and no more heads than the database holds.
+        if st.evictions.len() >= rnfs_rados::grace::NODES_MAX {
+            st.evictions.remove(0);
+        }
+        st.evictions.push(Eviction {
+            node: node.to_owned(),
+            alive_until_ms,
+            at_ms: wall_ms(),
+            outcome,
+        });
     }
 
     /// One read-modify-write of the database; enforces what it says before writing.
@@ -217,6 +354,14 @@ impl Cluster {
         st.db = Some(db.clone());
         st.error = None;
         Ok(db)
+    }
+
+    /// The eviction in progress, if one is: the dead head, when it started (wall clock) and
+    /// for how long it has been waiting on the cluster.
+    pub fn eviction_waiting(&self) -> Option<(String, u64, u64)> {
+        let st = self.status.lock();
+        let (node, started) = st.evicting.clone()?;
+        Some((node, started, wall_ms().saturating_sub(started)))
     }
 
     /// How long the poll in progress has been waiting on the cluster, if one is.
@@ -263,6 +408,19 @@ impl Cluster {
             "poll_errors": self.poll_errors_total.load(Ordering::Relaxed),
             "error": st.error,
             "heads": heads,
+            "evict_gone_heads_after_ms": self.cfg.evict_gone_heads.then(|| evict_after_ms(&self.cfg)),
+            "sessions_evicted": self.sessions_evicted_total.load(Ordering::Relaxed),
+            "evicting": st.evicting.as_ref().map(|(node, started)| json!({
+                "node": node,
+                "waiting_ms": now.saturating_sub(*started),
+            })),
+            "evictions": st.evictions.iter().map(|e| json!({
+                "node": e.node,
+                "dead_since_ms_ago": now.saturating_sub(e.alive_until_ms),
+                "at_ms_ago": now.saturating_sub(e.at_ms),
+                "outcome": match &e.outcome { Ok(s) => s, Err(s) => s },
+                "ok": e.outcome.is_ok(),
+            })).collect::<Vec<_>>(),
         })
     }
 }

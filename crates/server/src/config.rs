@@ -39,6 +39,7 @@
 //! pool = "rnfsd"            # RADOS pool of the grace database (created if missing)
 //! namespace = ""            # RADOS namespace in it
 //! poll_ms = 1000            # how often the database is read and renewed (100 to 10000)
+//! evict_gone_heads = true   # evict dead heads' CephFS sessions (see crate::cluster)
 //! ```
 //!
 //! Rules are tried in order; the first whose `match` covers the client's address applies. A client

@@ -66,6 +66,16 @@ impl Export {
 #[derive(Debug, Default)]
 pub struct ExportTable {
     exports: Vec<Arc<Export>>,
+    /// The CephFS exports' ids and cluster settings, for evicting a dead head's sessions
+    /// (`crate::cluster`).
+    ceph: Vec<(u32, rnfs_storage::ceph::CephConfig)>,
+}
+
+/// The name (uuid) of head `node_id`'s CephFS client for export `export_id` (`[cluster]` only):
+/// the same across the head's restarts, so a restarted head evicts its previous session, and
+/// known to the other heads, so they can evict the session of a head that stays dead.
+pub fn ceph_session_uuid(node_id: &str, export_id: u32) -> String {
+    format!("rnfsd:{node_id}:{export_id}")
 }
 
 impl ExportTable {
@@ -89,6 +99,7 @@ impl ExportTable {
         take_over: bool,
     ) -> Result<ExportTable, ConfigError> {
         let mut exports: Vec<Arc<Export>> = Vec::new();
+        let mut ceph_exports = Vec::new();
         for e in &config.exports {
             let name = e.path.display().to_string();
             let err = |msg: String| ConfigError::Export(name.clone(), msg);
@@ -153,7 +164,8 @@ impl ExportTable {
                     .cluster
                     .as_ref()
                     .filter(|_| take_over)
-                    .map(|cl| format!("rnfsd:{}:{id}", cl.node_id));
+                    .map(|cl| ceph_session_uuid(&cl.node_id, id));
+                ceph_exports.push((id, c.clone()));
                 c
             });
             let backend = backends::open(&BackendSpec {
@@ -179,12 +191,23 @@ impl ExportTable {
                 rules,
             }));
         }
-        Ok(ExportTable { exports })
+        Ok(ExportTable {
+            exports,
+            ceph: ceph_exports,
+        })
     }
 
     /// A table of already-built exports (tests, other backends).
     pub fn from_exports(exports: Vec<Arc<Export>>) -> ExportTable {
-        ExportTable { exports }
+        ExportTable {
+            exports,
+            ceph: Vec::new(),
+        }
+    }
+
+    /// The CephFS exports' ids and cluster settings.
+    pub fn ceph_exports(&self) -> &[(u32, rnfs_storage::ceph::CephConfig)] {
+        &self.ceph
     }
 
     pub fn by_id(&self, id: u32) -> Option<&Arc<Export>> {

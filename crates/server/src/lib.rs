@@ -181,6 +181,11 @@ pub enum ServeError {
     Cluster(String),
     #[error("cannot start the {0} thread: {1}")]
     Thread(&'static str, std::io::Error),
+    #[error(
+        "{0}: its CephFS client was evicted by the cluster (another head counted this one \
+         dead, or an admin evicted it); stopped so that a restart recovers its clients' state"
+    )]
+    Fenced(String),
 }
 
 /// Runs the server until `shutdown` completes.
@@ -317,7 +322,11 @@ pub async fn serve_with(
         let _ = tx.send(running);
     }
 
-    shutdown.await;
+    // A fenced backend stops the server as a signal would, and the exit then says why.
+    let fenced = tokio::select! {
+        _ = shutdown => None,
+        export = watch_fenced(&service) => Some(export),
+    };
     if let Some(cluster) = service.cluster() {
         cluster.stop();
     }
@@ -329,7 +338,33 @@ pub async fn serve_with(
         let _ = tokio::task::spawn_blocking(move || rpcbind::unregister_all(own, nsm_ours)).await;
     }
     info!("stopped");
-    Ok(())
+    match fenced {
+        Some(export) => Err(ServeError::Fenced(export)),
+        None => Ok(()),
+    }
+}
+
+/// How often [`watch_fenced`] looks at the exports' gates.
+const FENCED_CHECK_MS: u64 = 200;
+
+/// Returns (describing the export) once a backend call found its client evicted by the cluster
+/// (see `backend_gate`). Such a head's CephFS caps and locks are gone and another head may
+/// already serve them: it must not go on as if it held them. A restart does what recovery
+/// needs (a new write verifier, so clients re-send what was not committed; a grace period and
+/// SM_NOTIFY, so they reclaim their locks; a new CephFS session).
+async fn watch_fenced(service: &Arc<Service>) -> String {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(FENCED_CHECK_MS));
+    loop {
+        tick.tick().await;
+        let exports = service.exports();
+        let fenced = exports
+            .iter()
+            .find(|e| e.backend.fenced())
+            .map(|e| format!("export {} ({})", e.id, e.backend.describe()));
+        if let Some(export) = fenced {
+            return export;
+        }
+    }
 }
 
 /// `[cluster]`: joins the grace period shared with the other heads (see `cluster`), on a
@@ -352,11 +387,52 @@ async fn join_cluster(service: &Arc<Service>, opts: &ServeOptions) -> Result<(),
             svc.v4().with(|s| s.set_cluster_grace(on));
         }
     });
+    let fence = opts
+        .config
+        .cluster
+        .as_ref()
+        .filter(|c| c.evict_gone_heads)
+        .map(|_| fence_dead_heads(Arc::downgrade(service)));
     cluster
-        .spawn(store, enforce)
+        .spawn(store, enforce, fence)
         .map_err(|e| ServeError::Thread("cluster", e))?;
     service.set_cluster(cluster);
     Ok(())
+}
+
+/// Evicts a dead head's CephFS sessions, one per CephFS export of this head's current table
+/// (heads serving other exports must evict theirs), named as that head named them
+/// ([`exports::ceph_session_uuid`]).
+fn fence_dead_heads(service: std::sync::Weak<Service>) -> cluster::Fence {
+    Arc::new(move |node: &str, still_gone: &dyn Fn() -> bool| {
+        let service = service.upgrade().ok_or("the server is stopping")?;
+        let table = service.exports();
+        let (mut evicted, mut absent, mut errors) = (Vec::new(), 0, Vec::new());
+        for (id, cfg) in table.ceph_exports() {
+            let uuid = exports::ceph_session_uuid(node, *id);
+            match rnfs_storage::ceph::evict_session(cfg, &uuid, still_gone) {
+                Ok(rnfs_storage::ceph::Eviction::Evicted) => evicted.push(uuid),
+                Ok(rnfs_storage::ceph::Eviction::NoSession) => absent += 1,
+                Ok(rnfs_storage::ceph::Eviction::Skipped) => {
+                    return Ok((
+                        evicted.len() as u64,
+                        "the head came back: not evicted".into(),
+                    ))
+                }
+                Err(e) => errors.push(format!("{uuid}: {e}")),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+        Ok((
+            evicted.len() as u64,
+            format!(
+                "dead head: {} CephFS session(s) evicted {evicted:?}; {absent} export(s) had none",
+                evicted.len()
+            ),
+        ))
+    })
 }
 
 /// Feeds this head's own grace state to the cluster (the leaf state locks and an atomic: no

@@ -597,6 +597,12 @@ fn encode_cluster(
         "rnfsd_cluster_poll_errors",
         "Polls of the cluster's grace database that failed (logged)",
         load(&c.poll_errors_total),
+    )?;
+    counter(
+        enc,
+        "rnfsd_cluster_sessions_evicted",
+        "CephFS sessions of dead heads this head evicted (logged)",
+        load(&c.sessions_evicted_total),
     )
 }
 

@@ -114,6 +114,8 @@ impl Drop for Watchdog {
 struct Seen {
     runtime: bool,
     cluster_poll: bool,
+    /// The start of the eviction of a dead head reported.
+    cluster_eviction: Option<u64>,
     /// The start of the remote lock retry reported.
     remote_retry: Option<u64>,
     requests: HashSet<(u64, u32, u64)>,
@@ -190,6 +192,19 @@ fn cluster_stall(bound_ms: u64, service: &Service, seen: &mut Seen, out: &mut Ve
             }
         }
         _ => seen.cluster_poll = false,
+    }
+    // The eviction of a dead head's sessions (its own thread: polls go on meanwhile).
+    match service.cluster().and_then(|c| c.eviction_waiting()) {
+        Some((node, started, ms)) if ms > bound_ms => {
+            if seen.cluster_eviction != Some(started) {
+                seen.cluster_eviction = Some(started);
+                out.push(format!(
+                    "eviction of dead head {node}'s CephFS sessions waiting on the cluster for \
+                     {ms} ms (ceph_init or ceph_start_reclaim)"
+                ));
+            }
+        }
+        _ => seen.cluster_eviction = None,
     }
 }
 

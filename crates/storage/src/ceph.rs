@@ -51,6 +51,44 @@ pub struct CephConfig {
     pub uuid: Option<String>,
 }
 
+/// What [`evict_session`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    /// A session had that uuid: it is gone, its caps and locks released, its client blocklisted.
+    Evicted,
+    /// No session had that uuid (closed, already evicted, or timed out by the MDS).
+    NoSession,
+    /// `still_wanted` said no.
+    Skipped,
+}
+
+/// Evicts the CephFS session named `uuid` (another head's client of an export: see
+/// [`CephConfig::uuid`]) from the file system `cfg` names, as the cluster's admin, so the caps
+/// and record locks it held stop blocking everyone else. `still_wanted` is asked after the slow
+/// set-up, just before the eviction, which is then one round trip to the MDS. Blocking.
+pub fn evict_session(
+    cfg: &CephConfig,
+    uuid: &str,
+    still_wanted: &dyn Fn() -> bool,
+) -> std::result::Result<Eviction, String> {
+    let evictor = rnfs_cephfs::Evictor::new(&MountConfig {
+        conf: cfg.conf.clone(),
+        client_id: cfg.client_id.clone(),
+        fs_name: cfg.fs_name.clone(),
+        root: "/".into(),
+        uuid: None,
+    })
+    .map_err(|e| e.to_string())?;
+    if !still_wanted() {
+        return Ok(Eviction::Skipped);
+    }
+    match evictor.evict(uuid) {
+        Ok(true) => Ok(Eviction::Evicted),
+        Ok(false) => Ok(Eviction::NoSession),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// One CephFS export.
 pub struct CephFs {
     export_id: u32,
@@ -88,8 +126,12 @@ fn parse_body(b: &[u8]) -> Result<(u64, u64)> {
     Ok((ino, snap))
 }
 
-fn err(e: rnfs_cephfs::Error) -> Error {
+pub(crate) fn err(e: rnfs_cephfs::Error) -> Error {
     match e {
+        rnfs_cephfs::Error::Call {
+            errno: Errno::Blocklisted,
+            ..
+        } => Error::Fenced,
         rnfs_cephfs::Error::Call {
             errno: Errno::NoEnt,
             op: "ceph_ll_lookup_vino",

@@ -31,8 +31,8 @@ pub(crate) struct CephLockFile {
 /// refused (then the MDS may refuse exclusive locks; that error leaves the decision to the
 /// manager). As root: whether the caller may lock is the server's business.
 pub(crate) fn open(mount: &Mount, inode: &Inode) -> Result<Box<dyn LockFile>> {
-    let root = Perm::new(0, 0, &[]).map_err(cephfs_err)?;
-    let st = mount.getattr(inode, &root).map_err(cephfs_err)?;
+    let root = Perm::new(0, 0, &[]).map_err(crate::ceph::err)?;
+    let st = mount.getattr(inode, &root).map_err(crate::ceph::err)?;
     match st.mode & libc::S_IFMT {
         libc::S_IFREG => {}
         libc::S_IFDIR => return Err(Error::IsDir),
@@ -42,17 +42,13 @@ pub(crate) fn open(mount: &Mount, inode: &Inode) -> Result<Box<dyn LockFile>> {
         Ok(file) => file,
         Err(e) if matches!(e.errno(), libc::EROFS | libc::EACCES | libc::EPERM) => mount
             .open(inode, libc::O_RDONLY, &root)
-            .map_err(cephfs_err)?,
-        Err(e) => return Err(cephfs_err(e)),
+            .map_err(crate::ceph::err)?,
+        Err(e) => return Err(crate::ceph::err(e)),
     };
     Ok(Box::new(CephLockFile {
         file,
         owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
     }))
-}
-
-fn cephfs_err(e: rnfs_cephfs::Error) -> Error {
-    Error::from_errno(e.errno())
 }
 
 fn io_err(e: rnfs_cephfs::Error) -> io::Error {

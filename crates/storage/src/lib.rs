@@ -363,6 +363,12 @@ pub enum Error {
     XattrTooBig,
     #[error("server fault (errno {0})")]
     ServerFault(i32),
+    /// The backend's client was evicted by its cluster (a CephFS client blocklisted, e.g. by
+    /// another head that counted this one dead): nothing it holds is valid any more, and only
+    /// a restart of the server recovers (clients retry meanwhile: NFS3ERR_JUKEBOX,
+    /// NFS4ERR_DELAY).
+    #[error("storage client evicted (fenced) by its cluster: the server must restart")]
+    Fenced,
 }
 
 impl Error {
@@ -444,6 +450,13 @@ pub trait Backend: Send + Sync + 'static {
     /// read it (saving a hand-off to the worker pool); the cost of a slow call is that one
     /// connection reading nothing meanwhile. `false` (the default) keeps every call on the pool.
     fn answers_promptly(&self) -> bool {
+        false
+    }
+
+    /// Whether a call found the backend's client evicted by its cluster ([`Error::Fenced`]):
+    /// the server then stops, to be restarted. Kept by the server's gate around each backend;
+    /// backends themselves need not track it.
+    fn fenced(&self) -> bool {
         false
     }
 

@@ -32,6 +32,15 @@ pub struct ClusterConfig {
     /// How often the head reads and renews the database.
     #[serde(default = "default_poll_ms")]
     pub poll_ms: u64,
+    /// Evict the CephFS sessions of a head that has stopped renewing its entry for long
+    /// enough (`crate::cluster::evict_after_ms`), so that its caps and locks stop blocking the
+    /// other heads' clients before the MDS times the session out.
+    #[serde(default = "default_evict_gone_heads")]
+    pub evict_gone_heads: bool,
+}
+
+fn default_evict_gone_heads() -> bool {
+    true
 }
 
 fn default_ceph_conf() -> PathBuf {
@@ -70,5 +79,29 @@ impl ClusterConfig {
             return bad("pool must be a non-empty name".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ClusterConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    #[test]
+    fn dead_heads_are_evicted_unless_turned_off() {
+        let c = parse("node_id = \"a\"").unwrap();
+        assert!(c.evict_gone_heads);
+        assert_eq!(c.poll_ms, 1000);
+        assert!(c.check().is_ok());
+        let c = parse("node_id = \"a\"\nevict_gone_heads = false").unwrap();
+        assert!(!c.evict_gone_heads);
+        assert!(parse("node_id = \"a\"\nevict_gone_heads = 1").is_err());
+        assert!(
+            parse("node_id = \"a\"\nevict_after_ms = 5").is_err(),
+            "unknown key"
+        );
     }
 }

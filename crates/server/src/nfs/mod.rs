@@ -107,7 +107,8 @@ pub(crate) fn status(e: &storage::Error) -> nfsstat3 {
         E::NotSync => nfsstat3::NFS3ERR_NOT_SYNC,
         E::NotSupp => nfsstat3::NFS3ERR_NOTSUPP,
         E::BadType => nfsstat3::NFS3ERR_BADTYPE,
-        E::Delay => nfsstat3::NFS3ERR_JUKEBOX,
+        // A fenced head restarts: the client's retry reaches its next instance.
+        E::Delay | E::Fenced => nfsstat3::NFS3ERR_JUKEBOX,
         E::ServerFault(_) => nfsstat3::NFS3ERR_SERVERFAULT,
         _ => nfsstat3::NFS3ERR_SERVERFAULT,
     }

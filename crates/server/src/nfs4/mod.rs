@@ -91,7 +91,8 @@ pub(crate) fn status(e: &storage::Error) -> nfsstat4 {
         E::BadCookie => NFS4ERR_BAD_COOKIE,
         E::NotSupp | E::NoDev => NFS4ERR_NOTSUPP,
         E::BadType => NFS4ERR_BADTYPE,
-        E::Delay => NFS4ERR_DELAY,
+        // A fenced head restarts: the client's retry reaches its next instance.
+        E::Delay | E::Fenced => NFS4ERR_DELAY,
         E::NotSync => NFS4ERR_DELAY,
         E::NoXattr => NFS4ERR_NOXATTR,
         E::XattrTooBig => NFS4ERR_XATTR2BIG,
