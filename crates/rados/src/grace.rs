@@ -73,18 +73,6 @@ impl GraceDb {
             .collect()
     }
 
-    /// Heads other than `me` that have not renewed their entry for `after_ms` past its end at
-    /// `now_ms`: `(name, alive_until_ms)`, the latter telling one death of a head from the next.
-    /// These are the heads whose CephFS sessions the others may evict: `after_ms` must exceed
-    /// the time after which a head that cannot renew its entry stops granting by itself.
-    pub fn gone(&self, me: &str, now_ms: u64, after_ms: u64) -> Vec<(String, u64)> {
-        self.nodes
-            .iter()
-            .filter(|n| n.id != me && n.alive_until_ms.saturating_add(after_ms) <= now_ms)
-            .map(|n| (n.id.clone(), n.alive_until_ms))
-            .collect()
-    }
-
     /// Whether head `id` is still the one that was gone with entry end `alive_until_ms` (it
     /// has not polled since: not restarted, not back).
     pub fn still_gone(&self, id: &str, alive_until_ms: u64) -> bool {
@@ -188,6 +176,66 @@ impl GraceDb {
     }
 }
 
+/// Which heads this head has seen dead: entries that stayed past their end, unchanged, through
+/// this head's own successful polls for a while. Only time observed that way counts, so an
+/// outage of RADOS itself, which stops every head's polls alike, makes no head look dead once
+/// it is over: the heads renew their entries before anyone has watched them expired for long.
+#[derive(Debug, Default)]
+pub struct DeathWatch {
+    /// `(head, its entry's end, when this head first saw it past)`, at most [`NODES_MAX`].
+    expired: Vec<(String, u64, u64)>,
+    last_poll_ms: Option<u64>,
+}
+
+impl DeathWatch {
+    /// After a successful poll at `now_ms` that read `db`: the heads other than `me` whose
+    /// entry has been past its end, unchanged, for at least `after_ms` of this head's polls,
+    /// as `(head, entry end)` (the entry end tells one death of a head from the next). Polls
+    /// more than `gap_max_ms` apart start the watch afresh.
+    pub fn observe(
+        &mut self,
+        db: &GraceDb,
+        me: &str,
+        now_ms: u64,
+        after_ms: u64,
+        gap_max_ms: u64,
+    ) -> Vec<(String, u64)> {
+        if self
+            .last_poll_ms
+            .is_some_and(|last| now_ms.saturating_sub(last) > gap_max_ms)
+        {
+            self.expired.clear();
+        }
+        self.last_poll_ms = Some(now_ms);
+        let expired: Vec<(String, u64, u64)> = db
+            .nodes
+            .iter()
+            .filter(|n| n.id != me && n.alive_until_ms <= now_ms)
+            .map(|n| {
+                let since = self
+                    .expired
+                    .iter()
+                    .find(|(id, until, _)| *id == n.id && *until == n.alive_until_ms)
+                    .map_or(now_ms, |e| e.2);
+                (n.id.clone(), n.alive_until_ms, since)
+            })
+            .take(NODES_MAX)
+            .collect();
+        self.expired = expired;
+        self.expired
+            .iter()
+            .filter(|(_, _, since)| now_ms.saturating_sub(*since) >= after_ms)
+            .map(|(id, until, _)| (id.clone(), *until))
+            .collect()
+    }
+
+    /// A poll failed: what was watched no longer counts.
+    pub fn reset(&mut self) {
+        self.expired.clear();
+        self.last_poll_ms = None;
+    }
+}
+
 /// A head name: 1 to [`NODE_ID_BYTES_MAX`] bytes.
 pub fn check_id(id: &str) -> Result<(), GraceError> {
     if id.is_empty() || id.len() > NODE_ID_BYTES_MAX {
@@ -227,28 +275,70 @@ mod tests {
     const S: u64 = 1000;
 
     #[test]
-    fn a_head_is_gone_once_its_entry_has_run_out_for_long_enough() {
+    fn a_head_is_dead_once_seen_expired_through_uninterrupted_polls() {
+        let (after, gap) = (13 * S, 3 * S);
         let mut db = GraceDb::default();
         db.poll("a", 0, 5 * S, 0).unwrap();
         db.poll("b", 0, 5 * S, 0).unwrap();
-        // "a" stops polling at 0; "b" goes on.
-        db.poll("b", 10 * S, 15 * S, 0).unwrap();
-        assert!(
-            db.gone("b", 10 * S, 13 * S).is_empty(),
-            "5 s + 13 s not yet"
+        let mut w = DeathWatch::default();
+        // "a" stops polling at 0; "b" polls every second and first sees it expired at 5 s.
+        for t in 1..18 {
+            db.poll("b", t * S, (t + 5) * S, 0).unwrap();
+            assert!(
+                w.observe(&db, "b", t * S, after, gap).is_empty(),
+                "at {t} s"
+            );
+        }
+        db.poll("b", 18 * S, 23 * S, 0).unwrap();
+        assert_eq!(
+            w.observe(&db, "b", 18 * S, after, gap),
+            [("a".to_owned(), 5 * S)]
         );
-        assert!(db.gone("b", 18 * S - 1, 13 * S).is_empty());
-        assert_eq!(db.gone("b", 18 * S, 13 * S), [("a".to_owned(), 5 * S)]);
-        assert!(db.gone("a", 18 * S, 13 * S).is_empty(), "b is alive");
         assert!(db.still_gone("a", 5 * S));
-        // "a" restarts: not the same death any more, and not gone.
+        // "a" restarts: a new entry end, not the same death, not dead.
         db.poll("a", 19 * S, 24 * S, 30 * S).unwrap();
         assert!(!db.still_gone("a", 5 * S));
-        assert!(db.gone("b", 20 * S, 13 * S).is_empty());
+        assert!(w.observe(&db, "b", 19 * S, after, gap).is_empty());
         assert!(
             db.still_gone("never-seen", 5 * S),
             "no entry: nothing came back"
         );
+    }
+
+    #[test]
+    fn an_outage_of_the_database_makes_no_head_look_dead() {
+        let (after, gap) = (13 * S, 3 * S);
+        let mut db = GraceDb::default();
+        db.poll("a", 0, 5 * S, 0).unwrap();
+        db.poll("b", 0, 5 * S, 0).unwrap();
+        let mut w = DeathWatch::default();
+        assert!(w.observe(&db, "b", 0, after, gap).is_empty());
+        // Nobody can poll for 60 s. Then "b" reads first: "a" expired 55 s ago, but "b" has
+        // watched it for no time at all, and "a" renews at its next poll.
+        assert!(w.observe(&db, "b", 60 * S, after, gap).is_empty());
+        db.poll("b", 60 * S, 65 * S, 0).unwrap();
+        assert!(w.observe(&db, "b", 61 * S, after, gap).is_empty());
+        db.poll("a", 61 * S, 66 * S, 0).unwrap();
+        for t in 62..90 {
+            db.poll("b", t * S, (t + 5) * S, 0).unwrap();
+            db.poll("a", t * S, (t + 5) * S, 0).unwrap();
+            assert!(w.observe(&db, "b", t * S, after, gap).is_empty());
+        }
+        // A failed poll also starts the watch afresh.
+        let mut w = DeathWatch::default();
+        for t in 90..100 {
+            db.poll("b", t * S, (t + 5) * S, 0).unwrap();
+            assert!(w.observe(&db, "b", t * S, after, gap).is_empty());
+        }
+        w.reset();
+        for t in 100..112 {
+            db.poll("b", t * S, (t + 5) * S, 0).unwrap();
+            assert!(
+                w.observe(&db, "b", t * S, after, gap).is_empty(),
+                "at {t} s"
+            );
+        }
+        assert_eq!(w.observe(&db, "b", 113 * S, after, gap).len(), 1);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! default): once it has not renewed its entry in the grace database for
 //! `cluster::evict_after_ms`, head B evicts its CephFS session, so the record lock a client
 //! held through it stops blocking B's clients (the MDS alone would keep it until its session
-//! autoclose, 300 s). A head that was only frozen (SIGSTOP) past that bound is evicted the same
+//! autoclose, 300 s). An outage of RADOS longer than that bound (the OSD stopped) makes no head
+//! count another dead. A head that was only frozen (SIGSTOP) past that bound is evicted the same
 //! way; when it runs again, its Ceph calls are refused and it stops with an error, so that its
 //! supervisor restarts it, rather than serve as if it still held its caps and locks.
 //!
@@ -22,10 +23,9 @@ use rnfs_cephfs::test_cluster::TestCluster;
 
 const CEPH_DIR: &str = "/fenced";
 const POLL_MS: u64 = 200;
-/// `cluster::evict_after_ms` for `POLL_MS`: 3 polls + the 10 s RADOS call bound + 5 polls.
-const EVICT_AFTER_MS: u64 = 3 * POLL_MS + 10_000 + 5 * POLL_MS;
-/// A head's entry lasts 5 polls past its last one.
-const ENTRY_MS: u64 = 5 * POLL_MS;
+/// From a head's last renewal to its eviction, for `POLL_MS`: its entry's 5 polls, then
+/// `cluster::evict_after_ms` (3 polls + the 10 s RADOS call bound) watched past its end.
+const EVICT_AFTER_MS: u64 = 5 * POLL_MS + 3 * POLL_MS + 10_000;
 
 fn host(head: &TestServer, caller_name: &str) -> NlmHost {
     NlmHost::new(head, CEPH_DIR, "f", caller_name)
@@ -83,14 +83,47 @@ fn a_dead_or_frozen_head_is_fenced_by_the_others() {
     until(&mut x, "lock 1 1 0 10", "GRANTED", Duration::from_secs(15));
     assert_eq!(y.ask("lock 1 1 0 10"), "DENIED", "x holds it through A");
 
+    // RADOS stops answering for longer than the bound (the OSD is stopped): no head can renew
+    // its entry, and none may count another dead for it afterwards.
+    cluster.signal("osd.0", "STOP").unwrap();
+    std::thread::sleep(Duration::from_millis(EVICT_AFTER_MS + 3000));
+    cluster.signal("osd.0", "CONT").unwrap();
+    let t = Instant::now();
+    while ctl(b.state_dir(), &["cluster"])["last_read_ms_ago"]
+        .as_u64()
+        .unwrap()
+        > POLL_MS * 2
+        || ctl(a.state_dir(), &["cluster"])["last_read_ms_ago"]
+            .as_u64()
+            .unwrap()
+            > POLL_MS * 2
+    {
+        assert!(t.elapsed() < Duration::from_secs(60), "polls never resumed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Long enough for an eviction to have been decided and made.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(a.is_running() && b.is_running());
+    assert_eq!((evictions(&a), evictions(&b)), (0, 0), "{}", b.log_tail());
+    for head in [&a, &b] {
+        let log = head.log();
+        assert!(
+            !log.contains("dead head") && !log.contains("came back"),
+            "an eviction was started after the outage:\n{}",
+            head.log_tail()
+        );
+    }
+    assert_eq!(y.ask("lock 1 1 0 10"), "DENIED", "x still holds it");
+
     // A dies and stays down: B evicts its session once A's entry has run out for
     // EVICT_AFTER_MS, and the MDS then drops x's lock.
     a.kill_hard();
     drop(x);
     let waited = until(&mut y, "lock 1 1 0 10", "GRANTED", Duration::from_secs(60));
     eprintln!("B granted A's dead client's lock {waited:?} after A died");
+    // A's last renewal may have been up to a poll before the kill.
     assert!(
-        waited >= Duration::from_millis(EVICT_AFTER_MS),
+        waited >= Duration::from_millis(EVICT_AFTER_MS - POLL_MS),
         "granted before A could be evicted: {waited:?}"
     );
     let status = ctl(b.state_dir(), &["cluster"]);
@@ -111,7 +144,7 @@ fn a_dead_or_frozen_head_is_fenced_by_the_others() {
     )
     .stdout_str();
     assert!(
-        text.contains("evicted 11.6s after their entry ends (1 so far)")
+        text.contains("evicted 10.6s after their entry ends (1 so far)")
             && text.contains("head-a (dead for"),
         "{text}"
     );
@@ -131,7 +164,7 @@ fn a_dead_or_frozen_head_is_fenced_by_the_others() {
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!("frozen head A evicted {:?} after it stopped", t.elapsed());
-    assert!(t.elapsed() >= Duration::from_millis(EVICT_AFTER_MS + ENTRY_MS - POLL_MS));
+    assert!(t.elapsed() >= Duration::from_millis(EVICT_AFTER_MS - POLL_MS));
     until(&mut y, "lock 1 1 0 10", "GRANTED", Duration::from_secs(10));
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);

@@ -19,10 +19,11 @@
 //!   *before* its write acknowledges a new grace period, since the restarted head serves as
 //!   soon as every head has acknowledged. The server's timer only feeds this head's own grace
 //!   state in ([`Cluster::feed`], an atomic).
-//! * A head that has not renewed its entry for [`evict_after_ms`] past its end is dead to the
-//!   others (crashed and not restarted, frozen, or cut off), and its CephFS sessions still hold
-//!   caps and record locks that block their clients until the MDS times them out (minutes, for
-//!   locks). With `evict_gone_heads`, each other head evicts those sessions ([`Fence`]) on a
+//! * A head whose entry another head's own uninterrupted polls have seen past its end for
+//!   [`evict_after_ms`] is dead to that head (crashed and not restarted, frozen, or cut off;
+//!   not merely unseen while RADOS itself was out: see [`DeathWatch`]), and its CephFS sessions
+//!   still hold caps and record locks that block their clients until the MDS times them out
+//!   (minutes, for locks). With `evict_gone_heads`, each other head evicts those sessions ([`Fence`]) on a
 //!   thread of its own (`rnfsd-fence`, one at a time, watched by the watchdog) so that polls go
 //!   on meanwhile. Just before each eviction it checks, in the database it read within the last
 //!   two polls, that the head has not come back. A head evicted while alive finds its Ceph calls
@@ -34,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rnfs_rados::grace::GraceDb;
+use rnfs_rados::grace::{DeathWatch, GraceDb};
 use rnfs_rados::{GraceStore, Rados};
 use serde_json::{json, Value};
 use tracing::{info, warn};
@@ -51,11 +52,18 @@ const ALIVE_POLLS: u64 = 5;
 /// A failed eviction of a gone head is tried again after this long.
 const FENCE_RETRY_MS: u64 = 30_000;
 
-/// How long past the end of its entry a head counts as dead, and its CephFS sessions may be
-/// evicted: longer than [`stale_ms`], after which a head that cannot renew its entry stops
-/// granting by itself, plus the entry's own length again as a margin for clocks.
+/// How long a head's entry must be seen past its end, through this head's own uninterrupted
+/// polls, before the head counts as dead and its CephFS sessions may be evicted: [`stale_ms`],
+/// after which a head that cannot renew its entry stops granting by itself. With the entry's
+/// own length, a head is evicted `ALIVE_POLLS × poll_ms + stale_ms` after its last renewal.
 pub fn evict_after_ms(cfg: &ClusterConfig) -> u64 {
-    stale_ms(cfg) + ALIVE_POLLS * cfg.poll_ms
+    stale_ms(cfg)
+}
+
+/// Successful polls further apart than this start the watch for dead heads afresh (this head
+/// could not see whether the others were renewing meanwhile).
+fn watch_gap_max_ms(cfg: &ClusterConfig) -> u64 {
+    2 * cfg.poll_ms + 1000
 }
 
 /// How long [`join`] waits for the other live heads to acknowledge a new grace period.
@@ -211,16 +219,24 @@ impl Cluster {
         std::thread::Builder::new()
             .name("rnfsd-cluster".into())
             .spawn(move || {
+                let mut deaths = DeathWatch::default();
                 while !me.stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(me.cfg.poll_ms));
                     match me.poll_once(&mut store, &enforce) {
                         Ok(db) => {
+                            let dead = deaths.observe(
+                                &db,
+                                &me.cfg.node_id,
+                                wall_ms(),
+                                evict_after_ms(&me.cfg),
+                                watch_gap_max_ms(&me.cfg),
+                            );
                             if let Some(fence) = &fence {
-                                me.fence_gone(&db, fence);
+                                me.fence_dead(dead, fence);
                             }
-                            continue;
                         }
                         Err(e) => {
+                            deaths.reset();
                             me.poll_errors_total.fetch_add(1, Ordering::Relaxed);
                             warn!(error = %e, "cluster grace database not read");
                             me.status.lock().error = Some(e);
@@ -241,14 +257,13 @@ impl Cluster {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    /// Starts evicting the sessions of heads `db` counts dead, unless an eviction runs already
-    /// or each was done (or tried recently) for this death.
-    fn fence_gone(self: &Arc<Self>, db: &GraceDb, fence: &Fence) {
+    /// Starts evicting the sessions of the `dead` heads (`(head, entry end)`), unless an
+    /// eviction runs already or each was done (or tried recently) for this death.
+    fn fence_dead(self: &Arc<Self>, dead: Vec<(String, u64)>, fence: &Fence) {
         let now = wall_ms();
         let gone: Vec<(String, u64)> = {
             let st = self.status.lock();
-            db.gone(&self.cfg.node_id, now, evict_after_ms(&self.cfg))
-                .into_iter()
+            dead.into_iter()
                 .filter(|(node, until)| {
                     !st.evictions.iter().any(|e| {
                         &e.node == node
