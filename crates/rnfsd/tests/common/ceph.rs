@@ -4,7 +4,7 @@
 use rnfs_cephfs::test_cluster::TestCluster;
 use rnfs_storage::ceph::{CephConfig, CephFs};
 use rnfs_storage::handle::HandleKey;
-use rnfs_storage::{Backend, CreateMode, Identity, SetAttrs, VerifiedHandle};
+use rnfs_storage::{Backend, CreateMode, Identity, SetAttrs, Stability, VerifiedHandle};
 
 /// The whole file system through libcephfs, as root (export id 1, a throw-away key).
 pub struct Admin {
@@ -44,6 +44,59 @@ impl Admin {
         self.fs
             .create(&Identity::root(), dir, name.as_bytes(), &how)
             .unwrap();
+    }
+}
+
+impl Admin {
+    fn verify(&self, made: &rnfs_storage::FileHandle) -> VerifiedHandle {
+        self.fs.handle_key().verify(1, made).unwrap()
+    }
+
+    /// Makes regular file `name` in `dir` holding `data`, with `mode`, owned by root; synced.
+    pub fn file(&self, dir: &VerifiedHandle, name: &str, mode: u32, data: &[u8]) -> VerifiedHandle {
+        let how = CreateMode::Guarded(with_mode(mode));
+        let made = self
+            .fs
+            .create(&Identity::root(), dir, name.as_bytes(), &how)
+            .unwrap();
+        let fh = self.verify(&made.handle);
+        for (i, chunk) in data.chunks(1 << 20).enumerate() {
+            let w = self
+                .fs
+                .write(
+                    &Identity::root(),
+                    &fh,
+                    (i << 20) as u64,
+                    chunk,
+                    Stability::FileSync,
+                )
+                .unwrap();
+            assert_eq!(w.count as usize, chunk.len());
+        }
+        fh
+    }
+
+    /// Makes symbolic link `name` in `dir` pointing at `target` (stored as given).
+    pub fn symlink(&self, dir: &VerifiedHandle, name: &str, target: &str) {
+        self.fs
+            .symlink(
+                &Identity::root(),
+                dir,
+                name.as_bytes(),
+                target.as_bytes(),
+                &SetAttrs::default(),
+            )
+            .unwrap();
+    }
+
+    /// Gives `h` to `uid`:`gid`.
+    pub fn chown(&self, h: &VerifiedHandle, uid: u32, gid: u32) {
+        let attrs = SetAttrs {
+            uid: Some(uid),
+            gid: Some(gid),
+            ..Default::default()
+        };
+        self.fs.setattr(&Identity::root(), h, &attrs, None).unwrap();
     }
 }
 
