@@ -28,7 +28,7 @@
 //! copy its group list: the list must outlive it.
 #![allow(non_camel_case_types)]
 
-use std::ffi::{c_char, c_int, c_uint};
+use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::sync::OnceLock;
 
 pub use libc::{dev_t, dirent, flock, gid_t, mode_t, statvfs, timespec, uid_t};
@@ -300,6 +300,21 @@ api! {
     ceph_finish_reclaim: fn(*mut ceph_mount_info);
     ceph_set_uuid: fn(*mut ceph_mount_info, *const c_char);
     ceph_set_session_timeout: fn(*mut ceph_mount_info, c_uint);
+    // NFSv4.2: SEEK, ALLOCATE/DEALLOCATE and the `user.` extended attributes.
+    ceph_ll_lseek: fn(*mut ceph_mount_info, *mut Fh, i64, c_int) -> i64;
+    ceph_ll_fallocate: fn(*mut ceph_mount_info, *mut Fh, c_int, i64, i64) -> c_int;
+    ceph_ll_getxattr: fn(
+        *mut ceph_mount_info, *mut Inode, *const c_char, *mut c_void, usize, *const UserPerm,
+    ) -> c_int;
+    ceph_ll_setxattr: fn(
+        *mut ceph_mount_info, *mut Inode, *const c_char, *const c_void, usize, c_int,
+        *const UserPerm,
+    ) -> c_int;
+    ceph_ll_listxattr: fn(
+        *mut ceph_mount_info, *mut Inode, *mut c_char, usize, *mut usize, *const UserPerm,
+    ) -> c_int;
+    ceph_ll_removexattr: fn(*mut ceph_mount_info, *mut Inode, *const c_char, *const UserPerm)
+        -> c_int;
 }
 
 /// `flags` of `ceph_start_reclaim`: evict the previous instance rather than take its state.

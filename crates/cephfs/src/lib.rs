@@ -497,6 +497,105 @@ impl Mount {
         Ok(buf)
     }
 
+    /// Extended attribute `name` (the full name, e.g. `user.foo`) of `inode` into `buf`: its
+    /// length, which with an empty `buf` is the length it needs. ERANGE when `buf` is too
+    /// short, ENODATA when there is none.
+    pub fn getxattr(
+        &self,
+        inode: &Inode,
+        name: &CStr,
+        buf: &mut [u8],
+        perm: &Perm,
+    ) -> Result<usize> {
+        const OP: &str = "ceph_ll_getxattr";
+        let i = self.raw(OP, inode)?;
+        // SAFETY: live mount and inode; NUL-terminated name; `buf` is writable for its whole
+        // length, which is what the call is told; live UserPerm.
+        let n = check(OP, unsafe {
+            (self.api().ceph_ll_getxattr)(
+                self.cm(),
+                i,
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                perm.ptr.as_ptr(),
+            )
+        })?;
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        if !buf.is_empty() && n > buf.len() {
+            return Err(Error::Call {
+                op: OP,
+                errno: Errno::Other(libc::ERANGE),
+            });
+        }
+        Ok(n)
+    }
+
+    /// Sets extended attribute `name`; `flags` 0, `XATTR_CREATE` or `XATTR_REPLACE`.
+    pub fn setxattr(
+        &self,
+        inode: &Inode,
+        name: &CStr,
+        value: &[u8],
+        flags: c_int,
+        perm: &Perm,
+    ) -> Result<()> {
+        const OP: &str = "ceph_ll_setxattr";
+        let i = self.raw(OP, inode)?;
+        // SAFETY: live mount and inode; NUL-terminated name; `value` readable for its length,
+        // which the library copies; live UserPerm.
+        check(OP, unsafe {
+            (self.api().ceph_ll_setxattr)(
+                self.cm(),
+                i,
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                flags,
+                perm.ptr.as_ptr(),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The NUL-separated names of `inode`'s extended attributes into `buf`: their length, which
+    /// with an empty `buf` is the length needed. ERANGE when `buf` is too short.
+    pub fn listxattr(&self, inode: &Inode, buf: &mut [u8], perm: &Perm) -> Result<usize> {
+        const OP: &str = "ceph_ll_listxattr";
+        let i = self.raw(OP, inode)?;
+        let mut len = 0usize;
+        // SAFETY: live mount and inode; `buf` is writable for its whole length, which is what
+        // the call is told; `len` is a valid out-pointer; live UserPerm.
+        check(OP, unsafe {
+            (self.api().ceph_ll_listxattr)(
+                self.cm(),
+                i,
+                buf.as_mut_ptr().cast::<c_char>(),
+                buf.len(),
+                &mut len,
+                perm.ptr.as_ptr(),
+            )
+        })?;
+        if !buf.is_empty() && len > buf.len() {
+            return Err(Error::Call {
+                op: OP,
+                errno: Errno::Other(libc::ERANGE),
+            });
+        }
+        Ok(len)
+    }
+
+    /// Removes extended attribute `name` (ENODATA when there is none).
+    pub fn removexattr(&self, inode: &Inode, name: &CStr, perm: &Perm) -> Result<()> {
+        const OP: &str = "ceph_ll_removexattr";
+        let i = self.raw(OP, inode)?;
+        // SAFETY: live mount and inode; NUL-terminated name; live UserPerm.
+        check(OP, unsafe {
+            (self.api().ceph_ll_removexattr)(self.cm(), i, name.as_ptr(), perm.ptr.as_ptr())
+        })?;
+        Ok(())
+    }
+
     /// Makes `name` in `dir` a new link to `inode`.
     pub fn link(&self, inode: &Inode, dir: &Inode, name: &[u8], perm: &Perm) -> Result<()> {
         const OP: &str = "ceph_ll_link";
@@ -928,6 +1027,64 @@ impl File {
                 self.client.cmount.as_ptr(),
                 self.fh.as_ptr(),
                 c_int::from(data_only),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Where the next data (`hole` false) or hole at or after `offset` starts (`SEEK_DATA`,
+    /// `SEEK_HOLE`): ENXIO past the end, or when no data follows. CephFS reports a whole file
+    /// as data, with its one hole at the end.
+    pub fn seek(&self, offset: u64, hole: bool) -> Result<u64> {
+        const OP: &str = "ceph_ll_lseek";
+        let off = i64::try_from(offset).map_err(|_| Error::Call {
+            op: OP,
+            errno: Errno::Inval,
+        })?;
+        let whence = if hole {
+            libc::SEEK_HOLE
+        } else {
+            libc::SEEK_DATA
+        };
+        // SAFETY: open file of a live mount; the call only moves this Fh's position, which no
+        // other call here uses (reads and writes are positioned).
+        let at = unsafe {
+            (self.client.api.ceph_ll_lseek)(
+                self.client.cmount.as_ptr(),
+                self.fh.as_ptr(),
+                off,
+                whence,
+            )
+        };
+        if at < 0 {
+            let errno = c_int::try_from(at.saturating_neg()).unwrap_or(libc::EIO);
+            return Err(Error::Call {
+                op: OP,
+                errno: Errno::from_raw(errno),
+            });
+        }
+        Ok(at.unsigned_abs())
+    }
+
+    /// `fallocate(2)` on the file: mode 0 reserves `offset..offset+len` (growing the file),
+    /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE` makes it read as zeros.
+    pub fn fallocate(&self, mode: c_int, offset: u64, len: u64) -> Result<()> {
+        const OP: &str = "ceph_ll_fallocate";
+        let fits = |v: u64| {
+            i64::try_from(v).map_err(|_| Error::Call {
+                op: OP,
+                errno: Errno::FBig,
+            })
+        };
+        let (off, len) = (fits(offset)?, fits(len)?);
+        // SAFETY: open file of a live mount; plain integer arguments.
+        check(OP, unsafe {
+            (self.client.api.ceph_ll_fallocate)(
+                self.client.cmount.as_ptr(),
+                self.fh.as_ptr(),
+                mode,
+                off,
+                len,
             )
         })?;
         Ok(())

@@ -8,6 +8,8 @@
 //! or WARNING); the test fails if one of them failed, was skipped or not run, or is no pynfs code,
 //! and prints the codes that pass but are not listed yet, to be added. It also fails when pynfs did
 //! not complete (no `result.json`, or one listing ≤ 100 tests), so it cannot pass vacuously.
+//! The same run against a CephFS export of a throw-away cluster has its own ratchet,
+//! `tests/pynfs/expected-pass-ceph.txt` (skipped without Ceph, except in CI).
 //!
 //! Needs pynfs and Debian's python3-ply (scripts/test installs it). When either is missing the test
 //! is skipped, except in CI (`CI=true`), where it fails.
@@ -111,9 +113,6 @@ fn pynfs_all_keeps_every_expected_pass() {
     if !pynfs_available() {
         return;
     }
-    let expected_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pynfs/expected-pass.txt");
-    let expected = parse_expected(&std::fs::read_to_string(&expected_path).unwrap());
-
     let mut srv = TestServer::new();
     // A 15 s lease: the courtesy tests sleep for leases, and DELEG8 waits for a revocation (one
     // lease) while pynfs's client leaks a slot per 10 s of NFS4ERR_DELAY retries.
@@ -122,13 +121,60 @@ fn pynfs_all_keeps_every_expected_pass() {
         srv.export()
     ));
     srv.start();
+    let path = srv.mount_path();
+    run_all(&srv, &path, "expected-pass.txt");
+}
+
+/// The same run against a `backend = "ceph"` export of a throw-away cluster
+/// (scripts/ceph-cluster), with its own ratchet: what passes on a local export and not here is
+/// a difference of the backend, listed in the ratchet's header.
+#[test]
+fn pynfs_all_on_a_ceph_export_keeps_every_expected_pass() {
+    if !pynfs_available() {
+        return;
+    }
+    let Some(cluster) = rnfs_cephfs::test_cluster::TestCluster::start().unwrap() else {
+        return;
+    };
+    const DIR: &str = "/pynfs";
+    {
+        let m = rnfs_cephfs::Mount::new(&rnfs_cephfs::MountConfig {
+            conf: cluster.conf().to_owned(),
+            client_id: "admin".into(),
+            fs_name: None,
+            root: "/".into(),
+            uuid: None,
+        })
+        .unwrap();
+        let root = rnfs_cephfs::Perm::new(0, 0, &[]).unwrap();
+        m.mkdir(&m.root().unwrap(), &DIR.as_bytes()[1..], 0o777, &root)
+            .unwrap();
+    }
+    let mut srv = TestServer::new();
+    srv.set_config(&format!(
+        "[limits]\nnfs4_lease_ms = 15000\n\n[[export]]\nbackend = \"ceph\"\npath = \"{DIR}\"\n\
+         ceph_conf = {:?}\n\n[[export.client]]\nmatch = \"127.0.0.1\"\naccess = \"rw\"\n\
+         root_squash = false\n",
+        cluster.conf()
+    ));
+    srv.start();
+    run_all(&srv, DIR, "expected-pass-ceph.txt");
+}
+
+/// Runs pynfs's `all` (and a few more codes) against `srv`'s export at `path` and checks the
+/// outcomes against the ratchet `tests/pynfs/<ratchet>`.
+fn run_all(srv: &TestServer, path: &str, ratchet: &str) {
+    let expected_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/pynfs")
+        .join(ratchet);
+    let expected = parse_expected(&std::fs::read_to_string(&expected_path).unwrap());
     let out = srv.scratch().join("pynfs");
     let run = run_bounded(
         Command::new(repo().join("scripts/pynfs"))
             .arg("--server")
             .arg(srv.tcp_addr().to_string())
             .arg("--path")
-            .arg(srv.mount_path())
+            .arg(path)
             .arg("--out")
             .arg(&out)
             // Minor version 2: `all` then includes the 4.2 tests (sparse files, xattrs).

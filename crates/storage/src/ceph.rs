@@ -28,6 +28,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use rnfs_cephfs::{Errno, Mount, MountConfig, Perm, SetTime as CephSetTime, Stat, Time};
 
+mod v42;
+
 use crate::ceph_files::OpenFiles;
 use crate::ceph_listing::{Listings, Parked};
 use crate::handle::{self, ExportKey, HandleKey};
@@ -333,6 +335,76 @@ impl crate::Backend for CephFs {
 
     fn lock_files_may_wait(&self) -> bool {
         true
+    }
+
+    // NFSv4.2's operations live in `v42`.
+
+    fn seek(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        what: crate::SeekWhat,
+        offset: u64,
+    ) -> Result<crate::Sought> {
+        self.do_seek(who, fh, what, offset)
+    }
+
+    fn allocate(&self, who: &Identity, fh: &VerifiedHandle, offset: u64, len: u64) -> Result<Wcc> {
+        self.do_fallocate(who, fh, offset, len, false)
+    }
+
+    fn deallocate(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        offset: u64,
+        len: u64,
+    ) -> Result<Wcc> {
+        self.do_fallocate(who, fh, offset, len, true)
+    }
+
+    fn copy_range(
+        &self,
+        who: &Identity,
+        src: &VerifiedHandle,
+        dst: &VerifiedHandle,
+        offsets: (u64, u64),
+        len: u64,
+    ) -> Result<u64> {
+        self.do_copy_range(who, src, dst, offsets, len)
+    }
+
+    fn xattr_support(&self) -> bool {
+        true
+    }
+
+    fn getxattr(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        name: &[u8],
+        max_bytes: usize,
+    ) -> Result<Bytes> {
+        self.do_getxattr(who, fh, name, max_bytes)
+    }
+
+    fn setxattr(
+        &self,
+        who: &Identity,
+        fh: &VerifiedHandle,
+        name: &[u8],
+        value: &[u8],
+        how: crate::XattrSet,
+    ) -> Result<Wcc> {
+        self.do_setxattr(who, fh, name, value, how)
+    }
+
+    fn listxattrs(&self, who: &Identity, fh: &VerifiedHandle) -> Result<Vec<Bytes>> {
+        self.do_listxattrs(who, fh)
+    }
+
+    fn removexattr(&self, who: &Identity, fh: &VerifiedHandle, name: &[u8]) -> Result<Wcc> {
+        self.do_removexattr(who, fh, name)
     }
 
     fn root(&self) -> FileHandle {

@@ -8,7 +8,9 @@ use std::time::Instant;
 use rnfs_cephfs::test_cluster::TestCluster;
 use rnfs_storage::ceph::{CephConfig, CephFs};
 use rnfs_storage::handle::HandleKey;
-use rnfs_storage::{Backend, CreateMode, Error, Identity, NodeKind, SetAttrs, Stability};
+use rnfs_storage::{
+    Backend, CreateMode, Error, Identity, NodeKind, SeekWhat, SetAttrs, Stability, XattrSet,
+};
 
 fn head(cluster: &TestCluster, key: &HandleKey, path: &str) -> CephFs {
     let cfg = CephConfig {
@@ -102,6 +104,7 @@ fn two_heads_serve_one_file_system() {
     renaming_onto_a_linked_file_keeps_its_other_names(&c, &user);
     listing_in_pages_continues_the_same_stream(&c, &user);
     files_stay_open_between_a_callers_calls(&c, &user);
+    nfs42_calls_as_the_caller(&a, &b, &user);
     eprintln!("all checks in {:?}", t0.elapsed());
 }
 
@@ -395,4 +398,121 @@ fn files_stay_open_between_a_callers_calls(c: &CephFs, user: &Identity) {
     assert_eq!(&c.read(user, &f, 0, 5).unwrap().data[..], b"hello");
     c.remove(user, &rc, b"kept").unwrap();
     assert_eq!(c.kept_files(), kept, "closed with the file");
+}
+
+/// NFSv4.2's SEEK, ALLOCATE, DEALLOCATE, COPY and `user.` extended attributes, as the caller,
+/// written through head A and seen through head B.
+fn nfs42_calls_as_the_caller(a: &CephFs, b: &CephFs, user: &Identity) {
+    let other = Identity {
+        uid: 2000,
+        gid: 2000,
+        groups: vec![],
+    };
+    let ra = a.handle_key().verify(7, &a.root()).unwrap();
+    let how = CreateMode::Guarded(SetAttrs {
+        mode: Some(0o644),
+        ..Default::default()
+    });
+    let made = a.create(user, &ra, b"v42", &how).unwrap();
+    let fa = a.handle_key().verify(7, &made.handle).unwrap();
+    let fb = b.handle_key().verify(7, &made.handle).unwrap();
+    a.write(user, &fa, 0, &[7u8; 300_000], Stability::FileSync)
+        .unwrap();
+
+    // SEEK: all data, the one hole at the end; past the end is NXIO.
+    let s = b.seek(user, &fb, SeekWhat::Data, 1000).unwrap();
+    assert_eq!((s.offset, s.size_bytes), (Some(1000), 300_000));
+    let s = b.seek(user, &fb, SeekWhat::Hole, 0).unwrap();
+    assert_eq!(s.offset, Some(300_000));
+    assert_eq!(
+        b.seek(user, &fb, SeekWhat::Data, 300_000).err(),
+        Some(Error::NxIo)
+    );
+
+    // DEALLOCATE keeps the size and reads zeros; ALLOCATE past the end grows the file.
+    let w = a.deallocate(user, &fa, 4096, 8192).unwrap();
+    assert_eq!(w.after.unwrap().size_bytes, 300_000);
+    let r = b.read(user, &fb, 4090, 20).unwrap();
+    assert_eq!(
+        &r.data[..],
+        &[7, 7, 7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    );
+    let w = a.allocate(user, &fa, 299_000, 11_000).unwrap();
+    assert_eq!(w.after.unwrap().size_bytes, 310_000);
+    assert_eq!(b.getattr(user, &fb).unwrap().size_bytes, 310_000);
+    assert_eq!(a.allocate(&other, &fa, 0, 10).err(), Some(Error::Access));
+    assert_eq!(a.deallocate(user, &fa, 0, 0).err(), Some(Error::Inval));
+
+    // COPY: into a new file, short at the source's end; the reader sees it after COMMIT.
+    let made = a.create(user, &ra, b"v42-copy", &how).unwrap();
+    let ca = a.handle_key().verify(7, &made.handle).unwrap();
+    let n = a.copy_range(user, &fa, &ca, (0, 10), 5_000_000).unwrap();
+    assert_eq!(n, 310_000);
+    a.commit(user, &ca, 0, 0).unwrap();
+    let cb = b.handle_key().verify(7, &made.handle).unwrap();
+    assert_eq!(b.getattr(user, &cb).unwrap().size_bytes, 310_010);
+    let r = b.read(user, &cb, 4104, 4).unwrap();
+    assert_eq!(&r.data[..], &[7, 7, 0, 0]);
+    assert_eq!(a.copy_range(user, &fa, &ca, (400_000, 0), 10).unwrap(), 0);
+    assert_eq!(
+        a.copy_range(&other, &fa, &ca, (0, 0), 10).err(),
+        Some(Error::Access),
+        "the destination is not theirs to write"
+    );
+
+    // Extended attributes: only `user.` names, with create/replace semantics and permissions.
+    assert!(a.xattr_support());
+    a.setxattr(user, &fa, b"colour", b"blue", XattrSet::Create)
+        .unwrap();
+    assert_eq!(
+        a.setxattr(user, &fa, b"colour", b"red", XattrSet::Create)
+            .err(),
+        Some(Error::Exist)
+    );
+    assert_eq!(
+        a.setxattr(user, &fa, b"size", b"big", XattrSet::Replace)
+            .err(),
+        Some(Error::NoXattr)
+    );
+    a.setxattr(user, &fa, b"colour", b"green", XattrSet::Replace)
+        .unwrap();
+    a.setxattr(user, &fa, b"empty", b"", XattrSet::Either)
+        .unwrap();
+    assert_eq!(
+        &b.getxattr(user, &fb, b"colour", 100).unwrap()[..],
+        b"green"
+    );
+    assert_eq!(
+        &b.getxattr(&other, &fb, b"colour", 100).unwrap()[..],
+        b"green"
+    );
+    assert_eq!(
+        b.getxattr(user, &fb, b"colour", 3).err(),
+        Some(Error::XattrTooBig)
+    );
+    assert_eq!(
+        b.getxattr(user, &fb, b"none", 100).err(),
+        Some(Error::NoXattr)
+    );
+    assert_eq!(b.getxattr(user, &fb, b"empty", 100).unwrap().len(), 0);
+    let mut names = b.listxattrs(user, &fb).unwrap();
+    names.sort();
+    assert_eq!(names, ["colour", "empty"]);
+    assert_eq!(
+        b.setxattr(&other, &fb, b"colour", b"x", XattrSet::Either)
+            .err(),
+        Some(Error::Access),
+        "not theirs to change"
+    );
+    b.removexattr(user, &fb, b"colour").unwrap();
+    assert_eq!(
+        a.getxattr(user, &fa, b"colour", 100).err(),
+        Some(Error::NoXattr)
+    );
+    assert_eq!(
+        a.removexattr(user, &fa, b"colour").err(),
+        Some(Error::NoXattr)
+    );
+    assert_eq!(a.listxattrs(user, &fa).unwrap(), ["empty"]);
+    assert_eq!(a.getxattr(user, &fa, b"", 100).err(), Some(Error::Inval));
 }
