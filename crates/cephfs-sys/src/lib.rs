@@ -315,7 +315,21 @@ api! {
     ) -> c_int;
     ceph_ll_removexattr: fn(*mut ceph_mount_info, *mut Inode, *const c_char, *const UserPerm)
         -> c_int;
+    // NFSv4 delegations: caps held for the application until recalled through `cb` (run under
+    // the client's lock, from its threads: it must not call back into the library).
+    ceph_get_cap_return_timeout: fn(*mut ceph_mount_info) -> u32;
+    ceph_set_deleg_timeout: fn(*mut ceph_mount_info, u32) -> c_int;
+    ceph_ll_delegation: fn(*mut ceph_mount_info, *mut Fh, c_uint, Option<ceph_deleg_cb_t>,
+        *mut c_void) -> c_int;
 }
+
+/// `ceph_deleg_cb_t`: called when a delegation must be returned.
+#[allow(non_camel_case_types)]
+pub type ceph_deleg_cb_t = unsafe extern "C" fn(*mut Fh, *mut c_void);
+/// `cmd` of `ceph_ll_delegation`.
+pub const CEPH_DELEGATION_NONE: c_uint = 0;
+pub const CEPH_DELEGATION_RD: c_uint = 1;
+pub const CEPH_DELEGATION_WR: c_uint = 2;
 
 /// `flags` of `ceph_start_reclaim`: evict the previous instance rather than take its state.
 pub const CEPH_RECLAIM_RESET: c_uint = 1;

@@ -78,6 +78,10 @@ pub enum Errno {
     /// its calls will succeed again; only a new client (a new mount) can serve.
     #[error("client evicted (blocklisted) by the cluster")]
     Blocklisted,
+    /// The client is not mounted (any more): libcephfs unmounts a client by force when a
+    /// recalled delegation is not returned in time. Like [`Errno::Blocklisted`], final.
+    #[error("client not mounted (unmounted by force)")]
+    NotConnected,
     #[error("errno {0}")]
     Other(i32),
 }
@@ -106,6 +110,7 @@ const TABLE: &[(i32, Errno)] = &[
     (libc::ELOOP, Errno::Loop),
     // Ceph defines EBLOCKLISTED as ESHUTDOWN.
     (libc::ESHUTDOWN, Errno::Blocklisted),
+    (libc::ENOTCONN, Errno::NotConnected),
 ];
 
 impl Errno {

@@ -17,6 +17,7 @@
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::path::PathBuf;
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rnfs_cephfs_sys as sys;
@@ -219,6 +220,27 @@ impl Mount {
             client: self.client.clone(),
             ptr,
         })
+    }
+
+    /// Lets this mount hand out [`Delegation`]s: a recalled one must be returned within the
+    /// returned number of seconds (the MDS's cap return timeout less one, as Ceph's own tests
+    /// set it), or libcephfs unmounts this client by force.
+    pub fn enable_delegations(&self) -> Result<u32> {
+        const OP: &str = "ceph_set_deleg_timeout";
+        // SAFETY: live, mounted instance.
+        let cap_return = unsafe { (self.api().ceph_get_cap_return_timeout)(self.cm()) };
+        let secs = cap_return.saturating_sub(1);
+        if secs < 2 {
+            return Err(Error::Call {
+                op: OP,
+                errno: Errno::Inval,
+            });
+        }
+        // SAFETY: live, mounted instance.
+        check(OP, unsafe {
+            (self.api().ceph_set_deleg_timeout)(self.cm(), secs)
+        })?;
+        Ok(secs)
     }
 
     /// The mount's root directory.
@@ -1236,6 +1258,85 @@ impl Drop for File {
         // SAFETY: this struct owns the open file, closed once here; the mount is live.
         unsafe {
             (self.client.api.ceph_ll_close)(self.client.cmount.as_ptr(), self.fh.as_ptr());
+        }
+    }
+}
+
+/// A delegation on an open file (`ceph_ll_delegation`): this client's caps on the file are
+/// held for the application until [`Delegation::recalled`] turns true (another client, or this
+/// one, wants a conflicting open, link, rename or unlink), which libcephfs signals from its own
+/// threads; the holder must then drop the delegation within the timeout of
+/// [`Mount::enable_delegations`], or libcephfs unmounts this client by force. Meanwhile
+/// conflicting calls of this client fail with EAGAIN. Dropping it returns the delegation, then
+/// closes the file.
+pub struct Delegation {
+    file: File,
+    /// Set by [`recall`]; boxed so its address stays put while libcephfs holds it.
+    recalled: Box<AtomicBool>,
+}
+
+/// The recall callback: one atomic store, so it never blocks libcephfs, whose lock it runs
+/// under.
+unsafe extern "C" fn recall(_fh: *mut sys::Fh, private: *mut std::ffi::c_void) {
+    // SAFETY: `private` is the `AtomicBool` boxed in a `Delegation`, which returns the
+    // delegation (after which libcephfs no longer calls this) before the box is freed.
+    unsafe { (*private.cast::<AtomicBool>()).store(true, Ordering::Release) };
+}
+
+impl Delegation {
+    /// Takes a read (or write) delegation on `file`: `Ok(None)` when a conflicting open or
+    /// delegation exists (the file is then closed).
+    pub fn take(file: File, write: bool) -> Result<Option<Delegation>> {
+        const OP: &str = "ceph_ll_delegation";
+        let recalled = Box::new(AtomicBool::new(false));
+        let cmd = if write {
+            sys::CEPH_DELEGATION_WR
+        } else {
+            sys::CEPH_DELEGATION_RD
+        };
+        let private: *const AtomicBool = &*recalled;
+        // SAFETY: open file of a live mount; `recall` only stores into `private`, which the
+        // returned Delegation keeps alive until it has returned the delegation (Drop).
+        let rc = unsafe {
+            (file.client.api.ceph_ll_delegation)(
+                file.client.cmount.as_ptr(),
+                file.fh.as_ptr(),
+                cmd,
+                Some(recall),
+                private.cast_mut().cast(),
+            )
+        };
+        match check(OP, rc) {
+            Ok(_) => Ok(Some(Delegation { file, recalled })),
+            Err(Error::Call { errno, .. }) if errno.raw() == libc::EAGAIN => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether libcephfs asked for the delegation back.
+    pub fn recalled(&self) -> bool {
+        self.recalled.load(Ordering::Acquire)
+    }
+
+    /// The delegated open file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl Drop for Delegation {
+    fn drop(&mut self) {
+        // SAFETY: open file of a mount kept live by `self.file`; NONE returns the delegation
+        // (under libcephfs's lock, so `recall` is not running and will not run again); the
+        // file is closed and `recalled` freed only after this, when the fields drop.
+        unsafe {
+            (self.file.client.api.ceph_ll_delegation)(
+                self.file.client.cmount.as_ptr(),
+                self.file.fh.as_ptr(),
+                sys::CEPH_DELEGATION_NONE,
+                None,
+                ptr::null_mut(),
+            );
         }
     }
 }

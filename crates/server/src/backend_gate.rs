@@ -770,6 +770,10 @@ impl Backend for Gated {
     fn leases_broken(&self) -> Vec<Bytes> {
         self.call_infallible("leases_broken", |b| b.leases_broken())
     }
+
+    fn lease_break_ms(&self) -> Option<u64> {
+        self.inner.lease_break_ms()
+    }
 }
 
 #[cfg(test)]

@@ -525,8 +525,8 @@ impl V4State {
             }
             seen
         };
-        let within_ms = local_recall_ms();
         for backend in backends {
+            let within_ms = recall_within_ms(backend.lease_break_ms());
             for key in backend.leases_broken() {
                 let breaks =
                     self.with(|s| s.break_delegations_within(now_ms, &key, None, true, within_ms));
@@ -560,16 +560,17 @@ impl Drop for HolderWait<'_> {
     }
 }
 
-/// How long a delegation a local process waits for may take to come back: the kernel's
-/// `lease-break-time`, less a margin for the revocation to land first (the timer that revokes
-/// runs every [`crate::HOUSEKEEPING_INTERVAL_MS`]).
-fn local_recall_ms() -> u64 {
-    static MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *MS.get_or_init(|| {
-        rnfs_sys::lease::lease_break_ms()
-            .saturating_sub(1000 + crate::HOUSEKEEPING_INTERVAL_MS)
-            .max(1000)
-    })
+/// How long a delegation whose lease broke may take to come back: the backend's bound
+/// (`break_ms`; `None`: the kernel's `lease-break-time`, after which a local process waiting
+/// for the file goes on anyway), less a margin for the revocation to land first (the timer
+/// that revokes runs every [`crate::HOUSEKEEPING_INTERVAL_MS`]).
+fn recall_within_ms(break_ms: Option<u64>) -> u64 {
+    static KERNEL_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let break_ms =
+        break_ms.unwrap_or_else(|| *KERNEL_MS.get_or_init(rnfs_sys::lease::lease_break_ms));
+    break_ms
+        .saturating_sub(1000 + crate::HOUSEKEEPING_INTERVAL_MS)
+        .max(1000)
 }
 
 /// Frees a client's opens (share reservations) and lock-owners' ranges in the lock manager.

@@ -28,6 +28,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use rnfs_cephfs::{Errno, Mount, MountConfig, Perm, SetTime as CephSetTime, Stat, Time};
 
+mod deleg;
 mod v42;
 
 use crate::ceph_files::OpenFiles;
@@ -105,6 +106,8 @@ pub struct CephFs {
     listings: Listings<rnfs_cephfs::Dir>,
     /// Files kept open between a caller's READs (read-ahead lives with them).
     files: OpenFiles<rnfs_cephfs::File>,
+    /// Read delegations held for NFSv4 clients (see `deleg`).
+    delegations: deleg::Delegations,
 }
 
 const BODY_LEN: usize = 16;
@@ -131,7 +134,7 @@ fn parse_body(b: &[u8]) -> Result<(u64, u64)> {
 pub(crate) fn err(e: rnfs_cephfs::Error) -> Error {
     match e {
         rnfs_cephfs::Error::Call {
-            errno: Errno::Blocklisted,
+            errno: Errno::Blocklisted | Errno::NotConnected,
             ..
         } => Error::Fenced,
         rnfs_cephfs::Error::Call {
@@ -180,6 +183,7 @@ impl CephFs {
             cfg.conf.display(),
             cfg.client_id
         );
+        let delegations = deleg::Delegations::new(&mount);
         Ok(CephFs {
             export_id,
             mount,
@@ -190,6 +194,7 @@ impl CephFs {
             source_identity,
             listings: Listings::default(),
             files: OpenFiles::default(),
+            delegations,
         })
     }
 
@@ -335,6 +340,22 @@ impl crate::Backend for CephFs {
 
     fn lock_files_may_wait(&self) -> bool {
         true
+    }
+
+    fn lease(&self, fh: &VerifiedHandle, write: bool) -> Result<bool> {
+        self.take_delegation(fh, write)
+    }
+
+    fn unlease(&self, key: &[u8]) {
+        self.delegations.release(key);
+    }
+
+    fn leases_broken(&self) -> Vec<Bytes> {
+        self.delegations.recalled()
+    }
+
+    fn lease_break_ms(&self) -> Option<u64> {
+        self.delegations.timeout_ms()
     }
 
     // NFSv4.2's operations live in `v42`.

@@ -821,6 +821,13 @@ pub trait Backend: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// How long a broken lease may take to be released before the backend suffers for it (the
+    /// kernel's `lease-break-time` for a local export, which then breaks it itself; for CephFS,
+    /// the delegation timeout after which libcephfs unmounts the client). `None`: the kernel's.
+    fn lease_break_ms(&self) -> Option<u64> {
+        None
+    }
+
     /// Releases the lease taken on the file whose handle bytes are `key` (nothing if none).
     fn unlease(&self, _key: &[u8]) {}
 

@@ -105,6 +105,7 @@ fn two_heads_serve_one_file_system() {
     listing_in_pages_continues_the_same_stream(&c, &user);
     files_stay_open_between_a_callers_calls(&c, &user);
     nfs42_calls_as_the_caller(&a, &b, &user);
+    read_delegations_hold_across_heads(&a, &b, &user);
     eprintln!("all checks in {:?}", t0.elapsed());
 }
 
@@ -515,4 +516,76 @@ fn nfs42_calls_as_the_caller(a: &CephFs, b: &CephFs, user: &Identity) {
     );
     assert_eq!(a.listxattrs(user, &fa).unwrap(), ["empty"]);
     assert_eq!(a.getxattr(user, &fa, b"", 100).err(), Some(Error::Inval));
+}
+
+/// A read delegation's lease taken through head A: writes through A wait (Delay) and mark it
+/// recalled; a write through head B waits in the MDS until A returns it, then goes through.
+fn read_delegations_hold_across_heads(a: &CephFs, b: &CephFs, user: &Identity) {
+    let ra = a.handle_key().verify(7, &a.root()).unwrap();
+    let how = CreateMode::Guarded(SetAttrs {
+        mode: Some(0o666),
+        ..Default::default()
+    });
+    let made = a.create(user, &ra, b"delegated", &how).unwrap();
+    let fa = a.handle_key().verify(7, &made.handle).unwrap();
+    let fb = b.handle_key().verify(7, &made.handle).unwrap();
+    let key = made.handle.to_bytes();
+    // Written through B, read through A: A's Ceph client holds read caps only.
+    b.write(user, &fb, 0, b"before", Stability::FileSync)
+        .unwrap();
+    assert_eq!(&a.read(user, &fa, 0, 6).unwrap().data[..], b"before");
+    assert!(a.lease_break_ms().unwrap() >= 2000);
+    eprintln!("delegation timeout {:?} ms", a.lease_break_ms());
+    assert!(
+        !a.lease(&fa, true).unwrap(),
+        "no write delegations on CephFS"
+    );
+    assert!(a.lease(&fa, false).unwrap());
+    assert_eq!(a.delegations_held(), 1);
+    // Reads go on through A. Through B, the MDS may take caps back from A, which recalls the
+    // delegation (libcephfs's rule, not ours); B's read then waits until it is returned, as
+    // the server returns it once its NFS client has.
+    assert_eq!(&a.read(user, &fa, 0, 6).unwrap().data[..], b"before");
+    assert!(a.leases_broken().is_empty());
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| b.read(user, &fb, 0, 6));
+        let t = Instant::now();
+        while !reader.is_finished() {
+            assert!(t.elapsed().as_secs() < 30, "B's read never finished");
+            if !a.leases_broken().is_empty() {
+                eprintln!("B's read recalled A's delegation after {:?}", t.elapsed());
+                a.unlease(&key);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(&reader.join().unwrap().unwrap().data[..], b"before");
+    });
+    a.unlease(&key);
+    // A write through A itself, then one through B: each waits (or is told to try again
+    // later) until A returns the delegation, which they recall.
+    for (head, fh, at, data) in [(a, &fa, 0, b"A"), (b, &fb, 1, b"B")] {
+        assert!(a.lease(&fa, false).unwrap());
+        let recalled_after = std::thread::scope(|s| {
+            let t = Instant::now();
+            let writer = s.spawn(|| loop {
+                match head.write(user, fh, at, data, Stability::FileSync) {
+                    Err(Error::Delay) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                    other => return other,
+                }
+            });
+            while a.leases_broken().is_empty() {
+                assert!(t.elapsed().as_secs() < 30, "A's delegation never recalled");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let recalled = t.elapsed();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            assert!(!writer.is_finished(), "written while A held the delegation");
+            a.unlease(&key);
+            writer.join().unwrap().unwrap();
+            recalled
+        });
+        eprintln!("a write recalled A's delegation in {recalled_after:?}");
+    }
+    assert_eq!(&a.read(user, &fa, 0, 6).unwrap().data[..], b"ABfore");
+    assert_eq!(a.delegations_held(), 0);
 }
