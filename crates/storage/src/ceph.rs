@@ -254,6 +254,16 @@ fn time(t: Time) -> Timestamp {
     }
 }
 
+/// `Ok` for a regular file; [`Error::IsDir`] for a directory, [`Error::Inval`] for the rest
+/// (what reading, writing or sizing anything else answers).
+fn regular(mode: u32) -> Result<()> {
+    match file_type(mode) {
+        FileType::Regular => Ok(()),
+        FileType::Directory => Err(Error::IsDir),
+        _ => Err(Error::Inval),
+    }
+}
+
 fn file_type(mode: u32) -> FileType {
     match mode & libc::S_IFMT {
         libc::S_IFDIR => FileType::Directory,
@@ -607,11 +617,7 @@ impl crate::Backend for CephFs {
         // As the local backend (and knfsd): only a regular file has a size to set; CephFS
         // would take a directory's "size" (its recursive byte count) as given.
         if attrs.size_bytes.is_some() {
-            match file_type(before.mode) {
-                FileType::Regular => {}
-                FileType::Directory => return Err(Error::IsDir),
-                _ => return Err(Error::Inval),
-            }
+            regular(before.mode)?;
         }
         let after = self.mount.setattr(&i, &set_attr(attrs), &p).map_err(err)?;
         self.durable(&[&i])?;
@@ -657,11 +663,7 @@ impl crate::Backend for CephFs {
     fn commit(&self, who: &Identity, fh: &VerifiedHandle, offset: u64, count: u32) -> Result<Wcc> {
         let _ = (offset, count);
         let (i, before, p) = self.stat(who, fh)?;
-        match file_type(before.mode) {
-            FileType::Regular => {}
-            FileType::Directory => return Err(Error::IsDir),
-            _ => return Err(Error::Inval),
-        }
+        regular(before.mode)?;
         // ceph_ll_fsync flushes the inode's dirty data, whichever open file wrote it.
         let f = self.mount.open(&i, libc::O_RDONLY, &p).map_err(err)?;
         f.fsync(false).map_err(err)?;

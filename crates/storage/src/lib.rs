@@ -23,6 +23,7 @@ pub mod fault;
 pub mod handle;
 mod idle_list;
 pub mod local;
+mod v42;
 mod xattr;
 
 use bytes::Bytes;

@@ -17,11 +17,9 @@
 
 use bytes::Bytes;
 
-use super::{err, file_type, CephFs};
+use super::{err, regular, CephFs};
 use crate::xattr::{read_sized, user_name, user_names};
-use crate::{
-    Error, FileType, Identity, Result, SeekWhat, Sought, VerifiedHandle, Wcc, WccAttr, XattrSet,
-};
+use crate::{Error, Identity, Result, SeekWhat, Sought, VerifiedHandle, Wcc, WccAttr, XattrSet};
 
 /// The buffer of one COPY call.
 pub const COPY_BUFFER_BYTES: usize = 1 << 20;
@@ -33,14 +31,6 @@ fn io(e: rnfs_cephfs::Error) -> std::io::Error {
     std::io::Error::from_raw_os_error(e.errno())
 }
 
-/// Offset and length whose end fits a file, or [`Error::FBig`].
-fn check_end(offset: u64, len: u64) -> Result<()> {
-    match offset.checked_add(len) {
-        Some(end) if end <= i64::MAX as u64 => Ok(()),
-        _ => Err(Error::FBig),
-    }
-}
-
 impl CephFs {
     pub(super) fn do_seek(
         &self,
@@ -50,11 +40,7 @@ impl CephFs {
         offset: u64,
     ) -> Result<Sought> {
         let (i, st, p) = self.stat(who, fh)?;
-        match file_type(st.mode) {
-            FileType::Regular => {}
-            FileType::Directory => return Err(Error::IsDir),
-            _ => return Err(Error::Inval),
-        }
+        regular(st.mode)?;
         let f = self.open_kept(&i, &st, who, &p)?;
         if offset >= st.size {
             return Err(Error::NxIo);
@@ -80,23 +66,12 @@ impl CephFs {
         len: u64,
         punch: bool,
     ) -> Result<Wcc> {
-        check_end(offset, len)?;
-        if len == 0 {
-            return Err(Error::Inval);
-        }
+        crate::v42::allocation_fits(offset, len)?;
         let (i, before, p) = self.stat(who, fh)?;
-        match file_type(before.mode) {
-            FileType::Regular => {}
-            FileType::Directory => return Err(Error::IsDir),
-            _ => return Err(Error::Inval),
-        }
+        regular(before.mode)?;
         let f = self.mount.open(&i, libc::O_WRONLY, &p).map_err(err)?;
-        let mode = if punch {
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE
-        } else {
-            0
-        };
-        f.fallocate(mode, offset, len).map_err(err)?;
+        f.fallocate(crate::v42::fallocate_mode(punch), offset, len)
+            .map_err(err)?;
         f.fsync(false).map_err(err)?;
         Ok(Wcc {
             before: Some(WccAttr::from(&self.attr(&before))),
@@ -114,17 +89,12 @@ impl CephFs {
         (src_off, dst_off): (u64, u64),
         len: u64,
     ) -> Result<u64> {
-        check_end(src_off, len)?;
-        check_end(dst_off, len)?;
+        crate::v42::range_fits(src_off, len)?;
+        crate::v42::range_fits(dst_off, len)?;
         let (si, sst, p) = self.stat(who, src)?;
         let (di, dst_st, _) = self.stat(who, dst)?;
-        for st in [&sst, &dst_st] {
-            match file_type(st.mode) {
-                FileType::Regular => {}
-                FileType::Directory => return Err(Error::IsDir),
-                _ => return Err(Error::Inval),
-            }
-        }
+        regular(sst.mode)?;
+        regular(dst_st.mode)?;
         let from = self.open_kept(&si, &sst, who, &p)?;
         let to = self.mount.open(&di, libc::O_WRONLY, &p).map_err(err)?;
         let mut buf = vec![0u8; COPY_BUFFER_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX))];

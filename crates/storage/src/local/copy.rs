@@ -47,15 +47,8 @@ pub fn clone_error(e: std::io::Error) -> Error {
 
 /// Offsets and a length whose ends fit a file (`loff_t`), or [`Error::FBig`].
 fn check_ends(src_off: u64, dst_off: u64, len: u64) -> Result<()> {
-    let fits = |off: u64| {
-        off.checked_add(len)
-            .is_some_and(|end| end <= i64::MAX as u64)
-    };
-    if fits(src_off) && fits(dst_off) {
-        Ok(())
-    } else {
-        Err(Error::FBig)
-    }
+    crate::v42::range_fits(src_off, len)?;
+    crate::v42::range_fits(dst_off, len)
 }
 
 /// Copies up to `len` bytes with `copy_file_range`, looping over short copies; `Err` only when

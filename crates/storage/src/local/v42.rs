@@ -80,20 +80,10 @@ impl LocalFs {
         len: u64,
         punch: bool,
     ) -> Result<Wcc> {
-        let end = offset.checked_add(len);
-        if end.is_none_or(|end| end > i64::MAX as u64) {
-            return Err(Error::FBig);
-        }
-        if len == 0 {
-            return Err(Error::Inval);
-        }
+        crate::v42::allocation_fits(offset, len)?;
         let (file, st, as_who) = self.open_for_write(who, self.body(fh))?;
         let before = Some(wcc_attr(&self.attr(&st)));
-        let mode = if punch {
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE
-        } else {
-            0
-        };
+        let mode = crate::v42::fallocate_mode(punch);
         rnfs_sys::fallocate(file.fd(), mode, offset, len).map_err(op_error)?;
         drop(as_who); // syncs run as root
         file.fdatasync().map_err(|_| Error::Io)?;
