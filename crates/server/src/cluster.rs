@@ -23,9 +23,9 @@
 //!   [`evict_after_ms`] is dead to that head (crashed and not restarted, frozen, or cut off;
 //!   not merely unseen while RADOS itself was out: see [`DeathWatch`]), and its CephFS sessions
 //!   still hold caps and record locks that block their clients until the MDS times them out
-//!   (minutes, for locks). With `evict_gone_heads`, each other head evicts those sessions ([`Fence`]) on a
-//!   thread of its own (`rnfsd-fence`, one at a time, watched by the watchdog) so that polls go
-//!   on meanwhile. Just before each eviction it checks, in the database it read within the last
+//!   (minutes, for locks). With `evict_gone_heads`, each other head evicts those sessions
+//!   ([`Fence`]) on a thread of its own (`rnfsd-fence`, one at a time, watched by the watchdog)
+//!   so that polls go on meanwhile. Just before each eviction it checks, in the database it read within the last
 //!   two polls, that the head has not come back. A head evicted while alive finds its Ceph calls
 //!   refused and stops, to be restarted (see `crate::watch_fenced`). That includes, rarely, a
 //!   head that restarted and mounted within the round trips (under a second) between that check
@@ -297,7 +297,7 @@ impl Cluster {
         // one that restarted meanwhile has a new entry end (and its own new session).
         let still_gone = || {
             let fresh = wall_ms().saturating_sub(self.last_ok_ms.load(Ordering::Relaxed))
-                < 2 * self.cfg.poll_ms + 1000;
+                <= watch_gap_max_ms(&self.cfg);
             fresh
                 && self
                     .status
