@@ -28,7 +28,9 @@ const SIGNALS: &str = "\
 Signals (rnfsd serve): SIGHUP re-reads the exports (the --exports or --config file) and swaps the \
 export table, as `rnfsd ctl exports reload` does; a file that does not parse, or has no exports, \
 leaves the current table in place and the log says why. SIGTERM or SIGINT stops the server \
-(requests in flight finish first).
+(requests in flight finish first), with exit status 0. A server whose CephFS client the cluster \
+evicted (fenced: another head counted it dead, or an admin evicted it) stops by itself with \
+status 1 and says so, so that systemd's Restart=on-failure restarts it.
 
 Under systemd (Type=notify), rnfsd sends READY=1 once every listener is bound and serving, \
 RELOADING=1 then READY=1 around a reload, and STOPPING=1 when it stops.
