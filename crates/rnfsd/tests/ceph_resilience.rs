@@ -9,8 +9,8 @@
 //!   heartbeat never goes stale. After SIGCONT every waiting request completes (a libnfs `nfs-cp`
 //!   that waited comes back byte-exact) and the ceph export is served again.
 //! * **The OSD stops answering**: a file written by another Ceph client (so head A has none of
-//!   its data cached) is read through libnfs; the read waits in the ceph backend's `read`,
-//!   visibly, the local export is still served, and after SIGCONT the read completes byte-exact.
+//!   its data cached) is read through libnfs; the read waits in the ceph backend's `read` (or
+//!   an earlier call of nfs-cat waits in the MDS, which needs the OSD too), visibly, the local export is still served, and after SIGCONT the read completes byte-exact.
 //!
 //! * **A head is killed (SIGKILL) in the middle of a write workload**: a client writes UNSTABLE
 //!   through head A and COMMITs every few writes, keeping what is not committed yet; A is killed;
@@ -439,14 +439,21 @@ fn osd_stall(cluster: &TestCluster, srv: &TestServer) {
         (!w.is_empty()).then_some(w)
     });
     eprintln!("OSD stopped: waiting in the ceph backend: {waiting:?}");
+    // Usually the READ waits for the OSD. nfs-cat's GETATTR (or LOOKUP, ACCESS) may wait
+    // instead, in the MDS, when the MDS needs the OSD to answer it (its journal): seen once in
+    // CI. Either way it is one of nfs-cat's calls, and it must show.
     assert!(
-        waiting
-            .iter()
-            .all(|(p, call)| p == "NFS READ" && call == "read"),
+        waiting.iter().all(|(p, call)| matches!(
+            (p.as_str(), call.as_str()),
+            ("NFS READ", "read")
+                | ("NFS GETATTR", "getattr")
+                | ("NFS LOOKUP", "lookup")
+                | ("NFS ACCESS", "access")
+        )),
         "{waiting:?}"
     );
     local_export_is_served(srv, "OSD stopped");
-    let summary = stall_report_names(srv, "read");
+    let summary = stall_report_names(srv, &waiting[0].1);
     eprintln!("watchdog: {summary}");
 
     stopped.resume();
