@@ -1040,6 +1040,24 @@ impl File {
         bounded(OP, n, len)
     }
 
+    /// Writes all of `data` at `offset` (in calls of at most [`IO_BYTES_MAX`] bytes). A call
+    /// that writes nothing is EIO rather than a loop without end.
+    pub fn write_all(&self, offset: u64, data: &[u8]) -> Result<()> {
+        let mut done = 0;
+        while done < data.len() {
+            match self.write(offset + done as u64, &data[done..])? {
+                0 => {
+                    return Err(Error::Call {
+                        op: "ceph_ll_write",
+                        errno: Errno::Io,
+                    })
+                }
+                n => done += n,
+            }
+        }
+        Ok(())
+    }
+
     /// Makes the file's written data (and with `data_only` false, its metadata) durable on the
     /// OSDs (and MDS).
     pub fn fsync(&self, data_only: bool) -> Result<()> {

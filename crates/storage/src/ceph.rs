@@ -639,10 +639,8 @@ impl crate::Backend for CephFs {
         // Opened for this call only: a file kept open for writing, with data in this client's
         // cache, once held up another head's read of it for 30 s (tests/ceph_export.rs).
         let f = self.mount.open(&i, libc::O_WRONLY, &p).map_err(err)?;
-        let mut done = 0;
-        while done < data.len() {
-            done += f.write(offset + done as u64, &data[done..]).map_err(err)?;
-        }
+        f.write_all(offset, data).map_err(err)?;
+        let done = data.len();
         let committed = if stable == Stability::Unstable {
             Stability::Unstable
         } else {

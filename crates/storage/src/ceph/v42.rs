@@ -97,25 +97,14 @@ impl CephFs {
         regular(dst_st.mode)?;
         let from = self.open_kept(&si, &sst, who, &p)?;
         let to = self.mount.open(&di, libc::O_WRONLY, &p).map_err(err)?;
-        let mut buf = vec![0u8; COPY_BUFFER_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX))];
-        let mut done = 0u64;
-        while done < len {
-            let want = (len - done).min(buf.len() as u64) as usize;
-            let step = from.read(src_off + done, &mut buf[..want]).and_then(|n| {
-                let mut put = 0;
-                while put < n {
-                    put += to.write(dst_off + done + put as u64, &buf[put..n])?;
-                }
-                Ok(n)
-            });
-            match step {
-                Ok(0) => break,
-                Ok(n) => done += n as u64,
-                Err(e) if done == 0 => return Err(err(e)),
-                Err(_) => break,
-            }
-        }
-        Ok(done)
+        crate::v42::buffered_copy(
+            (src_off, dst_off),
+            len,
+            COPY_BUFFER_BYTES,
+            |off, buf| from.read(off, buf).map_err(io),
+            |off, buf| to.write_all(off, buf).map(|()| buf.len()).map_err(io),
+        )
+        .map_err(Error::from)
     }
 
     pub(super) fn do_getxattr(

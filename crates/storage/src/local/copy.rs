@@ -82,20 +82,13 @@ fn buffered_copy(
     dst_off: u64,
     len: u64,
 ) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; BUFFER_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX))];
-    let mut done = 0u64;
-    while done < len {
-        let want = (len - done).min(buf.len() as u64) as usize;
-        let step = rnfs_sys::pread(from, &mut buf[..want], src_off + done)
-            .and_then(|n| rnfs_sys::pwrite_all(to, &buf[..n], dst_off + done).map(|w| (n, w)));
-        match step {
-            Ok((0, _)) => break,
-            Ok((_, w)) => done += w as u64,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        }
-    }
-    Ok(done)
+    crate::v42::buffered_copy(
+        (src_off, dst_off),
+        len,
+        BUFFER_BYTES,
+        |off, buf| rnfs_sys::pread(from, buf, off),
+        |off, buf| rnfs_sys::pwrite_all(to, buf, off),
+    )
 }
 
 impl LocalFs {
