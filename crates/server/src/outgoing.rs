@@ -29,13 +29,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::{Buf, Bytes};
-use tokio::io::Interest;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 
 use crate::call::{LoanedPipe, Reply, Tail};
 use crate::registry::Tracked;
 use crate::reply_memory::ReplyCharge;
+use crate::transport::socket::SendSocket;
 
 const ZERO_PAD: [u8; 3] = [0; 3];
 
@@ -94,7 +93,7 @@ impl Outgoing {
 
     /// Writes as much of the record as `stream` takes without blocking. `Ok(true)`: all sent;
     /// `Ok(false)`: the socket is full (wait until it is writable and call again).
-    pub fn advance(&mut self, stream: &TcpStream) -> io::Result<bool> {
+    pub fn advance(&mut self, stream: &SendSocket) -> io::Result<bool> {
         loop {
             let splice_left = match &self.rest {
                 Rest::Spliced { left, .. } => *left,
@@ -115,9 +114,7 @@ impl Outgoing {
                 // Before spliced pages, the head goes with MSG_MORE so that it shares their first
                 // segment instead of leaving alone (TCP_NODELAY is on).
                 let written = if splice_left > 0 {
-                    stream.try_io(Interest::WRITABLE, || {
-                        rnfs_sys::pipe::send_more(std::os::fd::AsFd::as_fd(stream), &slices)
-                    })
+                    stream.try_send_with(|fd| rnfs_sys::pipe::send_more(fd, &slices))
                 } else {
                     stream.try_write_vectored(&slices)
                 };
@@ -138,9 +135,9 @@ impl Outgoing {
             }
             let want = *left;
             let more = self.pad > 0;
-            let moved = stream.try_io(Interest::WRITABLE, || {
+            let moved = stream.try_send_with(|fd| {
                 loan.with_resource(|pipe| match pipe {
-                    Some(p) => p.0.drain_to(std::os::fd::AsFd::as_fd(stream), want, more),
+                    Some(p) => p.0.drain_to(fd, want, more),
                     None => Err(io::Error::other("loan without a pipe")),
                 })
             });
@@ -179,7 +176,7 @@ impl Outgoing {
 
     /// Sends the rest of the record, waiting for the socket as needed.
     #[cfg(test)]
-    pub async fn finish(&mut self, stream: &TcpStream) -> io::Result<()> {
+    pub async fn finish(&mut self, stream: &SendSocket) -> io::Result<()> {
         while !self.advance(stream)? {
             stream.writable().await?;
         }
@@ -216,7 +213,7 @@ impl Queued {
     }
 
     /// [`Outgoing::advance`], noting progress for the budget's shedding.
-    pub fn advance(&mut self, stream: &TcpStream) -> io::Result<bool> {
+    pub fn advance(&mut self, stream: &SendSocket) -> io::Result<bool> {
         let before = self.out.written();
         let done = self.out.advance(stream);
         if self.out.written() != before {
@@ -226,7 +223,7 @@ impl Queued {
     }
 
     /// Sends the rest of the record, waiting for the socket as needed (the writer's path).
-    pub async fn finish(&mut self, stream: &TcpStream) -> io::Result<()> {
+    pub async fn finish(&mut self, stream: &SendSocket) -> io::Result<()> {
         while !self.advance(stream)? {
             stream.writable().await?;
         }
@@ -286,7 +283,7 @@ impl SendTurn {
 /// A worker's way to a connection's socket.
 #[derive(Clone)]
 pub struct SendSide {
-    pub stream: Weak<TcpStream>,
+    pub stream: Weak<SendSocket>,
     pub turn: Arc<SendTurn>,
     /// Replies for the writer (it takes the turn for each). Boxed, so that the channels' slot
     /// blocks, allocated with each connection, stay small.
@@ -414,11 +411,9 @@ mod tests {
         r
     }
 
-    async fn pair() -> (TcpStream, TcpStream) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (b, _) = l.accept().await.unwrap();
-        (a, b)
+    async fn pair() -> (tokio::net::TcpStream, SendSocket) {
+        let (client, _recv, send) = crate::transport::socket::tests::pair().await;
+        (client, send)
     }
 
     /// Larger than loopback's socket buffers (a few MiB), so sends stop part way.

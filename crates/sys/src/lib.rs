@@ -28,6 +28,7 @@ pub mod lease;
 pub mod ofd;
 pub mod pipe;
 pub mod poll;
+pub mod reactor;
 pub mod sockets;
 pub mod xattr;
 

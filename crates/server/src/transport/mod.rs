@@ -22,6 +22,8 @@
 //! # Layout
 //! * [`conn`]: one TCP connection's protocol state without I/O: record marking (RFC 5531 §11),
 //!   the idle, slow-record and send-stall timers, and the decisions to close.
+//! * [`socket`]: a connection's socket, seen by the runtime's I/O driver through two
+//!   descriptors, so that reading can leave the driver while a thread lingers on it.
 //! * [`tcp`]: the listener and the async driver of [`conn`] (the reader and the writer tasks).
 //! * [`udp`]: one datagram, one request.
 //! * Here: what both share — admission ([`Shared`], [`PerClient`]), reply memory, `hand_off`,
@@ -42,6 +44,7 @@ use crate::reply_memory::{reply_bytes, ReplyCharge};
 use crate::service::Service;
 
 pub mod conn;
+pub mod socket;
 pub mod tcp;
 pub mod udp;
 

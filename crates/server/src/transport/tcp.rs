@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::futures::Notified;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
 use super::conn::{CloseReason, Conn, Record, SendClock};
+use super::socket::{RecvSocket, SendSocket};
 use super::{
     count, fit_reply, hand_off, may_run_in_place, next_conn_id, run_in_place,
     wait_for_reply_memory, ClientSlot, InPlace, Shared,
@@ -109,11 +109,18 @@ fn timer_at(deadline_ms: Option<u64>) -> tokio::time::Instant {
 /// Serves one connection until it closes: starts its writer, then reads.
 async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: &ClientSlot) {
     let _ = stream.set_nodelay(true);
+    let (mut recv, send) = match super::socket::split(stream) {
+        Ok(sides) => sides,
+        Err(e) => {
+            warn!(%peer, error = %e, "closing connection: cannot register its socket");
+            return;
+        }
+    };
     debug!(%peer, "connection opened");
     let limits = shared.service.limits().clone();
-    // Shared by the reader and the writer; workers reach it through a `Weak` (see
-    // crate::outgoing), so the socket closes as soon as both are gone.
-    let stream = Arc::new(stream);
+    // The sending side is shared by this function and the writer; workers reach it through a
+    // `Weak` (see crate::outgoing), so the socket closes as soon as both sides are gone.
+    let stream = Arc::new(send);
     let origin = Origin {
         peer,
         transport: Transport::Tcp,
@@ -168,7 +175,9 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, sl
         send_side,
         limits: &limits,
     };
-    reader.run(&stream, &writer_gone).await;
+    reader.run(&mut recv, &writer_gone).await;
+    drop(recv);
+    drop(stream);
     // NFSv4 sessions forget the connection (a back channel bound to it is gone) and its calls
     // waiting for replies fail. Leaf locks, taken and released here without an await.
     shared.service.v4_connection_closed(origin.conn_id);
@@ -187,7 +196,7 @@ enum Sent {
 /// within `send_stall_ms_max` ([`SendClock`]).
 async fn write_loop(
     mut replies: WriterQueue,
-    stream: Arc<TcpStream>,
+    stream: Arc<SendSocket>,
     conn: Arc<Connection>,
     shared: Arc<Shared>,
     writer_gone: Arc<Notify>,
@@ -234,7 +243,7 @@ async fn write_loop(
 /// deadline.
 async fn send_in_time(
     item: &mut Queued,
-    stream: &TcpStream,
+    stream: &SendSocket,
     clock: &mut SendClock,
     mut abort: Pin<&mut Notified<'_>>,
 ) -> Sent {
@@ -286,7 +295,7 @@ struct Waits<'a, 'b> {
 /// [`Reader::linger`]).
 struct Lingering<'a> {
     machine: &'a mut Conn,
-    stream: &'a TcpStream,
+    socket: &'a mut RecvSocket,
     stopping: &'a tokio::sync::watch::Receiver<bool>,
 }
 
@@ -304,7 +313,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// Reads records and hands them off until the connection closes. Closing never waits for
     /// sends: this just returns.
-    async fn run(&self, stream: &TcpStream, writer_gone: &Notify) {
+    async fn run(&self, socket: &mut RecvSocket, writer_gone: &Notify) {
         let peer = self.origin.peer;
         let counters = &self.shared.service.counters;
         let mut machine = Conn::new(self.limits, now_ms());
@@ -347,7 +356,7 @@ impl Reader<'_> {
                         };
                         let lingering = Lingering {
                             machine: &mut machine,
-                            stream,
+                            socket: &mut *socket,
                             stopping: &stopping,
                         };
                         match self.admit(record, alone, waits, lingering).await {
@@ -368,7 +377,7 @@ impl Reader<'_> {
                 timer.as_mut().reset(deadline);
             }
             tokio::select! {
-                r = read_some(stream, machine.recv_buf()) => match r {
+                r = socket.read_some(machine.recv_buf()) => match r {
                     Ok(0) => {
                         debug!(%peer, "connection closed by peer");
                         return;
@@ -409,7 +418,7 @@ impl Reader<'_> {
         record: Record,
         alone: bool,
         waits: Waits<'_, '_>,
-        lingering: Lingering<'_>,
+        mut lingering: Lingering<'_>,
     ) -> Admitted {
         let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
             return Admitted::Closed;
@@ -444,9 +453,14 @@ impl Reader<'_> {
                 rnfs_sys::identity::rest_lazily_while(|| {
                     let origin = self.origin;
                     run_in_place(&slot, self.shared, record, origin, tracked, worker, then);
-                    self.linger(&slot, lingering)
+                    self.linger(&slot, &mut lingering)
                 })
             });
+            // Back in the driver's hands before the reader waits on it again.
+            if let Err(e) = lingering.socket.unpark() {
+                warn!(peer = %self.origin.peer, error = %e, "closing connection: cannot register its socket");
+                return Admitted::Closed;
+            }
             return next.map_or(Admitted::Open, Admitted::Next);
         }
         if hand_off(self.shared, record, self.origin, tracked, then).await {
@@ -485,26 +499,29 @@ impl Reader<'_> {
     /// After a call in place, its thread (no runtime thread any more: see `super::InPlace`)
     /// waits up to [`LINGER_IDLE_US`] for the connection's next call, reads it itself and runs
     /// it in place too when it came alone and may. With one call in flight that spares each call
-    /// the hand-over of the runtime to another thread: 2 context switches per call instead of 3
-    /// (this thread's wait, and the runtime's I/O driver, which still wakes for the socket). It
+    /// the hand-over of the runtime to another thread, and (the socket parked) the I/O driver's
+    /// wake-up: 1 context switch per call instead of 3. It
     /// stops, leaving what it read to the async reader, at the first record it cannot run so
     /// (returned, for the reader to admit), at a partial record's deadline, after
     /// [`LINGER_MS_MAX`] in all (so the reader's timers and close requests are seen), when the
     /// server stops or the connection is shed, and on the end of the stream or an error (which
     /// the reader then meets itself). Records read here are limited and timed by the same
     /// machine as the reader's.
+    ///
+    /// The socket is out of the driver meanwhile (see `super::socket`): an arriving call wakes
+    /// this thread alone. The caller gives it back.
     fn linger(
         &self,
         slot: &InPlace,
-        lingering: Lingering<'_>,
+        lingering: &mut Lingering<'_>,
     ) -> Option<Result<Record, CloseReason>> {
-        use std::os::fd::AsFd;
         let Lingering {
             machine,
-            stream,
+            socket,
             stopping,
         } = lingering;
-        let fd = stream.as_fd();
+        socket.park();
+        let fd = socket.fd()?;
         let until_ms = now_ms().saturating_add(LINGER_MS_MAX);
         loop {
             if *stopping.borrow() || self.conn.shed.load(std::sync::atomic::Ordering::Acquire) {
@@ -607,34 +624,5 @@ impl Reader<'_> {
             t.set_stage(Stage::Queued);
         }
         charge
-    }
-}
-
-/// Reads what `stream` has into `input` (at least one byte, or 0 at end of stream). Cancel safe.
-///
-/// A read that does not fill `input`'s spare room emptied the socket's receive queue, so the
-/// socket's readiness is cleared right away (as tokio's own `poll_read` does) instead of by one
-/// more `recv` that would only say `EAGAIN`: one system call less per request. Data arriving after
-/// the read is a new readiness event, which clearing does not lose.
-async fn read_some(stream: &TcpStream, input: &mut BytesMut) -> std::io::Result<usize> {
-    use std::io::ErrorKind::WouldBlock;
-    loop {
-        stream.readable().await?;
-        let spare = input.capacity() - input.len();
-        let mut got = None;
-        let r = stream.try_io(tokio::io::Interest::READABLE, || {
-            let n = stream.try_read_buf(&mut *input)?;
-            got = Some(n);
-            if n > 0 && n < spare {
-                Err(WouldBlock.into())
-            } else {
-                Ok(n)
-            }
-        });
-        match (got, r) {
-            (Some(n), _) => return Ok(n),
-            (None, Err(e)) if e.kind() == WouldBlock => continue,
-            (None, r) => return r,
-        }
     }
 }
