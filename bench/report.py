@@ -137,8 +137,11 @@ def summarize(recs, workload, server, metric, group="meta"):
         elif r.get("ops"):
             n = r.get("entries") or r["ops"]
             cpu.append(c / n * 1000)
+    # A negative count (an older loadgen subtracted sums, and threads that ended took theirs
+    # along) is no measurement.
     cs = [r["server_ctx_switches"] / r["ops"] for r in ok
-          if r.get("server_ctx_switches") is not None and r.get("ops")]
+          if r.get("server_ctx_switches") is not None and r.get("ops")
+          and r["server_ctx_switches"] >= 0]
     s["ctx_switches_per_op"] = median(cs) if cs else None
     s["cpu_unit"] = "s/GiB" if byte_wl else ("s/1k entries" if workload.startswith("readdir") else "s/1k ops")
     s["cpu_per_unit"] = median(cpu) if cpu else None

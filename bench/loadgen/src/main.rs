@@ -197,32 +197,43 @@ fn status_kib(pid: u32, key: &str) -> Option<f64> {
         .ok()
 }
 
-/// Context switches of every thread of a process (threads that exit meanwhile drop out).
-fn ctx_switches(pid: u32) -> Option<f64> {
-    let mut n = 0.0;
+/// Context switches so far of each thread of a process, by thread id.
+fn ctx_switches(pid: u32) -> Option<std::collections::HashMap<String, f64>> {
+    let mut by_thread = std::collections::HashMap::new();
     for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let Ok(t) = t else { continue };
         let Ok(s) = std::fs::read_to_string(t.path().join("status")) else {
             continue;
         };
-        for l in s.lines() {
-            if l.starts_with("voluntary_ctxt_switches:")
-                || l.starts_with("nonvoluntary_ctxt_switches:")
-            {
-                n += l
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0);
-            }
-        }
+        let n: f64 = s
+            .lines()
+            .filter(|l| {
+                l.starts_with("voluntary_ctxt_switches:")
+                    || l.starts_with("nonvoluntary_ctxt_switches:")
+            })
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .sum();
+        by_thread.insert(t.file_name().to_string_lossy().into_owned(), n);
     }
-    Some(n)
+    Some(by_thread)
+}
+
+/// Context switches between two snapshots: each living thread's since the first (all of them for
+/// a thread started since). A thread that ended meanwhile drops out, so this may undercount but,
+/// unlike a difference of sums, never goes negative.
+fn ctx_switches_since(
+    before: &std::collections::HashMap<String, f64>,
+    after: &std::collections::HashMap<String, f64>,
+) -> f64 {
+    after
+        .iter()
+        .map(|(tid, n)| (n - before.get(tid).copied().unwrap_or(0.0)).max(0.0))
+        .sum()
 }
 
 struct Probe {
     server: Option<u32>,
-    server_cs0: f64,
+    server_cs0: std::collections::HashMap<String, f64>,
     server_cpu0: f64,
     client_cpu0: f64,
 }
@@ -235,7 +246,7 @@ impl Probe {
         }
         Probe {
             server,
-            server_cs0: server.and_then(ctx_switches).unwrap_or(0.0),
+            server_cs0: server.and_then(ctx_switches).unwrap_or_default(),
             server_cpu0: server.and_then(cpu_secs).unwrap_or(0.0),
             client_cpu0: cpu_secs(std::process::id()).unwrap_or(0.0),
         }
@@ -246,7 +257,10 @@ impl Probe {
                 j.n("server_cpu_s", c - self.server_cpu0);
             }
             if let Some(c) = ctx_switches(pid) {
-                j.n("server_ctx_switches", c - self.server_cs0);
+                j.n(
+                    "server_ctx_switches",
+                    ctx_switches_since(&self.server_cs0, &c),
+                );
             }
             if let Some(h) = status_kib(pid, "VmHWM:") {
                 j.n("server_hwm_kib", h);
