@@ -4,9 +4,10 @@
 //! connection's limits and timers still hold.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +18,6 @@ use rnfs_client::rpc::{self, Auth};
 use rnfs_client::Client;
 use rnfs_server::config::Limits;
 use rnfs_server::Embedded;
-use rnfs_storage::handle::HandleKey;
-use rnfs_storage::local::LocalFs;
 use rnfs_xdr::XdrEncode;
 
 const NFS_PROGRAM: u32 = 100_003;
@@ -32,26 +31,8 @@ struct Server {
 
 impl Server {
     fn start(limits: Limits) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let export_dir = dir.path().join("export");
-        std::fs::create_dir(&export_dir).unwrap();
-        std::fs::write(export_dir.join("f"), b"hello").unwrap();
-        // The clients' user may write the file and create in the directory.
-        for (path, mode) in [(&export_dir, 0o777), (&export_dir.join("f"), 0o666)] {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-        let key = HandleKey::random().unwrap();
-        let fs = Arc::new(LocalFs::new(7, &export_dir, key).unwrap());
-        let server = Embedded::start(
-            fs,
-            7,
-            "/export",
-            export_dir,
-            limits,
-            dir.path().join("state"),
-        )
-        .unwrap();
-        Server { _dir: dir, server }
+        let (_dir, server) = common::embedded_export(limits);
+        Server { _dir, server }
     }
 
     fn addr(&self) -> SocketAddr {

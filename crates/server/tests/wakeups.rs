@@ -5,16 +5,13 @@
 //! the process but its own, and another test's server would add to them.
 #![allow(clippy::unwrap_used)]
 
-use std::os::unix::fs::PermissionsExt;
+mod common;
+
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rnfs_client::Client;
 use rnfs_server::config::Limits;
-use rnfs_server::Embedded;
-use rnfs_storage::handle::HandleKey;
-use rnfs_storage::local::LocalFs;
 
 const UID: u32 = 1000;
 
@@ -44,21 +41,7 @@ fn server_wakeups() -> u64 {
 
 #[test]
 fn a_call_read_while_lingering_wakes_one_server_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let export_dir = dir.path().join("export");
-    std::fs::create_dir(&export_dir).unwrap();
-    std::fs::set_permissions(&export_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let key = HandleKey::random().unwrap();
-    let fs = Arc::new(LocalFs::new(7, &export_dir, key).unwrap());
-    let server = Embedded::start(
-        fs,
-        7,
-        "/export",
-        export_dir,
-        Limits::default(),
-        dir.path().join("state"),
-    )
-    .unwrap();
+    let (_dir, server) = common::embedded_export(Limits::default());
     let mut c = Client::connect_tcp(server.addr())
         .unwrap()
         .with_auth_sys(UID, UID, &[]);
