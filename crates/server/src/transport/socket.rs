@@ -15,6 +15,7 @@
 
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use rnfs_sys::reactor::register_tcp as register;
@@ -117,17 +118,39 @@ pub struct SendSocket {
 impl SendSocket {
     /// Writes what the socket takes of `slices` without blocking (`WouldBlock` when full).
     pub fn try_write_vectored(&self, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.io
-            .try_io(Interest::WRITABLE, |s| (&mut &*s).write_vectored(slices))
+        self.attempt(|s| (&mut &*s).write_vectored(slices))
     }
 
-    /// Runs `send`, a non-blocking write to the descriptor, unless the socket is known to be
-    /// full; a `WouldBlock` from it marks the socket full until the driver says otherwise.
+    /// Runs `send`, a non-blocking write to the descriptor; a `WouldBlock` from it marks the
+    /// socket full until the driver says otherwise.
     pub fn try_send_with(
         &self,
         send: impl FnOnce(BorrowedFd<'_>) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        self.io.try_io(Interest::WRITABLE, |s| send(s.as_fd()))
+        self.attempt(|s| send(s.as_fd()))
+    }
+
+    /// Runs the write `op`, whether or not the driver has reported the socket writable yet.
+    ///
+    /// Why not `AsyncFd::try_io` alone: a fresh registration is not known writable until the
+    /// driver next polls, so `try_io` would refuse a connection's first reply and hand it to the
+    /// writer task (a wake-up for nothing). Where readiness is known, the write runs under its
+    /// guard, so a `WouldBlock` clears exactly the event it saw and none that came after (which
+    /// edge-triggered epoll would not report again). Where it is not, nothing is set that a
+    /// `WouldBlock` should clear; the writer then waits for the driver as usual.
+    fn attempt(
+        &self,
+        op: impl FnOnce(&std::net::TcpStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.io.poll_write_ready(&mut cx) {
+            Poll::Ready(Ok(mut ready)) => match ready.try_io(|io| op(io.get_ref())) {
+                Ok(result) => result,
+                Err(_would_block) => Err(io::ErrorKind::WouldBlock.into()),
+            },
+            // Not known writable (or the driver is gone): the system call says which.
+            _ => op(self.io.get_ref()),
+        }
     }
 
     /// Waits until the socket may take more.
@@ -185,5 +208,39 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(n, 5);
         assert_eq!(&buf[..], b"while parkedafter");
+    }
+
+    /// A connection's first reply goes out before the driver has reported the socket writable;
+    /// once the socket is full, the writer's wait really waits (a stale readiness would make it
+    /// spin) and ends when the client reads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn first_write_goes_out_and_a_full_socket_is_waited_for() {
+        use tokio::io::AsyncReadExt;
+        let (mut client, _recv, send) = pair().await;
+        assert_eq!(
+            send.try_write_vectored(&[io::IoSlice::new(b"x")]).unwrap(),
+            1
+        );
+        let chunk = vec![0u8; 1 << 16];
+        let mut sent = 1;
+        loop {
+            match send.try_write_vectored(&[io::IoSlice::new(&chunk)]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(sent < 1 << 30, "loopback buffers are not a GiB");
+        }
+        let wait = std::time::Duration::from_millis(100);
+        assert!(
+            tokio::time::timeout(wait, send.writable()).await.is_err(),
+            "a full socket is not writable"
+        );
+        let mut sink = vec![0u8; sent];
+        client.read_exact(&mut sink).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), send.writable())
+            .await
+            .expect("writable once the client has read")
+            .unwrap();
     }
 }
