@@ -779,6 +779,58 @@ pub fn fdatasync(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// `sync_file_range(fd, offset, len, SYNC_FILE_RANGE_WRITE)`: starts write-back of the range's
+/// dirty pages that are not under write-back already, and does not wait for it. Consumes no
+/// write-back error: a later `fsync` through the same open file still reports them (errseq).
+pub fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+    let big = || io::Error::from_raw_os_error(libc::EFBIG);
+    let offset = i64::try_from(offset).map_err(|_| big())?;
+    let len = i64::try_from(len).map_err(|_| big())?;
+    // SAFETY: plain call with a descriptor and integers.
+    retry(|| unsafe {
+        libc::sync_file_range(fd.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    })?;
+    Ok(())
+}
+
+/// How many pages of the file's `[offset, offset + len)` are dirty in the page cache
+/// (`cachestat(2)`, Linux 6.5; `ENOSYS` before).
+pub fn dirty_pages(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<u64> {
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct CacheStat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    // The same number on every architecture (system calls added since 5.x share one table).
+    const SYS_CACHESTAT: libc::c_long = 451;
+    let range = Range { off: offset, len };
+    let mut stat = CacheStat::default();
+    // SAFETY: `range` and `stat` are live, properly laid out (repr(C), the kernel's struct
+    // cachestat_range and struct cachestat) and writable for the call; flags must be 0.
+    let r = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            fd.as_raw_fd(),
+            &range as *const Range,
+            &mut stat as *mut CacheStat,
+            0 as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stat.nr_dirty)
+}
+
 /// `fallocate(2)`: `mode` 0 allocates (and may extend the file), `FALLOC_FL_PUNCH_HOLE |
 /// FALLOC_FL_KEEP_SIZE` deallocates. The descriptor must be open for writing; the kernel checks
 /// nothing else against the calling thread but quotas and reserved blocks. Retries `EINTR`.

@@ -54,7 +54,10 @@
 //! earlier ones done (the client then re-reads attributes).
 //!
 //! # WRITE and COMMIT (§3.3.7, §3.3.21): durability, honestly
-//! * UNSTABLE: `pwrite` only (page cache); the file's cache entry is marked dirty.
+//! * UNSTABLE: `pwrite` only (page cache); the file's cache entry is marked dirty, and every
+//!   [`super::cache::WRITEBACK_START_BYTES`] of a sequential stream the stream's write-back is
+//!   started, not waited for (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that the disk works
+//!   while the data comes instead of all of it at the COMMIT.
 //! * DATA_SYNC: `pwrite` + `fdatasync`. FILE_SYNC: `pwrite` + `fsync`. `committed` is what was asked.
 //! * COMMIT: `fsync` of the whole file (the range is a hint RFC 1813 lets servers ignore), through
 //!   the cached descriptor that did the UNSTABLE writes, so errseq reports their write-back errors.
@@ -315,7 +318,10 @@ impl LocalFs {
         let written = rnfs_sys::pwrite_all(file.fd(), data, offset).map_err(op_error)?;
         drop(as_who); // syncs run as root
         match stable {
-            Stability::Unstable => file.mark_dirty(),
+            Stability::Unstable => {
+                file.mark_dirty();
+                file.note_unstable(offset, written as u64);
+            }
             Stability::DataSync => file.fdatasync().map_err(|_| Error::Io)?,
             Stability::FileSync => file.fsync().map_err(|_| Error::Io)?,
         }
