@@ -141,7 +141,7 @@ impl OpenFile {
     ///
     /// Why: the kernel starts write-back only past `dirty_background_ratio` of memory (GiBs
     /// here) or after 30 s, so a client streaming UNSTABLE writes otherwise leaves it all to its
-    /// COMMIT, which then waits for every byte to reach the disk (0.35-0.55 s per GiB on the
+    /// COMMIT, which then waits for every byte to reach the disk (0.30-0.60 s per GiB on the
     /// bench machine, a third of a 1 GiB copy). Started as the data comes, the disk works while
     /// the network does. Only streams: random writes would each start write-back of scattered
     /// pages that may be written again soon (measured: 4 KiB random writes at 16 in flight lost
