@@ -718,9 +718,15 @@ pub fn pread_append(
     Ok(n)
 }
 
+/// A file offset or length as the kernel's `loff_t`/`off_t`; one beyond it is `EFBIG`, as the
+/// kernel answers for a file grown past its limit.
+fn file_offset(v: u64) -> io::Result<i64> {
+    i64::try_from(v).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))
+}
+
 /// `pwrite(2)` once from `buf` (may write fewer bytes). Retries `EINTR`.
 pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<usize> {
-    let off = i64::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    let off = file_offset(offset)?;
     loop {
         // SAFETY: `buf` is readable for `buf.len()` bytes for the duration of the call.
         let n = unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off) };
@@ -758,7 +764,7 @@ pub fn pwrite_all(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<usi
 /// `ftruncate(2)`: the descriptor must be open for writing; no permission check is made on the
 /// object (the kernel does clear set-user-id bits as for a write by the calling thread).
 pub fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
-    let len = i64::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    let len = file_offset(len)?;
     // SAFETY: plain call with a descriptor and an integer.
     retry(|| unsafe { libc::ftruncate(fd.as_raw_fd(), len) })?;
     Ok(())
@@ -783,9 +789,7 @@ pub fn fdatasync(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// dirty pages that are not under write-back already, and does not wait for it. Consumes no
 /// write-back error: a later `fsync` through the same open file still reports them (errseq).
 pub fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
-    let big = || io::Error::from_raw_os_error(libc::EFBIG);
-    let offset = i64::try_from(offset).map_err(|_| big())?;
-    let len = i64::try_from(len).map_err(|_| big())?;
+    let (offset, len) = (file_offset(offset)?, file_offset(len)?);
     // SAFETY: plain call with a descriptor and integers.
     retry(|| unsafe {
         libc::sync_file_range(fd.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
@@ -835,9 +839,7 @@ pub fn dirty_pages(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<u64>
 /// FALLOC_FL_KEEP_SIZE` deallocates. The descriptor must be open for writing; the kernel checks
 /// nothing else against the calling thread but quotas and reserved blocks. Retries `EINTR`.
 pub fn fallocate(fd: BorrowedFd<'_>, mode: libc::c_int, offset: u64, len: u64) -> io::Result<()> {
-    let big = || io::Error::from_raw_os_error(libc::EFBIG);
-    let offset = i64::try_from(offset).map_err(|_| big())?;
-    let len = i64::try_from(len).map_err(|_| big())?;
+    let (offset, len) = (file_offset(offset)?, file_offset(len)?);
     // SAFETY: plain call with a descriptor and integers.
     retry(|| unsafe { libc::fallocate(fd.as_raw_fd(), mode, offset, len) })?;
     Ok(())
@@ -855,9 +857,8 @@ pub fn copy_file_range(
     dst_off: u64,
     len: usize,
 ) -> io::Result<usize> {
-    let big = || io::Error::from_raw_os_error(libc::EFBIG);
-    let mut src_off = i64::try_from(src_off).map_err(|_| big())?;
-    let mut dst_off = i64::try_from(dst_off).map_err(|_| big())?;
+    let mut src_off = file_offset(src_off)?;
+    let mut dst_off = file_offset(dst_off)?;
     loop {
         // SAFETY: both offsets are valid `loff_t`s owned by this frame for the call's duration;
         // the descriptors are borrowed, so they stay open until it returns.
