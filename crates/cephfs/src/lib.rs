@@ -704,8 +704,14 @@ impl Mount {
     /// is limited to nothing for the call, and emptied before the rename: a LINK of `target` to
     /// `to`, which must fail (EEXIST) and makes libcephfs trim its cache. Trimming a name that
     /// exists also makes its directory stop claiming to be completely cached, so later lookups of
-    /// the other names ask the MDS. (Trimming only after the rename is not enough: when the MDS
-    /// journals quickly, the safe reply can be handled before the rename's own trim.)
+    /// the other names ask the MDS. (Trimming only after the rename is not enough: a name the
+    /// safe reply turned into "no such name" is trimmed without that, and the directory still
+    /// answers ENOENT from its complete listing.)
+    ///
+    /// A request holds its name in the cache (pinned, not trimmed) until the MDS has journalled
+    /// it: a name of `target` made by a LINK or CREATE still in the journal would survive the
+    /// trim and be spoiled — under load, nearly every time. So the target's unsafe requests are
+    /// waited for first (an fsync of `target`, which also asks the MDS to journal at once).
     ///
     /// Should `to` have gone meanwhile (another client removed it), the LINK makes it again and
     /// it is removed at once, before the rename. A lookup of another name of the file that runs
@@ -721,6 +727,8 @@ impl Mount {
         perm: &Perm,
     ) -> Result<()> {
         let _emptied = CacheEmptied::hold(&self.client)?;
+        // Unpins the names made by the target's requests still in the MDS's journal.
+        self.sync_inode(target, false)?;
         // As root: a permission check must not stop the trim (nothing is changed).
         let root = Perm::new(0, 0, &[])?;
         match self.link(target, to_dir, to, &root) {
