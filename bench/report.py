@@ -43,6 +43,8 @@ WORKLOADS = [
     ("fio-seq-read-1M-qd1", "mib_per_s", "MiB/s", "throughput"),
     ("fio-rand-read-4K-qd16", "ops_per_s", "IOPS", "iops"),
     ("mix-64-clients", "ops_per_s", "ops/s", "iops"),
+    ("cold-seq-read-1M-qd1", "mib_per_s", "MiB/s", "throughput"),
+    ("cold-rand-read-4K-qd16", "ops_per_s", "IOPS", "iops"),
     # NFSv4.1 (loadgen --proto v4); one COMPOUND is one op.
     ("v4-seq-read-1M-qd1", "mib_per_s", "MiB/s", "throughput"),
     ("v4-seq-read-1M-qd8", "mib_per_s", "MiB/s", "throughput"),
@@ -227,7 +229,7 @@ def markdown(meta, servers, known, table, machine):
         L.append("")
     L.append("Every server ran on loopback on the same machine as the client, " +
              ("serving the same CephFS directory" if meta.get("backend") == "ceph" else
-              "with its own copy of the same data") +
+              "with its own copy of the same data (`big.bin`, only read, one file for all)") +
              ", all in one run, alternating servers workload by workload. Figures are "
              "medians over the repetitions. **Ratios are rnfsd ÷ peer: above 1 means rnfsd is "
              "faster** (for throughput and ops/s). Client: `bench/loadgen` (pipelined, one thread) "
