@@ -139,7 +139,8 @@ fn cephfs_through_the_wrapper() {
     // stay (plain `rename` can leave them answering NOENT here), and the cache limit comes
     // back. Several rounds, each renaming right after the LINKs: a LINK the MDS has not
     // journalled yet pins its name in the cache, which is how names were lost under load (CI
-    // failed here; a loaded machine lost one in two runs before the fix).
+    // failed here; with three CPU hogs the old code failed 8 of 12 runs of a single round and
+    // 4 of 4 runs of these rounds).
     let limit = m.setting("client_cache_size").unwrap();
     assert_ne!(limit, "0");
     for round in 0..8 {
